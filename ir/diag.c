@@ -1,0 +1,95 @@
+/* diag.c: see diag.h. Source lines are echoed with non-printable and non-ASCII
+ * bytes shown as \xNN so a bad byte in the input can never garble the terminal
+ * or produce invalid UTF-8 on our output. */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void diag_init(Diag *d, FILE *out) {
+  memset(d, 0, sizeof *d);
+  d->out = out;
+  d->max_errors = 20;
+}
+
+void diag_add_source(Diag *d, const char *name, const char *text, size_t len) {
+  if (d->nsrc == (int)(sizeof d->src / sizeof d->src[0])) return; /* caret display is best effort */
+  d->src[d->nsrc++] = (DiagSource){name, text, len};
+}
+
+static const DiagSource *find_source(const Diag *d, const char *name) {
+  if (!name) return NULL;
+  for (int i = 0; i < d->nsrc; i++)
+    if (d->src[i].name == name || strcmp(d->src[i].name, name) == 0) return &d->src[i];
+  return NULL;
+}
+
+static void put_escaped(FILE *f, unsigned char c) {
+  if (c == '\t' || (c >= 0x20 && c < 0x7f)) fputc(c, f);
+  else fprintf(f, "\\x%02X", c);
+}
+
+/* Print "  12 | text" and a caret line under column `col`. */
+static void show_line(const Diag *d, SrcLoc loc) {
+  const DiagSource *s = find_source(d, loc.file);
+  if (!s || loc.line == 0) return;
+  const char *p = s->text, *end = s->text + s->len;
+  for (uint32_t l = 1; l < loc.line && p < end; p++)
+    if (*p == '\n') l++;
+  if (p > end) return;
+  const char *e = p;
+  while (e < end && *e != '\n' && *e != '\r') e++;
+  fprintf(d->out, "%5u | ", loc.line);
+  int width = 0; /* printed width up to the caret column */
+  for (const char *q = p; q < e; q++) {
+    unsigned char c = (unsigned char)*q;
+    put_escaped(d->out, c);
+    if ((uint32_t)(q - p) + 1 < loc.col) width += (c == '\t' || (c >= 0x20 && c < 0x7f)) ? 1 : 4;
+  }
+  fprintf(d->out, "\n      | ");
+  for (int i = 0; i < width; i++) fputc(p[i] == '\t' ? '\t' : ' ', d->out);
+  fprintf(d->out, "^\n");
+}
+
+static void vreport(Diag *d, SrcLoc loc, const char *kind, const char *fmt, va_list ap) {
+  if (loc.file && loc.line) fprintf(d->out, "%s:%u:%u: %s: ", loc.file, loc.line, loc.col, kind);
+  else if (loc.file) fprintf(d->out, "%s: %s: ", loc.file, kind);
+  else fprintf(d->out, "cramc: %s: ", kind);
+  vfprintf(d->out, fmt, ap);
+  fputc('\n', d->out);
+  show_line(d, loc);
+}
+
+void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) {
+  d->nerrors++;
+  if (d->max_errors && d->nerrors > d->max_errors) {
+    if (d->nerrors == d->max_errors + 1) fprintf(d->out, "cramc: too many errors, stopping\n");
+    return;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vreport(d, loc, "error", fmt, ap);
+  va_end(ap);
+}
+
+void diag_warn(Diag *d, SrcLoc loc, const char *fmt, ...) {
+  d->nwarnings++;
+  va_list ap;
+  va_start(ap, fmt);
+  vreport(d, loc, "warning", fmt, ap);
+  va_end(ap);
+}
+
+void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) {
+  if (d->max_errors && d->nerrors > d->max_errors) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vreport(d, loc, "note", fmt, ap);
+  va_end(ap);
+}
+
+_Noreturn void ir_internal_error(const char *file, int line, const char *what) {
+  fprintf(stderr, "cramc: internal error at %s:%d: %s\n", file, line, what);
+  abort();
+}

@@ -1,0 +1,186 @@
+/* ir.h: the cramc IR, a static-shape SSA tensor graph.
+ *
+ * A Graph is a flat array of Nodes in topological order: nodes are only ever
+ * appended and may only read earlier nodes, so a value's id (ValueId) is its
+ * index and "%12" in the text form is nodes[12]. Graphs own an Arena; a pass
+ * builds a new graph rather than editing one in place.
+ *
+ * What an op is (name, arity, attributes, shape rule) lives in ops.def and
+ * nowhere else; OpInfo below is its expansion.
+ */
+#ifndef CRAMC_IR_H
+#define CRAMC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "arena.h"
+#include "diag.h"
+
+/* ---- dtypes and shapes -------------------------------------------------- */
+
+typedef enum { DT_F32, DT_BF16, DT_I32, DT_COUNT } DType;
+
+#define IR_MAX_RANK 6
+typedef struct Shape {
+  uint8_t rank;                 /* 0 = scalar */
+  int64_t dim[IR_MAX_RANK];     /* each >= 1 */
+} Shape;
+
+/* Largest element count of one tensor; keeps every byte size far from int64 overflow. */
+#define IR_MAX_NUMEL (INT64_C(1) << 40)
+
+const char *ir_dtype_name(DType t);                            /* "f32" */
+bool ir_dtype_parse(const char *s, size_t n, DType *out);
+size_t ir_dtype_size(DType t);                                 /* bytes per element */
+int64_t ir_shape_numel(const Shape *s);
+bool ir_shape_eq(const Shape *a, const Shape *b);
+Shape ir_shape_make(int rank, const int64_t *dims);
+/* "f32[8,128,64]" into buf; returns buf. */
+char *ir_type_str(DType t, const Shape *s, char *buf, size_t n);
+
+/* ---- attributes ---------------------------------------------------------- */
+
+typedef enum {
+#define ATTR(id, name, kind) ATTR_##id,
+#include "attrs.def"
+#undef ATTR
+  ATTR_COUNT
+} AttrId;
+
+typedef enum { AK_INT, AK_FLOAT, AK_STR, AK_INTS } AttrKind;
+
+typedef struct AttrInfo {
+  const char *name;
+  AttrKind kind;
+} AttrInfo;
+extern const AttrInfo ir_attrs[ATTR_COUNT];
+
+typedef struct Attr {
+  AttrId id;
+  union {
+    int64_t i;                          /* AK_INT */
+    double f;                           /* AK_FLOAT */
+    const char *s;                      /* AK_STR (owned by the graph's arena once added) */
+    struct { const int64_t *v; uint32_t n; } ints; /* AK_INTS */
+  } u;
+} Attr;
+
+#define IR_MAX_ATTRS 4                  /* most attributes any op row asks for */
+
+/* Attribute constructors for builders. */
+static inline Attr ir_attr_int(AttrId id, int64_t v) { Attr a = {.id = id}; a.u.i = v; return a; }
+static inline Attr ir_attr_float(AttrId id, double v) { Attr a = {.id = id}; a.u.f = v; return a; }
+static inline Attr ir_attr_str(AttrId id, const char *s) { Attr a = {.id = id}; a.u.s = s; return a; }
+static inline Attr ir_attr_ints(AttrId id, const int64_t *v, uint32_t n) {
+  Attr a = {.id = id}; a.u.ints.v = v; a.u.ints.n = n; return a;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+typedef enum {
+#define OP(id, name, min_in, max_in, cls, attrs, shape) OP_##id,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} OpKind;
+
+typedef enum {
+  OC_SOURCE,    /* no inputs: batch inputs, parameters, constant tables */
+  OC_GATHER,    /* index-driven row gathers */
+  OC_GEMM,      /* matrix products */
+  OC_EW_UNARY,  /* elementwise, one input */
+  OC_EW_BINARY, /* elementwise, two inputs with broadcasting */
+  OC_NORM,      /* row-wise over the last axis */
+  OC_REDUCE,    /* reductions over an axis */
+  OC_LOSS,      /* scalar objectives */
+  OC_VIEW,      /* layout changes: reshape, permute, slice */
+} OpClass;
+
+typedef struct Graph Graph;
+typedef struct Node Node;
+
+/* Shape rule: computes a node's dtype and shape from its inputs and
+ * attributes; on failure writes a one-line reason into msg and returns false. */
+typedef bool (*ShapeFn)(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen);
+
+typedef struct OpInfo {
+  const char *name;
+  uint8_t min_in, max_in;
+  OpClass cls;
+  uint32_t attrs;                /* mask of (1u << ATTR_*) */
+  ShapeFn shape;                 /* NULL for sources */
+} OpInfo;
+extern const OpInfo ir_ops[OP_COUNT];
+
+bool ir_op_parse(const char *s, size_t n, OpKind *out);
+
+/* ---- graphs -------------------------------------------------------------- */
+
+typedef uint32_t ValueId;
+#define IR_NONE ((ValueId)UINT32_MAX)
+#define IR_MAX_IN 4
+
+struct Node {
+  OpKind op;
+  DType dtype;
+  Shape shape;
+  uint8_t nin;
+  ValueId in[IR_MAX_IN];         /* earlier nodes only */
+  uint8_t nattr;
+  Attr attr[IR_MAX_ATTRS];       /* sorted by AttrId */
+  SrcLoc loc;                    /* the .cram position that produced it; kept by passes */
+};
+
+typedef struct Output {
+  const char *name;              /* "loss", or a user-named extra output */
+  ValueId value;
+} Output;
+
+struct Graph {
+  Arena *arena;                  /* owns nodes, strings, attribute arrays */
+  const char *name;              /* model name */
+  Node *nodes;
+  uint32_t n, cap;
+  Output *outputs;
+  uint32_t nout, outcap;
+};
+
+Graph *ir_graph_new(const char *name);          /* own arena */
+void ir_graph_free(Graph *g);                    /* NULL is fine */
+
+/* Append a source node (input, param, sinusoid) with an explicit type. */
+ValueId ir_add_source(Graph *g, OpKind op, DType dt, const Shape *shape, const Attr *attrs, int nattr,
+                      SrcLoc loc);
+/* Append a computed node; its shape comes from the op's shape rule. On a
+ * shape error reports "<op>: <reason>" at loc and returns IR_NONE. Attribute
+ * strings and arrays are copied into the graph's arena. */
+ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr, SrcLoc loc,
+               Diag *d);
+void ir_add_output(Graph *g, const char *name, ValueId v);
+
+static inline const Node *ir_node(const Graph *g, ValueId v) { return &g->nodes[v]; }
+const Attr *ir_attr(const Node *n, AttrId id);   /* NULL if absent */
+int64_t ir_get_int(const Node *n, AttrId id);     /* IR_ASSERTs presence */
+double ir_get_float(const Node *n, AttrId id);
+const char *ir_get_str(const Node *n, AttrId id);
+
+/* Structural checks: arity, attributes, topological order, dtypes/shapes
+ * agree with the shape rules. Reports each problem; returns true if clean. */
+bool ir_verify(const Graph *g, Diag *d);
+
+/* ---- text form ----------------------------------------------------------- */
+
+/* Print the graph in the text form parsed by ir_parse (round-trips exactly). */
+void ir_print(const Graph *g, FILE *out);
+/* Parse the text form; `file` names the text for diagnostics. Returns NULL
+ * after reporting errors to d. */
+Graph *ir_parse(const char *text, size_t len, const char *file, Diag *d);
+
+/* ---- facts for --summary ------------------------------------------------- */
+
+int64_t ir_node_flops(const Graph *g, const Node *n);  /* multiply-adds count 2; GEMMs only for now */
+
+#endif
