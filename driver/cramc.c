@@ -1,0 +1,262 @@
+/* cramc.c: the compiler driver.
+ *
+ *   cramc FILE.cram [--emit=ir|ast] [-D name=value]... [--summary] [-o FILE]
+ *
+ * Reads the file, runs the frontend, and prints what was asked for. Code
+ * generation (step.so) is a later milestone: asking for it says so plainly.
+ * Exit status: 0 success, 1 compile error (or unreadable input), 2 usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "frontend.h"
+#include "ir.h"
+
+#ifndef CRAMC_VERSION
+#define CRAMC_VERSION "0.0.0"
+#endif
+
+static const char usage[] =
+    "usage: cramc FILE.cram [options]\n"
+    "\n"
+    "Compile a .cram model (see docs/cram-language.md).\n"
+    "\n"
+    "options:\n"
+    "  --emit=ir        print the forward graph in IR text form\n"
+    "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
+    "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
+    "  -D name=value    override a dim (also -Dname=value); may repeat\n"
+    "  -o FILE          write --emit output to FILE instead of stdout\n"
+    "  --help           show this help\n"
+    "  --version        show the version\n"
+    "\n"
+    "Without --emit or --summary cramc would generate step.so; code generation is\n"
+    "not implemented in this version yet.\n";
+
+typedef struct Options {
+  const char *input;
+  const char *output;
+  const char *emit; /* NULL, "ir", "ast" */
+  bool summary;
+  FeDefine *defs;
+  int ndefs;
+} Options;
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "cramc: error: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see cramc --help)\n");
+  return 2;
+}
+
+/* "name=value" into a define; false when malformed. */
+static bool parse_define(char *s, FeDefine *d) {
+  char *eq = strchr(s, '=');
+  if (!eq || eq == s || !eq[1]) return false;
+  *eq = '\0';
+  d->name = s;
+  d->value = eq + 1;
+  return true;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, Options *o) {
+  o->defs = calloc((size_t)argc, sizeof(FeDefine));
+  if (!o->defs) return 1;
+  for (int i = 1; i < argc; i++) {
+    char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--version")) {
+      printf("cramc %s\n", CRAMC_VERSION);
+      return 0;
+    }
+    if (!strncmp(a, "--emit=", 7)) {
+      if (strcmp(a + 7, "ir") && strcmp(a + 7, "ast")) return usage_error("unknown --emit kind '%s' (expected ir or ast)", a + 7);
+      o->emit = a + 7;
+    } else if (!strcmp(a, "--summary")) {
+      o->summary = true;
+    } else if (!strncmp(a, "-D", 2)) {
+      char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!def) return usage_error("%s needs name=value", a);
+      char *copy = strdup(def);
+      if (!copy) return 1;
+      if (!parse_define(copy, &o->defs[o->ndefs])) {
+        free(copy);
+        return usage_error("malformed define '%s' (expected -D name=value)", def);
+      }
+      o->ndefs++;
+    } else if (!strcmp(a, "-o")) {
+      if (i + 1 >= argc) return usage_error("%s needs a file name", a);
+      o->output = argv[++i];
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option '%s'", a);
+    } else {
+      if (o->input) return usage_error("more than one input file ('%s')", a);
+      o->input = a;
+    }
+  }
+  if (!o->input) return usage_error("%s", "no input file");
+  return -1;
+}
+
+/* Read the whole file; prints the reason and returns NULL on failure. */
+static char *read_file(const char *path, size_t *len) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "cramc: error: cannot open '%s': %s\n", path, strerror(errno));
+    return NULL;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "cramc: error: '%s' is a directory, not a .cram file\n", path);
+    return NULL;
+  }
+  if (S_ISREG(st.st_mode) && st.st_size > (off_t)FE_MAX_SOURCE) {
+    fprintf(stderr, "cramc: error: '%s' is too large (%lld bytes, limit %u MiB)\n", path, (long long)st.st_size,
+            FE_MAX_SOURCE >> 20);
+    return NULL;
+  }
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "cramc: error: cannot open '%s': %s\n", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  while (buf) {
+    if (n == cap) {
+      if (cap > FE_MAX_SOURCE) break; /* the frontend reports "too large" */
+      char *nb = realloc(buf, cap * 2 + 1);
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  bool err = ferror(f);
+  fclose(f);
+  if (!buf || err) {
+    fprintf(stderr, "cramc: error: cannot read '%s'%s\n", path, buf ? "" : ": out of memory");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* 119589889 -> "119,589,889" */
+static const char *commas(int64_t v, char *buf, size_t n) {
+  char raw[32];
+  snprintf(raw, sizeof raw, "%lld", (long long)v);
+  size_t len = strlen(raw), j = 0;
+  size_t start = raw[0] == '-' ? 1 : 0;
+  for (size_t i = 0; i < len && j + 2 < n; i++) {
+    if (i > start && (len - i) % 3 == 0) buf[j++] = ',';
+    buf[j++] = raw[i];
+  }
+  buf[j] = '\0';
+  return buf;
+}
+
+static void print_summary(const Graph *g, FILE *out) {
+  char a[40], b[40], t[IR_MAX_RANK * 24 + 8];
+  fprintf(out, "model: %s\n\n", g->name);
+  size_t w = strlen("parameter");
+  for (uint32_t i = 0; i < g->n; i++)
+    if (g->nodes[i].op == OP_PARAM && strlen(ir_get_str(&g->nodes[i], ATTR_NAME)) > w)
+      w = strlen(ir_get_str(&g->nodes[i], ATTR_NAME));
+  fprintf(out, "%-*s  %-16s %15s  %s\n", (int)w, "parameter", "shape", "count", "decay");
+  int64_t total = 0, nparams = 0;
+  for (uint32_t i = 0; i < g->n; i++) {
+    const Node *n = &g->nodes[i];
+    if (n->op != OP_PARAM) continue;
+    int64_t c = ir_shape_numel(&n->shape);
+    total += c;
+    nparams++;
+    int k = snprintf(t, sizeof t, "[");
+    for (int d = 0; d < n->shape.rank; d++)
+      k += snprintf(t + k, sizeof t - (size_t)k, "%s%lld", d ? "," : "", (long long)n->shape.dim[d]);
+    snprintf(t + k, sizeof t - (size_t)k, "]");
+    fprintf(out, "%-*s  %-16s %15s  %s\n", (int)w, ir_get_str(n, ATTR_NAME), t, commas(c, a, sizeof a),
+            ir_get_int(n, ATTR_DECAY) ? "yes" : "no");
+  }
+  fprintf(out, "\nparameter tensors: %lld\n", (long long)nparams);
+  fprintf(out, "total parameters: %s\n", commas(total, a, sizeof a));
+  int64_t flops = 0;
+  for (uint32_t i = 0; i < g->n; i++) {
+    int64_t f = ir_node_flops(g, &g->nodes[i]);
+    flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
+  }
+  int64_t tokens = 0;
+  for (uint32_t i = 0; i < g->n; i++)
+    if (g->nodes[i].op == OP_INPUT && !strcmp(ir_get_str(&g->nodes[i], ATTR_NAME), "tokens"))
+      tokens = ir_shape_numel(&g->nodes[i].shape);
+  if (tokens > 0)
+    fprintf(out, "forward matmul FLOPs per token: %s (all matmul FLOPs, 2 per multiply-add, %s / %s tokens = numel of input 'tokens')\n",
+            commas(flops / tokens, a, sizeof a), commas(flops, b, sizeof b), commas(tokens, t, sizeof t));
+  else
+    fprintf(out, "forward matmul FLOPs: %s per step (no input named 'tokens', so no per-token figure)\n",
+            commas(flops, a, sizeof a));
+}
+
+int main(int argc, char **argv) {
+  Options o = {0};
+  int rc = parse_args(argc, argv, &o);
+  if (rc >= 0) goto done;
+  rc = 1;
+  size_t len = 0;
+  char *text = read_file(o.input, &len);
+  if (!text) goto done;
+  Diag d;
+  diag_init(&d, stderr);
+  if (!o.emit && !o.summary) {
+    /* Still check the model, so an error in it is reported first. */
+    Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
+    if (g)
+      fprintf(stderr,
+              "cramc: error: code generation (step.so) is not implemented yet in this version; "
+              "use --emit=ir or --summary to inspect the model\n");
+    ir_graph_free(g);
+    free(text);
+    goto done;
+  }
+  FILE *out = stdout;
+  if (o.emit && o.output && !(out = fopen(o.output, "w"))) {
+    fprintf(stderr, "cramc: error: cannot write '%s': %s\n", o.output, strerror(errno));
+    free(text);
+    goto done;
+  }
+  if (o.emit && !strcmp(o.emit, "ast")) {
+    rc = fe_print_ast(o.input, text, len, out, &d) ? 0 : 1;
+    if (o.summary) fprintf(stderr, "cramc: note: --summary is ignored with --emit=ast\n");
+  } else {
+    Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
+    if (g) {
+      if (o.emit) ir_print(g, out);
+      if (o.summary) print_summary(g, stdout);
+      rc = 0;
+    }
+    ir_graph_free(g);
+  }
+  if (out != stdout && fclose(out) != 0) {
+    fprintf(stderr, "cramc: error: cannot write '%s'\n", o.output);
+    rc = 1;
+  }
+  free(text);
+done:
+  for (int i = 0; i < o.ndefs; i++) free((char *)o.defs[i].name);
+  free(o.defs);
+  return rc;
+}
