@@ -1,0 +1,407 @@
+/* cmd_data.c - `cram data`: turn a text corpus into token shards.
+ *
+ * Runs the tokenizer tool (tools/cram_tokenize.py, Hugging Face `tokenizers`)
+ * as a child process that normalises, trains or loads the WordPiece
+ * tokenizer, writes tokenizer.json + vocab.txt into the output directory and
+ * streams each document's token ids on a pipe; libcramrt's
+ * cram_prepare_from_fd() filters, dedups, splits, packs, orders and writes
+ * the shards. This file only parses options, finds and spawns the tool, draws
+ * the progress bar and prints the summary. Details: docs/data.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../prepare.h"
+#include "cli.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; polled by the reader */
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void data_usage(FILE *f) {
+    fprintf(f,
+"usage: cram data INPUT... --out DIR [options]\n"
+"\n"
+"Prepare a pretraining corpus as the Cramming recipe does: normalise (`` and ''\n"
+"-> \", NFD, lowercase, strip accents, collapse spaces, drop non-ASCII), train a\n"
+"WordPiece tokenizer (or load one), drop documents whose token/char ratio is too\n"
+"high, pack documents separated by [SEP] into fixed-length sequences, order them\n"
+"(curriculum by '.' count, or shuffled) and write uint16 token shards.\n"
+"\n"
+"INPUT: text files, directories (recursed), JSONL files with a \"text\" field\n"
+"(.jsonl/.json), any of them optionally .gz or .zst compressed.\n"
+"\n"
+"output (in DIR): train-NNNNN.shard, heldout-NNNNN.shard, tokenizer.json,\n"
+"vocab.txt, dataset.json (counts). Special tokens of a trained tokenizer:\n"
+"[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.\n"
+"\n"
+"options:\n"
+"  --out DIR              output directory (created if missing) [required]\n"
+"  --vocab-size N         WordPiece vocabulary size to train (default 32768, max 65536)\n"
+"  --tokenizer FILE       use an existing tokenizer.json or vocab.txt instead of training\n"
+"  --min-frequency N      minimum pair frequency when training (default 0)\n"
+"  --seq-len N            tokens per sequence (default 128)\n"
+"  --filter-ratio T       drop documents with tokens >= T * characters (default 0.3)\n"
+"  --no-filter            keep every non-empty document\n"
+"  --dedup                drop exact duplicate documents (default off)\n"
+"  --order MODE           curriculum (default) | shuffle | input\n"
+"  --order-token TOK      curriculum key: sort by count of TOK, descending (default \".\")\n"
+"  --seed N               shuffle seed (default 0)\n"
+"  --heldout F            fraction of documents held out, evenly spaced (default 0.01)\n"
+"  --shard-size N         sequences per shard file (default 262144)\n"
+"  --doc-split MODE       plain text: file (default: one file = one document) |\n"
+"                         paragraph (blank-line separated) | line\n"
+"  --max-docs N           stop after N documents (quick runs)\n"
+"  --tokenizer-tool PATH  the tokenizer tool (default: $CRAM_TOKENIZER_TOOL, else\n"
+"                         tools/cram_tokenize.py of this source tree)\n"
+"  --python EXE           Python interpreter (default: $CRAM_PYTHON, else python3)\n"
+"  --progress / --quiet   force the progress bar / print only errors\n"
+"  -h, --help             this help\n");
+}
+
+/* ---- locating the tokenizer tool -------------------------------------------- */
+
+static int readable(const char *p) { return p && access(p, R_OK) == 0; }
+
+static char *find_tool(const char *flag) {
+    if (flag) return strdup(flag);
+    const char *env = getenv("CRAM_TOKENIZER_TOOL");
+    if (env && *env) return strdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        const char *rel[] = {"/../../tools/cram_tokenize.py", "/../tools/cram_tokenize.py",
+                             "/../share/cramc/tools/cram_tokenize.py"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            char cand[PATH_MAX + 64];
+            snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
+            if (readable(cand)) return strdup(cand);
+        }
+    }
+#ifdef CRAM_SOURCE_DIR
+    if (readable(CRAM_SOURCE_DIR "/tools/cram_tokenize.py")) return strdup(CRAM_SOURCE_DIR "/tools/cram_tokenize.py");
+#endif
+    return NULL;
+}
+
+/* ---- progress bar ----------------------------------------------------------- */
+
+typedef struct progress {
+    int enabled, tty;
+    double t0, last_draw;
+    char stage[64];
+    int drawn;
+} progress;
+
+static void human_mb(char *buf, size_t n, uint64_t bytes) { snprintf(buf, n, "%.1f", (double)bytes / 1e6); }
+
+static void on_progress(void *ctx, const char *stage, uint64_t done, uint64_t total,
+                        const cram_prepare_stats *st) {
+    progress *p = ctx;
+    if (!p->enabled) return;
+    double now = cli_now();
+    if (strncmp(stage, p->stage, sizeof p->stage) != 0) {
+        if (p->drawn) fputc('\n', stderr);
+        p->drawn = 0;
+        snprintf(p->stage, sizeof p->stage, "%s", stage);
+        if (!p->tty) fprintf(stderr, "cram data: %s ...\n", stage);
+        p->last_draw = 0;
+    }
+    if (!p->tty || total == 0) return;
+    if (now - p->last_draw < 0.1 && done < total) return;
+    p->last_draw = now;
+    double frac = (double)done / (double)total;
+    if (frac > 1) frac = 1;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '-';
+    bar[30] = 0;
+    char a[32], b[32];
+    human_mb(a, sizeof a, done);
+    human_mb(b, sizeof b, total);
+    double el = now - p->t0;
+    fprintf(stderr, "\r%-20.20s [%s] %5.1f%%  %s/%s MB  %.1f MB/s  %" PRIu64 " docs   ", stage, bar,
+            100 * frac, a, b, el > 0 ? (double)done / 1e6 / el : 0.0, st->docs_read);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+/* ---- the command -------------------------------------------------------------- */
+
+static int mkdir_p(const char *path) {
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+#define MAX_ARGS 64
+
+int cram_cmd_data(int argc, char **argv) {
+    const char *out = NULL, *tokenizer = NULL, *tool_flag = NULL, *order_token = ".";
+    const char *vocab_s = "32768", *minfreq_s = NULL, *doc_split = "file", *max_docs_s = NULL;
+    const char *python = getenv("CRAM_PYTHON");
+    if (!python || !*python) python = "python3";
+    cram_prepare_opts o;
+    cram_prepare_opts_default(&o);
+    int quiet = 0, force_progress = 0;
+    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    int ninputs = 0;
+    if (!inputs) {
+        fprintf(stderr, "cram data: out of memory\n");
+        return 1;
+    }
+#define FAIL_USAGE(...)                                                                            \
+    do {                                                                                           \
+        fprintf(stderr, "cram data: " __VA_ARGS__);                                                \
+        fputc('\n', stderr);                                                                       \
+        free(inputs);                                                                              \
+        return 2;                                                                                  \
+    } while (0)
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        uint64_t u;
+        static const char *const value_opts[] = {
+            "--out", "--vocab-size", "--tokenizer", "--min-frequency", "--seq-len", "--filter-ratio",
+            "--order", "--order-token", "--seed", "--heldout", "--shard-size", "--doc-split",
+            "--max-docs", "--tokenizer-tool", "--python", NULL};
+        for (int k = 0; value_opts[k]; k++)
+            if (strcmp(a, value_opts[k]) == 0 && i + 1 >= argc) FAIL_USAGE("option %s needs a value", a);
+#define OPT(name) (cli_match_opt(argc, argv, &i, name, &v) > 0)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            data_usage(stdout);
+            free(inputs);
+            return 0;
+        } else if (OPT("--out")) out = v;
+        else if (OPT("--vocab-size")) {
+            if (cli_parse_u64(v, &u) || u < 16 || u > 65536) FAIL_USAGE("--vocab-size must be 16..65536 (uint16 tokens), got '%s'", v);
+            vocab_s = v;
+        } else if (OPT("--tokenizer")) tokenizer = v;
+        else if (OPT("--min-frequency")) {
+            if (cli_parse_u64(v, &u)) FAIL_USAGE("--min-frequency needs a non-negative integer, got '%s'", v);
+            minfreq_s = v;
+        } else if (OPT("--seq-len")) {
+            if (cli_parse_u64(v, &u) || u < 2 || u > (1u << 20)) FAIL_USAGE("--seq-len must be 2..1048576, got '%s'", v);
+            o.seq_len = (uint32_t)u;
+        } else if (OPT("--filter-ratio")) {
+            if (cli_parse_double(v, &o.filter_ratio) || o.filter_ratio < 0) FAIL_USAGE("--filter-ratio needs a number >= 0, got '%s'", v);
+        } else if (strcmp(a, "--no-filter") == 0) o.filter_ratio = 0;
+        else if (strcmp(a, "--dedup") == 0) o.dedup = 1;
+        else if (OPT("--order")) {
+            if (strcmp(v, "curriculum") == 0) o.order = CRAM_ORDER_CURRICULUM;
+            else if (strcmp(v, "shuffle") == 0) o.order = CRAM_ORDER_SHUFFLE;
+            else if (strcmp(v, "input") == 0) o.order = CRAM_ORDER_INPUT;
+            else FAIL_USAGE("--order must be curriculum, shuffle or input, got '%s'", v);
+        } else if (OPT("--order-token")) {
+            if (!*v) FAIL_USAGE("--order-token must not be empty");
+            order_token = v;
+        } else if (OPT("--seed")) {
+            if (cli_parse_u64(v, &o.seed)) FAIL_USAGE("--seed needs a non-negative integer, got '%s'", v);
+        } else if (OPT("--heldout")) {
+            if (cli_parse_double(v, &o.heldout_fraction) || o.heldout_fraction < 0 || o.heldout_fraction >= 1)
+                FAIL_USAGE("--heldout must be in [0, 1), got '%s'", v);
+        } else if (OPT("--shard-size")) {
+            if (cli_parse_u64(v, &o.shard_seqs) || o.shard_seqs == 0) FAIL_USAGE("--shard-size must be a positive integer, got '%s'", v);
+        } else if (OPT("--doc-split")) {
+            if (strcmp(v, "file") && strcmp(v, "paragraph") && strcmp(v, "line"))
+                FAIL_USAGE("--doc-split must be file, paragraph or line, got '%s'", v);
+            doc_split = v;
+        } else if (OPT("--max-docs")) {
+            if (cli_parse_u64(v, &u) || u == 0) FAIL_USAGE("--max-docs must be a positive integer, got '%s'", v);
+            max_docs_s = v;
+        } else if (OPT("--tokenizer-tool")) tool_flag = v;
+        else if (OPT("--python")) python = v;
+        else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) quiet = 1;
+        else if (strcmp(a, "--progress") == 0) force_progress = 1;
+        else if (a[0] == '-' && a[1] != 0) FAIL_USAGE("unknown option '%s' (see cram data --help)", a);
+        else inputs[ninputs++] = a;
+#undef OPT
+    }
+    if (!out) FAIL_USAGE("--out DIR is required (see cram data --help)");
+    if (ninputs == 0) FAIL_USAGE("no input files or directories given (see cram data --help)");
+    for (int i = 0; i < ninputs; i++) {
+        struct stat st;
+        if (stat(inputs[i], &st) != 0) FAIL_USAGE("%s: %s", inputs[i], strerror(errno));
+    }
+    if (tokenizer && access(tokenizer, R_OK) != 0) FAIL_USAGE("%s: %s", tokenizer, strerror(errno));
+    char *tool = find_tool(tool_flag);
+    if (!tool || !readable(tool)) {
+        fprintf(stderr, "cram data: tokenizer tool %s%snot found (pass --tokenizer-tool PATH or set CRAM_TOKENIZER_TOOL)\n",
+                tool ? tool : "tools/cram_tokenize.py", tool ? " " : " ");
+        free(tool);
+        free(inputs);
+        return 1;
+    }
+    if (mkdir_p(out) != 0) {
+        fprintf(stderr, "cram data: %s: cannot create output directory: %s\n", out, strerror(errno));
+        free(tool);
+        free(inputs);
+        return 1;
+    }
+
+    /* child argv */
+    const char *args[MAX_ARGS + 1];
+    int na = 0;
+    args[na++] = python;
+    args[na++] = "-u";
+    args[na++] = tool;
+    args[na++] = "stream";
+    args[na++] = "--out-dir";
+    args[na++] = out;
+    args[na++] = "--order-token";
+    args[na++] = order_token;
+    args[na++] = "--doc-split";
+    args[na++] = doc_split;
+    if (tokenizer) {
+        args[na++] = "--tokenizer";
+        args[na++] = tokenizer;
+    } else {
+        args[na++] = "--vocab-size";
+        args[na++] = vocab_s;
+    }
+    if (minfreq_s) {
+        args[na++] = "--min-frequency";
+        args[na++] = minfreq_s;
+    }
+    if (max_docs_s) {
+        args[na++] = "--max-docs";
+        args[na++] = max_docs_s;
+    }
+    args[na++] = "--";
+    const char **argv_child = calloc((size_t)(na + ninputs + 1), sizeof *argv_child);
+    if (!argv_child) {
+        fprintf(stderr, "cram data: out of memory\n");
+        free(tool);
+        free(inputs);
+        return 1;
+    }
+    memcpy(argv_child, args, (size_t)na * sizeof *args);
+    for (int i = 0; i < ninputs; i++) argv_child[na + i] = inputs[i];
+    argv_child[na + ninputs] = NULL;
+
+    int pipefd[2];
+    if (pipe(pipefd) != 0) {
+        fprintf(stderr, "cram data: pipe: %s\n", strerror(errno));
+        free(argv_child);
+        free(tool);
+        free(inputs);
+        return 1;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+    posix_spawn_file_actions_addclose(&fa, pipefd[1]);
+    pid_t pid;
+    int se = posix_spawnp(&pid, python, &fa, NULL, (char *const *)argv_child, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    if (se != 0) {
+        fprintf(stderr, "cram data: cannot run %s: %s (pass --python EXE or set CRAM_PYTHON)\n", python, strerror(se));
+        close(pipefd[0]);
+        free(argv_child);
+        free(tool);
+        free(inputs);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns EINTR and the flag is seen */
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    progress pr = {0};
+    pr.tty = isatty(2);
+    pr.enabled = !quiet && (pr.tty || force_progress);
+    pr.t0 = cli_now();
+    o.out_dir = out;
+    o.progress = on_progress;
+    o.progress_ctx = &pr;
+    o.stop = &g_stop;
+
+    cram_prepare_stats st;
+    cram_err err = {0};
+    cram_status r = cram_prepare_from_fd(pipefd[0], &o, &st, &err);
+    double elapsed = cli_now() - pr.t0;
+    if (pr.drawn) fputc('\n', stderr);
+    if (r != CRAM_OK) kill(pid, SIGTERM); /* stop the tool; it may be blocked writing to us */
+    close(pipefd[0]);
+    int wst = 0;
+    while (waitpid(pid, &wst, 0) < 0 && errno == EINTR) {
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    int child_ok = WIFEXITED(wst) && WEXITSTATUS(wst) == 0;
+    int rc = 0;
+    if (r != CRAM_OK || !child_ok) {
+        if (!child_ok && r != CRAM_OK && r != CRAM_E_INTERRUPTED)
+            /* the tool printed its own error; ours is the consequence */
+            fprintf(stderr, "cram data: tokenizer tool %s failed (%s %d)\n", tool,
+                    WIFEXITED(wst) ? "exit status" : "signal", WIFEXITED(wst) ? WEXITSTATUS(wst) : WTERMSIG(wst));
+        else if (r != CRAM_OK)
+            fprintf(stderr, "cram data: %s\n", err.msg);
+        else
+            fprintf(stderr, "cram data: tokenizer tool %s exited with status %d after a complete stream\n", tool,
+                    WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst));
+        rc = 1;
+    } else if (!quiet) {
+        double in_mb = (double)st.input_bytes / 1e6;
+        printf("cram data: %s: done in %.1f s\n", out, elapsed);
+        printf("  input      %.1f MB, %" PRIu64 " characters\n", in_mb, st.chars);
+        printf("  documents  %" PRIu64 " read, %" PRIu64 " dropped by the ratio filter (t = %.3g), %" PRIu64
+               " duplicates dropped, %" PRIu64 " train, %" PRIu64 " held out\n",
+               st.docs_read, st.docs_filtered, o.filter_ratio, st.docs_duplicate, st.docs_train, st.docs_heldout);
+        printf("  tokens     %" PRIu64 " read, %" PRIu64 " kept (with [SEP]), %" PRIu64 " lost in remainders\n",
+               st.tokens_read, st.tokens_kept, st.tokens_remainder);
+        printf("  sequences  %" PRIu64 " train (%" PRIu32 " shard%s), %" PRIu64 " held out (%" PRIu32
+               " shard%s), %" PRIu32 " tokens each, order %s\n",
+               st.seqs_train, st.shards_train, st.shards_train == 1 ? "" : "s", st.seqs_heldout,
+               st.shards_heldout, st.shards_heldout == 1 ? "" : "s", o.seq_len,
+               o.order == CRAM_ORDER_CURRICULUM ? "curriculum" : o.order == CRAM_ORDER_SHUFFLE ? "shuffle" : "input");
+        printf("  tokenizer  vocab %" PRIu32 ", hash %016" PRIx64 ", [PAD]=%" PRId64 " [UNK]=%" PRId64
+               " [CLS]=%" PRId64 " [SEP]=%" PRId64 " [MASK]=%" PRId64 "\n",
+               st.vocab_size, st.tokenizer_hash,
+               st.special[0] == CRAM_NO_TOKEN ? -1 : (int64_t)st.special[0],
+               st.special[1] == CRAM_NO_TOKEN ? -1 : (int64_t)st.special[1],
+               st.special[2] == CRAM_NO_TOKEN ? -1 : (int64_t)st.special[2], (int64_t)st.special[3],
+               st.special[4] == CRAM_NO_TOKEN ? -1 : (int64_t)st.special[4]);
+        printf("  output     %.1f MB of shards + tokenizer.json, vocab.txt, dataset.json\n",
+               (double)st.output_bytes / 1e6);
+        printf("  speed      %.2f MB/s of input, %.0f tokens/s\n", elapsed > 0 ? in_mb / elapsed : 0.0,
+               elapsed > 0 ? (double)st.tokens_read / elapsed : 0.0);
+    }
+    free(argv_child);
+    free(tool);
+    free(inputs);
+    return rc;
+#undef FAIL_USAGE
+}

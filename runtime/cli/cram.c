@@ -1,0 +1,110 @@
+/* cram.c - entry point of the `cram` runtime CLI: dispatches subcommands.
+ * `cram data` prepares token shards (cmd_data.c), `cram shards` inspects and
+ * verifies them (cmd_shards.c); the trainer milestone adds `cram train`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#ifndef CRAMC_VERSION
+#define CRAMC_VERSION "0"
+#endif
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"data", cram_cmd_data, "prepare a corpus: tokenizer, filtering, packing, ordering -> token shards"},
+    {"shards", cram_cmd_shards, "inspect and verify token shards (header, size, checksum, token range)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cram <command> [options]\n"
+            "\n"
+            "The cramc runtime: prepares data for and (later) trains compiled\n"
+            "crammed-BERT train steps.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "`cram <command> --help` describes a command. `cram --version` prints the version.\n"
+            "Docs: docs/data.md (data pipeline and shard format).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        if (strcmp(cmd, "help") == 0 && argc > 2) {
+            char *sub[] = {argv[2], "--help", NULL};
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(commands[i].name, argv[2]) == 0) return commands[i].fn(2, sub);
+            fprintf(stderr, "cram: unknown command '%s' (see cram --help)\n", argv[2]);
+            return 2;
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("cram %s\n", CRAMC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, cmd) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "cram: unknown command '%s' (see cram --help)\n", cmd);
+    return 2;
+}
+
+/* ---- helpers shared by subcommands ------------------------------------------ */
+
+int cli_match_opt(int argc, char **argv, int *i, const char *name, const char **val) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != 0) return 0;
+    if (*i + 1 >= argc) return -1;
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || v != v) return -1;
+    *out = v;
+    return 0;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
