@@ -41,14 +41,16 @@ static void show_line(const Diag *d, SrcLoc loc) {
   const char *e = p;
   while (e < end && *e != '\n' && *e != '\r') e++;
   fprintf(d->out, "%5u | ", loc.line);
-  int width = 0; /* printed width up to the caret column */
-  for (const char *q = p; q < e; q++) {
-    unsigned char c = (unsigned char)*q;
-    put_escaped(d->out, c);
-    if ((uint32_t)(q - p) + 1 < loc.col) width += (c == '\t' || (c >= 0x20 && c < 0x7f)) ? 1 : 4;
-  }
+  for (const char *q = p; q < e; q++) put_escaped(d->out, (unsigned char)*q);
   fprintf(d->out, "\n      | ");
-  for (int i = 0; i < width; i++) fputc(p[i] == '\t' ? '\t' : ' ', d->out);
+  /* Pad under each byte before the caret column with what that byte printed
+   * as: a tab stays a tab, a \xNN escape takes four columns. Walking the
+   * line's bytes (not a width count) keeps us inside the line. */
+  for (const char *q = p; q < e && (uint32_t)(q - p) + 1 < loc.col; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c == '\t') fputc('\t', d->out);
+    else fputs((c >= 0x20 && c < 0x7f) ? " " : "    ", d->out);
+  }
   fprintf(d->out, "^\n");
 }
 

@@ -1,0 +1,19 @@
+/* cost.c: per-node cost facts for `cramc --summary` and the scheduler.
+ *
+ * Only GEMMs are counted for now: they are >95% of a BERT step's FLOPs, and
+ * "model FLOPs" (one multiply-add = 2 FLOPs, no recomputation) is the number
+ * the Cramming paper's budget reasoning uses. Every other op reports 0 until
+ * the fusion passes need memory-traffic estimates.
+ */
+#include "ir_impl.h"
+
+int64_t ir_node_flops(const Graph *g, const Node *n) {
+  if (ir_ops[n->op].cls != OC_GEMM) return 0;
+  /* The result is [...,M,N]; each of its elements is a K-long dot product. */
+  const Shape *a = &g->nodes[n->in[0]].shape;
+  int64_t k = ir_get_int(n, ATTR_TRANS_A) ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
+  int64_t out = ir_shape_numel(&n->shape), f;
+  /* numel <= 2^40 but K can be as large again: saturate rather than wrap. */
+  if (out < 0 || __builtin_mul_overflow(out, k, &f) || __builtin_mul_overflow(f, (int64_t)2, &f)) return INT64_MAX;
+  return f;
+}
