@@ -34,6 +34,7 @@ typedef struct Token {
   int64_t ival;     /* TK_INT */
   double fval;      /* TK_FLOAT */
   const char *str;  /* TK_STR: contents, arena copy, NUL-terminated */
+  bool dropped;     /* TK_NEWLINE standing for a line dropped after a lexical error */
   SrcLoc loc;
 } Token;
 
@@ -98,7 +99,7 @@ typedef struct Name {
 typedef struct DimDef {
   const char *name;
   SrcLoc loc;
-  Expr *val;
+  Expr *val;     /* NULL after a syntax error (the name is poisoned) */
 } DimDef;
 
 typedef struct Stmt Stmt;
@@ -107,12 +108,12 @@ struct Stmt {
   SrcLoc loc;          /* the keyword, or the assigned name */
   const char *name;    /* model / input / assign target / repeat `as` (NULL = default) */
   SrcLoc name_loc;
-  Expr *expr;          /* assign value, repeat count */
+  Expr *expr;          /* assign value (NULL: the line had a syntax error), repeat count */
   DimDef *dims;        /* ST_DIMS */
   int ndims;
   DType dtype;         /* ST_INPUT */
   Expr **shape;        /* ST_INPUT: dim expressions */
-  int rank;
+  int rank;            /* ST_INPUT: -1 after a syntax error (the name is poisoned) */
   Name *names;         /* ST_OUTPUT */
   int nnames;
   Stmt *body;          /* ST_REPEAT: first statement of the body */
@@ -122,6 +123,7 @@ struct Stmt {
 typedef struct Program {
   Stmt *stmts;
   const char *file;
+  int errors_before; /* Diag errors before parsing: errors since then mean "don't pile on" */
 } Program;
 
 /* Parse a whole file. Syntax errors are reported and the line skipped; the

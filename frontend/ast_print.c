@@ -48,7 +48,8 @@ static void print_stmts(const Stmt *s, int indent, FILE *out) {
       fputs("(dims", out);
       for (int i = 0; i < s->ndims; i++) {
         fprintf(out, " (%s ", s->dims[i].name);
-        print_expr(s->dims[i].val, out);
+        if (s->dims[i].val) print_expr(s->dims[i].val, out);
+        else fputs("<error>", out);
         fputc(')', out);
       }
       fputs(")\n", out);
@@ -63,7 +64,8 @@ static void print_stmts(const Stmt *s, int indent, FILE *out) {
       break;
     case ST_ASSIGN:
       fprintf(out, "(= %s ", s->name);
-      print_expr(s->expr, out);
+      if (s->expr) print_expr(s->expr, out);
+      else fputs("<error>", out);
       fputs(")\n", out);
       break;
     case ST_OUTPUT:

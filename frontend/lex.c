@@ -7,8 +7,8 @@
  * only), and so is any byte outside printable ASCII except inside a comment.
  *
  * Error recovery: after a lexical error the rest of the line is skipped and
- * the line's tokens are dropped (its indentation is kept), so the parser never
- * sees half a line and reports nothing further about it.
+ * the line ends in a NEWLINE marked `dropped`; the parser then treats the
+ * statement as broken (poisoning the name it assigns) and says nothing more.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -99,18 +99,26 @@ static void lex_number(Lexer *L) {
     return;
   }
   size_t len = (size_t)(q - s);
-  Token *t = push(L, is_float ? TK_FLOAT : TK_INT, s, len, here(L, s));
   if (len > 400) {
     lex_error(L, s, "number literal too long");
     return;
   }
   char *buf = arena_strndup(L->arena, s, len);
+  double f = 0;
+  int64_t i = 0;
   if (is_float) {
-    t->fval = strtod(buf, NULL);
-    if (!isfinite(t->fval)) lex_error(L, s, "number literal out of range");
-  } else if (!fe_parse_int(buf, &t->ival)) {
+    f = strtod(buf, NULL);
+    if (!isfinite(f)) {
+      lex_error(L, s, "number literal out of range");
+      return;
+    }
+  } else if (!fe_parse_int(buf, &i)) {
     lex_error(L, s, "integer literal too large (limit 9223372036854775807)");
+    return;
   }
+  Token *t = push(L, is_float ? TK_FLOAT : TK_INT, s, len, here(L, s));
+  t->fval = f;
+  t->ival = i;
 }
 
 /* Tokens of one line, from L->p (after the indentation) to the newline. */
@@ -190,6 +198,7 @@ static bool lex_indent(Lexer *L) {
     while (tab < t && *tab != '\t') tab++;
     lex_error(L, tab < t ? tab : q, tab < t ? "tab in indentation (indent with spaces only)"
                                            : "carriage return in indentation");
+    push(L, TK_NEWLINE, q, 0, here(L, q))->dropped = true;
     return false;
   }
   uint32_t col = (uint32_t)(q - L->p);
@@ -198,19 +207,21 @@ static bool lex_indent(Lexer *L) {
   if (col > L->indent[L->nindent - 1]) {
     if (L->nindent == (int)(sizeof L->indent / sizeof L->indent[0])) {
       lex_error(L, q, "indentation too deep");
+      push(L, TK_NEWLINE, q, 0, loc)->dropped = true;
       return false;
     }
     L->indent[L->nindent++] = col;
     push(L, TK_INDENT, q, 0, loc);
   } else {
+    uint32_t inner = col;
     while (col < L->indent[L->nindent - 1]) {
-      L->nindent--;
+      inner = L->indent[--L->nindent];
       push(L, TK_DEDENT, q, 0, loc);
     }
     if (col != L->indent[L->nindent - 1]) {
       diag_error(L->diag, loc,
-                 "inconsistent dedent: indentation of %u spaces matches no enclosing block (expected %u)", col,
-                 L->indent[L->nindent - 1]);
+                 "inconsistent dedent: indentation of %u spaces matches no enclosing block (expected %u or %u)", col,
+                 L->indent[L->nindent - 1], inner);
       L->indent[L->nindent - 1] = col; /* continue the block at this indentation */
     }
   }
@@ -223,16 +234,11 @@ TokenList fe_lex(Arena *a, const char *file, const char *text, size_t len, Diag 
   L.nindent = 1;
   while (L.p < L.end) {
     L.line_bad = false;
-    uint32_t mark = L.n;
     if (lex_indent(&L)) {
-      uint32_t after_indent = L.n;
       lex_line(&L);
-      if (L.line_bad) {
-        L.n = after_indent; /* drop the line's tokens but keep its indentation */
-        if (L.n > mark) push(&L, TK_NEWLINE, L.p, 0, here(&L, L.p));
-      } else {
-        push(&L, TK_NEWLINE, L.p, 0, here(&L, L.p));
-      }
+      /* After an error the line ends early, in a NEWLINE marked dropped: the
+       * parser treats the statement as broken without another message. */
+      push(&L, TK_NEWLINE, L.p, 0, here(&L, L.p))->dropped = L.line_bad;
     }
     while (L.p < L.end && *L.p != '\n') L.p++; /* after an error: skip the rest */
     if (L.p < L.end) {

@@ -537,11 +537,15 @@ static const char *bind_what(BindKind k) {
   return k == B_DIM ? "dim" : k == B_INPUT ? "input" : "value";
 }
 
+static const char *a_bind_what(BindKind k) {
+  return k == B_DIM ? "a dim" : k == B_INPUT ? "an input" : "a value";
+}
+
 /* A new dim or input must not reuse any name. */
 static bool fresh_name(Lower *L, const char *name, SrcLoc loc, const char *what) {
   Binding *b = fe_map_get(&L->env, name);
   if (!b) return true;
-  lw_error(L, loc, "duplicate name '%s': already defined as a %s", name, bind_what(b->kind));
+  lw_error(L, loc, "duplicate name '%s': already defined as %s", name, a_bind_what(b->kind));
   diag_note(L->diag, b->loc, "first defined here");
   return false;
 }
@@ -558,7 +562,7 @@ static void lower_dims(Lower *L, const Stmt *s) {
       L->def_used[di] = true;
       if (fe_parse_int(L->defs[di].value, &v.i)) v.kind = V_INT;
       else lw_error(L, (SrcLoc){0}, "-D %s=%s: the value must be an integer", L->defs[di].name, L->defs[di].value);
-    } else {
+    } else if (d->val) {
       v = eval(L, d->val);
       if (v.kind != V_INT && v.kind != V_ERR) {
         lw_error(L, d->val->loc, "dim '%s' must be an integer, got %s", d->name, kind_str(L, v));
@@ -576,6 +580,10 @@ static void lower_dims(Lower *L, const Stmt *s) {
 
 static void lower_input(Lower *L, const Stmt *s) {
   if (!fresh_name(L, s->name, s->name_loc, "input")) return;
+  if (s->rank < 0) {
+    bind(L, s->name, B_POISON, s->name_loc, (Val){0}, 0);
+    return;
+  }
   int64_t dims[IR_MAX_RANK];
   bool ok = true;
   for (int i = 0; i < s->rank; i++) {
@@ -608,7 +616,7 @@ static void lower_assign(Lower *L, const Stmt *s) {
     diag_note(L->diag, b->loc, "'%s' is defined here", s->name);
     return;
   }
-  Val v = eval(L, s->expr);
+  Val v = s->expr ? eval(L, s->expr) : (Val){.kind = V_ERR};
   if (v.kind != V_TENSOR && v.kind != V_ERR) {
     lw_error(L, s->expr->loc, "'%s' must be bound to a tensor, got %s (constants go in 'dims')", s->name,
              kind_str(L, v));
@@ -667,7 +675,7 @@ static void lower_repeat(Lower *L, const Stmt *s, int depth) {
   const char *name = s->name;
   if (!name) {
     if (s->expr->kind != EX_IDENT) {
-      lw_error(L, s->loc, "name the repeated parameters with 'as': repeat <count> as NAME:");
+      lw_error(L, s->expr->loc, "name the repeated parameters with 'as': repeat <count> as NAME:");
       return;
     }
     name = s->expr->str;
@@ -705,7 +713,7 @@ static void lower_stmts(Lower *L, const Stmt *s, int depth) {
 }
 
 Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
-  int errors_before = d->nerrors;
+  int errors_before = p->errors_before;
   const Stmt *model = NULL;
   const Stmt *first = p->stmts;
   for (const Stmt *s = p->stmts; s; s = s->next) {

@@ -52,10 +52,11 @@ static bool is_word(const Token *t, const char *w) { return t->kind == TK_IDENT 
 static void syntax_error(Parser *P, const Token *t, const char *msg) {
   if (P->err) return;
   P->err = true;
+  if (t->kind == TK_NEWLINE && t->dropped) return; /* the lexer reported this line */
   switch (t->kind) {
   case TK_NEWLINE: diag_error(P->diag, t->loc, "%s near end of line", msg); break;
   case TK_EOF: diag_error(P->diag, t->loc, "%s near end of file", msg); break;
-  case TK_INDENT: diag_error(P->diag, t->loc, "%s near indentation", msg); break;
+  case TK_INDENT: diag_error(P->diag, t->loc, "%s", msg); break;
   case TK_DEDENT: diag_error(P->diag, t->loc, "%s near end of block", msg); break;
   default: {
     int len = t->len > 40 ? 40 : (int)t->len; /* the token text is printable ASCII (lex.c) */
@@ -269,12 +270,18 @@ static Token *expect_ident(Parser *P, const char *what) {
 
 /* End of a statement: NEWLINE. */
 static bool end_of_line(Parser *P) {
-  if (peek(P)->kind == TK_NEWLINE) {
+  if (peek(P)->kind == TK_NEWLINE && !peek(P)->dropped) {
     next(P);
     return true;
   }
   syntax_error(P, peek(P), "expected end of line");
   return false;
+}
+
+/* Skip to the end of the line after an error inside a statement. */
+static void skip_line(Parser *P) {
+  while (peek(P)->kind != TK_NEWLINE && peek(P)->kind != TK_EOF) next(P);
+  if (peek(P)->kind == TK_NEWLINE) next(P);
 }
 
 static Stmt *new_stmt(Parser *P, StmtKind k, SrcLoc loc) {
@@ -287,31 +294,36 @@ static Stmt *new_stmt(Parser *P, StmtKind k, SrcLoc loc) {
 /* model = "model" IDENT NEWLINE */
 static Stmt *model_stmt(Parser *P, Token *kw) {
   Token *name = expect_ident(P, "a model name after 'model'");
-  if (!name || !end_of_line(P)) return NULL;
+  if (!name) return NULL;
+  if (!end_of_line(P)) skip_line(P); /* keep the model name anyway */
   Stmt *s = new_stmt(P, ST_MODEL, kw->loc);
   s->name = name->str;
   s->name_loc = name->loc;
   return s;
 }
 
-/* dims = "dims" (IDENT "=" expr)+ NEWLINE */
+/* dims = "dims" (IDENT "=" expr)+ NEWLINE
+ * On an error the definitions before it are kept and the broken one is kept
+ * without a value (lowering poisons its name, so uses stay quiet). */
 static Stmt *dims_stmt(Parser *P, Token *kw) {
   Stmt *s = new_stmt(P, ST_DIMS, kw->loc);
   int cap = 0;
   do {
     Token *name = expect_ident(P, "a dim name (dims NAME=EXPR ...)");
-    if (!name || !expect_punct(P, '=')) return NULL;
-    Expr *e = expr(P);
-    if (!e) return NULL;
-    if (s->ndims == cap) {
-      cap = cap ? cap * 2 : 8;
-      DimDef *d = ARENA_ARRAY(P->arena, DimDef, cap);
-      if (s->ndims) memcpy(d, s->dims, sizeof(DimDef) * (size_t)s->ndims);
-      s->dims = d;
+    Expr *e = name && expect_punct(P, '=') ? expr(P) : NULL;
+    if (name) {
+      if (s->ndims == cap) {
+        cap = cap ? cap * 2 : 8;
+        DimDef *d = ARENA_ARRAY(P->arena, DimDef, cap);
+        if (s->ndims) memcpy(d, s->dims, sizeof(DimDef) * (size_t)s->ndims);
+        s->dims = d;
+      }
+      s->dims[s->ndims++] = (DimDef){name->str, name->loc, e};
     }
-    s->dims[s->ndims++] = (DimDef){name->str, name->loc, e};
+    if (!e) break;
   } while (peek(P)->kind != TK_NEWLINE);
-  return end_of_line(P) ? s : NULL;
+  if (P->err || !end_of_line(P)) skip_line(P);
+  return s;
 }
 
 /* input = "input" IDENT ":" DTYPE "[" expr ("," expr)* "]" NEWLINE */
@@ -327,29 +339,35 @@ static Stmt *input_stmt(Parser *P, Token *kw) {
   if (!ir_dtype_parse(dt->text, dt->len, &dtype)) {
     if (!P->err) diag_error(P->diag, dt->loc, "unknown dtype '%s' (expected f32, bf16 or i32)", dt->str);
     P->err = true;
-    return NULL;
+    dtype = DT_F32;
   }
   next(P);
-  if (!expect_punct(P, '[')) return NULL;
   Stmt *s = new_stmt(P, ST_INPUT, kw->loc);
   s->name = name->str;
   s->name_loc = name->loc;
   s->dtype = dtype;
   s->shape = ARENA_ARRAY(P->arena, Expr *, IR_MAX_RANK);
+  if (!expect_punct(P, '[')) goto broken;
   for (;;) {
     if (s->rank == IR_MAX_RANK) {
       if (!P->err) diag_error(P->diag, peek(P)->loc, "too many dimensions (rank limit %d)", IR_MAX_RANK);
       P->err = true;
-      return NULL;
+      goto broken;
     }
     Expr *e = expr(P);
-    if (!e) return NULL;
+    if (!e) goto broken;
     s->shape[s->rank++] = e;
     if (!is_punct(peek(P), ',')) break;
     next(P);
   }
-  if (!expect_punct(P, ']')) return NULL;
-  return end_of_line(P) ? s : NULL;
+  if (expect_punct(P, ']') && end_of_line(P)) {
+    if (P->err) s->rank = -1; /* bad dtype */
+    return s;
+  }
+broken: /* keep the name, without a type: lowering poisons it */
+  skip_line(P);
+  s->rank = -1;
+  return s;
 }
 
 /* output = "output" IDENT ("," IDENT)* NEWLINE */
@@ -394,7 +412,9 @@ static Stmt *repeat_stmt(Parser *P, Token *kw) {
     if (peek(P)->kind == TK_NEWLINE) next(P);
   }
   if (peek(P)->kind != TK_INDENT) {
-    if (s->expr) syntax_error(P, peek(P), "expected an indented block after 'repeat ...:'");
+    /* a body line dropped by the lexer (tab indentation...) was already reported */
+    if (s->expr && !(peek(P)->kind == TK_NEWLINE && peek(P)->dropped))
+      syntax_error(P, peek(P), "expected an indented block after 'repeat ...:'");
     return NULL;
   }
   if (P->block_depth >= FE_MAX_DEPTH) {
@@ -444,7 +464,7 @@ static Stmt *stmt(Parser *P) {
     return NULL;
   }
   if (t->kind == TK_IDENT) {
-    if (is_word(t, "repeat")) return next(P), repeat_stmt(P, t);
+    if (is_word(t, "repeat") && !is_punct(peek2(P), '=')) return next(P), repeat_stmt(P, t);
     if (is_word(t, "model") && !is_punct(peek2(P), '=')) s = (next(P), model_stmt(P, t));
     else if (is_word(t, "dims") && !is_punct(peek2(P), '=')) s = (next(P), dims_stmt(P, t));
     else if (is_word(t, "input") && !is_punct(peek2(P), '=')) s = (next(P), input_stmt(P, t));
@@ -456,12 +476,15 @@ static Stmt *stmt(Parser *P) {
       next(P);
       next(P);
       Expr *e = expr(P);
-      if (e && end_of_line(P)) {
-        s = new_stmt(P, ST_ASSIGN, t->loc);
-        s->name = t->str;
-        s->name_loc = t->loc;
-        s->expr = e;
+      if (!e || !end_of_line(P)) { /* keep the statement, value-less: lowering poisons the name */
+        skip_line(P);
+        e = NULL;
       }
+      s = new_stmt(P, ST_ASSIGN, t->loc);
+      s->name = t->str;
+      s->name_loc = t->loc;
+      s->expr = e;
+      return s;
     } else {
       char msg[200];
       snprintf(msg, sizeof msg, "expected '=' after '%s' (statements are: model, dims, input, output, repeat, NAME = EXPR)",
@@ -480,10 +503,12 @@ static Stmt *stmt(Parser *P) {
 
 /* program = stmt* EOF */
 Program *fe_parse(Arena *a, const char *file, const char *text, size_t len, Diag *d) {
+  int errors_before = d->nerrors;
   TokenList tl = fe_lex(a, file, text, len, d);
   Parser P = {.arena = a, .diag = d, .tok = tl.tok, .n = tl.n};
   Program *prog = ARENA_NEW(a, Program);
   prog->file = file;
+  prog->errors_before = errors_before;
   Stmt head = {0}, *tail = &head;
   while (peek(&P)->kind != TK_EOF) {
     Stmt *s = stmt(&P);
