@@ -181,7 +181,7 @@ static NumKind number(Parser *ps, int64_t *iv, double *fv) {
   while (e < ps->le && (ident_char(*e) || ((*e == '+' || *e == '-') && (e[-1] == 'e' || e[-1] == 'E')))) e++;
   ps->p = e;
   bool is_int;
-  if (!float_syntax(body, e, &is_int)) return err(ps, s, "malformed number %s", quote(s, (size_t)(e - s)).s), NUM_BAD;
+  if (!float_syntax(body, e, &is_int)) return err(ps, s, "malformed number '%s'", quote(s, (size_t)(e - s)).s), NUM_BAD;
   if (e - s > MAX_NUMBER) return err(ps, s, "number is too long (%d characters at most)", MAX_NUMBER), NUM_BAD;
   char buf[MAX_NUMBER + 1];
   memcpy(buf, s, (size_t)(e - s));
@@ -245,7 +245,7 @@ static bool string(Parser *ps, const char **out) {
       *w++ = (char)v;
       break;
     }
-    default: return err(ps, esc, "unknown escape %s in string", quote(esc, p - esc > 2 ? 2 : (size_t)(p - esc)).s);
+    default: return err(ps, esc, "unknown escape '%s' in string", quote(esc, p - esc > 2 ? 2 : (size_t)(p - esc)).s);
     }
   }
 }
