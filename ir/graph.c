@@ -178,7 +178,8 @@ ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attr
   }
   const OpInfo *info = &ir_ops[op];
   if (!info->shape) return add_error(d, loc, info->name, "is a source op; build it with ir_add_source");
-  if (nin < info->min_in || nin > info->max_in || (nin > 0 && !in)) {
+  if (nin > 0 && !in) return add_error(d, loc, info->name, "the input array is NULL");
+  if (nin < info->min_in || nin > info->max_in) {
     if (info->min_in == info->max_in) snprintf(msg, sizeof msg, "expects %d inputs, got %d", info->min_in, nin);
     else snprintf(msg, sizeof msg, "expects %d to %d inputs, got %d", info->min_in, info->max_in, nin);
     return add_error(d, loc, info->name, msg);
