@@ -222,7 +222,11 @@ static bool lex_indent(Lexer *L) {
       diag_error(L->diag, loc,
                  "inconsistent dedent: indentation of %u spaces matches no enclosing block (expected %u or %u)", col,
                  L->indent[L->nindent - 1], inner);
-      L->indent[L->nindent - 1] = col; /* continue the block at this indentation */
+      /* Recover without cascading: an inner block simply continues at this
+       * indentation; at top level the column becomes a silent level whose
+       * closing DEDENT the parser skips. The stack stays strictly increasing. */
+      if (L->nindent > 1) L->indent[L->nindent - 1] = col;
+      else L->indent[L->nindent++] = col;
     }
   }
   return true;
