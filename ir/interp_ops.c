@@ -21,7 +21,7 @@ static int64_t rows_of(const Shape *s) { return ir_shape_numel(s) / last_dim(s);
 
 /* torch: pe[:, 0::2] = sin(pos * div), pe[:, 1::2] = cos(pos * div),
  * div = exp(arange(0, H, 2) * -ln(10000) / H)   (cramming SinusoidalPositional) */
-static bool k_sinusoid(InterpCall *c) {
+bool interp_sinusoid(InterpCall *c) {
   int64_t S = c->n->shape.dim[0], H = c->n->shape.dim[1];
   for (int64_t s = 0; s < S; s++)
     for (int64_t i = 0; i < H; i += 2) {
@@ -35,7 +35,7 @@ static bool k_sinusoid(InterpCall *c) {
 /* ---- gathers -------------------------------------------------------------- */
 
 /* torch: F.embedding(ids, table) */
-static bool k_embedding(InterpCall *c) {
+bool interp_embedding(InterpCall *c) {
   const Shape *ts = IN_SHAPE(c, 0);
   int64_t V = ts->dim[0], H = ts->dim[1], n = ir_shape_numel(IN_SHAPE(c, 1));
   for (int64_t r = 0; r < n; r++) {
@@ -61,7 +61,7 @@ static void masked_positions(const double *targets, int64_t b, int64_t S, int64_
 }
 
 /* torch: x[targets != -100] with exactly `count` rows per sequence (padding rows are 0) */
-static bool k_masked_rows(InterpCall *c) {
+bool interp_masked_rows(InterpCall *c) {
   const Shape *xs = IN_SHAPE(c, 0);
   int64_t B = xs->dim[0], S = xs->dim[1], H = xs->dim[2], count = ir_get_int(c->n, ATTR_SLOTS);
   int64_t pos[count > 0 ? count : 1];
@@ -77,7 +77,7 @@ static bool k_masked_rows(InterpCall *c) {
 }
 
 /* torch: targets[targets != -100], padded with -100 to `count` per sequence */
-static bool k_masked_targets(InterpCall *c) {
+bool interp_masked_targets(InterpCall *c) {
   const Shape *ts = IN_SHAPE(c, 0);
   int64_t B = ts->dim[0], S = ts->dim[1], count = ir_get_int(c->n, ATTR_SLOTS);
   int64_t pos[count > 0 ? count : 1];
@@ -92,7 +92,7 @@ static bool k_masked_targets(InterpCall *c) {
 
 /* torch: op(A) @ op(B), op = transpose of the last two axes when trans_*;
  * B either rank 2 (shared by every batch) or batched like A. */
-static bool k_matmul(InterpCall *c) {
+bool interp_matmul(InterpCall *c) {
   const Shape *as = IN_SHAPE(c, 0), *bs = IN_SHAPE(c, 1);
   bool ta = ir_get_int(c->n, ATTR_TRANS_A), tb = ir_get_int(c->n, ATTR_TRANS_B);
   int64_t ar = as->dim[as->rank - 2], ac = as->dim[as->rank - 1];
@@ -145,14 +145,14 @@ static bool binary(InterpCall *c, int mul) {
   }
   return true;
 }
-static bool k_add(InterpCall *c) { return binary(c, 0); }  /* torch: a + b */
-static bool k_mul(InterpCall *c) { return binary(c, 1); }  /* torch: a * b */
+bool interp_add(InterpCall *c) { return binary(c, 0); }  /* torch: a + b */
+bool interp_mul(InterpCall *c) { return binary(c, 1); }  /* torch: a * b */
 
 static double gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); } /* nn.GELU() exact */
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 #define UNARY_KERNEL(fname, expr)                                  \
-  static bool fname(InterpCall *c) {                               \
+  bool fname(InterpCall *c) {                               \
     int64_t n = ir_shape_numel(&c->n->shape);                      \
     for (int64_t e = 0; e < n; e++) {                              \
       double x = c->in[0][e];                                      \
@@ -160,10 +160,10 @@ static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
     }                                                              \
     return true;                                                   \
   }
-UNARY_KERNEL(k_gelu, gelu(x))
-UNARY_KERNEL(k_relu, x > 0 ? x : 0.0)
-UNARY_KERNEL(k_tanh, tanh(x))
-static bool k_scale(InterpCall *c) {
+UNARY_KERNEL(interp_gelu, gelu(x))
+UNARY_KERNEL(interp_relu, x > 0 ? x : 0.0)
+UNARY_KERNEL(interp_tanh, tanh(x))
+bool interp_scale(InterpCall *c) {
   double alpha = ir_get_float(c->n, ATTR_ALPHA);
   int64_t n = ir_shape_numel(&c->n->shape);
   for (int64_t e = 0; e < n; e++) c->out[e] = alpha * c->in[0][e];
@@ -181,7 +181,7 @@ static double hash_uniform(uint64_t seed, uint64_t node, uint64_t e) {
 }
 
 /* torch: F.dropout(x, p, training) — inverted dropout, identity when not training */
-static bool k_dropout(InterpCall *c) {
+bool interp_dropout(InterpCall *c) {
   double p = ir_get_float(c->n, ATTR_P);
   int64_t n = ir_shape_numel(&c->n->shape);
   for (int64_t e = 0; e < n; e++) {
@@ -200,7 +200,7 @@ static double act_apply(const char *act, double x) {
 }
 
 /* cramming GLU: x, gate = inputs.chunk(2, dim=-1); return act(gate) * x */
-static bool k_glu(InterpCall *c) {
+bool interp_glu(InterpCall *c) {
   const char *act = ir_get_str(c->n, ATTR_ACT);
   int64_t F = last_dim(&c->n->shape), rows = rows_of(&c->n->shape);
   for (int64_t r = 0; r < rows; r++) {
@@ -213,7 +213,7 @@ static bool k_glu(InterpCall *c) {
 /* ---- row-wise ------------------------------------------------------------- */
 
 /* torch: F.layer_norm(x, [H], w, b, eps) — biased variance */
-static bool k_layernorm(InterpCall *c) {
+bool interp_layernorm(InterpCall *c) {
   int64_t H = last_dim(&c->n->shape), rows = rows_of(&c->n->shape);
   double eps = ir_get_float(c->n, ATTR_EPS);
   const double *w = c->n->nin > 1 ? c->in[1] : NULL, *b = c->n->nin > 2 ? c->in[2] : NULL;
@@ -232,7 +232,7 @@ static bool k_layernorm(InterpCall *c) {
 }
 
 /* torch: x * rsqrt(mean(x^2, -1) + eps) * w */
-static bool k_rmsnorm(InterpCall *c) {
+bool interp_rmsnorm(InterpCall *c) {
   int64_t H = last_dim(&c->n->shape), rows = rows_of(&c->n->shape);
   double eps = ir_get_float(c->n, ATTR_EPS);
   const double *w = c->n->nin > 1 ? c->in[1] : NULL;
@@ -247,7 +247,7 @@ static bool k_rmsnorm(InterpCall *c) {
 }
 
 /* torch: softmax(x, dim=-1), max-subtracted */
-static bool k_softmax(InterpCall *c) {
+bool interp_softmax(InterpCall *c) {
   int64_t H = last_dim(&c->n->shape), rows = rows_of(&c->n->shape);
   for (int64_t r = 0; r < rows; r++) {
     const double *x = c->in[0] + r * H;
@@ -272,7 +272,7 @@ static void split_axis(const Shape *s, int64_t axis, int64_t *outer, int64_t *le
 }
 
 /* torch: x.mean(dim=axis) */
-static bool k_mean(InterpCall *c) {
+bool interp_mean(InterpCall *c) {
   int64_t outer, len, inner;
   split_axis(IN_SHAPE(c, 0), ir_get_int(c->n, ATTR_AXIS), &outer, &len, &inner);
   for (int64_t o = 0; o < outer; o++)
@@ -286,7 +286,7 @@ static bool k_mean(InterpCall *c) {
 
 /* torch: F.cross_entropy(logits, targets, ignore_index=ignore) (mean over the
  * non-ignored rows; 0 when every row is ignored, where torch returns nan) */
-static bool k_cross_entropy(InterpCall *c) {
+bool interp_cross_entropy(InterpCall *c) {
   const Shape *ls = IN_SHAPE(c, 0);
   int64_t N = ls->dim[0], V = ls->dim[1], ignore = ir_get_int(c->n, ATTR_IGNORE), used = 0;
   double total = 0;
@@ -311,13 +311,13 @@ static bool k_cross_entropy(InterpCall *c) {
 /* ---- layout --------------------------------------------------------------- */
 
 /* torch: x.reshape(shape) — row-major, so a plain copy */
-static bool k_reshape(InterpCall *c) {
+bool interp_reshape(InterpCall *c) {
   memcpy(c->out, c->in[0], (size_t)ir_shape_numel(&c->n->shape) * sizeof(double));
   return true;
 }
 
 /* torch: x.permute(perm).contiguous() */
-static bool k_permute(InterpCall *c) {
+bool interp_permute(InterpCall *c) {
   const Shape *is = IN_SHAPE(c, 0), *os = &c->n->shape;
   const Attr *pa = ir_attr(c->n, ATTR_PERM);
   int64_t istride[IR_MAX_RANK], n = ir_shape_numel(os), st = 1;
@@ -337,7 +337,7 @@ static bool k_permute(InterpCall *c) {
 }
 
 /* torch: x.narrow(axis, start, len).contiguous() */
-static bool k_slice(InterpCall *c) {
+bool interp_slice(InterpCall *c) {
   int64_t outer, len, inner, axis = ir_get_int(c->n, ATTR_AXIS);
   int64_t start = ir_get_int(c->n, ATTR_START), olen = ir_get_int(c->n, ATTR_LEN);
   split_axis(IN_SHAPE(c, 0), axis, &outer, &len, &inner);
@@ -348,13 +348,11 @@ static bool k_slice(InterpCall *c) {
 
 InterpFn interp_kernel(OpKind op) {
   static const InterpFn table[OP_COUNT] = {
-      [OP_SINUSOID] = k_sinusoid,       [OP_EMBEDDING] = k_embedding,   [OP_MASKED_ROWS] = k_masked_rows,
-      [OP_MASKED_TARGETS] = k_masked_targets, [OP_MATMUL] = k_matmul, [OP_ADD] = k_add,
-      [OP_MUL] = k_mul,                 [OP_SCALE] = k_scale,           [OP_GELU] = k_gelu,
-      [OP_RELU] = k_relu,               [OP_TANH] = k_tanh,             [OP_DROPOUT] = k_dropout,
-      [OP_GLU] = k_glu,                 [OP_LAYERNORM] = k_layernorm,   [OP_RMSNORM] = k_rmsnorm,
-      [OP_SOFTMAX] = k_softmax,         [OP_MEAN] = k_mean,             [OP_CROSS_ENTROPY] = k_cross_entropy,
-      [OP_RESHAPE] = k_reshape,         [OP_PERMUTE] = k_permute,       [OP_SLICE] = k_slice,
+#define NONE NULL
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) [OP_##id] = interp,
+#include "ops.def"
+#undef OP
+#undef NONE
   };
-  return table[op];
+  return op < OP_COUNT ? table[op] : NULL;
 }

@@ -20,7 +20,14 @@ typedef struct InterpCall {
 
 typedef bool (*InterpFn)(InterpCall *c);
 
-/* Per-op kernel; NULL for sources (the caller provides them), except sinusoid. */
+/* The kernels named in the interp column of ops.def. */
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) bool interp(InterpCall *c);
+#define NONE interp_none_ /* rows without a kernel declare this dummy; it is never defined */
+#include "ops.def"
+#undef NONE
+#undef OP
+
+/* Per-op kernel from the interp column; NULL for input and param (the caller provides them). */
 InterpFn interp_kernel(OpKind op);
 
 #endif

@@ -81,7 +81,7 @@ static inline Attr ir_attr_ints(AttrId id, const int64_t *v, uint32_t n) {
 /* ---- ops ----------------------------------------------------------------- */
 
 typedef enum {
-#define OP(id, name, min_in, max_in, cls, attrs, shape) OP_##id,
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) OP_##id,
 #include "ops.def"
 #undef OP
   OP_COUNT

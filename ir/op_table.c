@@ -10,8 +10,10 @@
 
 #define A(x) (1u << ATTR_##x)
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(id, name, min_in, max_in, cls, attrs, shape) [OP_##id] = {name, min_in, max_in, cls, attrs, shape},
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) [OP_##id] = {name, min_in, max_in, cls, attrs, shape},
+#define NONE NULL
 #include "ops.def"
+#undef NONE
 #undef OP
 };
 #undef A
