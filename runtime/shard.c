@@ -521,15 +521,14 @@ cram_status cram_dataset_open(cram_dataset *d, const char *dir, const char *spli
     }
     cram_shard_expect ex = expect ? *expect : (cram_shard_expect){0};
     cram_status r = CRAM_OK;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && r == CRAM_OK; i++)
+        if ((long)i != idx[i])
+            r = cram_err_set(err, CRAM_E_DATASET, "%s: %s-%05zu.shard is missing (the set has %s-%05ld.shard)",
+                             dir, split, i, split, idx[count - 1]);
+    for (size_t i = 0; i < count && r == CRAM_OK; i++) {
         char *path = cram_shard_name(dir, split, (uint32_t)idx[i]);
         if (!path) {
             r = cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-        if ((long)i != idx[i]) {
-            r = cram_err_set(err, CRAM_E_DATASET, "%s: shard index %zu missing (found %s)", dir, i, path);
-            free(path);
             break;
         }
         r = cram_shard_open(&d->shards[i], path, &ex, verify, err);
