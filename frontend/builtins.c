@@ -92,8 +92,10 @@ static Val scale(Lower *L, const Call *c, ValueId x, double alpha) {
 }
 static Val dropout(Lower *L, const Call *c, ValueId x, double p) {
   if (p == 0.0) return (Val){.kind = V_TENSOR, .t = x};
-  Attr at = ir_attr_float(ATTR_P, p);
-  return lw_op(L, c, OP_DROPOUT, &x, 1, &at, 1);
+  /* key: a mask stream unique to this dropout site (its node index), so the
+   * backward dropout can draw the very same mask */
+  Attr at[2] = {ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, (int64_t)lw_graph(L)->n)};
+  return lw_op(L, c, OP_DROPOUT, &x, 1, at, 2);
 }
 
 #define OK(v) ((v).kind == V_TENSOR)

@@ -170,9 +170,9 @@ bool interp_scale(InterpCall *c) {
   return true;
 }
 
-/* splitmix64 of (seed, node, element): a reproducible uniform in [0,1). */
-static double hash_uniform(uint64_t seed, uint64_t node, uint64_t e) {
-  uint64_t z = seed ^ (node * 0x9E3779B97F4A7C15ull) ^ (e * 0xD1B54A32D192ED03ull);
+/* splitmix64 of (seed, mask key, element): a reproducible uniform in [0,1). */
+static double hash_uniform(uint64_t seed, uint64_t key, uint64_t e) {
+  uint64_t z = seed ^ (key * 0x9E3779B97F4A7C15ull) ^ (e * 0xD1B54A32D192ED03ull);
   z += 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -180,13 +180,16 @@ static double hash_uniform(uint64_t seed, uint64_t node, uint64_t e) {
   return (double)(z >> 11) * 0x1.0p-53;
 }
 
-/* torch: F.dropout(x, p, training) — inverted dropout, identity when not training */
+/* torch: F.dropout(x, p, training) — inverted dropout, identity when not
+ * training. The mask depends on (seed, key, element) only, so a dropout node
+ * with the same key applied to the output gradient is exactly its backward. */
 bool interp_dropout(InterpCall *c) {
   double p = ir_get_float(c->n, ATTR_P);
+  uint64_t key = (uint64_t)ir_get_int(c->n, ATTR_KEY);
   int64_t n = ir_shape_numel(&c->n->shape);
   for (int64_t e = 0; e < n; e++) {
     if (!c->opts->training || p == 0) c->out[e] = c->in[0][e];
-    else c->out[e] = hash_uniform(c->opts->seed, c->id, (uint64_t)e) < p ? 0.0 : c->in[0][e] / (1.0 - p);
+    else c->out[e] = hash_uniform(c->opts->seed, key, (uint64_t)e) < p ? 0.0 : c->in[0][e] / (1.0 - p);
   }
   return true;
 }

@@ -248,12 +248,13 @@ static void test_elementwise(void) {
   OK(&t, add(&t, OP_RELU, 1, b, 0, 0, NULL, 0), "f32[64]");
   OK(&t, add(&t, OP_TANH, 1, scalar(&t, DT_BF16), 0, 0, NULL, 0), "bf16[]");
   BAD(&t, add(&t, OP_GELU, 1, SRC(&t, DT_I32, 4), 0, 0, NULL, 0), "gelu: x must be f32 or bf16, got i32[4]");
-  Attr p0 = ir_attr_float(ATTR_P, 0.1), p1 = ir_attr_float(ATTR_P, 1.0), pn = ir_attr_float(ATTR_P, NAN),
-       pm = ir_attr_float(ATTR_P, -0.1);
-  OK(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, &p0, 1), "f32[8,128,64]");
-  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, &p1, 1), "dropout: p=1 must be in [0, 1)");
-  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, &pn, 1), "must be in [0, 1)");
-  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, &pm, 1), "must be in [0, 1)");
+  Attr key = ir_attr_int(ATTR_KEY, 7);
+  Attr p0[2] = {ir_attr_float(ATTR_P, 0.1), key}, p1[2] = {ir_attr_float(ATTR_P, 1.0), key},
+       pn[2] = {ir_attr_float(ATTR_P, NAN), key}, pm[2] = {ir_attr_float(ATTR_P, -0.1), key};
+  OK(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, p0, 2), "f32[8,128,64]");
+  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, p1, 2), "dropout: p=1 must be in [0, 1)");
+  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, pn, 2), "must be in [0, 1)");
+  BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, pm, 2), "must be in [0, 1)");
   OK(&t, add(&t, OP_SOFTMAX, 1, x, 0, 0, NULL, 0), "f32[8,128,64]");
   BAD(&t, add(&t, OP_SOFTMAX, 1, scalar(&t, DT_F32), 0, 0, NULL, 0), "softmax: x must have rank >= 1, got f32[]");
 

@@ -170,7 +170,7 @@ static void test_round_trip_every_op(void) {
   ValueId sc = node(g, OP_MATMUL, 2, IN(q, k), nt, 2, NOLOC);
   sc = node(g, OP_SCALE, 1, IN(sc), ATTRS(ir_attr_float(ATTR_ALPHA, 0.35355339059327373)), NOLOC);
   ValueId p = node(g, OP_SOFTMAX, 1, IN(sc), NOATTR, NOLOC);
-  p = node(g, OP_DROPOUT, 1, IN(p), ATTRS(ir_attr_float(ATTR_P, 0.1)), NOLOC);
+  p = node(g, OP_DROPOUT, 1, IN(p), ATTRS(ir_attr_float(ATTR_P, 0.1), ir_attr_int(ATTR_KEY, 3)), NOLOC);
   ValueId f = node(g, OP_MATMUL, 2, IN(x, w1), nn, 2, NOLOC);
   f = node(g, OP_GLU, 1, IN(f), ATTRS(ir_attr_str(ATTR_ACT, "gelu")), NOLOC);
   ValueId r = node(g, OP_RELU, 1, IN(f), NOATTR, NOLOC);
