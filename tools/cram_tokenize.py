@@ -132,8 +132,8 @@ def read_vocab_txt(path: Path) -> dict[str, int]:
     for line in lines:
         tok = line[:-1] if line.endswith("\r") else line
         if tok in vocab:
-                fail(f"{path}: duplicate token {tok!r} on line {len(vocab) + 1}")
-            vocab[tok] = len(vocab)
+            fail(f"{path}: duplicate token {tok!r} on line {len(vocab) + 1}")
+        vocab[tok] = len(vocab)
     if not vocab:
         fail(f"{path}: empty vocabulary")
     return vocab
@@ -195,8 +195,15 @@ COMPRESSED = (".gz", ".zst")
 JSONL = (".jsonl", ".json", ".ndjson")
 
 
+def skipped_in_dirs(name: str) -> bool:
+    """Hidden files and README/LICENSE files are not corpus documents when a
+    directory is walked (a file named explicitly is always read)."""
+    stem = name.split(".", 1)[0].upper()
+    return name.startswith(".") or stem in ("README", "LICENSE", "COPYING")
+
+
 def list_files(inputs: Sequence[str]) -> list[Path]:
-    """Files named, plus every non-hidden file under named directories, sorted."""
+    """Files named, plus every file under named directories (see skipped_in_dirs), sorted."""
     files: list[Path] = []
     for name in inputs:
         p = Path(name)
@@ -204,7 +211,7 @@ def list_files(inputs: Sequence[str]) -> list[Path]:
             found = []
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [Path(root) / n for n in names if not n.startswith(".")]
+                found += [Path(root) / n for n in names if not skipped_in_dirs(n)]
             files += sorted(found)
         elif p.is_file():
             files.append(p)
@@ -277,17 +284,18 @@ class DocumentReader:
     def _docs_of(self, rf: RawFile) -> Iterator[str]:
         path = rf.path
         if base_suffix(path) in JSONL:
-            text_stream = io.TextIOWrapper(rf.stream, encoding="utf-8", errors="replace")  # type: ignore[arg-type]
-            for lineno, line in enumerate(text_stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    fail(f"{path}:{lineno}: invalid JSON ({e.msg})")
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    fail(f'{path}:{lineno}: JSONL record without a string "text" field')
-                yield obj["text"]
+            # closing the wrapper closes rf.stream too; RawFile.close() tolerates that
+            with io.TextIOWrapper(rf.stream, encoding="utf-8", errors="replace") as text_stream:  # type: ignore[arg-type]
+                for lineno, line in enumerate(text_stream, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        fail(f"{path}:{lineno}: invalid JSON ({e.msg})")
+                    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                        fail(f'{path}:{lineno}: JSONL record without a string "text" field')
+                    yield obj["text"]
             return
         text = rf.stream.read().decode("utf-8", errors="replace")
         if self.doc_split == "file":
