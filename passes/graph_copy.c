@@ -1,0 +1,24 @@
+/* graph_copy.c: pass_copy_nodes, the first step of every pass that extends
+ * a graph (autodiff, the optimizer): the input's nodes re-built into the
+ * output graph. Computed nodes go through ir_add, so the copy is re-typed by
+ * the shape rules rather than trusted. */
+#include "passes.h"
+
+ValueId *pass_copy_nodes(Graph *dst, const Graph *src, Diag *d) {
+  ValueId *map = ARENA_ARRAY(dst->arena, ValueId, src->n ? src->n : 1);
+  for (ValueId v = 0; v < src->n; v++) {
+    const Node *n = &src->nodes[v];
+    if (ir_ops[n->op].cls == OC_SOURCE) {
+      map[v] = ir_add_source(dst, n->op, n->dtype, &n->shape, n->attr, n->nattr, n->loc);
+      continue;
+    }
+    ValueId in[IR_MAX_IN];
+    for (int k = 0; k < n->nin; k++) {
+      IR_ASSERT(n->in[k] < v); /* topological order */
+      in[k] = map[n->in[k]];
+    }
+    map[v] = ir_add(dst, n->op, in, n->nin, n->attr, n->nattr, n->loc, d);
+    if (map[v] == IR_NONE) return NULL;
+  }
+  return map;
+}
