@@ -105,7 +105,7 @@ static char *find_tool(const char *flag) {
 
 typedef struct progress {
     int enabled, tty;
-    double t0, last_draw;
+    double t0, stage_t0, last_draw;
     char stage[64];
     int drawn;
 } progress;
@@ -123,6 +123,7 @@ static void on_progress(void *ctx, const char *stage, uint64_t done, uint64_t to
         snprintf(p->stage, sizeof p->stage, "%s", stage);
         if (!p->tty) fprintf(stderr, "cram data: %s ...\n", stage);
         p->last_draw = 0;
+        p->stage_t0 = now;
     }
     if (!p->tty || total == 0) return;
     if (now - p->last_draw < 0.1 && done < total) return;
@@ -136,7 +137,7 @@ static void on_progress(void *ctx, const char *stage, uint64_t done, uint64_t to
     char a[32], b[32];
     human_mb(a, sizeof a, done);
     human_mb(b, sizeof b, total);
-    double el = now - p->t0;
+    double el = now - p->stage_t0; /* rate of this stage's pass over the input */
     fprintf(stderr, "\r%-20.20s [%s] %5.1f%%  %s/%s MB  %.1f MB/s  %" PRIu64 " docs   ", stage, bar,
             100 * frac, a, b, el > 0 ? (double)done / 1e6 / el : 0.0, st->docs_read);
     fflush(stderr);
