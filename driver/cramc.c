@@ -1,6 +1,6 @@
 /* cramc.c: the compiler driver.
  *
- *   cramc FILE.cram [--emit=ir|ast] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram [--emit=ir|grad-ir|ast] [-D name=value]... [--summary] [-o FILE]
  *
  * Reads the file, runs the frontend, and prints what was asked for. Code
  * generation (step.so) is a later milestone: asking for it says so plainly.
@@ -14,6 +14,7 @@
 
 #include "frontend.h"
 #include "ir.h"
+#include "passes.h"
 
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
@@ -26,6 +27,7 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --emit=ir        print the forward graph in IR text form\n"
+    "  --emit=grad-ir   print the forward graph plus its backward (autodiff) in IR text form\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
@@ -39,7 +41,7 @@ static const char usage[] =
 typedef struct Options {
   const char *input;
   const char *output;
-  const char *emit; /* NULL, "ir", "ast" */
+  const char *emit; /* NULL, "ir", "grad-ir", "ast" */
   bool summary;
   FeDefine *defs;
   int ndefs;
@@ -77,7 +79,8 @@ static int parse_args(int argc, char **argv, Options *o) {
       return 0;
     }
     if (!strncmp(a, "--emit=", 7)) {
-      if (strcmp(a + 7, "ir") && strcmp(a + 7, "ast")) return usage_error("unknown --emit kind '%s' (expected ir or ast)", a + 7);
+      if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "ast"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir or ast)", a + 7);
       o->emit = a + 7;
     } else if (!strcmp(a, "--summary")) {
       o->summary = true;
@@ -243,6 +246,11 @@ int main(int argc, char **argv) {
     if (o.summary) fprintf(stderr, "cramc: note: --summary is ignored with --emit=ast\n");
   } else {
     Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
+    if (g && o.emit && !strcmp(o.emit, "grad-ir")) { /* forward + backward */
+      Graph *fwd = g;
+      g = pass_autodiff(fwd, &d);
+      ir_graph_free(fwd);
+    }
     if (g) {
       if (o.emit) ir_print(g, out);
       if (o.summary) print_summary(g, stdout);

@@ -29,6 +29,16 @@ IR_SHAPE_RULE(shape_cross_entropy);
 IR_SHAPE_RULE(shape_reshape);
 IR_SHAPE_RULE(shape_permute);
 IR_SHAPE_RULE(shape_slice);
+/* backward ops (autodiff): ir/shape_grad.c */
+IR_SHAPE_RULE(shape_grad_pair);
+IR_SHAPE_RULE(shape_glu_grad);
+IR_SHAPE_RULE(shape_norm_grad);
+IR_SHAPE_RULE(shape_cross_entropy_grad);
+IR_SHAPE_RULE(shape_embedding_grad);
+IR_SHAPE_RULE(shape_masked_rows_grad);
+IR_SHAPE_RULE(shape_sum_to);
+IR_SHAPE_RULE(shape_broadcast_to);
+IR_SHAPE_RULE(shape_pad);
 
 /* A type is well formed: known dtype, rank <= IR_MAX_RANK, dims >= 1,
  * element count <= IR_MAX_NUMEL (computed without overflow). */

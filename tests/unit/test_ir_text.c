@@ -185,6 +185,25 @@ static void test_round_trip_every_op(void) {
   ValueId logits = node(g, OP_MATMUL, 2, IN(rows, emb), nt, 2, NOLOC);
   ValueId loss = node(g, OP_CROSS_ENTROPY, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), (SrcLoc){"m.cram", 4294967295u, 0});
   ValueId pm = node(g, OP_MEAN, 1, IN(p), ATTRS(ir_attr_int(ATTR_AXIS, 3)), NOLOC);
+  /* backward ops (autodiff) */
+  Shape scalar = {.rank = 0};
+  Attr one_v = ir_attr_float(ATTR_VALUE, 1.0);
+  ValueId one = ir_add_source(g, OP_FILL, DT_F32, &scalar, &one_v, 1, NOLOC);
+  node(g, OP_GELU_GRAD, 2, IN(f, f), NOATTR, NOLOC);
+  node(g, OP_RELU_GRAD, 2, IN(f, f), NOATTR, NOLOC);
+  node(g, OP_TANH_GRAD, 2, IN(f, f), NOATTR, NOLOC);
+  node(g, OP_SOFTMAX_GRAD, 2, IN(p, p), NOATTR, NOLOC);
+  ValueId pre = node(g, OP_MATMUL, 2, IN(x, w1), nn, 2, NOLOC);
+  ValueId half = node(g, OP_GLU, 1, IN(pre), ATTRS(ir_attr_str(ATTR_ACT, "sigmoid")), NOLOC);
+  node(g, OP_GLU_GRAD, 2, IN(pre, half), ATTRS(ir_attr_str(ATTR_ACT, "sigmoid")), NOLOC);
+  node(g, OP_LAYERNORM_GRAD, 3, IN(x, lnw, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
+  node(g, OP_RMSNORM_GRAD, 2, IN(x, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-6)), NOLOC);
+  node(g, OP_CROSS_ENTROPY_GRAD, 3, IN(logits, mt, one), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
+  node(g, OP_EMBEDDING_GRAD, 2, IN(tok, x), ATTRS(ir_attr_int(ATTR_ROWS, 32)), NOLOC);
+  node(g, OP_MASKED_ROWS_GRAD, 2, IN(rows, tgt), ATTRS(ir_attr_int(ATTR_SLOTS, 3)), NOLOC);
+  node(g, OP_SUM_TO, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){8, 1}, 2)), NOLOC);
+  node(g, OP_BROADCAST_TO, 1, IN(lnw), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){2, 8, 16}, 3)), NOLOC);
+  node(g, OP_PAD, 1, IN(x), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 1), ir_attr_int(ATTR_SIZE, 20)), NOLOC);
   ir_add_output(g, "loss", loss);
   ir_add_output(g, "attn", pm);
   for (ValueId v = 0; v < g->n; v++) used[g->nodes[v].op] = true;
