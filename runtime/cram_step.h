@@ -1,0 +1,128 @@
+/* cram_step.h - THE step ABI: the one C interface between a compiled train
+ * step (step.so, produced by cramc) and the runtime that trains with it.
+ *
+ * Both sides include this header. A step.so exports exactly one symbol,
+ *
+ *     const cram_step_api *cram_step_entry(void);
+ *
+ * returning a table of metadata and function pointers. The runtime dlopens
+ * the artifact, calls cram_step_entry, and refuses it unless abi_version ==
+ * CRAM_STEP_ABI_VERSION (any change to this file that is not purely additive
+ * at the end of a struct bumps the version). Nothing in the table may touch
+ * a GPU until create() is called, so `cram info` works on machines without
+ * one.
+ *
+ * The train step is two entry points so the runtime can ramp the batch size
+ * by accumulation without recompiling:
+ *   step()    one microbatch: forward + backward, grad_acc += grad * scale
+ *             (scale = 1/k for k microbatches, so the loss is averaged);
+ *   update()  global-norm clip + AdamW from grad_acc, then grad_acc = 0.
+ * eval() computes the loss only. All host buffers are plain arrays in the
+ * layout the metadata describes; parameters and optimizer state are exposed
+ * as f32 whatever the device precision, for checkpoints.
+ */
+#ifndef CRAM_STEP_H
+#define CRAM_STEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRAM_STEP_ABI_VERSION 1u
+#define CRAM_STEP_ENTRY "cram_step_entry"
+#define CRAM_STEP_MAX_RANK 6
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 2 } cram_step_dtype;
+
+/* Return code of every entry point; details via last_error(). */
+typedef enum cram_step_rc {
+  CRAM_STEP_OK = 0,
+  CRAM_STEP_E_ARG,     /* bad argument (index out of range, NULL buffer) */
+  CRAM_STEP_E_DATA,    /* bad batch data (token id outside the vocabulary) */
+  CRAM_STEP_E_DEVICE,  /* no usable device / driver, or a device call failed */
+  CRAM_STEP_E_NOMEM,
+  CRAM_STEP_E_STATE    /* called in the wrong order (e.g. update before step) */
+} cram_step_rc;
+
+typedef struct cram_tensor_info {
+  const char *name;                      /* "layers.3.attn.qkv.weight", "tokens" */
+  cram_step_dtype dtype;                 /* as stored by the step (host copies are f32 or i32) */
+  uint32_t rank;
+  int64_t shape[CRAM_STEP_MAX_RANK];
+  int64_t numel;
+  uint32_t decay;                        /* params: 1 = AdamW weight decay applies */
+} cram_tensor_info;
+
+typedef struct cram_dim {
+  const char *name;                      /* a `dims` entry of the .cram file */
+  int64_t value;
+} cram_dim;
+
+typedef struct cram_step_meta {
+  uint32_t abi_version;                  /* CRAM_STEP_ABI_VERSION of the compiler that built it */
+  const char *model;                     /* `model` name */
+  const char *target;                    /* "cuda" | "cpu" | "interp" */
+  const char *precision;                 /* "bf16" | "f32" | "f64" */
+  const char *cramc_version;
+  const char *source_hash;               /* FNV-1a 64 of the .cram text, hex */
+  int32_t min_sm;                        /* CUDA: lowest compute capability *10 it runs on (80); 0 otherwise */
+  uint32_t ndims;
+  const cram_dim *dims;
+  uint32_t ninputs;                      /* per-microbatch inputs, in the order step() takes them */
+  const cram_tensor_info *inputs;
+  uint32_t nparams;
+  const cram_tensor_info *params;
+  int64_t nparam_elems;                  /* total parameter count */
+  uint64_t arena_bytes;                  /* device memory planned for one step */
+  uint32_t kernel_count;
+  double flops_per_token;                /* model FLOPs of one train step per token (for MFU) */
+} cram_step_meta;
+
+/* Optimizer hyper-parameters fixed at compile time are in the graph; these
+ * vary per update. */
+typedef struct cram_update_args {
+  float lr;
+  int64_t step;                          /* 1-based AdamW step, for bias correction */
+} cram_update_args;
+
+typedef struct cram_create_opts {
+  int device;                            /* CUDA ordinal; ignored on CPU */
+  int training;                          /* 1 = dropout active (finetuning) */
+  uint64_t dropout_seed;
+} cram_create_opts;
+
+typedef struct cram_ctx cram_ctx;
+
+typedef struct cram_step_api {
+  uint32_t abi_version;                  /* first field, always: checked before anything else */
+  uint32_t struct_size;                  /* sizeof(cram_step_api) of the builder */
+  const cram_step_meta *meta;
+
+  cram_step_rc (*create)(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen);
+  void (*destroy)(cram_ctx *ctx);
+  const char *(*last_error)(const cram_ctx *ctx);
+
+  /* Parameters from the init rules of the .cram file (seeded, reproducible);
+   * zeroes Adam moments and gradient accumulators. */
+  cram_step_rc (*init_params)(cram_ctx *ctx, uint64_t seed);
+  /* Host f32 copies of parameter i (meta->params[i]) and its Adam moments. */
+  cram_step_rc (*get_param)(cram_ctx *ctx, uint32_t i, float *dst);
+  cram_step_rc (*set_param)(cram_ctx *ctx, uint32_t i, const float *src);
+  cram_step_rc (*get_moments)(cram_ctx *ctx, uint32_t i, float *m, float *v);
+  cram_step_rc (*set_moments)(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
+
+  /* inputs[j] points to meta->inputs[j].numel values (int32_t for i32, float otherwise). */
+  cram_step_rc (*step)(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
+  cram_step_rc (*update)(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
+  cram_step_rc (*eval)(cram_ctx *ctx, const void *const *inputs, float *loss);
+} cram_step_api;
+
+typedef const cram_step_api *(*cram_step_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
