@@ -69,7 +69,7 @@ class CrammedConfig:
     tie_decoder: bool = True      # decoder weight = embedding.weight
     decoder_bias: bool = False
     sparse_prediction: bool = True
-    prediction_count: int = 32    # targets per sequence; capacity = batch * prediction_count
+    prediction_count: int = 32    # prediction slots per sequence (sparse_prediction)
     # training-time
     dropout: float = 0.0          # hidden, embedding and attention-prob dropout (off in pretraining)
     init_std: float = 0.02
@@ -322,31 +322,36 @@ class CrammedMLM(nn.Module):
 
     def forward(self, tokens: Tensor, targets: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         h = self.encode(tokens, mask)
-        b, s, hid = h.shape
-        h = h.reshape(b * s, hid)
-        t = targets.reshape(b * s).long()
+        t = targets.long()
         if self.cfg.sparse_prediction:
-            h, t = sparse_gather(h, t, b * self.cfg.prediction_count)
+            h, t = sparse_gather(h, t, self.cfg.prediction_count)   # [B*count, H], [B*count]
+        else:
+            h, t = h.reshape(-1, h.shape[-1]), t.reshape(-1)           # [B*S, H], [B*S]
         # Mean over positions whose target != -100 (gathered padding slots are -100 too).
         return F.cross_entropy(self.logits(h), t, ignore_index=IGNORE_INDEX)
 
 
-def sparse_gather(h: Tensor, t: Tensor, capacity: int) -> Tuple[Tensor, Tensor]:
-    """Static-shape gather of prediction rows: returns the rows of the first `capacity`
-    target positions (target != -100) in row-major order, padded with non-target rows
-    (whose target is -100, so the loss ignores them) when there are fewer targets.
+def sparse_gather(h: Tensor, t: Tensor, count: int) -> Tuple[Tensor, Tensor]:
+    """Static-shape gather of prediction rows, `count` slots per sequence.
 
-    With at most `capacity` targets this gives exactly the dense loss. The crammed
-    recipe masks exactly `prediction_count` tokens per sequence, so capacity =
-    batch * prediction_count is always exactly full. Cramming itself uses
-    argsort(mask)[-capacity:] (unspecified order); we sort a unique key instead so
-    which targets are kept on overflow is deterministic. No data-dependent shapes
-    or Python branching: fine for torch.compile(fullgraph=True)."""
-    n = t.shape[0]
-    idx = torch.arange(n, device=t.device)
-    key = (t == IGNORE_INDEX).long() * n + idx        # targets first, each group in index order
-    sel = torch.argsort(key)[:capacity]
-    return h.index_select(0, sel), t.index_select(0, sel)
+    h [B,S,H], t [B,S] -> rows [B*count, H], targets [B*count]. Slot k of sequence b
+    holds that sequence's k-th target position (target != -100) in position order;
+    when a sequence has fewer than `count` targets the remaining slots hold
+    non-target positions, whose target is -100 so the loss ignores them (and they get
+    no gradient). A sequence with more than `count` targets keeps its first `count`.
+
+    With at most `count` targets per sequence this is exactly the dense loss. The
+    crammed collator masks exactly `count` (= 25% of seq) tokens per sequence, so every
+    slot is used. Cramming itself does argsort(mask.flatten())[-B*count:] (order and
+    overflow choice unspecified); we sort a unique per-row key instead so every
+    backend can agree on the slot order. No data-dependent shapes or Python branching:
+    fine for torch.compile(fullgraph=True)."""
+    b, s, hid = h.shape
+    idx = torch.arange(s, device=t.device)
+    key = (t == IGNORE_INDEX).long() * s + idx                 # targets first, in position order
+    pos = torch.argsort(key, dim=1)[:, :count]                 # [B, count]
+    flat = (pos + torch.arange(b, device=t.device)[:, None] * s).reshape(b * count)
+    return h.reshape(b * s, hid).index_select(0, flat), t.reshape(b * s).index_select(0, flat)
 
 
 # ----------------------------------------------------------------------------
