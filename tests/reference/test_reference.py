@@ -627,6 +627,8 @@ def main() -> int:
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
     result = unittest.TextTestRunner(verbosity=verbosity, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    for test, reason in result.skipped:  # never skip silently: say what and why
+        print(f"skipped: {test.id()}: {reason}")
     passed = result.testsRun - failed - len(result.skipped)
     print(f"{passed} passed, {failed} failed" + (f", {len(result.skipped)} skipped" if result.skipped else ""))
     return 0 if failed == 0 else 1
