@@ -1,6 +1,7 @@
 /* cramc.c: the compiler driver.
  *
- *   cramc FILE.cram [--emit=ir|grad-ir|ast] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram --interpret --batch B.safetensors ... --out OUT.safetensors  (interpret.c)
  *
  * Reads the file, runs the frontend, and prints what was asked for. Code
  * generation (step.so) is a later milestone: asking for it says so plainly.
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "frontend.h"
+#include "interpret.h"
 #include "ir.h"
 #include "passes.h"
 
@@ -28,6 +30,8 @@ static const char usage[] =
     "options:\n"
     "  --emit=ir        print the forward graph in IR text form\n"
     "  --emit=grad-ir   print the forward graph plus its backward (autodiff) in IR text form\n"
+    "  --emit=train-ir  print the whole train-step graph (forward, backward, clip, AdamW)\n"
+    "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
@@ -79,8 +83,8 @@ static int parse_args(int argc, char **argv, Options *o) {
       return 0;
     }
     if (!strncmp(a, "--emit=", 7)) {
-      if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "ast"))
-        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir or ast)", a + 7);
+      if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir or ast)", a + 7);
       o->emit = a + 7;
     } else if (!strcmp(a, "--summary")) {
       o->summary = true;
@@ -215,6 +219,8 @@ static void print_summary(const Graph *g, FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--interpret")) return cramc_interpret_main(argc, argv);
   Options o = {0};
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) goto done;
@@ -249,6 +255,10 @@ int main(int argc, char **argv) {
     if (g && o.emit && !strcmp(o.emit, "grad-ir")) { /* forward + backward */
       Graph *fwd = g;
       g = pass_autodiff(fwd, &d);
+      ir_graph_free(fwd);
+    } else if (g && o.emit && !strcmp(o.emit, "train-ir")) { /* forward + backward + clip + AdamW */
+      Graph *fwd = g;
+      g = cramc_train_ir(fwd, &d);
       ir_graph_free(fwd);
     }
     if (g) {

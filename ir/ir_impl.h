@@ -39,6 +39,12 @@ IR_SHAPE_RULE(shape_masked_rows_grad);
 IR_SHAPE_RULE(shape_sum_to);
 IR_SHAPE_RULE(shape_broadcast_to);
 IR_SHAPE_RULE(shape_pad);
+/* optimizer ops (ir/shape_optim.c) */
+IR_SHAPE_RULE(shape_sumsq);
+IR_SHAPE_RULE(shape_clip_coef);
+IR_SHAPE_RULE(shape_adam_sched);
+IR_SHAPE_RULE(shape_adam_state);
+IR_SHAPE_RULE(shape_adamw_param);
 
 /* A type is well formed: known dtype, rank <= IR_MAX_RANK, dims >= 1,
  * element count <= IR_MAX_NUMEL (computed without overflow). */

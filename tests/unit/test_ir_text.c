@@ -204,6 +204,16 @@ static void test_round_trip_every_op(void) {
   node(g, OP_SUM_TO, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){8, 1}, 2)), NOLOC);
   node(g, OP_BROADCAST_TO, 1, IN(lnw), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){2, 8, 16}, 3)), NOLOC);
   node(g, OP_PAD, 1, IN(x), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 1), ir_attr_int(ATTR_SIZE, 20)), NOLOC);
+  /* optimizer ops */
+  {
+    ValueId sq = node(g, OP_SUMSQ, 1, IN(lnw), NOATTR, NOLOC);
+    node(g, OP_SQRT, 1, IN(sq), NOATTR, NOLOC);
+    ValueId cc = node(g, OP_CLIP_COEF, 1, IN(sq), ATTRS(ir_attr_float(ATTR_MAX_NORM, 0.5)), NOLOC);
+    ValueId sch = node(g, OP_ADAM_SCHED, 2, IN(one, one), ATTRS(ir_attr_float(ATTR_BETA1, 0.9), ir_attr_float(ATTR_BETA2, 0.98)), NOLOC);
+    ValueId m = node(g, OP_ADAM_M, 3, IN(lnw, lnb, cc), ATTRS(ir_attr_float(ATTR_BETA1, 0.9)), NOLOC);
+    ValueId v = node(g, OP_ADAM_V, 3, IN(lnw, lnb, cc), ATTRS(ir_attr_float(ATTR_BETA2, 0.98)), NOLOC);
+    node(g, OP_ADAMW_PARAM, 4, IN(lnw, m, v, sch), ATTRS(ir_attr_float(ATTR_EPS, 1e-12), ir_attr_float(ATTR_WD, 0.01)), NOLOC);
+  }
   ir_add_output(g, "loss", loss);
   ir_add_output(g, "attn", pm);
   for (ValueId v = 0; v < g->n; v++) used[g->nodes[v].op] = true;
