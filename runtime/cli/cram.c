@@ -22,6 +22,10 @@ typedef struct command {
 static const command commands[] = {
     {"data", cram_cmd_data, "prepare a corpus: tokenizer, filtering, packing, ordering -> token shards"},
     {"shards", cram_cmd_shards, "inspect and verify token shards (header, size, checksum, token range)"},
+    {"train", cram_cmd_train, "train a compiled step.so on token shards (Cramming recipe, checkpoints, resume)"},
+    {"info", cram_cmd_info, "show what a compiled step.so contains (model, dims, parameters); no GPU needed"},
+    {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
+    {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
 };
 
 static void usage(FILE *f) {
@@ -37,7 +41,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "\n"
             "`cram <command> --help` describes a command. `cram --version` prints the version.\n"
-            "Docs: docs/data.md (data pipeline and shard format).\n");
+            "Docs: docs/data.md (data pipeline and shard format), docs/training.md (trainer).\n");
 }
 
 int main(int argc, char **argv) {

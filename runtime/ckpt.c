@@ -1,0 +1,241 @@
+/* ckpt.c - checkpoints in safetensors; see ckpt.h. */
+#include "ckpt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+#include "shard.h"
+
+enum { NMETA = 20 };
+
+typedef struct kv {
+    char key[32];
+    char val[96];
+} kv;
+
+static void put(kv *m, size_t *n, const char *k, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static void put(kv *m, size_t *n, const char *k, const char *fmt, ...) {
+    snprintf(m[*n].key, sizeof m[*n].key, "%s", k);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m[*n].val, sizeof m[*n].val, fmt, ap);
+    va_end(ap);
+    (*n)++;
+}
+
+static char *dir_of(const char *path) {
+    const char *s = strrchr(path, '/');
+    if (!s) return strdup(".");
+    if (s == path) return strdup("/");
+    char *d = malloc((size_t)(s - path) + 1);
+    if (d) {
+        memcpy(d, path, (size_t)(s - path));
+        d[s - path] = 0;
+    }
+    return d;
+}
+
+cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx *ctx, const cram_train_state *st,
+                           cram_err *err) {
+    const cram_step_meta *me = api->meta;
+    size_t nt = (size_t)me->nparams * 3;
+    cram_st_tensor *ts = calloc(nt ? nt : 1, sizeof *ts);
+    float *buf = malloc((size_t)(me->nparam_elems ? me->nparam_elems : 1) * 3 * sizeof(float));
+    char **names = calloc(nt ? nt : 1, sizeof *names);
+    cram_status r = CRAM_OK;
+    if (!ts || !buf || !names) {
+        r = cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory for the checkpoint", path);
+        goto out;
+    }
+    int64_t off = 0;
+    for (uint32_t i = 0; i < me->nparams; i++) {
+        const cram_tensor_info *p = &me->params[i];
+        float *pv = buf + off, *mv = buf + me->nparam_elems + off, *vv = buf + 2 * me->nparam_elems + off;
+        cram_step_rc rc = api->get_param(ctx, i, pv);
+        if (rc == CRAM_STEP_OK) rc = api->get_moments(ctx, i, mv, vv);
+        if (rc != CRAM_STEP_OK) {
+            r = cram_err_set(err, CRAM_E_IO, "%s: reading parameter %s from the step failed: %s", path, p->name,
+                             api->last_error(ctx));
+            goto out;
+        }
+        const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+        float *data[3] = {pv, mv, vv};
+        for (int k = 0; k < 3; k++) {
+            cram_st_tensor *t = &ts[i * 3 + (uint32_t)k];
+            size_t len = strlen(pre[k]) + strlen(p->name) + 1;
+            names[i * 3 + (uint32_t)k] = t->name = malloc(len);
+            if (!t->name) {
+                r = cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            snprintf(t->name, len, "%s%s", pre[k], p->name);
+            t->dtype = CRAM_ST_F32;
+            t->rank = (int)p->rank;
+            for (uint32_t d = 0; d < p->rank; d++) t->shape[d] = p->shape[d];
+            t->data = (const unsigned char *)data[k];
+        }
+        off += p->numel;
+    }
+    kv m[NMETA];
+    size_t nm = 0;
+    put(m, &nm, "format", "%s", CRAM_CKPT_FORMAT);
+    put(m, &nm, "model", "%s", me->model ? me->model : "");
+    put(m, &nm, "source_hash", "%s", me->source_hash ? me->source_hash : "");
+    put(m, &nm, "step", "%" PRIu64, st->step);
+    put(m, &nm, "attempts", "%" PRIu64, st->attempts);
+    put(m, &nm, "seq_pos", "%" PRIu64, st->seq_pos);
+    put(m, &nm, "tokens", "%" PRIu64, st->tokens);
+    put(m, &nm, "skipped", "%" PRIu64, st->skipped);
+    put(m, &nm, "bad_run", "%" PRIu64, st->bad_run);
+    put(m, &nm, "elapsed", "%.17g", st->elapsed);
+    put(m, &nm, "seed", "%" PRIu64, st->seed);
+    put(m, &nm, "shuffle", "%d", st->shuffle);
+    put(m, &nm, "steps", "%" PRIu64, st->steps);
+    put(m, &nm, "budget", "%.17g", st->budget);
+    put(m, &nm, "batch", "%" PRIu64, st->batch);
+    put(m, &nm, "ramp", "%.17g", st->ramp);
+    put(m, &nm, "peak_lr", "%.17g", st->peak_lr);
+    put(m, &nm, "mask_n", "%" PRIu32, st->mask_n);
+    cram_st_meta sm[NMETA];
+    for (size_t i = 0; i < nm; i++) sm[i].key = m[i].key, sm[i].value = m[i].val;
+    r = cram_st_write(path, ts, nt, sm, nm, err);
+    if (r == CRAM_OK) {
+        char *d = dir_of(path);
+        if (d) r = cram_fsync_dir(d, err);
+        free(d);
+    }
+out:
+    for (size_t i = 0; names && i < nt; i++) free(names[i]);
+    free(names);
+    free(ts);
+    free(buf);
+    return r;
+}
+
+static cram_status need(const cram_st_file *f, const char *path, const char *key, const char **v, cram_err *err) {
+    *v = cram_st_meta_get(f, key);
+    if (!*v) return cram_err_set(err, CRAM_E_HEADER, "%s: not a cram checkpoint (no '%s' in the metadata)", path, key);
+    return CRAM_OK;
+}
+
+static cram_status get_u64(const cram_st_file *f, const char *path, const char *key, uint64_t *out, cram_err *err) {
+    const char *v;
+    cram_status r = need(f, path, key, &v, err);
+    if (r) return r;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || *v == '-')
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not an integer: '%s'", path, key, v);
+    *out = x;
+    return CRAM_OK;
+}
+
+static cram_status get_f64(const cram_st_file *f, const char *path, const char *key, double *out, cram_err *err) {
+    const char *v;
+    cram_status r = need(f, path, key, &v, err);
+    if (r) return r;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || x != x)
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not a number: '%s'", path, key, v);
+    *out = x;
+    return CRAM_OK;
+}
+
+static cram_status parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
+                               cram_train_state *st, cram_err *err) {
+    const char *v;
+    cram_status r;
+    memset(st, 0, sizeof *st);
+    if ((r = need(f, path, "format", &v, err))) return r;
+    if (strcmp(v, CRAM_CKPT_FORMAT) != 0)
+        return cram_err_set(err, CRAM_E_VERSION, "%s: checkpoint format '%s', this cram reads '%s'", path, v,
+                            CRAM_CKPT_FORMAT);
+    if ((r = need(f, path, "model", &v, err))) return r;
+    if (me && strcmp(v, me->model ? me->model : "") != 0)
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint of model '%s', the step is model '%s'", path, v,
+                            me->model ? me->model : "");
+    if ((r = need(f, path, "source_hash", &v, err))) return r;
+    if (me && strcmp(v, me->source_hash ? me->source_hash : "") != 0)
+        return cram_err_set(err, CRAM_E_HEADER,
+                            "%s: checkpoint was written by a step compiled from another source (hash %s, step has %s)",
+                            path, v, me->source_hash ? me->source_hash : "");
+    uint64_t shuffle = 0, mask_n = 0;
+    if ((r = get_u64(f, path, "step", &st->step, err)) || (r = get_u64(f, path, "attempts", &st->attempts, err)) ||
+        (r = get_u64(f, path, "seq_pos", &st->seq_pos, err)) || (r = get_u64(f, path, "tokens", &st->tokens, err)) ||
+        (r = get_u64(f, path, "skipped", &st->skipped, err)) || (r = get_u64(f, path, "bad_run", &st->bad_run, err)) ||
+        (r = get_f64(f, path, "elapsed", &st->elapsed, err)) || (r = get_u64(f, path, "seed", &st->seed, err)) ||
+        (r = get_u64(f, path, "shuffle", &shuffle, err)) || (r = get_u64(f, path, "steps", &st->steps, err)) ||
+        (r = get_f64(f, path, "budget", &st->budget, err)) || (r = get_u64(f, path, "batch", &st->batch, err)) ||
+        (r = get_f64(f, path, "ramp", &st->ramp, err)) || (r = get_f64(f, path, "peak_lr", &st->peak_lr, err)) ||
+        (r = get_u64(f, path, "mask_n", &mask_n, err)))
+        return r;
+    st->shuffle = shuffle != 0;
+    st->mask_n = (uint32_t)mask_n;
+    return CRAM_OK;
+}
+
+cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, cram_train_state *st, cram_err *err) {
+    cram_st_file f;
+    cram_status r = cram_st_read(path, &f, err);
+    if (r == CRAM_OK) r = parse_state(&f, path, meta, st, err);
+    cram_st_free(&f);
+    return r;
+}
+
+cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx *ctx, cram_train_state *st,
+                           cram_err *err) {
+    const cram_step_meta *me = api->meta;
+    cram_st_file f;
+    cram_status r = cram_st_read(path, &f, err);
+    if (r == CRAM_OK) r = parse_state(&f, path, me, st, err);
+    float *tmp[3] = {0};
+    char name[512];
+    for (uint32_t i = 0; r == CRAM_OK && i < me->nparams; i++) {
+        const cram_tensor_info *p = &me->params[i];
+        const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+        for (int k = 0; k < 3 && r == CRAM_OK; k++) {
+            snprintf(name, sizeof name, "%s%s", pre[k], p->name);
+            const cram_st_tensor *t = cram_st_find(&f, name);
+            if (!t) {
+                r = cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint has no tensor '%s'", path, name);
+                break;
+            }
+            int same = t->dtype == CRAM_ST_F32 && t->rank == (int)p->rank;
+            for (uint32_t d = 0; same && d < p->rank; d++) same = t->shape[d] == p->shape[d];
+            if (!same) {
+                r = cram_err_set(err, CRAM_E_HEADER, "%s: tensor '%s' is not F32 of the parameter's shape", path,
+                                 name);
+                break;
+            }
+            free(tmp[k]);
+            tmp[k] = malloc(t->nbytes ? t->nbytes : 1);
+            if (!tmp[k]) {
+                r = cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            memcpy(tmp[k], t->data, t->nbytes); /* data may be unaligned in the file buffer */
+        }
+        if (r != CRAM_OK) break;
+        cram_step_rc rc = api->set_param(ctx, i, tmp[0]);
+        if (rc == CRAM_STEP_OK) rc = api->set_moments(ctx, i, tmp[1], tmp[2]);
+        if (rc != CRAM_STEP_OK)
+            r = cram_err_set(err, CRAM_E_IO, "%s: loading parameter %s into the step failed: %s", path, p->name,
+                             api->last_error(ctx));
+    }
+    for (int k = 0; k < 3; k++) free(tmp[k]);
+    cram_st_free(&f);
+    return r;
+}

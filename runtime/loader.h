@@ -1,0 +1,36 @@
+/* loader.h - loading a compiled train step (step.so) through the step ABI
+ * (cram_step.h), and small queries on its metadata.
+ *
+ * cram_step_load() dlopens the artifact, finds cram_step_entry and checks the
+ * table before anything else touches it; every refusal is one line naming the
+ * file: not a file, not a shared object, not a cramc artifact (no entry
+ * symbol), built for another step ABI version, table smaller than v1. Loading
+ * never touches a GPU (create() does), so `cram info` works anywhere. */
+#ifndef CRAM_LOADER_H
+#define CRAM_LOADER_H
+
+#include <stdint.h>
+
+#include "cram_step.h"
+#include "status.h"
+
+typedef struct cram_step_lib {
+    void *handle;
+    const cram_step_api *api;
+} cram_step_lib;
+
+cram_status cram_step_load(cram_step_lib *lib, const char *path, cram_err *err);
+void cram_step_unload(cram_step_lib *lib);
+
+/* Checks a table (as returned by cram_step_entry) for use by this runtime:
+ * ABI version, struct size, metadata present and self-consistent. */
+cram_status cram_step_check(const cram_step_api *api, const char *label, cram_err *err);
+
+/* Value of dim `name` in meta->dims, or `dflt` when the model has no such dim. */
+int64_t cram_step_dim(const cram_step_meta *m, const char *name, int64_t dflt);
+/* Index of the input named `name`, or -1. */
+int cram_step_input(const cram_step_meta *m, const char *name);
+/* One-line text of a cram_step_rc ("bad batch data"). */
+const char *cram_step_rc_str(cram_step_rc rc);
+
+#endif
