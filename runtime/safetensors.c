@@ -411,7 +411,7 @@ cram_status cram_st_parse(unsigned char *buf, size_t size, const char *label, cr
     free(ends);
     ends = NULL;
     /* Non-overlapping: sort by begin and check neighbours. */
-    qsort(f->tensors, f->count, sizeof *f->tensors, cmp_offset);
+    if (f->count > 1) qsort(f->tensors, f->count, sizeof *f->tensors, cmp_offset);
     for (size_t i = 1; i < f->count; i++) {
         const cram_st_tensor *a = &f->tensors[i - 1], *b2 = &f->tensors[i];
         if (a->data + a->nbytes > b2->data) {
