@@ -22,16 +22,7 @@
 #include "interp.h"
 #include "passes.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                 \
-  do {                                                                           \
-    if (c) n_pass++;                                                             \
-    else {                                                                       \
-      n_fail++;                                                                  \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                            \
-  } while (0)
+#include "check.h"
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * (1.0 + fabs(b)))
 
@@ -465,6 +456,5 @@ int main(void) {
   test_bad_options();
   test_accumulation();
   test_init();
-  printf("test_adamw: %d passed, %d failed\n", n_pass, n_fail);
-  return n_fail ? 1 : 0;
+  return check_summary("test_adamw");
 }

@@ -15,15 +15,7 @@
 #include "ckpt.h"
 #include "safetensors.h"
 
-static int n_pass, n_fail;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
 
 #define N 3000
 struct cram_ctx {
@@ -120,6 +112,5 @@ int main(void) {
     CHECK(cram_ckpt_read_state(path, &other, &st2, &err) != CRAM_OK && strstr(err.msg, "model 'fake'"));
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) n_fail++;
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_summary("test_ckpt");
 }

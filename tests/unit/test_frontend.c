@@ -15,16 +15,7 @@
 #include "frontend.h"
 #include "ir.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (c) n_pass++;                                                            \
-    else {                                                                      \
-      n_fail++;                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                           \
-  } while (0)
+#include "check.h"
 
 /* A Diag writing into memory. */
 typedef struct {
@@ -361,6 +352,5 @@ int main(void) {
   test_dims_eval();
   test_param_names();
   test_error_policy();
-  printf("test_frontend: %d passed, %d failed\n", n_pass, n_fail);
-  return n_fail > 100 ? 100 : n_fail;
+  return check_summary("test_frontend");
 }

@@ -27,16 +27,7 @@
 #include "ir.h"
 #include "passes.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (c) n_pass++;                                                            \
-    else {                                                                      \
-      n_fail++;                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                           \
-  } while (0)
+#include "check.h"
 
 /* ---- random numbers (xorshift64*, seeded: the test is deterministic) ------ */
 
@@ -579,6 +570,5 @@ int main(void) {
   check_model("models/ablations/untied_biases.cram");
   check_model("models/ablations/dense_prediction.cram");
   test_tied_decoder();
-  printf("test_grad: %d passed, %d failed\n", n_pass, n_fail);
-  return n_fail ? 1 : 0;
+  return check_summary("test_grad");
 }

@@ -14,16 +14,7 @@
 
 #include "ir.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (c) n_pass++;                                                            \
-    else {                                                                      \
-      n_fail++;                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                           \
-  } while (0)
+#include "check.h"
 
 /* ---- a graph plus a Diag that writes into memory ------------------------- */
 
@@ -578,6 +569,5 @@ int main(void) {
   test_builder();
   test_verify();
   test_flops();
-  printf("test_ir: %d passed, %d failed\n", n_pass, n_fail);
-  return n_fail ? 1 : 0;
+  return check_summary("test_ir");
 }

@@ -10,15 +10,7 @@
 #include "mlm.h"
 #include "train.h"
 
-static int n_pass, n_fail;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
 
 int main(void) {
     CHECK(cram_mlm_round(25.6) == 26 && cram_mlm_round(28.8) == 29);
@@ -108,6 +100,5 @@ int main(void) {
     CHECK(perm && !ident);
     CHECK(cram_data_index(17, 1000, 5, 1) != cram_data_index(1017, 1000, 5, 1) ||
           cram_data_index(18, 1000, 5, 1) != cram_data_index(1018, 1000, 5, 1));
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_summary("test_mlm");
 }

@@ -12,16 +12,7 @@
 
 #include "safetensors.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
 
 /* Builds an image: u64 len + header + data. */
 static unsigned char *image(const char *header, const void *data, size_t dlen, size_t *size) {
@@ -184,6 +175,5 @@ int main(void) {
     }
     remove(path);
     rmdir(dir);
-    printf("test_safetensors: %d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_safetensors");
 }

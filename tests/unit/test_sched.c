@@ -6,15 +6,8 @@
 
 #include "schedule.h"
 
-static int n_pass, n_fail;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
+
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-12)
 
 /* Reference: torch_default.py schedule_batch_size with steps "microbatch steps". */
@@ -54,6 +47,5 @@ int main(void) {
     CHECK(cram_parse_duration("0h", &s, &err) != CRAM_OK);
     CHECK(cram_parse_duration("3x", &s, &err) != CRAM_OK);
     CHECK(cram_parse_duration("h", &s, &err) != CRAM_OK);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_summary("test_sched");
 }

@@ -19,16 +19,7 @@
 #include "checksum.h"
 #include "shard.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
 
 static char tmpdir[256];
 
@@ -372,6 +363,5 @@ int main(void) {
     test_corruption();
     test_dataset();
     cleanup();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_shard");
 }

@@ -18,16 +18,7 @@
 #include "interp.h"
 #include "passes.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(c)                                                             \
-  do {                                                                       \
-    if (c) n_pass++;                                                         \
-    else {                                                                   \
-      n_fail++;                                                              \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-    }                                                                        \
-  } while (0)
+#include "check.h"
 
 enum { B = 4, S = 16, V = 16, STEPS = 500 };
 
@@ -166,6 +157,5 @@ int main(void) {
   ir_graph_free(ad);
 done:
   ir_graph_free(fwd);
-  printf("test_train_interp: %d passed, %d failed\n", n_pass, n_fail);
-  return n_fail ? 1 : 0;
+  return check_summary("test_train_interp");
 }

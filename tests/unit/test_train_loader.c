@@ -11,15 +11,7 @@
 
 #include "loader.h"
 
-static int n_pass, n_fail;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (c) n_pass++;                                                           \
-        else {                                                                     \
-            n_fail++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                                          \
-    } while (0)
+#include "check.h"
 
 static char dir[] = "/tmp/test_loader_XXXXXX";
 
@@ -95,6 +87,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) n_fail++;
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_summary("test_train_loader");
 }
