@@ -12,25 +12,7 @@
 
 #include "interp_ops.h"
 
-#define IN_SHAPE(c, k) (&(c)->g->nodes[(c)->n->in[k]].shape)
-
-static int64_t last_dim(const Shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
-static int64_t rows_of(const Shape *s) { return ir_shape_numel(s) / last_dim(s); }
 static int64_t numel_out(const InterpCall *c) { return ir_shape_numel(&c->n->shape); }
-
-/* Index into `in` broadcast to `out` (numpy rules), as in interp_ops.c. */
-static int64_t bcast_index(const Shape *out, const Shape *in, int64_t flat) {
-  int64_t idx = 0, stride = 1;
-  for (int a = out->rank - 1, b = in->rank - 1; a >= 0; a--, b--) {
-    int64_t coord = flat % out->dim[a];
-    flat /= out->dim[a];
-    if (b >= 0) {
-      if (in->dim[b] != 1) idx += coord * stride;
-      stride *= in->dim[b];
-    }
-  }
-  return idx;
-}
 
 /* fill: every element = value */
 bool interp_fill(InterpCall *c) {

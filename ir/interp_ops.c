@@ -12,11 +12,6 @@
 
 #include "interp_ops.h"
 
-#define IN_SHAPE(c, k) (&(c)->g->nodes[(c)->n->in[k]].shape)
-
-static int64_t last_dim(const Shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
-static int64_t rows_of(const Shape *s) { return ir_shape_numel(s) / last_dim(s); }
-
 /* ---- sources -------------------------------------------------------------- */
 
 /* torch: pe[:, 0::2] = sin(pos * div), pe[:, 1::2] = cos(pos * div),
@@ -119,20 +114,6 @@ bool interp_matmul(InterpCall *c) {
 }
 
 /* ---- elementwise ---------------------------------------------------------- */
-
-/* Index into an input broadcast to the output shape (numpy rules). */
-static int64_t bcast_index(const Shape *out, const Shape *in, int64_t flat) {
-  int64_t idx = 0, stride = 1;
-  for (int a = out->rank - 1, b = in->rank - 1; a >= 0; a--, b--) {
-    int64_t coord = flat % out->dim[a];
-    flat /= out->dim[a];
-    if (b >= 0) {
-      if (in->dim[b] != 1) idx += coord * stride;
-      stride *= in->dim[b];
-    }
-  }
-  return idx;
-}
 
 static bool binary(InterpCall *c, int mul) {
   const Shape *o = &c->n->shape, *s0 = IN_SHAPE(c, 0), *s1 = IN_SHAPE(c, 1);

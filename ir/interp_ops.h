@@ -30,4 +30,26 @@ typedef bool (*InterpFn)(InterpCall *c);
 /* Per-op kernel from the interp column; NULL for input and param (the caller provides them). */
 InterpFn interp_kernel(OpKind op);
 
+/* ---- helpers shared by the kernel files (interp_*.c) ---------------------- */
+
+#define IN_SHAPE(c, k) (&(c)->g->nodes[(c)->n->in[k]].shape)
+
+static inline int64_t last_dim(const Shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
+static inline int64_t rows_of(const Shape *s) { return ir_shape_numel(s) / last_dim(s); }
+
+/* Index into `in` broadcast to `out` (numpy rules: trailing axes aligned,
+ * size-1 axes repeat) of output element `flat`. */
+static inline int64_t bcast_index(const Shape *out, const Shape *in, int64_t flat) {
+  int64_t idx = 0, stride = 1;
+  for (int a = out->rank - 1, b = in->rank - 1; a >= 0; a--, b--) {
+    int64_t coord = flat % out->dim[a];
+    flat /= out->dim[a];
+    if (b >= 0) {
+      if (in->dim[b] != 1) idx += coord * stride;
+      stride *= in->dim[b];
+    }
+  }
+  return idx;
+}
+
 #endif

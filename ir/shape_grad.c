@@ -9,41 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "ir_impl.h"
-
-typedef struct {
-  char s[IR_TYPE_STR_MAX];
-} TypeStr;
-
-static TypeStr ty(const Node *x) {
-  TypeStr t;
-  ir_type_str(x->dtype, &x->shape, t.s, sizeof t.s);
-  return t;
-}
-
-__attribute__((format(printf, 3, 4))) static bool fail(char *msg, size_t msglen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, msglen, fmt, ap);
-  va_end(ap);
-  return false;
-}
-
-static const Node *input(const Graph *g, const Node *n, int i) { return &g->nodes[n->in[i]]; }
-static bool is_float(DType t) { return t == DT_F32 || t == DT_BF16; }
-
-static bool result(DType dt, const Shape *s, DType *dtype, Shape *shape, char *msg, size_t msglen) {
-  char why[IR_MSG_MAX];
-  if (!ir_check_type(dt, s, why, sizeof why)) return fail(msg, msglen, "result: %s", why);
-  *dtype = dt;
-  *shape = *s;
-  return true;
-}
-
-static bool need_float(const char *what, const Node *x, char *msg, size_t msglen) {
-  if (is_float(x->dtype)) return true;
-  return fail(msg, msglen, "%s must be f32 or bf16, got %s", what, ty(x).s);
-}
+#include "shape_util.h"
 
 /* The shape attribute as a Shape (rank and dims checked). */
 static bool shape_attr(const Node *n, Shape *out, char *msg, size_t msglen) {

@@ -5,22 +5,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "ir_impl.h"
-
-__attribute__((format(printf, 3, 4))) static bool fail(char *msg, size_t msglen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, msglen, fmt, ap);
-  va_end(ap);
-  return false;
-}
-
-static const Node *in_node(const Graph *g, const Node *n, int i) { return &g->nodes[n->in[i]]; }
+#include "shape_util.h"
 
 static bool is_f32_scalar(const Node *x) { return x->dtype == DT_F32 && ir_shape_numel(&x->shape) == 1; }
 
 static bool need_scalar(const Graph *g, const Node *n, int i, const char *what, char *msg, size_t msglen) {
-  const Node *x = in_node(g, n, i);
+  const Node *x = input(g, n, i);
   if (is_f32_scalar(x)) return true;
   char t[IR_TYPE_STR_MAX];
   return fail(msg, msglen, "%s must be an f32 scalar (one element), got %s", what,
@@ -34,7 +24,7 @@ static bool scalar_result(DType *dtype, Shape *shape) {
 }
 
 IR_SHAPE_RULE(shape_sumsq) {
-  const Node *x = in_node(g, n, 0);
+  const Node *x = input(g, n, 0);
   if (x->dtype != DT_F32 && x->dtype != DT_BF16) return fail(msg, msglen, "input must be f32 or bf16");
   return scalar_result(dtype, shape);
 }
@@ -54,7 +44,7 @@ IR_SHAPE_RULE(shape_adam_sched) {
 
 /* (state, g, coef): state and g f32 of one shape, coef a scalar. */
 IR_SHAPE_RULE(shape_adam_state) {
-  const Node *s = in_node(g, n, 0), *gr = in_node(g, n, 1);
+  const Node *s = input(g, n, 0), *gr = input(g, n, 1);
   char a[IR_TYPE_STR_MAX], b[IR_TYPE_STR_MAX];
   if (s->dtype != DT_F32 || gr->dtype != DT_F32 || !ir_shape_eq(&s->shape, &gr->shape))
     return fail(msg, msglen, "state %s and gradient %s must be f32 of one shape",
@@ -67,16 +57,16 @@ IR_SHAPE_RULE(shape_adam_state) {
 
 /* (p, m, v, sched[3]) */
 IR_SHAPE_RULE(shape_adamw_param) {
-  const Node *p = in_node(g, n, 0);
+  const Node *p = input(g, n, 0);
   char a[IR_TYPE_STR_MAX], b[IR_TYPE_STR_MAX];
   if (p->dtype != DT_F32) return fail(msg, msglen, "param must be f32 (master weights)");
   for (int i = 1; i <= 2; i++) {
-    const Node *x = in_node(g, n, i);
+    const Node *x = input(g, n, i);
     if (x->dtype != DT_F32 || !ir_shape_eq(&x->shape, &p->shape))
       return fail(msg, msglen, "%s %s must match param %s", i == 1 ? "m" : "v",
                   ir_type_str(x->dtype, &x->shape, a, sizeof a), ir_type_str(p->dtype, &p->shape, b, sizeof b));
   }
-  const Node *s = in_node(g, n, 3);
+  const Node *s = input(g, n, 3);
   if (s->dtype != DT_F32 || ir_shape_numel(&s->shape) != 3)
     return fail(msg, msglen, "sched must be f32[3] (adam_sched), got %s", ir_type_str(s->dtype, &s->shape, a, sizeof a));
   *dtype = DT_F32;
