@@ -146,6 +146,12 @@ struct Graph {
   uint32_t n, cap;
   Output *outputs;
   uint32_t nout, outcap;
+  /* Kernel partition (passes/fuse_elementwise.c, adamw_multi.c; docs/passes.md):
+   * kernel[v] = the kernel that computes node v (IR_NONE for sources), ids
+   * 0..nkernels-1; NULL = one kernel per computed node. Semantics never
+   * depend on it; a pass that builds a new graph drops it. */
+  uint32_t *kernel;
+  uint32_t nkernels;
 };
 
 Graph *ir_graph_new(const char *name);          /* own arena */

@@ -42,4 +42,53 @@ typedef struct Pass {
   unsigned flags;                                /* PASS_* */
 } Pass;
 
+/* ---- the pipeline (passes/pass.c; order in passes/passes.def) ------------ */
+
+/* One declaration per row of passes.def: Graph *pass_<name>(const Graph *, PassCtx *). */
+#define PASS(name, doc, flags) Graph *pass_##name(const Graph *in, PassCtx *cx);
+#include "passes.def"
+#undef PASS
+
+extern const Pass pass_pipeline[];    /* passes.def, in order */
+extern const int pass_pipeline_len;
+
+const Pass *pass_find(const char *name);  /* NULL if no such pass */
+void pass_list(FILE *out);                /* `cramc --list-passes` */
+
+/* The passes of opt (opt_level / only) in pipeline order; each one's output
+ * becomes the next one's input. Returns a new graph (a copy of `in` when no
+ * pass runs), or NULL after reporting (an unknown name in `only`, a pass
+ * that failed, ir_verify failing under verify_each). Honours dump_after and
+ * stats. */
+Graph *pass_pipeline_run(const Graph *in, PassCtx *cx);
+
+/* What --stats prints for one graph. */
+typedef struct PassStats {
+  int64_t ops;          /* computed nodes (sources excluded) */
+  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node */
+  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory */
+  int64_t arena_bytes;  /* activation arena of the memory plan (passes/memplan.h) */
+  int64_t peak_bytes;   /* largest sum of simultaneously live activation bytes */
+  int64_t sum_bytes;    /* sum of every activation buffer, unplanned */
+} PassStats;
+bool pass_graph_stats(const Graph *g, PassStats *st);
+/* "name ops kernels bytes arena" header and one row; name NULL prints the header. */
+void pass_print_stats(FILE *out, const char *name, const PassStats *st);
+
+/* Helpers shared by rewrite passes (pass.c). pass_emit adds a copy of n to
+ * dst with inputs in[] (already remapped); sources are copied as they are.
+ * pass_copy_outputs adds in's outputs through map. */
+ValueId pass_emit(Graph *dst, const Node *n, const ValueId *in, Diag *d);
+void pass_copy_outputs(Graph *dst, const Graph *in, const ValueId *map);
+/* Counts of consumers per node (outputs count as a use); arena-allocated. */
+uint32_t *pass_use_counts(const Graph *g, Arena *a);
+
+/* The kernel partition (fuse_elementwise.c): a copy of in with Graph.kernel
+ * set. multi_tensor adds adamw_multi's groups (adamw_multi.c). */
+Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d);
+/* adamw_multi.c: which multi-tensor kernel a node belongs in: 0 none,
+ * 1 the global-norm kernel (sumsq of every gradient and their sum),
+ * 2 the update kernel (clip coefficient, schedule, AdamW of every param). */
+int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel);
+
 #endif

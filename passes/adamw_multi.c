@@ -1,0 +1,47 @@
+/* adamw_multi.c: the optimizer as two multi-tensor kernels (llm.c's fused
+ * AdamW, apex's multi_tensor_apply), on top of the elementwise partition.
+ *
+ *   kernel "global norm": sumsq of every gradient, the scalar adds that sum
+ *     them, and sqrt (the grad_norm output): one launch over all gradients;
+ *   kernel "update": clip_coef, adam_sched (scalar prologues every thread
+ *     recomputes), and adam_m, adam_v, adamw_param of every parameter, so the
+ *     clipping scale is applied inside the update and each parameter, moment
+ *     and gradient is read once.
+ * The graph's nodes are unchanged; only Graph.kernel is recomputed (with
+ * fuse_elementwise's rules for every other node). A node joins a group only
+ * when each of its inputs is a source, in the group, or older than the
+ * group's first node: the partition stays schedulable in first-node order.
+ */
+#include "pass.h"
+#include "passes.h"
+
+int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel) {
+  const Node *n = &g->nodes[v];
+  int grp = 0;
+  switch (n->op) {
+  case OP_SUMSQ: grp = 1; break;
+  case OP_ADD: /* a scalar partial sum of the global norm */
+  case OP_SQRT:
+    if (n->shape.rank != 0 || group_kernel[1] == IR_NONE) return 0;
+    for (int k = 0; k < n->nin; k++)
+      if (kernel[n->in[k]] != group_kernel[1]) return 0;
+    return 1;
+  case OP_CLIP_COEF: case OP_ADAM_SCHED: case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM: grp = 2; break;
+  default: return 0;
+  }
+  uint32_t K = group_kernel[grp];
+  if (K == IR_NONE) return grp; /* v heads the group */
+  uint32_t first = v; /* the group's first node: the oldest node in K */
+  for (ValueId u = 0; u < v; u++)
+    if (kernel[u] == K) {
+      first = u;
+      break;
+    }
+  for (int k = 0; k < n->nin; k++) {
+    ValueId q = n->in[k];
+    if (kernel[q] != IR_NONE && kernel[q] != K && q >= first) return 0;
+  }
+  return grp;
+}
+
+Graph *pass_adamw_multi(const Graph *in, PassCtx *cx) { return pass_partition_kernels(in, true, cx->diag); }

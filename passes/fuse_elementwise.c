@@ -1,0 +1,84 @@
+/* fuse_elementwise.c: the kernel partition (Graph.kernel): which nodes one
+ * generated kernel computes together. The graph's nodes are unchanged.
+ *
+ * Greedy over node order. A node joins the kernel K of one of its inputs when
+ *   - it is elementwise (ew classes, same element count as K) or a reshape
+ *     (a relabelling), or a reduction over K's values (sum_to, sumsq, mean),
+ *     which closes K;
+ *   - K is open: headed by an elementwise op, a reshape or a row-wise norm
+ *     (an elementwise epilogue on its rows). GEMMs, gathers, permutes and
+ *     losses stay alone (GEMM epilogues are fuse_epilogue's business);
+ *   - every other input is a source, in K, or older than K's first node.
+ * The last rule makes the partition schedulable: every edge between kernels
+ * goes from a kernel whose first node is older, so running kernels in order of
+ * their first node respects all dependencies (tests/unit/test_passes.c checks
+ * this). Values read only inside their kernel never reach memory (memplan).
+ */
+#include "pass.h"
+#include "passes.h"
+
+enum { OPEN = 1, CLOSED = 0 };
+
+static bool joins_ew(const Node *n) {
+  OpClass c = ir_ops[n->op].cls;
+  return c == OC_EW_UNARY || c == OC_EW_BINARY || n->op == OP_RESHAPE;
+}
+
+static bool opens(const Node *n) { return joins_ew(n) || ir_ops[n->op].cls == OC_NORM; }
+
+static bool closes(const Node *n) { return n->op == OP_SUM_TO || n->op == OP_SUMSQ || n->op == OP_MEAN; }
+
+Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
+  Graph *g = ir_graph_new(in->name);
+  ValueId *map = pass_copy_nodes(g, in, d);
+  if (!map) {
+    ir_graph_free(g);
+    return NULL;
+  }
+  pass_copy_outputs(g, in, map);
+  uint32_t cap = g->n ? g->n : 1, nk = 0;
+  uint32_t *kernel = ARENA_ARRAY(g->arena, uint32_t, cap);
+  Arena *s = arena_new();
+  uint32_t *first = ARENA_ARRAY(s, uint32_t, cap);
+  int64_t *numel = ARENA_ARRAY(s, int64_t, cap);
+  uint8_t *open = ARENA_ARRAY(s, uint8_t, cap);
+  uint32_t group_kernel[3] = {IR_NONE, IR_NONE, IR_NONE}; /* multi-tensor kernels, once created */
+  for (ValueId v = 0; v < g->n; v++) {
+    const Node *n = &g->nodes[v];
+    kernel[v] = IR_NONE;
+    if (ir_ops[n->op].cls == OC_SOURCE) continue;
+    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel) : 0;
+    uint32_t K = IR_NONE;
+    if (grp) {
+      K = group_kernel[grp];
+    } else if (joins_ew(n) || closes(n)) {
+      int64_t want = closes(n) ? ir_shape_numel(&g->nodes[n->in[0]].shape) : ir_shape_numel(&n->shape);
+      for (int k = 0; k < n->nin && K == IR_NONE; k++) {
+        uint32_t c = kernel[n->in[k]];
+        if (c == IR_NONE || !open[c] || numel[c] != want) continue;
+        bool ok = true;
+        for (int j = 0; j < n->nin && ok; j++) {
+          ValueId q = n->in[j];
+          ok = kernel[q] == IR_NONE || kernel[q] == c || q < first[c];
+        }
+        if (ok) K = c;
+      }
+    }
+    if (K == IR_NONE) { /* a new kernel headed by v */
+      K = nk++;
+      first[K] = v;
+      numel[K] = ir_shape_numel(&n->shape);
+      open[K] = !grp && opens(n) && !closes(n) ? OPEN : CLOSED;
+      if (grp) group_kernel[grp] = K;
+    } else if (closes(n) && !grp) {
+      open[K] = CLOSED;
+    }
+    kernel[v] = K;
+  }
+  arena_free(s);
+  g->kernel = kernel;
+  g->nkernels = nk;
+  return g;
+}
+
+Graph *pass_fuse_elementwise(const Graph *in, PassCtx *cx) { return pass_partition_kernels(in, false, cx->diag); }
