@@ -1,0 +1,42 @@
+/* codegen.h - code generation: a forward graph (+ the train passes) into a
+ * step.so artifact implementing the step ABI (runtime/cram_step.h).
+ *
+ * Only the "interp" target exists: the artifact runs the three train graphs
+ * in the reference interpreter (codegen/interp_step/step_shim.c), so it is the
+ * correctness baseline the CPU and CUDA targets will be compared with. See
+ * docs/codegen.md. Library code: errors come back as one line in err, never
+ * printed and never exit(). */
+#ifndef CRAMC_CODEGEN_H
+#define CRAMC_CODEGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frontend.h"
+#include "ir.h"
+
+typedef struct CgOptions {
+  const char *src_path;        /* the .cram file (names it in metadata) */
+  const char *src_text;        /* its text: source hash and the dims table */
+  size_t src_len;
+  const FeDefine *defs;        /* -D overrides, for the dims table */
+  int ndefs;
+  bool f64;                    /* --precision f64: interpreter f64 mode */
+  const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
+  const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
+} CgOptions;
+
+/* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */
+void cg_source_hash(const char *text, size_t len, char buf[17]);
+
+/* Writes the C source of an interp artifact for model fwd to out. */
+bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen);
+
+/* Builds the artifact at `output` (written atomically: temp file + rename). */
+bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
+
+/* The library directory cg_interp_build would use for o (for messages). */
+const char *cg_libdir(const CgOptions *o);
+
+#endif

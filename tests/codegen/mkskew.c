@@ -1,0 +1,70 @@
+/* mkskew.c - test helper: like tests/train/mkshards.c (vocab 64, seq 16,
+ * [MASK]=4, train-00000..00001 + heldout-00000) but with a skewed unigram
+ * distribution (the product of two uniform draws) on top of the bigram rule,
+ * so even a model that has not yet learnt to attend lowers its loss within a
+ * few dozen updates: what the codegen CLI test needs to see "the loss falls".
+ * usage: mkskew DIR [NSEQ_PER_SHARD] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "shard.h"
+
+static uint64_t s_state;
+static uint32_t rnd(void) {
+    s_state = s_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(s_state >> 33);
+}
+
+static int write_split(const char *dir, const char *split, uint32_t nshards, uint64_t nseq) {
+    for (uint32_t si = 0; si < nshards; si++) {
+        cram_shard_header h;
+        memset(&h, 0, sizeof h);
+        h.vocab_size = 64;
+        h.seq_len = 16;
+        h.pad_id = 0, h.unk_id = 1, h.cls_id = 2, h.sep_id = 3, h.mask_id = 4;
+        h.shard_index = si;
+        h.shard_count = nshards;
+        h.split = strcmp(split, "train") == 0 ? CRAM_SPLIT_TRAIN : CRAM_SPLIT_HELDOUT;
+        h.order = CRAM_ORDER_INPUT;
+        h.order_token = CRAM_NO_TOKEN;
+        h.tokenizer_hash = 0x1234;
+        char *path = cram_shard_name(dir, split, si);
+        cram_shard_writer w;
+        cram_err err = {0};
+        if (cram_shard_writer_open(&w, path, &h, &err)) {
+            fprintf(stderr, "mkskew: %s\n", err.msg);
+            return 1;
+        }
+        for (uint64_t k = 0; k < nseq; k++) {
+            uint16_t s[16];
+            s[0] = (uint16_t)(5 + (rnd() % 59) * (rnd() % 59) / 59);
+            for (int j = 1; j < 16; j++) /* next = 3*prev+1 mod 59 (+5) most of the time */
+                s[j] = rnd() % 2 ? (uint16_t)(5 + (3u * (s[j - 1] - 5u) + 1u) % 59u) : (uint16_t)(5 + (rnd() % 59) * (rnd() % 59) / 59);
+            if (cram_shard_writer_append(&w, s, 1, &err)) {
+                fprintf(stderr, "mkskew: %s\n", err.msg);
+                return 1;
+            }
+        }
+        if (cram_shard_writer_finish(&w, &err)) {
+            fprintf(stderr, "mkskew: %s\n", err.msg);
+            return 1;
+        }
+        free(path);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: mkskew DIR [NSEQ_PER_SHARD]\n");
+        return 2;
+    }
+    uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 200;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", argv[1]);
+    if (system(cmd) != 0) return 1;
+    s_state = 42;
+    return write_split(argv[1], "train", 2, n) || write_split(argv[1], "heldout", 1, n / 4 ? n / 4 : 1);
+}

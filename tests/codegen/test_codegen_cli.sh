@@ -1,0 +1,68 @@
+#!/bin/bash
+# test_codegen_cli.sh CRAMC CRAM MKSKEW SOURCE_DIR LIBDIR CC - the interp
+# artifact in the trainer and the artifact build's errors:
+#   cram info; cram train 20 steps on synthetic shards, the loss falls; resume
+#   (--stop-at + --resume) == uninterrupted; an artifact built for another
+#   step ABI version is refused by the loader with the clear message; compiler
+#   failure, missing library, unwritable output: one line, exit 1, and no
+#   half-written artifact. Prints "N passed, M failed".
+CRAMC=$1 CRAM=$2 MK=$3 SRC=$4 LIBDIR=$5 BUILD_CC=${6:-cc}
+T=$(mktemp -d /tmp/test_codegen_cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+no() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else no "$1"; fi; }
+losses() { sed -E 's/.*"n":([0-9]+),"step":([0-9]+).*"loss":([^,]*),"lr":([^,]*),"batch":([0-9]+).*"skipped":([01]).*/\1 \2 \3 \4 \5 \6/' "$1"; }
+
+# mkskew (mkskew.c): vocab 64, seq 16, skewed unigrams; a model of that shape.
+D="-D batch=4 -D seq=16 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
+"$MK" "$T/data" 200 || { echo "mkskew failed"; exit 1; }
+"$CRAMC" "$SRC/models/tiny.cram" $D --target interp -o "$T/tiny.so"; check "[ $? = 0 ]"
+check "[ -f $T/tiny.so ] && ! ls $T/tiny.so.tmp.* 2>/dev/null"
+
+# 1. info
+"$CRAM" info "$T/tiny.so" > "$T/info.txt"; check "[ $? = 0 ]"
+check "grep -q 'model         tiny' $T/info.txt"
+check "grep -q 'target        interp' $T/info.txt"
+check "grep -q 'precision     f32' $T/info.txt"
+check "grep -q 'grad_norm + zero_grad' $T/info.txt"
+check "grep -q 'masked=4' $T/info.txt"
+check "grep -Eq 'embedding.weight +\[64, 32\] +2048  decay' $T/info.txt"
+"$CRAMC" "$SRC/models/tiny.cram" $D --precision f64 -o "$T/tiny64.so"; check "[ $? = 0 ]"
+check "$CRAM info $T/tiny64.so | grep -q 'precision     f64'"
+
+# 2. train: the loss falls; resume == uninterrupted
+R="--data $T/data --batch 8 --ramp 0 --lr 3e-3 --seed 3 --quiet"
+"$CRAM" train "$T/tiny.so" $R --out "$T/full" --steps 20; check "[ $? = 0 ]"
+check "[ \$(wc -l < $T/full/metrics.jsonl) = 20 ]"
+first=$(losses "$T/full/metrics.jsonl" | head -3 | awk '{s += $3} END {print s / NR}')
+last=$(losses "$T/full/metrics.jsonl" | tail -3 | awk '{s += $3} END {print s / NR}')
+echo "train: mean loss of the first 3 updates $first, of the last 3 $last"
+check "awk -v a=$first -v b=$last 'BEGIN {exit !(b < a - 0.05)}'"
+"$CRAM" train "$T/tiny.so" $R --out "$T/half" --steps 20 --stop-at 9; check "[ $? = 0 ]"
+"$CRAM" train "$T/tiny.so" --data "$T/data" --resume "$T/half" --quiet; check "[ $? = 0 ]"
+check "cmp -s <(losses $T/full/metrics.jsonl) <(losses $T/half/metrics.jsonl)"
+"$CRAM" eval "$T/tiny.so" --data "$T/data" --checkpoint "$T/full/checkpoint.safetensors" > "$T/eval.txt"; check "[ $? = 0 ]"
+check "grep -q 'heldout loss' $T/eval.txt"
+
+# 3. an artifact built for another step ABI version is refused, clearly
+"$CRAMC" "$SRC/models/tiny.cram" $D --emit=step-c -o "$T/step.c"; check "[ $? = 0 ]"
+check "grep -q 'CRAM_INTERP_ABI_VERSION' $T/step.c"
+CC="$BUILD_CC -DCRAM_INTERP_ABI_VERSION=99" "$CRAMC" "$SRC/models/tiny.cram" $D -o "$T/abi99.so"; check "[ $? = 0 ]"
+"$CRAM" info "$T/abi99.so" > /dev/null 2> "$T/abi.err"; check "[ $? = 1 ]"
+check "grep -q 'built for step ABI v99, this cram speaks v1: recompile with this cramc' $T/abi.err"
+check "[ \$(wc -l < $T/abi.err) = 1 ]"
+
+# 4. build errors: one line, exit 1, nothing left behind
+e() { "$@" 2> "$T/e.err" > /dev/null; echo $?; }
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --cc false -o $T/x.so) = 1 ] && grep -q \"C compiler 'false' failed\" $T/e.err && [ ! -e $T/x.so ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --cc /nonexistent/cc -o $T/x.so) = 1 ] && grep -q 'cannot run' $T/e.err && [ \$(wc -l < $T/e.err) = 1 ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --libdir $T/nolib -o $T/x.so) = 1 ] && grep -q 'interp runtime library not found' $T/e.err"
+check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $D -o $T/x.so) = 1 ] && grep -q 'nolib' $T/e.err"
+check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $D --libdir $LIBDIR -o $T/x.so) = 0 ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $D -o $T/nodir/x.so) = 1 ] && grep -q 'nodir' $T/e.err && ! ls $T/nodir* 2>/dev/null"
+check "! ls $T/*.tmp.* 2>/dev/null"
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
