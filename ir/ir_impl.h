@@ -45,6 +45,14 @@ IR_SHAPE_RULE(shape_clip_coef);
 IR_SHAPE_RULE(shape_adam_sched);
 IR_SHAPE_RULE(shape_adam_state);
 IR_SHAPE_RULE(shape_adamw_param);
+/* fused ops (ir/shape_fused.c) */
+IR_SHAPE_RULE(shape_concat);
+IR_SHAPE_RULE(shape_matmul_epi);
+IR_SHAPE_RULE(shape_matmul_epi_grad);
+IR_SHAPE_RULE(shape_add_norm);
+IR_SHAPE_RULE(shape_norm_grad_add);
+IR_SHAPE_RULE(shape_xent_linear);
+IR_SHAPE_RULE(shape_xent_linear_grad);
 
 /* A type is well formed: known dtype, rank <= IR_MAX_RANK, dims >= 1,
  * element count <= IR_MAX_NUMEL (computed without overflow). */

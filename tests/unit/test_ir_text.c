@@ -214,6 +214,21 @@ static void test_round_trip_every_op(void) {
     ValueId v = node(g, OP_ADAM_V, 3, IN(lnw, lnb, cc), ATTRS(ir_attr_float(ATTR_BETA2, 0.98)), NOLOC);
     node(g, OP_ADAMW_PARAM, 4, IN(lnw, m, v, sch), ATTRS(ir_attr_float(ATTR_EPS, 1e-12), ir_attr_float(ATTR_WD, 0.01)), NOLOC);
   }
+  /* fused ops (passes/fuse_*.c) */
+  {
+    Attr ng[] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0), ir_attr_str(ATTR_ACT, "gelu")};
+    Attr eps = ir_attr_float(ATTR_EPS, 1e-12);
+    ValueId db = param(g, "dec.b", "zeros", 0, 0, 1, (int64_t[]){32});
+    node(g, OP_CONCAT, 2, IN(w1, w1), ATTRS(ir_attr_int(ATTR_AXIS, 1)), NOLOC);
+    node(g, OP_MATMUL_ACT, 2, IN(x, w1), ng, 3, NOLOC);
+    ValueId gl2 = node(g, OP_MATMUL_GLU, 2, IN(x, w1), ng, 3, NOLOC);
+    node(g, OP_MATMUL_ACT_GRAD, 3, IN(x, gl2, w2), ng, 3, NOLOC);
+    node(g, OP_MATMUL_GLU_GRAD, 3, IN(gl2, gl2, w2), ng, 3, NOLOC);
+    node(g, OP_ADD_LAYERNORM, 4, IN(x, x, lnw, lnb), &eps, 1, NOLOC);
+    node(g, OP_LAYERNORM_GRAD_ADD, 4, IN(x, lnw, x, x), &eps, 1, NOLOC);
+    node(g, OP_XENT_LINEAR, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
+    node(g, OP_XENT_LINEAR_GRAD, 4, IN(rows, emb, mt, db), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100), ir_attr_int(ATTR_WRT, 2)), NOLOC);
+  }
   ir_add_output(g, "loss", loss);
   ir_add_output(g, "attn", pm);
   for (ValueId v = 0; v < g->n; v++) used[g->nodes[v].op] = true;
