@@ -1,0 +1,369 @@
+/* test_passes.c: every pass of passes.def, and the whole pipeline, checked
+ * with the interpreter as the oracle; the memory planner checked by running
+ * the interpreter inside one planned arena.
+ *
+ * For tiny.cram and every models/ablations/ model at small -D dims, the
+ * train-step graph (forward + backward + clip + AdamW) runs in f64 on seeded
+ * random inputs and params (keyed by name, so every graph sees the same
+ * data). Then:
+ *  - each pass of pass_pipeline[] alone on the train step, and each prefix of
+ *    the -O2 pipeline (pass i on the output of passes 0..i-1), must give every
+ *    output within 1e-10 relative (max-norm); the loop is over pass_pipeline[],
+ *    so a newly registered pass is covered without editing this file;
+ *  - the -O2 result's kernel partition is schedulable (every edge between
+ *    kernels goes from an older first node to a newer one);
+ *  - memplan: memplan_check passes, and the interpreter run with every arena
+ *    value at base + offset (arena filled with NaN first, so a read of a slot
+ *    nobody wrote shows) agrees with the reference; both with and without the
+ *    partition, and without in-place;
+ *  - a deliberately broken plan (a value moved onto one that is still live)
+ *    fails memplan_check and makes the interpreter disagree.
+ * The 1e-10 tolerance: passes reorder no arithmetic except fold's a*b of scale
+ * chains (one rounding instead of two, ~1e-16 relative); f64 leaves ample room.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "frontend.h"
+#include "interp.h"
+#include "memplan.h"
+#include "pass.h"
+#include "passes.h"
+
+#define TOL 1e-10
+
+static uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static double unit(uint64_t key, int64_t i) { return (double)(mix(key + (uint64_t)i) >> 11) * 0x1p-53; }
+
+/* Data for a source node, a function of its name only. */
+static double *source_data(const Graph *g, const Node *n, int64_t vocab) {
+  int64_t count = ir_shape_numel(&n->shape);
+  double *d = calloc((size_t)count, sizeof *d);
+  const char *name = ir_get_str(n, ATTR_NAME);
+  uint64_t key = name_hash(name);
+  for (int64_t i = 0; i < count; i++) {
+    double u = unit(key, i);
+    if (!strcmp(name, "tokens")) d[i] = (double)(int64_t)(u * (double)vocab);
+    else if (!strcmp(name, "targets")) d[i] = u < 0.5 ? -100 : (double)(int64_t)(u * 2 * (double)vocab) - (double)vocab;
+    else if (n->dtype == DT_I32) d[i] = (double)(int64_t)(u * 3); /* labels: classes = 3 */
+    else if (!strcmp(name, "step")) d[i] = 3;
+    else if (!strcmp(name, "lr")) d[i] = 1e-2;
+    else if (!strncmp(name, "adam_v.", 7)) d[i] = u * 1e-3;
+    else if (!strcmp(name, "mask")) d[i] = u < 0.2 ? -10000.0 : 0.0;
+    else d[i] = u - 0.5;
+  }
+  (void)g;
+  return d;
+}
+
+typedef struct Run {
+  uint32_t nout;
+  const char **names;
+  double **vals;
+  int64_t *count;
+} Run;
+
+/* Interprets g (f64); arena/plan optional: arena values then live at
+ * base + offset/8. Returns the outputs by name (copies). */
+static bool run_graph(const Graph *g, int64_t vocab, const MemPlan *plan, double *base, Run *r) {
+  double **bufs = calloc(g->n, sizeof *bufs);
+  bool *owned = calloc(g->n, sizeof *owned);
+  for (ValueId v = 0; v < g->n; v++) {
+    const Node *n = &g->nodes[v];
+    if (n->op == OP_INPUT || n->op == OP_PARAM) bufs[v] = source_data(g, n, vocab);
+    else if (plan && plan->kind[v] == MP_ARENA) bufs[v] = base + plan->offset[v] / (int64_t)sizeof(double);
+  }
+  char err[512] = "";
+  InterpOpts o = {INTERP_F64, false, 1};
+  bool ok = interp_run(g, &o, bufs, owned, err, sizeof err);
+  if (!ok) fprintf(stderr, "interp: %s\n", err);
+  r->nout = g->nout;
+  r->names = calloc(g->nout, sizeof *r->names);
+  r->vals = calloc(g->nout, sizeof *r->vals);
+  r->count = calloc(g->nout, sizeof *r->count);
+  for (uint32_t i = 0; ok && i < g->nout; i++) {
+    ValueId v = g->outputs[i].value;
+    r->names[i] = g->outputs[i].name;
+    r->count[i] = ir_shape_numel(&g->nodes[v].shape);
+    r->vals[i] = malloc((size_t)r->count[i] * sizeof(double));
+    memcpy(r->vals[i], bufs[v], (size_t)r->count[i] * sizeof(double));
+  }
+  interp_free(g, bufs, owned);
+  for (ValueId v = 0; v < g->n; v++)
+    if (g->nodes[v].op == OP_INPUT || g->nodes[v].op == OP_PARAM) free(bufs[v]);
+  free(bufs);
+  free(owned);
+  return ok;
+}
+
+static void run_free(Run *r) {
+  for (uint32_t i = 0; i < r->nout; i++) free(r->vals[i]);
+  free(r->names);
+  free(r->vals);
+  free(r->count);
+}
+
+/* Largest relative (max-norm) difference over all outputs; names must match. */
+static double run_diff(const Run *a, const Run *b) {
+  if (a->nout != b->nout) return INFINITY;
+  double worst = 0;
+  for (uint32_t i = 0; i < a->nout; i++) {
+    if (strcmp(a->names[i], b->names[i]) || a->count[i] != b->count[i] || !a->vals[i] || !b->vals[i]) return INFINITY;
+    double dmax = 0, amax = 0;
+    for (int64_t k = 0; k < a->count[i]; k++) {
+      double d = fabs(a->vals[i][k] - b->vals[i][k]);
+      if (!(d <= dmax)) dmax = d; /* NaN propagates */
+      if (fabs(a->vals[i][k]) > amax) amax = fabs(a->vals[i][k]);
+    }
+    double rel = dmax / (amax > 1e-30 ? amax : 1e-30);
+    if (!(rel <= worst)) worst = rel;
+  }
+  return worst;
+}
+
+/* Every edge between kernels goes from an older first node to a newer one. */
+static bool partition_schedulable(const Graph *g) {
+  if (!g->kernel) return true;
+  uint32_t *first = calloc(g->nkernels ? g->nkernels : 1, sizeof *first);
+  for (uint32_t k = 0; k < g->nkernels; k++) first[k] = UINT32_MAX;
+  bool ok = true;
+  for (ValueId v = 0; v < g->n; v++) {
+    uint32_t k = g->kernel[v];
+    if (k == IR_NONE) continue;
+    if (k >= g->nkernels) ok = false;
+    else if (first[k] == UINT32_MAX) first[k] = v;
+  }
+  for (ValueId v = 0; ok && v < g->n; v++) {
+    uint32_t kv = g->kernel[v];
+    if (kv == IR_NONE) continue;
+    for (int i = 0; i < g->nodes[v].nin; i++) {
+      uint32_t kq = g->kernel[g->nodes[v].in[i]];
+      if (kq != IR_NONE && kq != kv && first[kq] >= first[kv]) ok = false;
+    }
+  }
+  free(first);
+  return ok;
+}
+
+/* Runs g inside a plan's arena; returns the diff against ref. */
+static double run_planned(const Graph *g, int64_t vocab, const MemPlan *p, const Run *ref) {
+  int64_t slack = 0; /* a broken plan may push a buffer past the end */
+  for (ValueId v = 0; v < g->n; v++)
+    if (p->size[v] > slack) slack = p->size[v];
+  size_t elems = (size_t)(p->arena_bytes + slack) / sizeof(double) + 1;
+  double *base = malloc(elems * sizeof(double));
+  for (size_t i = 0; i < elems; i++) base[i] = NAN; /* an unwritten slot poisons the result */
+  Run r;
+  bool ok = run_graph(g, vocab, p, base, &r);
+  double d = ok ? run_diff(ref, &r) : INFINITY;
+  run_free(&r);
+  free(base);
+  return d;
+}
+
+static void check_plan(const Graph *g, int64_t vocab, const MemPlanOpts *mo, const Run *ref, const char *what) {
+  Arena *a = arena_new();
+  MemPlan *p = memplan_run(g, mo, a);
+  CHECK(p != NULL);
+  if (!p) {
+    arena_free(a);
+    return;
+  }
+  char msg[256] = "";
+  bool good = memplan_check(g, p, msg, sizeof msg);
+  if (!good) fprintf(stderr, "%s: %s\n", what, msg);
+  CHECK(good);
+  CHECK(p->arena_bytes >= p->peak_bytes && p->arena_bytes <= p->sum_bytes);
+  double d = run_planned(g, vocab, p, ref);
+  if (!(d <= TOL)) fprintf(stderr, "%s: planned run differs by %g\n", what, d);
+  CHECK(d <= TOL);
+  arena_free(a);
+}
+
+/* A plan with one value moved onto a value that is still live must be caught
+ * by memplan_check and must change the interpreter's answer. */
+static void check_broken_plan(const Graph *g, int64_t vocab, const Run *ref) {
+  Arena *a = arena_new();
+  MemPlanOpts mo = {.elem_size = sizeof(double), .materialize_all = true, .no_inplace = true};
+  MemPlan *p = memplan_run(g, &mo, a);
+  bool broke = false;
+  /* u: a big activation read again after v is computed (def u < def v < last u) */
+  for (ValueId u = 0; u < g->n && !broke; u++) {
+    if (p->kind[u] != MP_ARENA || p->last[u] <= u + 1 || ir_shape_numel(&g->nodes[u].shape) < 16) continue;
+    for (ValueId v = u + 1; v < p->last[u] && !broke; v++)
+      if (p->kind[v] == MP_ARENA && g->nodes[p->last[u]].op == OP_MATMUL && ir_shape_numel(&g->nodes[v].shape) >= 16) {
+        p->offset[v] = p->offset[u];
+        broke = true;
+      }
+  }
+  CHECK(broke);
+  char msg[256] = "";
+  CHECK(!memplan_check(g, p, msg, sizeof msg));
+  double d = run_planned(g, vocab, p, ref);
+  CHECK(!(d <= TOL)); /* the overwritten value shows in the outputs */
+  arena_free(a);
+}
+
+static int models_checked, passes_checked;
+
+static void check_model(const char *path) {
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  static char text[1 << 16];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  text[len] = '\0';
+  fclose(f);
+  Diag d;
+  diag_init(&d, stderr);
+  FeDefine defs[9] = {{"batch", "2"}, {"seq", "8"}, {"vocab", "32"}, {"hidden", "16"},
+                      {"heads", "2"}, {"ffn", "32"}, {"layers", "2"}};
+  int nd = 7;
+  if (strstr(text, " head=")) defs[nd++] = (FeDefine){"head", "16"};
+  int64_t vocab = 32;
+  Graph *fwd = fe_compile(path, text, len, defs, nd, &d);
+  CHECK(fwd != NULL);
+  if (!fwd) return;
+  Graph *ad = pass_autodiff(fwd, &d);
+  AdamWOptions ao = pass_adamw_defaults();
+  ao.emit_grads = true; /* gradients are outputs too: a pass that breaks only them shows */
+  Graph *ts = ad ? pass_train_step(ad, &ao, &d) : NULL;
+  CHECK(ts != NULL);
+  if (!ts) goto out;
+  models_checked++;
+  Run ref;
+  CHECK(run_graph(ts, vocab, NULL, NULL, &ref));
+  PassOptions po = {.opt_level = 2, .verify_each = true};
+  PassCtx cx = {&d, &po};
+  /* each pass alone, on the unoptimised train step */
+  for (int i = 0; i < pass_pipeline_len; i++) {
+    const Pass *p = &pass_pipeline[i];
+    Graph *g = p->run(ts, &cx);
+    CHECK(g != NULL);
+    if (!g) continue;
+    CHECK(ir_verify(g, &d));
+    CHECK(partition_schedulable(g));
+    if (p->flags & PASS_PRESERVES_SEMANTICS) {
+      Run r;
+      CHECK(run_graph(g, vocab, NULL, NULL, &r));
+      double diff = run_diff(&ref, &r);
+      if (!(diff <= TOL)) fprintf(stderr, "%s: pass %s alone: outputs differ by %g\n", path, p->name, diff);
+      CHECK(diff <= TOL);
+      run_free(&r);
+      passes_checked++;
+    }
+    ir_graph_free(g);
+  }
+  /* the -O2 pipeline one prefix at a time */
+  Graph *g = pass_pipeline_run(ts, &(PassCtx){&d, &(PassOptions){.opt_level = 0}});
+  CHECK(g != NULL);
+  for (int i = 0; g && i < pass_pipeline_len; i++) {
+    const Pass *p = &pass_pipeline[i];
+    Graph *ng = p->run(g, &cx);
+    CHECK(ng != NULL);
+    if (!ng) break;
+    ir_graph_free(g);
+    g = ng;
+    CHECK(ir_verify(g, &d));
+    if (!(p->flags & PASS_PRESERVES_SEMANTICS)) continue;
+    Run r;
+    CHECK(run_graph(g, vocab, NULL, NULL, &r));
+    double diff = run_diff(&ref, &r);
+    if (!(diff <= TOL)) fprintf(stderr, "%s: after pipeline prefix ending in %s: outputs differ by %g\n", path, p->name, diff);
+    CHECK(diff <= TOL);
+    run_free(&r);
+  }
+  ir_graph_free(g);
+  /* the pipeline through the manager, and the planner on its result */
+  Graph *o2 = pass_pipeline_run(ts, &cx);
+  CHECK(o2 != NULL);
+  if (o2) {
+    CHECK(partition_schedulable(o2));
+    CHECK(o2->kernel != NULL && o2->nkernels > 0);
+    PassStats s0, s2;
+    CHECK(pass_graph_stats(ts, &s0) && pass_graph_stats(o2, &s2));
+    CHECK(s2.ops <= s0.ops && s2.kernels < s0.kernels && s2.bytes_moved < s0.bytes_moved);
+    CHECK(s2.arena_bytes <= s0.arena_bytes);
+    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, &ref, "O2 plan");
+    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .materialize_all = true}, &ref, "O2 plan, all");
+    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, &ref, "O0 plan");
+    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8}, &ref,
+               "O0 plan, no in-place");
+    check_broken_plan(ts, vocab, &ref);
+  }
+  ir_graph_free(o2);
+  run_free(&ref);
+out:
+  ir_graph_free(ts);
+  ir_graph_free(ad);
+  ir_graph_free(fwd);
+}
+
+/* The manager: names, --passes selection, unknown names, -O0 copies. */
+static void check_manager(void) {
+  CHECK(pass_pipeline_len >= 5);
+  for (int i = 0; i < pass_pipeline_len; i++) {
+    CHECK(pass_find(pass_pipeline[i].name) == &pass_pipeline[i]);
+    for (int j = 0; j < i; j++) CHECK(strcmp(pass_pipeline[i].name, pass_pipeline[j].name) != 0);
+  }
+  CHECK(pass_find("no_such_pass") == NULL);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&buf, &len);
+  Diag d;
+  diag_init(&d, mem);
+  Graph *g = ir_graph_new("t");
+  Shape s = {.rank = 1, .dim = {4}};
+  Attr a = ir_attr_str(ATTR_NAME, "x");
+  ValueId x = ir_add_source(g, OP_INPUT, DT_F32, &s, &a, 1, (SrcLoc){0});
+  Attr al = ir_attr_float(ATTR_ALPHA, 2.0);
+  ValueId y1 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){0}, &d);
+  ValueId y2 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){0}, &d);
+  ValueId z = ir_add(g, OP_ADD, (ValueId[]){y1, y2}, 2, NULL, 0, (SrcLoc){0}, &d);
+  ir_add(g, OP_GELU, &x, 1, NULL, 0, (SrcLoc){0}, &d); /* dead */
+  ir_add_output(g, "z", z);
+  PassOptions po = {.opt_level = 2, .only = "cse,dce", .verify_each = true};
+  PassCtx cx = {&d, &po};
+  Graph *o = pass_pipeline_run(g, &cx);
+  CHECK(o && o->n == 3); /* x, one scale, add */
+  ir_graph_free(o);
+  po.only = "cse,nope";
+  CHECK(pass_pipeline_run(g, &cx) == NULL);
+  po.only = NULL;
+  po.opt_level = 0;
+  o = pass_pipeline_run(g, &cx);
+  CHECK(o && o->n == g->n);
+  ir_graph_free(o);
+  ir_graph_free(g);
+  fclose(mem);
+  CHECK(buf && strstr(buf, "unknown pass 'nope'"));
+  free(buf);
+}
+
+int main(void) {
+  check_manager();
+  check_model("models/tiny.cram");
+  static const char *ablations[] = {"dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
+                                    "postln_noglu", "rmsnorm", "untied_biases"};
+  for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {
+    char path[128];
+    snprintf(path, sizeof path, "models/ablations/%s.cram", ablations[i]);
+    check_model(path);
+  }
+  printf("models: %d, pass runs checked for equivalence: %d\n", models_checked, passes_checked);
+  return check_summary("test_passes");
+}
