@@ -1,10 +1,12 @@
 /* cramc.c: the compiler driver.
  *
- *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast|step-c] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram [--target interp] [--precision f32|f64] -o step.so     (codegen/, docs/codegen.md)
  *   cramc FILE.cram --interpret --batch B.safetensors ... --out OUT.safetensors  (interpret.c)
  *
- * Reads the file, runs the frontend, and prints what was asked for. Code
- * generation (step.so) is a later milestone: asking for it says so plainly.
+ * Reads the file, runs the frontend, and prints what was asked for, or builds
+ * the step.so artifact (only the interpreter-backed "interp" target so far;
+ * cpu and cuda say plainly that they are not implemented yet).
  * Exit status: 0 success, 1 compile error (or unreadable input), 2 usage error.
  */
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "codegen.h"
 #include "frontend.h"
 #include "interpret.h"
 #include "ir.h"
@@ -42,20 +45,26 @@ static const char usage[] =
     "  --list-passes    list the pipeline's passes in order\n"
     "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
+    "  --emit=step-c    print the C source of the --target interp artifact\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
-    "  -o FILE          write --emit output to FILE instead of stdout\n"
+    "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
+    "  --target T       artifact kind: interp (the reference interpreter behind the\n"
+    "                   step ABI; the default); cpu and cuda are not implemented yet\n"
+    "  --precision P    interp arithmetic: f32 (default) or f64\n"
+    "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
+    "  --libdir DIR     where libcram_interp_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
     "  --version        show the version\n"
     "\n"
-    "Without --emit or --summary cramc would generate step.so; code generation is\n"
-    "not implemented in this version yet.\n";
+    "Without --emit or --summary cramc builds step.so for `cram train` (docs/codegen.md).\n";
 
 typedef struct Options {
   const char *input;
   const char *output;
-  const char *emit; /* NULL, "ir", "grad-ir", "ast" */
-  bool summary;
+  const char *emit; /* NULL, "ir", "grad-ir", "train-ir", "ast", "step-c" */
+  const char *target, *cc, *libdir;
+  bool summary, f64;
   FeDefine *defs;
   int ndefs;
   PassOptions popt; /* -O, --passes, --dump-after, --verify-each, --stats */
@@ -94,9 +103,25 @@ static int parse_args(int argc, char **argv, Options *o) {
       return 0;
     }
     if (!strncmp(a, "--emit=", 7)) {
-      if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast"))
-        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir or ast)", a + 7);
+      if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast") &&
+          strcmp(a + 7, "step-c"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast or step-c)", a + 7);
       o->emit = a + 7;
+    } else if (!strcmp(a, "--target") || !strcmp(a, "--precision") || !strcmp(a, "--cc") || !strcmp(a, "--libdir")) {
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      const char *v = argv[++i];
+      if (!strcmp(a, "--target")) {
+        if (strcmp(v, "interp") && strcmp(v, "cpu") && strcmp(v, "cuda"))
+          return usage_error("unknown --target '%s' (expected interp, cpu or cuda)", v);
+        o->target = v;
+      } else if (!strcmp(a, "--precision")) {
+        if (strcmp(v, "f32") && strcmp(v, "f64")) return usage_error("--precision must be f32 or f64, got '%s'", v);
+        o->f64 = !strcmp(v, "f64");
+      } else if (!strcmp(a, "--cc")) {
+        o->cc = v;
+      } else {
+        o->libdir = v;
+      }
     } else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
       o->popt.opt_level = a[2] == '0' ? 0 : 2; /* -O1 = -O2: there is one level of optimisation */
       o->opt_given = true;
@@ -286,14 +311,24 @@ int main(int argc, char **argv) {
     free(text);
     goto done;
   }
+  CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
+                  .f64 = o.f64, .cc = o.cc, .libdir = o.libdir};
   if (!o.emit && !o.summary) {
-    /* Still check the model, so an error in it is reported first. */
+    /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
-    if (g)
-      fprintf(stderr,
-              "cramc: error: code generation (step.so) is not implemented yet in this version; "
-              "use --emit=ir or --summary to inspect the model\n");
+    char err[1024];
+    if (g && o.target && strcmp(o.target, "interp"))
+      fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target interp\n", o.target);
+    else if (g && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+      fprintf(stderr, "cramc: error: %s\n", err);
+    else if (g)
+      rc = 0;
     ir_graph_free(g);
+    free(text);
+    goto done;
+  }
+  if (o.emit && !strcmp(o.emit, "step-c") && o.target && strcmp(o.target, "interp")) {
+    fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target interp\n", o.target);
     free(text);
     goto done;
   }
@@ -318,8 +353,17 @@ int main(int argc, char **argv) {
       ir_graph_free(fwd);
       if (o.opt_given || o.popt.stats || o.popt.dump_after) g = optimise(g, &o, &d);
     }
+    char err[1024];
+    if (g && o.emit && !strcmp(o.emit, "step-c")) {
+      if (!cg_interp_emit_c(g, &cg, out, err, sizeof err)) {
+        fprintf(stderr, "cramc: error: %s\n", err);
+        ir_graph_free(g);
+        g = NULL;
+      }
+    } else if (g && o.emit) {
+      ir_print(g, out);
+    }
     if (g) {
-      if (o.emit) ir_print(g, out);
       if (o.summary) print_summary(g, stdout);
       rc = 0;
     }
