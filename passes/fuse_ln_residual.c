@@ -22,10 +22,14 @@
  */
 #include "fuse_util.h"
 
-/* Forward match: layernorm(add(a, b), ...) with a, b, the sum of one shape. */
+/* Forward match: layernorm(add(a, b), ...) with a, b, the sum of one shape,
+ * the norm being the sum's first consumer. A later norm of the same sum (the
+ * x-hat autodiff recomputes for the weight gradient) runs far from the add:
+ * reading a and b there would only keep both alive across the whole
+ * forward + backward, so it stays a layernorm of the sum. */
 static bool match_fwd(const Rewriter *rw, ValueId v) {
   const Node *n = fu_node(rw, v);
-  if (n->op != OP_LAYERNORM || !fu_is(rw, n->in[0], OP_ADD)) return false;
+  if (n->op != OP_LAYERNORM || !fu_is(rw, n->in[0], OP_ADD) || rw->users[rw->ustart[n->in[0]]] != v) return false;
   const Node *s = fu_node(rw, n->in[0]);
   return ir_shape_eq(&fu_node(rw, s->in[0])->shape, &s->shape) &&
          ir_shape_eq(&fu_node(rw, s->in[1])->shape, &s->shape) && fu_node(rw, s->in[0])->dtype == s->dtype &&
