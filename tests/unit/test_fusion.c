@@ -116,7 +116,6 @@ static double **run(const Graph *g) {
     const Node *n = &g->nodes[v];
     if (n->op != OP_INPUT && n->op != OP_PARAM) continue;
     bufs[v] = malloc((size_t)ir_shape_numel(&n->shape) * sizeof(double));
-    owned[v] = true;
     fill_source(g, n, bufs[v], V);
   }
   InterpOpts o = {.prec = INTERP_F64};
@@ -133,6 +132,8 @@ static double **run(const Graph *g) {
     fprintf(stderr, "test_fusion: interp: %s\n", err);
   }
   interp_free(g, bufs, owned);
+  for (ValueId v = 0; v < g->n; v++)
+    if (g->nodes[v].op == OP_INPUT || g->nodes[v].op == OP_PARAM) free(bufs[v]);
   free(bufs);
   free(owned);
   return outs;
