@@ -82,10 +82,10 @@ static bool match_bwd(const Rewriter *rw, ValueId v, ValueId *mm) {
 
 static void build(Rewriter *rw, ValueId v, ValueId mm, ValueId bias, bool fwd) {
   const Node *n = fu_node(rw, v), *m = fu_node(rw, mm);
-  OpKind fused;
-  const char *act;
-  if (fwd) fwd_kind(n, &fused, &act);
-  else bwd_kind(n, &fused, &act);
+  OpKind fused = OP_COUNT;
+  const char *act = NULL;
+  bool known = fwd ? fwd_kind(n, &fused, &act) : bwd_kind(n, &fused, &act);
+  IR_ASSERT(known); /* build() only follows a successful match */
   Attr a[3] = {ir_attr_int(ATTR_TRANS_A, ir_get_int(m, ATTR_TRANS_A)),
                ir_attr_int(ATTR_TRANS_B, ir_get_int(m, ATTR_TRANS_B)), ir_attr_str(ATTR_ACT, act)};
   ValueId in[3];
