@@ -287,7 +287,7 @@ static cram_status run_stream(const buf *b, const cram_prepare_opts *o, cram_pre
     char p[1024];
     snprintf(p, sizeof p, "%s/stream.bin", tmpdir);
     FILE *f = fopen(p, "wb");
-    fwrite(b->p, 1, b->n, f);
+    if (b->n) fwrite(b->p, 1, b->n, f); /* an empty stream has no buffer (fwrite's pointer is nonnull) */
     fclose(f);
     int fd = open(p, O_RDONLY);
     cram_status r = cram_prepare_from_fd(fd, o, st, err);
