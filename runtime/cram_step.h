@@ -119,25 +119,13 @@ typedef struct cram_step_api {
   cram_step_rc (*update)(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
   cram_step_rc (*eval)(cram_ctx *ctx, const void *const *inputs, float *loss);
 
-  /* ---- Optional entries, appended without a version bump (additive). A
-   * caller uses one only when struct_size covers it and it is non-NULL
-   * (CRAM_STEP_HAS(api, field)); an artifact built before they existed still
-   * loads. They make the trainer's NaN/Inf guard exact and cheap:
-   * grad_norm()  global L2 norm of grad_acc (before clipping), no side
-   *              effects; the runtime skips update() when it is not finite;
-   * zero_grad()  grad_acc = 0 without touching parameters or moments (a
-   *              skipped update). Without them the runtime falls back to
-   *              loss-only checks and a host snapshot around update(lr=0). */
+  /* The trainer's NaN/Inf guard: grad_norm() is the global L2 norm of
+   * grad_acc before clipping, without side effects (update() is skipped when
+   * it is not finite); zero_grad() drops grad_acc without touching
+   * parameters or moments (a skipped update). */
   cram_step_rc (*grad_norm)(cram_ctx *ctx, float *norm);
   cram_step_rc (*zero_grad)(cram_ctx *ctx);
 } cram_step_api;
-
-/* Size of the v1 table without the optional entries: the least struct_size
- * the runtime accepts. */
-#define CRAM_STEP_API_V1_MIN_SIZE (offsetof(cram_step_api, eval) + sizeof(void (*)(void)))
-#define CRAM_STEP_HAS(api, field)                                                   \
-  ((api)->struct_size >= offsetof(cram_step_api, field) + sizeof((api)->field) && \
-   (api)->field != NULL)
 
 typedef const cram_step_api *(*cram_step_entry_fn)(void);
 

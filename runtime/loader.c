@@ -47,17 +47,18 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
         return cram_err_set(err, CRAM_E_VERSION,
                             "%s: built for step ABI v%u, this cram speaks v%u: recompile with this cramc", label,
                             api->abi_version, CRAM_STEP_ABI_VERSION);
-    if (api->struct_size < CRAM_STEP_API_V1_MIN_SIZE)
+    if (api->struct_size < sizeof(cram_step_api))
         return cram_err_set(err, CRAM_E_VERSION,
                             "%s: step table is %u bytes, smaller than the %zu of step ABI v%u: recompile with this cramc",
-                            label, api->struct_size, (size_t)CRAM_STEP_API_V1_MIN_SIZE, CRAM_STEP_ABI_VERSION);
+                            label, api->struct_size, sizeof(cram_step_api), CRAM_STEP_ABI_VERSION);
     const cram_step_meta *m = api->meta;
     if (!m) return cram_err_set(err, CRAM_E_HEADER, "%s: step table has no metadata", label);
     if (m->abi_version != api->abi_version)
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata says step ABI v%u, table v%u", label, m->abi_version,
                             api->abi_version);
     if (!api->create || !api->destroy || !api->last_error || !api->init_params || !api->get_param ||
-        !api->set_param || !api->get_moments || !api->set_moments || !api->step || !api->update || !api->eval)
+        !api->set_param || !api->get_moments || !api->set_moments || !api->step || !api->update || !api->eval ||
+        !api->grad_norm || !api->zero_grad)
         return cram_err_set(err, CRAM_E_HEADER, "%s: step table has a missing entry point", label);
     if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params))
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata arrays missing", label);

@@ -192,40 +192,10 @@ static cram_status checkpoint(const cram_step_api *api, cram_ctx *ctx, const cra
     return r;
 }
 
-/* Zero the gradient accumulators without applying them. */
-static cram_status discard_grads(const cram_step_api *api, cram_ctx *ctx, uint64_t step, cram_err *err) {
-    if (CRAM_STEP_HAS(api, zero_grad)) {
-        cram_step_rc rc = api->zero_grad(ctx);
-        return rc == CRAM_STEP_OK ? CRAM_OK : step_err(api, ctx, "zero_grad", rc, err);
-    }
-    /* v1 fallback: snapshot params + moments, update(lr=0) (which zeroes the
-     * accumulators), restore the snapshot. */
-    const cram_step_meta *m = api->meta;
-    size_t n = (size_t)m->nparam_elems;
-    float *snap = malloc((n ? n : 1) * 3 * sizeof(float));
-    if (!snap) return cram_err_set(err, CRAM_E_NOMEM, "out of memory for a parameter snapshot");
-    cram_status r = CRAM_OK;
-    cram_step_rc rc = CRAM_STEP_OK;
-    size_t off = 0;
-    for (uint32_t i = 0; i < m->nparams && rc == CRAM_STEP_OK; i++) {
-        rc = api->get_param(ctx, i, snap + off);
-        if (rc == CRAM_STEP_OK) rc = api->get_moments(ctx, i, snap + n + off, snap + 2 * n + off);
-        off += (size_t)m->params[i].numel;
-    }
-    if (rc == CRAM_STEP_OK) {
-        cram_update_args a = {.lr = 0.0f, .step = (int64_t)step + 1};
-        float gn;
-        rc = api->update(ctx, &a, &gn);
-    }
-    off = 0;
-    for (uint32_t i = 0; i < m->nparams && rc == CRAM_STEP_OK; i++) {
-        rc = api->set_param(ctx, i, snap + off);
-        if (rc == CRAM_STEP_OK) rc = api->set_moments(ctx, i, snap + n + off, snap + 2 * n + off);
-        off += (size_t)m->params[i].numel;
-    }
-    if (rc != CRAM_STEP_OK) r = step_err(api, ctx, "discarding gradients", rc, err);
-    free(snap);
-    return r;
+/* Zero the gradient accumulators without applying them (a skipped update). */
+static cram_status discard_grads(const cram_step_api *api, cram_ctx *ctx, cram_err *err) {
+    cram_step_rc rc = api->zero_grad(ctx);
+    return rc == CRAM_STEP_OK ? CRAM_OK : step_err(api, ctx, "zero_grad", rc, err);
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -315,7 +285,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
         }
         st.tokens += bs * b.seq;
         float gn = NAN;
-        if (!bad && CRAM_STEP_HAS(api, grad_norm)) {
+        if (!bad) {
             cram_step_rc rc = api->grad_norm(ctx, &gn);
             if (rc != CRAM_STEP_OK) {
                 r = step_err(api, ctx, "grad_norm", rc, err);
@@ -325,7 +295,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
         }
         st.attempts++;
         if (bad) {
-            if ((r = discard_grads(api, ctx, st.step, err))) goto out;
+            if ((r = discard_grads(api, ctx, err))) goto out;
             st.skipped++;
             st.bad_run++;
         } else {

@@ -68,8 +68,7 @@ int cram_cmd_info(int argc, char **argv) {
     printf("\n  precision     %s\n", S(m->precision));
     printf("  cramc         %s\n", S(m->cramc_version));
     printf("  source hash   %s\n", S(m->source_hash));
-    printf("  step ABI      v%u (%u-byte table%s)\n", api->abi_version, api->struct_size,
-           CRAM_STEP_HAS(api, grad_norm) && CRAM_STEP_HAS(api, zero_grad) ? ", grad_norm + zero_grad" : "");
+    printf("  step ABI      v%u (%u-byte table)\n", api->abi_version, api->struct_size);
     printf("  dims         ");
     for (uint32_t i = 0; i < m->ndims; i++) printf(" %s=%" PRId64, S(m->dims[i].name), m->dims[i].value);
     printf("\n  inputs\n");

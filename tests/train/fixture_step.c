@@ -10,9 +10,7 @@
  * Test hooks (environment, read by create()):
  *   CRAM_FIXTURE_NAN=A:N       step() calls A..A+N-1 (0-based, per context)
  *                              return a NaN loss and NaN gradients;
- *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients;
- *   CRAM_FIXTURE_V1_ONLY=1     cram_step_entry returns a table without the
- *                              optional grad_norm/zero_grad entries. */
+ *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,25 +260,8 @@ static const cram_step_api api = {
     .zero_grad = fx_zero_grad,
 };
 
-static const cram_step_api api_v1_only = {
-    .abi_version = CRAM_STEP_ABI_VERSION,
-    .struct_size = CRAM_STEP_API_V1_MIN_SIZE,
-    .meta = &meta,
-    .create = fx_create,
-    .destroy = fx_destroy,
-    .last_error = fx_last_error,
-    .init_params = fx_init,
-    .get_param = fx_get,
-    .set_param = fx_set,
-    .get_moments = fx_getm,
-    .set_moments = fx_setm,
-    .step = fx_step,
-    .update = fx_update,
-    .eval = fx_eval,
-};
 
 const cram_step_api *cram_step_entry(void);
 const cram_step_api *cram_step_entry(void) {
-    const char *v1 = getenv("CRAM_FIXTURE_V1_ONLY");
-    return v1 && *v1 == '1' ? &api_v1_only : &api;
+    return &api;
 }
