@@ -25,6 +25,7 @@ static const command commands[] = {
     {"train", cram_cmd_train, "train a compiled step.so on token shards (Cramming recipe, checkpoints, resume)"},
     {"info", cram_cmd_info, "show what a compiled step.so contains (model, dims, parameters); no GPU needed"},
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
+    {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
     {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
 };
 

@@ -45,6 +45,11 @@ check "awk -v a=$first -v b=$last 'BEGIN {exit !(b < a - 0.05)}'"
 check "cmp -s <(losses $T/full/metrics.jsonl) <(losses $T/half/metrics.jsonl)"
 "$CRAM" eval "$T/tiny.so" --data "$T/data" --checkpoint "$T/full/checkpoint.safetensors" > "$T/eval.txt"; check "[ $? = 0 ]"
 check "grep -q 'heldout loss' $T/eval.txt"
+# export: the reference's state-dict names, bytes identical to the checkpoint
+"$CRAM" export "$T/tiny.so" "$T/full" --out "$T/export.safetensors" > /dev/null; check "[ $? = 0 ]"
+check "python3 $SRC/tests/codegen/check_export.py $T/full/checkpoint.safetensors $T/export.safetensors 1 16"
+"$CRAM" export "$T/tiny.so" "$T/full" --names cramc --out "$T/export2.safetensors" > /dev/null; check "[ $? = 0 ]"
+"$CRAM" export "$T/tiny.so" "$T/nonexistent" --out "$T/x.safetensors" 2> "$T/x.err"; check "[ $? = 1 ] && [ \$(wc -l < $T/x.err) = 1 ]"
 
 # 3. an artifact built for another step ABI version is refused, clearly
 "$CRAMC" "$SRC/models/tiny.cram" $D --emit=step-c -o "$T/step.c"; check "[ $? = 0 ]"

@@ -1,0 +1,167 @@
+/* export.c - see export.h. The renaming is a short table of prefix rules
+ * applied to the layer-relative part of a name; anything the table does not
+ * know is an error rather than a guess, so an exported file never silently
+ * disagrees with the reference's module structure. */
+#include "export.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+
+/* ours (after "layers.N.") -> reference (after "encoder.layers.N.") */
+static const struct { const char *ours, *ref; } layer_rules[] = {
+    {"norm1.", "norm1."},
+    {"norm2.", "norm2."},
+    {"attn.qkv.", "attn.self_attention.query_key_value."},
+    {"attn.out.", "attn.dense."},
+    {"ffn.in.", "ffn.dense_in."},
+    {"ffn.out.", "ffn.dense_out."},
+};
+
+/* top-level names: ours -> reference */
+static const struct { const char *ours, *ref; } top_rules[] = {
+    {"embedding.weight", "encoder.embedding.word_embedding.weight"},
+    {"pos.scale", "encoder.embedding.pos_embedding.scale_factor"},
+    {"pos.weight", "encoder.embedding.pos_embedding.embedding.weight"},
+    {"emb_norm.weight", "encoder.embedding.norm.weight"},
+    {"emb_norm.bias", "encoder.embedding.norm.bias"},
+    {"final_norm.weight", "encoder.final_norm.weight"},
+    {"final_norm.bias", "encoder.final_norm.bias"},
+    {"decoder.weight", "decoder.weight"},
+    {"decoder.bias", "decoder.bias"},
+};
+
+static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+bool cram_export_name(const char *ours, char *out, size_t outlen) {
+    for (size_t i = 0; i < sizeof top_rules / sizeof top_rules[0]; i++)
+        if (strcmp(ours, top_rules[i].ours) == 0) return (size_t)snprintf(out, outlen, "%s", top_rules[i].ref) < outlen;
+    unsigned layer;
+    int used = 0;
+    if (sscanf(ours, "layers.%u.%n", &layer, &used) != 1 || used == 0) return false;
+    const char *rest = ours + used;
+    for (size_t i = 0; i < sizeof layer_rules / sizeof layer_rules[0]; i++) {
+        if (!has_prefix(rest, layer_rules[i].ours)) continue;
+        const char *leaf = rest + strlen(layer_rules[i].ours);
+        if (strcmp(leaf, "weight") && strcmp(leaf, "bias")) return false;
+        return (size_t)snprintf(out, outlen, "encoder.layers.%u.%s%s", layer, layer_rules[i].ref, leaf) < outlen;
+    }
+    return false;
+}
+
+static int64_t dim_value(const cram_step_meta *m, const char *name) {
+    for (uint32_t i = 0; i < m->ndims; i++)
+        if (strcmp(m->dims[i].name, name) == 0) return m->dims[i].value;
+    return 0;
+}
+
+static bool has_param(const cram_step_meta *m, const char *name) {
+    for (uint32_t i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0) return true;
+    return false;
+}
+
+/* Everything a written tensor needs to own, freed in one place. */
+typedef struct {
+    cram_st_tensor *ts;
+    char **names;
+    unsigned char **data;
+    size_t n, cap;
+} Out;
+
+static bool out_add(Out *o, const char *name, int rank, const int64_t *shape, const unsigned char *data, size_t nbytes) {
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 64;
+        cram_st_tensor *ts = realloc(o->ts, cap * sizeof *ts);
+        if (ts) o->ts = ts;
+        char **names = realloc(o->names, cap * sizeof *names);
+        if (names) o->names = names;
+        unsigned char **d = realloc(o->data, cap * sizeof *d);
+        if (d) o->data = d;
+        if (!ts || !names || !d) return false;
+        o->cap = cap;
+    }
+    char *nm = strdup(name);
+    unsigned char *copy = malloc(nbytes ? nbytes : 1);
+    if (!nm || !copy) {
+        free(nm);
+        free(copy);
+        return false;
+    }
+    memcpy(copy, data, nbytes);
+    cram_st_tensor *t = &o->ts[o->n];
+    memset(t, 0, sizeof *t);
+    t->name = nm;
+    t->dtype = CRAM_ST_F32;
+    t->rank = rank;
+    for (int d = 0; d < rank; d++) t->shape[d] = shape[d];
+    t->data = copy;
+    o->names[o->n] = nm;
+    o->data[o->n] = copy;
+    o->n++;
+    return true;
+}
+
+static void out_free(Out *o) {
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->names[i]);
+        free(o->data[i]);
+    }
+    free(o->ts);
+    free(o->names);
+    free(o->data);
+}
+
+cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char *out, cram_export_names names,
+                        cram_err *err) {
+    cram_st_file f;
+    cram_status r = cram_st_read(ckpt, &f, err);
+    if (r != CRAM_OK) {
+        cram_st_free(&f);
+        return r;
+    }
+    Out o = {0};
+    char key[512], name[512];
+    for (uint32_t i = 0; i < meta->nparams && r == CRAM_OK; i++) {
+        const cram_tensor_info *p = &meta->params[i];
+        snprintf(key, sizeof key, "param.%s", p->name);
+        const cram_st_tensor *t = cram_st_find(&f, key);
+        if (!t || t->dtype != CRAM_ST_F32 || t->numel != p->numel) {
+            r = cram_err_set(err, CRAM_E_HEADER, "%s: no f32 tensor '%s' with %" PRId64 " elements (checkpoint of another model?)",
+                             ckpt, key, p->numel);
+            break;
+        }
+        if (names == CRAM_NAMES_CRAMC) snprintf(name, sizeof name, "%s", p->name);
+        else if (!cram_export_name(p->name, name, sizeof name)) {
+            r = cram_err_set(err, CRAM_E_ARG,
+                             "parameter '%s' has no counterpart in the reference's state dict (use --names cramc)", p->name);
+            break;
+        }
+        if (!out_add(&o, name, (int)p->rank, p->shape, t->data, t->nbytes)) r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+        /* The reference ties the decoder to the word embedding but keeps both keys. */
+        if (r == CRAM_OK && names == CRAM_NAMES_CRAMMING && strcmp(p->name, "embedding.weight") == 0 &&
+            !has_param(meta, "decoder.weight") && !out_add(&o, "decoder.weight", (int)p->rank, p->shape, t->data, t->nbytes))
+            r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+    }
+    /* Each layer's attention scale is a persistent buffer of the reference. */
+    int64_t layers = dim_value(meta, "layers"), heads = dim_value(meta, "heads"), hidden = dim_value(meta, "hidden");
+    if (r == CRAM_OK && names == CRAM_NAMES_CRAMMING && layers > 0 && heads > 0 && hidden % heads == 0) {
+        unsigned char nf[4]; /* a scalar f32, little-endian */
+        cram_st_put(CRAM_ST_F32, nf, 0, 1.0 / sqrt((double)(hidden / heads)));
+        for (int64_t l = 0; l < layers && r == CRAM_OK; l++) {
+            snprintf(name, sizeof name, "encoder.layers.%" PRId64 ".attn.self_attention.norm_factor", l);
+            if (!out_add(&o, name, 0, NULL, nf, sizeof nf)) r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+        }
+    }
+    if (r == CRAM_OK) {
+        cram_st_meta md[2] = {{"format", "pt"}, {"model", (char *)meta->model}};
+        r = cram_st_write(out, o.ts, o.n, md, 2, err);
+    }
+    out_free(&o);
+    cram_st_free(&f);
+    return r;
+}

@@ -1,0 +1,33 @@
+/* export.h - parameters of a checkpoint as a plain safetensors file that other
+ * code can load: `cram export`.
+ *
+ * Two naming schemes. CRAM_NAMES_CRAMC keeps cramc's names
+ * ("layers.3.attn.qkv.weight"). CRAM_NAMES_CRAMMING renames to the state-dict
+ * names of the reference implementation (JonasGeiping/cramming,
+ * ScriptableLMForPreTraining: "encoder.layers.3.attn.self_attention.
+ * query_key_value.weight"), adds what that state dict holds beyond our
+ * parameters (the tied "decoder.weight", each layer's attention
+ * "norm_factor" buffer = 1/sqrt(head dim)) and refuses parameters that have
+ * no counterpart there. Our tensor layouts already follow the reference (QKV
+ * interleaved per head, GLU value|gate, [out, in] weights), so values are
+ * copied unchanged. */
+#ifndef CRAM_EXPORT_H
+#define CRAM_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cram_step.h"
+#include "status.h"
+
+typedef enum cram_export_names { CRAM_NAMES_CRAMMING, CRAM_NAMES_CRAMC } cram_export_names;
+
+/* The reference's name for one of our parameter names; false if it has none. */
+bool cram_export_name(const char *ours, char *out, size_t outlen);
+
+/* Reads the param.<name> tensors of checkpoint `ckpt` (validated against the
+ * model's parameter table), writes them to `out` atomically. */
+cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char *out, cram_export_names names,
+                        cram_err *err);
+
+#endif
