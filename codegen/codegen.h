@@ -1,9 +1,9 @@
 /* codegen.h - code generation: a forward graph (+ the train passes) into a
  * step.so artifact implementing the step ABI (runtime/cram_step.h).
  *
- * Only the "interp" target exists: the artifact runs the three train graphs
- * in the reference interpreter (codegen/interp_step/step_shim.c), so it is the
- * correctness baseline the CPU and CUDA targets will be compared with. See
+ * Targets: "interp" (the three train graphs run by the reference interpreter,
+ * codegen/interp_step/step_shim.c: the correctness baseline) and "cpu"
+ * (generated C kernels + BLAS, codegen/target_cpu.c). See
  * docs/codegen.md. Library code: errors come back as one line in err, never
  * printed and never exit(). */
 #ifndef CRAMC_CODEGEN_H
@@ -25,6 +25,7 @@ typedef struct CgOptions {
   bool f64;                    /* --precision f64: interpreter f64 mode */
   const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
   const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
+  int opt_level;               /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */
 } CgOptions;
 
 /* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */
@@ -35,6 +36,12 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
 
 /* Builds the artifact at `output` (written atomically: temp file + rename). */
 bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
+
+/* The cpu target (target_cpu.c): the train graphs through the pass pipeline,
+ * the kernel description (kernel.h) rendered as C (render_c.c), compiled with
+ * -O3 -fopenmp and linked with libcram_cpu_step.a and OpenBLAS. */
+bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen);
+bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
 
 /* The library directory cg_interp_build would use for o (for messages). */
 const char *cg_libdir(const CgOptions *o);

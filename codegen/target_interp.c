@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "arena.h"
-#include "ast.h"
+#include "artifact.h"
 #include "codegen.h"
 #include "cram_step.h"
 #include "interp_step/cram_interp_step.h"
@@ -31,120 +31,6 @@
 #ifndef CRAMC_INTERP_LIBDIR
 #define CRAMC_INTERP_LIBDIR ""
 #endif
-#ifndef CRAMC_DEFAULT_CC
-#define CRAMC_DEFAULT_CC "cc"
-#endif
-#ifndef CRAMC_STEP_CFLAGS
-#define CRAMC_STEP_CFLAGS ""
-#endif
-
-#define CG_MAX_DIMS 256
-
-static bool cg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool cg_fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return false;
-}
-
-void cg_source_hash(const char *text, size_t len, char buf[17]) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 0x100000001b3ull;
-  snprintf(buf, 17, "%016llx", (unsigned long long)h);
-}
-
-/* ---- the dims table ------------------------------------------------------------ */
-
-typedef struct Dim {
-  const char *name;
-  int64_t value;
-} Dim;
-
-/* Integer value of a dim expression over the dims before it; false for
- * anything else (the frontend has already accepted the file). */
-static bool eval_dim(const Expr *e, const Dim *dims, int n, int64_t *out) {
-  int64_t a, b;
-  const char *why;
-  switch (e->kind) {
-  case EX_INT: *out = e->ival; return true;
-  case EX_IDENT:
-    for (int i = n - 1; i >= 0; i--)
-      if (!strcmp(dims[i].name, e->str)) return *out = dims[i].value, true;
-    return false;
-  case EX_NEG: return eval_dim(e->lhs, dims, n, &a) && fe_int_binop('-', 0, a, out, &why);
-  case EX_BIN:
-    return eval_dim(e->lhs, dims, n, &a) && eval_dim(e->rhs, dims, n, &b) && fe_int_binop(e->op, a, b, out, &why);
-  default: return false;
-  }
-}
-
-/* The `dims` of the .cram file with -D overrides applied (the frontend does
- * not keep them in the graph, and the trainer needs batch/seq/vocab/masked). */
-static int collect_dims(Arena *ar, const CgOptions *o, Dim *dims) {
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *sink = open_memstream(&dbuf, &dlen);
-  if (!sink) return 0;
-  Diag d;
-  diag_init(&d, sink);
-  Program *p = fe_parse(ar, o->src_path, o->src_text, o->src_len, &d);
-  int n = 0;
-  for (const Stmt *s = p ? p->stmts : NULL; s; s = s->next) {
-    if (s->kind != ST_DIMS) continue;
-    for (int i = 0; i < s->ndims && n < CG_MAX_DIMS; i++) {
-      const DimDef *dd = &s->dims[i];
-      int64_t v = 0;
-      bool ok = false;
-      for (int j = 0; j < o->ndefs; j++)
-        if (!strcmp(o->defs[j].name, dd->name)) ok = fe_parse_int(o->defs[j].value, &v);
-      if (!ok) ok = dd->val && eval_dim(dd->val, dims, n, &v);
-      if (ok) dims[n++] = (Dim){arena_strdup(ar, dd->name), v};
-    }
-  }
-  fclose(sink);
-  free(dbuf);
-  return n;
-}
-
-/* ---- writing C ------------------------------------------------------------------ */
-
-/* A C string literal, one source line per IR line. */
-static void put_cstr(FILE *out, const char *s, size_t len) {
-  fputs("  \"", out);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '\n') fputs(i + 1 < len ? "\\n\"\n  \"" : "\\n", out);
-    else if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
-    else if (ch < 32 || ch >= 127 || ch == '?') fprintf(out, "\\%03o", ch); /* '?': no trigraphs */
-    else fputc(ch, out);
-  }
-  fputs("\"", out);
-}
-
-static bool put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t errlen) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *mem = open_memstream(&buf, &len);
-  if (!mem) return cg_fail(err, errlen, "out of memory printing the %s graph", var);
-  ir_print(g, mem);
-  fclose(mem);
-  if (!buf) return cg_fail(err, errlen, "out of memory printing the %s graph", var);
-  fprintf(out, "static const char %s[] =\n", var);
-  put_cstr(out, buf, len);
-  fputs(";\n\n", out);
-  free(buf);
-  return true;
-}
-
-static void put_tensor(FILE *out, const char *name, cram_step_dtype dt, const Shape *s, int decay) {
-  fputs("  {", out);
-  put_cstr(out, name, strlen(name));
-  fprintf(out, ", %s, %d, {", dt == CRAM_DT_I32 ? "CRAM_DT_I32" : "CRAM_DT_F32", s->rank);
-  for (int d = 0; d < s->rank; d++) fprintf(out, "%s%lld", d ? ", " : "", (long long)s->dim[d]);
-  fprintf(out, "}, %lld, %d},\n", (long long)ir_shape_numel(s), decay);
-}
 
 static int64_t non_sources(const Graph *g) {
   int64_t k = 0;
@@ -159,7 +45,6 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   if (!dmem) return cg_fail(err, errlen, "out of memory");
   Diag d;
   diag_init(&d, dmem);
-  Arena *ar = arena_new();
   Graph *ad = pass_autodiff(fwd, &d), *acc = ad ? pass_accumulate(ad, &d) : NULL;
   AdamWOptions ao = pass_adamw_defaults();
   Graph *up = acc ? pass_update(fwd, &ao, &d) : NULL;
@@ -170,8 +55,6 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
     cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
     goto out;
   }
-  Dim *dims = ARENA_ARRAY(ar, Dim, CG_MAX_DIMS);
-  int ndims = collect_dims(ar, o, dims);
   char hash[17];
   cg_source_hash(o->src_text, o->src_len, hash);
 
@@ -183,59 +66,14 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
         "/* Tests build with -DCRAM_INTERP_ABI_VERSION=N to make an artifact the loader must refuse. */\n"
         "#ifndef CRAM_INTERP_ABI_VERSION\n#define CRAM_INTERP_ABI_VERSION CRAM_STEP_ABI_VERSION\n#endif\n\n",
         out);
-  if (!put_graph(out, "fwd_ir", fwd, err, errlen) || !put_graph(out, "acc_ir", acc, err, errlen) ||
-      !put_graph(out, "up_ir", up, err, errlen))
+  if (!cg_put_graph(out, "fwd_ir", fwd, err, errlen) || !cg_put_graph(out, "acc_ir", acc, err, errlen) ||
+      !cg_put_graph(out, "up_ir", up, err, errlen))
     goto out;
-
-  fputs("static const cram_dim dims[] = {\n", out);
-  for (int i = 0; i < ndims; i++) {
-    fputs("  {", out);
-    put_cstr(out, dims[i].name, strlen(dims[i].name));
-    fprintf(out, ", %lld},\n", (long long)dims[i].value);
-  }
-  if (!ndims) fputs("  {0, 0},\n", out);
-  fputs("};\n\nstatic const cram_tensor_info inputs[] = {\n", out);
-  int nin = 0, np = 0;
-  int64_t nelems = 0, tokens = 0, flops = 0;
-  for (uint32_t v = 0; v < fwd->n; v++) {
-    const Node *n = &fwd->nodes[v];
-    if (n->op != OP_INPUT) continue;
-    const char *name = ir_get_str(n, ATTR_NAME);
-    put_tensor(out, name, n->dtype == DT_I32 ? CRAM_DT_I32 : CRAM_DT_F32, &n->shape, 0);
-    if (!strcmp(name, "tokens")) tokens = ir_shape_numel(&n->shape);
-    nin++;
-  }
-  if (!nin) fputs("  {0},\n", out);
-  fputs("};\n\nstatic const cram_tensor_info params[] = {\n", out);
-  for (uint32_t v = 0; v < fwd->n; v++) {
-    const Node *n = &fwd->nodes[v];
-    if (n->op != OP_PARAM) continue;
-    put_tensor(out, ir_get_str(n, ATTR_NAME), CRAM_DT_F32, &n->shape, ir_get_int(n, ATTR_DECAY) ? 1 : 0);
-    nelems += ir_shape_numel(&n->shape);
-    np++;
-  }
-  if (!np) fputs("  {0},\n", out);
-  for (uint32_t v = 0; v < fwd->n; v++) {
-    int64_t f = ir_node_flops(fwd, &fwd->nodes[v]);
-    flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
-  }
   /* The interpreter keeps every value of a run (as a double) until it ends. */
   uint64_t arena = 0;
   for (uint32_t v = 0; v < acc->n; v++) arena += (uint64_t)ir_shape_numel(&acc->nodes[v].shape) * sizeof(double);
-  /* Estimate: backward = 2x forward matmul FLOPs (docs/codegen.md). */
-  double fpt = tokens > 0 ? 3.0 * (double)flops / (double)tokens : 0.0;
-
-  fputs("};\n\nstatic const cram_step_meta meta = {\n", out);
-  fprintf(out, "  .abi_version = CRAM_INTERP_ABI_VERSION,\n  .model = ");
-  put_cstr(out, fwd->name, strlen(fwd->name));
-  fprintf(out,
-          ",\n  .target = \"interp\",\n  .precision = \"%s\",\n  .cramc_version = \"%s\",\n"
-          "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
-          "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
-          "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n};\n\n",
-          o->f64 ? "f64" : "f32", CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems, (unsigned long long)arena,
-          (long long)(non_sources(acc) + non_sources(up)), fpt);
+  CgMeta m = {"interp", o->f64 ? "f64" : "f32", "CRAM_INTERP_ABI_VERSION", arena, non_sources(acc) + non_sources(up)};
+  if (!cg_put_meta(out, fwd, o, &m, err, errlen)) goto out;
   fprintf(out,
           "static const cram_interp_artifact artifact = {%uu, &meta, %d, fwd_ir, acc_ir, up_ir};\n\n"
           "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
@@ -259,7 +97,6 @@ out:
   ir_graph_free(ad);
   ir_graph_free(acc);
   ir_graph_free(up);
-  arena_free(ar);
   return ok;
 }
 
@@ -272,44 +109,14 @@ const char *cg_libdir(const CgOptions *o) {
   return CRAMC_INTERP_LIBDIR;
 }
 
-static const char *pick_cc(const CgOptions *o) {
-  if (o->cc && *o->cc) return o->cc;
-  const char *e = getenv("CC");
-  if (e && *e) return e;
-  /* The compiler that built the library: its objects (and sanitizer runtime,
-   * in an ASan build) must match the final link. */
-  if (*CRAMC_DEFAULT_CC && access(CRAMC_DEFAULT_CC, X_OK) == 0) return CRAMC_DEFAULT_CC;
-  return "cc";
-}
+typedef struct InterpEmit {
+  const Graph *fwd;
+  const CgOptions *o;
+} InterpEmit;
 
-/* Splits s on blanks into argv (arena copies); returns the count. */
-static int split(Arena *ar, const char *s, char **argv, int max) {
-  int n = 0;
-  while (*s && n < max) {
-    while (*s == ' ' || *s == '\t') s++;
-    size_t k = strcspn(s, " \t");
-    if (k) argv[n++] = arena_strndup(ar, s, k);
-    s += k;
-  }
-  return n;
-}
-
-/* First line of the compiler's log that says "error", else its first line. */
-static void log_line(const char *path, char *buf, size_t n) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  char line[512];
-  bool have = false;
-  while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = '\0';
-    if (!have && *line) snprintf(buf, n, "%.*s", (int)n - 1, line), have = true;
-    if (strstr(line, "error")) {
-      snprintf(buf, n, "%.*s", (int)n - 1, line);
-      break;
-    }
-  }
-  fclose(f);
+static bool interp_emit(void *ctx, FILE *f, char *err, size_t errlen) {
+  InterpEmit *e = ctx;
+  return cg_interp_emit_c(e->fwd, e->o, f, err, errlen);
 }
 
 bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
@@ -317,80 +124,19 @@ bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, c
   if (!*libdir)
     return cg_fail(err, errlen, "no interp runtime library directory: set CRAMC_LIBDIR or pass --libdir");
   Arena *ar = arena_new();
-  bool ok = false;
   char *lib = arena_printf(ar, "%s/libcram_interp_step.a", libdir);
   char *inc = arena_printf(ar, "%s/include", libdir);
   char *hdr = arena_printf(ar, "%s/cram_interp_step.h", inc);
-  char *tmpdir = NULL, *csrc = NULL, *clog = NULL, *tmpout = NULL;
-  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0) {
-    cg_fail(err, errlen, "interp runtime library not found: %s%s (build the cram_interp_step target, or set CRAMC_LIBDIR / --libdir)",
-            access(lib, R_OK) != 0 ? lib : hdr, "");
-    goto out;
+  bool ok = false;
+  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0)
+    cg_fail(err, errlen, "interp runtime library not found: %s (build the cram_interp_step target, or set CRAMC_LIBDIR / --libdir)",
+            access(lib, R_OK) != 0 ? lib : hdr);
+  else {
+    const char *pre[] = {"-std=c17", "-shared", "-fPIC", "-O1", "-w", "-I", inc, NULL};
+    const char *post[] = {lib, "-lm", NULL};
+    InterpEmit e = {fwd, o};
+    ok = cg_build_so(o, output, interp_emit, &e, pre, post, err, errlen);
   }
-  const char *tbase = getenv("TMPDIR");
-  tmpdir = arena_printf(ar, "%s/cramc-XXXXXX", tbase && *tbase ? tbase : "/tmp");
-  if (!mkdtemp(tmpdir)) {
-    cg_fail(err, errlen, "cannot create a temporary directory in %s: %s", tbase && *tbase ? tbase : "/tmp", strerror(errno));
-    tmpdir = NULL;
-    goto out;
-  }
-  csrc = arena_printf(ar, "%s/step.c", tmpdir);
-  clog = arena_printf(ar, "%s/cc.log", tmpdir);
-  FILE *f = fopen(csrc, "w");
-  if (!f) {
-    cg_fail(err, errlen, "cannot write '%s': %s", csrc, strerror(errno));
-    goto out;
-  }
-  bool wrote = cg_interp_emit_c(fwd, o, f, err, errlen);
-  if (fclose(f) != 0 && wrote) wrote = cg_fail(err, errlen, "cannot write '%s'", csrc);
-  if (!wrote) goto out;
-
-  /* Temp file next to the output, so the rename is atomic (same filesystem). */
-  tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
-  const char *cc = pick_cc(o);
-  char *argv[96];
-  int ac = split(ar, cc, argv, 16);
-  if (!ac) {
-    cg_fail(err, errlen, "empty C compiler name");
-    goto out;
-  }
-  const char *fixed[] = {"-std=c17", "-shared", "-fPIC", "-O1", "-w", "-I", inc, "-o", tmpout, csrc, lib, "-lm"};
-  ac += split(ar, CRAMC_STEP_CFLAGS, argv + ac, 16);
-  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) argv[ac++] = (char *)fixed[i];
-  argv[ac] = NULL;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
-    goto out;
-  }
-  if (pid == 0) {
-    int fd = open(clog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
-    execvp(argv[0], argv);
-    fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) break;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    char line[400];
-    log_line(clog, line, sizeof line);
-    cg_fail(err, errlen, "C compiler '%s' failed building %s%s%s", cc, output, *line ? ": " : "", line);
-    unlink(tmpout);
-    goto out;
-  }
-  if (rename(tmpout, output) != 0) {
-    cg_fail(err, errlen, "cannot write '%s': %s", output, strerror(errno));
-    unlink(tmpout);
-    goto out;
-  }
-  ok = true;
-out:
-  if (csrc) unlink(csrc);
-  if (clog) unlink(clog);
-  if (tmpdir) rmdir(tmpdir);
   arena_free(ar);
   return ok;
 }

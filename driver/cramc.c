@@ -45,12 +45,14 @@ static const char usage[] =
     "  --list-passes    list the pipeline's passes in order\n"
     "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
-    "  --emit=step-c    print the C source of the --target interp artifact\n"
+    "  --emit=step-c    print the C source of the artifact (--target interp or cpu)\n"
+    "  --emit=c         the same (with --target cpu: the generated kernels and host code)\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
     "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
     "  --target T       artifact kind: interp (the reference interpreter behind the\n"
-    "                   step ABI; the default); cpu and cuda are not implemented yet\n"
+    "                   step ABI; the default), cpu (generated C kernels + OpenBLAS,\n"
+    "                   -O2 fused, -O0 unfused); cuda is not implemented yet\n"
     "  --precision P    interp arithmetic: f32 (default) or f64\n"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
     "  --libdir DIR     where libcram_interp_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
@@ -104,8 +106,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
     if (!strncmp(a, "--emit=", 7)) {
       if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast") &&
-          strcmp(a + 7, "step-c"))
-        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast or step-c)", a + 7);
+          strcmp(a + 7, "step-c") && strcmp(a + 7, "c"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast, step-c or c)", a + 7);
       o->emit = a + 7;
     } else if (!strcmp(a, "--target") || !strcmp(a, "--precision") || !strcmp(a, "--cc") || !strcmp(a, "--libdir")) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
@@ -312,14 +314,17 @@ int main(int argc, char **argv) {
     goto done;
   }
   CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
-                  .f64 = o.f64, .cc = o.cc, .libdir = o.libdir};
+                  .f64 = o.f64, .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
     char err[1024];
-    if (g && o.target && strcmp(o.target, "interp"))
-      fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target interp\n", o.target);
-    else if (g && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+    bool cpu = o.target && !strcmp(o.target, "cpu");
+    if (g && o.target && strcmp(o.target, "interp") && !cpu)
+      fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target cpu or interp\n", o.target);
+    else if (g && cpu && !cg_cpu_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+      fprintf(stderr, "cramc: error: %s\n", err);
+    else if (g && !cpu && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
     else if (g)
       rc = 0;
@@ -327,8 +332,8 @@ int main(int argc, char **argv) {
     free(text);
     goto done;
   }
-  if (o.emit && !strcmp(o.emit, "step-c") && o.target && strcmp(o.target, "interp")) {
-    fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target interp\n", o.target);
+  if (o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c")) && o.target && !strcmp(o.target, "cuda")) {
+    fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target cpu or interp\n", o.target);
     free(text);
     goto done;
   }
@@ -354,8 +359,10 @@ int main(int argc, char **argv) {
       if (o.opt_given || o.popt.stats || o.popt.dump_after) g = optimise(g, &o, &d);
     }
     char err[1024];
-    if (g && o.emit && !strcmp(o.emit, "step-c")) {
-      if (!cg_interp_emit_c(g, &cg, out, err, sizeof err)) {
+    bool emit_c = o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c"));
+    bool cpu = o.target && !strcmp(o.target, "cpu");
+    if (g && emit_c) {
+      if (!(cpu ? cg_cpu_emit_c(g, &cg, out, err, sizeof err) : cg_interp_emit_c(g, &cg, out, err, sizeof err))) {
         fprintf(stderr, "cramc: error: %s\n", err);
         ir_graph_free(g);
         g = NULL;

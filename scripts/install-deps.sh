@@ -6,7 +6,7 @@
 #   pip:  lit (test runner), tokenizers (WordPiece training in tools/)
 set -euo pipefail
 
-APT_PKGS=(cmake gcc clang llvm-14-tools libclang-rt-14-dev python3-torch python3-numpy zstd)
+APT_PKGS=(cmake gcc clang llvm-14-tools libclang-rt-14-dev python3-torch python3-numpy zstd libopenblas-dev)
 PIP_PKGS=(lit tokenizers)
 
 missing=()

@@ -1,0 +1,47 @@
+/* artifact.h - what every target's artifact build shares (codegen/artifact.c):
+ * the metadata tables of cram_step_meta written as C, C string literals, and
+ * the build itself (generated C into a private temp dir, the system C
+ * compiler, atomic rename onto the output). target_interp.c and
+ * target_cpu.c differ only in the C they write and the flags/libraries of
+ * the link. Library code: errors come back as one line in err. */
+#ifndef CRAMC_ARTIFACT_H
+#define CRAMC_ARTIFACT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codegen.h"
+
+bool cg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A C string literal, one source line per embedded newline. */
+void cg_put_cstr(FILE *out, const char *s, size_t len);
+
+/* `static const char var[] = "<ir_print(g)>";` */
+bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t errlen);
+
+/* What differs between targets in the metadata. */
+typedef struct CgMeta {
+  const char *target;        /* "interp" | "cpu" */
+  const char *precision;     /* "f32" | "f64" */
+  const char *abi_macro;     /* the C expression written as .abi_version */
+  uint64_t arena_bytes;
+  int64_t kernel_count;
+} CgMeta;
+
+/* Writes `static const cram_dim dims[]`, `inputs[]`, `params[]` and
+ * `static const cram_step_meta meta` for model fwd. */
+bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen);
+
+/* Writes the artifact's C (into f), called once by cg_build_so. */
+typedef bool (*CgEmitFn)(void *ctx, FILE *f, char *err, size_t errlen);
+
+/* Builds `output`: emit() into TMP/step.c, then
+ *   CC [$CRAMC_STEP_CFLAGS] pre... -o OUTPUT.tmp.PID TMP/step.c post...
+ * and renames onto output (atomic: a failed build leaves nothing). pre and
+ * post are NULL-terminated. */
+bool cg_build_so(const CgOptions *o, const char *output, CgEmitFn emit, void *ctx, const char *const *pre,
+                 const char *const *post, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,65 @@
+/* cram_cpu_step.h - the step ABI of `cramc --target cpu` artifacts: the
+ * generated C (kernels + host functions + the tables below) and the shim
+ * (cpu_shim.c, in libcram_cpu_step.a) that allocates the arena and the
+ * persistent buffers, binds them, and runs the host functions. Everything
+ * mutable lives in cram_ctx. See docs/codegen.md. */
+#ifndef CRAM_CPU_STEP_H
+#define CRAM_CPU_STEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cram_cpu_kernels.h"
+#include "cram_step.h"
+
+#define CRAM_CPU_SHIM_VERSION 1u
+
+/* Persistent buffer kinds (codegen/kernel.h KSlotKind, same order). */
+enum {
+  CRAM_CPU_S_PARAM, CRAM_CPU_S_GRAD, CRAM_CPU_S_MOM_M, CRAM_CPU_S_MOM_V, CRAM_CPU_S_INPUT,
+  CRAM_CPU_S_SCALE, CRAM_CPU_S_STEP, CRAM_CPU_S_LR, CRAM_CPU_S_OWN
+};
+/* Output kinds (kernel.h KOutKind, same order). */
+enum { CRAM_CPU_O_LOSS, CRAM_CPU_O_GRAD_NORM, CRAM_CPU_O_GRAD, CRAM_CPU_O_PARAM, CRAM_CPU_O_MOM_M, CRAM_CPU_O_MOM_V, CRAM_CPU_O_OTHER };
+
+typedef struct cram_cpu_slot {
+  uint32_t kind, index;
+  uint64_t bytes;
+} cram_cpu_slot;
+
+typedef struct cram_cpu_out {
+  uint32_t kind, index, slot;
+} cram_cpu_out;
+
+typedef struct cram_cpu_graph {
+  uint32_t nslots;
+  const cram_cpu_slot *slots;
+  uint32_t nouts;
+  const cram_cpu_out *outs;
+  uint64_t arena_bytes;
+  int (*run)(const cram_cpu_run *R);
+} cram_cpu_graph;
+
+typedef struct cram_cpu_artifact {
+  uint32_t shim_version;
+  const cram_step_meta *meta;
+  const char *fwd_ir;          /* forward graph IR text: parameter init rules */
+  cram_cpu_graph fwd, acc, up; /* eval, step, update */
+} cram_cpu_artifact;
+
+cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
+                             size_t errlen);
+void cram_cpu_destroy(cram_ctx *ctx);
+const char *cram_cpu_last_error(const cram_ctx *ctx);
+cram_step_rc cram_cpu_init_params(cram_ctx *ctx, uint64_t seed);
+cram_step_rc cram_cpu_get_param(cram_ctx *ctx, uint32_t i, float *dst);
+cram_step_rc cram_cpu_set_param(cram_ctx *ctx, uint32_t i, const float *src);
+cram_step_rc cram_cpu_get_moments(cram_ctx *ctx, uint32_t i, float *m, float *v);
+cram_step_rc cram_cpu_set_moments(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
+cram_step_rc cram_cpu_step(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
+cram_step_rc cram_cpu_update(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
+cram_step_rc cram_cpu_eval(cram_ctx *ctx, const void *const *inputs, float *loss);
+cram_step_rc cram_cpu_grad_norm(cram_ctx *ctx, float *norm);
+cram_step_rc cram_cpu_zero_grad(cram_ctx *ctx);
+
+#endif

@@ -1,0 +1,118 @@
+/* kernel.h - the kernel description: one train graph (after the pass
+ * pipeline) plus its memory plan, as the ordered list of kernels a step
+ * launches. Renderer-independent: render_c.c writes it as C (the cpu
+ * target); a CUDA renderer writes the same list as CUDA C + cuBLASLt calls.
+ *
+ * Every node that computes something becomes a KNode with its buffer (an
+ * arena offset, or a slot: a persistent buffer the runtime binds - a
+ * parameter, its moments or gradient accumulator, a batch input, a scalar
+ * argument, or a buffer the artifact owns for an output or a constant).
+ * GEMM-class nodes carry a KGemm: the library call (trans flags, M/N/K,
+ * batch, leading dimensions) and the epilogue. Kernels follow Graph.kernel
+ * (the partition of fuse_elementwise / adamw_multi); a kernel whose nodes
+ * are not contiguous in node order is split, so running kernels in list order
+ * is always a valid schedule. See docs/codegen.md. */
+#ifndef CRAMC_KERNEL_H
+#define CRAMC_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "memplan.h"
+
+/* What a persistent buffer is; the runtime binds slot pointers by kind+index. */
+typedef enum {
+  KS_PARAM,       /* parameter `index` (meta->params order) */
+  KS_GRAD,        /* its gradient accumulator (input grad_acc.<p>) */
+  KS_MOM_M,       /* its Adam first moment (input adam_m.<p>) */
+  KS_MOM_V,       /* second moment (input adam_v.<p>) */
+  KS_INPUT,       /* batch input `index` (meta->inputs order) */
+  KS_SCALE,       /* f32[] accum_scale */
+  KS_STEP,        /* f32[] step */
+  KS_LR,          /* f32[] lr */
+  KS_OWN,         /* a buffer the artifact allocates: outputs, constants */
+  KS_COUNT
+} KSlotKind;
+
+typedef struct KSlot {
+  KSlotKind kind;
+  uint32_t index;
+  int64_t bytes;
+  ValueId node;
+} KSlot;
+
+/* What an output is, so the runtime copies it back into its state. */
+typedef enum { KO_LOSS, KO_GRAD_NORM, KO_GRAD, KO_PARAM, KO_MOM_M, KO_MOM_V, KO_OTHER } KOutKind;
+
+typedef struct KOut {
+  KOutKind kind;
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t slot;    /* the KS_OWN slot holding it */
+} KOut;
+
+/* A buffer reference: arena offset (slot == UINT32_MAX) or slot. */
+typedef struct KBuf {
+  int64_t offset;
+  uint32_t slot;
+} KBuf;
+#define KBUF_NO_SLOT UINT32_MAX
+
+typedef enum { KEPI_NONE, KEPI_BIAS, KEPI_ACT, KEPI_GLU, KEPI_ACT_GRAD, KEPI_GLU_GRAD } KEpilogue;
+
+/* One GEMM as a BLAS call: C[p] = op(A[p]) @ op(B[p]), row-major, p < batch. */
+typedef struct KGemm {
+  bool ta, tb;
+  int64_t M, N, K, batch;
+  int64_t lda, ldb, ldc;
+  int64_t stride_a, stride_b, stride_c;  /* elements between batch entries (0: shared) */
+  int a_in, b_in;                        /* which node inputs are A and B */
+  KEpilogue epi;
+  const char *act;                       /* "gelu" | "relu" | "sigmoid" | "none" for ACT/GLU(_GRAD) */
+  bool bias;                             /* ACT/GLU: + bias[N] before the activation */
+} KGemm;
+
+typedef struct KNode {
+  ValueId id;
+  const Node *n;
+  KBuf out;
+  KBuf in[IR_MAX_IN];
+  bool gemm;
+  KGemm g;
+} KNode;
+
+typedef struct Kernel {
+  uint32_t first, count;   /* KNodes [first, first+count) */
+  uint32_t part;           /* Graph.kernel id it came from (or node id without a partition) */
+} Kernel;
+
+typedef struct KProgram {
+  const Graph *g;
+  const MemPlan *plan;
+  KNode *nodes;
+  uint32_t nnodes;
+  Kernel *kernels;
+  uint32_t nkernels;
+  uint32_t nsplit;         /* partition kernels split for order */
+  KSlot *slots;
+  uint32_t nslots;
+  KOut *outs;
+  uint32_t nouts;
+  int64_t arena_bytes;
+  uint32_t *slot_of;       /* per node: its slot or KBUF_NO_SLOT */
+} KProgram;
+
+/* Parameter and input names, in meta order, so slots get their indices. */
+typedef struct KNames {
+  const char *const *params;
+  uint32_t nparams;
+  const char *const *inputs;
+  uint32_t ninputs;
+} KNames;
+
+/* Builds the description of g (planned with materialize_all, 4-byte
+ * elements) in arena a. NULL with a message for a graph it cannot describe
+ * (an unknown persistent input, a bf16 value). */
+KProgram *kernel_build(const Graph *g, const KNames *names, Arena *a, char *err, size_t errlen);
+
+#endif

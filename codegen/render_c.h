@@ -1,0 +1,20 @@
+/* render_c.h - the C renderer of kernel.h's description (render_c.c). */
+#ifndef CRAMC_RENDER_C_H
+#define CRAMC_RENDER_C_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "kernel.h"
+
+/* Whether an op has a C template. */
+bool render_c_supports(OpKind op);
+
+/* `static int PREFIX_kN(const cram_cpu_run *R)` per kernel (0 = ok, -1 with
+ * R->err set). False (with a message) for an op without a template. */
+bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *err, size_t errlen);
+
+/* `static int PREFIX_run(const cram_cpu_run *R)`: the kernels in order. */
+void render_c_host(FILE *out, const KProgram *p, const char *prefix);
+
+#endif
