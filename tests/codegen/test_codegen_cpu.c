@@ -289,7 +289,7 @@ static void check_entries(const cram_step_api *api) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: test_codegen_cpu CRAMC SOURCE_DIR -O2|-O0\n");
+    fprintf(stderr, "usage: test_codegen_cpu CRAMC SOURCE_DIR -O2|-O0 [CC]\n");
     return 2;
   }
   cramc = argv[1];
@@ -306,7 +306,8 @@ int main(int argc, char **argv) {
     const Model *md = &models[i];
     char so[512];
     snprintf(so, sizeof so, "%s/%s.so", tmp, md->label);
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    /* the compiler that built the step library (under ASan its runtime must match) */
+    const char *cc = argc > 4 ? argv[4] : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
     if (sh("%s %s/%s %s --target cpu %s --cc '%s -Wall -Wextra -Wno-unused-parameter -Werror' -o %s", cramc, srcdir,
            md->file, md->defs, olevel, cc, so)) {
       CHECK(0, "%s: cramc --target cpu %s failed", md->label, olevel);
