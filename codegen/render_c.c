@@ -363,7 +363,8 @@ static void r_sum_to(RCtx *c) {
   decl_bufs(c);
   put_dims(c->out, "xd", xs);
   put_dims(c->out, "od", os);
-  fprintf(c->out, "    cc_sum_to(o, x0, %d, xd, %d, od, %" PRId64 ", %" PRId64 ");\n", xs->rank, os->rank, numel(xs), numel(os));
+  fprintf(c->out, "    if (cc_sum_to(R, NODE, o, x0, %d, xd, %d, od, %" PRId64 ", %" PRId64 ")) return -1;\n", xs->rank,
+          os->rank, numel(xs), numel(os));
 }
 static void r_broadcast_to(RCtx *c) {
   const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;

@@ -103,35 +103,25 @@ static inline int cc_embedding(const cram_cpu_run *R, const char *node, float *o
   return 0;
 }
 
-static inline void cc_masked_positions(const int32_t *t, int64_t b, int64_t S, int64_t count, int64_t *pos) {
-  int64_t k = 0;
-  for (int64_t s = 0; s < S && k < count; s++)
-    if (t[b * S + s] != -100) pos[k++] = s;
-  for (; k < count; k++) pos[k] = -1;
-}
-
+/* Prediction slots of sequence b: the first `count` positions whose target is
+ * not -100, in position order (as interp_masked_rows); unused slots are
+ * padding. Found on the fly, so the kernels need no scratch memory. */
 static inline void cc_masked_rows(float *o, const float *x, const int32_t *t, int64_t B, int64_t S, int64_t H, int64_t count) {
-  int64_t *pos = malloc((size_t)(count > 0 ? count : 1) * sizeof *pos);
-  if (!pos) abort();
   for (int64_t b = 0; b < B; b++) {
-    cc_masked_positions(t, b, S, count, pos);
-    for (int64_t k = 0; k < count; k++) {
-      float *dst = o + (b * count + k) * H;
-      if (pos[k] < 0) memset(dst, 0, (size_t)H * sizeof(float));
-      else memcpy(dst, x + (b * S + pos[k]) * H, (size_t)H * sizeof(float));
-    }
+    int64_t k = 0;
+    for (int64_t s = 0; s < S && k < count; s++)
+      if (t[b * S + s] != -100) memcpy(o + (b * count + k++) * H, x + (b * S + s) * H, (size_t)H * sizeof(float));
+    memset(o + (b * count + k) * H, 0, (size_t)((count - k) * H) * sizeof(float));
   }
-  free(pos);
 }
 
 static inline void cc_masked_targets(int32_t *o, const int32_t *t, int64_t B, int64_t S, int64_t count) {
-  int64_t *pos = malloc((size_t)(count > 0 ? count : 1) * sizeof *pos);
-  if (!pos) abort();
   for (int64_t b = 0; b < B; b++) {
-    cc_masked_positions(t, b, S, count, pos);
-    for (int64_t k = 0; k < count; k++) o[b * count + k] = pos[k] < 0 ? -100 : t[b * S + pos[k]];
+    int64_t k = 0;
+    for (int64_t s = 0; s < S && k < count; s++)
+      if (t[b * S + s] != -100) o[b * count + k++] = t[b * S + s];
+    for (; k < count; k++) o[b * count + k] = -100;
   }
-  free(pos);
 }
 
 static inline void cc_embedding_grad(float *o, const int32_t *ids, const float *dy, int64_t n, int64_t V, int64_t H) {
@@ -461,13 +451,14 @@ static inline void cc_blocks(void *o, int64_t ostride, int64_t ooff, const void 
     memcpy((int32_t *)o + a * ostride + ooff, (const int32_t *)x + a * istride + ioff, (size_t)len * 4);
 }
 
-static inline void cc_sum_to(float *o, const float *x, int xrank, const int64_t *xd, int orank, const int64_t *od, int64_t nx,
-                      int64_t no) {
-  double *acc = calloc((size_t)(no > 0 ? no : 1), sizeof(double));
-  if (!acc) abort();
+static inline int cc_sum_to(const cram_cpu_run *R, const char *node, float *o, const float *x, int xrank,
+                            const int64_t *xd, int orank, const int64_t *od, int64_t nx, int64_t no) {
+  double *acc = calloc((size_t)(no > 0 ? no : 1), sizeof(double)); /* sums in double, as the interpreter */
+  if (!acc) return cc_fail(R, node, "out of memory for the reduction");
   for (int64_t e = 0; e < nx; e++) acc[cc_bcast(xrank, xd, orank, od, e)] += x[e];
   for (int64_t e = 0; e < no; e++) o[e] = (float)acc[e];
   free(acc);
+  return 0;
 }
 
 /* ---- optimizer ------------------------------------------------------------------------ */
