@@ -2,7 +2,8 @@
 # test_codegen_cli.sh CRAMC CRAM MKSKEW SOURCE_DIR LIBDIR CC - the interp
 # artifact in the trainer and the artifact build's errors:
 #   cram info; cram train 20 steps on synthetic shards, the loss falls; resume
-#   (--stop-at + --resume) == uninterrupted; an artifact built for another
+#   (--stop-at + --resume) == uninterrupted, for the interp and the cpu target;
+#   cram export; an artifact built for another
 #   step ABI version is refused by the loader with the clear message; compiler
 #   failure, missing library, unwritable output: one line, exit 1, and no
 #   half-written artifact. Prints "N passed, M failed".
@@ -45,6 +46,16 @@ check "awk -v a=$first -v b=$last 'BEGIN {exit !(b < a - 0.05)}'"
 check "cmp -s <(losses $T/full/metrics.jsonl) <(losses $T/half/metrics.jsonl)"
 "$CRAM" eval "$T/tiny.so" --data "$T/data" --checkpoint "$T/full/checkpoint.safetensors" > "$T/eval.txt"; check "[ $? = 0 ]"
 check "grep -q 'heldout loss' $T/eval.txt"
+# the same with the cpu target: the loss falls, resume == uninterrupted
+"$CRAMC" "$SRC/models/tiny.cram" $D --target cpu --cc "$BUILD_CC" -o "$T/tiny_cpu.so"; check "[ $? = 0 ]"
+"$CRAM" train "$T/tiny_cpu.so" $R --out "$T/cfull" --steps 20; check "[ $? = 0 ]"
+cfirst=$(losses "$T/cfull/metrics.jsonl" | head -3 | awk '{s += $3} END {print s / NR}')
+clast=$(losses "$T/cfull/metrics.jsonl" | tail -3 | awk '{s += $3} END {print s / NR}')
+echo "train (cpu target): mean loss of the first 3 updates $cfirst, of the last 3 $clast"
+check "awk -v a=$cfirst -v b=$clast 'BEGIN {exit !(b < a - 0.05)}'"
+"$CRAM" train "$T/tiny_cpu.so" $R --out "$T/chalf" --steps 20 --stop-at 9; check "[ $? = 0 ]"
+"$CRAM" train "$T/tiny_cpu.so" --data "$T/data" --resume "$T/chalf" --quiet; check "[ $? = 0 ]"
+check "cmp -s <(losses $T/cfull/metrics.jsonl) <(losses $T/chalf/metrics.jsonl)"
 # export: the reference's state-dict names, bytes identical to the checkpoint
 "$CRAM" export "$T/tiny.so" "$T/full" --out "$T/export.safetensors" > /dev/null; check "[ $? = 0 ]"
 check "python3 $SRC/tests/codegen/check_export.py $T/full/checkpoint.safetensors $T/export.safetensors 1 16"
