@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "codegen.h"
+#include "target_cuda.h"
 #include "frontend.h"
 #include "interpret.h"
 #include "ir.h"
@@ -47,12 +48,14 @@ static const char usage[] =
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
     "  --emit=step-c    print the C source of the artifact (--target interp or cpu)\n"
     "  --emit=c         the same (with --target cpu: the generated kernels and host code)\n"
+    "  --emit=cuda      print the generated CUDA C kernels (--target cuda)\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
     "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
     "  --target T       artifact kind: interp (the reference interpreter behind the\n"
     "                   step ABI; the default), cpu (generated C kernels + OpenBLAS,\n"
-    "                   -O2 fused, -O0 unfused); cuda is not implemented yet\n"
+    "                   -O2 fused, -O0 unfused), cuda (CUDA C kernels compiled by\n"
+    "                   NVRTC for sm_80/sm_90 + cuBLASLt GEMMs; needs a GPU to run)\n"
     "  --precision P    interp arithmetic: f32 (default) or f64\n"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
     "  --libdir DIR     where libcram_interp_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
@@ -106,8 +109,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
     if (!strncmp(a, "--emit=", 7)) {
       if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast") &&
-          strcmp(a + 7, "step-c") && strcmp(a + 7, "c"))
-        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast, step-c or c)", a + 7);
+          strcmp(a + 7, "step-c") && strcmp(a + 7, "c") && strcmp(a + 7, "cuda"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast, step-c, c or cuda)", a + 7);
       o->emit = a + 7;
     } else if (!strcmp(a, "--target") || !strcmp(a, "--precision") || !strcmp(a, "--cc") || !strcmp(a, "--libdir")) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
@@ -162,6 +165,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->input) return usage_error("%s", "no input file");
+  bool cuda = (o->target && !strcmp(o->target, "cuda")) || (o->emit && !strcmp(o->emit, "cuda"));
+  if (cuda && o->f64) return usage_error("%s", "--target cuda computes in f32 (bf16 is next); --precision f64 is for the interp target");
   return -1;
 }
 
@@ -319,9 +324,11 @@ int main(int argc, char **argv) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
     char err[1024];
-    bool cpu = o.target && !strcmp(o.target, "cpu");
-    if (g && o.target && strcmp(o.target, "interp") && !cpu)
-      fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target cpu or interp\n", o.target);
+    bool cpu = o.target && !strcmp(o.target, "cpu"), cuda = o.target && !strcmp(o.target, "cuda");
+    if (g && cuda && !cg_cuda_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+      fprintf(stderr, "cramc: error: %s\n", err);
+    else if (g && cuda)
+      rc = 0;
     else if (g && cpu && !cg_cpu_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
     else if (g && !cpu && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
@@ -329,11 +336,6 @@ int main(int argc, char **argv) {
     else if (g)
       rc = 0;
     ir_graph_free(g);
-    free(text);
-    goto done;
-  }
-  if (o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c")) && o.target && !strcmp(o.target, "cuda")) {
-    fprintf(stderr, "cramc: error: --target %s is not implemented yet; use --target cpu or interp\n", o.target);
     free(text);
     goto done;
   }
@@ -360,9 +362,17 @@ int main(int argc, char **argv) {
     }
     char err[1024];
     bool emit_c = o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c"));
-    bool cpu = o.target && !strcmp(o.target, "cpu");
-    if (g && emit_c) {
-      if (!(cpu ? cg_cpu_emit_c(g, &cg, out, err, sizeof err) : cg_interp_emit_c(g, &cg, out, err, sizeof err))) {
+    bool cpu = o.target && !strcmp(o.target, "cpu"), cuda = o.target && !strcmp(o.target, "cuda");
+    if (g && o.emit && !strcmp(o.emit, "cuda")) {
+      if (!cg_cuda_emit_cu(g, &cg, out, err, sizeof err)) {
+        fprintf(stderr, "cramc: error: %s\n", err);
+        ir_graph_free(g);
+        g = NULL;
+      }
+    } else if (g && emit_c) {
+      if (!(cuda  ? cg_cuda_emit_c(g, &cg, out, err, sizeof err)
+            : cpu ? cg_cpu_emit_c(g, &cg, out, err, sizeof err)
+                  : cg_interp_emit_c(g, &cg, out, err, sizeof err))) {
         fprintf(stderr, "cramc: error: %s\n", err);
         ir_graph_free(g);
         g = NULL;

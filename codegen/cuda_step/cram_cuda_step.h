@@ -1,0 +1,104 @@
+/* cram_cuda_step.h - the step ABI of `cramc --target cuda` artifacts: the
+ * generated host C (launch tables, slot tables, embedded cubins) and the shim
+ * (cuda_shim.c, in libcram_cuda_step.a) that loads the CUDA driver with
+ * dlopen at create(), loads the cubin for the device, allocates device
+ * buffers, and runs the launch tables (kernels via cuLaunchKernel, GEMMs via
+ * cuBLASLt, also loaded lazily). Nothing here touches the driver at load. */
+#ifndef CRAM_CUDA_STEP_H
+#define CRAM_CUDA_STEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cram_step.h"
+
+#define CRAM_CUDA_SHIM_VERSION 1u
+
+enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
+       CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };
+enum { CRAM_CUDA_O_LOSS, CRAM_CUDA_O_GRAD_NORM, CRAM_CUDA_O_GRAD, CRAM_CUDA_O_PARAM, CRAM_CUDA_O_MOM_M, CRAM_CUDA_O_MOM_V,
+       CRAM_CUDA_O_OTHER };
+enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
+enum { CRAM_CUDA_EPI_NONE, CRAM_CUDA_EPI_BIAS, CRAM_CUDA_EPI_RELU, CRAM_CUDA_EPI_RELU_BIAS };
+
+#define CRAM_CUDA_ARENA 0xFFFFFFFFu   /* buffer in the arena at off */
+#define CRAM_CUDA_SCRATCH 0xFFFFFFFEu /* in the graph's scratch at off */
+#define CRAM_CUDA_NONE 0xFFFFFFFDu    /* no buffer */
+
+typedef struct cram_cuda_buf {
+  int64_t off;
+  uint32_t slot; /* a slot index, or one of the above (slot buffers: off is within the slot) */
+} cram_cuda_buf;
+
+/* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt. */
+typedef struct cram_cuda_gemm {
+  int ta, tb;
+  int64_t M, N, K, batch, lda, ldb, ldc, sa, sb, sc;
+  cram_cuda_buf a, b, c, bias;
+  int epi;
+  float beta;
+} cram_cuda_gemm;
+
+typedef struct cram_cuda_launch {
+  uint32_t kind;
+  const char *name;  /* kernel function in the module */
+  const char *node;  /* "%12 (layernorm at f.cram:3:4)" for messages */
+  uint32_t grid, block;
+  uint32_t first, nbuf; /* the kernel's pointer table: bufs[first, first+nbuf) */
+  cram_cuda_gemm g;
+} cram_cuda_launch;
+
+typedef struct cram_cuda_slot {
+  uint32_t kind, index;
+  uint64_t bytes;
+} cram_cuda_slot;
+
+typedef struct cram_cuda_out {
+  uint32_t kind, index, slot;
+} cram_cuda_out;
+
+typedef struct cram_cuda_graph {
+  uint32_t nslots;
+  const cram_cuda_slot *slots;
+  uint32_t nouts;
+  const cram_cuda_out *outs;
+  uint64_t arena_bytes, scratch_bytes;
+  uint32_t nlaunch;
+  const cram_cuda_launch *launches;
+  uint32_t nbufs;
+  const cram_cuda_buf *bufs;
+} cram_cuda_graph;
+
+typedef struct cram_cuda_image {
+  int sm;            /* cubin for sm_<sm>, or PTX (JIT) for compute_<sm> when ptx */
+  int ptx;
+  const unsigned char *data;
+  size_t len;
+} cram_cuda_image;
+
+typedef struct cram_cuda_artifact {
+  uint32_t shim_version;
+  const cram_step_meta *meta;
+  const char *fwd_ir;
+  int min_sm;
+  uint32_t nimages;
+  const cram_cuda_image *images;
+  cram_cuda_graph fwd, acc, up;
+} cram_cuda_artifact;
+
+cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
+                              size_t errlen);
+void cram_cuda_destroy(cram_ctx *ctx);
+const char *cram_cuda_last_error(const cram_ctx *ctx);
+cram_step_rc cram_cuda_init_params(cram_ctx *ctx, uint64_t seed);
+cram_step_rc cram_cuda_get_param(cram_ctx *ctx, uint32_t i, float *dst);
+cram_step_rc cram_cuda_set_param(cram_ctx *ctx, uint32_t i, const float *src);
+cram_step_rc cram_cuda_get_moments(cram_ctx *ctx, uint32_t i, float *m, float *v);
+cram_step_rc cram_cuda_set_moments(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
+cram_step_rc cram_cuda_step(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
+cram_step_rc cram_cuda_update(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
+cram_step_rc cram_cuda_eval(cram_ctx *ctx, const void *const *inputs, float *loss);
+cram_step_rc cram_cuda_grad_norm(cram_ctx *ctx, float *norm);
+cram_step_rc cram_cuda_zero_grad(cram_ctx *ctx);
+
+#endif

@@ -1,0 +1,605 @@
+/* cuda_shim.c - the step ABI for `cramc --target cuda` artifacts (linked as
+ * libcram_cuda_step.a into each). Loading step.so touches no CUDA library:
+ * create() dlopens libcuda.so.1 (and libcublasLt), picks the device, refuses
+ * a compute capability below the artifact's cubins, loads the image for it
+ * (cubin for sm_80/sm_90, PTX JIT above), allocates the arena, scratch, and
+ * per parameter its value, moments and gradient accumulator on the device,
+ * builds each GEMM's cuBLASLt descriptors and picks its algorithm by the
+ * heuristic once. A call copies the inputs in, runs its graph's launch table
+ * on one stream, checks the kernels' error word, and moves the outputs into
+ * the state. No global mutable state: everything lives in cram_ctx. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+#include <cuda.h>
+
+#include "cram_cuda_step.h"
+#include "diag.h"
+#include "init.h"
+#include "ir.h"
+
+typedef struct Drv {
+  void *h;
+  CUresult (*Init)(unsigned);
+  CUresult (*DeviceGetCount)(int *);
+  CUresult (*DeviceGet)(CUdevice *, int);
+  CUresult (*DeviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
+  CUresult (*PrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*PrimaryCtxRelease)(CUdevice);
+  CUresult (*CtxSetCurrent)(CUcontext);
+  CUresult (*CtxSynchronize)(void);
+  CUresult (*ModuleLoadData)(CUmodule *, const void *);
+  CUresult (*ModuleUnload)(CUmodule);
+  CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*MemFree)(CUdeviceptr);
+  CUresult (*MemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (*MemcpyDtoH)(void *, CUdeviceptr, size_t);
+  CUresult (*MemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
+  CUresult (*MemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
+                           void **, void **);
+  CUresult (*GetErrorString)(CUresult, const char **);
+} Drv;
+
+typedef struct Lt {
+  void *h;
+  cublasStatus_t (*Create)(cublasLtHandle_t *);
+  cublasStatus_t (*Destroy)(cublasLtHandle_t);
+  cublasStatus_t (*MatmulDescCreate)(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t);
+  cublasStatus_t (*MatmulDescDestroy)(cublasLtMatmulDesc_t);
+  cublasStatus_t (*MatmulDescSetAttribute)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t);
+  cublasStatus_t (*MatrixLayoutCreate)(cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t);
+  cublasStatus_t (*MatrixLayoutDestroy)(cublasLtMatrixLayout_t);
+  cublasStatus_t (*MatrixLayoutSetAttribute)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void *, size_t);
+  cublasStatus_t (*PreferenceCreate)(cublasLtMatmulPreference_t *);
+  cublasStatus_t (*PreferenceDestroy)(cublasLtMatmulPreference_t);
+  cublasStatus_t (*PreferenceSetAttribute)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t);
+  cublasStatus_t (*AlgoGetHeuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                     cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
+                                     cublasLtMatmulHeuristicResult_t[], int *);
+  cublasStatus_t (*Matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t,
+                           const void *, cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *,
+                           cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t);
+} Lt;
+
+#define WORKSPACE (32u << 20)
+
+typedef struct GemmPlan {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+  CUdeviceptr a, b, c;
+} GemmPlan;
+
+typedef struct GBind {
+  const cram_cuda_graph *g;
+  CUdeviceptr *slot;   /* host copy of the slot table */
+  CUdeviceptr dptr;    /* the launches' pointer tables (bufs resolved), on the device */
+  CUdeviceptr *own;
+  CUfunction *fn;      /* per launch */
+  GemmPlan *gp;        /* per launch */
+} GBind;
+
+struct cram_ctx {
+  const cram_cuda_artifact *a;
+  const cram_step_meta *meta;
+  Graph *fwd_ir;
+  Drv d;
+  Lt lt;
+  cublasLtHandle_t lth;
+  CUdevice dev;
+  CUcontext cx;
+  CUmodule mod;
+  int training, ctx_held;
+  uint64_t dropout_seed, runs;
+  uint32_t np, nin;
+  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr */
+  CUdeviceptr *p, *m, *v, *g, *in;
+  GBind fwd, acc, up;
+  long pending;
+  char err[1024];
+};
+
+static cram_step_rc fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static cram_step_rc fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) {
+  char msg[900];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(c->err, sizeof c->err, "%s: %s", c->meta->model, msg);
+  return rc;
+}
+static const char *cuerr(const cram_ctx *c, CUresult r) {
+  const char *s = NULL;
+  if (c->d.GetErrorString) c->d.GetErrorString(r, &s);
+  return s ? s : "unknown CUDA error";
+}
+#define CU(call, what)                                                                          \
+  do {                                                                                          \
+    CUresult r_ = (call);                                                                       \
+    if (r_ != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_));  \
+  } while (0)
+
+static bool load_syms(void *h, void **dst, const char *const *names, int n, const char **missing) {
+  for (int i = 0; i < n; i++)
+    if (!(dst[i] = dlsym(h, names[i]))) return *missing = names[i], false;
+  return true;
+}
+
+static cram_step_rc load_driver(cram_ctx *c) {
+  c->d.h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!c->d.h)
+    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu", dlerror());
+  static const char *names[] = {"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute", "cuDevicePrimaryCtxRetain",
+                                "cuDevicePrimaryCtxRelease_v2", "cuCtxSetCurrent", "cuCtxSynchronize", "cuModuleLoadData",
+                                "cuModuleUnload", "cuModuleGetFunction", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2",
+                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString"};
+  const char *miss = NULL;
+  if (!load_syms(c->d.h, (void **)&c->d.Init, names, (int)(sizeof names / sizeof *names), &miss))
+    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
+  CUresult r = c->d.Init(0);
+  int n = 0;
+  if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
+    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: %s; use --target cpu",
+                r != CUDA_SUCCESS ? cuerr(c, r) : "no CUDA device found");
+  return CRAM_STEP_OK;
+}
+
+static cram_step_rc load_lt(cram_ctx *c) {
+  static const char *libs[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL};
+  for (int i = 0; !c->lt.h && libs[i]; i++) c->lt.h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load libcublasLt (the CUDA toolkit's cuBLASLt): %s", dlerror());
+  static const char *names[] = {"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy",
+                                "cublasLtMatmulDescSetAttribute", "cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy",
+                                "cublasLtMatrixLayoutSetAttribute", "cublasLtMatmulPreferenceCreate",
+                                "cublasLtMatmulPreferenceDestroy", "cublasLtMatmulPreferenceSetAttribute",
+                                "cublasLtMatmulAlgoGetHeuristic", "cublasLtMatmul"};
+  const char *miss = NULL;
+  if (!load_syms(c->lt.h, (void **)&c->lt.Create, names, (int)(sizeof names / sizeof *names), &miss))
+    return fail(c, CRAM_STEP_E_DEVICE, "libcublasLt lacks %s", miss);
+  if (c->lt.Create(&c->lth) != CUBLAS_STATUS_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s", "cublasLtCreate failed");
+  return CRAM_STEP_OK;
+}
+
+static cram_step_rc dalloc(cram_ctx *c, CUdeviceptr *p, uint64_t bytes) {
+  CUresult r = c->d.MemAlloc(p, bytes ? (bytes + 255) / 256 * 256 : 256);
+  if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_NOMEM, "device allocation of %llu bytes: %s", (unsigned long long)bytes, cuerr(c, r));
+  return CRAM_STEP_OK;
+}
+
+static CUdeviceptr resolve(const cram_ctx *c, const GBind *b, cram_cuda_buf x) {
+  if (x.slot == CRAM_CUDA_ARENA) return c->arena + (CUdeviceptr)x.off;
+  if (x.slot == CRAM_CUDA_SCRATCH) return c->scratch + (CUdeviceptr)x.off;
+  if (x.slot == CRAM_CUDA_NONE) return 0;
+  return b->slot[x.slot] + (CUdeviceptr)x.off;
+}
+
+static size_t in_bytes(const cram_tensor_info *t) { return (size_t)t->numel * (t->dtype == CRAM_DT_BF16 ? 2 : 4); }
+
+/* Binds slots to device buffers, resolves kernels, plans GEMMs. */
+static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
+  b->g = g;
+  size_t ns = g->nslots ? g->nslots : 1, nl = g->nlaunch ? g->nlaunch : 1;
+  if (!(b->slot = calloc(ns, sizeof *b->slot)) || !(b->own = calloc(ns, sizeof *b->own)) || !(b->fn = calloc(nl, sizeof *b->fn)) ||
+      !(b->gp = calloc(nl, sizeof *b->gp)))
+    return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+  cram_step_rc rc;
+  for (uint32_t s = 0; s < g->nslots; s++) {
+    const cram_cuda_slot *sl = &g->slots[s];
+    switch (sl->kind) {
+    case CRAM_CUDA_S_PARAM: b->slot[s] = c->p[sl->index]; break;
+    case CRAM_CUDA_S_GRAD: b->slot[s] = c->g[sl->index]; break;
+    case CRAM_CUDA_S_MOM_M: b->slot[s] = c->m[sl->index]; break;
+    case CRAM_CUDA_S_MOM_V: b->slot[s] = c->v[sl->index]; break;
+    case CRAM_CUDA_S_INPUT: b->slot[s] = c->in[sl->index]; break;
+    case CRAM_CUDA_S_SCALE: b->slot[s] = c->scal; break;
+    case CRAM_CUDA_S_STEP: b->slot[s] = c->scal + 4; break;
+    case CRAM_CUDA_S_LR: b->slot[s] = c->scal + 8; break;
+    default:
+      if ((rc = dalloc(c, &b->own[s], sl->bytes)) != CRAM_STEP_OK) return rc;
+      b->slot[s] = b->own[s];
+    }
+  }
+  size_t nb = g->nbufs ? g->nbufs : 1;
+  CUdeviceptr *tab = calloc(nb, sizeof *tab);
+  if (!tab) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+  for (uint32_t i = 0; i < g->nbufs; i++) tab[i] = resolve(c, b, g->bufs[i]);
+  if ((rc = dalloc(c, &b->dptr, nb * sizeof(CUdeviceptr))) != CRAM_STEP_OK) return free(tab), rc;
+  CUresult ur = c->d.MemcpyHtoD(b->dptr, tab, nb * sizeof(CUdeviceptr));
+  free(tab);
+  if (ur != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "uploading the pointer tables: %s", cuerr(c, ur));
+  for (uint32_t i = 0; i < g->nlaunch; i++) {
+    const cram_cuda_launch *L = &g->launches[i];
+    if (L->kind == CRAM_CUDA_L_KERNEL) {
+      if (!L->name) continue;
+      CUresult r = c->d.ModuleGetFunction(&b->fn[i], c->mod, L->name);
+      if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "kernel %s of %s: %s", L->name, L->node, cuerr(c, r));
+      continue;
+    }
+    /* row-major C = op(A) op(B) as column-major C^T = op(B)^T op(A)^T */
+    const cram_cuda_gemm *G = &L->g;
+    GemmPlan *P = &b->gp[i];
+    cublasOperation_t ta = G->tb ? CUBLAS_OP_T : CUBLAS_OP_N, tb = G->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
+                  : G->epi == CRAM_CUDA_EPI_RELU ? CUBLASLT_EPILOGUE_RELU
+                  : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    P->a = resolve(c, b, G->b), P->b = resolve(c, b, G->a), P->c = resolve(c, b, G->c);
+    CUdeviceptr bias = resolve(c, b, G->bias);
+    bool ok = c->lt.MatmulDescCreate(&P->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+              c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
+              c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
+              c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
+              (!bias || c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0) &&
+              c->lt.MatrixLayoutCreate(&P->la, CUDA_R_32F, G->tb ? G->K : G->N, G->tb ? G->N : G->K, G->ldb) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lb, CUDA_R_32F, G->ta ? G->M : G->K, G->ta ? G->K : G->M, G->lda) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lc, CUDA_R_32F, G->N, G->M, G->ldc) == 0;
+    if (ok && G->batch > 1) {
+      int32_t bc = (int32_t)G->batch;
+      int64_t sa = G->sb, sb = G->sa, sc = G->sc;
+      ok = c->lt.MatrixLayoutSetAttribute(P->la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) == 0 &&
+           c->lt.MatrixLayoutSetAttribute(P->la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa) == 0 &&
+           c->lt.MatrixLayoutSetAttribute(P->lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) == 0 &&
+           c->lt.MatrixLayoutSetAttribute(P->lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb) == 0 &&
+           c->lt.MatrixLayoutSetAttribute(P->lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) == 0 &&
+           c->lt.MatrixLayoutSetAttribute(P->lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc) == 0;
+    }
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    size_t ws = WORKSPACE;
+    ok = ok && c->lt.PreferenceCreate(&pref) == 0 &&
+         c->lt.PreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0 &&
+         c->lt.AlgoGetHeuristic(c->lth, P->desc, P->la, P->lb, P->lc, P->lc, pref, 1, &res, &nres) == 0 && nres > 0;
+    if (pref) c->lt.PreferenceDestroy(pref);
+    if (!ok) return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt has no algorithm for the GEMM of %s", L->node);
+    P->algo = res.algo;
+  }
+  return CRAM_STEP_OK;
+}
+
+static void bind_free(cram_ctx *c, GBind *b) {
+  if (!b->g) return;
+  for (uint32_t i = 0; b->gp && i < b->g->nlaunch; i++) {
+    if (b->gp[i].desc) c->lt.MatmulDescDestroy(b->gp[i].desc);
+    if (b->gp[i].la) c->lt.MatrixLayoutDestroy(b->gp[i].la);
+    if (b->gp[i].lb) c->lt.MatrixLayoutDestroy(b->gp[i].lb);
+    if (b->gp[i].lc) c->lt.MatrixLayoutDestroy(b->gp[i].lc);
+  }
+  for (uint32_t s = 0; b->own && s < b->g->nslots; s++)
+    if (b->own[s]) c->d.MemFree(b->own[s]);
+  if (b->dptr) c->d.MemFree(b->dptr);
+  free(b->slot), free(b->own), free(b->fn), free(b->gp);
+}
+
+static void dfree_arr(cram_ctx *c, CUdeviceptr *a, uint32_t n) {
+  for (uint32_t i = 0; a && i < n; i++)
+    if (a[i]) c->d.MemFree(a[i]);
+  free(a);
+}
+
+void cram_cuda_destroy(cram_ctx *c) {
+  if (!c) return;
+  if (c->ctx_held) {
+    c->d.CtxSynchronize();
+    bind_free(c, &c->fwd), bind_free(c, &c->acc), bind_free(c, &c->up);
+    dfree_arr(c, c->p, c->np), dfree_arr(c, c->m, c->np), dfree_arr(c, c->v, c->np), dfree_arr(c, c->g, c->np);
+    dfree_arr(c, c->in, c->nin);
+    CUdeviceptr bufs[] = {c->arena, c->scratch, c->work, c->errw, c->scal};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+      if (bufs[i]) c->d.MemFree(bufs[i]);
+    if (c->lth) c->lt.Destroy(c->lth);
+    if (c->mod) c->d.ModuleUnload(c->mod);
+    c->d.PrimaryCtxRelease(c->dev);
+  } else {
+    free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
+  }
+  if (c->lt.h) dlclose(c->lt.h);
+  if (c->d.h) dlclose(c->d.h);
+  ir_graph_free(c->fwd_ir);
+  free(c);
+}
+
+static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
+  const cram_cuda_artifact *a = c->a;
+  cram_step_rc rc = load_driver(c);
+  if (rc != CRAM_STEP_OK) return rc;
+  int ndev = 0, ord = opts ? opts->device : 0;
+  c->d.DeviceGetCount(&ndev);
+  if (ord < 0 || ord >= ndev) return fail(c, CRAM_STEP_E_DEVICE, "CUDA device %d does not exist (%d found)", ord, ndev);
+  CU(c->d.DeviceGet(&c->dev, ord), "cuDeviceGet");
+  int maj = 0, min = 0;
+  CU(c->d.DeviceGetAttribute(&maj, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c->dev), "compute capability");
+  CU(c->d.DeviceGetAttribute(&min, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, c->dev), "compute capability");
+  int sm = maj * 10 + min;
+  if (sm < a->min_sm)
+    return fail(c, CRAM_STEP_E_DEVICE, "GPU %d has compute capability %d.%d, older than this artifact's cubins (sm_%d+); use --target cpu",
+                ord, maj, min, a->min_sm);
+  CU(c->d.PrimaryCtxRetain(&c->cx, c->dev), "cuDevicePrimaryCtxRetain");
+  c->ctx_held = 1;
+  CU(c->d.CtxSetCurrent(c->cx), "cuCtxSetCurrent");
+  /* the image: a cubin of the same major (sm_80 runs on 8.x), else PTX for newer */
+  const cram_cuda_image *img = NULL;
+  for (uint32_t i = 0; i < a->nimages; i++) {
+    const cram_cuda_image *im = &a->images[i];
+    if (!im->ptx && im->sm / 10 == maj && im->sm <= sm && (!img || img->ptx || im->sm > img->sm)) img = im;
+    if (im->ptx && im->sm <= sm && !img) img = im;
+  }
+  if (!img) return fail(c, CRAM_STEP_E_DEVICE, "no kernel image for compute capability %d.%d", maj, min);
+  CU(c->d.ModuleLoadData(&c->mod, img->data), "loading the kernels (cuModuleLoadData)");
+  if ((rc = load_lt(c)) != CRAM_STEP_OK) return rc;
+  uint64_t ab = a->fwd.arena_bytes, sb = a->fwd.scratch_bytes;
+  const cram_cuda_graph *gs[] = {&a->acc, &a->up};
+  for (int i = 0; i < 2; i++) {
+    if (gs[i]->arena_bytes > ab) ab = gs[i]->arena_bytes;
+    if (gs[i]->scratch_bytes > sb) sb = gs[i]->scratch_bytes;
+  }
+  if ((rc = dalloc(c, &c->arena, ab)) || (rc = dalloc(c, &c->scratch, sb)) || (rc = dalloc(c, &c->work, WORKSPACE)) ||
+      (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, 16)))
+    return rc;
+  for (uint32_t i = 0; i < c->np; i++) {
+    uint64_t n = (uint64_t)c->meta->params[i].numel * 4;
+    if ((rc = dalloc(c, &c->p[i], n)) || (rc = dalloc(c, &c->m[i], n)) || (rc = dalloc(c, &c->v[i], n)) ||
+        (rc = dalloc(c, &c->g[i], n)))
+      return rc;
+    CU(c->d.MemsetD8(c->m[i], 0, n), "memset");
+    CU(c->d.MemsetD8(c->v[i], 0, n), "memset");
+    CU(c->d.MemsetD8(c->g[i], 0, n), "memset");
+  }
+  for (uint32_t i = 0; i < c->nin; i++)
+    if ((rc = dalloc(c, &c->in[i], in_bytes(&c->meta->inputs[i])))) return rc;
+  if ((rc = bind_init(c, &c->fwd, &a->fwd)) || (rc = bind_init(c, &c->acc, &a->acc)) || (rc = bind_init(c, &c->up, &a->up)))
+    return rc;
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
+                              size_t errlen) {
+  if (!out) return CRAM_STEP_E_ARG;
+  *out = NULL;
+  if (!a || a->shim_version != CRAM_CUDA_SHIM_VERSION) {
+    if (err && errlen) snprintf(err, errlen, "cuda artifact built for another shim version; rebuild it with this cramc");
+    return CRAM_STEP_E_STATE;
+  }
+  cram_ctx *c = calloc(1, sizeof *c);
+  if (!c) {
+    if (err && errlen) snprintf(err, errlen, "%s: out of memory", a->meta->model);
+    return CRAM_STEP_E_NOMEM;
+  }
+  c->a = a, c->meta = a->meta;
+  c->training = opts && opts->training;
+  c->dropout_seed = opts ? opts->dropout_seed : 0;
+  c->np = a->meta->nparams, c->nin = a->meta->ninputs;
+  cram_step_rc rc = CRAM_STEP_E_NOMEM;
+  size_t np = c->np ? c->np : 1, ni = c->nin ? c->nin : 1;
+  if (!(c->p = calloc(np, sizeof *c->p)) || !(c->m = calloc(np, sizeof *c->m)) || !(c->v = calloc(np, sizeof *c->v)) ||
+      !(c->g = calloc(np, sizeof *c->g)) || !(c->in = calloc(ni, sizeof *c->in))) {
+    fail(c, rc, "%s", "out of memory");
+    goto bad;
+  }
+  char *dbuf = NULL;
+  size_t dlen = 0;
+  FILE *mem = open_memstream(&dbuf, &dlen);
+  if (!mem) {
+    fail(c, rc, "%s", "out of memory");
+    goto bad;
+  }
+  Diag d;
+  diag_init(&d, mem);
+  c->fwd_ir = ir_parse(a->fwd_ir, strlen(a->fwd_ir), "forward", &d);
+  fclose(mem);
+  free(dbuf);
+  if (!c->fwd_ir) {
+    rc = fail(c, CRAM_STEP_E_STATE, "%s", "embedded forward graph does not parse (artifact corrupt?)");
+    goto bad;
+  }
+  if ((rc = create_body(c, opts)) != CRAM_STEP_OK) goto bad;
+  *out = c;
+  return CRAM_STEP_OK;
+bad:
+  if (err && errlen) snprintf(err, errlen, "%s", c->err);
+  cram_cuda_destroy(c);
+  return rc;
+}
+
+const char *cram_cuda_last_error(const cram_ctx *c) { return c ? c->err : "cuda step: no context"; }
+
+/* ---- parameters and optimizer state ----------------------------------------------- */
+
+static size_t psz(const cram_ctx *c, uint32_t i) { return (size_t)c->meta->params[i].numel * sizeof(float); }
+
+cram_step_rc cram_cuda_init_params(cram_ctx *c, uint64_t seed) {
+  if (!c) return CRAM_STEP_E_ARG;
+  uint32_t i = 0;
+  for (ValueId v = 0; v < c->fwd_ir->n && i < c->np; v++) {
+    const Node *n = &c->fwd_ir->nodes[v];
+    if (n->op != OP_PARAM) continue;
+    size_t cnt = (size_t)c->meta->params[i].numel;
+    if (strcmp(ir_get_str(n, ATTR_NAME), c->meta->params[i].name) || (int64_t)cnt != ir_shape_numel(&n->shape))
+      return fail(c, CRAM_STEP_E_STATE, "parameter '%s': embedded graph and table disagree", c->meta->params[i].name);
+    double *tmp = malloc((cnt ? cnt : 1) * sizeof(double));
+    float *f = malloc((cnt ? cnt : 1) * sizeof(float));
+    char msg[256];
+    if (!tmp || !f || !ir_init_param(n, seed, tmp, msg, sizeof msg)) {
+      bool oom = !tmp || !f;
+      free(tmp), free(f);
+      return oom ? fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory") : fail(c, CRAM_STEP_E_STATE, "%s", msg);
+    }
+    for (size_t k = 0; k < cnt; k++) f[k] = (float)tmp[k];
+    CUresult r = c->d.MemcpyHtoD(c->p[i], f, cnt * 4);
+    free(tmp), free(f);
+    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "uploading parameters: %s", cuerr(c, r));
+    CU(c->d.MemsetD8(c->m[i], 0, cnt * 4), "memset");
+    CU(c->d.MemsetD8(c->v[i], 0, cnt * 4), "memset");
+    CU(c->d.MemsetD8(c->g[i], 0, cnt * 4), "memset");
+    i++;
+  }
+  if (i != c->np) return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graph lacks parameters of the table");
+  c->pending = 0;
+  return CRAM_STEP_OK;
+}
+
+static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const void *b) {
+  if (i >= c->np) return fail(c, CRAM_STEP_E_ARG, "parameter index %u out of range", i);
+  if (!a || !b) return fail(c, CRAM_STEP_E_ARG, "NULL buffer for parameter %u", i);
+  return CRAM_STEP_OK;
+}
+cram_step_rc cram_cuda_get_param(cram_ctx *c, uint32_t i, float *dst) {
+  if (!c) return CRAM_STEP_E_ARG;
+  cram_step_rc rc = check_index(c, i, dst, dst);
+  if (rc == CRAM_STEP_OK) CU(c->d.MemcpyDtoH(dst, c->p[i], psz(c, i)), "reading a parameter");
+  return rc;
+}
+cram_step_rc cram_cuda_set_param(cram_ctx *c, uint32_t i, const float *src) {
+  if (!c) return CRAM_STEP_E_ARG;
+  cram_step_rc rc = check_index(c, i, src, src);
+  if (rc == CRAM_STEP_OK) CU(c->d.MemcpyHtoD(c->p[i], src, psz(c, i)), "writing a parameter");
+  return rc;
+}
+cram_step_rc cram_cuda_get_moments(cram_ctx *c, uint32_t i, float *m, float *v) {
+  if (!c) return CRAM_STEP_E_ARG;
+  cram_step_rc rc = check_index(c, i, m, v);
+  if (rc == CRAM_STEP_OK) {
+    CU(c->d.MemcpyDtoH(m, c->m[i], psz(c, i)), "reading moments");
+    CU(c->d.MemcpyDtoH(v, c->v[i], psz(c, i)), "reading moments");
+  }
+  return rc;
+}
+cram_step_rc cram_cuda_set_moments(cram_ctx *c, uint32_t i, const float *m, const float *v) {
+  if (!c) return CRAM_STEP_E_ARG;
+  cram_step_rc rc = check_index(c, i, m, v);
+  if (rc == CRAM_STEP_OK) {
+    CU(c->d.MemcpyHtoD(c->m[i], m, psz(c, i)), "writing moments");
+    CU(c->d.MemcpyHtoD(c->v[i], v, psz(c, i)), "writing moments");
+  }
+  return rc;
+}
+
+/* ---- running ------------------------------------------------------------------------- */
+
+static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int training) {
+  const cram_cuda_graph *g = b->g;
+  if (inputs)
+    for (uint32_t i = 0; i < c->nin; i++) {
+      if (!inputs[i]) return fail(c, CRAM_STEP_E_ARG, "input '%s' is NULL", c->meta->inputs[i].name);
+      CU(c->d.MemcpyHtoD(c->in[i], inputs[i], in_bytes(&c->meta->inputs[i])), "uploading inputs");
+    }
+  CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
+  unsigned long long seed = c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++;
+  const float one = 1.0f;
+  for (uint32_t i = 0; i < g->nlaunch; i++) {
+    const cram_cuda_launch *L = &g->launches[i];
+    if (L->kind == CRAM_CUDA_L_KERNEL) {
+      if (!b->fn[i]) continue;
+      CUdeviceptr P = b->dptr + (CUdeviceptr)L->first * sizeof(CUdeviceptr);
+      int code = (int)i + 1;
+      void *args[] = {&P, &c->scratch, &seed, &training, &c->errw, &code};
+      CUresult r = c->d.LaunchKernel(b->fn[i], L->grid, 1, 1, L->block, 1, 1, 0, NULL, args, NULL);
+      if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
+    } else {
+      const GemmPlan *P = &b->gp[i];
+      if (c->lt.Matmul(c->lth, P->desc, &one, (const void *)P->a, P->la, (const void *)P->b, P->lb, &L->g.beta,
+                       (const void *)P->c, P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, NULL) != 0)
+        return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
+    }
+  }
+  int e = 0;
+  CU(c->d.MemcpyDtoH(&e, c->errw, 4), "running the step");
+  if (e > 0 && (uint32_t)e <= g->nlaunch)
+    return fail(c, CRAM_STEP_E_DATA, "%s: bad data (token id / target outside its range, or step < 1)", g->launches[e - 1].node);
+  return CRAM_STEP_OK;
+}
+
+static CUdeviceptr outp(const GBind *b, uint32_t kind, uint32_t index) {
+  for (uint32_t i = 0; i < b->g->nouts; i++)
+    if (b->g->outs[i].kind == kind && b->g->outs[i].index == index) return b->slot[b->g->outs[i].slot];
+  return 0;
+}
+static cram_step_rc move(cram_ctx *c, CUdeviceptr dst, CUdeviceptr src, size_t n) {
+  if (src && src != dst) CU(c->d.MemcpyDtoD(dst, src, n), "moving outputs");
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_step(cram_ctx *c, const void *const *inputs, float scale, float *loss) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
+  if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
+  CU(c->d.MemcpyHtoD(c->scal, &scale, 4), "uploading the scale");
+  cram_step_rc rc = run(c, &c->acc, inputs, c->training);
+  if (rc != CRAM_STEP_OK) return rc;
+  CUdeviceptr l = outp(&c->acc, CRAM_CUDA_O_LOSS, 0);
+  *loss = NAN;
+  if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
+  for (uint32_t i = 0; i < c->np; i++)
+    if ((rc = move(c, c->g[i], outp(&c->acc, CRAM_CUDA_O_GRAD, i), psz(c, i)))) return rc;
+  c->pending++;
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *grad_norm) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!args) return fail(c, CRAM_STEP_E_ARG, "%s", "args is NULL");
+  if (c->pending == 0) return fail(c, CRAM_STEP_E_STATE, "%s", "update() without a step() since the last update");
+  float sl[2] = {(float)args->step, args->lr};
+  CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
+  cram_step_rc rc = run(c, &c->up, NULL, 0);
+  if (rc != CRAM_STEP_OK) return rc;
+  CUdeviceptr gn = outp(&c->up, CRAM_CUDA_O_GRAD_NORM, 0);
+  if (grad_norm) {
+    *grad_norm = NAN;
+    if (gn) CU(c->d.MemcpyDtoH(grad_norm, gn, 4), "reading the grad norm");
+  }
+  for (uint32_t i = 0; i < c->np; i++) {
+    if ((rc = move(c, c->p[i], outp(&c->up, CRAM_CUDA_O_PARAM, i), psz(c, i))) ||
+        (rc = move(c, c->m[i], outp(&c->up, CRAM_CUDA_O_MOM_M, i), psz(c, i))) ||
+        (rc = move(c, c->v[i], outp(&c->up, CRAM_CUDA_O_MOM_V, i), psz(c, i))))
+      return rc;
+    CU(c->d.MemsetD8(c->g[i], 0, psz(c, i)), "zeroing gradients");
+  }
+  c->pending = 0;
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
+  if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
+  cram_step_rc rc = run(c, &c->fwd, inputs, 0);
+  if (rc != CRAM_STEP_OK) return rc;
+  CUdeviceptr l = outp(&c->fwd, CRAM_CUDA_O_LOSS, 0);
+  *loss = NAN;
+  if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_grad_norm(cram_ctx *c, float *norm) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!norm) return fail(c, CRAM_STEP_E_ARG, "%s", "norm is NULL");
+  double s = 0;
+  for (uint32_t i = 0; i < c->np; i++) {
+    size_t n = (size_t)c->meta->params[i].numel;
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    if (!h) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+    CUresult r = c->d.MemcpyDtoH(h, c->g[i], n * 4);
+    for (size_t k = 0; r == CUDA_SUCCESS && k < n; k++) s += (double)h[k] * h[k];
+    free(h);
+    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "reading gradients: %s", cuerr(c, r));
+  }
+  *norm = (float)sqrt(s);
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_zero_grad(cram_ctx *c) {
+  if (!c) return CRAM_STEP_E_ARG;
+  for (uint32_t i = 0; i < c->np; i++) CU(c->d.MemsetD8(c->g[i], 0, psz(c, i)), "zeroing gradients");
+  c->pending = 0;
+  return CRAM_STEP_OK;
+}

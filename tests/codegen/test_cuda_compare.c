@@ -1,0 +1,136 @@
+/* test_cuda_compare.c CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] - run on a GPU
+ * by tests/gpu/check.sh: the cuda artifact against a reference artifact
+ * (--target cpu or interp, same model and dims) through the step ABI. Both
+ * start from the same parameters (init_params in the reference, copied into
+ * the cuda step with set_param), train STEPS (default 5) step+update on the
+ * same synthetic batch (dropout off), and compare the loss and grad norm per
+ * step and every parameter after the last step: relative error <= TOL
+ * (default 1e-3; f32 GEMMs and reductions round differently). Then
+ * TIMED_STEPS (default 20) more cuda steps, timed: ms per step+update and
+ * tokens/s. Without a GPU the cuda create() fails: exit status 77 (skipped). */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loader.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-12 ? fabs(b) : 1e-12); }
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_cuda_compare CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS]\n");
+    return 2;
+  }
+  int steps = argc > 3 ? atoi(argv[3]) : 5, timed = argc > 5 ? atoi(argv[5]) : 20;
+  double tol = argc > 4 ? atof(argv[4]) : 1e-3;
+  cram_step_lib L[2];
+  cram_err err;
+  for (int i = 0; i < 2; i++)
+    if (cram_step_load(&L[i], argv[1 + i], &err) != CRAM_OK) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+  const cram_step_api *A = L[0].api, *B = L[1].api;
+  const cram_step_meta *m = A->meta;
+  if (m->nparams != B->meta->nparams || m->ninputs != B->meta->ninputs) {
+    fprintf(stderr, "the two artifacts are not the same model\n");
+    return 1;
+  }
+  cram_create_opts o = {0, 0, 1};
+  cram_ctx *ca = NULL, *cb = NULL;
+  char msg[1024];
+  cram_step_rc rc = A->create(&o, &ca, msg, sizeof msg);
+  if (rc != CRAM_STEP_OK) {
+    printf("skipped: cuda create(): %s\n", msg);
+    return 77;
+  }
+  if (B->create(&o, &cb, msg, sizeof msg) != CRAM_STEP_OK) {
+    fprintf(stderr, "reference create(): %s\n", msg);
+    return 1;
+  }
+  int fails = 0;
+  B->init_params(cb, 1234);
+  A->init_params(ca, 1234);
+  for (uint32_t i = 0; i < m->nparams; i++) {
+    float *p = malloc((size_t)m->params[i].numel * 4);
+    B->get_param(cb, i, p);
+    A->set_param(ca, i, p);
+    free(p);
+  }
+  /* synthetic batch: ids uniform in [0, vocab), ~25% of positions are targets */
+  int64_t vocab = cram_step_dim(m, "vocab", 1000), tokens_per_step = 0;
+  void **in = calloc(m->ninputs, sizeof *in);
+  uint64_t s = 42;
+  for (uint32_t i = 0; i < m->ninputs; i++) {
+    const cram_tensor_info *t = &m->inputs[i];
+    int32_t *v = malloc((size_t)t->numel * 4);
+    bool tgt = strstr(t->name, "target") != NULL;
+    for (int64_t k = 0; k < t->numel; k++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      uint32_t r = (uint32_t)(s >> 33);
+      v[k] = tgt ? ((r & 3) == 0 ? (int32_t)((r >> 2) % (uint64_t)vocab) : -100) : (int32_t)(r % (uint64_t)vocab);
+    }
+    if (!strcmp(t->name, "tokens")) tokens_per_step = t->numel;
+    in[i] = v;
+  }
+  for (int st = 1; st <= steps; st++) {
+    float la = 0, lb = 0, ga = 0, gb = 0;
+    cram_update_args ua = {1e-3f, st};
+    if (A->step(ca, (const void *const *)in, 1.0f, &la) || A->update(ca, &ua, &ga)) {
+      fprintf(stderr, "cuda step %d: %s\n", st, A->last_error(ca));
+      return 1;
+    }
+    if (B->step(cb, (const void *const *)in, 1.0f, &lb) || B->update(cb, &ua, &gb)) {
+      fprintf(stderr, "reference step %d: %s\n", st, B->last_error(cb));
+      return 1;
+    }
+    bool ok = rel(la, lb) <= tol && rel(ga, gb) <= tol;
+    fails += !ok;
+    printf("step %d: loss cuda %.6f ref %.6f (rel %.1e), grad norm cuda %.6f ref %.6f (rel %.1e)%s\n", st, la, lb,
+           rel(la, lb), ga, gb, rel(ga, gb), ok ? "" : "  FAIL");
+  }
+  double worst = 0;
+  const char *wname = "";
+  for (uint32_t i = 0; i < m->nparams; i++) {
+    size_t n = (size_t)m->params[i].numel;
+    float *pa = malloc(n * 4), *pb = malloc(n * 4);
+    A->get_param(ca, i, pa);
+    B->get_param(cb, i, pb);
+    double d = 0, r = 0;
+    for (size_t k = 0; k < n; k++) d += ((double)pa[k] - pb[k]) * ((double)pa[k] - pb[k]), r += (double)pb[k] * pb[k];
+    double e = sqrt(d) / (sqrt(r) > 1e-12 ? sqrt(r) : 1e-12);
+    if (e > worst) worst = e, wname = m->params[i].name;
+    free(pa), free(pb);
+  }
+  printf("parameters after %d steps: worst ||cuda - ref|| / ||ref|| = %.2e (%s)%s\n", steps, worst, wname,
+         worst <= tol ? "" : "  FAIL");
+  fails += worst > tol;
+  if (timed > 0) {
+    float l, g;
+    double t0 = now();
+    for (int st = 0; st < timed; st++) {
+      cram_update_args ua = {1e-3f, steps + 1 + st};
+      if (A->step(ca, (const void *const *)in, 1.0f, &l) || A->update(ca, &ua, &g)) {
+        fprintf(stderr, "cuda timed step: %s\n", A->last_error(ca));
+        return 1;
+      }
+    }
+    double dt = (now() - t0) / timed; /* step() returns the loss: synchronous */
+    printf("cuda: %.3f ms per step+update, %.0f tokens/s (%lld tokens a step)\n", dt * 1e3,
+           (double)tokens_per_step / dt, (long long)tokens_per_step);
+  }
+  A->destroy(ca), B->destroy(cb);
+  for (uint32_t i = 0; i < m->ninputs; i++) free(in[i]);
+  free(in);
+  cram_step_unload(&L[0]), cram_step_unload(&L[1]);
+  printf("%s\n", fails ? "FAILED" : "OK");
+  return fails ? 1 : 0;
+}
