@@ -82,12 +82,13 @@ static void explain(const char *src, const char *name, const char *log, int sm, 
   char kname[128] = "?";
   const char *p = src;
   for (long l = 1; *p && l < line; l++) {
-    const char *k = strstr(p, "__launch_bounds__");
+    const char *k = strstr(p, "__launch_bounds__"), *f = strstr(p, "__noinline__ void ");
     const char *nl = strchr(p, '\n');
     if (k && (!nl || k < nl)) {
       const char *nm = strchr(k, ')');
       if (nm) sscanf(nm + 1, " %127[A-Za-z0-9_]", kname);
-    }
+    } else if (f && (!nl || f < nl))
+      sscanf(f + strlen("__noinline__ void "), "%127[A-Za-z0-9_]", kname);
     if (!nl) break;
     p = nl + 1;
   }
@@ -160,10 +161,7 @@ static void mkdirs(const char *path) {
 bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extra_opts, CgCubin *out, int n, char *err,
                       size_t errlen) {
   Nvrtc r;
-  if (!nvrtc_load(&r, err, errlen)) {
-    if (r.h) dlclose(r.h);
-    return false;
-  }
+  if (!nvrtc_load(&r, err, errlen)) return false; /* (a half-loaded libnvrtc stays: see the end) */
   int maj = 0, min = 0;
   r.Version(&maj, &min);
   uint64_t h = fnv(0xcbf29ce484222325ull, src, strlen(src));
@@ -222,7 +220,9 @@ bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extr
   }
   if (!ok) cg_nvrtc_free(out, n);
   free(jobs), free(th), free(started);
-  dlclose(r.h);
+  /* libnvrtc stays loaded: it keeps one-time allocations in its own data,
+   * which dlclose would turn into leaks (LeakSanitizer); a second dlopen is
+   * then only a reference count. */
   return ok;
 }
 

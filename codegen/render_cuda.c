@@ -115,8 +115,10 @@ static void decl_bufs(RCu *c, const char *sfx) {
   }
   fprintf(c->cu, "  (void)o%s;\n", sfx);
 }
+/* slot buffers: offset 0 (plus what a caller adds, e.g. a row chunk) */
+static KBuf norm(KBuf b) { return b.slot != KBUF_NO_SLOT ? (KBuf){0, b.slot} : b; }
 static void put_hbuf(FILE *h, KBuf b) {
-  if (b.slot != KBUF_NO_SLOT) fprintf(h, "{0, %uu}", b.slot);
+  if (b.slot != KBUF_NO_SLOT) fprintf(h, "{%" PRId64 ", %uu}", b.offset, b.slot);
   else fprintf(h, "{%" PRId64 ", CRAM_CUDA_ARENA}", b.offset);
 }
 static void put_dims(FILE *out, const char *name, const Shape *s) {
@@ -461,10 +463,10 @@ static void r_gemm(RCu *c) {
   int64_t rows = g->batch * g->M;
   int act = g->act ? act_code(g->act) : 0;
   HGemm h = {g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->stride_a, g->stride_b, g->stride_c,
-             k->in[g->a_in], k->in[g->b_in], scratch ? scratch_buf(0) : k->out, {0, KBUF_NO_SLOT}, false, 0, 0.0f};
+             norm(k->in[g->a_in]), norm(k->in[g->b_in]), scratch ? scratch_buf(0) : norm(k->out), {0, KBUF_NO_SLOT}, false, 0, 0.0f};
   bool own_epi = false;
   if (g->epi == KEPI_ACT) {
-    if (g->bias) h.has_bias = true, h.bias = k->in[2];
+    if (g->bias) h.has_bias = true, h.bias = norm(k->in[2]);
     if (act == 2) h.epi = g->bias ? 3 : 2;
     else if (act == 0) h.epi = g->bias ? 1 : 0;
     else h.epi = g->bias ? 1 : 0, own_epi = true;
@@ -742,13 +744,10 @@ static void r_xent_linear(RCu *c) {
   count_targets(c, 2, N, V, ignore);
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     int64_t nr = N - r0 < chunk ? N - r0 : chunk;
-    KBuf xc = k->in[0];
-    if (xc.slot == KBUF_NO_SLOT) xc.offset += r0 * H * 4;
-    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, k->in[1], scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f};
-    if (xc.slot != KBUF_NO_SLOT && r0) { /* slot-based x: offset within the slot */
-      z.a.offset = r0 * H * 4;
-    }
-    if (bias) z.has_bias = true, z.bias = k->in[3], z.epi = 1;
+    KBuf xc = norm(k->in[0]);
+    xc.offset += r0 * H * 4; /* the chunk's rows (within the slot for a slot buffer) */
+    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, norm(k->in[1]), scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f};
+    if (bias) z.has_bias = true, z.bias = norm(k->in[3]), z.epi = 1;
     gemm_entry(c, &z);
     row_begin(c, nr);
     fprintf(c->cu,
@@ -768,15 +767,15 @@ static void r_xent_linear(RCu *c) {
               CR_SCR_USED, V);
     end(c);
     if (wrt == 0) {
-      KBuf oc = k->out;
+      KBuf oc = norm(k->out);
       oc.offset += r0 * H * 4;
-      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), k->in[1], oc, {0, KBUF_NO_SLOT}, false, 0, 0.f};
+      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), norm(k->in[1]), oc, {0, KBUF_NO_SLOT}, false, 0, 0.f};
       gemm_entry(c, &d);
     } else if (wrt == 1) {
-      KBuf xc2 = k->in[0];
+      KBuf xc2 = norm(k->in[0]);
       xc2.offset += r0 * H * 4;
-      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, k->out, {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f}
-                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), k->out, {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f};
+      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f}
+                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f};
       gemm_entry(c, &d);
     } else if (wrt == 2) {
       begin(c, grid_for(V, 1), CR_BLOCK);
@@ -999,12 +998,37 @@ static void node_desc(RCu *c) {
     if (*s == '"' || *s == '\\' || *s == '*' || (unsigned char)*s < 32) *s = '_';
 }
 
-/* Whether node j may join the elementwise launch of nodes [first, j). */
+static bool overlap(const Graph *g, KBuf a, ValueId av, KBuf b, ValueId bv) {
+  if (a.slot != b.slot) return false;
+  if (a.slot != KBUF_NO_SLOT) return true;
+  int64_t ae = a.offset + numel(&g->nodes[av].shape) * 4, be = b.offset + numel(&g->nodes[bv].shape) * 4;
+  return a.offset < be && b.offset < ae;
+}
+/* Whether node j may join the elementwise launch of nodes [first, j): in one
+ * launch element e of every node is handled by one thread, so j may read an
+ * earlier node's output only at e (same shape), and j's output may overlap a
+ * buffer an earlier node reads (the planner's reuse of a dead value) only as
+ * that node's own element e (same start, read same-shape). */
 static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
   const KNode *k = &p->nodes[j];
+  const Graph *g = p->g;
   for (int i = 0; i < k->n->nin; i++)
     for (uint32_t q = first; q < j; q++)
-      if (p->nodes[q].id == k->n->in[i] && !ir_shape_eq(&p->g->nodes[k->n->in[i]].shape, &k->n->shape)) return false;
+      if (p->nodes[q].id == k->n->in[i] && !ir_shape_eq(&g->nodes[k->n->in[i]].shape, &k->n->shape)) return false;
+  for (uint32_t q = first; q < j; q++) {
+    const KNode *kq = &p->nodes[q];
+    for (int i = 0; i < kq->n->nin; i++) {
+      ValueId iv = kq->n->in[i];
+      if (!overlap(g, k->out, k->id, kq->in[i], iv)) continue;
+      bool same_elem = k->out.slot == kq->in[i].slot && k->out.offset == kq->in[i].offset &&
+                       ir_shape_eq(&g->nodes[iv].shape, &kq->n->shape) && ir_shape_eq(&k->n->shape, &kq->n->shape);
+      if (!same_elem) return false;
+    }
+    /* and j's output must not overwrite an earlier group output that j does not produce itself at e */
+    if (overlap(g, k->out, k->id, kq->out, kq->id) &&
+        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape)))
+      return false;
+  }
   return true;
 }
 
@@ -1078,6 +1102,11 @@ static bool render_graph(RCu *cc, char *err, size_t errlen) {
         end(&c);
         j = q;
         continue;
+      }
+      if (!render_op[n->op]) { /* an elementwise op on i32 */
+        snprintf(err, errlen, "%%%u: op %s on %s has no CUDA kernel", c.k->id, ir_ops[n->op].name, ir_dtype_name(n->dtype));
+        *cc = c;
+        return false;
       }
       node_desc(&c);
       render_op[n->op](&c);

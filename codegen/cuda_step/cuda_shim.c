@@ -99,6 +99,7 @@ struct cram_ctx {
   CUcontext cx;
   CUmodule mod;
   int training, ctx_held;
+  int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
   uint64_t dropout_seed, runs;
   uint32_t np, nin;
   CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr */
@@ -234,7 +235,8 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
                   : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     P->a = resolve(c, b, G->b), P->b = resolve(c, b, G->a), P->c = resolve(c, b, G->c);
     CUdeviceptr bias = resolve(c, b, G->bias);
-    bool ok = c->lt.MatmulDescCreate(&P->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+    bool ok = c->lt.MatmulDescCreate(&P->desc, c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
+                  CUBLAS_STATUS_SUCCESS &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
@@ -310,6 +312,8 @@ void cram_cuda_destroy(cram_ctx *c) {
 
 static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   const cram_cuda_artifact *a = c->a;
+  const char *tf = getenv("CRAM_CUDA_TF32");
+  c->tf32 = tf && !strcmp(tf, "1");
   cram_step_rc rc = load_driver(c);
   if (rc != CRAM_STEP_OK) return rc;
   int ndev = 0, ord = opts ? opts->device : 0;
