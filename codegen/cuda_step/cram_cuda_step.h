@@ -39,6 +39,25 @@ typedef struct cram_cuda_gemm {
   float beta;
 } cram_cuda_gemm;
 
+/* A row-major GEMM as the column-major call cuBLASLt makes:
+ * C^T[N,M] = op(B)^T op(A)^T, so the library's A is our B and its B our A.
+ * Rows/cols are of the matrices as stored (column-major), ld as given. */
+typedef struct cram_cuda_colmajor {
+  int transa, transb;             /* of the library's A (= our B) and B (= our A) */
+  uint64_t a_rows, a_cols, b_rows, b_cols, c_rows, c_cols;
+  int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
+} cram_cuda_colmajor;
+
+static inline cram_cuda_colmajor cram_cuda_to_colmajor(const cram_cuda_gemm *g) {
+  cram_cuda_colmajor c;
+  c.transa = g->tb, c.transb = g->ta;
+  c.a_rows = (uint64_t)(g->tb ? g->K : g->N), c.a_cols = (uint64_t)(g->tb ? g->N : g->K), c.lda = g->ldb;
+  c.b_rows = (uint64_t)(g->ta ? g->M : g->K), c.b_cols = (uint64_t)(g->ta ? g->K : g->M), c.ldb = g->lda;
+  c.c_rows = (uint64_t)g->N, c.c_cols = (uint64_t)g->M, c.ldc = g->ldc;
+  c.stride_a = g->sb, c.stride_b = g->sa, c.stride_c = g->sc;
+  return c;
+}
+
 typedef struct cram_cuda_launch {
   uint32_t kind;
   const char *name;  /* kernel function in the module */

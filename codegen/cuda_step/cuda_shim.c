@@ -229,7 +229,8 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     /* row-major C = op(A) op(B) as column-major C^T = op(B)^T op(A)^T */
     const cram_cuda_gemm *G = &L->g;
     GemmPlan *P = &b->gp[i];
-    cublasOperation_t ta = G->tb ? CUBLAS_OP_T : CUBLAS_OP_N, tb = G->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cram_cuda_colmajor cm = cram_cuda_to_colmajor(G);
+    cublasOperation_t ta = cm.transa ? CUBLAS_OP_T : CUBLAS_OP_N, tb = cm.transb ? CUBLAS_OP_T : CUBLAS_OP_N;
     int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
                   : G->epi == CRAM_CUDA_EPI_RELU ? CUBLASLT_EPILOGUE_RELU
                   : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
@@ -241,12 +242,12 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
               (!bias || c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0) &&
-              c->lt.MatrixLayoutCreate(&P->la, CUDA_R_32F, G->tb ? G->K : G->N, G->tb ? G->N : G->K, G->ldb) == 0 &&
-              c->lt.MatrixLayoutCreate(&P->lb, CUDA_R_32F, G->ta ? G->M : G->K, G->ta ? G->K : G->M, G->lda) == 0 &&
-              c->lt.MatrixLayoutCreate(&P->lc, CUDA_R_32F, G->N, G->M, G->ldc) == 0;
+              c->lt.MatrixLayoutCreate(&P->la, CUDA_R_32F, cm.a_rows, cm.a_cols, cm.lda) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lb, CUDA_R_32F, cm.b_rows, cm.b_cols, cm.ldb) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lc, CUDA_R_32F, cm.c_rows, cm.c_cols, cm.ldc) == 0;
     if (ok && G->batch > 1) {
       int32_t bc = (int32_t)G->batch;
-      int64_t sa = G->sb, sb = G->sa, sc = G->sc;
+      int64_t sa = cm.stride_a, sb = cm.stride_b, sc = cm.stride_c;
       ok = c->lt.MatrixLayoutSetAttribute(P->la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) == 0 &&
            c->lt.MatrixLayoutSetAttribute(P->la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa) == 0 &&
            c->lt.MatrixLayoutSetAttribute(P->lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) == 0 &&
