@@ -1,0 +1,166 @@
+/* test_cuda_emu_driver.c - a FAKE libcuda.so.1 and libcublasLt.so.13 for
+ * tests/codegen/test_cuda_emu.sh (built once, installed under both names in
+ * a private directory on LD_LIBRARY_PATH): device memory is host memory,
+ * cuModuleLoadData ignores the cubin and dlopens $CRAM_CUDA_EMU_KERNELS (the
+ * artifact's generated CUDA C compiled for the host with test_cuda_emu.h),
+ * cuLaunchKernel runs it through that library's emu_launch(), and
+ * cublasLtMatmul is a reference column-major GEMM with the BIAS / RELU
+ * epilogues. It lets the whole cuda step (shim, launch tables, kernels,
+ * cuBLASLt descriptors) run on a machine without a GPU. A test double: the
+ * loaded kernel library is kept in a static. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+#include <cuda.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static void *emu_mod;
+
+EXPORT CUresult cuInit(unsigned f) { return (void)f, CUDA_SUCCESS; }
+EXPORT CUresult cuDeviceGetCount(int *n) { return *n = 1, CUDA_SUCCESS; }
+EXPORT CUresult cuDeviceGet(CUdevice *d, int o) { return *d = o, CUDA_SUCCESS; }
+EXPORT CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d) {
+  (void)d;
+  const char *sm = getenv("CRAM_CUDA_EMU_SM");
+  int s = sm ? atoi(sm) : 90;
+  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR ? s / 10 : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? s % 10 : 0;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) { return (void)d, *c = (CUcontext)1, CUDA_SUCCESS; }
+EXPORT CUresult cuDevicePrimaryCtxRelease(CUdevice d) { return (void)d, CUDA_SUCCESS; }
+EXPORT CUresult cuCtxSetCurrent(CUcontext c) { return (void)c, CUDA_SUCCESS; }
+EXPORT CUresult cuCtxSynchronize(void) { return CUDA_SUCCESS; }
+EXPORT CUresult cuModuleLoadData(CUmodule *m, const void *img) {
+  (void)img;
+  const char *k = getenv("CRAM_CUDA_EMU_KERNELS");
+  if (!k || !(emu_mod = dlopen(k, RTLD_NOW | RTLD_LOCAL))) {
+    fprintf(stderr, "fake libcuda: cannot load CRAM_CUDA_EMU_KERNELS: %s\n", k ? dlerror() : "unset");
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  *m = (CUmodule)emu_mod;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuModuleUnload(CUmodule m) { return (void)m, CUDA_SUCCESS; }
+EXPORT CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
+  void *p = dlsym((void *)m, name);
+  if (!p) return CUDA_ERROR_NOT_FOUND;
+  *f = (CUfunction)p;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuMemAlloc(CUdeviceptr *p, size_t n) {
+  void *q = aligned_alloc(256, (n + 255) / 256 * 256);
+  if (!q) return CUDA_ERROR_OUT_OF_MEMORY;
+  memset(q, 0xA5, n); /* garbage, as device memory is */
+  *p = (CUdeviceptr)(uintptr_t)q;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuMemFree(CUdeviceptr p) { return free((void *)(uintptr_t)p), CUDA_SUCCESS; }
+EXPORT CUresult cuMemcpyHtoD(CUdeviceptr d, const void *s, size_t n) { return memcpy((void *)(uintptr_t)d, s, n), CUDA_SUCCESS; }
+EXPORT CUresult cuMemcpyDtoH(void *d, CUdeviceptr s, size_t n) { return memcpy(d, (void *)(uintptr_t)s, n), CUDA_SUCCESS; }
+EXPORT CUresult cuMemcpyDtoD(CUdeviceptr d, CUdeviceptr s, size_t n) {
+  return memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n), CUDA_SUCCESS;
+}
+EXPORT CUresult cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n) { return memset((void *)(uintptr_t)d, v, n), CUDA_SUCCESS; }
+EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                               unsigned smem, CUstream s, void **params, void **extra) {
+  (void)smem, (void)s, (void)extra;
+  if (gy != 1 || gz != 1 || by != 1 || bz != 1 || bx > 1024 || bx % 32) return CUDA_ERROR_INVALID_VALUE;
+  void (*launch)(void *, unsigned, unsigned, void **) = (void (*)(void *, unsigned, unsigned, void **))dlsym(emu_mod, "emu_launch");
+  if (!launch) return CUDA_ERROR_NOT_FOUND;
+  launch((void *)f, gx, bx, params);
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuGetErrorString(CUresult r, const char **s) { return *s = r ? "fake libcuda error" : "no error", CUDA_SUCCESS; }
+
+/* ---- cuBLASLt ---------------------------------------------------------------------- */
+
+typedef struct Desc { int32_t ta, tb, epi; const float *bias; } Desc;
+typedef struct Lay { uint64_t rows, cols; int64_t ld, stride; int32_t batch; } Lay;
+
+EXPORT cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) { return *h = (cublasLtHandle_t)malloc(1), CUBLAS_STATUS_SUCCESS; }
+EXPORT cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) { return free(h), CUBLAS_STATUS_SUCCESS; }
+EXPORT cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t c, cudaDataType_t s) {
+  (void)c, (void)s;
+  *d = (cublasLtMatmulDesc_t)calloc(1, sizeof(Desc));
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) { return free(d), CUBLAS_STATUS_SUCCESS; }
+EXPORT cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *v,
+                                                      size_t n) {
+  Desc *D = (Desc *)d;
+  (void)n;
+  if (a == CUBLASLT_MATMUL_DESC_TRANSA) D->ta = *(const int32_t *)v;
+  else if (a == CUBLASLT_MATMUL_DESC_TRANSB) D->tb = *(const int32_t *)v;
+  else if (a == CUBLASLT_MATMUL_DESC_EPILOGUE) D->epi = *(const int32_t *)v;
+  else if (a == CUBLASLT_MATMUL_DESC_BIAS_POINTER) D->bias = *(const float *const *)v;
+  else return CUBLAS_STATUS_NOT_SUPPORTED;
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t r, uint64_t c, int64_t ld) {
+  (void)t;
+  Lay *L = calloc(1, sizeof *L);
+  L->rows = r, L->cols = c, L->ld = ld, L->batch = 1;
+  *l = (cublasLtMatrixLayout_t)L;
+  return ld < (int64_t)r ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) { return free(l), CUBLAS_STATUS_SUCCESS; }
+EXPORT cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t a, const void *v,
+                                                        size_t n) {
+  Lay *L = (Lay *)l;
+  (void)n;
+  if (a == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT) L->batch = *(const int32_t *)v;
+  else if (a == CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET) L->stride = *(const int64_t *)v;
+  else return CUBLAS_STATUS_NOT_SUPPORTED;
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+  return *p = (cublasLtMatmulPreference_t)malloc(1), CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) { return free(p), CUBLAS_STATUS_SUCCESS; }
+EXPORT cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t a,
+                                                            const void *v, size_t n) {
+  return (void)p, (void)a, (void)v, (void)n, CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                                                     cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dd,
+                                                     cublasLtMatmulPreference_t p, int req, cublasLtMatmulHeuristicResult_t r[],
+                                                     int *n) {
+  (void)h, (void)d, (void)a, (void)b, (void)c, (void)dd, (void)p;
+  if (req > 0) memset(&r[0], 0, sizeof r[0]);
+  *n = req > 0;
+  return CUBLAS_STATUS_SUCCESS;
+}
+static float at(const float *x, const Lay *L, int trans, uint64_t i, uint64_t j) {
+  return trans ? x[j + i * (uint64_t)L->ld] : x[i + j * (uint64_t)L->ld];
+}
+EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
+                                     cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
+                                     const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
+                                     const cublasLtMatmulAlgo_t *algo, void *ws, size_t wss, cudaStream_t s) {
+  (void)h, (void)algo, (void)ws, (void)wss, (void)s, (void)ld;
+  const Desc *d = (const Desc *)desc;
+  const Lay *a = (const Lay *)la, *b = (const Lay *)lb, *c = (const Lay *)lc;
+  uint64_t m = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
+  if ((d->tb ? b->cols : b->rows) != k || c->rows != m || c->cols != n || C != D) return CUBLAS_STATUS_INVALID_VALUE;
+  float al = *(const float *)alpha, be = *(const float *)beta;
+  for (int32_t p = 0; p < c->batch; p++) {
+    const float *Ap = (const float *)A + p * a->stride, *Bp = (const float *)B + p * b->stride;
+    float *Dp = (float *)D + p * c->stride;
+    for (uint64_t j = 0; j < n; j++)
+      for (uint64_t i = 0; i < m; i++) {
+        double acc = 0;
+        for (uint64_t q = 0; q < k; q++) acc += (double)at(Ap, a, d->ta, i, q) * at(Bp, b, d->tb, q, j);
+        float v = (float)(al * acc + (be != 0 ? be * Dp[i + j * (uint64_t)c->ld] : 0.0));
+        if (d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v += d->bias[i];
+        if (d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0 ? v : 0;
+        Dp[i + j * (uint64_t)c->ld] = v;
+      }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
