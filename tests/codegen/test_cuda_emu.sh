@@ -19,7 +19,7 @@ no() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else no "$1"; fi; }
 CUDA_INC=${CUDA_INC:-/usr/local/cuda/include}
 # the fakes must not be sanitizer-instrumented twice: plain flags
-env -u CFLAGS "$CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -I"$CUDA_INC" "$SRC/tests/codegen/test_cuda_emu_driver.c" \
+env -u CFLAGS "$CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -isystem "$CUDA_INC" "$SRC/tests/codegen/test_cuda_emu_driver.c" \
   -o "$T/libcuda.so.1" -ldl; check "[ $? = 0 ]"
 cp "$T/libcuda.so.1" "$T/libcublasLt.so.13"
 for m in tiny; do # (each model costs ~30 s of fiber switching: tiny only)
