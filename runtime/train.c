@@ -204,11 +204,17 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
                            cram_err *err) {
     memset(res, 0, sizeof *res);
     const cram_step_meta *m = api->meta;
-    cram_dataset d;
-    cram_status r = cram_dataset_open(&d, cfg->data_dir, "train", NULL, 0, err);
-    if (r != CRAM_OK) return r;
-    binding b;
+    /* The device first: without one (no GPU for a cuda artifact) nothing else
+     * matters, and the user hears so before any data is read. */
     cram_ctx *ctx = NULL;
+    cram_status r = create_ctx(api, cfg->device, &ctx, err);
+    if (r != CRAM_OK) return r;
+    cram_dataset d;
+    if ((r = cram_dataset_open(&d, cfg->data_dir, "train", NULL, 0, err)) != CRAM_OK) {
+        api->destroy(ctx);
+        return r;
+    }
+    binding b;
     FILE *mf = NULL;
     cram_mlm mlm;
     cram_train_state st = cfg->recipe;
@@ -218,7 +224,6 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
         r = cram_err_set(err, CRAM_E_IO, "%s: cannot create the run directory: %s", cfg->run_dir, strerror(errno));
         goto out;
     }
-    if ((r = create_ctx(api, cfg->device, &ctx, err))) goto out;
     snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
     if (cfg->resume) {
         if ((r = cram_ckpt_load(path, api, ctx, &st, err))) goto out;
