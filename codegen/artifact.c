@@ -233,11 +233,23 @@ static void log_line(const char *path, char *buf, size_t n) {
   fclose(f);
 }
 
-bool cg_build_so(const CgOptions *o, const char *output, CgEmitFn emit, void *ctx, const char *const *pre,
-                 const char *const *post, char *err, size_t errlen) {
+bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
+                     size_t errlen) {
+  const char *libdir = o->libdir && *o->libdir ? o->libdir : getenv("CRAMC_LIBDIR");
+  if (!libdir || !*libdir) libdir = t->default_libdir;
+  if (!*libdir)
+    return cg_fail(err, errlen, "no %s runtime library directory: set CRAMC_LIBDIR or pass --libdir", t->name);
   Arena *ar = arena_new();
   bool ok = false;
   char *tmpdir = NULL, *csrc = NULL, *clog = NULL, *tmpout = NULL;
+  char *lib = arena_printf(ar, "%s/libcram_%s_step.a", libdir, t->name);
+  char *inc = arena_printf(ar, "%s/include", libdir);
+  char *hdr = arena_printf(ar, "%s/cram_%s_step.h", inc, t->name);
+  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0) {
+    cg_fail(err, errlen, "%s runtime library not found: %s (build the cram_%s_step target, or set CRAMC_LIBDIR / --libdir)",
+            t->name, access(lib, R_OK) != 0 ? lib : hdr, t->name);
+    goto out;
+  }
   const char *tbase = getenv("TMPDIR");
   tmpdir = arena_printf(ar, "%s/cramc-XXXXXX", tbase && *tbase ? tbase : "/tmp");
   if (!mkdtemp(tmpdir)) {
@@ -252,7 +264,7 @@ bool cg_build_so(const CgOptions *o, const char *output, CgEmitFn emit, void *ct
     cg_fail(err, errlen, "cannot write '%s': %s", csrc, strerror(errno));
     goto out;
   }
-  bool wrote = emit(ctx, f, err, errlen);
+  bool wrote = t->emit(fwd, o, f, err, errlen);
   if (fclose(f) != 0 && wrote) wrote = cg_fail(err, errlen, "cannot write '%s'", csrc);
   if (!wrote) goto out;
 
@@ -266,11 +278,14 @@ bool cg_build_so(const CgOptions *o, const char *output, CgEmitFn emit, void *ct
     goto out;
   }
   ac += split(ar, CRAMC_STEP_CFLAGS, argv + ac, 16);
-  for (int i = 0; pre && pre[i] && ac < 100; i++) argv[ac++] = (char *)pre[i];
+  for (int i = 0; t->cflags && t->cflags[i] && ac < 96; i++) argv[ac++] = (char *)t->cflags[i];
+  argv[ac++] = "-I";
+  argv[ac++] = inc;
   argv[ac++] = "-o";
   argv[ac++] = tmpout;
   argv[ac++] = csrc;
-  for (int i = 0; post && post[i] && ac < 126; i++) argv[ac++] = (char *)post[i];
+  argv[ac++] = lib;
+  for (int i = 0; t->libs && t->libs[i] && ac < 126; i++) argv[ac++] = (char *)t->libs[i];
   argv[ac] = NULL;
   fflush(NULL);
   pid_t pid = fork();

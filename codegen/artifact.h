@@ -34,14 +34,22 @@ typedef struct CgMeta {
  * `static const cram_step_meta meta` for model fwd. */
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen);
 
-/* Writes the artifact's C (into f), called once by cg_build_so. */
-typedef bool (*CgEmitFn)(void *ctx, FILE *f, char *err, size_t errlen);
+/* What distinguishes one target's step.so: its runtime library
+ * (LIBDIR/libcram_<name>_step.a with LIBDIR/include/cram_<name>_step.h, LIBDIR
+ * from --libdir, $CRAMC_LIBDIR or the build directory), the C it generates,
+ * and the compiler flags around it. */
+typedef struct CgTarget {
+  const char *name;                       /* "interp" | "cpu" | "cuda" */
+  const char *default_libdir;             /* the build directory, compiled in */
+  bool (*emit)(const Graph *fwd, const CgOptions *o, FILE *f, char *err, size_t errlen);
+  const char *const *cflags;              /* before the source (NULL-terminated) */
+  const char *const *libs;                /* after the runtime library (NULL-terminated) */
+} CgTarget;
 
-/* Builds `output`: emit() into TMP/step.c, then
- *   CC [$CRAMC_STEP_CFLAGS] pre... -o OUTPUT.tmp.PID TMP/step.c post...
- * and renames onto output (atomic: a failed build leaves nothing). pre and
- * post are NULL-terminated. */
-bool cg_build_so(const CgOptions *o, const char *output, CgEmitFn emit, void *ctx, const char *const *pre,
-                 const char *const *post, char *err, size_t errlen);
+/* Builds `output` for target t: emit() into TMP/step.c, then
+ *   CC [$CRAMC_STEP_CFLAGS] cflags... -I LIBDIR/include -o OUTPUT.tmp.PID TMP/step.c LIB libs...
+ * and renames onto output (atomic: a failed build leaves nothing). */
+bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
+                     size_t errlen);
 
 #endif

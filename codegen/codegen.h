@@ -43,7 +43,4 @@ bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, c
 bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen);
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
 
-/* The library directory cg_interp_build would use for o (for messages). */
-const char *cg_libdir(const CgOptions *o);
-
 #endif

@@ -151,34 +151,12 @@ out:
   return ok;
 }
 
-typedef struct CpuEmit {
-  const Graph *fwd;
-  const CgOptions *o;
-} CpuEmit;
+/* ---- building the shared object --------------------------------------------------- */
 
-static bool cpu_emit(void *ctx, FILE *f, char *err, size_t errlen) {
-  CpuEmit *e = ctx;
-  return cg_cpu_emit_c(e->fwd, e->o, f, err, errlen);
-}
+static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-fopenmp", NULL};
+static const char *const cpu_libs[] = {"-lopenblas", "-lm", NULL};
 
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  const char *libdir = o->libdir && *o->libdir ? o->libdir : getenv("CRAMC_LIBDIR");
-  if (!libdir || !*libdir) libdir = CRAMC_CPU_LIBDIR;
-  if (!*libdir) return cg_fail(err, errlen, "no cpu runtime library directory: set CRAMC_LIBDIR or pass --libdir");
-  Arena *ar = arena_new();
-  char *lib = arena_printf(ar, "%s/libcram_cpu_step.a", libdir);
-  char *inc = arena_printf(ar, "%s/include", libdir);
-  char *hdr = arena_printf(ar, "%s/cram_cpu_step.h", inc);
-  bool ok = false;
-  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0)
-    cg_fail(err, errlen, "cpu runtime library not found: %s (build the cram_cpu_step target, or set CRAMC_LIBDIR / --libdir)",
-            access(lib, R_OK) != 0 ? lib : hdr);
-  else {
-    const char *pre[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-fopenmp", "-I", inc, NULL};
-    const char *post[] = {lib, "-lopenblas", "-lm", NULL};
-    CpuEmit e = {fwd, o};
-    ok = cg_build_so(o, output, cpu_emit, &e, pre, post, err, errlen);
-  }
-  arena_free(ar);
-  return ok;
+  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs};
+  return cg_build_target(&target, fwd, o, output, err, errlen);
 }

@@ -236,34 +236,12 @@ out:
   return ok;
 }
 
-typedef struct CudaEmit {
-  const Graph *fwd;
-  const CgOptions *o;
-} CudaEmit;
+/* ---- building the shared object --------------------------------------------------- */
 
-static bool cuda_emit(void *ctx, FILE *f, char *err, size_t errlen) {
-  CudaEmit *e = ctx;
-  return cg_cuda_emit_c(e->fwd, e->o, f, err, errlen);
-}
+static const char *const cuda_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O2", NULL};
+static const char *const cuda_libs[] = {"-ldl", "-lpthread", "-lm", NULL};
 
 bool cg_cuda_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  const char *libdir = o->libdir && *o->libdir ? o->libdir : getenv("CRAMC_LIBDIR");
-  if (!libdir || !*libdir) libdir = CRAMC_CUDA_LIBDIR;
-  if (!*libdir) return cg_fail(err, errlen, "no cuda runtime library directory: set CRAMC_LIBDIR or pass --libdir");
-  Arena *ar = arena_new();
-  char *lib = arena_printf(ar, "%s/libcram_cuda_step.a", libdir);
-  char *inc = arena_printf(ar, "%s/include", libdir);
-  char *hdr = arena_printf(ar, "%s/cram_cuda_step.h", inc);
-  bool ok = false;
-  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0)
-    cg_fail(err, errlen, "cuda runtime library not found: %s (build the cram_cuda_step target, or set CRAMC_LIBDIR / --libdir)",
-            access(lib, R_OK) != 0 ? lib : hdr);
-  else {
-    const char *pre[] = {"-std=c17", "-shared", "-fPIC", "-O2", "-I", inc, NULL};
-    const char *post[] = {lib, "-ldl", "-lpthread", "-lm", NULL};
-    CudaEmit e = {fwd, o};
-    ok = cg_build_so(o, output, cuda_emit, &e, pre, post, err, errlen);
-  }
-  arena_free(ar);
-  return ok;
+  static const CgTarget target = {"cuda", CRAMC_CUDA_LIBDIR, cg_cuda_emit_c, cuda_cflags, cuda_libs};
+  return cg_build_target(&target, fwd, o, output, err, errlen);
 }

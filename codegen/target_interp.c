@@ -102,41 +102,10 @@ out:
 
 /* ---- building the shared object --------------------------------------------------- */
 
-const char *cg_libdir(const CgOptions *o) {
-  if (o->libdir && *o->libdir) return o->libdir;
-  const char *e = getenv("CRAMC_LIBDIR");
-  if (e && *e) return e;
-  return CRAMC_INTERP_LIBDIR;
-}
-
-typedef struct InterpEmit {
-  const Graph *fwd;
-  const CgOptions *o;
-} InterpEmit;
-
-static bool interp_emit(void *ctx, FILE *f, char *err, size_t errlen) {
-  InterpEmit *e = ctx;
-  return cg_interp_emit_c(e->fwd, e->o, f, err, errlen);
-}
+static const char *const interp_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O1", "-w", NULL};
+static const char *const interp_libs[] = {"-lm", NULL};
 
 bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  const char *libdir = cg_libdir(o);
-  if (!*libdir)
-    return cg_fail(err, errlen, "no interp runtime library directory: set CRAMC_LIBDIR or pass --libdir");
-  Arena *ar = arena_new();
-  char *lib = arena_printf(ar, "%s/libcram_interp_step.a", libdir);
-  char *inc = arena_printf(ar, "%s/include", libdir);
-  char *hdr = arena_printf(ar, "%s/cram_interp_step.h", inc);
-  bool ok = false;
-  if (access(lib, R_OK) != 0 || access(hdr, R_OK) != 0)
-    cg_fail(err, errlen, "interp runtime library not found: %s (build the cram_interp_step target, or set CRAMC_LIBDIR / --libdir)",
-            access(lib, R_OK) != 0 ? lib : hdr);
-  else {
-    const char *pre[] = {"-std=c17", "-shared", "-fPIC", "-O1", "-w", "-I", inc, NULL};
-    const char *post[] = {lib, "-lm", NULL};
-    InterpEmit e = {fwd, o};
-    ok = cg_build_so(o, output, interp_emit, &e, pre, post, err, errlen);
-  }
-  arena_free(ar);
-  return ok;
+  static const CgTarget target = {"interp", CRAMC_INTERP_LIBDIR, cg_interp_emit_c, interp_cflags, interp_libs};
+  return cg_build_target(&target, fwd, o, output, err, errlen);
 }
