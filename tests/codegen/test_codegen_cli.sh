@@ -16,9 +16,9 @@ no() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else no "$1"; fi; }
 losses() { sed -E 's/.*"n":([0-9]+),"step":([0-9]+).*"loss":([^,]*),"lr":([^,]*),"batch":([0-9]+).*"skipped":([01]).*/\1 \2 \3 \4 \5 \6/' "$1"; }
 
-# mkskew (mkskew.c): vocab 64, seq 16, skewed unigrams; a model of that shape.
+# mkshards ... skew (tests/train/mkshards.c): vocab 64, seq 16, skewed unigrams; a model of that shape.
 D="-D batch=4 -D seq=16 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
-"$MK" "$T/data" 200 || { echo "mkskew failed"; exit 1; }
+"$MK" "$T/data" 200 skew || { echo "mkshards failed"; exit 1; }
 "$CRAMC" "$SRC/models/tiny.cram" $D --target interp -o "$T/tiny.so"; check "[ $? = 0 ]"
 check "[ -f $T/tiny.so ] && ! ls $T/tiny.so.tmp.* 2>/dev/null"
 

@@ -1,7 +1,11 @@
 /* mkshards.c - test helper: writes a small synthetic token-shard dataset
  * (train-00000..00001 + heldout-00000, vocab 64, seq 16, [MASK]=4) with a
  * learnable bigram structure, through libcramrt's shard writer.
- * usage: mkshards DIR [NSEQ_PER_SHARD] */
+ * With "skew", unigrams are skewed (the product of two uniform draws) and the
+ * bigram rule holds half the time, so even a model that has not yet learnt to
+ * attend lowers its loss within a few dozen updates (what the codegen CLI test
+ * needs to see "the loss falls").
+ * usage: mkshards DIR [NSEQ_PER_SHARD [skew]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +19,10 @@ static uint32_t rnd(void) {
     return (uint32_t)(s_state >> 33);
 }
 
-static int write_split(const char *dir, const char *split, uint32_t nshards, uint64_t nseq) {
+/* A token id in [5, 64): uniform, or skewed towards small ids. */
+static uint16_t draw(int skew) { return (uint16_t)(5 + (skew ? (rnd() % 59) * (rnd() % 59) / 59 : rnd() % 59)); }
+
+static int write_split(const char *dir, const char *split, uint32_t nshards, uint64_t nseq, int skew) {
     for (uint32_t si = 0; si < nshards; si++) {
         cram_shard_header h;
         memset(&h, 0, sizeof h);
@@ -37,9 +44,9 @@ static int write_split(const char *dir, const char *split, uint32_t nshards, uin
         }
         for (uint64_t k = 0; k < nseq; k++) {
             uint16_t s[16];
-            s[0] = (uint16_t)(5 + rnd() % 59);
+            s[0] = draw(skew);
             for (int j = 1; j < 16; j++) /* next = 3*prev+1 mod 59 (+5) most of the time */
-                s[j] = rnd() % 4 ? (uint16_t)(5 + (3u * (s[j - 1] - 5u) + 1u) % 59u) : (uint16_t)(5 + rnd() % 59);
+                s[j] = rnd() % (skew ? 2 : 4) ? (uint16_t)(5 + (3u * (s[j - 1] - 5u) + 1u) % 59u) : draw(skew);
             if (cram_shard_writer_append(&w, s, 1, &err)) {
                 fprintf(stderr, "mkshards: %s\n", err.msg);
                 return 1;
@@ -56,7 +63,7 @@ static int write_split(const char *dir, const char *split, uint32_t nshards, uin
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: mkshards DIR [NSEQ_PER_SHARD]\n");
+        fprintf(stderr, "usage: mkshards DIR [NSEQ_PER_SHARD [skew]]\n");
         return 2;
     }
     uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 200;
@@ -64,5 +71,6 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", argv[1]);
     if (system(cmd) != 0) return 1;
     s_state = 42;
-    return write_split(argv[1], "train", 2, n) || write_split(argv[1], "heldout", 1, n / 4 ? n / 4 : 1);
+    int skew = argc > 3 && strcmp(argv[3], "skew") == 0;
+    return write_split(argv[1], "train", 2, n, skew) || write_split(argv[1], "heldout", 1, n / 4 ? n / 4 : 1, skew);
 }
