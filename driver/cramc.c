@@ -171,7 +171,7 @@ static int parse_args(int argc, char **argv, Options *o) {
 }
 
 /* Read the whole file; prints the reason and returns NULL on failure. */
-static char *read_file(const char *path, size_t *len) {
+char *cramc_read_source(const char *path, size_t *len) {
   struct stat st;
   if (stat(path, &st) != 0) {
     fprintf(stderr, "cramc: error: cannot open '%s': %s\n", path, strerror(errno));
@@ -309,7 +309,7 @@ int main(int argc, char **argv) {
   if (rc >= 0) goto done;
   rc = 1;
   size_t len = 0;
-  char *text = read_file(o.input, &len);
+  char *text = cramc_read_source(o.input, &len);
   if (!text) goto done;
   Diag d;
   diag_init(&d, stderr);

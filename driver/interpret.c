@@ -141,42 +141,6 @@ static int parse(int argc, char **argv, IArgs *a) {
     return -1;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cramc: error: cannot open '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            if (cap > FE_MAX_SOURCE) break;
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (!got) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        fprintf(stderr, "cramc: error: cannot read '%s'\n", path);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* ---- running graphs ---------------------------------------------------------- */
 
 /* One graph with its buffer table. Sources are bound to caller arrays. */
@@ -576,7 +540,7 @@ int cramc_interpret_main(int argc, char **argv) {
     if (rc < 0) {
         rc = 1;
         size_t len = 0;
-        char *text = slurp(a.input, &len);
+        char *text = cramc_read_source(a.input, &len);
         if (text) {
             Diag d;
             diag_init(&d, stderr);
