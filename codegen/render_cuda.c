@@ -143,6 +143,20 @@ static uint64_t fnv64(const char *s, size_t n, uint64_t h) {
   for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
   return h;
 }
+/* True the first time text hash h is seen in this artifact (then remembered):
+ * identical kernels and device functions are written once. */
+static bool first_sighting(RCu *c, uint64_t h) {
+  for (uint32_t i = 0; i < c->seen->n; i++)
+    if (c->seen->h[i] == h) return false;
+  if (c->seen->n == c->seen->cap) {
+    uint32_t cap = c->seen->cap ? 2 * c->seen->cap : 256;
+    uint64_t *nh = realloc(c->seen->h, cap * sizeof *nh);
+    if (!nh) c->oom = true;
+    else c->seen->h = nh, c->seen->cap = cap;
+  }
+  if (c->seen->n < c->seen->cap) c->seen->h[c->seen->n++] = h;
+  return true;
+}
 /* Closes the kernel: named by the hash of its text, written once per
  * artifact (identical layers share it), and its launch entry. */
 static void end(RCu *c) {
@@ -151,16 +165,7 @@ static void end(RCu *c) {
   fclose(mem);
   const char *txt = c->bodytxt ? c->bodytxt : "";
   uint64_t h = fnv64(txt, strlen(txt), 0xcbf29ce484222325ull ^ c->block);
-  bool seen = false;
-  for (uint32_t i = 0; i < c->seen->n && !seen; i++) seen = c->seen->h[i] == h;
-  if (!seen) {
-    if (c->seen->n == c->seen->cap) {
-      uint32_t cap = c->seen->cap ? 2 * c->seen->cap : 256;
-      uint64_t *nh = realloc(c->seen->h, cap * sizeof *nh);
-      if (!nh) c->oom = true;
-      else c->seen->h = nh, c->seen->cap = cap;
-    }
-    if (c->seen->n < c->seen->cap) c->seen->h[c->seen->n++] = h;
+  if (first_sighting(c, h)) {
     fprintf(c->cu,
             "/* first: %s */\nextern \"C\" __global__ void __launch_bounds__(%u) k_%016" PRIx64
             "(void *const *P, char *T, u64 seed, int training, int *E, int code) {\n"
@@ -333,16 +338,7 @@ static void ew_call(RCu *c, bool vec) {
   fclose(fm);
   const char *txt = ft ? ft : "";
   uint64_t h = fnv64(txt, strlen(txt), 0x84222325cbf29ce4ull);
-  bool seen = false;
-  for (uint32_t i = 0; i < c->seen->n && !seen; i++) seen = c->seen->h[i] == h;
-  if (!seen) {
-    if (c->seen->n == c->seen->cap) {
-      uint32_t cap = c->seen->cap ? 2 * c->seen->cap : 256;
-      uint64_t *nh = realloc(c->seen->h, cap * sizeof *nh);
-      if (!nh) c->oom = true;
-      else c->seen->h = nh, c->seen->cap = cap;
-    }
-    if (c->seen->n < c->seen->cap) c->seen->h[c->seen->n++] = h;
+  if (first_sighting(c, h)) {
     /* c->body is the artifact's output while a kernel is open: the function lands before the kernel */
     fprintf(c->body, "__device__ __noinline__ void f_%016" PRIx64 "(void *const *P, long long n) {\n%s}\n\n", h, txt);
   }
