@@ -389,14 +389,96 @@ def init_params(model: CrammedMLM, seed: int) -> None:
             p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * cfg.init_std)
 
 
+def model_flops_per_token(cfg: CrammedConfig, seq: Optional[int] = None) -> float:
+    """Model FLOPs of one train step per input token (for MFU): 3 x the forward matmul
+    FLOPs (backward = 2 x forward), 2 FLOPs per multiply-add, nothing recomputed,
+    non-matmul ops not counted. The same count as cramc's (`cramc --summary` prints the
+    forward part; a step.so's metadata holds 3x it). Per token, forward:
+      body      2 * L * (3H*H + H*H + F*H + F_out*H)          (qkv, attn.out, ffn.in, ffn.out)
+      attention 2 * L * 2 * S * H                              (Q K^T and P V, all heads)
+      head      2 * H*H * rows/S  if head_transform
+      decoder   2 * H * V * rows/S                             (rows = count per sequence if sparse, else S)
+    so for the crammed BERT = 6 N_matmul + 12 L S H + 6 H V count / S."""
+    s = seq or cfg.seq
+    h, layers = cfg.hidden, cfg.layers
+    body = layers * (3 * h * h + h * h + cfg.ffn * h + cfg.ffn_out_in * h)
+    rows = cfg.prediction_count if cfg.sparse_prediction else s
+    fwd = 2.0 * body + 2.0 * layers * 2 * s * h + 2.0 * h * cfg.vocab * rows / s
+    if cfg.head_transform:
+        fwd += 2.0 * h * h * rows / s
+    return 3.0 * fwd
+
+
 def param_count(cfg: CrammedConfig) -> int:
     """Number of trainable scalars, without allocating (meta device)."""
     model = CrammedMLM(cfg, device="meta")
     return sum(p.numel() for p in model.parameters())
 
 
+# `cram export`'s default names (--names cramming: the state-dict names of
+# JonasGeiping/cramming) -> the exchange names above. Top-level names map
+# whole; per-layer names map by prefix after "encoder.layers.N.".
+_CRAMMING_TOP = {
+    "encoder.embedding.word_embedding.weight": "embedding.weight",
+    "encoder.embedding.pos_embedding.scale_factor": "pos.scale",
+    "encoder.embedding.pos_embedding.embedding.weight": "pos.weight",
+    "encoder.embedding.norm.weight": "emb_norm.weight",
+    "encoder.embedding.norm.bias": "emb_norm.bias",
+    "encoder.final_norm.weight": "final_norm.weight",
+    "encoder.final_norm.bias": "final_norm.bias",
+    "decoder.weight": "decoder.weight",
+    "decoder.bias": "decoder.bias",
+}
+_CRAMMING_LAYER = (
+    ("norm1.", "norm1."),
+    ("norm2.", "norm2."),
+    ("attn.self_attention.query_key_value.", "attn.qkv."),
+    ("attn.dense.", "attn.out."),
+    ("ffn.dense_in.", "ffn.in."),
+    ("ffn.dense_out.", "ffn.out."),
+)
+
+
+def from_cramming_names(cfg: CrammedConfig, params: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Rename a `cram export` file written with cramming's state-dict names to the exchange
+    names. The extra entries such a file carries are checked, then dropped: the tied
+    `decoder.weight` (must equal the embedding when cfg.tie_decoder) and each layer's
+    `attn.self_attention.norm_factor` buffer (must be 1/sqrt(head_dim)). Files already in
+    exchange names (`cram export --names cramc`, `--write-params`) pass through unchanged."""
+    if not any(k.startswith("encoder.") for k in params):
+        return dict(params)
+    out: Dict[str, Tensor] = {}
+    for name, t in params.items():
+        if name.endswith(".attn.self_attention.norm_factor"):
+            want = 1.0 / math.sqrt(cfg.head_dim)
+            if abs(float(t.reshape(-1)[0]) - want) > 1e-6 * want:
+                raise ValueError(f"{name} = {float(t.reshape(-1)[0])}, expected 1/sqrt(head_dim) = {want}")
+            continue
+        if name in _CRAMMING_TOP:
+            out[_CRAMMING_TOP[name]] = t
+            continue
+        parts = name.split(".")
+        if len(parts) > 3 and parts[0] == "encoder" and parts[1] == "layers" and parts[2].isdigit():
+            rest = ".".join(parts[3:])
+            for theirs, ours in _CRAMMING_LAYER:
+                if rest.startswith(theirs):
+                    out[f"layers.{parts[2]}.{ours}{rest[len(theirs):]}"] = t
+                    break
+            else:
+                raise KeyError(f"{name}: no counterpart in the reference model")
+            continue
+        raise KeyError(f"{name}: no counterpart in the reference model")
+    if cfg.tie_decoder and "decoder.weight" in out:
+        tied = out.pop("decoder.weight")
+        if "embedding.weight" not in out or not torch.equal(tied, out["embedding.weight"]):
+            raise ValueError("decoder.weight differs from the word embedding, but the config ties them")
+    return out
+
+
 def load_params(model: CrammedMLM, params: Dict[str, Tensor]) -> None:
-    """Copy exchanged tensors into the model (casting dtype); names must match exactly."""
+    """Copy exchanged tensors into the model (casting dtype); names must match exactly.
+    Files in cramming's names (`cram export`'s default) are renamed first."""
+    params = from_cramming_names(model.cfg, params)
     own = dict(model.named_parameters())
     missing = sorted(set(own) - set(params))
     extra = sorted(set(params) - set(own))

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"shards", cram_cmd_shards, "inspect and verify token shards (header, size, checksum, token range)"},
     {"train", cram_cmd_train, "train a compiled step.so on token shards (Cramming recipe, checkpoints, resume)"},
     {"info", cram_cmd_info, "show what a compiled step.so contains (model, dims, parameters); no GPU needed"},
+    {"bench", cram_cmd_bench, "time a step.so: warm-up, timed step+update, tokens/s, MFU, peak memory (JSON)"},
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
     {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
     {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
