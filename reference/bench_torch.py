@@ -64,7 +64,12 @@ CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
 class Skip(Exception):
-    """The requested run cannot happen here (no torch.compile, ...): reported, exit 0."""
+    """The requested run cannot happen here (no torch.compile, ...): reported, exit 0.
+    `info` (model, microbatch) goes into the skip JSON so a table can place the row."""
+
+    def __init__(self, msg: str, info: dict) -> None:
+        super().__init__(msg)
+        self.info = info
 
 
 def die(msg: str, code: int = 1) -> None:
@@ -155,7 +160,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: no CUDA device visible to torch (torch.cuda.is_available() is False)")
     if args.mode == "compile" and not hasattr(torch, "compile"):
-        raise Skip(f"torch {torch.__version__} has no torch.compile (needs torch >= 2.0)")
+        raise Skip(f"torch {torch.__version__} has no torch.compile (needs torch >= 2.0)",
+                   {"model": cfg.name, "microbatch": args.microbatch or cfg.batch})
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -346,13 +352,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Skip as e:
         print(f"bench_torch: skipped: {e}", file=sys.stderr)
         write_json(args.json, {"impl": "torch", "mode": args.mode, "precision": args.precision,
-                               "device": args.device, "skipped": str(e)})
+                               "device": args.device, **e.info, "skipped": str(e)})
         return 0
     except (ValueError, KeyError, RuntimeError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "out of memory" in str(e).lower():
-            write_json(args.json, {"impl": "torch", "mode": args.mode, "precision": args.precision,
-                                   "device": args.device, "error": "out of memory"})
+        info = {}
+        try:  # where the config itself is fine, say which row failed
+            c = load_config(args.config, args.set)
+            info = {"model": c.name, "microbatch": args.microbatch or c.batch}
+        except (ValueError, KeyError, OSError):
+            pass
+        write_json(args.json, {"impl": "torch", "mode": args.mode, "precision": args.precision,
+                               "device": args.device, **info,
+                               "error": "out of memory" if "out of memory" in str(e).lower() else msg})
         die(f"{type(e).__name__}: {msg}")
     write_json(args.json, res)
     if args.losses:
