@@ -44,21 +44,22 @@ for t in cpu interp; do
   check "grep -q 'tokens/s' $T/$t.txt && grep -q 'MFU' $T/$t.txt && grep -q 'peak memory' $T/$t.txt"
 done
 check "python3 -c \"import json; a = json.load(open('$T/cpu.json'))['losses']; b = json.load(open('$T/interp.json'))['losses']; exit(max(abs(x - y) / abs(y) for x, y in zip(a, b)) > 1e-5)\""
-# training happens: 30 updates at lr 1e-2 on 8 cycled synthetic batches lower the loss
-"$CRAM" bench "$T/cpu.so" --warmup 0 --steps 30 --lr 1e-2 --json "$T/learn.json" --quiet; check "[ $? = 0 ]"
-check "[ \"\$(j $T/learn.json \"sum(r['losses'][-5:]) < sum(r['losses'][:5]) - 0.1\")\" = True ]"
 
 # 2. the FLOP count and MFU
 sum=$("$CRAMC" "$SRC/models/tiny.cram" $D --summary | sed -n 's/^forward matmul FLOPs per token: \([0-9,]*\) .*/\1/p' | tr -d ,)
 check "[ -n '$sum' ] && [ \"\$(j $T/cpu.json \"r['flops_per_token'] == 3 * $sum\")\" = True ]"
 "$CRAM" bench "$T/cpu.so" --steps 2 --warmup 0 --peak-tflops 0.001 --json "$T/peak.json" > "$T/peak.txt"; check "[ $? = 0 ]"
-check "[ \"\$(j $T/peak.json \"r['peak_tflops'] == 0.001 and abs(r['mfu'] - r['flops_per_token'] * r['tokens_per_s'] / 1e9) < 1e-9 * r['mfu']\")\" = True ]"
+check "[ \"\$(j $T/peak.json \"r['peak_tflops'] == 0.001 and abs(r['mfu'] - r['flops_per_token'] * r['tokens_per_s'] / 1e9) < 1e-6 * r['mfu']\")\" = True ]"
 check "grep -q 'of 0.001 TFLOP/s peak' $T/peak.txt"
 
 # 3. batch sources, accumulation, saved init
 "$MK" "$T/data" 64 skew > /dev/null || { echo "mkshards failed"; exit 1; }
 "$CRAM" bench "$T/cpu.so" --data "$T/data" --steps 3 --warmup 1 --accum 2 --json "$T/shards.json" --quiet; check "[ $? = 0 ]"
 check "[ \"\$(j $T/shards.json \"r['data'] == 'shards' and len(r['losses']) == 8 and r['tokens_per_step'] == 128 and r['accum'] == 2\")\" = True ]"
+# the step really trains: 40 updates at lr 3e-3 on the skewed-unigram shards lower the loss (measured 4.10 -> 3.87)
+# (uniform synthetic tokens could not show it: ln(vocab) is already their optimum)
+"$CRAM" bench "$T/cpu.so" --data "$T/data" --warmup 0 --steps 40 --lr 3e-3 --json "$T/learn.json" --quiet; check "[ $? = 0 ]"
+check "[ \"\$(j $T/learn.json \"sum(r['losses'][-5:]) < sum(r['losses'][:5]) - 0.1\")\" = True ]"
 python3 - "$T/batches.safetensors" << 'EOF'
 # 3 microbatches [3, 4, 16] of I32 tokens/targets (8 targets per sequence), written by hand
 import json, random, struct, sys
