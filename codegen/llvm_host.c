@@ -152,7 +152,7 @@ static bool host_machine(LLVMTargetMachineRef *tm, char **triple, char *err, siz
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(*triple, &t, &msg)) return fail_msg(err, errlen, "LLVM target for the host triple", msg);
   /* "generic": the artifact may run on another CPU of the same architecture */
-  *tm = LLVMCreateTargetMachine(t, *triple, "generic", "", LLVMCodeGenLevelLess, LLVMRelocPIC, LLVMCodeModelDefault);
+  *tm = LLVMCreateTargetMachine(t, *triple, "generic", "", LLVMCodeGenLevelNone, LLVMRelocPIC, LLVMCodeModelDefault);
   return *tm ? true : fail_msg(err, errlen, "LLVM cannot create a target machine for the host triple", NULL);
 }
 
