@@ -63,7 +63,7 @@ static const char usage[] =
     "                   reference interpreter behind the step ABI)\n"
     "  --precision P    interp arithmetic: f32 (default) or f64 (implies --target interp)\n"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
-    "  --libdir DIR     where libcram_interp_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
+    "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
     "  --version        show the version\n"
     "\n"

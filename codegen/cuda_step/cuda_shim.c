@@ -49,6 +49,15 @@ typedef struct Drv {
   CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                            void **, void **);
   CUresult (*GetErrorString)(CUresult, const char **);
+  CUresult (*StreamCreate)(CUstream *, unsigned);
+  CUresult (*StreamDestroy)(CUstream);
+  /* CUDA graphs (optional: a driver without them runs every launch directly) */
+  CUresult (*StreamBeginCapture)(CUstream, CUstreamCaptureMode);
+  CUresult (*StreamEndCapture)(CUstream, CUgraph *);
+  CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+  CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+  CUresult (*GraphDestroy)(CUgraph);
+  CUresult (*GraphExecDestroy)(CUgraphExec);
 } Drv;
 
 typedef struct Lt {
@@ -90,6 +99,9 @@ typedef struct GBind {
   CUdeviceptr dptr;    /* the same, on the device: the kernels' P */
   CUdeviceptr *own;
   CUfunction *fn;      /* per launch */
+  CUgraphExec exec;    /* the whole run() as a CUDA graph, captured at the second run */
+  unsigned long nrun;
+  int no_graph;        /* capture failed: run directly from now on */
   GemmPlan *gp;        /* per launch */
 } GBind;
 
@@ -102,6 +114,8 @@ struct cram_ctx {
   cublasLtHandle_t lth;
   CUdevice dev;
   CUcontext cx;
+  CUstream stream;     /* every launch goes here (blocking: ordered with the synchronous copies) */
+  int graphs;          /* CUDA graphs for run() (CRAM_CUDA_GRAPHS=0: off, or the driver lacks them) */
   CUmodule mod;
   int training, ctx_held;
   int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
@@ -148,10 +162,16 @@ static cram_step_rc load_driver(cram_ctx *c) {
   static const char *names[] = {"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute", "cuDevicePrimaryCtxRetain",
                                 "cuDevicePrimaryCtxRelease_v2", "cuCtxSetCurrent", "cuCtxSynchronize", "cuModuleLoadData",
                                 "cuModuleUnload", "cuModuleGetFunction", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2",
-                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString"};
+                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString",
+                                "cuStreamCreate", "cuStreamDestroy_v2"};
   const char *miss = NULL;
   if (!load_syms(c->d.h, (void **)&c->d.Init, names, (int)(sizeof names / sizeof *names), &miss))
     return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
+  static const char *gnames[] = {"cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags",
+                                 "cuGraphLaunch", "cuGraphDestroy", "cuGraphExecDestroy"};
+  const char *ge = getenv("CRAM_CUDA_GRAPHS");
+  c->graphs = !(ge && !strcmp(ge, "0")) &&
+              load_syms(c->d.h, (void **)&c->d.StreamBeginCapture, gnames, (int)(sizeof gnames / sizeof *gnames), &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
   if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
@@ -276,6 +296,7 @@ static void bind_free(cram_ctx *c, GBind *b) {
     if (b->gp[i].lb) c->lt.MatrixLayoutDestroy(b->gp[i].lb);
     if (b->gp[i].lc) c->lt.MatrixLayoutDestroy(b->gp[i].lc);
   }
+  if (b->exec) c->d.GraphExecDestroy(b->exec);
   for (uint32_t s = 0; b->own && s < b->g->nslots; s++)
     if (b->own[s]) c->d.MemFree(b->own[s]);
   if (b->dptr) c->d.MemFree(b->dptr);
@@ -300,6 +321,7 @@ void cram_cuda_destroy(cram_ctx *c) {
       if (bufs[i]) c->d.MemFree(bufs[i]);
     if (c->lth) c->lt.Destroy(c->lth);
     if (c->mod) c->d.ModuleUnload(c->mod);
+    if (c->stream) c->d.StreamDestroy(c->stream);
     c->d.PrimaryCtxRelease(c->dev);
   } else {
     free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
@@ -330,6 +352,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   CU(c->d.PrimaryCtxRetain(&c->cx, c->dev), "cuDevicePrimaryCtxRetain");
   c->ctx_held = 1;
   CU(c->d.CtxSetCurrent(c->cx), "cuCtxSetCurrent");
+  CU(c->d.StreamCreate(&c->stream, CU_STREAM_DEFAULT), "cuStreamCreate");
   /* the image: a cubin of the same major (sm_80 runs on 8.x), else PTX for newer */
   const cram_cuda_image *img = NULL;
   for (uint32_t i = 0; i < a->nimages; i++) {
@@ -510,7 +533,7 @@ int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t bloc
   CUdeviceptr P = b->dptr + (CUdeviceptr)first * sizeof(uint64_t);
   int code = launch + 1;
   void *args[] = {&P, &c->scratch, &s->seed, &s->training, &c->errw, &code};
-  CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, NULL, args, NULL);
+  CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, c->stream, args, NULL);
   if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
   return CRAM_STEP_OK;
 }
@@ -524,8 +547,36 @@ int32_t cram_cuda_rt_gemm(void *rt, int32_t launch) {
   const cram_cuda_launch *L = &b->g->launches[launch];
   const GemmPlan *P = &b->gp[launch];
   if (c->lt.Matmul(c->lth, P->desc, &one_f, (const void *)P->a, P->la, (const void *)P->b, P->lb, &L->g.beta, (const void *)P->c,
-                   P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, NULL) != 0)
+                   P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, (cudaStream_t)c->stream) != 0)
     return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
+  return CRAM_STEP_OK;
+}
+
+/* The graph's launches: the generated run() directly at the first run;
+ * captured into a CUDA graph at the second (a graph replays fixed kernel
+ * arguments, so not with dropout on: its seed changes every run), and that
+ * graph launched from then on: one launch instead of ~1,300 for a
+ * bert_crammed step. A failed capture falls back to direct runs. */
+static cram_step_rc launch_all(cram_ctx *c, GBind *b, RunState *st) {
+  if (b->exec) {
+    CU(c->d.GraphLaunch(b->exec, c->stream), "launching the step's CUDA graph");
+    return CRAM_STEP_OK;
+  }
+  bool capture = c->graphs && !b->no_graph && !st->training && b->nrun++ > 0;
+  if (capture && c->d.StreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) != CUDA_SUCCESS)
+    capture = false, b->no_graph = 1;
+  int32_t rc = b->g->run(st); /* the generated launch sequence (nothing runs yet while capturing) */
+  if (!capture) return (cram_step_rc)rc;
+  CUgraph gr = NULL;
+  CUresult r = c->d.StreamEndCapture(c->stream, &gr);
+  if (r == CUDA_SUCCESS && rc == CRAM_STEP_OK) r = c->d.GraphInstantiate(&b->exec, gr, 0);
+  if (gr) c->d.GraphDestroy(gr);
+  if (rc != CRAM_STEP_OK) return (cram_step_rc)rc;
+  if (r != CUDA_SUCCESS) { /* no graph for this driver/graph: run it the plain way */
+    b->exec = NULL, b->no_graph = 1;
+    return (cram_step_rc)b->g->run(st);
+  }
+  CU(c->d.GraphLaunch(b->exec, c->stream), "launching the step's CUDA graph");
   return CRAM_STEP_OK;
 }
 
@@ -538,8 +589,8 @@ static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int tr
     }
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
   RunState st = {c, b, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training};
-  int32_t rc = g->run(&st); /* the generated launch sequence */
-  if (rc != CRAM_STEP_OK) return (cram_step_rc)rc;
+  cram_step_rc rc = launch_all(c, b, &st);
+  if (rc != CRAM_STEP_OK) return rc;
   int e = 0;
   CU(c->d.MemcpyDtoH(&e, c->errw, 4), "running the step");
   if (e > 0 && (uint32_t)e <= g->nlaunch)

@@ -160,6 +160,8 @@ static void one_model(const char *path) {
   free(src);
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static void models_in(const char *dir) {
   DIR *dp = opendir(dir);
   CHECK(dp != NULL);
@@ -171,6 +173,7 @@ static void models_in(const char *dir) {
     if (l > 5 && !strcmp(e->d_name + l - 5, ".cram")) names[n++] = strdup(e->d_name);
   }
   closedir(dp);
+  qsort(names, (size_t)n, sizeof *names, by_name);
   for (int i = 0; i < n; i++) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
