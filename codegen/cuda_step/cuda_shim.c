@@ -230,6 +230,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
       b->slot[s] = b->own[s];
     }
   }
+  if (!g->bind || !g->run) return fail(c, CRAM_STEP_E_STATE, "%s", "artifact without its host code (corrupt?)");
   size_t nt = g->ntab ? g->ntab : 1;
   if (!(b->tab = calloc(nt, sizeof *b->tab))) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
   g->bind(b->slot, c->arena, c->scratch, b->tab);
