@@ -242,6 +242,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   Arena *ar = arena_new();
   bool ok = false;
   char *tmpdir = NULL, *csrc = NULL, *clog = NULL, *tmpout = NULL;
+  CgObjs *objs = NULL;
   char *lib = arena_printf(ar, "%s/libcram_%s_step.a", libdir, t->name);
   char *inc = arena_printf(ar, "%s/include", libdir);
   char *hdr = arena_printf(ar, "%s/cram_%s_step.h", inc, t->name);
@@ -264,7 +265,9 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     cg_fail(err, errlen, "cannot write '%s': %s", csrc, strerror(errno));
     goto out;
   }
-  bool wrote = t->emit(fwd, o, f, err, errlen);
+  objs = calloc(1, sizeof *objs);
+  bool wrote = objs && (t->emit_objs ? t->emit_objs(fwd, o, f, tmpdir, objs, err, errlen) : t->emit(fwd, o, f, err, errlen));
+  if (!objs) cg_fail(err, errlen, "out of memory");
   if (fclose(f) != 0 && wrote) wrote = cg_fail(err, errlen, "cannot write '%s'", csrc);
   if (!wrote) goto out;
 
@@ -284,6 +287,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   argv[ac++] = "-o";
   argv[ac++] = tmpout;
   argv[ac++] = csrc;
+  for (int i = 0; i < objs->n && i < CG_MAX_OBJS; i++) argv[ac++] = objs->path[i];
   argv[ac++] = lib;
   for (int i = 0; t->libs && t->libs[i] && ac < 126; i++) argv[ac++] = (char *)t->libs[i];
   argv[ac] = NULL;
@@ -317,6 +321,8 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   }
   ok = true;
 out:
+  for (int i = 0; objs && i < objs->n && i < CG_MAX_OBJS; i++) unlink(objs->path[i]);
+  free(objs);
   if (csrc) unlink(csrc);
   if (clog) unlink(clog);
   if (tmpdir) rmdir(tmpdir);

@@ -34,6 +34,13 @@ typedef struct CgMeta {
  * `static const cram_step_meta meta` for model fwd. */
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen);
 
+/* Objects a target links beside its step.c (paths in the build's temp dir). */
+#define CG_MAX_OBJS 4
+typedef struct CgObjs {
+  int n;
+  char path[CG_MAX_OBJS][4096];
+} CgObjs;
+
 /* What distinguishes one target's step.so: its runtime library
  * (LIBDIR/libcram_<name>_step.a with LIBDIR/include/cram_<name>_step.h, LIBDIR
  * from --libdir, $CRAMC_LIBDIR or the build directory), the C it generates,
@@ -44,10 +51,15 @@ typedef struct CgTarget {
   bool (*emit)(const Graph *fwd, const CgOptions *o, FILE *f, char *err, size_t errlen);
   const char *const *cflags;              /* before the source (NULL-terminated) */
   const char *const *libs;                /* after the runtime library (NULL-terminated) */
+  /* Optional, used instead of emit when set: writes step.c to f and extra
+   * objects (the cuda target's LLVM host code) into dir, listed in objs;
+   * they are linked after step.c and removed with the temp dir. */
+  bool (*emit_objs)(const Graph *fwd, const CgOptions *o, FILE *f, const char *dir, CgObjs *objs, char *err,
+                    size_t errlen);
 } CgTarget;
 
-/* Builds `output` for target t: emit() into TMP/step.c, then
- *   CC [$CRAMC_STEP_CFLAGS] cflags... -I LIBDIR/include -o OUTPUT.tmp.PID TMP/step.c LIB libs...
+/* Builds `output` for target t: emit() (or emit_objs()) into TMP/step.c, then
+ *   CC [$CRAMC_STEP_CFLAGS] cflags... -I LIBDIR/include -o OUTPUT.tmp.PID TMP/step.c [OBJS...] LIB libs...
  * and renames onto output (atomic: a failed build leaves nothing). */
 bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
                      size_t errlen);

@@ -43,13 +43,13 @@
 #define CR_XENT_CHUNK 1024
 
 typedef struct RCu {
-  FILE *cu, *hl, *hb;   /* kernels; launch table; buffer table */
+  FILE *cu, *hl;        /* kernels; launch table (names, nodes, GEMM shapes) */
+  RenderCudaHost *h;    /* the launch sequence and its pointers */
+  uint32_t caplaunch, captab;
   const KProgram *p;
   const KNode *k;
   const char *prefix;
   RenderCudaSeen *seen;
-  uint32_t nl;          /* launches so far */
-  uint32_t nb;          /* buffer table entries so far */
   uint64_t scratch;     /* max scratch bytes */
   char node[256];       /* the current node, for error messages */
   /* the kernel being rendered */
@@ -117,10 +117,6 @@ static void decl_bufs(RCu *c, const char *sfx) {
 }
 /* slot buffers: offset 0 (plus what a caller adds, e.g. a row chunk) */
 static KBuf norm(KBuf b) { return b.slot != KBUF_NO_SLOT ? (KBuf){0, b.slot} : b; }
-static void put_hbuf(FILE *h, KBuf b) {
-  if (b.slot != KBUF_NO_SLOT) fprintf(h, "{%" PRId64 ", %uu}", b.offset, b.slot);
-  else fprintf(h, "{%" PRId64 ", CRAM_CUDA_ARENA}", b.offset);
-}
 static void put_dims(FILE *out, const char *name, const Shape *s) {
   fprintf(out, "  const long long %s[] = {", name);
   for (int d = 0; d < s->rank; d++) fprintf(out, "%s%" PRId64, d ? ", " : "", s->dim[d]);
@@ -157,6 +153,25 @@ static bool first_sighting(RCu *c, uint64_t h) {
   if (c->seen->n < c->seen->cap) c->seen->h[c->seen->n++] = h;
   return true;
 }
+/* Appends to the host description (c->oom on failure). */
+static void *grow(RCu *c, void *p, uint32_t n, uint32_t *cap, size_t elem) {
+  if (n < *cap) return p;
+  uint32_t nc = *cap ? 2 * *cap : 64;
+  void *q = realloc(p, nc * elem);
+  if (!q) return c->oom = true, NULL;
+  *cap = nc;
+  return q;
+}
+static void add_ref(RCu *c, RenderCudaRef r) {
+  RenderCudaRef *t = grow(c, c->h->tab, c->h->ntab, &c->captab, sizeof *t);
+  if (t) c->h->tab = t, t[c->h->ntab++] = r;
+}
+static void add_launch(RCu *c, RenderCudaLaunch l) {
+  RenderCudaLaunch *t = grow(c, c->h->launch, c->h->nlaunch, &c->caplaunch, sizeof *t);
+  if (t) c->h->launch = t, t[c->h->nlaunch++] = l;
+}
+static RenderCudaRef ref_of(KBuf b) { return (RenderCudaRef){b.slot, b.offset}; } /* arena / scratch / slot */
+
 /* Closes the kernel: named by the hash of its text, written once per
  * artifact (identical layers share it), and its launch entry. */
 static void end(RCu *c) {
@@ -173,14 +188,12 @@ static void end(RCu *c) {
             c->node, c->block, h, txt);
   }
   free(c->bodytxt), c->bodytxt = NULL;
-  fprintf(c->hl, "  {CRAM_CUDA_L_KERNEL, \"k_%016" PRIx64 "\", \"%s\", %u, %u, %u, %u, {0}},\n", h, c->node, c->grid, c->block,
-          c->nb, c->nbuf);
-  for (uint32_t i = 0; i < c->nbuf; i++) {
-    if (c->bufs[i].slot != KBUF_NO_SLOT) fprintf(c->hb, "  {0, %uu},\n", c->bufs[i].slot);
-    else fprintf(c->hb, "  {%" PRId64 ", CRAM_CUDA_ARENA},\n", c->bufs[i].offset);
-  }
-  c->nb += c->nbuf;
-  c->nl++;
+  fprintf(c->hl, "  {CRAM_CUDA_L_KERNEL, \"k_%016" PRIx64 "\", \"%s\", %u, {0}},\n", h, c->node, c->h->ntab);
+  uint32_t first = c->h->ntab;
+  /* slot buffers at offset 0: a kernel adds what it needs within the slot */
+  for (uint32_t i = 0; i < c->nbuf; i++)
+    add_ref(c, c->bufs[i].slot != KBUF_NO_SLOT ? (RenderCudaRef){c->bufs[i].slot, 0} : (RenderCudaRef){RC_ARENA, c->bufs[i].offset});
+  add_launch(c, (RenderCudaLaunch){false, c->grid, c->block, first, c->nbuf});
 }
 
 typedef struct HGemm {
@@ -191,21 +204,19 @@ typedef struct HGemm {
   int epi;
   float beta;
 } HGemm;
-static KBuf scratch_buf(int64_t off) { return (KBuf){off, 0xFFFFFFFEu}; }
+static KBuf scratch_buf(int64_t off) { return (KBuf){off, RC_SCRATCH}; }
 
 static void gemm_entry(RCu *c, const HGemm *g) {
-  c->nl++;
   static const char *epi[] = {"CRAM_CUDA_EPI_NONE", "CRAM_CUDA_EPI_BIAS", "CRAM_CUDA_EPI_RELU", "CRAM_CUDA_EPI_RELU_BIAS"};
+  uint32_t first = c->h->ntab;
   fprintf(c->hl,
-          "  {CRAM_CUDA_L_GEMM, NULL, \"%s\", 0, 0, 0, 0, {%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", ",
-          c->node, g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->sa, g->sb, g->sc);
-  put_hbuf(c->hl, g->a), fputs(", ", c->hl);
-  put_hbuf(c->hl, g->b), fputs(", ", c->hl);
-  put_hbuf(c->hl, g->o), fputs(", ", c->hl);
-  if (g->has_bias) put_hbuf(c->hl, g->bias);
-  else fputs("{0, CRAM_CUDA_NONE}", c->hl);
-  fprintf(c->hl, ", %s, (float)%.9g}},\n", epi[g->epi], g->beta);
+          "  {CRAM_CUDA_L_GEMM, NULL, \"%s\", %u, {%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %s, (float)%.9g}},\n",
+          c->node, first, g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->sa, g->sb, g->sc, epi[g->epi],
+          g->beta);
+  add_ref(c, ref_of(g->a)), add_ref(c, ref_of(g->b)), add_ref(c, ref_of(g->o));
+  add_ref(c, g->has_bias ? ref_of(g->bias) : (RenderCudaRef){RC_NONE, 0});
+  add_launch(c, (RenderCudaLaunch){true, 0, 0, first, 4});
 }
 
 /* ---- code_for_op: elementwise expressions over floats a, b, c ------------------------- */
@@ -1030,33 +1041,33 @@ static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
 
 static bool render_graph(RCu *cc, char *err, size_t errlen);
 
+void render_cuda_host_free(RenderCudaHost *h) {
+  free(h->launch), free(h->tab);
+  memset(h, 0, sizeof *h);
+}
+
 bool render_cuda_graph(FILE *cu, FILE *host, const KProgram *p, const char *prefix, RenderCudaSeen *seen, uint64_t *scratch,
-                       uint32_t *nlaunch, char *err, size_t errlen) {
-  char *lt = NULL, *bt = NULL;
-  size_t ltn = 0, btn = 0;
-  FILE *hl = open_memstream(&lt, &ltn), *hb = open_memstream(&bt, &btn);
-  if (!hl || !hb) {
-    if (hl) fclose(hl), free(lt);
-    if (hb) fclose(hb), free(bt);
+                       RenderCudaHost *h, char *err, size_t errlen) {
+  memset(h, 0, sizeof *h);
+  char *lt = NULL;
+  size_t ltn = 0;
+  FILE *hl = open_memstream(&lt, &ltn);
+  if (!hl) {
     snprintf(err, errlen, "out of memory");
     return false;
   }
-  RCu c = {.cu = cu, .hl = hl, .hb = hb, .p = p, .prefix = prefix, .seen = seen};
+  RCu c = {.cu = cu, .hl = hl, .h = h, .p = p, .prefix = prefix, .seen = seen};
   bool ok = render_graph(&c, err, errlen);
-  if (!c.nl) fputs("  {CRAM_CUDA_L_KERNEL, NULL, \"\", 0, 0, 0, 0, {0}},\n", hl);
-  if (!c.nb) fputs("  {0, CRAM_CUDA_NONE},\n", hb);
-  fclose(hl), fclose(hb);
+  if (!h->nlaunch) fputs("  {CRAM_CUDA_L_KERNEL, NULL, \"\", 0, {0}},\n", hl);
+  fclose(hl);
   if (ok && c.oom) ok = false, snprintf(err, errlen, "out of memory rendering the CUDA kernels");
   if (ok) {
-    fprintf(host, "static const cram_cuda_buf %s_bufs[] = {\n", prefix);
-    fwrite(bt, 1, btn, host);
-    fprintf(host, "};\nstatic const cram_cuda_launch %s_launches[] = {\n", prefix);
+    fprintf(host, "static const cram_cuda_launch %s_launches[] = {\n", prefix);
     fwrite(lt, 1, ltn, host);
     fputs("};\n\n", host);
   }
-  free(lt), free(bt), free(c.bufs);
+  free(lt), free(c.bufs);
   *scratch = c.scratch;
-  *nlaunch = c.nl;
   return ok && !ferror(cu) && !ferror(host);
 }
 

@@ -157,6 +157,6 @@ static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", 
 static const char *const cpu_libs[] = {"-lopenblas", "-lm", NULL};
 
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs};
+  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs, NULL};
   return cg_build_target(&target, fwd, o, output, err, errlen);
 }

@@ -1,14 +1,17 @@
-/* target_cuda.c - the "cuda" target: `cramc FILE.cram --target cuda -o step.so`.
+/* target_cuda.c - the "cuda" target (the default): `cramc FILE.cram
+ * [--target cuda] -o step.so`.
  *
  * As target_cpu.c: the forward, accumulate and update graphs through the pass
  * pipeline, planned and described (kernel.h). Then render_cuda.c writes the
- * kernels of all three as one CUDA C translation unit and their launch tables
- * (kernels + cuBLASLt GEMMs) as host C; NVRTC compiles the CUDA C to cubins
- * for sm_80 and sm_90 and PTX for compute_90 (newer GPUs JIT it), in
+ * kernels of all three as one CUDA C translation unit, their launch tables
+ * (kernel names, node descriptions, GEMM shapes) as host C, and each graph's
+ * launch sequence, from which llvm_host.c emits the host stepping code (bind
+ * + run per graph) with LLVM-C as an object; NVRTC compiles the CUDA C to
+ * cubins for sm_80 and sm_90 and PTX for compute_90 (newer GPUs JIT it), in
  * parallel and cached by source hash (nvrtc.c); the images are embedded as
- * byte arrays in step.c, which the C compiler links with libcram_cuda_step.a.
- * step.so needs no CUDA library to load: the shim dlopens libcuda.so.1 and
- * libcublasLt at create(). See docs/codegen.md. */
+ * byte arrays in step.c, which the C compiler links with the host object and
+ * libcram_cuda_step.a. step.so needs no CUDA library to load: the shim
+ * dlopens libcuda.so.1 and libcublasLt at create(). See docs/codegen.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "arena.h"
 #include "artifact.h"
 #include "kernel.h"
+#include "llvm_host.h"
 #include "nvrtc.h"
 #include "pass.h"
 #include "passes.h"
@@ -50,14 +54,14 @@ typedef struct CudaProg {
   char *cu, *host[3];
   size_t culen, hostlen[3];
   uint64_t scratch[3];
-  uint32_t nlaunch[3];
+  RenderCudaHost hh[3]; /* each graph's launch sequence: llvm_host.c's input */
   uint64_t arena;
   int64_t nk;
 } CudaProg;
 
 static void prog_free(CudaProg *p) {
   ir_graph_free(p->ad), ir_graph_free(p->acc0), ir_graph_free(p->up0);
-  for (int i = 0; i < 3; i++) ir_graph_free(p->G[i]), free(p->host[i]);
+  for (int i = 0; i < 3; i++) ir_graph_free(p->G[i]), free(p->host[i]), render_cuda_host_free(&p->hh[i]);
   free(p->cu);
   arena_free(p->ar);
 }
@@ -119,10 +123,10 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
       break;
     }
     fprintf(cu, "/* ---- %s graph: %u kernels, %u nodes ---- */\n\n", pfx[i], p->P[i]->nkernels, p->P[i]->nnodes);
-    if (!render_cuda_graph(cu, h, p->P[i], pfx[i], &seen, &p->scratch[i], &p->nlaunch[i], kerr, sizeof kerr))
+    if (!render_cuda_graph(cu, h, p->P[i], pfx[i], &seen, &p->scratch[i], &p->hh[i], kerr, sizeof kerr))
       ok = cg_fail(err, errlen, "%s graph: %s", pfx[i], kerr);
     fclose(h);
-    if (i) p->nk += p->nlaunch[i];
+    if (i) p->nk += p->hh[i].nlaunch;
   }
   free(seen.h);
   if (fclose(cu) && ok) ok = cg_fail(err, errlen, "cannot write the CUDA source");
@@ -137,6 +141,20 @@ bool cg_cuda_emit_cu(const Graph *fwd, const CgOptions *o, FILE *out, char *err,
   return ok;
 }
 
+/* The host code of the three graphs, verified, as text and/or an object. */
+static bool host_code(const CudaProg *p, unsigned flags, FILE *text, const char *obj, char *err, size_t errlen) {
+  LlvmHostGraph g[3];
+  for (int i = 0; i < 3; i++) g[i] = (LlvmHostGraph){pfx[i], &p->hh[i]};
+  return llvm_host_emit(g, 3, flags, text, obj, err, errlen);
+}
+
+bool cg_cuda_emit_llvm(const Graph *fwd, const CgOptions *o, unsigned flags, FILE *out, char *err, size_t errlen) {
+  CudaProg p;
+  bool ok = prog_build(&p, fwd, o, err, errlen) && host_code(&p, flags, out, NULL, err, errlen);
+  prog_free(&p);
+  return ok;
+}
+
 static void put_bytes(FILE *out, const char *name, const unsigned char *d, size_t n) {
   fprintf(out, "static const unsigned char %s[%zu] __attribute__((aligned(64))) = {", name, n ? n : 1);
   for (size_t i = 0; i < n; i++) fprintf(out, "%s%u,", i % 24 ? "" : "\n", d[i]);
@@ -144,9 +162,11 @@ static void put_bytes(FILE *out, const char *name, const unsigned char *d, size_
   fputs("\n};\n", out);
 }
 
-bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
+/* step.c of the artifact; with obj, the host code is compiled to it first. */
+static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *obj, char *err, size_t errlen) {
   CudaProg p;
   if (!prog_build(&p, fwd, o, err, errlen)) return prog_free(&p), false;
+  if (obj && !host_code(&p, 0, NULL, obj, err, errlen)) return prog_free(&p), false;
   /* cubins for sm_80 (runs on 8.x) and sm_90, PTX for newer GPUs (CRAMC_NVRTC_PTX=0: none) */
   CgCubin img[3] = {{.sm = 80}, {.sm = 90}, {.sm = 90, .ptx = true}};
   const char *ptxenv = getenv("CRAMC_NVRTC_PTX");
@@ -163,9 +183,10 @@ bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, 
   cg_source_hash(o->src_text, o->src_len, hash);
   fprintf(out,
           "/* step.so source generated by cramc %s --target cuda -O%d from %s (FNV-1a 64 %s).\n"
-          " * Launch tables (kernels + cuBLASLt GEMMs) of the forward (eval), accumulate\n"
-          " * (step) and update graphs, and the NVRTC images of their kernels; run by the\n"
-          " * shim in libcram_cuda_step.a (docs/codegen.md). */\n"
+          " * Launch tables (kernel names, nodes, cuBLASLt GEMM shapes) of the forward\n"
+          " * (eval), accumulate (step) and update graphs and the NVRTC images of their\n"
+          " * kernels, for the shim in libcram_cuda_step.a; the launch sequences are the\n"
+          " * host code emitted with LLVM-C (cramc --emit=llvm), linked beside. */\n"
           "#include \"cram_cuda_step.h\"\n\n",
           CRAMC_VERSION, o->opt_level, o->src_path, hash);
   if (!cg_put_graph(out, "fwd_ir", fwd, err, errlen)) goto out;
@@ -185,7 +206,7 @@ bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, 
   fprintf(out, ".min_sm = %d,%s", CUDA_MIN_SM, ms + strlen(".min_sm = 0,"));
   for (int i = 0; i < 3; i++) {
     const KProgram *P = p.P[i];
-    fprintf(out, "/* ---- %s graph: %u launches, scratch %llu bytes ---- */\n", pfx[i], p.nlaunch[i],
+    fprintf(out, "/* ---- %s graph: %u launches, scratch %llu bytes ---- */\n", pfx[i], p.hh[i].nlaunch,
             (unsigned long long)p.scratch[i]);
     fwrite(p.host[i], 1, p.hostlen[i], out);
     fprintf(out, "static const cram_cuda_slot %s_slots[] = {\n", pfx[i]);
@@ -197,7 +218,12 @@ bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, 
     for (uint32_t k = 0; k < P->nouts; k++)
       fprintf(out, "  {%s, %u, %u},\n", out_kind_name[P->outs[k].kind], P->outs[k].index, P->outs[k].slot);
     if (!P->nouts) fputs("  {0, 0, 0},\n", out);
-    fputs("};\n\n", out);
+    fputs("};\n", out);
+    /* the host code of the graph (llvm_host.c), in the object linked beside this file */
+    fprintf(out,
+            "__attribute__((visibility(\"hidden\"))) void cram_cuda_%s_bind(const uint64_t *, uint64_t, uint64_t, uint64_t *);\n"
+            "__attribute__((visibility(\"hidden\"))) int32_t cram_cuda_%s_run(void *);\n\n",
+            pfx[i], pfx[i]);
   }
   for (int i = 0; i < nimg; i++) {
     char nm[32];
@@ -210,9 +236,9 @@ bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, 
   fprintf(out, "};\n\nstatic const cram_cuda_artifact artifact = {\n  CRAM_CUDA_SHIM_VERSION, &meta, fwd_ir, %d, %d, images,\n",
           CUDA_MIN_SM, nimg);
   for (int i = 0; i < 3; i++)
-    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %lluu, %u, %s_launches, sizeof %s_bufs / sizeof *%s_bufs, %s_bufs},\n",
+    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %lluu, %u, %s_launches, %u, cram_cuda_%s_bind, cram_cuda_%s_run},\n",
             p.P[i]->nslots, pfx[i], p.P[i]->nouts, pfx[i], (unsigned long long)p.P[i]->arena_bytes,
-            (unsigned long long)p.scratch[i], p.nlaunch[i], pfx[i], pfx[i], pfx[i], pfx[i]);
+            (unsigned long long)p.scratch[i], p.hh[i].nlaunch, pfx[i], p.hh[i].ntab, pfx[i], pfx[i]);
   fputs("};\n\n"
         "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
         "  return cram_cuda_create(&artifact, opts, out, err, errlen);\n"
@@ -236,12 +262,26 @@ out:
   return ok;
 }
 
+bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
+  return emit_c(fwd, o, out, NULL, err, errlen);
+}
+
+static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
+                      size_t errlen) {
+  int k = snprintf(objs->path[0], sizeof objs->path[0], "%s/host.o", dir);
+  if (k < 0 || (size_t)k >= sizeof objs->path[0]) return cg_fail(err, errlen, "temporary directory name too long: %s", dir);
+  objs->n = 1;
+  return emit_c(fwd, o, out, objs->path[0], err, errlen);
+}
+
 /* ---- building the shared object --------------------------------------------------- */
 
 static const char *const cuda_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O2", NULL};
 static const char *const cuda_libs[] = {"-ldl", "-lpthread", "-lm", NULL};
 
 bool cg_cuda_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"cuda", CRAMC_CUDA_LIBDIR, cg_cuda_emit_c, cuda_cflags, cuda_libs};
+  static const CgTarget target = {"cuda", CRAMC_CUDA_LIBDIR, cg_cuda_emit_c, cuda_cflags, cuda_libs, emit_objs};
+  if (!llvm_host_available()) /* say so before the minutes of NVRTC */
+    return llvm_host_emit(NULL, 0, 0, NULL, NULL, err, errlen);
   return cg_build_target(&target, fwd, o, output, err, errlen);
 }

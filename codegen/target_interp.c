@@ -106,6 +106,6 @@ static const char *const interp_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O1
 static const char *const interp_libs[] = {"-lm", NULL};
 
 bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"interp", CRAMC_INTERP_LIBDIR, cg_interp_emit_c, interp_cflags, interp_libs};
+  static const CgTarget target = {"interp", CRAMC_INTERP_LIBDIR, cg_interp_emit_c, interp_cflags, interp_libs, NULL};
   return cg_build_target(&target, fwd, o, output, err, errlen);
 }

@@ -1,12 +1,14 @@
 /* cramc.c: the compiler driver.
  *
- *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast|step-c] [-D name=value]... [--summary] [-o FILE]
- *   cramc FILE.cram [--target interp] [--precision f32|f64] -o step.so     (codegen/, docs/codegen.md)
+ *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast|step-c|c|cuda|llvm] [-D name=value]... [--summary] [-o FILE]
+ *   cramc FILE.cram [--target cuda|cpu|interp] [--precision f32|f64] -o step.so     (codegen/, docs/codegen.md)
  *   cramc FILE.cram --interpret --batch B.safetensors ... --out OUT.safetensors  (interpret.c)
  *
  * Reads the file, runs the frontend, and prints what was asked for, or builds
- * the step.so artifact (only the interpreter-backed "interp" target so far;
- * cpu and cuda say plainly that they are not implemented yet).
+ * the step.so artifact: target cuda by default (NVRTC cubins + cuBLASLt +
+ * host code emitted with LLVM-C; compiles without a GPU), cpu (generated C +
+ * BLAS), or interp (the reference interpreter; the default with
+ * --precision f64, its only user).
  * Exit status: 0 success, 1 compile error (or unreadable input), 2 usage error.
  */
 #include <errno.h>
@@ -46,19 +48,22 @@ static const char usage[] =
     "  --list-passes    list the pipeline's passes in order\n"
     "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
-    "  --emit=step-c    print the C source of the artifact (--target interp or cpu)\n"
+    "  --emit=step-c    print the C source of the artifact (of --target, default cuda)\n"
     "  --emit=c         the same (with --target cpu: the generated kernels and host code)\n"
     "  --emit=cuda      print the generated CUDA C kernels (--target cuda)\n"
+    "  --emit=llvm      print the host stepping code of --target cuda as an LLVM module\n"
+    "                   (the launch sequence with the planner's offsets; verified)\n"
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
     "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
-    "  --target T       artifact kind: interp (the reference interpreter behind the\n"
-    "                   step ABI; the default), cpu (generated C kernels + OpenBLAS,\n"
-    "                   -O2 fused, -O0 unfused), cuda (CUDA C kernels compiled by\n"
-    "                   NVRTC for sm_80/sm_90 + cuBLASLt GEMMs; needs a GPU to run)\n"
-    "  --precision P    interp arithmetic: f32 (default) or f64\n"
+    "  --target T       artifact kind: cuda (the default: CUDA C kernels compiled by\n"
+    "                   NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code from\n"
+    "                   LLVM; builds anywhere, needs a GPU to run), cpu (generated\n"
+    "                   C kernels + OpenBLAS, -O2 fused, -O0 unfused), interp (the\n"
+    "                   reference interpreter behind the step ABI)\n"
+    "  --precision P    interp arithmetic: f32 (default) or f64 (implies --target interp)\n"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
-    "  --libdir DIR     where libcram_interp_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
+    "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
     "  --version        show the version\n"
     "\n"
@@ -67,7 +72,7 @@ static const char usage[] =
 typedef struct Options {
   const char *input;
   const char *output;
-  const char *emit; /* NULL, "ir", "grad-ir", "train-ir", "ast", "step-c" */
+  const char *emit; /* NULL, "ir", "grad-ir", "train-ir", "ast", "step-c", "c", "cuda", "llvm" */
   const char *target, *cc, *libdir;
   bool summary, f64;
   FeDefine *defs;
@@ -109,8 +114,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
     if (!strncmp(a, "--emit=", 7)) {
       if (strcmp(a + 7, "ir") && strcmp(a + 7, "grad-ir") && strcmp(a + 7, "train-ir") && strcmp(a + 7, "ast") &&
-          strcmp(a + 7, "step-c") && strcmp(a + 7, "c") && strcmp(a + 7, "cuda"))
-        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast, step-c, c or cuda)", a + 7);
+          strcmp(a + 7, "step-c") && strcmp(a + 7, "c") && strcmp(a + 7, "cuda") && strcmp(a + 7, "llvm"))
+        return usage_error("unknown --emit kind '%s' (expected ir, grad-ir, train-ir, ast, step-c, c, cuda or llvm)", a + 7);
       o->emit = a + 7;
     } else if (!strcmp(a, "--target") || !strcmp(a, "--precision") || !strcmp(a, "--cc") || !strcmp(a, "--libdir")) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
@@ -165,8 +170,13 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->input) return usage_error("%s", "no input file");
-  bool cuda = (o->target && !strcmp(o->target, "cuda")) || (o->emit && !strcmp(o->emit, "cuda"));
-  if (cuda && o->f64) return usage_error("%s", "--target cuda computes in f32 (bf16 is next); --precision f64 is for the interp target");
+  bool cuda_emit = o->emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "llvm"));
+  if (((o->target && !strcmp(o->target, "cuda")) || cuda_emit) && o->f64)
+    return usage_error("%s", "--target cuda computes in f32 (bf16 is next); --precision f64 is for the interp target");
+  if (cuda_emit && o->target && strcmp(o->target, "cuda"))
+    return usage_error("--emit=%s is the cuda target's", o->emit);
+  /* The default target: cuda (it compiles without a GPU); f64 exists only in the interpreter. */
+  if (!o->target) o->target = o->f64 ? "interp" : "cuda";
   return -1;
 }
 
@@ -324,7 +334,7 @@ int main(int argc, char **argv) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
     char err[1024];
-    bool cpu = o.target && !strcmp(o.target, "cpu"), cuda = o.target && !strcmp(o.target, "cuda");
+    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
     if (g && cuda && !cg_cuda_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
     else if (g && cuda)
@@ -362,9 +372,10 @@ int main(int argc, char **argv) {
     }
     char err[1024];
     bool emit_c = o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c"));
-    bool cpu = o.target && !strcmp(o.target, "cpu"), cuda = o.target && !strcmp(o.target, "cuda");
-    if (g && o.emit && !strcmp(o.emit, "cuda")) {
-      if (!cg_cuda_emit_cu(g, &cg, out, err, sizeof err)) {
+    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
+    bool llvm = o.emit && !strcmp(o.emit, "llvm");
+    if (g && o.emit && (!strcmp(o.emit, "cuda") || llvm)) {
+      if (!(llvm ? cg_cuda_emit_llvm(g, &cg, 0, out, err, sizeof err) : cg_cuda_emit_cu(g, &cg, out, err, sizeof err))) {
         fprintf(stderr, "cramc: error: %s\n", err);
         ir_graph_free(g);
         g = NULL;

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test cramc.
 # Idempotent: skips apt/pip when everything is already there.
-#   apt:  cmake, clang (libFuzzer), llvm-14-tools (FileCheck), python3-torch (the
+#   apt:  cmake, clang (libFuzzer), llvm-14-tools (FileCheck), llvm-14-dev (LLVM-C:
+#         the cuda target's host code, codegen/llvm_host.c), python3-torch (the
 #         independent reference, run with /usr/bin/python3), zstd
 #   pip:  lit (test runner), tokenizers (WordPiece training in tools/)
 set -euo pipefail
 
-APT_PKGS=(cmake gcc clang llvm-14-tools libclang-rt-14-dev python3-torch python3-numpy zstd libopenblas-dev)
+APT_PKGS=(cmake gcc clang llvm-14-tools llvm-14-dev libclang-rt-14-dev python3-torch python3-numpy zstd libopenblas-dev)
 PIP_PKGS=(lit tokenizers)
 
 missing=()

@@ -1,9 +1,17 @@
-/* cram_cuda_step.h - the step ABI of `cramc --target cuda` artifacts: the
- * generated host C (launch tables, slot tables, embedded cubins) and the shim
- * (cuda_shim.c, in libcram_cuda_step.a) that loads the CUDA driver with
- * dlopen at create(), loads the cubin for the device, allocates device
- * buffers, and runs the launch tables (kernels via cuLaunchKernel, GEMMs via
- * cuBLASLt, also loaded lazily). Nothing here touches the driver at load. */
+/* cram_cuda_step.h - the step ABI of `cramc --target cuda` artifacts, between
+ * three parts of step.so:
+ *   - the generated host C (metadata, slot/output tables, the launch tables
+ *     the shim needs at create(): kernel names, node descriptions, GEMM
+ *     shapes; the embedded cubins);
+ *   - the generated host code (an object emitted with LLVM-C by
+ *     codegen/llvm_host.c): per graph a bind function that fills the device
+ *     pointer table with the planner's offsets as constants, and a run
+ *     function, the straight-line launch sequence calling back into the shim;
+ *   - the shim (cuda_shim.c, in libcram_cuda_step.a) that loads the CUDA
+ *     driver with dlopen at create(), loads the cubin for the device,
+ *     allocates device buffers, and implements the two callbacks (kernels via
+ *     cuLaunchKernel, GEMMs via cuBLASLt, also loaded lazily).
+ * Nothing here touches the driver at load. */
 #ifndef CRAM_CUDA_STEP_H
 #define CRAM_CUDA_STEP_H
 
@@ -12,7 +20,7 @@
 
 #include "cram_step.h"
 
-#define CRAM_CUDA_SHIM_VERSION 1u
+#define CRAM_CUDA_SHIM_VERSION 2u
 
 enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
        CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };
@@ -21,20 +29,10 @@ enum { CRAM_CUDA_O_LOSS, CRAM_CUDA_O_GRAD_NORM, CRAM_CUDA_O_GRAD, CRAM_CUDA_O_PA
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
 enum { CRAM_CUDA_EPI_NONE, CRAM_CUDA_EPI_BIAS, CRAM_CUDA_EPI_RELU, CRAM_CUDA_EPI_RELU_BIAS };
 
-#define CRAM_CUDA_ARENA 0xFFFFFFFFu   /* buffer in the arena at off */
-#define CRAM_CUDA_SCRATCH 0xFFFFFFFEu /* in the graph's scratch at off */
-#define CRAM_CUDA_NONE 0xFFFFFFFDu    /* no buffer */
-
-typedef struct cram_cuda_buf {
-  int64_t off;
-  uint32_t slot; /* a slot index, or one of the above (slot buffers: off is within the slot) */
-} cram_cuda_buf;
-
 /* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt. */
 typedef struct cram_cuda_gemm {
   int ta, tb;
   int64_t M, N, K, batch, lda, ldb, ldc, sa, sb, sc;
-  cram_cuda_buf a, b, c, bias;
   int epi;
   float beta;
 } cram_cuda_gemm;
@@ -58,14 +56,32 @@ static inline cram_cuda_colmajor cram_cuda_to_colmajor(const cram_cuda_gemm *g) 
   return c;
 }
 
+/* What the shim needs of launch i at create() (the run function launches it). */
 typedef struct cram_cuda_launch {
   uint32_t kind;
   const char *name;  /* kernel function in the module */
   const char *node;  /* "%12 (layernorm at f.cram:3:4)" for messages */
-  uint32_t grid, block;
-  uint32_t first, nbuf; /* the kernel's pointer table: bufs[first, first+nbuf) */
+  uint32_t first;    /* in the pointer table: the kernel's P, or the GEMM's a, b, c, bias */
   cram_cuda_gemm g;
 } cram_cuda_launch;
+
+/* The generated host code of one graph (llvm_host.c; hidden symbols
+ * cram_cuda_<fwd|acc|up>_bind / _run in step.so):
+ *   bind(slots, arena, scratch, tab) fills tab[0, ntab) with the device
+ *     pointers every launch uses: arena + OFF, scratch + OFF, slots[s] + OFF
+ *     (OFF the memory planner's offsets, compiled in), 0 for no buffer;
+ *   run(rt) makes the launches in order, each a call of
+ *     cram_cuda_rt_kernel(rt, launch, grid, block, first) or
+ *     cram_cuda_rt_gemm(rt, launch), and returns the first nonzero rc
+ *     (a cram_step_rc; the callback has written the message) or 0. */
+typedef void (*cram_cuda_bind_fn)(const uint64_t *slots, uint64_t arena, uint64_t scratch, uint64_t *tab);
+typedef int32_t (*cram_cuda_run_fn)(void *rt);
+
+/* The callbacks of the run functions, defined by the shim. rt is the shim's
+ * per-run state; launch the index into the graph's launch table; first the
+ * kernel's pointer table P = tab[first...] (on the device). */
+int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t block, int32_t first);
+int32_t cram_cuda_rt_gemm(void *rt, int32_t launch);
 
 typedef struct cram_cuda_slot {
   uint32_t kind, index;
@@ -84,8 +100,9 @@ typedef struct cram_cuda_graph {
   uint64_t arena_bytes, scratch_bytes;
   uint32_t nlaunch;
   const cram_cuda_launch *launches;
-  uint32_t nbufs;
-  const cram_cuda_buf *bufs;
+  uint32_t ntab;          /* pointer table entries bind() fills */
+  cram_cuda_bind_fn bind;
+  cram_cuda_run_fn run;
 } cram_cuda_graph;
 
 typedef struct cram_cuda_image {

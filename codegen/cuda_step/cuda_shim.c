@@ -5,9 +5,11 @@
  * (cubin for sm_80/sm_90, PTX JIT above), allocates the arena, scratch, and
  * per parameter its value, moments and gradient accumulator on the device,
  * builds each GEMM's cuBLASLt descriptors and picks its algorithm by the
- * heuristic once. A call copies the inputs in, runs its graph's launch table
- * on one stream, checks the kernels' error word, and moves the outputs into
- * the state. No global mutable state: everything lives in cram_ctx. */
+ * heuristic once. A call copies the inputs in, runs its graph's generated
+ * run function (the launch sequence emitted with LLVM-C, calling back
+ * cram_cuda_rt_kernel / cram_cuda_rt_gemm), checks the kernels' error word,
+ * and moves the outputs into the state. No global mutable state: everything
+ * lives in cram_ctx. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
@@ -47,6 +49,15 @@ typedef struct Drv {
   CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                            void **, void **);
   CUresult (*GetErrorString)(CUresult, const char **);
+  CUresult (*StreamCreate)(CUstream *, unsigned);
+  CUresult (*StreamDestroy)(CUstream);
+  /* CUDA graphs (optional: a driver without them runs every launch directly) */
+  CUresult (*StreamBeginCapture)(CUstream, CUstreamCaptureMode);
+  CUresult (*StreamEndCapture)(CUstream, CUgraph *);
+  CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+  CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+  CUresult (*GraphDestroy)(CUgraph);
+  CUresult (*GraphExecDestroy)(CUgraphExec);
 } Drv;
 
 typedef struct Lt {
@@ -79,12 +90,18 @@ typedef struct GemmPlan {
   CUdeviceptr a, b, c;
 } GemmPlan;
 
+_Static_assert(sizeof(CUdeviceptr) == sizeof(uint64_t), "the generated bind() writes 64-bit device pointers");
+
 typedef struct GBind {
   const cram_cuda_graph *g;
-  CUdeviceptr *slot;   /* host copy of the slot table */
-  CUdeviceptr dptr;    /* the launches' pointer tables (bufs resolved), on the device */
+  uint64_t *slot;      /* host copy of the slot table (device pointers) */
+  uint64_t *tab;       /* the pointer table the generated bind() fills (host copy) */
+  CUdeviceptr dptr;    /* the same, on the device: the kernels' P */
   CUdeviceptr *own;
   CUfunction *fn;      /* per launch */
+  CUgraphExec exec;    /* the whole run() as a CUDA graph, captured at the second run */
+  unsigned long nrun;
+  int no_graph;        /* capture failed: run directly from now on */
   GemmPlan *gp;        /* per launch */
 } GBind;
 
@@ -97,6 +114,8 @@ struct cram_ctx {
   cublasLtHandle_t lth;
   CUdevice dev;
   CUcontext cx;
+  CUstream stream;     /* every launch goes here (blocking: ordered with the synchronous copies) */
+  int graphs;          /* CUDA graphs for run() (CRAM_CUDA_GRAPHS=0: off, or the driver lacks them) */
   CUmodule mod;
   int training, ctx_held;
   int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
@@ -143,10 +162,16 @@ static cram_step_rc load_driver(cram_ctx *c) {
   static const char *names[] = {"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute", "cuDevicePrimaryCtxRetain",
                                 "cuDevicePrimaryCtxRelease_v2", "cuCtxSetCurrent", "cuCtxSynchronize", "cuModuleLoadData",
                                 "cuModuleUnload", "cuModuleGetFunction", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2",
-                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString"};
+                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString",
+                                "cuStreamCreate", "cuStreamDestroy_v2"};
   const char *miss = NULL;
   if (!load_syms(c->d.h, (void **)&c->d.Init, names, (int)(sizeof names / sizeof *names), &miss))
     return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
+  static const char *gnames[] = {"cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags",
+                                 "cuGraphLaunch", "cuGraphDestroy", "cuGraphExecDestroy"};
+  const char *ge = getenv("CRAM_CUDA_GRAPHS");
+  c->graphs = !(ge && !strcmp(ge, "0")) &&
+              load_syms(c->d.h, (void **)&c->d.StreamBeginCapture, gnames, (int)(sizeof gnames / sizeof *gnames), &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
   if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
@@ -177,16 +202,11 @@ static cram_step_rc dalloc(cram_ctx *c, CUdeviceptr *p, uint64_t bytes) {
   return CRAM_STEP_OK;
 }
 
-static CUdeviceptr resolve(const cram_ctx *c, const GBind *b, cram_cuda_buf x) {
-  if (x.slot == CRAM_CUDA_ARENA) return c->arena + (CUdeviceptr)x.off;
-  if (x.slot == CRAM_CUDA_SCRATCH) return c->scratch + (CUdeviceptr)x.off;
-  if (x.slot == CRAM_CUDA_NONE) return 0;
-  return b->slot[x.slot] + (CUdeviceptr)x.off;
-}
-
 static size_t in_bytes(const cram_tensor_info *t) { return (size_t)t->numel * (t->dtype == CRAM_DT_BF16 ? 2 : 4); }
 
-/* Binds slots to device buffers, resolves kernels, plans GEMMs. */
+/* Binds slots to device buffers, has the generated bind() fill the pointer
+ * table (uploaded for the kernels; GEMMs read their operands from the host
+ * copy), resolves kernels, plans GEMMs. */
 static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
   b->g = g;
   size_t ns = g->nslots ? g->nslots : 1, nl = g->nlaunch ? g->nlaunch : 1;
@@ -210,14 +230,12 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
       b->slot[s] = b->own[s];
     }
   }
-  size_t nb = g->nbufs ? g->nbufs : 1;
-  CUdeviceptr *tab = calloc(nb, sizeof *tab);
-  if (!tab) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
-  for (uint32_t i = 0; i < g->nbufs; i++) tab[i] = resolve(c, b, g->bufs[i]);
-  if ((rc = dalloc(c, &b->dptr, nb * sizeof(CUdeviceptr))) != CRAM_STEP_OK) return free(tab), rc;
-  CUresult ur = c->d.MemcpyHtoD(b->dptr, tab, nb * sizeof(CUdeviceptr));
-  free(tab);
-  if (ur != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "uploading the pointer tables: %s", cuerr(c, ur));
+  if (!g->bind || !g->run) return fail(c, CRAM_STEP_E_STATE, "%s", "artifact without its host code (corrupt?)");
+  size_t nt = g->ntab ? g->ntab : 1;
+  if (!(b->tab = calloc(nt, sizeof *b->tab))) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+  g->bind(b->slot, c->arena, c->scratch, b->tab);
+  if ((rc = dalloc(c, &b->dptr, nt * sizeof *b->tab)) != CRAM_STEP_OK) return rc;
+  CU(c->d.MemcpyHtoD(b->dptr, b->tab, nt * sizeof *b->tab), "uploading the pointer tables");
   for (uint32_t i = 0; i < g->nlaunch; i++) {
     const cram_cuda_launch *L = &g->launches[i];
     if (L->kind == CRAM_CUDA_L_KERNEL) {
@@ -234,8 +252,10 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
                   : G->epi == CRAM_CUDA_EPI_RELU ? CUBLASLT_EPILOGUE_RELU
                   : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    P->a = resolve(c, b, G->b), P->b = resolve(c, b, G->a), P->c = resolve(c, b, G->c);
-    CUdeviceptr bias = resolve(c, b, G->bias);
+    if (L->first + 4 > g->ntab) return fail(c, CRAM_STEP_E_STATE, "GEMM of %s outside the pointer table (artifact corrupt?)", L->node);
+    const uint64_t *op = &b->tab[L->first]; /* a, b, c, bias */
+    P->a = op[1], P->b = op[0], P->c = op[2];
+    CUdeviceptr bias = op[3];
     bool ok = c->lt.MatmulDescCreate(&P->desc, c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
                   CUBLAS_STATUS_SUCCESS &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
@@ -277,10 +297,11 @@ static void bind_free(cram_ctx *c, GBind *b) {
     if (b->gp[i].lb) c->lt.MatrixLayoutDestroy(b->gp[i].lb);
     if (b->gp[i].lc) c->lt.MatrixLayoutDestroy(b->gp[i].lc);
   }
+  if (b->exec) c->d.GraphExecDestroy(b->exec);
   for (uint32_t s = 0; b->own && s < b->g->nslots; s++)
     if (b->own[s]) c->d.MemFree(b->own[s]);
   if (b->dptr) c->d.MemFree(b->dptr);
-  free(b->slot), free(b->own), free(b->fn), free(b->gp);
+  free(b->slot), free(b->tab), free(b->own), free(b->fn), free(b->gp);
 }
 
 static void dfree_arr(cram_ctx *c, CUdeviceptr *a, uint32_t n) {
@@ -301,6 +322,7 @@ void cram_cuda_destroy(cram_ctx *c) {
       if (bufs[i]) c->d.MemFree(bufs[i]);
     if (c->lth) c->lt.Destroy(c->lth);
     if (c->mod) c->d.ModuleUnload(c->mod);
+    if (c->stream) c->d.StreamDestroy(c->stream);
     c->d.PrimaryCtxRelease(c->dev);
   } else {
     free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
@@ -331,6 +353,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   CU(c->d.PrimaryCtxRetain(&c->cx, c->dev), "cuDevicePrimaryCtxRetain");
   c->ctx_held = 1;
   CU(c->d.CtxSetCurrent(c->cx), "cuCtxSetCurrent");
+  CU(c->d.StreamCreate(&c->stream, CU_STREAM_DEFAULT), "cuStreamCreate");
   /* the image: a cubin of the same major (sm_80 runs on 8.x), else PTX for newer */
   const cram_cuda_image *img = NULL;
   for (uint32_t i = 0; i < a->nimages; i++) {
@@ -490,6 +513,74 @@ cram_step_rc cram_cuda_set_moments(cram_ctx *c, uint32_t i, const float *m, cons
 
 /* ---- running ------------------------------------------------------------------------- */
 
+/* What the generated run() hands back to the callbacks below. */
+typedef struct RunState {
+  cram_ctx *c;
+  GBind *b;
+  unsigned long long seed;
+  int training;
+} RunState;
+
+static const float one_f = 1.0f;
+
+int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t block, int32_t first) {
+  RunState *s = rt;
+  cram_ctx *c = s->c;
+  const GBind *b = s->b;
+  if (launch < 0 || (uint32_t)launch >= b->g->nlaunch || first < 0 || (uint32_t)first > b->g->ntab)
+    return fail(c, CRAM_STEP_E_STATE, "launch %d outside the launch table (artifact corrupt?)", (int)launch);
+  if (!b->fn[launch]) return CRAM_STEP_OK;
+  const cram_cuda_launch *L = &b->g->launches[launch];
+  CUdeviceptr P = b->dptr + (CUdeviceptr)first * sizeof(uint64_t);
+  int code = launch + 1;
+  void *args[] = {&P, &c->scratch, &s->seed, &s->training, &c->errw, &code};
+  CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, c->stream, args, NULL);
+  if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
+  return CRAM_STEP_OK;
+}
+
+int32_t cram_cuda_rt_gemm(void *rt, int32_t launch) {
+  RunState *s = rt;
+  cram_ctx *c = s->c;
+  const GBind *b = s->b;
+  if (launch < 0 || (uint32_t)launch >= b->g->nlaunch || b->g->launches[launch].kind != CRAM_CUDA_L_GEMM)
+    return fail(c, CRAM_STEP_E_STATE, "GEMM %d outside the launch table (artifact corrupt?)", (int)launch);
+  const cram_cuda_launch *L = &b->g->launches[launch];
+  const GemmPlan *P = &b->gp[launch];
+  if (c->lt.Matmul(c->lth, P->desc, &one_f, (const void *)P->a, P->la, (const void *)P->b, P->lb, &L->g.beta, (const void *)P->c,
+                   P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, (cudaStream_t)c->stream) != 0)
+    return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
+  return CRAM_STEP_OK;
+}
+
+/* The graph's launches: the generated run() directly at the first run;
+ * captured into a CUDA graph at the second (a graph replays fixed kernel
+ * arguments, so not with dropout on: its seed changes every run), and that
+ * graph launched from then on: one launch instead of ~1,300 for a
+ * bert_crammed step. A failed capture falls back to direct runs. */
+static cram_step_rc launch_all(cram_ctx *c, GBind *b, RunState *st) {
+  if (b->exec) {
+    CU(c->d.GraphLaunch(b->exec, c->stream), "launching the step's CUDA graph");
+    return CRAM_STEP_OK;
+  }
+  bool capture = c->graphs && !b->no_graph && !st->training && b->nrun++ > 0;
+  if (capture && c->d.StreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) != CUDA_SUCCESS)
+    capture = false, b->no_graph = 1;
+  int32_t rc = b->g->run(st); /* the generated launch sequence (nothing runs yet while capturing) */
+  if (!capture) return (cram_step_rc)rc;
+  CUgraph gr = NULL;
+  CUresult r = c->d.StreamEndCapture(c->stream, &gr);
+  if (r == CUDA_SUCCESS && rc == CRAM_STEP_OK) r = c->d.GraphInstantiate(&b->exec, gr, 0);
+  if (gr) c->d.GraphDestroy(gr);
+  if (rc != CRAM_STEP_OK) return (cram_step_rc)rc;
+  if (r != CUDA_SUCCESS) { /* no graph for this driver/graph: run it the plain way */
+    b->exec = NULL, b->no_graph = 1;
+    return (cram_step_rc)b->g->run(st);
+  }
+  CU(c->d.GraphLaunch(b->exec, c->stream), "launching the step's CUDA graph");
+  return CRAM_STEP_OK;
+}
+
 static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int training) {
   const cram_cuda_graph *g = b->g;
   if (inputs)
@@ -498,24 +589,9 @@ static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int tr
       CU(c->d.MemcpyHtoD(c->in[i], inputs[i], in_bytes(&c->meta->inputs[i])), "uploading inputs");
     }
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
-  unsigned long long seed = c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++;
-  const float one = 1.0f;
-  for (uint32_t i = 0; i < g->nlaunch; i++) {
-    const cram_cuda_launch *L = &g->launches[i];
-    if (L->kind == CRAM_CUDA_L_KERNEL) {
-      if (!b->fn[i]) continue;
-      CUdeviceptr P = b->dptr + (CUdeviceptr)L->first * sizeof(CUdeviceptr);
-      int code = (int)i + 1;
-      void *args[] = {&P, &c->scratch, &seed, &training, &c->errw, &code};
-      CUresult r = c->d.LaunchKernel(b->fn[i], L->grid, 1, 1, L->block, 1, 1, 0, NULL, args, NULL);
-      if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
-    } else {
-      const GemmPlan *P = &b->gp[i];
-      if (c->lt.Matmul(c->lth, P->desc, &one, (const void *)P->a, P->la, (const void *)P->b, P->lb, &L->g.beta,
-                       (const void *)P->c, P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, NULL) != 0)
-        return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
-    }
-  }
+  RunState st = {c, b, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training};
+  cram_step_rc rc = launch_all(c, b, &st);
+  if (rc != CRAM_STEP_OK) return rc;
   int e = 0;
   CU(c->d.MemcpyDtoH(&e, c->errw, 4), "running the step");
   if (e > 0 && (uint32_t)e <= g->nlaunch)

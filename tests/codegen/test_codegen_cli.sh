@@ -63,21 +63,22 @@ check "python3 $SRC/tests/codegen/check_export.py $T/full/checkpoint.safetensors
 "$CRAM" export "$T/tiny.so" "$T/nonexistent" --out "$T/x.safetensors" 2> "$T/x.err"; check "[ $? = 1 ] && [ \$(wc -l < $T/x.err) = 1 ]"
 
 # 3. an artifact built for another step ABI version is refused, clearly
-"$CRAMC" "$SRC/models/tiny.cram" $D --emit=step-c -o "$T/step.c"; check "[ $? = 0 ]"
+"$CRAMC" "$SRC/models/tiny.cram" $D --target interp --emit=step-c -o "$T/step.c"; check "[ $? = 0 ]"
 check "grep -q 'CRAM_INTERP_ABI_VERSION' $T/step.c"
-CC="$BUILD_CC -DCRAM_INTERP_ABI_VERSION=99" "$CRAMC" "$SRC/models/tiny.cram" $D -o "$T/abi99.so"; check "[ $? = 0 ]"
+CC="$BUILD_CC -DCRAM_INTERP_ABI_VERSION=99" "$CRAMC" "$SRC/models/tiny.cram" $D --target interp -o "$T/abi99.so"; check "[ $? = 0 ]"
 "$CRAM" info "$T/abi99.so" > /dev/null 2> "$T/abi.err"; check "[ $? = 1 ]"
 check "grep -q 'built for step ABI v99, this cram speaks v1: recompile with this cramc' $T/abi.err"
 check "[ \$(wc -l < $T/abi.err) = 1 ]"
 
 # 4. build errors: one line, exit 1, nothing left behind
 e() { "$@" 2> "$T/e.err" > /dev/null; echo $?; }
-check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --cc false -o $T/x.so) = 1 ] && grep -q \"C compiler 'false' failed\" $T/e.err && [ ! -e $T/x.so ]"
-check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --cc /nonexistent/cc -o $T/x.so) = 1 ] && grep -q 'cannot run' $T/e.err && [ \$(wc -l < $T/e.err) = 1 ]"
-check "[ \$(e $CRAMC $SRC/models/tiny.cram $D --libdir $T/nolib -o $T/x.so) = 1 ] && grep -q 'interp runtime library not found' $T/e.err"
-check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $D -o $T/x.so) = 1 ] && grep -q 'nolib' $T/e.err"
-check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $D --libdir $LIBDIR -o $T/x.so) = 0 ]"
-check "[ \$(e $CRAMC $SRC/models/tiny.cram $D -o $T/nodir/x.so) = 1 ] && grep -q 'nodir' $T/e.err && ! ls $T/nodir* 2>/dev/null"
+DI="$D --target interp" # (the default target, cuda, is built and tested by test_cuda*.sh)
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $DI --cc false -o $T/x.so) = 1 ] && grep -q \"C compiler 'false' failed\" $T/e.err && [ ! -e $T/x.so ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $DI --cc /nonexistent/cc -o $T/x.so) = 1 ] && grep -q 'cannot run' $T/e.err && [ \$(wc -l < $T/e.err) = 1 ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $DI --libdir $T/nolib -o $T/x.so) = 1 ] && grep -q 'interp runtime library not found' $T/e.err"
+check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $DI -o $T/x.so) = 1 ] && grep -q 'nolib' $T/e.err"
+check "[ \$(CRAMC_LIBDIR=$T/nolib e $CRAMC $SRC/models/tiny.cram $DI --libdir $LIBDIR -o $T/x.so) = 0 ]"
+check "[ \$(e $CRAMC $SRC/models/tiny.cram $DI -o $T/nodir/x.so) = 1 ] && grep -q 'nodir' $T/e.err && ! ls $T/nodir* 2>/dev/null"
 check "! ls $T/*.tmp.* 2>/dev/null"
 
 echo "$pass passed, $fail failed"

@@ -1,15 +1,20 @@
 #!/bin/bash
-# test_cuda_emu.sh CRAMC CMP_TEST SOURCE_DIR CC CXX - the whole cuda step run
-# WITHOUT a GPU: the artifact's generated CUDA C compiled for the host with
-# the SIMT emulator test_cuda_emu.h, a fake libcuda.so.1 / libcublasLt.so.13
-# (test_cuda_emu_driver.c) on LD_LIBRARY_PATH, and test_cuda_compare running
-# the real step.so (shim, launch tables, kernels, cuBLASLt descriptors)
-# against the interp artifact (the reference; the cpu one leaks 8 bytes in
-# libgomp at dlclose under ASan): 3 step+update, loss / grad norm / parameters
-# within 1e-4. Then a mutated kernel (layernorm's rstd) must be caught, and
-# a compute capability below the cubins' refused.
+# test_cuda_emu.sh CRAMC CMP_TEST SOURCE_DIR CC CXX [LIBDIR] - the whole cuda
+# step run WITHOUT a GPU: the artifact's generated CUDA C compiled for the
+# host with the SIMT emulator test_cuda_emu.h, a fake libcuda.so.1 /
+# libcublasLt.so.13 (test_cuda_emu_driver.c) on LD_LIBRARY_PATH, and
+# test_cuda_compare running the real step.so (shim, the LLVM-emitted host
+# code with its planner offsets, kernels, cuBLASLt descriptors) against the
+# interp artifact (the reference; the cpu one leaks 8 bytes in libgomp at
+# dlclose under ASan): 3 step+update, loss / grad norm / parameters within
+# 1e-4, the repeated runs as CUDA graphs (captured and replayed by the fake
+# driver; CRAM_CUDA_GRAPHS=0 turns them off). Then a mutated kernel
+# (layernorm's rstd) must be caught, a mutated
+# arena offset in the host code (`cramc --emit=llvm`, edited, compiled by
+# llc-14 and linked by hand like cramc does) too, and a compute capability
+# below the cubins' refused.
 # Prints "N passed, M failed".
-CRAMC=$1 CMP=$2 SRC=$3 CC=${4:-cc} CXX=${5:-c++}
+CRAMC=$1 CMP=$2 SRC=$3 CC=${4:-cc} CXX=${5:-c++} LIBDIR=${6:-$(dirname "$1")/../codegen}
 T=$(mktemp -d /tmp/test_cuda_emu.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
 export CRAMC_CACHE_DIR=$T/cache CRAMC_NVRTC_PTX=0
@@ -31,8 +36,13 @@ for m in tiny; do # (each model costs ~30 s of fiber switching: tiny only)
   "$CXX" -std=c++17 -O1 -w -shared -fPIC -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/$name.cu" \
     -o "$T/$name.kernels.so"; check "[ $? = 0 ]"
   echo "== $name: cuda (emulated) vs interp"
-  LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/$name.kernels.so "$CMP" "$T/$name.cuda.so" "$T/$name.ref.so" 3 1e-4 0
+  LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/$name.kernels.so "$CMP" "$T/$name.cuda.so" "$T/$name.ref.so" 3 1e-4 0 \
+    > "$T/$name.out" 2>&1
   check "[ $? = 0 ]"
+  cat "$T/$name.out"
+  # CUDA graphs: each graph run directly once, captured at its second run and
+  # replayed from then on (the fake driver reports it when the shim frees it)
+  check "grep -Eq 'CUDA graph of [1-9][0-9]* launches replayed 2 times' $T/$name.out"
 done
 # sensitivity: a wrong kernel (layernorm's rstd 1% off) is caught
 sed 's/rsqrtf(cr_warp_sum(q)/1.01f * rsqrtf(cr_warp_sum(q)/' "$T/tiny.cu" > "$T/bad.cu"
@@ -40,6 +50,31 @@ check "! cmp -s $T/tiny.cu $T/bad.cu"
 "$CXX" -std=c++17 -O1 -w -shared -fPIC -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/bad.cu" -o "$T/bad.so"
 LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/bad.so "$CMP" "$T/tiny.cuda.so" "$T/tiny.ref.so" 1 1e-4 0 > "$T/bad.out" 2>&1
 check "[ $? = 1 ] && grep -q FAIL $T/bad.out"
+# sensitivity: the host code is what binds the planner's offsets. Linked by
+# hand from step.c + the module as printed (control: must still pass), then
+# with one arena offset of the accumulate graph's bind moved by 256 bytes.
+# The control also runs with CRAM_CUDA_GRAPHS=0: 2 steps and no graph.
+LLC=$(command -v llc-14 || command -v llc)
+D="-D batch=2 -D seq=8 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
+"$CRAMC" "$SRC/models/tiny.cram" $D --emit=step-c -o "$T/host_step.c"; check "[ $? = 0 ]"
+"$CRAMC" "$SRC/models/tiny.cram" $D --emit=llvm -o "$T/host.ll"; check "[ $? = 0 ]"
+awk '/define hidden void @cram_cuda_acc_bind/ { inacc = 1 }
+     inacc && !done && match($0, /add i64 %arena, [0-9]+/) {
+       n = substr($0, RSTART + 16, RLENGTH - 16); sub(/add i64 %arena, [0-9]+/, "add i64 %arena, " (n + 256)); done = 1 }
+     { print }' "$T/host.ll" > "$T/bad_host.ll"
+check "! cmp -s $T/host.ll $T/bad_host.ll"
+SAN=""; nm "$LIBDIR/libcram_cuda_step.a" 2>/dev/null | grep -q __asan && SAN="-fsanitize=address,undefined"
+for v in host bad_host; do
+  "$LLC" -O0 -relocation-model=pic -filetype=obj "$T/$v.ll" -o "$T/$v.o" &&
+    env -u CFLAGS "$CC" $SAN -std=c17 -shared -fPIC -O1 -I "$LIBDIR/include" -o "$T/$v.so" "$T/host_step.c" "$T/$v.o"       "$LIBDIR/libcram_cuda_step.a" -ldl -lpthread -lm; check "[ $? = 0 ]"
+done
+LD_LIBRARY_PATH=$T CRAM_CUDA_GRAPHS=0 CRAM_CUDA_EMU_KERNELS=$T/tiny.kernels.so "$CMP" "$T/host.so" "$T/tiny.ref.so" 2 1e-4 0 \
+  > "$T/host.out" 2>&1
+check "[ $? = 0 ]" || cat "$T/host.out"
+check "! grep -q 'CUDA graph' $T/host.out"
+LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/tiny.kernels.so "$CMP" "$T/bad_host.so" "$T/tiny.ref.so" 1 1e-4 0 > "$T/bad_host.out" 2>&1
+check "[ $? = 1 ] && grep -q FAIL $T/bad_host.out"
+echo "mutated offset: $(diff "$T/host.ll" "$T/bad_host.ll" | grep '^>' | sed 's/^> *//'): $(grep -c FAIL "$T/bad_host.out") mismatches"
 # a GPU older than the cubins is refused
 LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_SM=75 CRAM_CUDA_EMU_KERNELS=$T/tiny.kernels.so "$CMP" "$T/tiny.cuda.so" "$T/tiny.ref.so" 1 1e-4 0 > "$T/old.out" 2>&1
 check "[ $? = 77 ] && grep -q 'compute capability 7.5, older than' $T/old.out"

@@ -6,8 +6,15 @@
  * cuLaunchKernel runs it through that library's emu_launch(), and
  * cublasLtMatmul is a reference column-major GEMM with the BIAS / RELU
  * epilogues. It lets the whole cuda step (shim, launch tables, kernels,
- * cuBLASLt descriptors) run on a machine without a GPU. A test double: the
- * loaded kernel library is kept in a static. */
+ * cuBLASLt descriptors) run on a machine without a GPU. Streams and CUDA
+ * graphs: launches must name a created stream (the legacy NULL stream is
+ * refused); while a stream captures, kernel launches and matmuls are
+ * recorded (their arguments copied) instead of run, a graph replays them,
+ * and destroying an instantiated graph prints "fake libcuda: CUDA graph of
+ * N launches replayed K times" to stderr, which the test looks for. A test
+ * double: the loaded kernel library and the open capture are statics. The
+ * file is loaded twice (as libcuda.so.1 and as libcublasLt.so.13): the
+ * cuBLASLt copy records into the libcuda copy's capture via emu_record. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -21,6 +28,85 @@
 #define EXPORT __attribute__((visibility("default")))
 
 static void *emu_mod;
+
+/* ---- capture and replay ----------------------------------------------------------- */
+
+typedef struct Op {
+  void (*fn)(const void *blob);
+  _Alignas(16) unsigned char blob[160];
+} Op;
+typedef struct FakeGraph {
+  Op *ops;
+  size_t n, cap;
+  unsigned long replays;
+} FakeGraph;
+static FakeGraph *capturing; /* the open capture of the (one) stream, or NULL */
+#define FAKE_STREAM ((CUstream)(uintptr_t)0x5717ea4u)
+
+/* Appends fn(blob) to the open capture; 0 when none is open (run it now). */
+EXPORT int emu_record(void (*fn)(const void *), const void *blob, size_t n) {
+  if (!capturing || n > sizeof capturing->ops[0].blob) return 0;
+  if (capturing->n == capturing->cap) {
+    size_t cap = capturing->cap ? 2 * capturing->cap : 64;
+    Op *o = realloc(capturing->ops, cap * sizeof *o);
+    if (!o) return 0;
+    capturing->ops = o, capturing->cap = cap;
+  }
+  Op *op = &capturing->ops[capturing->n++];
+  op->fn = fn;
+  memcpy(op->blob, blob, n);
+  return 1;
+}
+/* Through the libcuda copy, whichever copy calls it. */
+static int record(void (*fn)(const void *), const void *blob, size_t n) {
+  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  int (*rec)(void (*)(const void *), const void *, size_t) =
+    h ? (int (*)(void (*)(const void *), const void *, size_t))dlsym(h, "emu_record") : NULL;
+  int r = rec ? rec(fn, blob, n) : 0;
+  if (h) dlclose(h);
+  return r;
+}
+
+EXPORT CUresult cuStreamCreate(CUstream *s, unsigned flags) { return (void)flags, *s = FAKE_STREAM, CUDA_SUCCESS; }
+EXPORT CUresult cuStreamDestroy(CUstream s) { return s == FAKE_STREAM ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+EXPORT CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode) {
+  (void)mode;
+  if (s != FAKE_STREAM || capturing) return CUDA_ERROR_ILLEGAL_STATE;
+  return (capturing = calloc(1, sizeof *capturing)) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+EXPORT CUresult cuStreamEndCapture(CUstream s, CUgraph *g) {
+  if (s != FAKE_STREAM || !capturing) return CUDA_ERROR_ILLEGAL_STATE;
+  *g = (CUgraph)capturing, capturing = NULL;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuGraphInstantiate(CUgraphExec *e, CUgraph g, unsigned long long flags) {
+  (void)flags;
+  const FakeGraph *G = (const FakeGraph *)g;
+  FakeGraph *x = calloc(1, sizeof *x);
+  if (!x || !(x->ops = malloc((G->n ? G->n : 1) * sizeof *x->ops))) return free(x), CUDA_ERROR_OUT_OF_MEMORY;
+  memcpy(x->ops, G->ops, G->n * sizeof *x->ops);
+  x->n = G->n;
+  *e = (CUgraphExec)x;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuGraphLaunch(CUgraphExec e, CUstream s) {
+  FakeGraph *x = (FakeGraph *)e;
+  if (s != FAKE_STREAM) return CUDA_ERROR_INVALID_HANDLE;
+  for (size_t i = 0; i < x->n; i++) x->ops[i].fn(x->ops[i].blob);
+  x->replays++;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuGraphDestroy(CUgraph g) {
+  FakeGraph *G = (FakeGraph *)g;
+  if (G) free(G->ops), free(G);
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuGraphExecDestroy(CUgraphExec e) {
+  FakeGraph *x = (FakeGraph *)e;
+  fprintf(stderr, "fake libcuda: CUDA graph of %zu launches replayed %lu times\n", x->n, x->replays);
+  free(x->ops), free(x);
+  return CUDA_SUCCESS;
+}
 
 EXPORT CUresult cuInit(unsigned f) { return (void)f, CUDA_SUCCESS; }
 EXPORT CUresult cuDeviceGetCount(int *n) { return *n = 1, CUDA_SUCCESS; }
@@ -67,13 +153,32 @@ EXPORT CUresult cuMemcpyDtoD(CUdeviceptr d, CUdeviceptr s, size_t n) {
   return memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n), CUDA_SUCCESS;
 }
 EXPORT CUresult cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n) { return memset((void *)(uintptr_t)d, v, n), CUDA_SUCCESS; }
+/* A kernel of the artifact: (void *const *P, char *T, u64 seed, int training, int *E, int code). */
+typedef struct KLaunch {
+  void *f;
+  unsigned gx, bx;
+  void *P, *T;
+  unsigned long long seed;
+  int training;
+  void *E;
+  int code;
+} KLaunch;
+static void run_kernel(const void *blob) {
+  KLaunch k;
+  memcpy(&k, blob, sizeof k);
+  void (*launch)(void *, unsigned, unsigned, void **) = (void (*)(void *, unsigned, unsigned, void **))dlsym(emu_mod, "emu_launch");
+  void *params[] = {&k.P, &k.T, &k.seed, &k.training, &k.E, &k.code};
+  if (launch) launch(k.f, k.gx, k.bx, params);
+}
 EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                                unsigned smem, CUstream s, void **params, void **extra) {
-  (void)smem, (void)s, (void)extra;
+  (void)smem, (void)extra;
+  if (s != FAKE_STREAM) return CUDA_ERROR_INVALID_HANDLE; /* launches go on the step's stream */
   if (gy != 1 || gz != 1 || by != 1 || bz != 1 || bx > 1024 || bx % 32) return CUDA_ERROR_INVALID_VALUE;
-  void (*launch)(void *, unsigned, unsigned, void **) = (void (*)(void *, unsigned, unsigned, void **))dlsym(emu_mod, "emu_launch");
-  if (!launch) return CUDA_ERROR_NOT_FOUND;
-  launch((void *)f, gx, bx, params);
+  if (!dlsym(emu_mod, "emu_launch")) return CUDA_ERROR_NOT_FOUND;
+  KLaunch k = {(void *)f, gx, bx, *(void **)params[0], *(void **)params[1], *(unsigned long long *)params[2],
+               *(int *)params[3], *(void **)params[4], *(int *)params[5]};
+  if (!record(run_kernel, &k, sizeof k)) run_kernel(&k);
   return CUDA_SUCCESS;
 }
 EXPORT CUresult cuGetErrorString(CUresult r, const char **s) { return *s = r ? "fake libcuda error" : "no error", CUDA_SUCCESS; }
@@ -139,28 +244,45 @@ EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasL
 static float at(const float *x, const Lay *L, int trans, uint64_t i, uint64_t j) {
   return trans ? x[j + i * (uint64_t)L->ld] : x[i + j * (uint64_t)L->ld];
 }
-EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
-                                     cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
-                                     const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
-                                     const cublasLtMatmulAlgo_t *algo, void *ws, size_t wss, cudaStream_t s) {
-  (void)h, (void)algo, (void)ws, (void)wss, (void)s, (void)ld;
-  const Desc *d = (const Desc *)desc;
-  const Lay *a = (const Lay *)la, *b = (const Lay *)lb, *c = (const Lay *)lc;
-  uint64_t m = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
-  if ((d->tb ? b->cols : b->rows) != k || c->rows != m || c->cols != n || C != D) return CUBLAS_STATUS_INVALID_VALUE;
-  float al = *(const float *)alpha, be = *(const float *)beta;
+typedef struct MM {
+  const Desc *d;
+  const Lay *a, *b, *c;
+  float al, be;
+  const float *A, *B;
+  float *D;
+} MM;
+static void run_matmul(const void *blob) {
+  MM m;
+  memcpy(&m, blob, sizeof m);
+  const Desc *d = m.d;
+  const Lay *a = m.a, *b = m.b, *c = m.c;
+  uint64_t M = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
   for (int32_t p = 0; p < c->batch; p++) {
-    const float *Ap = (const float *)A + p * a->stride, *Bp = (const float *)B + p * b->stride;
-    float *Dp = (float *)D + p * c->stride;
+    const float *Ap = m.A + p * a->stride, *Bp = m.B + p * b->stride;
+    float *Dp = m.D + p * c->stride;
     for (uint64_t j = 0; j < n; j++)
-      for (uint64_t i = 0; i < m; i++) {
+      for (uint64_t i = 0; i < M; i++) {
         double acc = 0;
         for (uint64_t q = 0; q < k; q++) acc += (double)at(Ap, a, d->ta, i, q) * at(Bp, b, d->tb, q, j);
-        float v = (float)(al * acc + (be != 0 ? be * Dp[i + j * (uint64_t)c->ld] : 0.0));
+        float v = (float)(m.al * acc + (m.be != 0 ? m.be * Dp[i + j * (uint64_t)c->ld] : 0.0));
         if (d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v += d->bias[i];
         if (d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0 ? v : 0;
         Dp[i + j * (uint64_t)c->ld] = v;
       }
   }
+}
+EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
+                                     cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
+                                     const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
+                                     const cublasLtMatmulAlgo_t *algo, void *ws, size_t wss, cudaStream_t s) {
+  (void)h, (void)algo, (void)ws, (void)wss, (void)ld;
+  if (!s) return CUBLAS_STATUS_INVALID_VALUE; /* the step's stream, not the legacy one */
+  const Desc *d = (const Desc *)desc;
+  const Lay *a = (const Lay *)la, *b = (const Lay *)lb, *c = (const Lay *)lc;
+  uint64_t m = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
+  if ((d->tb ? b->cols : b->rows) != k || c->rows != m || c->cols != n || C != D) return CUBLAS_STATUS_INVALID_VALUE;
+  /* alpha and beta are host pointers: their values are what a capture keeps */
+  MM mm = {d, a, b, c, *(const float *)alpha, *(const float *)beta, (const float *)A, (const float *)B, (float *)D};
+  if (!record(run_matmul, &mm, sizeof mm)) run_matmul(&mm);
   return CUBLAS_STATUS_SUCCESS;
 }
