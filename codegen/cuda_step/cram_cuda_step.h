@@ -20,6 +20,7 @@ enum { CRAM_CUDA_O_LOSS, CRAM_CUDA_O_GRAD_NORM, CRAM_CUDA_O_GRAD, CRAM_CUDA_O_PA
        CRAM_CUDA_O_OTHER };
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
 enum { CRAM_CUDA_EPI_NONE, CRAM_CUDA_EPI_BIAS, CRAM_CUDA_EPI_RELU, CRAM_CUDA_EPI_RELU_BIAS };
+enum { CRAM_CUDA_DT_F32, CRAM_CUDA_DT_BF16 }; /* GEMM operand types (cuBLASLt CUDA_R_32F / CUDA_R_16BF) */
 
 #define CRAM_CUDA_ARENA 0xFFFFFFFFu   /* buffer in the arena at off */
 #define CRAM_CUDA_SCRATCH 0xFFFFFFFEu /* in the graph's scratch at off */
@@ -30,13 +31,16 @@ typedef struct cram_cuda_buf {
   uint32_t slot; /* a slot index, or one of the above (slot buffers: off is within the slot) */
 } cram_cuda_buf;
 
-/* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt. */
+/* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt,
+ * f32 accumulate and scale; dta/dtb/dtc: CRAM_CUDA_DT_* of A, B and C (= D;
+ * the bias has C's type), 0 = f32 where a table leaves them out. */
 typedef struct cram_cuda_gemm {
   int ta, tb;
   int64_t M, N, K, batch, lda, ldb, ldc, sa, sb, sc;
   cram_cuda_buf a, b, c, bias;
   int epi;
   float beta;
+  int dta, dtb, dtc;
 } cram_cuda_gemm;
 
 /* A row-major GEMM as the column-major call cuBLASLt makes:
