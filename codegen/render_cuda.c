@@ -1040,7 +1040,8 @@ static bool overlap(const Graph *g, KBuf a, ValueId av, KBuf b, ValueId bv) {
  * launch element e of every node is handled by one thread, so j may read an
  * earlier node's output only at e (same shape), and j's output may overlap a
  * buffer an earlier node reads (the planner's reuse of a dead value) only as
- * that node's own element e (same start, read same-shape). */
+ * that node's own element e (same start, read same-shape, same dtype: an f32
+ * output over a dead bf16 value covers two of its elements per thread). */
 static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
   const KNode *k = &p->nodes[j];
   const Graph *g = p->g;
@@ -1053,12 +1054,14 @@ static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
       ValueId iv = kq->n->in[i];
       if (!overlap(g, k->out, k->id, kq->in[i], iv)) continue;
       bool same_elem = k->out.slot == kq->in[i].slot && k->out.offset == kq->in[i].offset &&
-                       ir_shape_eq(&g->nodes[iv].shape, &kq->n->shape) && ir_shape_eq(&k->n->shape, &kq->n->shape);
+                       ir_shape_eq(&g->nodes[iv].shape, &kq->n->shape) && ir_shape_eq(&k->n->shape, &kq->n->shape) &&
+                       g->nodes[iv].dtype == k->n->dtype; /* element e at the same bytes: an f32 over a bf16 is not */
       if (!same_elem) return false;
     }
     /* and j's output must not overwrite an earlier group output that j does not produce itself at e */
     if (overlap(g, k->out, k->id, kq->out, kq->id) &&
-        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape)))
+        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape) &&
+          k->n->dtype == kq->n->dtype))
       return false;
   }
   return true;
