@@ -871,15 +871,19 @@ static void r_concat(RCu *c) {
   }
   end(c);
 }
-static void r_sum_to(RCu *c) {
-  const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;
-  int64_t nx = numel(xs), no = numel(os);
-  /* the common case: os is a suffix of xs (bias gradients): thread per output, coalesced */
+/* sum_to's common case: os (after leading 1s) is a suffix of xs (bias
+ * gradients): a thread per output, no atomics */
+static bool sum_to_rows(const Shape *xs, const Shape *os) {
   int lead = 0;
   while (lead < os->rank && os->dim[lead] == 1) lead++;
   bool suffix = os->rank - lead <= xs->rank;
   for (int d = 0; suffix && d < os->rank - lead; d++) suffix = os->dim[os->rank - 1 - d] == xs->dim[xs->rank - 1 - d];
-  if (suffix && no > 0 && nx % no == 0) {
+  return suffix && numel(os) > 0 && numel(xs) % numel(os) == 0;
+}
+static void r_sum_to(RCu *c) {
+  const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;
+  int64_t nx = numel(xs), no = numel(os);
+  if (sum_to_rows(xs, os)) {
     begin(c, grid_for(no, 1), CR_BLOCK);
     decl_bufs(c, "");
     fprintf(c->cu,
@@ -1077,14 +1081,8 @@ static const char *bf16_unsupported(const Graph *g, const KNode *k) {
   for (int i = 0; i < n->nin; i++) any |= is_bf16(g, n->in[i]);
   if (!any) return NULL;
   if (n->op == OP_EMBEDDING_GRAD && is_bf16(g, k->id)) return "a bf16 scatter-add (atomicAdd) output";
-  if (n->op == OP_SUM_TO && is_bf16(g, k->id)) {
-    const Shape *xs = &g->nodes[n->in[0]].shape, *os = &n->shape;
-    int lead = 0;
-    while (lead < os->rank && os->dim[lead] == 1) lead++;
-    bool suffix = os->rank - lead <= xs->rank;
-    for (int d = 0; suffix && d < os->rank - lead; d++) suffix = os->dim[os->rank - 1 - d] == xs->dim[xs->rank - 1 - d];
-    if (!suffix) return "a bf16 scatter-add (atomicAdd) output";
-  }
+  if (n->op == OP_SUM_TO && is_bf16(g, k->id) && !sum_to_rows(&g->nodes[n->in[0]].shape, &n->shape))
+    return "a bf16 scatter-add (atomicAdd) output";
   if (n->op == OP_XENT_LINEAR || n->op == OP_XENT_LINEAR_GRAD) return "bf16 operands of the fused decoder + cross-entropy";
   if (k->gemm) {
     const KGemm *m = &k->g;

@@ -12,7 +12,7 @@
 
 #include "cram_step.h"
 
-#define CRAM_CUDA_SHIM_VERSION 1u
+#define CRAM_CUDA_SHIM_VERSION 2u /* 2: cram_cuda_gemm carries operand dtypes */
 
 enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
        CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };
