@@ -468,16 +468,21 @@ static void r_masked_rows_grad(RCu *c) {
 /* GEMM nodes: cuBLASLt (with the bias / relu epilogue where it is exact),
  * then our epilogue kernel where one is needed. */
 static int gemm_dt(const Graph *g, ValueId v) { return is_bf16(g, v) ? 1 : 0; }
+/* Our kernel (not cuBLASLt) applies the activation: gelu, sigmoid. */
+static bool gemm_own_epi(const KGemm *g) { return g->epi == KEPI_ACT && act_code(g->act) != 0 && act_code(g->act) != 2; }
+/* The GEMM result goes to f32 scratch for a GLU (grad) kernel, and when our
+ * kernel finishes it into a bf16 output: one rounding, after the epilogue, as
+ * the interpreter's fused op. */
+static bool gemm_to_scratch(const Graph *gr, const KNode *k) {
+  const KGemm *g = &k->g;
+  return g->epi == KEPI_GLU || g->epi == KEPI_GLU_GRAD || (is_bf16(gr, k->id) && (gemm_own_epi(g) || g->epi == KEPI_ACT_GRAD));
+}
 static void r_gemm(RCu *c) {
   const KGemm *g = &c->k->g;
   const KNode *k = c->k;
   int64_t rows = g->batch * g->M;
   int act = g->act ? act_code(g->act) : 0;
-  bool own_epi = g->epi == KEPI_ACT && act != 0 && act != 2;
-  /* the GEMM result goes to f32 scratch when our kernel finishes it into a bf16
-   * output: one rounding, after the epilogue, as the interpreter's fused op */
-  bool scratch = g->epi == KEPI_GLU || g->epi == KEPI_GLU_GRAD ||
-                 (is_bf16(G(c), k->id) && (own_epi || g->epi == KEPI_ACT_GRAD));
+  bool own_epi = gemm_own_epi(g), scratch = gemm_to_scratch(G(c), k);
   HGemm h = {g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->stride_a, g->stride_b, g->stride_c,
              norm(k->in[g->a_in]), norm(k->in[g->b_in]), scratch ? scratch_buf(0) : norm(k->out), {0, KBUF_NO_SLOT}, false, 0, 0.0f,
              gemm_dt(G(c), k->n->in[g->a_in]), gemm_dt(G(c), k->n->in[g->b_in]), scratch ? 0 : gemm_dt(G(c), k->id)};
@@ -1087,8 +1092,9 @@ static const char *bf16_unsupported(const Graph *g, const KNode *k) {
   if (k->gemm) {
     const KGemm *m = &k->g;
     if (is_bf16(g, n->in[m->a_in]) != is_bf16(g, n->in[m->b_in])) return "GEMM operands of different dtypes";
-    if (m->epi == KEPI_ACT && m->bias && is_bf16(g, n->in[2]) != is_bf16(g, k->id))
-      return "a GEMM bias whose dtype differs from the output's (cuBLASLt takes the output's)";
+    bool c_bf16 = !gemm_to_scratch(g, k) && is_bf16(g, k->id); /* the type cuBLASLt writes */
+    if (m->epi == KEPI_ACT && m->bias && is_bf16(g, n->in[2]) != c_bf16)
+      return "a GEMM bias whose dtype differs from the GEMM result's (cuBLASLt takes the result's)";
   }
   return NULL;
 }
