@@ -24,7 +24,7 @@ bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t 
 /* What differs between targets in the metadata. */
 typedef struct CgMeta {
   const char *target;        /* "interp" | "cpu" */
-  const char *precision;     /* "f32" | "f64" */
+  const char *precision;     /* "bf16" | "f32" | "f64" */
   const char *abi_macro;     /* the C expression written as .abi_version */
   uint64_t arena_bytes;
   int64_t kernel_count;

@@ -23,6 +23,7 @@ typedef struct CgOptions {
   const FeDefine *defs;        /* -D overrides, for the dims table */
   int ndefs;
   bool f64;                    /* --precision f64: interpreter f64 mode */
+  bool bf16;                   /* --precision bf16: fwd went through pass_autocast_bf16 (metadata says "bf16") */
   const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
   const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
   int opt_level;               /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */

@@ -102,13 +102,10 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
   for (ValueId v = 0; v < g->n; v++) {
     const Node *n = &g->nodes[v];
     p->slot_of[v] = KBUF_NO_SLOT;
-    if (n->dtype != DT_F32 && n->dtype != DT_I32)
-      return kfail(err, errlen, "%%%u (%s): dtype %s is not supported by this target", v, ir_ops[n->op].name,
-                   ir_dtype_name(n->dtype));
     if (plan->kind[v] != MP_PERSISTENT) continue;
     KSlot *s = &p->slots[p->nslots];
     s->node = v;
-    s->bytes = ir_shape_numel(&n->shape) * 4;
+    s->bytes = ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype);
     if (ir_ops[n->op].cls == OC_SOURCE) {
       if (!source_slot(n, nm, &s->kind, &s->index))
         return kfail(err, errlen, "%%%u: %s '%s' is neither a parameter, a batch input nor a train-step input", v,

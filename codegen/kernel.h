@@ -110,9 +110,10 @@ typedef struct KNames {
   uint32_t ninputs;
 } KNames;
 
-/* Builds the description of g (planned with materialize_all, 4-byte
- * elements) in arena a. NULL with a message for a graph it cannot describe
- * (an unknown persistent input, a bf16 value). */
+/* Builds the description of g (planned with materialize_all; buffers sized
+ * by dtype: bf16 2 bytes) in arena a. NULL with a message for a graph it
+ * cannot describe (an unknown persistent input). Whether a renderer handles
+ * bf16 values is the renderer's business (render_c: f32 only). */
 KProgram *kernel_build(const Graph *g, const KNames *names, Arena *a, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ typedef struct Job {
   const Nvrtc *r;
   const char *src, *name;
   const char *const *extra;
+  const char *inc;   /* "-I<CUDA include dir>" (cuda_bf16.h), or NULL */
   CgCubin *out;
   char err[1024];
   bool ok;
@@ -109,6 +111,7 @@ static void *compile_one(void *arg) {
   snprintf(arch, sizeof arch, "--gpu-architecture=%s_%d", j->out->ptx ? "compute" : "sm", j->out->sm);
   const char *opts[32] = {arch, "--std=c++17", "-default-device", "-lineinfo"};
   int no = 4;
+  if (j->inc) opts[no++] = j->inc;
   for (int i = 0; j->extra && j->extra[i] && no < 31; i++) opts[no++] = j->extra[i];
   nvrtcProgram prog = NULL;
   struct timespec t0, t1;
@@ -158,13 +161,45 @@ static void mkdirs(const char *path) {
   mkdir(tmp, 0777);
 }
 
+/* The toolkit's include directory, which the prelude's #include <cuda_bf16.h>
+ * needs (NVRTC searches no directory by itself): $CRAMC_CUDA_INCLUDE, else the
+ * include/ next to the loaded libnvrtc (lib64/.. or targets/<arch>/lib/..),
+ * else $CUDA_HOME/include, /usr/local/cuda/include. "" when none has it. */
+static void cuda_include(const Nvrtc *r, char *opt, size_t n) {
+  char cand[4][600] = {{0}};
+  const char *env = getenv("CRAMC_CUDA_INCLUDE");
+  if (env && *env) snprintf(cand[0], sizeof cand[0], "%s", env);
+  Dl_info info;
+  if (dladdr(*(void **)&r->Version, &info) && info.dli_fname) {
+    char real[PATH_MAX];
+    const char *lib = realpath(info.dli_fname, real) ? real : info.dli_fname;
+    const char *slash = strrchr(lib, '/');
+    if (slash) snprintf(cand[1], sizeof cand[1], "%.*s/../include", (int)(slash - lib), lib);
+  }
+  env = getenv("CUDA_HOME");
+  if (env && *env) snprintf(cand[2], sizeof cand[2], "%s/include", env);
+  snprintf(cand[3], sizeof cand[3], "/usr/local/cuda/include");
+  opt[0] = '\0';
+  for (int i = 0; i < 4; i++) {
+    char hdr[700];
+    snprintf(hdr, sizeof hdr, "%.599s/cuda_bf16.h", cand[i]);
+    if (cand[i][0] && access(hdr, R_OK) == 0) {
+      snprintf(opt, n, "-I%.599s", cand[i]);
+      return;
+    }
+  }
+}
+
 bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extra_opts, CgCubin *out, int n, char *err,
                       size_t errlen) {
   Nvrtc r;
   if (!nvrtc_load(&r, err, errlen)) return false; /* (a half-loaded libnvrtc stays: see the end) */
   int maj = 0, min = 0;
   r.Version(&maj, &min);
+  char inc[640];
+  cuda_include(&r, inc, sizeof inc);
   uint64_t h = fnv(0xcbf29ce484222325ull, src, strlen(src));
+  h = fnv(h, inc, strlen(inc) + 1);
   h = fnv(h, &maj, sizeof maj), h = fnv(h, &min, sizeof min);
   for (int i = 0; extra_opts && extra_opts[i]; i++) h = fnv(h, extra_opts[i], strlen(extra_opts[i]) + 1);
   char dir[900], path[n > 0 ? n : 1][1100];
@@ -176,7 +211,7 @@ bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extr
   if (!ok) snprintf(err, errlen, "out of memory");
   for (int i = 0; ok && i < n; i++) {
     out[i].data = NULL, out[i].len = 0, out[i].seconds = 0, out[i].cached = false;
-    jobs[i] = (Job){&r, src, name, extra_opts, &out[i], "", false};
+    jobs[i] = (Job){&r, src, name, extra_opts, inc[0] ? inc : NULL, &out[i], "", false};
     if (cache) {
       snprintf(path[i], sizeof path[i], "%s/nvrtc/%016" PRIx64 "-%s%d.bin", dir, h, out[i].ptx ? "ptx" : "sm", out[i].sm);
       FILE *f = fopen(path[i], "rb");
@@ -200,7 +235,7 @@ bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extr
     pthread_attr_destroy(&at);
     if (!started[i]) compile_one(&jobs[i]);
   }
-  for (int i = 0; ok && i < n; i++) {
+  for (int i = 0; jobs && th && started && i < n; i++) { /* every thread, even after a failure: jobs[] is freed below */
     if (started[i]) pthread_join(th[i], NULL);
     if (!jobs[i].ok && ok) {
       snprintf(err, errlen, "%s", jobs[i].err);

@@ -30,7 +30,9 @@
  * int training, int *E): arena, device slot table, scratch, dropout seed,
  * mode, and the error word a kernel sets (atomicCAS, first error wins) to its
  * launch number for a bad token id / target / step. Compute is f32 (reductions
- * of losses and norms in double); bf16 with f32 master weights is next. */
+ * of losses and norms in double); bf16 values (--precision bf16, the graphs of
+ * autocast_bf16) are stored as __nv_bfloat16 behind cr_bf16p: loads widen to
+ * float, stores round to nearest even, GEMMs take CUDA_R_16BF operands. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +70,12 @@ static const Graph *G(const RCu *c) { return c->p->g; }
 static const Shape *in_shape(const RCu *c, int i) { return &G(c)->nodes[c->k->n->in[i]].shape; }
 static int64_t numel(const Shape *s) { return ir_shape_numel(s); }
 static int64_t lastd(const Shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
-static const char *ctype(const Graph *g, ValueId v) { return g->nodes[v].dtype == DT_I32 ? "int" : "float"; }
+/* A buffer as the kernels see it: float / int pointers, or cr_bf16p (prelude) for
+ * bf16 storage, which reads as float and stores float rounded to nearest even. */
+static bool is_bf16(const Graph *g, ValueId v) { return g->nodes[v].dtype == DT_BF16; }
+static const char *ptype(const Graph *g, ValueId v) {
+  return g->nodes[v].dtype == DT_I32 ? "int *" : is_bf16(g, v) ? "cr_bf16p " : "float *";
+}
 static int act_code(const char *a) { return !strcmp(a, "gelu") ? 1 : !strcmp(a, "relu") ? 2 : !strcmp(a, "sigmoid") ? 3 : 0; }
 static uint32_t grid_for(int64_t n, int64_t per_thread) {
   int64_t g = (n / (per_thread > 0 ? per_thread : 1) + CR_BLOCK - 1) / CR_BLOCK;
@@ -86,7 +93,7 @@ static void need_scratch(RCu *c, uint64_t bytes) {
 
 /* A kernel reads its buffers from P[], the launch's pointer table (built by
  * the shim at create()), so kernels of identical layers are identical text. */
-static void put_buf(RCu *c, const char *type, KBuf b) {
+static void put_buf(RCu *c, const char *ptyp, KBuf b) {
   uint32_t i = c->local ? c->nbuf : 0;
   while (i < c->nbuf && !(c->bufs[i].slot == b.slot && c->bufs[i].offset == b.offset)) i++;
   if (i == c->nbuf) {
@@ -101,16 +108,17 @@ static void put_buf(RCu *c, const char *type, KBuf b) {
     }
     c->bufs[c->nbuf++] = b;
   }
-  fprintf(c->cu, "((%s *)P[%u])", type, c->local ? i - c->lbase : i);
+  if (!strcmp(ptyp, "cr_bf16p ")) fprintf(c->cu, "cr_bf16p(P[%u])", c->local ? i - c->lbase : i);
+  else fprintf(c->cu, "((%s)P[%u])", ptyp, c->local ? i - c->lbase : i);
 }
 static void decl_bufs(RCu *c, const char *sfx) {
   const KNode *k = c->k;
-  fprintf(c->cu, "  %s *o%s = ", ctype(G(c), k->id), sfx);
-  put_buf(c, ctype(G(c), k->id), k->out);
+  fprintf(c->cu, "  %so%s = ", ptype(G(c), k->id), sfx);
+  put_buf(c, ptype(G(c), k->id), k->out);
   fputs(";\n", c->cu);
   for (int i = 0; i < k->n->nin; i++) {
-    fprintf(c->cu, "  const %s *x%d%s = ", ctype(G(c), k->n->in[i]), i, sfx);
-    put_buf(c, ctype(G(c), k->n->in[i]), k->in[i]);
+    fprintf(c->cu, "  const %sx%d%s = ", ptype(G(c), k->n->in[i]), i, sfx);
+    put_buf(c, ptype(G(c), k->n->in[i]), k->in[i]);
     fputs(";\n", c->cu);
   }
   fprintf(c->cu, "  (void)o%s;\n", sfx);
@@ -203,17 +211,19 @@ typedef struct HGemm {
   bool has_bias;
   int epi;
   float beta;
+  int dta, dtb, dtc; /* CRAM_CUDA_DT_* of A, B, C */
 } HGemm;
 static KBuf scratch_buf(int64_t off) { return (KBuf){off, RC_SCRATCH}; }
 
 static void gemm_entry(RCu *c, const HGemm *g) {
   static const char *epi[] = {"CRAM_CUDA_EPI_NONE", "CRAM_CUDA_EPI_BIAS", "CRAM_CUDA_EPI_RELU", "CRAM_CUDA_EPI_RELU_BIAS"};
+  static const char *dt[] = {"CRAM_CUDA_DT_F32", "CRAM_CUDA_DT_BF16"};
   uint32_t first = c->h->ntab;
   fprintf(c->hl,
           "  {CRAM_CUDA_L_GEMM, NULL, \"%s\", %u, {%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %s, (float)%.9g}},\n",
+          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %s, (float)%.9g, %s, %s, %s}},\n",
           c->node, first, g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->sa, g->sb, g->sc, epi[g->epi],
-          g->beta);
+          g->beta, dt[g->dta], dt[g->dtb], dt[g->dtc]);
   add_ref(c, ref_of(g->a)), add_ref(c, ref_of(g->b)), add_ref(c, ref_of(g->o));
   add_ref(c, g->has_bias ? ref_of(g->bias) : (RenderCudaRef){RC_NONE, 0});
   add_launch(c, (RenderCudaLaunch){true, 0, 0, first, 4});
@@ -228,6 +238,7 @@ static void ex_gelu(FILE *o, const Node *n) { (void)n, fputs("cr_gelu(a)", o); }
 static void ex_relu(FILE *o, const Node *n) { (void)n, fputs("a > 0.f ? a : 0.f", o); }
 static void ex_tanh(FILE *o, const Node *n) { (void)n, fputs("tanhf(a)", o); }
 static void ex_sqrt(FILE *o, const Node *n) { (void)n, fputs("sqrtf(a)", o); }
+static void ex_cast(FILE *o, const Node *n) { (void)n, fputs("a", o); } /* the load widens, the store rounds */
 static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cr_gelu_d(a)", o); }
 static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0.f ? b : 0.f", o); }
 static void ex_tanh_grad(FILE *o, const Node *n) { (void)n, fputs("b * (1.f - a * a)", o); }
@@ -246,18 +257,22 @@ static void ex_adamw_param(FILE *o, const Node *n) {
 typedef void (*ExprFn)(FILE *out, const Node *n);
 static const ExprFn code_for_op[OP_COUNT] = {
   [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
-  [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_GELU_GRAD] = ex_gelu_grad, [OP_RELU_GRAD] = ex_relu_grad,
+  [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_CAST] = ex_cast, [OP_GELU_GRAD] = ex_gelu_grad, [OP_RELU_GRAD] = ex_relu_grad,
   [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v, [OP_ADAMW_PARAM] = ex_adamw_param,
 };
-static bool is_elementwise(const Node *n) { return n->op < OP_COUNT && code_for_op[n->op] != NULL && n->dtype == DT_F32; }
+static bool is_elementwise(const Node *n) {
+  return n->op < OP_COUNT && code_for_op[n->op] != NULL && (n->dtype == DT_F32 || n->dtype == DT_BF16);
+}
 static int nload_of(const Node *n) { return n->op == OP_ADAMW_PARAM ? 3 : n->nin; }
 
 static bool aligned16(KBuf b) { return b.slot != KBUF_NO_SLOT || b.offset % 16 == 0; }
-/* float4 path: size % 4, every operand same-shape (aligned) or a scalar */
+/* float4 path: all f32 (bf16 operands take the scalar path), size % 4, every
+ * operand same-shape (aligned) or a scalar */
 static bool vec4_ok(const Graph *g, const KNode *k) {
   const Node *n = k->n;
-  if (numel(&n->shape) % 4 || !aligned16(k->out)) return false;
+  if (numel(&n->shape) % 4 || !aligned16(k->out) || n->dtype != DT_F32) return false;
   for (int i = 0; i < nload_of(n); i++) {
+    if (g->nodes[n->in[i]].dtype != DT_F32) return false;
     const Shape *is = &g->nodes[n->in[i]].shape;
     if (numel(is) == 1) continue;
     if (!ir_shape_eq(is, &n->shape) || !aligned16(k->in[i])) return false;
@@ -463,27 +478,37 @@ static void r_masked_rows_grad(RCu *c) {
 
 /* GEMM nodes: cuBLASLt (with the bias / relu epilogue where it is exact),
  * then our epilogue kernel where one is needed. */
+static int gemm_dt(const Graph *g, ValueId v) { return is_bf16(g, v) ? 1 : 0; }
+/* Our kernel (not cuBLASLt) applies the activation: gelu, sigmoid. */
+static bool gemm_own_epi(const KGemm *g) { return g->epi == KEPI_ACT && act_code(g->act) != 0 && act_code(g->act) != 2; }
+/* The GEMM result goes to f32 scratch for a GLU (grad) kernel, and when our
+ * kernel finishes it into a bf16 output: one rounding, after the epilogue, as
+ * the interpreter's fused op. */
+static bool gemm_to_scratch(const Graph *gr, const KNode *k) {
+  const KGemm *g = &k->g;
+  return g->epi == KEPI_GLU || g->epi == KEPI_GLU_GRAD || (is_bf16(gr, k->id) && (gemm_own_epi(g) || g->epi == KEPI_ACT_GRAD));
+}
 static void r_gemm(RCu *c) {
   const KGemm *g = &c->k->g;
   const KNode *k = c->k;
-  bool scratch = g->epi == KEPI_GLU || g->epi == KEPI_GLU_GRAD;
   int64_t rows = g->batch * g->M;
   int act = g->act ? act_code(g->act) : 0;
+  bool own_epi = gemm_own_epi(g), scratch = gemm_to_scratch(G(c), k);
   HGemm h = {g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->stride_a, g->stride_b, g->stride_c,
-             norm(k->in[g->a_in]), norm(k->in[g->b_in]), scratch ? scratch_buf(0) : norm(k->out), {0, KBUF_NO_SLOT}, false, 0, 0.0f};
-  bool own_epi = false;
+             norm(k->in[g->a_in]), norm(k->in[g->b_in]), scratch ? scratch_buf(0) : norm(k->out), {0, KBUF_NO_SLOT}, false, 0, 0.0f,
+             gemm_dt(G(c), k->n->in[g->a_in]), gemm_dt(G(c), k->n->in[g->b_in]), scratch ? 0 : gemm_dt(G(c), k->id)};
   if (g->epi == KEPI_ACT) {
     if (g->bias) h.has_bias = true, h.bias = norm(k->in[2]);
     if (act == 2) h.epi = g->bias ? 3 : 2;
-    else if (act == 0) h.epi = g->bias ? 1 : 0;
-    else h.epi = g->bias ? 1 : 0, own_epi = true;
+    else h.epi = g->bias ? 1 : 0;
   }
   if (scratch) need_scratch(c, (uint64_t)(rows * g->N) * 4);
   gemm_entry(c, &h);
-  if (g->epi == KEPI_ACT && own_epi) {
+  if (own_epi) {
     begin(c, grid_for(rows * g->N, 1), CR_BLOCK);
     decl_bufs(c, "");
-    fprintf(c->cu, "  CR_GS(e, %" PRId64 "ll) o[e] = cr_act(%d, o[e]);\n", rows * g->N, act);
+    if (scratch) fprintf(c->cu, "  const float *y = (const float *)T;\n  CR_GS(e, %" PRId64 "ll) o[e] = cr_act(%d, y[e]);\n", rows * g->N, act);
+    else fprintf(c->cu, "  CR_GS(e, %" PRId64 "ll) o[e] = cr_act(%d, o[e]);\n", rows * g->N, act);
     end(c);
   } else if (g->epi == KEPI_GLU) {
     int64_t F = g->N / 2;
@@ -500,9 +525,11 @@ static void r_gemm(RCu *c) {
   } else if (g->epi == KEPI_ACT_GRAD) {
     begin(c, grid_for(numel(&k->n->shape), 1), CR_BLOCK);
     decl_bufs(c, "");
+    const char *y = scratch ? "y[e]" : "o[e]";
+    if (scratch) fputs("  const float *y = (const float *)T;\n", c->cu);
     fprintf(c->cu,
-            "  CR_GS(e, %" PRId64 "ll) { float f, df; cr_act_pair(%d, x0[e], &f, &df); o[e] = %d == 2 ? (x0[e] > 0.f ? o[e] : 0.f) : o[e] * df; }\n",
-            numel(&k->n->shape), act, act);
+            "  CR_GS(e, %" PRId64 "ll) { float f, df; cr_act_pair(%d, x0[e], &f, &df); const float g = %s; o[e] = %d == 2 ? (x0[e] > 0.f ? g : 0.f) : g * df; }\n",
+            numel(&k->n->shape), act, y, act);
     end(c);
   } else if (g->epi == KEPI_GLU_GRAD) {
     int64_t F = g->N;
@@ -566,7 +593,7 @@ static void r_layernorm(RCu *c) {
   snprintf(xb, sizeof xb, add ? "x1 + r * %" PRId64 : "NULL", H);
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *xa = x0 + r * %" PRId64 ", *xb = %s;\n  const float *w = %s, *bi = %s;\n  float *orow = o + r * %" PRId64 ";\n"
+          "  const auto xa = x0 + r * %" PRId64 ";\n  const auto xb = %s;\n  const auto w = %s;\n  const auto bi = %s;\n  const auto orow = o + r * %" PRId64 ";\n"
           "  (void)w, (void)bi, (void)xb;\n"
           "#define XV(j) (%s)\n"
           "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += XV(j);\n"
@@ -585,7 +612,7 @@ static void r_rmsnorm(RCu *c) {
   bool w = c->k->n->nin > 1;
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *xr = x0 + r * %" PRId64 ";\n  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += xr[j] * xr[j];\n"
+          "  const auto xr = x0 + r * %" PRId64 ";\n  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += xr[j] * xr[j];\n"
           "  const float rr = rsqrtf(cr_warp_sum(s) / %" PRId64 ".f + (float)%.9g);\n"
           "  for (long long j = lane; j < %" PRId64 "; j += 32) o[r * %" PRId64 " + j] = xr[j] * rr%s;\n",
           H, H, H, ir_get_float(c->k->n, ATTR_EPS), H, H, w ? " * x1[j]" : "");
@@ -596,7 +623,7 @@ static void r_softmax(RCu *c) {
   rows_h(c, &rows, &H);
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *xr = x0 + r * %" PRId64 ";\n  float *orow = o + r * %" PRId64 ";\n"
+          "  const auto xr = x0 + r * %" PRId64 ";\n  const auto orow = o + r * %" PRId64 ";\n"
           "  float m = -INFINITY;\n  for (long long j = lane; j < %" PRId64 "; j += 32) m = fmaxf(m, xr[j]);\n  m = cr_warp_max(m);\n"
           "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += __expf(xr[j] - m);\n"
           "  const float inv = 1.f / cr_warp_sum(s);\n"
@@ -614,7 +641,7 @@ static void r_layernorm_grad(RCu *c) {
   snprintf(res, sizeof res, add ? "x%d[r * %" PRId64 " + j] + v" : "v", nin == 3 ? 3 : 2, H);
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *xr = x0 + r * %" PRId64 ", *d = x%d + r * %" PRId64 ";\n"
+          "  const auto xr = x0 + r * %" PRId64 ";\n  const auto d = x%d + r * %" PRId64 ";\n"
           "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += xr[j];\n"
           "  const float mean = cr_warp_sum(s) / %" PRId64 ".f;\n"
           "  float q = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) { const float t = xr[j] - mean; q += t * t; }\n"
@@ -636,7 +663,7 @@ static void r_rmsnorm_grad(RCu *c) {
   int nin = c->k->n->nin;
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *xr = x0 + r * %" PRId64 ", *d = x%d + r * %" PRId64 ";\n"
+          "  const auto xr = x0 + r * %" PRId64 ";\n  const auto d = x%d + r * %" PRId64 ";\n"
           "  float ms = 0.f, mgx = 0.f;\n"
           "  for (long long j = lane; j < %" PRId64 "; j += 32) { ms += xr[j] * xr[j]; mgx += d[j]%s * xr[j]; }\n"
           "  const float rr = rsqrtf(cr_warp_sum(ms) / %" PRId64 ".f + (float)%.9g);\n  mgx = cr_warp_sum(mgx) / %" PRId64 ".f;\n"
@@ -649,7 +676,7 @@ static void r_softmax_grad(RCu *c) {
   rows_h(c, &rows, &H);
   row_begin(c, rows);
   fprintf(c->cu,
-          "  const float *y = x0 + r * %" PRId64 ", *d = x1 + r * %" PRId64 ";\n  float s = 0.f;\n"
+          "  const auto y = x0 + r * %" PRId64 ";\n  const auto d = x1 + r * %" PRId64 ";\n  float s = 0.f;\n"
           "  for (long long j = lane; j < %" PRId64 "; j += 32) s += y[j] * d[j];\n  s = cr_warp_sum(s);\n"
           "  for (long long j = lane; j < %" PRId64 "; j += 32) o[r * %" PRId64 " + j] = y[j] * (d[j] - s);\n",
           H, H, H, H, H);
@@ -712,7 +739,7 @@ static void r_cross_entropy(RCu *c) {
     fprintf(c->cu,
             "  double *part = (double *)(T + %d);\n  const int t = x1[r];\n"
             "  if (t == %" PRId64 " || t < 0 || t >= %" PRId64 ") { if (lane == 0) part[r] = 0; return; }\n"
-            "  const float *xr = x0 + r * %" PRId64 ";\n"
+            "  const auto xr = x0 + r * %" PRId64 ";\n"
             "  float m = -INFINITY;\n  for (long long j = lane; j < %" PRId64 "; j += 32) m = fmaxf(m, xr[j]);\n  m = cr_warp_max(m);\n"
             "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += __expf(xr[j] - m);\n  s = cr_warp_sum(s);\n"
             "  if (lane == 0) part[r] = (double)m + log((double)s) - (double)xr[t];\n",
@@ -723,7 +750,7 @@ static void r_cross_entropy(RCu *c) {
     need_scratch(c, CR_SCR_PART);
     row_begin(c, N);
     fprintf(c->cu,
-            "  const int t = x1[r];\n  float *d = o + r * %" PRId64 ";\n  const float *xr = x0 + r * %" PRId64 ";\n"
+            "  const int t = x1[r];\n  const auto d = o + r * %" PRId64 ";\n  const auto xr = x0 + r * %" PRId64 ";\n"
             "  if (t == %" PRId64 " || t < 0 || t >= %" PRId64 ") { for (long long j = lane; j < %" PRId64 "; j += 32) d[j] = 0.f; return; }\n"
             "  const int used = *(const int *)(T + %d);\n  const float k = used ? x2[0] / (float)used : 0.f;\n"
             "  float m = -INFINITY;\n  for (long long j = lane; j < %" PRId64 "; j += 32) m = fmaxf(m, xr[j]);\n  m = cr_warp_max(m);\n"
@@ -753,7 +780,7 @@ static void r_xent_linear(RCu *c) {
     int64_t nr = N - r0 < chunk ? N - r0 : chunk;
     KBuf xc = norm(k->in[0]);
     xc.offset += r0 * H * 4; /* the chunk's rows (within the slot for a slot buffer) */
-    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, norm(k->in[1]), scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f};
+    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, norm(k->in[1]), scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f, 0, 0, 0};
     if (bias) z.has_bias = true, z.bias = norm(k->in[3]), z.epi = 1;
     gemm_entry(c, &z);
     row_begin(c, nr);
@@ -776,13 +803,13 @@ static void r_xent_linear(RCu *c) {
     if (wrt == 0) {
       KBuf oc = norm(k->out);
       oc.offset += r0 * H * 4;
-      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), norm(k->in[1]), oc, {0, KBUF_NO_SLOT}, false, 0, 0.f};
+      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), norm(k->in[1]), oc, {0, KBUF_NO_SLOT}, false, 0, 0.f, 0, 0, 0};
       gemm_entry(c, &d);
     } else if (wrt == 1) {
       KBuf xc2 = norm(k->in[0]);
       xc2.offset += r0 * H * 4;
-      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f}
-                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f};
+      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, 0, 0, 0}
+                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, 0, 0, 0};
       gemm_entry(c, &d);
     } else if (wrt == 2) {
       begin(c, grid_for(V, 1), CR_BLOCK);
@@ -801,7 +828,7 @@ static void r_reshape(RCu *c) {
   if (c->k->out.slot == c->k->in[0].slot && c->k->out.offset == c->k->in[0].offset) return; /* aliased: nothing */
   begin(c, grid_for(N, 1), CR_BLOCK);
   decl_bufs(c, "");
-  fprintf(c->cu, "  CR_GS(e, %" PRId64 "ll) ((int *)o)[e] = ((const int *)x0)[e];\n", N);
+  fprintf(c->cu, "  CR_GS(e, %" PRId64 "ll) o[e] = x0[e];\n", N);
   end(c);
 }
 static void r_permute(RCu *c) {
@@ -817,15 +844,15 @@ static void r_permute(RCu *c) {
   fprintf(c->cu,
           "};\n  CR_GS(e, %" PRId64 "ll) {\n    long long rem = e, src = 0;\n"
           "    for (int a = %d; a >= 0; a--) { src += (rem %% od[a]) * ist[a]; rem /= od[a]; }\n"
-          "    ((int *)o)[e] = ((const int *)x0)[src];\n  }\n",
+          "    o[e] = x0[src];\n  }\n",
           numel(os), os->rank - 1);
   end(c);
 }
-/* `outer` blocks of `len` 4-byte elements: o[a*ostride + ooff + j] = x[a*istride + ioff + j] */
+/* `outer` blocks of `len` elements: o[a*ostride + ooff + j] = x[a*istride + ioff + j] */
 static void blocks(RCu *c, int xi, int64_t ostride, int64_t ooff, int64_t istride, int64_t ioff, int64_t outer, int64_t len) {
   fprintf(c->cu,
           "  CR_GS(e, %" PRId64 "ll) { const long long a = e / %" PRId64 ", j = e %% %" PRId64 "; "
-          "((int *)o)[a * %" PRId64 " + %" PRId64 " + j] = ((const int *)x%d)[a * %" PRId64 " + %" PRId64 " + j]; }\n",
+          "o[a * %" PRId64 " + %" PRId64 " + j] = x%d[a * %" PRId64 " + %" PRId64 " + j]; }\n",
           outer * len, len, len, ostride, ooff, xi, istride, ioff);
 }
 static void r_slice(RCu *c) {
@@ -860,15 +887,19 @@ static void r_concat(RCu *c) {
   }
   end(c);
 }
-static void r_sum_to(RCu *c) {
-  const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;
-  int64_t nx = numel(xs), no = numel(os);
-  /* the common case: os is a suffix of xs (bias gradients): thread per output, coalesced */
+/* sum_to's common case: os (after leading 1s) is a suffix of xs (bias
+ * gradients): a thread per output, no atomics */
+static bool sum_to_rows(const Shape *xs, const Shape *os) {
   int lead = 0;
   while (lead < os->rank && os->dim[lead] == 1) lead++;
   bool suffix = os->rank - lead <= xs->rank;
   for (int d = 0; suffix && d < os->rank - lead; d++) suffix = os->dim[os->rank - 1 - d] == xs->dim[xs->rank - 1 - d];
-  if (suffix && no > 0 && nx % no == 0) {
+  return suffix && numel(os) > 0 && numel(xs) % numel(os) == 0;
+}
+static void r_sum_to(RCu *c) {
+  const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;
+  int64_t nx = numel(xs), no = numel(os);
+  if (sum_to_rows(xs, os)) {
     begin(c, grid_for(no, 1), CR_BLOCK);
     decl_bufs(c, "");
     fprintf(c->cu,
@@ -955,7 +986,19 @@ bool render_cuda_supports(OpKind op) { return op < OP_COUNT && (render_op[op] !=
 
 void render_cuda_prelude(FILE *cu) {
   fputs("/* cramc CUDA prelude: device helpers of the generated kernels (codegen/render_cuda.c). */\n"
+        "#include <cuda_bf16.h>\n"
         "typedef long long i64;\ntypedef unsigned long long u64;\n"
+        "/* bf16 storage, f32 math: a load converts to float (exact), a store rounds to nearest even\n"
+        " * (__float2bfloat16_rn, as the interpreter's interp_round_bf16); bf16 to bf16 copies are exact. */\n"
+        "struct cr_bfref {\n  __nv_bfloat16 *p;\n"
+        "  __device__ __forceinline__ operator float() const { return __bfloat162float(*p); }\n"
+        "  __device__ __forceinline__ cr_bfref &operator=(float v) { *p = __float2bfloat16_rn(v); return *this; }\n"
+        "  __device__ __forceinline__ cr_bfref &operator=(const cr_bfref &o) { *p = *o.p; return *this; }\n};\n"
+        "struct cr_bf16p {\n  __nv_bfloat16 *p;\n"
+        "  __device__ __forceinline__ explicit cr_bf16p(void *q) : p((__nv_bfloat16 *)q) {}\n"
+        "  __device__ __forceinline__ cr_bfref operator[](long long i) const { return cr_bfref{p + i}; }\n"
+        "  __device__ __forceinline__ cr_bf16p operator+(long long i) const { return cr_bf16p(p + i); }\n"
+        "  __device__ __forceinline__ explicit operator const void *() const { return p; }\n};\n"
         "#ifndef NULL\n#define NULL 0\n#endif\n#ifndef INFINITY\n#define INFINITY __int_as_float(0x7f800000)\n#endif\n"
         "#define CR_GS(e, n) for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (long long)(n); "
         "e += (long long)gridDim.x * blockDim.x)\n"
@@ -989,7 +1032,8 @@ void render_cuda_prelude(FILE *cu) {
         "  v = lane < nw ? w[lane] : 0.0;\n  return cr_warp_sum_d(v);\n}\n"
         "__device__ __forceinline__ void cr_fail(int *E, int code) { atomicCAS(E, 0, code); }\n"
         "/* glu_grad(x[rows,2F], dy[rows,F]) -> o[rows,2F] */\n"
-        "__device__ __forceinline__ void cr_glu_grad_body(float *o, const float *x, const float *dy, long long rows, long long F, int act) {\n"
+        "template <class O, class X, class D>\n"
+        "__device__ __forceinline__ void cr_glu_grad_body(O o, X x, D dy, long long rows, long long F, int act) {\n"
         "  CR_GS(e, rows * F) {\n    const long long r = e / F, j = e % F;\n    float f, df; const float d = dy[e];\n"
         "    cr_act_pair(act, x[r * 2 * F + F + j], &f, &df);\n"
         "    o[r * 2 * F + j] = d * f;\n    o[r * 2 * F + F + j] = d * x[r * 2 * F + j] * df;\n  }\n}\n\n",
@@ -1008,14 +1052,16 @@ static void node_desc(RCu *c) {
 static bool overlap(const Graph *g, KBuf a, ValueId av, KBuf b, ValueId bv) {
   if (a.slot != b.slot) return false;
   if (a.slot != KBUF_NO_SLOT) return true;
-  int64_t ae = a.offset + numel(&g->nodes[av].shape) * 4, be = b.offset + numel(&g->nodes[bv].shape) * 4;
+  int64_t ae = a.offset + numel(&g->nodes[av].shape) * (int64_t)ir_dtype_size(g->nodes[av].dtype);
+  int64_t be = b.offset + numel(&g->nodes[bv].shape) * (int64_t)ir_dtype_size(g->nodes[bv].dtype);
   return a.offset < be && b.offset < ae;
 }
 /* Whether node j may join the elementwise launch of nodes [first, j): in one
  * launch element e of every node is handled by one thread, so j may read an
  * earlier node's output only at e (same shape), and j's output may overlap a
  * buffer an earlier node reads (the planner's reuse of a dead value) only as
- * that node's own element e (same start, read same-shape). */
+ * that node's own element e (same start, read same-shape, same dtype: an f32
+ * output over a dead bf16 value covers two of its elements per thread). */
 static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
   const KNode *k = &p->nodes[j];
   const Graph *g = p->g;
@@ -1028,12 +1074,14 @@ static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
       ValueId iv = kq->n->in[i];
       if (!overlap(g, k->out, k->id, kq->in[i], iv)) continue;
       bool same_elem = k->out.slot == kq->in[i].slot && k->out.offset == kq->in[i].offset &&
-                       ir_shape_eq(&g->nodes[iv].shape, &kq->n->shape) && ir_shape_eq(&k->n->shape, &kq->n->shape);
+                       ir_shape_eq(&g->nodes[iv].shape, &kq->n->shape) && ir_shape_eq(&k->n->shape, &kq->n->shape) &&
+                       g->nodes[iv].dtype == k->n->dtype; /* element e at the same bytes: an f32 over a bf16 is not */
       if (!same_elem) return false;
     }
     /* and j's output must not overwrite an earlier group output that j does not produce itself at e */
     if (overlap(g, k->out, k->id, kq->out, kq->id) &&
-        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape)))
+        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape) &&
+          k->n->dtype == kq->n->dtype))
       return false;
   }
   return true;
@@ -1044,6 +1092,27 @@ static bool render_graph(RCu *cc, char *err, size_t errlen);
 void render_cuda_host_free(RenderCudaHost *h) {
   free(h->launch), free(h->tab);
   memset(h, 0, sizeof *h);
+}
+
+/* bf16 combinations the kernels do not implement, as a reason (NULL: fine).
+ * autocast_bf16 produces none of them: its scatter-adds and fused losses are f32. */
+static const char *bf16_unsupported(const Graph *g, const KNode *k) {
+  const Node *n = k->n;
+  bool any = is_bf16(g, k->id);
+  for (int i = 0; i < n->nin; i++) any |= is_bf16(g, n->in[i]);
+  if (!any) return NULL;
+  if (n->op == OP_EMBEDDING_GRAD && is_bf16(g, k->id)) return "a bf16 scatter-add (atomicAdd) output";
+  if (n->op == OP_SUM_TO && is_bf16(g, k->id) && !sum_to_rows(&g->nodes[n->in[0]].shape, &n->shape))
+    return "a bf16 scatter-add (atomicAdd) output";
+  if (n->op == OP_XENT_LINEAR || n->op == OP_XENT_LINEAR_GRAD) return "bf16 operands of the fused decoder + cross-entropy";
+  if (k->gemm) {
+    const KGemm *m = &k->g;
+    if (is_bf16(g, n->in[m->a_in]) != is_bf16(g, n->in[m->b_in])) return "GEMM operands of different dtypes";
+    bool c_bf16 = !gemm_to_scratch(g, k) && is_bf16(g, k->id); /* the type cuBLASLt writes */
+    if (m->epi == KEPI_ACT && m->bias && is_bf16(g, n->in[2]) != c_bf16)
+      return "a GEMM bias whose dtype differs from the GEMM result's (cuBLASLt takes the result's)";
+  }
+  return NULL;
 }
 
 bool render_cuda_graph(FILE *cu, FILE *host, const KProgram *p, const char *prefix, RenderCudaSeen *seen, uint64_t *scratch,
@@ -1112,6 +1181,12 @@ static bool render_graph(RCu *cc, char *err, size_t errlen) {
       }
       if (!render_op[n->op]) { /* an elementwise op on i32 */
         snprintf(err, errlen, "%%%u: op %s on %s has no CUDA kernel", c.k->id, ir_ops[n->op].name, ir_dtype_name(n->dtype));
+        *cc = c;
+        return false;
+      }
+      const char *why = bf16_unsupported(p->g, c.k);
+      if (why) {
+        snprintf(err, errlen, "%%%u: op %s: %s is not supported by the cuda target", c.k->id, ir_ops[n->op].name, why);
         *cc = c;
         return false;
       }

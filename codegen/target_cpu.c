@@ -89,6 +89,12 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
   int64_t nk = 0;
   for (int i = 0; i < 3; i++) {
     char kerr[512];
+    for (uint32_t v = 0; v < G[i]->n; v++) /* the C kernels compute on f32 buffers only */
+      if (G[i]->nodes[v].dtype == DT_BF16) {
+        cg_fail(err, errlen, "%s graph: %%%u (%s): dtype bf16 is not supported by the cpu target (--precision f32)", pfx[i], v,
+                ir_ops[G[i]->nodes[v].op].name);
+        goto out;
+      }
     if (!(P[i] = kernel_build(G[i], &names, ar, kerr, sizeof kerr))) {
       cg_fail(err, errlen, "%s graph: %s", pfx[i], kerr);
       goto out;

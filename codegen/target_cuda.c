@@ -193,7 +193,7 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
   /* the metadata as every target writes it, with this target's min_sm */
   FILE *mm = open_memstream(&meta, &metalen);
   if (!mm) goto out;
-  CgMeta m = {"cuda", "f32", "CRAM_STEP_ABI_VERSION", p.arena, p.nk};
+  CgMeta m = {"cuda", o->bf16 ? "bf16" : "f32", "CRAM_STEP_ABI_VERSION", p.arena, p.nk};
   bool mok = cg_put_meta(mm, fwd, o, &m, err, errlen);
   fclose(mm);
   if (!mok) goto out;

@@ -72,7 +72,7 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   /* The interpreter keeps every value of a run (as a double) until it ends. */
   uint64_t arena = 0;
   for (uint32_t v = 0; v < acc->n; v++) arena += (uint64_t)ir_shape_numel(&acc->nodes[v].shape) * sizeof(double);
-  CgMeta m = {"interp", o->f64 ? "f64" : "f32", "CRAM_INTERP_ABI_VERSION", arena, non_sources(acc) + non_sources(up)};
+  CgMeta m = {"interp", o->f64 ? "f64" : o->bf16 ? "bf16" : "f32", "CRAM_INTERP_ABI_VERSION", arena, non_sources(acc) + non_sources(up)};
   if (!cg_put_meta(out, fwd, o, &m, err, errlen)) goto out;
   fprintf(out,
           "static const cram_interp_artifact artifact = {%uu, &meta, %d, fwd_ir, acc_ir, up_ir};\n\n"

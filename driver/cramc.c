@@ -1,7 +1,7 @@
 /* cramc.c: the compiler driver.
  *
  *   cramc FILE.cram [--emit=ir|grad-ir|train-ir|ast|step-c|c|cuda|llvm] [-D name=value]... [--summary] [-o FILE]
- *   cramc FILE.cram [--target cuda|cpu|interp] [--precision f32|f64] -o step.so     (codegen/, docs/codegen.md)
+ *   cramc FILE.cram [--target cuda|cpu|interp] [--precision bf16|f32|f64] -o step.so  (codegen/, docs/codegen.md)
  *   cramc FILE.cram --interpret --batch B.safetensors ... --out OUT.safetensors  (interpret.c)
  *
  * Reads the file, runs the frontend, and prints what was asked for, or builds
@@ -61,7 +61,10 @@ static const char usage[] =
     "                   LLVM; builds anywhere, needs a GPU to run), cpu (generated\n"
     "                   C kernels + OpenBLAS, -O2 fused, -O0 unfused), interp (the\n"
     "                   reference interpreter behind the step ABI)\n"
-    "  --precision P    interp arithmetic: f32 (default) or f64 (implies --target interp)\n"
+    "  --precision P    bf16 (the cuda default: GEMMs in bf16 with f32 accumulate, f32\n"
+    "                   master weights, norms, softmax and loss; cuda or interp), f32\n"
+    "                   (the cpu/interp default, and of --emit=ir/grad-ir/train-ir, --stats;\n"
+    "                   exact comparisons on cuda) or f64 (interp only; implies --target interp)\n"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
     "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
@@ -74,7 +77,8 @@ typedef struct Options {
   const char *output;
   const char *emit; /* NULL, "ir", "grad-ir", "train-ir", "ast", "step-c", "c", "cuda", "llvm" */
   const char *target, *cc, *libdir;
-  bool summary, f64;
+  bool summary;
+  const char *precision; /* "bf16" | "f32" | "f64"; NULL: bf16 for cuda, else f32 */
   FeDefine *defs;
   int ndefs;
   PassOptions popt; /* -O, --passes, --dump-after, --verify-each, --stats */
@@ -125,8 +129,9 @@ static int parse_args(int argc, char **argv, Options *o) {
           return usage_error("unknown --target '%s' (expected interp, cpu or cuda)", v);
         o->target = v;
       } else if (!strcmp(a, "--precision")) {
-        if (strcmp(v, "f32") && strcmp(v, "f64")) return usage_error("--precision must be f32 or f64, got '%s'", v);
-        o->f64 = !strcmp(v, "f64");
+        if (strcmp(v, "bf16") && strcmp(v, "f32") && strcmp(v, "f64"))
+          return usage_error("--precision must be bf16, f32 or f64, got '%s'", v);
+        o->precision = v;
       } else if (!strcmp(a, "--cc")) {
         o->cc = v;
       } else {
@@ -170,13 +175,22 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->input) return usage_error("%s", "no input file");
+  bool f64 = o->precision && !strcmp(o->precision, "f64");
   bool cuda_emit = o->emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "llvm"));
-  if (((o->target && !strcmp(o->target, "cuda")) || cuda_emit) && o->f64)
-    return usage_error("%s", "--target cuda computes in f32 (bf16 is next); --precision f64 is for the interp target");
+  if (((o->target && !strcmp(o->target, "cuda")) || cuda_emit) && f64)
+    return usage_error("%s", "--target cuda computes in bf16 or f32; --precision f64 is for the interp target");
   if (cuda_emit && o->target && strcmp(o->target, "cuda"))
     return usage_error("--emit=%s is the cuda target's", o->emit);
   /* The default target: cuda (it compiles without a GPU); f64 exists only in the interpreter. */
-  if (!o->target) o->target = o->f64 ? "interp" : "cuda";
+  if (!o->target) o->target = f64 ? "interp" : "cuda";
+  bool cuda = !strcmp(o->target, "cuda"), cpu = !strcmp(o->target, "cpu");
+  /* bf16 is the cuda default for what builds or prints the artifact; the IR views stay f32 unless asked */
+  bool ir_view = o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") ||
+                             !strcmp(o->emit, "ast"));
+  if (!o->precision) o->precision = cuda && !ir_view && !o->summary && !o->popt.stats ? "bf16" : "f32";
+  if (cpu && strcmp(o->precision, "f32"))
+    return usage_error("--target cpu computes in f32 only; --precision %s is for the interp (and cuda) targets",
+                       o->precision);
   return -1;
 }
 
@@ -286,6 +300,18 @@ static void print_summary(const Graph *g, FILE *out) {
             commas(flops, a, sizeof a));
 }
 
+/* The forward graph of the model, with autocast_bf16 applied at --precision
+ * bf16 (before autodiff, so every later graph is mixed precision). */
+static Graph *compile_fwd(const Options *o, const char *text, size_t len, Diag *d) {
+  Graph *g = fe_compile(o->input, text, len, o->defs, o->ndefs, d);
+  if (g && !strcmp(o->precision, "bf16")) {
+    Graph *m = pass_autocast_bf16(g, d);
+    ir_graph_free(g);
+    g = m;
+  }
+  return g;
+}
+
 /* The pass pipeline on a train-step graph (frees g); NULL after a diagnostic. */
 static Graph *optimise(Graph *g, Options *o, Diag *d) {
   if (!g) return NULL;
@@ -300,7 +326,7 @@ static Graph *optimise(Graph *g, Options *o, Diag *d) {
 static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   if (!o->opt_given) o->popt.opt_level = 2;
   o->popt.stats_out = stdout;
-  Graph *fwd = fe_compile(o->input, text, len, o->defs, o->ndefs, d);
+  Graph *fwd = compile_fwd(o, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
   int rc = g ? 0 : 1;
@@ -329,10 +355,10 @@ int main(int argc, char **argv) {
     goto done;
   }
   CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
-                  .f64 = o.f64, .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2};
+                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
-    Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
+    Graph *g = compile_fwd(&o, text, len, &d);
     char err[1024];
     bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
     if (g && cuda && !cg_cuda_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
@@ -359,7 +385,7 @@ int main(int argc, char **argv) {
     rc = fe_print_ast(o.input, text, len, out, &d) ? 0 : 1;
     if (o.summary) fprintf(stderr, "cramc: note: --summary is ignored with --emit=ast\n");
   } else {
-    Graph *g = fe_compile(o.input, text, len, o.defs, o.ndefs, &d);
+    Graph *g = compile_fwd(&o, text, len, &d);
     if (g && o.emit && !strcmp(o.emit, "grad-ir")) { /* forward + backward */
       Graph *fwd = g;
       g = pass_autodiff(fwd, &d);

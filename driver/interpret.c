@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: cramc FILE.cram --interpret --batch B.safetensors [--params P.safetensors | --init-seed S]\n"
-    "             [--steps N] [--lr X] [--precision f32|f64] [--accum K] [--clip C] [--weight-decay W]\n"
+    "             [--steps N] [--lr X] [--precision bf16|f32|f64] [--accum K] [--clip C] [--weight-decay W]\n"
     "             [-D name=value]... --out OUT.safetensors\n"
     "\n"
     "Run the whole train step (forward, backward, clip, AdamW) N times on one batch\n"
@@ -34,6 +34,7 @@ typedef struct IArgs {
     long steps, accum;
     double lr, clip, wd;
     InterpPrecision prec;
+    bool bf16; /* autocast_bf16 on the forward graph, then the f32 mode (which rounds bf16 nodes) */
     FeDefine *defs;
     int ndefs;
 } IArgs;
@@ -109,9 +110,10 @@ static int parse(int argc, char **argv, IArgs *a) {
             else a->wd = x;
         } else if (!strcmp(s, "--precision")) {
             NEED();
-            if (!strcmp(val, "f32")) a->prec = INTERP_F32;
+            a->bf16 = !strcmp(val, "bf16");
+            if (!strcmp(val, "f32") || a->bf16) a->prec = INTERP_F32;
             else if (!strcmp(val, "f64")) a->prec = INTERP_F64;
-            else return uerr("--precision must be f32 or f64, got '%s'", val);
+            else return uerr("--precision must be bf16, f32 or f64, got '%s'", val);
         } else if (!strncmp(s, "-D", 2)) {
             const char *def = s[2] ? s + 2 : (val ? argv[++i] : NULL);
             if (!def) return uerr("%s needs name=value", s);
@@ -545,6 +547,11 @@ int cramc_interpret_main(int argc, char **argv) {
             Diag d;
             diag_init(&d, stderr);
             Graph *fwd = fe_compile(a.input, text, len, a.defs, a.ndefs, &d);
+            if (fwd && a.bf16) {
+                Graph *m = pass_autocast_bf16(fwd, &d);
+                ir_graph_free(fwd);
+                fwd = m;
+            }
             if (fwd) rc = interpret(&a, fwd);
             ir_graph_free(fwd);
             free(text);

@@ -151,6 +151,15 @@ bool interp_scale(InterpCall *c) {
   return true;
 }
 
+/* A copy: interp_run rounds every result to its node's dtype in the f32 mode,
+ * which is exactly the cast; the f64 mode rounds nothing, so there a cast is
+ * the identity (finite differences see the exact function). */
+bool interp_cast(InterpCall *c) {
+  int64_t n = ir_shape_numel(&c->n->shape);
+  for (int64_t e = 0; e < n; e++) c->out[e] = c->in[0][e];
+  return true;
+}
+
 /* splitmix64 of (seed, mask key, element): a reproducible uniform in [0,1). */
 static double hash_uniform(uint64_t seed, uint64_t key, uint64_t e) {
   uint64_t z = seed ^ (key * 0x9E3779B97F4A7C15ull) ^ (e * 0xD1B54A32D192ED03ull);

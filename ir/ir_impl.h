@@ -22,6 +22,7 @@ IR_SHAPE_RULE(shape_masked_targets);
 IR_SHAPE_RULE(shape_matmul);
 IR_SHAPE_RULE(shape_broadcast);
 IR_SHAPE_RULE(shape_same);
+IR_SHAPE_RULE(shape_cast);
 IR_SHAPE_RULE(shape_glu);
 IR_SHAPE_RULE(shape_norm);
 IR_SHAPE_RULE(shape_mean);

@@ -222,6 +222,19 @@ bool shape_same(const Graph *g, const Node *n, DType *dtype, Shape *shape, char 
   return result(x->dtype, &x->shape, dtype, shape, msg, msglen);
 }
 
+/* Float x -> dtype `to` ("f32" or "bf16"), same shape. The target is an
+ * attribute rather than the declared type so that this rule computes it like
+ * every other (ir_add has no dtype argument, CSE compares attributes). */
+bool shape_cast(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
+  const Node *x = input(g, n, 0);
+  const char *to = ir_get_str(n, ATTR_TO);
+  DType dt;
+  if (!ir_dtype_parse(to, strlen(to), &dt) || !is_float(dt))
+    return fail(msg, msglen, "to=\"%s\" is not one of f32, bf16", safe(to).s);
+  if (!need_float("x", x, msg, msglen)) return false;
+  return result(dt, &x->shape, dtype, shape, msg, msglen);
+}
+
 /* [...,2F] -> [...,F]: value half times act(gate half). */
 bool shape_glu(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   static const char *const acts[] = {"gelu", "relu", "sigmoid", "none"};

@@ -4,6 +4,7 @@
  *   pointwise op whose inputs are all fills   -> fill of the computed value
  *   scale(x, 1), dropout(x, p=0)              -> x
  *   mul(x, fill 1), add(x, fill 0)            -> x      (when the result has x's type)
+ *   cast(x) to x's own dtype                  -> x;     cast(fill c) -> fill of the new dtype
  *   mul(x, fill c)                            -> scale(x, c)
  *   scale(scale(x, a), b)                     -> scale(x, a*b)
  *   reshape/broadcast_to/sum_to to x's shape, identity permute, full slice -> x
@@ -89,6 +90,15 @@ static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
   switch (n->op) {
   case OP_SCALE: return emit_scale(g, ins[0], ir_get_float(n, ATTR_ALPHA), loc, d);
   case OP_DROPOUT: return ir_get_float(n, ATTR_P) == 0.0 ? ins[0] : IR_NONE;
+  case OP_CAST: {
+    double c;
+    if (x->dtype == n->dtype) return ins[0];
+    if (!is_fill(g, ins[0], &c)) return IR_NONE;
+    /* the new fill rounds c to its dtype once (the cast rounded a rounded c:
+     * the same value unless c sits within an f32 ulp of a bf16 tie) */
+    Attr a = ir_attr_float(ATTR_VALUE, c);
+    return ir_add_source(g, OP_FILL, n->dtype, &n->shape, &a, 1, loc);
+  }
   case OP_MUL:
   case OP_ADD:
     for (int k = 0; k < 2; k++) {

@@ -135,6 +135,18 @@ void grad_dropout(GradCtx *cx, ValueId v, ValueId dy) {
   grad_accum(cx, v, 0, unary(cx, OP_DROPOUT, dy, n->attr, n->nattr));
 }
 
+/* y = cast(x): dx = dy cast back to x's dtype (an f32 master weight gets an
+ * f32 gradient from its bf16 copy's) */
+void grad_cast(GradCtx *cx, ValueId v, ValueId dy) {
+  DType xt = cx->fwd->nodes[fnode(cx, v)->in[0]].dtype;
+  if (grad_node(cx, dy)->dtype == xt) {
+    grad_accum(cx, v, 0, dy);
+    return;
+  }
+  Attr to = ir_attr_str(ATTR_TO, ir_dtype_name(xt));
+  grad_accum(cx, v, 0, unary(cx, OP_CAST, dy, &to, 1));
+}
+
 void grad_glu(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   grad_accum(cx, v, 0, binary(cx, OP_GLU_GRAD, grad_in(cx, v, 0), dy, n->attr, n->nattr));

@@ -27,6 +27,12 @@ ValueId *pass_copy_nodes(Graph *dst, const Graph *src, Diag *d);
  * Returns NULL after reporting to d. */
 Graph *pass_autodiff(const Graph *fwd, Diag *d);
 
+/* Mixed precision (passes/autocast.c, docs/passes.md): fwd with GEMM operands
+ * cast to bf16 (bf16 products), norms / softmax / reductions / the loss in
+ * f32, other ops in their operands' dtype (f32 when mixed). Run before
+ * autodiff. Params stay f32; outputs keep their dtypes. NULL after reporting. */
+Graph *pass_autocast_bf16(const Graph *fwd, Diag *d);
+
 /* True when ops.def gives op a gradient rule (tests loop over the table). */
 bool pass_has_grad_rule(OpKind op);
 

@@ -20,7 +20,7 @@
 
 #include "cram_step.h"
 
-#define CRAM_CUDA_SHIM_VERSION 2u
+#define CRAM_CUDA_SHIM_VERSION 2u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes */
 
 enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
        CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };
@@ -28,13 +28,18 @@ enum { CRAM_CUDA_O_LOSS, CRAM_CUDA_O_GRAD_NORM, CRAM_CUDA_O_GRAD, CRAM_CUDA_O_PA
        CRAM_CUDA_O_OTHER };
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
 enum { CRAM_CUDA_EPI_NONE, CRAM_CUDA_EPI_BIAS, CRAM_CUDA_EPI_RELU, CRAM_CUDA_EPI_RELU_BIAS };
+enum { CRAM_CUDA_DT_F32, CRAM_CUDA_DT_BF16 }; /* GEMM operand types (cuBLASLt CUDA_R_32F / CUDA_R_16BF) */
 
-/* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt. */
+/* One row-major GEMM C[p] = op(A[p]) op(B[p]) (+ beta C) through cuBLASLt,
+ * f32 accumulate and scale; dta/dtb/dtc: CRAM_CUDA_DT_* of A, B and C (= D;
+ * the bias has C's type). Its operands are the pointer table's entries
+ * first..first+3 (a, b, c, bias). */
 typedef struct cram_cuda_gemm {
   int ta, tb;
   int64_t M, N, K, batch, lda, ldb, ldc, sa, sb, sc;
   int epi;
   float beta;
+  int dta, dtb, dtc;
 } cram_cuda_gemm;
 
 /* A row-major GEMM as the column-major call cuBLASLt makes:

@@ -256,15 +256,20 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     const uint64_t *op = &b->tab[L->first]; /* a, b, c, bias */
     P->a = op[1], P->b = op[0], P->c = op[2];
     CUdeviceptr bias = op[3];
-    bool ok = c->lt.MatmulDescCreate(&P->desc, c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
+    /* bf16 A/B (C bf16 or f32) with f32 compute and scale: a documented cuBLASLt combination; TF32 only for f32 */
+    cudaDataType ta_dt = G->dtb == CRAM_CUDA_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F; /* the library's A is our B */
+    cudaDataType tb_dt = G->dta == CRAM_CUDA_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    cudaDataType tc_dt = G->dtc == CRAM_CUDA_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    bool tf32 = c->tf32 && ta_dt == CUDA_R_32F && tb_dt == CUDA_R_32F;
+    bool ok = c->lt.MatmulDescCreate(&P->desc, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
                   CUBLAS_STATUS_SUCCESS &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
               (!bias || c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0) &&
-              c->lt.MatrixLayoutCreate(&P->la, CUDA_R_32F, cm.a_rows, cm.a_cols, cm.lda) == 0 &&
-              c->lt.MatrixLayoutCreate(&P->lb, CUDA_R_32F, cm.b_rows, cm.b_cols, cm.ldb) == 0 &&
-              c->lt.MatrixLayoutCreate(&P->lc, CUDA_R_32F, cm.c_rows, cm.c_cols, cm.ldc) == 0;
+              c->lt.MatrixLayoutCreate(&P->la, ta_dt, cm.a_rows, cm.a_cols, cm.lda) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lb, tb_dt, cm.b_rows, cm.b_cols, cm.ldb) == 0 &&
+              c->lt.MatrixLayoutCreate(&P->lc, tc_dt, cm.c_rows, cm.c_cols, cm.ldc) == 0;
     if (ok && G->batch > 1) {
       int32_t bc = (int32_t)G->batch;
       int64_t sa = cm.stride_a, sb = cm.stride_b, sc = cm.stride_c;

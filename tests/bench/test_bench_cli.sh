@@ -111,6 +111,7 @@ check "[ \$(e $T/cpu.so --json $T/nodir/x.json --steps 1 --warmup 0) = 1 ] && on
 check "[ \$(e $T/v32.so --data $T/data) = 1 ] && one 'vocab=32'"
 
 # 5. the cuda artifact on the emulator (tests/codegen/test_cuda_emu.sh's fakes)
+# (f32: compared with the interp artifact at 1e-4; bf16 is test_cuda_emu.sh's)
 CUDA_INC=${CUDA_INC:-/usr/local/cuda/include}
 if [ -n "$CXX" ] && [ -f "$CUDA_INC/cuda.h" ] && [ -f "$CUDA_INC/cublasLt.h" ]; then
   export CRAMC_CACHE_DIR=$T/cache CRAMC_NVRTC_PTX=0
@@ -118,9 +119,10 @@ if [ -n "$CXX" ] && [ -f "$CUDA_INC/cuda.h" ] && [ -f "$CUDA_INC/cublasLt.h" ]; 
   env -u CFLAGS "$BUILD_CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -isystem "$CUDA_INC" \
     "$SRC/tests/codegen/test_cuda_emu_driver.c" -o "$T/libcuda.so.1" -ldl; check "[ $? = 0 ]"
   cp "$T/libcuda.so.1" "$T/libcublasLt.so.13"
-  "$CRAMC" "$SRC/models/tiny.cram" $E --target cuda -o "$T/cuda.so"; check "[ $? = 0 ]"
-  "$CRAMC" "$SRC/models/tiny.cram" $E --emit=cuda -o "$T/k.cu"; check "[ $? = 0 ]"
-  "$CXX" -std=c++17 -O1 -w -shared -fPIC -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/k.cu" -o "$T/k.so"
+  "$CRAMC" "$SRC/models/tiny.cram" $E --target cuda --precision f32 -o "$T/cuda.so"; check "[ $? = 0 ]"
+  "$CRAMC" "$SRC/models/tiny.cram" $E --precision f32 --emit=cuda -o "$T/k.cu"; check "[ $? = 0 ]"
+  mkdir -p "$T/inc" && echo '/* empty: test_cuda_emu.h emulates cuda_bf16.h */' > "$T/inc/cuda_bf16.h"
+  "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/k.cu" -o "$T/k.so"
   check "[ $? = 0 ]"
   "$CRAMC" "$SRC/models/tiny.cram" $E --target interp -o "$T/e_interp.so"
   "$CRAM" bench "$T/e_interp.so" --warmup 0 --steps 1 --json "$T/e_interp.json" --quiet; check "[ $? = 0 ]"

@@ -4,6 +4,8 @@
  *   interp  the same interpreter inside the artifact: loss, grad norm and
  *           every parameter element agree to 1e-6 relative (in practice bit
  *           for bit), eval equals the step's loss exactly;
+ *   interp-bf16  the same with `--precision bf16` on both sides (the autocast
+ *           graphs, the cuda default's oracle): metadata precision "bf16";
  *   cpu     generated C kernels + OpenBLAS (the generated C compiled with
  *           -Wall -Werror): GEMMs and reductions round differently, so the
  *           limit is 1e-4 relative on loss and grad norm per step and on each
@@ -33,6 +35,7 @@
 
 static int nchecks, nfailed;
 static const char *target, *cramc, *srcdir, *olevel;
+static const char *precision = "f32"; /* --precision of the artifact and the driver */
 static double tol;          /* per target, see the header */
 static bool exact_target;   /* interp: the artifact runs the oracle itself */
 static char tmp[256];
@@ -131,7 +134,7 @@ static void check_meta(const Model *md, const cram_step_meta *m) {
         m->nparams);
   CHECK(ntens == (long long)m->nparams, "%s: %lld tensors vs %u", md->label, ntens, m->nparams);
   CHECK(total == m->nparam_elems, "%s: total %lld vs %lld", md->label, total, (long long)m->nparam_elems);
-  CHECK(!strcmp(m->target, target) && !strcmp(m->precision, "f32") && strlen(m->source_hash) == 16,
+  CHECK(!strcmp(m->target, target) && !strcmp(m->precision, precision) && strlen(m->source_hash) == 16,
         "%s: target/precision/hash", md->label);
   CHECK(m->ninputs == 2 && !strcmp(m->inputs[0].name, "tokens") && m->inputs[0].dtype == CRAM_DT_I32 &&
             !strcmp(m->inputs[1].name, "targets"),
@@ -210,8 +213,8 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
     norm[s - 1] = un;
   }
   /* the driver, same params and batch */
-  if (sh("%s %s/%s %s --interpret --params %s --batch %s --steps %d --accum %d --lr %.9g --out %s 2>/dev/null", cramc,
-         srcdir, md->file, md->defs, pp, bp, steps, accum, (double)lr, op) == 0) {
+  if (sh("%s %s/%s %s --interpret --precision %s --params %s --batch %s --steps %d --accum %d --lr %.9g --out %s 2>/dev/null",
+         cramc, srcdir, md->file, md->defs, precision, pp, bp, steps, accum, (double)lr, op) == 0) {
     cram_st_file f = {0};
     cram_err e = {0};
     CHECK(cram_st_read(op, &f, &e) == CRAM_OK, "read %s: %s", op, e.msg);
@@ -244,8 +247,8 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
       free(x);
     }
     CHECK(worst <= tol, "%s k=%d: params after %d steps differ by %.3g relative", md->label, accum, steps, worst);
-    printf("%s %s %s accum %d: %d steps, loss %.6f -> %.6f, grad_norm %.6f -> %.6f, worst param diff %.3g\n", target,
-           md->label, olevel, accum, steps, loss[0], loss[steps - 1], norm[0], norm[steps - 1], worst);
+    printf("%s %s %s %s accum %d: %d steps, loss %.6f -> %.6f, grad_norm %.6f -> %.6f, worst param diff %.3g\n", target,
+           precision, md->label, olevel, accum, steps, loss[0], loss[steps - 1], norm[0], norm[steps - 1], worst);
     cram_st_free(&f);
   } else {
     CHECK(0, "%s: cramc --interpret failed", md->label);
@@ -295,11 +298,12 @@ static void check_entries(const cram_step_api *api) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4 || (strcmp(argv[1], "interp") && strcmp(argv[1], "cpu"))) {
-    fprintf(stderr, "usage: test_codegen_abi interp|cpu CRAMC SOURCE_DIR [-O2|-O0] [CC]\n");
+  if (argc < 4 || (strcmp(argv[1], "interp") && strcmp(argv[1], "interp-bf16") && strcmp(argv[1], "cpu"))) {
+    fprintf(stderr, "usage: test_codegen_abi interp|interp-bf16|cpu CRAMC SOURCE_DIR [-O2|-O0] [CC]\n");
     return 2;
   }
   target = argv[1];
+  if (!strcmp(target, "interp-bf16")) target = "interp", precision = "bf16";
   cramc = argv[2];
   srcdir = argv[3];
   olevel = argc > 4 ? argv[4] : "-O2";
@@ -318,8 +322,8 @@ int main(int argc, char **argv) {
     snprintf(so, sizeof so, "%s/%s.so", tmp, md->label);
     /* the compiler that built the step library (under ASan its runtime must match) */
     const char *cc = argc > 5 ? argv[5] : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    if (sh("%s %s/%s %s --target %s %s --cc '%s -Wall -Wextra -Wno-unused-parameter -Werror' -o %s", cramc, srcdir,
-           md->file, md->defs, target, olevel, cc, so)) {
+    if (sh("%s %s/%s %s --target %s --precision %s %s --cc '%s -Wall -Wextra -Wno-unused-parameter -Werror' -o %s", cramc,
+           srcdir, md->file, md->defs, target, precision, olevel, cc, so)) {
       CHECK(0, "%s: cramc --target %s %s failed", md->label, target, olevel);
       continue;
     }

@@ -2,8 +2,9 @@
 # test_cuda.sh CRAMC CRAM ABI_TEST SOURCE_DIR - the cuda target without a GPU:
 #   1. every kernel of every model in models/ and models/ablations/ compiles
 #      with NVRTC for sm_80 and sm_90 (through `cramc --target cuda
-#      --emit=step-c`, PTX left out: CRAMC_NVRTC_PTX=0), in a fresh cache;
-#      bert_crammed once more with the PTX image, timed;
+#      --emit=step-c`, PTX left out: CRAMC_NVRTC_PTX=0), in a fresh cache, at
+#      the default precision bf16; tiny and untied_biases also at --precision
+#      f32; bert_crammed once more with the PTX image, timed;
 #   2. tiny's step.so builds, has no CUDA symbol to resolve at load, and
 #      `cram info` shows target cuda (sm_80+);
 #   3. through the ABI (test_cuda_abi): metadata, create() -> E_DEVICE with
@@ -33,6 +34,12 @@ for m in "$SRC"/models/*.cram "$SRC"/models/ablations/*.cram; do
   printf 'nvrtc %-22s sm_80 + sm_90 %5.1f s, %d kernels\n' "$name" "$(echo "$t1 - $t0" | bc)" \
     "$("$CRAMC" "$m" --emit=cuda | grep -c __global__)"
 done
+for name in tiny ablations/untied_biases; do
+  CRAMC_NVRTC_PTX=0 "$CRAMC" "$SRC/models/$name.cram" --target cuda --precision f32 --emit=step-c -o "$T/f32.c" 2> "$T/f32.err"
+  check "[ $? = 0 ]" || cat "$T/f32.err" >&2
+  check "grep -q 'img_sm80\[[1-9]' $T/f32.c && grep -q 'precision = \"f32\"' $T/f32.c && ! grep -q CRAM_CUDA_DT_BF16 $T/f32.c"
+done
+check "grep -q 'precision = \"bf16\"' $T/tiny.c && grep -q 'CRAM_CUDA_DT_BF16' $T/tiny.c"
 t0=$(date +%s.%N)
 CRAMC_NVRTC_TIMES=1 "$CRAMC" "$SRC/models/bert_crammed.cram" --target cuda --emit=step-c -o "$T/bert.c" 2> "$T/bert.err"
 check "[ $? = 0 ]" || cat "$T/bert.err" >&2
@@ -46,7 +53,7 @@ check "[ -f $T/tiny.so ] && ! ls $T/tiny.so.tmp.* 2>/dev/null"
 check "! nm -D --undefined-only $T/tiny.so | grep -Eq ' (cu|cublas|nvrtc)[A-Z]'"
 "$CRAM" info "$T/tiny.so" > "$T/info.txt"; check "[ $? = 0 ]"
 check "grep -q 'target        cuda (sm_80+)' $T/info.txt"
-check "grep -q 'precision     f32' $T/info.txt"
+check "grep -q 'precision     bf16' $T/info.txt"
 check "grep -q 'model         tiny' $T/info.txt"
 check "grep -Eq 'embedding.weight +\[8192, 64\] +524288  decay' $T/info.txt"
 
@@ -68,7 +75,9 @@ fi
 
 # 5. errors
 "$CRAMC" "$SRC/models/tiny.cram" --target cuda --precision f64 -o "$T/x.so" 2> "$T/f64.err"
-check "[ $? != 0 ] && grep -q 'f32' $T/f64.err && [ ! -f $T/x.so ]"
+check "[ $? != 0 ] && grep -q 'bf16 or f32' $T/f64.err && [ ! -f $T/x.so ]"
+"$CRAMC" "$SRC/models/tiny.cram" --target cpu --precision bf16 -o "$T/x.so" 2> "$T/cpu.err"
+check "[ $? = 2 ] && grep -q 'cpu computes in f32 only' $T/cpu.err && [ ! -f $T/x.so ]"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

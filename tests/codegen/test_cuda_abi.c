@@ -1,6 +1,7 @@
-/* test_cuda_abi.c STEP.SO [NPARAMS] - a `--target cuda` artifact through the
- * loader without a GPU: it loads (no driver call at load), its metadata says
- * target "cuda", min_sm 80, precision f32, its parameter table is complete;
+/* test_cuda_abi.c STEP.SO [NPARAMS [PRECISION]] - a `--target cuda` artifact
+ * through the loader without a GPU: it loads (no driver call at load), its
+ * metadata says target "cuda", min_sm 80, precision PRECISION (default bf16,
+ * the cuda target's default), its parameter table is complete;
  * create() either succeeds (a GPU is present: then the test says so and
  * stops) or returns CRAM_STEP_E_DEVICE with the one-line message that names
  * the missing driver/GPU (or the too-old GPU) and suggests --target cpu.
@@ -36,7 +37,7 @@ int main(int argc, char **argv) {
   const cram_step_meta *m = api->meta;
   CHECK(!strcmp(m->target, "cuda"));
   CHECK(m->min_sm == 80);
-  CHECK(!strcmp(m->precision, "f32"));
+  CHECK(!strcmp(m->precision, argc > 3 ? argv[3] : "bf16"));
   CHECK(m->kernel_count > 0);
   CHECK(m->arena_bytes > 0);
   if (argc > 2) CHECK(m->nparams == (uint32_t)atoi(argv[2]));

@@ -1,11 +1,13 @@
-/* test_cuda_compare.c CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] - run on a GPU
+/* test_cuda_compare.c CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] [PARAM_TOL] - run on a GPU
  * by tests/gpu/check.sh: the cuda artifact against a reference artifact
  * (--target cpu or interp, same model and dims) through the step ABI. Both
  * start from the same parameters (init_params in the reference, copied into
  * the cuda step with set_param), train STEPS (default 5) step+update on the
  * same synthetic batch (dropout off), and compare the loss and grad norm per
  * step and every parameter after the last step: relative error <= TOL
- * (default 1e-3; f32 GEMMs and reductions round differently). Then
+ * (default 1e-3; f32 GEMMs and reductions round differently), parameters
+ * <= PARAM_TOL (default TOL; bf16 runs give the zero-initialised biases,
+ * whose norm after a few steps is a few learning rates, a looser one). Then
  * TIMED_STEPS (default 20) more cuda steps, timed: ms per step+update and
  * tokens/s. Without a GPU the cuda create() fails: exit status 77 (skipped). */
 #include <math.h>
@@ -26,11 +28,11 @@ static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-12 ? 
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: test_cuda_compare CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS]\n");
+    fprintf(stderr, "usage: test_cuda_compare CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] [PARAM_TOL]\n");
     return 2;
   }
   int steps = argc > 3 ? atoi(argv[3]) : 5, timed = argc > 5 ? atoi(argv[5]) : 20;
-  double tol = argc > 4 ? atof(argv[4]) : 1e-3;
+  double tol = argc > 4 ? atof(argv[4]) : 1e-3, ptol = argc > 6 ? atof(argv[6]) : tol;
   cram_step_lib L[2];
   cram_err err;
   for (int i = 0; i < 2; i++)
@@ -111,8 +113,8 @@ int main(int argc, char **argv) {
     free(pa), free(pb);
   }
   printf("parameters after %d steps: worst ||cuda - ref|| / ||ref|| = %.2e (%s)%s\n", steps, worst, wname,
-         worst <= tol ? "" : "  FAIL");
-  fails += worst > tol;
+         worst <= ptol ? "" : "  FAIL");
+  fails += worst > ptol;
   if (timed > 0) {
     float l, g;
     double t0 = now();

@@ -44,6 +44,25 @@ static inline float atomicAdd(float *a, float v) { float o = *a; *a += v; return
 #define __expf expf
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+/* cuda_bf16.h as the renderer uses it: bf16 storage, exact widening, round to
+ * nearest even. Its include guard is set so the prelude's #include of the
+ * toolkit header (found when the toolkit sits on the default include path)
+ * adds nothing. */
+#define __CUDA_BF16_H__
+struct __nv_bfloat16 { unsigned short x; };
+static inline float __bfloat162float(__nv_bfloat16 h) {
+  uint32_t u = (uint32_t)h.x << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return __nv_bfloat16{(unsigned short)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u))};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return __nv_bfloat16{(unsigned short)(u >> 16)};
+}
 
 typedef void (*emu_kernel)(void *const *, char *, unsigned long long, int, int *, int);
 struct emu_args { emu_kernel fn; void *const *P; char *T; unsigned long long seed; int training; int *E; int code; };

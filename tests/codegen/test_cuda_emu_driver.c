@@ -5,7 +5,8 @@
  * artifact's generated CUDA C compiled for the host with test_cuda_emu.h),
  * cuLaunchKernel runs it through that library's emu_launch(), and
  * cublasLtMatmul is a reference column-major GEMM with the BIAS / RELU
- * epilogues. It lets the whole cuda step (shim, launch tables, kernels,
+ * epilogues over f32 or bf16 (CUDA_R_16BF) layouts (double accumulation,
+ * the result rounded to f32 and then, for a bf16 D, to nearest-even bf16). It lets the whole cuda step (shim, launch tables, kernels,
  * cuBLASLt descriptors) run on a machine without a GPU. Streams and CUDA
  * graphs: launches must name a created stream (the legacy NULL stream is
  * refused); while a stream captures, kernel launches and matmuls are
@@ -186,7 +187,22 @@ EXPORT CUresult cuGetErrorString(CUresult r, const char **s) { return *s = r ? "
 /* ---- cuBLASLt ---------------------------------------------------------------------- */
 
 typedef struct Desc { int32_t ta, tb, epi; const float *bias; } Desc;
-typedef struct Lay { uint64_t rows, cols; int64_t ld, stride; int32_t batch; } Lay;
+typedef struct Lay { uint64_t rows, cols; int64_t ld, stride; int32_t batch; int bf16; } Lay;
+
+static float bf16_load(const uint16_t *p) {
+  uint32_t u = (uint32_t)*p << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+/* round to nearest even, as __float2bfloat16_rn and the interpreter's interp_round_bf16 */
+static uint16_t bf16_round(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return (uint16_t)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u));
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
 
 EXPORT cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) { return *h = (cublasLtHandle_t)malloc(1), CUBLAS_STATUS_SUCCESS; }
 EXPORT cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) { return free(h), CUBLAS_STATUS_SUCCESS; }
@@ -208,9 +224,9 @@ EXPORT cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cub
   return CUBLAS_STATUS_SUCCESS;
 }
 EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t r, uint64_t c, int64_t ld) {
-  (void)t;
+  if (t != CUDA_R_32F && t != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
   Lay *L = calloc(1, sizeof *L);
-  L->rows = r, L->cols = c, L->ld = ld, L->batch = 1;
+  L->rows = r, L->cols = c, L->ld = ld, L->batch = 1, L->bf16 = t == CUDA_R_16BF;
   *l = (cublasLtMatrixLayout_t)L;
   return ld < (int64_t)r ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
 }
@@ -241,15 +257,17 @@ EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasL
   *n = req > 0;
   return CUBLAS_STATUS_SUCCESS;
 }
-static float at(const float *x, const Lay *L, int trans, uint64_t i, uint64_t j) {
-  return trans ? x[j + i * (uint64_t)L->ld] : x[i + j * (uint64_t)L->ld];
+/* element (i, j) of op(X), batch entry p */
+static float at(const void *x, const Lay *L, int32_t p, int trans, uint64_t i, uint64_t j) {
+  uint64_t e = (uint64_t)(p * L->stride) + (trans ? j + i * (uint64_t)L->ld : i + j * (uint64_t)L->ld);
+  return L->bf16 ? bf16_load((const uint16_t *)x + e) : ((const float *)x)[e];
 }
 typedef struct MM {
   const Desc *d;
   const Lay *a, *b, *c;
   float al, be;
-  const float *A, *B;
-  float *D;
+  const void *A, *B;
+  void *D;
 } MM;
 static void run_matmul(const void *blob) {
   MM m;
@@ -257,19 +275,20 @@ static void run_matmul(const void *blob) {
   const Desc *d = m.d;
   const Lay *a = m.a, *b = m.b, *c = m.c;
   uint64_t M = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
-  for (int32_t p = 0; p < c->batch; p++) {
-    const float *Ap = m.A + p * a->stride, *Bp = m.B + p * b->stride;
-    float *Dp = m.D + p * c->stride;
+  for (int32_t p = 0; p < c->batch; p++)
     for (uint64_t j = 0; j < n; j++)
       for (uint64_t i = 0; i < M; i++) {
         double acc = 0;
-        for (uint64_t q = 0; q < k; q++) acc += (double)at(Ap, a, d->ta, i, q) * at(Bp, b, d->tb, q, j);
-        float v = (float)(m.al * acc + (m.be != 0 ? m.be * Dp[i + j * (uint64_t)c->ld] : 0.0));
-        if (d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v += d->bias[i];
+        for (uint64_t q = 0; q < k; q++) acc += (double)at(m.A, a, p, d->ta, i, q) * at(m.B, b, p, d->tb, q, j);
+        float v = (float)(m.al * acc + (m.be != 0 ? m.be * at(m.D, c, p, 0, i, j) : 0.0));
+        /* the bias has D's type (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE's default) */
+        if (d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS)
+          v += c->bf16 ? bf16_load((const uint16_t *)(const void *)d->bias + i) : d->bias[i];
         if (d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0 ? v : 0;
-        Dp[i + j * (uint64_t)c->ld] = v;
+        uint64_t e = (uint64_t)(p * c->stride) + i + j * (uint64_t)c->ld;
+        if (c->bf16) ((uint16_t *)m.D)[e] = bf16_round(v);
+        else ((float *)m.D)[e] = v;
       }
-  }
 }
 EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
                                      cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
@@ -281,8 +300,9 @@ EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t de
   const Lay *a = (const Lay *)la, *b = (const Lay *)lb, *c = (const Lay *)lc;
   uint64_t m = d->ta ? a->cols : a->rows, k = d->ta ? a->rows : a->cols, n = d->tb ? b->rows : b->cols;
   if ((d->tb ? b->cols : b->rows) != k || c->rows != m || c->cols != n || C != D) return CUBLAS_STATUS_INVALID_VALUE;
+  if (a->bf16 != b->bf16) return CUBLAS_STATUS_NOT_SUPPORTED; /* A and B of one type, as cuBLASLt's table */
   /* alpha and beta are host pointers: their values are what a capture keeps */
-  MM mm = {d, a, b, c, *(const float *)alpha, *(const float *)beta, (const float *)A, (const float *)B, (float *)D};
+  MM mm = {d, a, b, c, *(const float *)alpha, *(const float *)beta, A, B, D};
   if (!record(run_matmul, &mm, sizeof mm)) run_matmul(&mm);
   return CUBLAS_STATUS_SUCCESS;
 }

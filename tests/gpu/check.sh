@@ -3,11 +3,14 @@
 # Run by hand (or by a GPU job) where a GPU exists; elsewhere it prints what
 # it skipped and why, and exits 0.
 #   1. builds (cmake + make) in BUILD_DIR (default build-gpu) unless built;
-#   2. `cramc --target cuda` for tiny and bert_crammed (NVRTC times shown);
-#   3. tiny: the cuda step vs the cpu artifact (and the interp one if the cpu
-#      one cannot be built) through the ABI: 5 step+update from the same
-#      parameters, loss / grad norm / parameters within 1e-3 relative (f32),
-#      then 20 timed steps (ms per step, tokens/s);
+#   2. `cramc --target cuda` for tiny and bert_crammed (NVRTC times shown),
+#      bf16 (the default) and tiny also --precision f32;
+#   3. tiny f32: the cuda step vs the cpu artifact (and the interp one if the
+#      cpu one cannot be built) through the ABI: 5 step+update from the same
+#      parameters, loss / grad norm / parameters within 1e-3 relative;
+#      tiny bf16 vs the interp artifact built with --precision bf16 (the same
+#      mixed-precision graphs): loss and grad norm within 1%, parameters 5%;
+#      then 20 timed steps of each (ms per step, tokens/s);
 #   4. compute-sanitizer (memcheck) on tiny's compare run if installed;
 #   5. bert_crammed: 10 timed steps (create, step, update) - tokens/s.
 set -u
@@ -36,6 +39,8 @@ for m in tiny bert_crammed; do
   CRAMC_NVRTC_TIMES=1 "$CRAMC" "$SRC/models/$m.cram" --target cuda -o "$T/$m.cuda.so" || { echo "FAIL: cramc $m"; exit 1; }
   echo "cramc --target cuda $m: $(echo "$(date +%s.%N) - $t0" | bc) s"
 done
+"$CRAMC" "$SRC/models/tiny.cram" --target cuda --precision f32 -o "$T/tiny.cuda32.so" || { echo "FAIL: cramc tiny f32"; exit 1; }
+"$CRAMC" "$SRC/models/tiny.cram" --target interp --precision bf16 -o "$T/tiny.interp16.so" || { echo "FAIL: interp bf16 artifact"; exit 1; }
 REF=$T/tiny.cpu.so
 if ! "$CRAMC" "$SRC/models/tiny.cram" --target cpu -o "$REF" 2> "$T/cpu.err"; then
   skip "cpu reference ($(head -1 "$T/cpu.err")); comparing with the interp artifact"
@@ -44,16 +49,20 @@ if ! "$CRAMC" "$SRC/models/tiny.cram" --target cpu -o "$REF" 2> "$T/cpu.err"; th
 fi
 
 # 3. tiny: cuda vs reference, then timed
-echo "== tiny: cuda vs $(basename "$REF")"
-"$CMP" "$T/tiny.cuda.so" "$REF" 5 1e-3 20
+echo "== tiny f32: cuda vs $(basename "$REF")"
+"$CMP" "$T/tiny.cuda32.so" "$REF" 5 1e-3 20
 rc=$?
-[ $rc = 0 ] || { echo "FAIL: tiny cuda vs reference (exit $rc)"; fails=$((fails + 1)); }
+[ $rc = 0 ] || { echo "FAIL: tiny cuda f32 vs reference (exit $rc)"; fails=$((fails + 1)); }
+echo "== tiny bf16: cuda vs interp --precision bf16"
+"$CMP" "$T/tiny.cuda.so" "$T/tiny.interp16.so" 5 1e-2 20 5e-2
+rc=$?
+[ $rc = 0 ] || { echo "FAIL: tiny cuda bf16 vs interp bf16 (exit $rc)"; fails=$((fails + 1)); }
 
 # 4. compute-sanitizer
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2> /dev/null | head -1)
 if [ -n "$CS" ]; then
   echo "== compute-sanitizer memcheck on tiny (2 steps)"
-  "$CS" --tool memcheck --error-exitcode 9 "$CMP" "$T/tiny.cuda.so" "$REF" 2 1e-3 0 > "$T/cs.log" 2>&1
+  "$CS" --tool memcheck --error-exitcode 9 "$CMP" "$T/tiny.cuda.so" "$T/tiny.interp16.so" 2 1e-2 0 5e-2 > "$T/cs.log" 2>&1
   rc=$?
   tail -5 "$T/cs.log"
   [ $rc = 0 ] || { echo "FAIL: compute-sanitizer (exit $rc)"; fails=$((fails + 1)); }

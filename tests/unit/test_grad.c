@@ -265,6 +265,19 @@ static ValueId sample_dropout(T *t, int v) {
   return unary_sample(t, v, OP_DROPOUT, ATTRS(ir_attr_float(ATTR_P, 0.4), ir_attr_int(ATTR_KEY, 7)));
 }
 
+/* f32 -> bf16, bf16 -> f32 (through a bf16 product), f32 -> f32: in the f64
+ * interpreter a cast is the identity, so its gradient is dy in x's dtype */
+static ValueId sample_cast(T *t, int variant) {
+  if (variant > 2) return IR_NONE;
+  ValueId x = t_param(t, 2, (int64_t[]){rdim(&t->rng), rdim(&t->rng)});
+  Attr bf = ir_attr_str(ATTR_TO, "bf16"), f32 = ir_attr_str(ATTR_TO, "f32");
+  if (variant == 2) return add(t, OP_CAST, 1, IN(x), &f32, 1);
+  ValueId b = add(t, OP_CAST, 1, IN(x), &bf, 1);
+  if (variant == 0) return add(t, OP_CAST, 1, IN(b), &f32, 1); /* the loss is f32 */
+  b = add(t, OP_MUL, 2, IN(b, b), NOATTR);
+  return add(t, OP_CAST, 1, IN(b), &f32, 1);
+}
+
 static ValueId sample_glu(T *t, int variant) {
   static const char *const acts[] = {"gelu", "relu", "sigmoid", "none"};
   if (variant > 3) return IR_NONE;
@@ -331,7 +344,7 @@ static const SampleFn samples[OP_COUNT] = {
     [OP_DROPOUT] = sample_dropout,     [OP_GLU] = sample_glu,                 [OP_LAYERNORM] = sample_layernorm,
     [OP_RMSNORM] = sample_rmsnorm,     [OP_SOFTMAX] = sample_softmax,         [OP_MEAN] = sample_mean,
     [OP_CROSS_ENTROPY] = sample_cross_entropy, [OP_RESHAPE] = sample_reshape, [OP_PERMUTE] = sample_permute,
-    [OP_SLICE] = sample_slice,
+    [OP_SLICE] = sample_slice, [OP_CAST] = sample_cast,
 };
 
 static void test_every_op(void) {

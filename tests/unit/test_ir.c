@@ -254,6 +254,14 @@ static void test_elementwise(void) {
   BAD(&t, add(&t, OP_GLU, 1, SRC(&t, DT_F32, 8, 7), 0, 0, &gelu, 1), "glu: last axis of f32[8,7] is odd (7)");
   BAD(&t, add(&t, OP_GLU, 1, scalar(&t, DT_F32), 0, 0, &gelu, 1), "x must have rank >= 1");
   BAD(&t, add(&t, OP_GLU, 1, x, 0, 0, &swish, 1), "act=\"swish\\x0a\" is not one of gelu, relu, sigmoid, none");
+
+  Attr tb = ir_attr_str(ATTR_TO, "bf16"), tf = ir_attr_str(ATTR_TO, "f32"), ti = ir_attr_str(ATTR_TO, "i32");
+  OK(&t, add(&t, OP_CAST, 1, x, 0, 0, &tb, 1), "bf16[8,128,64]");
+  OK(&t, add(&t, OP_CAST, 1, SRC(&t, DT_BF16, 4), 0, 0, &tf, 1), "f32[4]");
+  OK(&t, add(&t, OP_CAST, 1, b, 0, 0, &tf, 1), "f32[64]");
+  BAD(&t, add(&t, OP_CAST, 1, x, 0, 0, &ti, 1), "cast: to=\"i32\" is not one of f32, bf16");
+  BAD(&t, add(&t, OP_CAST, 1, SRC(&t, DT_I32, 4), 0, 0, &tb, 1), "cast: x must be f32 or bf16, got i32[4]");
+  BAD(&t, add(&t, OP_CAST, 1, x, 0, 0, NULL, 0), "missing attribute 'to'");
   t_free(&t);
 }
 

@@ -185,6 +185,13 @@ static void test_round_trip_every_op(void) {
   ValueId logits = node(g, OP_MATMUL, 2, IN(rows, emb), nt, 2, NOLOC);
   ValueId loss = node(g, OP_CROSS_ENTROPY, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), (SrcLoc){"m.cram", 4294967295u, 0});
   ValueId pm = node(g, OP_MEAN, 1, IN(p), ATTRS(ir_attr_int(ATTR_AXIS, 3)), NOLOC);
+  /* precision: a bf16 copy of a master weight, a bf16 GEMM, its result back to f32 */
+  {
+    ValueId wb = node(g, OP_CAST, 1, IN(w1), ATTRS(ir_attr_str(ATTR_TO, "bf16")), NOLOC);
+    ValueId xb = node(g, OP_CAST, 1, IN(x), ATTRS(ir_attr_str(ATTR_TO, "bf16")), NOLOC);
+    ValueId yb = node(g, OP_MATMUL, 2, IN(xb, wb), nn, 2, NOLOC);
+    node(g, OP_CAST, 1, IN(yb), ATTRS(ir_attr_str(ATTR_TO, "f32")), NOLOC);
+  }
   /* backward ops (autodiff) */
   Shape scalar = {.rank = 0};
   Attr one_v = ir_attr_float(ATTR_VALUE, 1.0);

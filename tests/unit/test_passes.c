@@ -20,6 +20,13 @@
  *    fails memplan_check and makes the interpreter disagree.
  * The 1e-10 tolerance: passes reorder no arithmetic except fold's a*b of scale
  * chains (one rounding instead of two, ~1e-16 relative); f64 leaves ample room.
+ *
+ * Every model is checked twice: as written (f32) and through autocast_bf16
+ * (bf16 GEMMs, casts). In f64 the interpreter rounds nothing, so a cast is
+ * the identity and the 1e-10 checks hold for the mixed graph as they are;
+ * the bf16 graph is also run in the f32 mode (which rounds every bf16 node),
+ * where the -O2 pipeline must agree with the unoptimised step to bf16
+ * rounding (BF16_TOL), and its memory plan must size bf16 buffers at 2 bytes.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +40,13 @@
 #include "passes.h"
 
 #define TOL 1e-10
+/* -O2 against -O0 for a bf16 train step in the f32 mode: fusions drop roundings
+ * (matmul_glu keeps the pre-activation in f32, add_layernorm the sum), each
+ * a relative 2^-9 = 2e-3 at most per element; a few chained through one step
+ * of backward + AdamW stay well inside 2e-2. */
+#define BF16_TOL 2e-2
+
+static InterpPrecision run_prec = INTERP_F64; /* the mode run_graph interprets in */
 
 static uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -88,7 +102,7 @@ static bool run_graph(const Graph *g, int64_t vocab, const MemPlan *plan, double
     else if (plan && plan->kind[v] == MP_ARENA) bufs[v] = base + plan->offset[v] / (int64_t)sizeof(double);
   }
   char err[512] = "";
-  InterpOpts o = {INTERP_F64, false, 1};
+  InterpOpts o = {run_prec, false, 1};
   bool ok = interp_run(g, &o, bufs, owned, err, sizeof err);
   if (!ok) fprintf(stderr, "interp: %s\n", err);
   r->nout = g->nout;
@@ -219,8 +233,39 @@ static void check_broken_plan(const Graph *g, int64_t vocab, const Run *ref) {
 }
 
 static int models_checked, passes_checked;
+static double bf16_worst;
 
-static void check_model(const char *path) {
+/* Every bf16 arena buffer is sized numel * 2 (rounded to the alignment). */
+static void check_bf16_sizes(const Graph *g) {
+  Arena *a = arena_new();
+  MemPlan *p = memplan_run(g, &(MemPlanOpts){.materialize_all = true}, a);
+  int nbf = 0;
+  for (ValueId v = 0; p && v < g->n; v++) {
+    if (p->kind[v] != MP_ARENA || g->nodes[v].dtype != DT_BF16) continue;
+    int64_t bytes = ir_shape_numel(&g->nodes[v].shape) * 2;
+    CHECK(p->size[v] == (bytes + 255) / 256 * 256);
+    nbf++;
+  }
+  CHECK(p && nbf > 0);
+  arena_free(a);
+}
+
+/* The bf16 step in the f32 mode: -O2 against -O0 within BF16_TOL. */
+static void check_bf16_rounded(const char *path, const Graph *ts, const Graph *o2, int64_t vocab) {
+  run_prec = INTERP_F32;
+  Run r0, r2;
+  CHECK(run_graph(ts, vocab, NULL, NULL, &r0));
+  CHECK(run_graph(o2, vocab, NULL, NULL, &r2));
+  double diff = run_diff(&r0, &r2);
+  if (!(diff <= BF16_TOL)) fprintf(stderr, "%s (bf16, f32 mode): -O2 differs from -O0 by %g\n", path, diff);
+  CHECK(diff <= BF16_TOL);
+  if (diff > bf16_worst) bf16_worst = diff;
+  run_free(&r0);
+  run_free(&r2);
+  run_prec = INTERP_F64;
+}
+
+static void check_model(const char *path, bool bf16) {
   FILE *f = fopen(path, "rb");
   CHECK(f != NULL);
   if (!f) return;
@@ -238,6 +283,13 @@ static void check_model(const char *path) {
   Graph *fwd = fe_compile(path, text, len, defs, nd, &d);
   CHECK(fwd != NULL);
   if (!fwd) return;
+  if (bf16) {
+    Graph *m = pass_autocast_bf16(fwd, &d);
+    ir_graph_free(fwd);
+    fwd = m;
+    CHECK(fwd != NULL && ir_verify(fwd, &d));
+    if (!fwd) return;
+  }
   Graph *ad = pass_autodiff(fwd, &d);
   AdamWOptions ao = pass_adamw_defaults();
   ao.emit_grads = true; /* gradients are outputs too: a pass that breaks only them shows */
@@ -304,6 +356,10 @@ static void check_model(const char *path) {
     check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8}, &ref,
                "O0 plan, no in-place");
     check_broken_plan(ts, vocab, &ref);
+    if (bf16) {
+      check_bf16_sizes(o2);
+      check_bf16_rounded(path, ts, o2, vocab);
+    }
   }
   ir_graph_free(o2);
   run_free(&ref);
@@ -356,14 +412,17 @@ static void check_manager(void) {
 
 int main(void) {
   check_manager();
-  check_model("models/tiny.cram");
   static const char *ablations[] = {"dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
                                     "postln_noglu", "rmsnorm", "untied_biases"};
-  for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {
-    char path[128];
-    snprintf(path, sizeof path, "models/ablations/%s.cram", ablations[i]);
-    check_model(path);
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    check_model("models/tiny.cram", bf16);
+    for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {
+      char path[128];
+      snprintf(path, sizeof path, "models/ablations/%s.cram", ablations[i]);
+      check_model(path, bf16);
+    }
   }
-  printf("models: %d, pass runs checked for equivalence: %d\n", models_checked, passes_checked);
+  printf("models: %d (each f32 and bf16), pass runs checked for equivalence: %d; bf16 -O2 vs -O0 in the f32 mode: %.3g\n",
+         models_checked, passes_checked, bf16_worst);
   return check_summary("test_passes");
 }
