@@ -16,6 +16,7 @@
 #include "artifact.h"
 #include "ast.h"
 #include "cram_step.h"
+#include "cram_step_shim.h"
 
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
@@ -189,6 +190,32 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;
+}
+
+/* ---- the entry table ------------------------------------------------------------ */
+
+#define CG_ENTRY_NAME(P, ret, name, params) #name,
+static const char *const step_entries[] = {CRAM_STEP_SHIM_ENTRIES(CG_ENTRY_NAME, _)};
+
+void cg_put_step_api(FILE *out, const CgMeta *m) {
+  fprintf(out,
+          "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
+          "  return cram_%s_create(&artifact, opts, out, err, errlen);\n"
+          "}\n\n"
+          "static const cram_step_api api = {\n"
+          "  %s, sizeof(cram_step_api), &meta,\n"
+          "  create,",
+          m->target, m->abi_macro);
+  int col = (int)strlen("  create,");
+  for (size_t i = 0; i < sizeof step_entries / sizeof step_entries[0]; i++) {
+    int w = (int)(strlen(m->target) + strlen(step_entries[i])) + (int)strlen(" cram__,");
+    if (col + w > 80) fputs("\n ", out), col = 1;
+    col += fprintf(out, " cram_%s_%s,", m->target, step_entries[i]);
+  }
+  fputs("\n};\n\n"
+        "__attribute__((visibility(\"default\"))) const cram_step_api *cram_step_entry(void);\n"
+        "const cram_step_api *cram_step_entry(void) { return &api; }\n",
+        out);
 }
 
 /* ---- building the shared object --------------------------------------------------- */

@@ -23,7 +23,7 @@ bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t 
 
 /* What differs between targets in the metadata. */
 typedef struct CgMeta {
-  const char *target;        /* "interp" | "cpu" */
+  const char *target;        /* "interp" | "cpu" | "cuda": also the shim's prefix cram_<target>_ */
   const char *precision;     /* "bf16" | "f32" | "f64" */
   const char *abi_macro;     /* the C expression written as .abi_version */
   uint64_t arena_bytes;
@@ -33,6 +33,13 @@ typedef struct CgMeta {
 /* Writes `static const cram_dim dims[]`, `inputs[]`, `params[]` and
  * `static const cram_step_meta meta` for model fwd. */
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen);
+
+/* Writes the end of every target's step.c, after `static const
+ * cram_<target>_artifact artifact` and `meta`: create() bound to the artifact,
+ * the cram_step_api table over the shim's cram_<target>_<entry> functions (the
+ * entries of CRAM_STEP_SHIM_ENTRIES, cram_step_shim.h; abi_version written as
+ * m->abi_macro), and the exported cram_step_entry(). */
+void cg_put_step_api(FILE *out, const CgMeta *m);
 
 /* Objects a target links beside its step.c (paths in the build's temp dir). */
 #define CG_MAX_OBJS 4

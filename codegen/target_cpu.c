@@ -130,21 +130,8 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
   for (int i = 0; i < 3; i++)
     fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run},\n", P[i]->nslots, pfx[i], P[i]->nouts, pfx[i],
             (unsigned long long)P[i]->arena_bytes, pfx[i]);
-  fputs("};\n\n"
-        "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
-        "  return cram_cpu_create(&artifact, opts, out, err, errlen);\n"
-        "}\n\n"
-        "static const cram_step_api api = {\n"
-        "  CRAM_CPU_ABI_VERSION, sizeof(cram_step_api), &meta,\n"
-        "  create, cram_cpu_destroy, cram_cpu_last_error,\n"
-        "  cram_cpu_init_params, cram_cpu_get_param, cram_cpu_set_param,\n"
-        "  cram_cpu_get_moments, cram_cpu_set_moments,\n"
-        "  cram_cpu_step, cram_cpu_update, cram_cpu_eval,\n"
-        "  cram_cpu_grad_norm, cram_cpu_zero_grad,\n"
-        "};\n\n"
-        "__attribute__((visibility(\"default\"))) const cram_step_api *cram_step_entry(void);\n"
-        "const cram_step_api *cram_step_entry(void) { return &api; }\n",
-        out);
+  fputs("};\n\n", out);
+  cg_put_step_api(out, &m);
   ok = !ferror(out);
   if (!ok) cg_fail(err, errlen, "cannot write the generated C");
 out:

@@ -239,21 +239,8 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
     fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %lluu, %u, %s_launches, %u, cram_cuda_%s_bind, cram_cuda_%s_run},\n",
             p.P[i]->nslots, pfx[i], p.P[i]->nouts, pfx[i], (unsigned long long)p.P[i]->arena_bytes,
             (unsigned long long)p.scratch[i], p.hh[i].nlaunch, pfx[i], p.hh[i].ntab, pfx[i], pfx[i]);
-  fputs("};\n\n"
-        "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
-        "  return cram_cuda_create(&artifact, opts, out, err, errlen);\n"
-        "}\n\n"
-        "static const cram_step_api api = {\n"
-        "  CRAM_STEP_ABI_VERSION, sizeof(cram_step_api), &meta,\n"
-        "  create, cram_cuda_destroy, cram_cuda_last_error,\n"
-        "  cram_cuda_init_params, cram_cuda_get_param, cram_cuda_set_param,\n"
-        "  cram_cuda_get_moments, cram_cuda_set_moments,\n"
-        "  cram_cuda_step, cram_cuda_update, cram_cuda_eval,\n"
-        "  cram_cuda_grad_norm, cram_cuda_zero_grad,\n"
-        "};\n\n"
-        "__attribute__((visibility(\"default\"))) const cram_step_api *cram_step_entry(void);\n"
-        "const cram_step_api *cram_step_entry(void) { return &api; }\n",
-        out);
+  fputs("};\n\n", out);
+  cg_put_step_api(out, &m);
   ok = !ferror(out) || cg_fail(err, errlen, "cannot write the generated C");
 out:
   free(meta);

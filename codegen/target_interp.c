@@ -75,21 +75,9 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   CgMeta m = {"interp", o->f64 ? "f64" : o->bf16 ? "bf16" : "f32", "CRAM_INTERP_ABI_VERSION", arena, non_sources(acc) + non_sources(up)};
   if (!cg_put_meta(out, fwd, o, &m, err, errlen)) goto out;
   fprintf(out,
-          "static const cram_interp_artifact artifact = {%uu, &meta, %d, fwd_ir, acc_ir, up_ir};\n\n"
-          "static cram_step_rc create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {\n"
-          "  return cram_interp_create(&artifact, opts, out, err, errlen);\n"
-          "}\n\n"
-          "static const cram_step_api api = {\n"
-          "  CRAM_INTERP_ABI_VERSION, sizeof(cram_step_api), &meta,\n"
-          "  create, cram_interp_destroy, cram_interp_last_error,\n"
-          "  cram_interp_init_params, cram_interp_get_param, cram_interp_set_param,\n"
-          "  cram_interp_get_moments, cram_interp_set_moments,\n"
-          "  cram_interp_step, cram_interp_update, cram_interp_eval,\n"
-          "  cram_interp_grad_norm, cram_interp_zero_grad,\n"
-          "};\n\n"
-          "__attribute__((visibility(\"default\"))) const cram_step_api *cram_step_entry(void);\n"
-          "const cram_step_api *cram_step_entry(void) { return &api; }\n",
+          "static const cram_interp_artifact artifact = {%uu, &meta, %d, fwd_ir, acc_ir, up_ir};\n\n",
           CRAM_INTERP_SHIM_VERSION, o->f64 ? 1 : 0);
+  cg_put_step_api(out, &m);
   ok = !ferror(out);
   if (!ok) cg_fail(err, errlen, "cannot write the generated C");
 out:

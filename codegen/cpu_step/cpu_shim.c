@@ -84,24 +84,17 @@ void cram_cpu_destroy(cram_ctx *c) {
 
 cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
                              size_t errlen) {
-  if (!out) return CRAM_STEP_E_ARG;
-  *out = NULL;
-  if (!a || a->shim_version != CRAM_CPU_SHIM_VERSION) {
-    if (err && errlen) snprintf(err, errlen, "cpu artifact built for another shim version; rebuild it with this cramc");
-    return CRAM_STEP_E_STATE;
-  }
-  cram_ctx *c = calloc(1, sizeof *c);
-  if (!c) {
-    if (err && errlen) snprintf(err, errlen, "%s: out of memory", a->meta->model);
-    return CRAM_STEP_E_NOMEM;
-  }
+  cram_step_rc rc;
+  cram_ctx *c = cram_shim_create_ctx(out, "cpu", a && a->shim_version == CRAM_CPU_SHIM_VERSION, a ? a->meta : NULL,
+                                     sizeof *c, err, errlen, &rc);
+  if (!c) return rc;
   c->a = a;
   c->meta = a->meta;
   c->training = opts && opts->training;
   c->dropout_seed = opts ? opts->dropout_seed : 0;
   c->np = a->meta->nparams;
   c->nin = a->meta->ninputs;
-  cram_step_rc rc = CRAM_STEP_E_NOMEM;
+  rc = CRAM_STEP_E_NOMEM;
   /* the forward IR, for the init rules */
   char *dbuf = NULL;
   size_t dlen = 0;
@@ -137,7 +130,7 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
 oom:
   fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory allocating the arena, parameters and optimizer state");
 bad:
-  if (err && errlen) snprintf(err, errlen, "%s", c->err);
+  cram_shim_err(err, errlen, rc, "%s", c->err);
   cram_cpu_destroy(c);
   return rc;
 }
@@ -175,11 +168,9 @@ cram_step_rc cram_cpu_init_params(cram_ctx *c, uint64_t seed) {
 }
 
 static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const void *b) {
-  char s[32];
-  snprintf(s, sizeof s, "%u", i);
-  if (i >= c->np) return fail(c, CRAM_STEP_E_ARG, "parameter index %s out of range", s);
-  if (!a || !b) return fail(c, CRAM_STEP_E_ARG, "NULL buffer for parameter %s", s);
-  return CRAM_STEP_OK;
+  char msg[64];
+  cram_step_rc rc = cram_shim_check_index(i, c->np, a, b, msg, sizeof msg);
+  return rc == CRAM_STEP_OK ? rc : fail(c, rc, "%s", msg);
 }
 
 static size_t psz(const cram_ctx *c, uint32_t i) { return (size_t)c->meta->params[i].numel * sizeof(float); }

@@ -11,6 +11,7 @@
 
 #include "cram_cpu_kernels.h"
 #include "cram_step.h"
+#include "cram_step_shim.h"
 
 #define CRAM_CPU_SHIM_VERSION 1u
 
@@ -47,19 +48,8 @@ typedef struct cram_cpu_artifact {
   cram_cpu_graph fwd, acc, up; /* eval, step, update */
 } cram_cpu_artifact;
 
-cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
-                             size_t errlen);
-void cram_cpu_destroy(cram_ctx *ctx);
-const char *cram_cpu_last_error(const cram_ctx *ctx);
-cram_step_rc cram_cpu_init_params(cram_ctx *ctx, uint64_t seed);
-cram_step_rc cram_cpu_get_param(cram_ctx *ctx, uint32_t i, float *dst);
-cram_step_rc cram_cpu_set_param(cram_ctx *ctx, uint32_t i, const float *src);
-cram_step_rc cram_cpu_get_moments(cram_ctx *ctx, uint32_t i, float *m, float *v);
-cram_step_rc cram_cpu_set_moments(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
-cram_step_rc cram_cpu_step(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
-cram_step_rc cram_cpu_update(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
-cram_step_rc cram_cpu_eval(cram_ctx *ctx, const void *const *inputs, float *loss);
-cram_step_rc cram_cpu_grad_norm(cram_ctx *ctx, float *norm);
-cram_step_rc cram_cpu_zero_grad(cram_ctx *ctx);
+/* The step ABI under the prefix cram_cpu_: cram_cpu_create(a, opts, out, err,
+ * errlen) and the entries of cram_step_shim.h. */
+CRAM_STEP_SHIM_DECLARE(cram_cpu, cram_cpu_artifact)
 
 #endif

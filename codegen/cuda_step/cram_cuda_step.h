@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "cram_step.h"
+#include "cram_step_shim.h"
 
 #define CRAM_CUDA_SHIM_VERSION 2u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes */
 
@@ -127,19 +128,8 @@ typedef struct cram_cuda_artifact {
   cram_cuda_graph fwd, acc, up;
 } cram_cuda_artifact;
 
-cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
-                              size_t errlen);
-void cram_cuda_destroy(cram_ctx *ctx);
-const char *cram_cuda_last_error(const cram_ctx *ctx);
-cram_step_rc cram_cuda_init_params(cram_ctx *ctx, uint64_t seed);
-cram_step_rc cram_cuda_get_param(cram_ctx *ctx, uint32_t i, float *dst);
-cram_step_rc cram_cuda_set_param(cram_ctx *ctx, uint32_t i, const float *src);
-cram_step_rc cram_cuda_get_moments(cram_ctx *ctx, uint32_t i, float *m, float *v);
-cram_step_rc cram_cuda_set_moments(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
-cram_step_rc cram_cuda_step(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
-cram_step_rc cram_cuda_update(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
-cram_step_rc cram_cuda_eval(cram_ctx *ctx, const void *const *inputs, float *loss);
-cram_step_rc cram_cuda_grad_norm(cram_ctx *ctx, float *norm);
-cram_step_rc cram_cuda_zero_grad(cram_ctx *ctx);
+/* The step ABI under the prefix cram_cuda_: cram_cuda_create(a, opts, out, err,
+ * errlen) and the entries of cram_step_shim.h. */
+CRAM_STEP_SHIM_DECLARE(cram_cuda, cram_cuda_artifact)
 
 #endif

@@ -396,22 +396,15 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
 
 cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
                               size_t errlen) {
-  if (!out) return CRAM_STEP_E_ARG;
-  *out = NULL;
-  if (!a || a->shim_version != CRAM_CUDA_SHIM_VERSION) {
-    if (err && errlen) snprintf(err, errlen, "cuda artifact built for another shim version; rebuild it with this cramc");
-    return CRAM_STEP_E_STATE;
-  }
-  cram_ctx *c = calloc(1, sizeof *c);
-  if (!c) {
-    if (err && errlen) snprintf(err, errlen, "%s: out of memory", a->meta->model);
-    return CRAM_STEP_E_NOMEM;
-  }
+  cram_step_rc rc;
+  cram_ctx *c = cram_shim_create_ctx(out, "cuda", a && a->shim_version == CRAM_CUDA_SHIM_VERSION, a ? a->meta : NULL,
+                                     sizeof *c, err, errlen, &rc);
+  if (!c) return rc;
   c->a = a, c->meta = a->meta;
   c->training = opts && opts->training;
   c->dropout_seed = opts ? opts->dropout_seed : 0;
   c->np = a->meta->nparams, c->nin = a->meta->ninputs;
-  cram_step_rc rc = CRAM_STEP_E_NOMEM;
+  rc = CRAM_STEP_E_NOMEM;
   size_t np = c->np ? c->np : 1, ni = c->nin ? c->nin : 1;
   if (!(c->p = calloc(np, sizeof *c->p)) || !(c->m = calloc(np, sizeof *c->m)) || !(c->v = calloc(np, sizeof *c->v)) ||
       !(c->g = calloc(np, sizeof *c->g)) || !(c->in = calloc(ni, sizeof *c->in))) {
@@ -438,7 +431,7 @@ cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opt
   *out = c;
   return CRAM_STEP_OK;
 bad:
-  if (err && errlen) snprintf(err, errlen, "%s", c->err);
+  cram_shim_err(err, errlen, rc, "%s", c->err);
   cram_cuda_destroy(c);
   return rc;
 }
@@ -481,9 +474,9 @@ cram_step_rc cram_cuda_init_params(cram_ctx *c, uint64_t seed) {
 }
 
 static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const void *b) {
-  if (i >= c->np) return fail(c, CRAM_STEP_E_ARG, "parameter index %u out of range", i);
-  if (!a || !b) return fail(c, CRAM_STEP_E_ARG, "NULL buffer for parameter %u", i);
-  return CRAM_STEP_OK;
+  char msg[64];
+  cram_step_rc rc = cram_shim_check_index(i, c->np, a, b, msg, sizeof msg);
+  return rc == CRAM_STEP_OK ? rc : fail(c, rc, "%s", msg);
 }
 cram_step_rc cram_cuda_get_param(cram_ctx *c, uint32_t i, float *dst) {
   if (!c) return CRAM_STEP_E_ARG;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "cram_step.h"
+#include "cram_step_shim.h"
 
 /* Bumped when the generated file and the shim stop fitting each other;
  * cramc writes the value it was built with and create() checks it. */
@@ -27,19 +28,8 @@ typedef struct cram_interp_artifact {
   const char *up_ir;       /* pass_update graph (update) */
 } cram_interp_artifact;
 
-cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create_opts *opts, cram_ctx **out,
-                                char *err, size_t errlen);
-void cram_interp_destroy(cram_ctx *ctx);
-const char *cram_interp_last_error(const cram_ctx *ctx);
-cram_step_rc cram_interp_init_params(cram_ctx *ctx, uint64_t seed);
-cram_step_rc cram_interp_get_param(cram_ctx *ctx, uint32_t i, float *dst);
-cram_step_rc cram_interp_set_param(cram_ctx *ctx, uint32_t i, const float *src);
-cram_step_rc cram_interp_get_moments(cram_ctx *ctx, uint32_t i, float *m, float *v);
-cram_step_rc cram_interp_set_moments(cram_ctx *ctx, uint32_t i, const float *m, const float *v);
-cram_step_rc cram_interp_step(cram_ctx *ctx, const void *const *inputs, float scale, float *loss);
-cram_step_rc cram_interp_update(cram_ctx *ctx, const cram_update_args *args, float *grad_norm);
-cram_step_rc cram_interp_eval(cram_ctx *ctx, const void *const *inputs, float *loss);
-cram_step_rc cram_interp_grad_norm(cram_ctx *ctx, float *norm);
-cram_step_rc cram_interp_zero_grad(cram_ctx *ctx);
+/* The step ABI under the prefix cram_interp_: cram_interp_create(a, opts, out, err,
+ * errlen) and the entries of cram_step_shim.h. */
+CRAM_STEP_SHIM_DECLARE(cram_interp, cram_interp_artifact)
 
 #endif

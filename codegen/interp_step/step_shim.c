@@ -166,17 +166,10 @@ static bool resolve(cram_ctx *c) {
 
 cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create_opts *opts, cram_ctx **out,
                                 char *err, size_t errlen) {
-  if (!out) return CRAM_STEP_E_ARG;
-  *out = NULL;
-  if (!a || a->shim_version != CRAM_INTERP_SHIM_VERSION) {
-    if (err && errlen) snprintf(err, errlen, "interp artifact built for another shim version; rebuild it with this cramc");
-    return CRAM_STEP_E_STATE;
-  }
-  cram_ctx *c = calloc(1, sizeof *c);
-  if (!c) {
-    if (err && errlen) snprintf(err, errlen, "%s: out of memory", a->meta->model);
-    return CRAM_STEP_E_NOMEM;
-  }
+  cram_step_rc rc;
+  cram_ctx *c = cram_shim_create_ctx(out, "interp", a && a->shim_version == CRAM_INTERP_SHIM_VERSION, a ? a->meta : NULL,
+                                     sizeof *c, err, errlen, &rc);
+  if (!c) return rc;
   c->a = a;
   c->meta = a->meta;
   c->prec = a->f64 ? INTERP_F64 : INTERP_F32;
@@ -184,7 +177,7 @@ cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create
   c->dropout_seed = opts ? opts->dropout_seed : 0;
   c->np = a->meta->nparams;
   c->nin = a->meta->ninputs;
-  cram_step_rc rc = CRAM_STEP_E_NOMEM;
+  rc = CRAM_STEP_E_NOMEM;
   if (!parse_graph(c, &c->fwd, a->fwd_ir, "forward") || !parse_graph(c, &c->acc, a->acc_ir, "accumulate") ||
       !parse_graph(c, &c->up, a->up_ir, "update") || !resolve(c)) {
     rc = strstr(c->err, "out of memory") ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_STATE;
@@ -211,7 +204,7 @@ cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create
 oom:
   fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory allocating parameters and optimizer state");
 bad:
-  if (err && errlen) snprintf(err, errlen, "%s", c->err);
+  cram_shim_err(err, errlen, rc, "%s", c->err);
   cram_interp_destroy(c);
   return rc;
 }
@@ -263,11 +256,9 @@ cram_step_rc cram_interp_init_params(cram_ctx *c, uint64_t seed) {
 }
 
 static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const void *b) {
-  char s[32];
-  snprintf(s, sizeof s, "%u", i);
-  if (i >= c->np) return fail(c, CRAM_STEP_E_ARG, "parameter index %s out of range", s);
-  if (!a || !b) return fail(c, CRAM_STEP_E_ARG, "NULL buffer for parameter %s", s);
-  return CRAM_STEP_OK;
+  char msg[64];
+  cram_step_rc rc = cram_shim_check_index(i, c->np, a, b, msg, sizeof msg);
+  return rc == CRAM_STEP_OK ? rc : fail(c, rc, "%s", msg);
 }
 
 static void to_f32(float *dst, const double *src, int64_t n) {
