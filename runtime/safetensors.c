@@ -466,37 +466,46 @@ const char *cram_st_meta_get(const cram_st_file *f, const char *key) {
     return NULL;
 }
 
+/* One element at p, unaligned, in the host's byte order (the format's little
+ * endian on every host cram runs on). */
+#define ST_LOAD_STORE(T, name)                                                                    \
+    static T ld_##name(const unsigned char *p) {                                                \
+        T v;                                                                                      \
+        memcpy(&v, p, sizeof v);                                                                  \
+        return v;                                                                                 \
+    }                                                                                             \
+    static void st_##name(unsigned char *p, T v) { memcpy(p, &v, sizeof v); }
+ST_LOAD_STORE(float, f32)
+ST_LOAD_STORE(double, f64)
+ST_LOAD_STORE(uint16_t, u16)
+ST_LOAD_STORE(uint32_t, u32)
+ST_LOAD_STORE(int32_t, i32)
+ST_LOAD_STORE(int64_t, i64)
+
+static float bf16_to_f32(uint16_t h) {
+    unsigned char b[4];
+    st_u32(b, (uint32_t)h << 16);
+    return ld_f32(b);
+}
+
+/* Round to nearest even; NaN stays NaN (quiet), infinities stay. */
+static uint16_t f32_to_bf16(float f) {
+    unsigned char b[4];
+    st_f32(b, f);
+    uint32_t u = ld_u32(b);
+    if ((u & 0x7f800000u) == 0x7f800000u) u = (u & 0xffff0000u) | ((u & 0xffffu) ? 0x00400000u : 0);
+    else u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
 double cram_st_get(const cram_st_tensor *t, int64_t i) {
     const unsigned char *p = t->data + (size_t)i * cram_st_dtype_size(t->dtype);
     switch (t->dtype) {
-    case CRAM_ST_F32: {
-        float v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case CRAM_ST_F64: {
-        double v;
-        memcpy(&v, p, 8);
-        return v;
-    }
-    case CRAM_ST_BF16: {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        uint32_t u = (uint32_t)h << 16;
-        float v;
-        memcpy(&v, &u, 4);
-        return v;
-    }
-    case CRAM_ST_I32: {
-        int32_t v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case CRAM_ST_I64: {
-        int64_t v;
-        memcpy(&v, p, 8);
-        return (double)v;
-    }
+    case CRAM_ST_F32: return ld_f32(p);
+    case CRAM_ST_F64: return ld_f64(p);
+    case CRAM_ST_BF16: return bf16_to_f32(ld_u16(p));
+    case CRAM_ST_I32: return ld_i32(p);
+    case CRAM_ST_I64: return (double)ld_i64(p);
     }
     return 0;
 }
@@ -504,32 +513,11 @@ double cram_st_get(const cram_st_tensor *t, int64_t i) {
 void cram_st_put(cram_st_dtype t, unsigned char *out, int64_t i, double x) {
     unsigned char *p = out + (size_t)i * cram_st_dtype_size(t);
     switch (t) {
-    case CRAM_ST_F32: {
-        float v = (float)x;
-        memcpy(p, &v, 4);
-        break;
-    }
-    case CRAM_ST_F64: memcpy(p, &x, 8); break;
-    case CRAM_ST_BF16: {
-        float f = (float)x;
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        if ((u & 0x7f800000u) == 0x7f800000u) u = (u & 0xffff0000u) | ((u & 0xffffu) ? 0x00400000u : 0);
-        else u += 0x7fffu + ((u >> 16) & 1u);
-        uint16_t h = (uint16_t)(u >> 16);
-        memcpy(p, &h, 2);
-        break;
-    }
-    case CRAM_ST_I32: {
-        int32_t v = (int32_t)x;
-        memcpy(p, &v, 4);
-        break;
-    }
-    case CRAM_ST_I64: {
-        int64_t v = (int64_t)x;
-        memcpy(p, &v, 8);
-        break;
-    }
+    case CRAM_ST_F32: st_f32(p, (float)x); break;
+    case CRAM_ST_F64: st_f64(p, x); break;
+    case CRAM_ST_BF16: st_u16(p, f32_to_bf16((float)x)); break;
+    case CRAM_ST_I32: st_i32(p, (int32_t)x); break;
+    case CRAM_ST_I64: st_i64(p, (int64_t)x); break;
     }
 }
 
