@@ -37,13 +37,18 @@ env -u CFLAGS "$CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -isystem "$CU
 cp "$T/libcuda.so.1" "$T/libcublasLt.so.13"
 # the prelude's #include <cuda_bf16.h>: test_cuda_emu.h defines what the kernels use
 mkdir -p "$T/inc" && echo '/* empty: test_cuda_emu.h emulates cuda_bf16.h */' > "$T/inc/cuda_bf16.h"
-for run in tiny:f32:1e-4 tiny:bf16:1e-2; do # (each run costs ~30 s of fiber switching: tiny only)
-  IFS=: read -r m prec tol <<< "$run"
+# untied_biases in bf16 with CRAMC_XENT_CHUNK=3 (4 prediction rows: chunks of
+# 3 + 1): the fused decoder's bias (added in f32 after the bf16 logits), db,
+# and dW summed over chunks in f32 scratch, rounded once.
+for run in tiny:f32:1e-4: tiny:bf16:1e-2: ablations/untied_biases:bf16:1e-2:3; do # (each run costs ~30 s of fiber switching: tiny dims only)
+  IFS=: read -r m prec tol chunk <<< "$run"
   name=$(basename $m).$prec
   D="-D batch=2 -D seq=8 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
-  "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec -o "$T/$name.cuda.so"; check "[ $? = 0 ]"
+  CRAMC_XENT_CHUNK=$chunk "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec -o "$T/$name.cuda.so"; check "[ $? = 0 ]"
   "$CRAMC" "$SRC/models/$m.cram" $D --target interp --precision $prec -o "$T/$name.ref.so"; check "[ $? = 0 ]"
-  "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec --emit=cuda -o "$T/$name.cu"; check "[ $? = 0 ]"
+  CRAMC_XENT_CHUNK=$chunk "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec --emit=cuda -o "$T/$name.cu"; check "[ $? = 0 ]"
+  # the decoder is fused at every precision: no [rows x vocab] logits
+  check "grep -q '(xent_linear_grad at' $T/$name.cu && ! grep -q '(cross_entropy_grad at' $T/$name.cu"
   "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/$name.cu" \
     -o "$T/$name.kernels.so"; check "[ $? = 0 ]"
   echo "== $name: cuda (emulated) vs interp, --precision $prec, tolerance $tol"
@@ -56,6 +61,8 @@ for run in tiny:f32:1e-4 tiny:bf16:1e-2; do # (each run costs ~30 s of fiber swi
   check "grep -Eq 'CUDA graph of [1-9][0-9]* launches replayed 2 times' $T/$name.out"
 done
 check "grep -q CRAM_CUDA_DT_BF16 $T/tiny.bf16.cu || grep -q cr_bf16p $T/tiny.bf16.cu"
+# the chunked run has the chunks' row kernels (at rows 0 and 3) and the f32 dW sum
+check "grep -q 'x2\[3 + r\]' $T/untied_biases.bf16.cu && grep -q 'const float \*acc = ' $T/untied_biases.bf16.cu"
 # sensitivity: a wrong kernel (layernorm's rstd 1% off) is caught
 sed 's/rsqrtf(cr_warp_sum(q)/1.01f * rsqrtf(cr_warp_sum(q)/' "$T/tiny.f32.cu" > "$T/bad.cu"
 check "! cmp -s $T/tiny.f32.cu $T/bad.cu"
