@@ -26,10 +26,12 @@
  *   reductions    sumsq, cross-entropy mean: per-block partials in scratch,
  *                 then one block sums them in double (deterministic).
  *
- * Every kernel has the signature (char *A, void *const *S, char *T, u64 seed,
- * int training, int *E): arena, device slot table, scratch, dropout seed,
- * mode, and the error word a kernel sets (atomicCAS, first error wins) to its
- * launch number for a bad token id / target / step. Compute is f32 (reductions
+ * Every kernel has the signature (void *const *P, char *T, u64 seedp, int
+ * training, int *E, int code): its pointer table, scratch, the DEVICE address
+ * of the run's dropout seed (the shim writes the seed there before each run,
+ * so a captured CUDA graph replays with a fresh one), mode, and the error
+ * word a kernel sets (atomicCAS, first error wins) to its launch number for a
+ * bad token id / target / step. Compute is f32 (reductions
  * of losses and norms in double); bf16 values (--precision bf16, the graphs of
  * autocast_bf16) are stored as __nv_bfloat16 behind cr_bf16p: loads widen to
  * float, stores round to nearest even, GEMMs take CUDA_R_16BF operands. */
@@ -191,8 +193,8 @@ static void end(RCu *c) {
   if (first_sighting(c, h)) {
     fprintf(c->cu,
             "/* first: %s */\nextern \"C\" __global__ void __launch_bounds__(%u) k_%016" PRIx64
-            "(void *const *P, char *T, u64 seed, int training, int *E, int code) {\n"
-            "  (void)P, (void)T, (void)seed, (void)training, (void)E, (void)code;\n%s}\n\n",
+            "(void *const *P, char *T, u64 seedp, int training, int *E, int code) {\n"
+            "  (void)P, (void)T, (void)seedp, (void)training, (void)E, (void)code;\n%s}\n\n",
             c->node, c->block, h, txt);
   }
   free(c->bodytxt), c->bodytxt = NULL;
@@ -548,6 +550,7 @@ static void r_dropout(RCu *c) {
   decl_bufs(c, "");
   fprintf(c->cu,
           "  if (!training || %.17g == 0.0) { if ((const void *)o != (const void *)x0) CR_GS(e, %" PRId64 "ll) o[e] = x0[e]; return; }\n"
+          "  const u64 seed = *(const u64 *)seedp; /* per run, in device memory: graph replays see it */\n"
           "  CR_GS(e, %" PRId64 "ll) o[e] = cr_uniform(seed, %" PRIu64 "ull, (u64)e) < %.17g ? 0.f : (float)((double)x0[e] / (1.0 - %.17g));\n",
           p, N, N, (uint64_t)ir_get_int(n, ATTR_KEY), p, p);
   end(c);
