@@ -26,10 +26,12 @@
  *   reductions    sumsq, cross-entropy mean: per-block partials in scratch,
  *                 then one block sums them in double (deterministic).
  *
- * Every kernel has the signature (char *A, void *const *S, char *T, u64 seed,
- * int training, int *E): arena, device slot table, scratch, dropout seed,
- * mode, and the error word a kernel sets (atomicCAS, first error wins) to its
- * launch number for a bad token id / target / step. Compute is f32 (reductions
+ * Every kernel has the signature (void *const *P, char *T, u64 seedp, int
+ * training, int *E, int code): its pointer table, scratch, the DEVICE address
+ * of the run's dropout seed (the shim writes the seed there before each run,
+ * so a captured CUDA graph replays with a fresh one), mode, and the error
+ * word a kernel sets (atomicCAS, first error wins) to its launch number for a
+ * bad token id / target / step. Compute is f32 (reductions
  * of losses and norms in double); bf16 values (--precision bf16, the graphs of
  * autocast_bf16) are stored as __nv_bfloat16 behind cr_bf16p: loads widen to
  * float, stores round to nearest even, GEMMs take CUDA_R_16BF operands. */
@@ -191,8 +193,8 @@ static void end(RCu *c) {
   if (first_sighting(c, h)) {
     fprintf(c->cu,
             "/* first: %s */\nextern \"C\" __global__ void __launch_bounds__(%u) k_%016" PRIx64
-            "(void *const *P, char *T, u64 seed, int training, int *E, int code) {\n"
-            "  (void)P, (void)T, (void)seed, (void)training, (void)E, (void)code;\n%s}\n\n",
+            "(void *const *P, char *T, u64 seedp, int training, int *E, int code) {\n"
+            "  (void)P, (void)T, (void)seedp, (void)training, (void)E, (void)code;\n%s}\n\n",
             c->node, c->block, h, txt);
   }
   free(c->bodytxt), c->bodytxt = NULL;
@@ -548,6 +550,7 @@ static void r_dropout(RCu *c) {
   decl_bufs(c, "");
   fprintf(c->cu,
           "  if (!training || %.17g == 0.0) { if ((const void *)o != (const void *)x0) CR_GS(e, %" PRId64 "ll) o[e] = x0[e]; return; }\n"
+          "  const u64 seed = *(const u64 *)seedp; /* per run, in device memory: graph replays see it */\n"
           "  CR_GS(e, %" PRId64 "ll) o[e] = cr_uniform(seed, %" PRIu64 "ull, (u64)e) < %.17g ? 0.f : (float)((double)x0[e] / (1.0 - %.17g));\n",
           p, N, N, (uint64_t)ir_get_int(n, ATTR_KEY), p, p);
   end(c);
@@ -761,55 +764,78 @@ static void r_cross_entropy(RCu *c) {
   }
 }
 
+/* Rows per chunk of the fused decoder; CRAMC_XENT_CHUNK (render time) makes it
+ * smaller so that tests reach the multi-chunk paths at toy sizes. */
+static int64_t xent_chunk(void) {
+  const char *e = getenv("CRAMC_XENT_CHUNK");
+  long v = e ? strtol(e, NULL, 10) : 0;
+  return v > 0 && v < CR_XENT_CHUNK ? v : CR_XENT_CHUNK;
+}
+
 /* Fused decoder + cross-entropy in chunks of rows: z = x_c op(W) [+ b] into
  * scratch (cuBLASLt, bias epilogue), a warp-per-row kernel (row losses, or z
- * turned into dlogits), then dx = dz op(W)^T / dW += ... / db += colsum(dz). */
+ * turned into dlogits), then dx = dz op(W)^T / dW += ... / db += colsum(dz).
+ * bf16 operands (autocast) follow the unfused chain's roundings, as the
+ * interpreter's kernel: z is the GEMM's bf16 output and the bias is added in
+ * f32 after it (so no bias epilogue), dz is stored as bf16 for the GEMMs
+ * (f32, in its own region, for db), and dW, a bf16 result, accumulates over
+ * chunks in f32 scratch and is rounded once at the end. */
 static void r_xent_linear(RCu *c) {
   const Node *n = c->k->n;
   const KNode *k = c->k;
   const Shape *xs = in_shape(c, 0), *ws = in_shape(c, 1);
-  bool tb = ir_get_int(n, ATTR_TRANS_B) != 0, bias = n->nin == 4;
+  bool tb = ir_get_int(n, ATTR_TRANS_B) != 0, bias = n->nin == 4, bf = is_bf16(G(c), n->in[0]);
   int64_t N = xs->dim[0], H = xs->dim[1], V = ws->dim[tb ? 0 : 1], ignore = ir_get_int(n, ATTR_IGNORE);
-  int wrt = n->op == OP_XENT_LINEAR ? -1 : (int)ir_get_int(n, ATTR_WRT);
-  int64_t chunk = N < CR_XENT_CHUNK ? N : CR_XENT_CHUNK;
+  int64_t es = bf ? 2 : 4, os = is_bf16(G(c), k->id) ? 2 : 4; /* bytes per element: x, W, z; the result */
+  int wrt = n->op == OP_XENT_LINEAR ? -1 : (int)ir_get_int(n, ATTR_WRT), dt = bf ? 1 : 0;
+  int64_t chunk = N < xent_chunk() ? N : xent_chunk();
+  bool acc32 = wrt == 1 && os == 2 && chunk < N; /* dW summed over chunks in f32 */
   int64_t zoff = CR_SCR_PART + N * 8; /* z after the per-row losses */
   zoff = (zoff + 255) / 256 * 256;
-  need_scratch(c, (uint64_t)(zoff + chunk * V * 4));
+  int64_t goff = (zoff + chunk * V * es + 255) / 256 * 256; /* bf16: f32 dz for db, or the f32 dW */
+  int64_t gf = bf && wrt == 2 ? goff : zoff;                 /* where the f32 dz of db lives */
+  need_scratch(c, (uint64_t)(zoff + chunk * V * es));
+  if (bf && wrt == 2) need_scratch(c, (uint64_t)(goff + chunk * V * 4));
+  if (acc32) need_scratch(c, (uint64_t)(goff + V * H * 4));
   count_targets(c, 2, N, V, ignore);
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     int64_t nr = N - r0 < chunk ? N - r0 : chunk;
     KBuf xc = norm(k->in[0]);
-    xc.offset += r0 * H * 4; /* the chunk's rows (within the slot for a slot buffer) */
-    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, norm(k->in[1]), scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f, 0, 0, 0};
-    if (bias) z.has_bias = true, z.bias = norm(k->in[3]), z.epi = 1;
+    xc.offset += r0 * H * es; /* the chunk's rows (within the slot for a slot buffer) */
+    HGemm z = {false, tb, nr, V, H, 1, H, tb ? H : V, V, 0, 0, 0, xc, norm(k->in[1]), scratch_buf(zoff), {0, KBUF_NO_SLOT}, false, 0, 0.f, dt, dt, dt};
+    if (bias && !bf) z.has_bias = true, z.bias = norm(k->in[3]), z.epi = 1;
     gemm_entry(c, &z);
     row_begin(c, nr);
     fprintf(c->cu,
-            "  const int t = x2[%" PRId64 " + r];\n  float *zr = (float *)(T + %" PRId64 ") + r * %" PRId64 ";\n"
+            "  const int t = x2[%" PRId64 " + r];\n  const auto zr = %s(T + %" PRId64 ") + r * %" PRId64 ";\n"
             "  double *part = (double *)(T + %d);\n",
-            r0, zoff, V, CR_SCR_PART);
+            r0, bf ? "cr_bf16p" : "(float *)", zoff, V, CR_SCR_PART);
+    fprintf(c->cu, "  auto Z = [&](long long j) -> float { return %s; };\n", bias && bf ? "(float)zr[j] + x3[j]" : "(float)zr[j]");
+    if (gf != zoff) fprintf(c->cu, "  float *gr = (float *)(T + %" PRId64 ") + r * %" PRId64 ";\n", gf, V);
+    const char *gname = gf != zoff ? "gr" : "zr";
     fprintf(c->cu,
-            "  if (t == %" PRId64 " || t < 0 || t >= %" PRId64 ") { if (lane == 0) part[%" PRId64 " + r] = 0; for (long long j = lane; j < %" PRId64 "; j += 32) zr[j] = 0.f; return; }\n"
-            "  float m = -INFINITY;\n  for (long long j = lane; j < %" PRId64 "; j += 32) m = fmaxf(m, zr[j]);\n  m = cr_warp_max(m);\n"
-            "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += __expf(zr[j] - m);\n  s = cr_warp_sum(s);\n",
-            ignore, V, r0, V, V, V);
-    if (wrt < 0) fprintf(c->cu, "  if (lane == 0) part[%" PRId64 " + r] = (double)m + log((double)s) - (double)zr[t];\n", r0);
+            "  if (t == %" PRId64 " || t < 0 || t >= %" PRId64 ") { if (lane == 0) part[%" PRId64 " + r] = 0; for (long long j = lane; j < %" PRId64 "; j += 32) %s[j] = 0.f; return; }\n"
+            "  float m = -INFINITY;\n  for (long long j = lane; j < %" PRId64 "; j += 32) m = fmaxf(m, Z(j));\n  m = cr_warp_max(m);\n"
+            "  float s = 0.f;\n  for (long long j = lane; j < %" PRId64 "; j += 32) s += __expf(Z(j) - m);\n  s = cr_warp_sum(s);\n",
+            ignore, V, r0, V, gname, V, V);
+    if (wrt < 0) fprintf(c->cu, "  if (lane == 0) part[%" PRId64 " + r] = (double)m + log((double)s) - (double)Z(t);\n", r0);
     else
       fprintf(c->cu,
               "  const int used = *(const int *)(T + %d);\n  const float k = used ? 1.f / (float)used : 0.f, inv = 1.f / s;\n"
-              "  for (long long j = lane; j < %" PRId64 "; j += 32) zr[j] = k * __expf(zr[j] - m) * inv - (j == t ? k : 0.f);\n",
-              CR_SCR_USED, V);
+              "  for (long long j = lane; j < %" PRId64 "; j += 32) %s[j] = k * __expf(Z(j) - m) * inv - (j == t ? k : 0.f);\n",
+              CR_SCR_USED, V, gname);
     end(c);
     if (wrt == 0) {
       KBuf oc = norm(k->out);
-      oc.offset += r0 * H * 4;
-      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), norm(k->in[1]), oc, {0, KBUF_NO_SLOT}, false, 0, 0.f, 0, 0, 0};
+      oc.offset += r0 * H * os;
+      HGemm d = {false, !tb, nr, H, V, 1, V, tb ? H : V, H, 0, 0, 0, scratch_buf(zoff), norm(k->in[1]), oc, {0, KBUF_NO_SLOT}, false, 0, 0.f, dt, dt, os == 2};
       gemm_entry(c, &d);
     } else if (wrt == 1) {
-      KBuf xc2 = norm(k->in[0]);
-      xc2.offset += r0 * H * 4;
-      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, 0, 0, 0}
-                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), norm(k->out), {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, 0, 0, 0};
+      KBuf xc2 = norm(k->in[0]), oc = acc32 ? scratch_buf(goff) : norm(k->out);
+      xc2.offset += r0 * H * es;
+      HGemm d = tb ? (HGemm){true, false, V, H, nr, 1, V, H, H, 0, 0, 0, scratch_buf(zoff), xc2, oc, {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, dt, dt, 0}
+                   : (HGemm){true, false, H, V, nr, 1, H, V, V, 0, 0, 0, xc2, scratch_buf(zoff), oc, {0, KBUF_NO_SLOT}, false, 0, r0 ? 1.f : 0.f, dt, dt, 0};
+      d.dtc = !acc32 && os == 2;
       gemm_entry(c, &d);
     } else if (wrt == 2) {
       begin(c, grid_for(V, 1), CR_BLOCK);
@@ -817,11 +843,17 @@ static void r_xent_linear(RCu *c) {
       fprintf(c->cu,
               "  const float *z = (const float *)(T + %" PRId64 ");\n"
               "  CR_GS(j, %" PRId64 "ll) { float s = 0.f; for (long long i = 0; i < %" PRId64 "; i++) s += z[i * %" PRId64 " + j]; o[j] = %s s; }\n",
-              zoff, V, nr, V, r0 ? "o[j] +" : "");
+              gf, V, nr, V, r0 ? "o[j] +" : "");
       end(c);
     }
   }
   if (wrt < 0) loss_reduce(c, N, CR_SCR_PART);
+  if (acc32) { /* the f32 sum of the chunks' dW, rounded once */
+    begin(c, grid_for(V * H, 1), CR_BLOCK);
+    decl_bufs(c, "");
+    fprintf(c->cu, "  const float *acc = (const float *)(T + %" PRId64 ");\n  CR_GS(e, %" PRId64 "ll) o[e] = acc[e];\n", goff, V * H);
+    end(c);
+  }
 }
 static void r_reshape(RCu *c) {
   int64_t N = numel(&c->k->n->shape);
@@ -1104,7 +1136,8 @@ static const char *bf16_unsupported(const Graph *g, const KNode *k) {
   if (n->op == OP_EMBEDDING_GRAD && is_bf16(g, k->id)) return "a bf16 scatter-add (atomicAdd) output";
   if (n->op == OP_SUM_TO && is_bf16(g, k->id) && !sum_to_rows(&g->nodes[n->in[0]].shape, &n->shape))
     return "a bf16 scatter-add (atomicAdd) output";
-  if (n->op == OP_XENT_LINEAR || n->op == OP_XENT_LINEAR_GRAD) return "bf16 operands of the fused decoder + cross-entropy";
+  if ((n->op == OP_XENT_LINEAR || n->op == OP_XENT_LINEAR_GRAD) && is_bf16(g, n->in[0]) != is_bf16(g, n->in[1]))
+    return "fused decoder + cross-entropy operands of different dtypes";
   if (k->gemm) {
     const KGemm *m = &k->g;
     if (is_bf16(g, n->in[m->a_in]) != is_bf16(g, n->in[m->b_in])) return "GEMM operands of different dtypes";

@@ -200,11 +200,25 @@ bool interp_layernorm_grad_add(InterpCall *c) {
 
 /* ---- fused decoder + cross-entropy ------------------------------------------- */
 
+/* The chain it replaces is matmul(x, W) [-> cast f32] [+ b] -> cross_entropy
+ * and, backward, cross_entropy_grad [-> cast to x's dtype] -> the dx / dW
+ * GEMMs, sum_to for db. In the f32 mode the unfused graph rounds each of
+ * those results to its dtype, so this kernel does too: the logits to x's
+ * dtype (bf16 when autocast made the operands bf16), plus the bias to f32,
+ * the logits' gradient to f32 and, for the GEMMs, to x's dtype. The result
+ * is then rounded by interp_run as every node's. */
 typedef struct Xent {
   int64_t N, H, V, ignore, used;
   bool tb;
+  DType dt;          /* x's and W's: the GEMM operands' and product's dtype */
+  bool round;        /* the f32 mode */
   const double *x, *w, *t, *b;
 } Xent;
+
+static double xround(const Xent *e, DType dt, double v) {
+  if (!e->round) return v;
+  return dt == DT_BF16 ? interp_round_bf16(v) : interp_round_f32(v);
+}
 
 static bool xent_setup(InterpCall *c, Xent *e) {
   const Shape *xs = IN_SHAPE(c, 0), *ws = IN_SHAPE(c, 1);
@@ -213,6 +227,8 @@ static bool xent_setup(InterpCall *c, Xent *e) {
   e->H = xs->dim[1];
   e->V = ws->dim[e->tb ? 0 : 1];
   e->ignore = ir_get_int(c->n, ATTR_IGNORE);
+  e->dt = c->g->nodes[c->n->in[0]].dtype;
+  e->round = c->opts->prec == INTERP_F32;
   e->x = c->in[0];
   e->w = c->in[1];
   e->t = c->in[2];
@@ -240,7 +256,8 @@ static void xent_row(const Xent *e, int64_t r, double *z, double *mx, double *su
   for (int64_t j = 0; j < e->V; j++) {
     double acc = 0;
     for (int64_t k = 0; k < e->H; k++) acc += x[k] * xw(e, j, k);
-    z[j] = e->b ? acc + e->b[j] : acc;
+    z[j] = xround(e, e->dt, acc);
+    if (e->b) z[j] = xround(e, DT_F32, z[j] + e->b[j]);
     *mx = z[j] > *mx ? z[j] : *mx;
   }
   for (int64_t j = 0; j < e->V; j++) *sum += exp(z[j] - *mx);
@@ -277,6 +294,7 @@ bool interp_xent_linear_grad(InterpCall *c) {
     xent_row(&e, r, z, &mx, &sum);
     for (int64_t j = 0; j < e.V; j++) z[j] = k * exp(z[j] - mx) / sum;
     z[(int64_t)e.t[r]] -= k;
+    for (int64_t j = 0; j < e.V; j++) z[j] = xround(&e, wrt == 2 ? DT_F32 : e.dt, xround(&e, DT_F32, z[j]));
     const double *x = e.x + r * e.H;
     for (int64_t j = 0; j < e.V; j++) {
       if (wrt == 0)

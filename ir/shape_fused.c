@@ -123,10 +123,10 @@ static bool xent_inputs(const Graph *g, const Node *n, int64_t *V, char *msg, si
   *V = w->shape.dim[tb ? 0 : 1];
   if (t->dtype != DT_I32 || t->shape.rank != 1 || t->shape.dim[0] != x->shape.dim[0])
     return fail(msg, msglen, "targets must be i32[%" PRId64 "], got %s", x->shape.dim[0], ty(t).s);
-  if (n->nin == 4) {
+  if (n->nin == 4) { /* f32 also beside bf16 x, W: autocast adds the bias after casting the logits up */
     const Node *b = input(g, n, 3);
-    if (b->dtype != x->dtype || b->shape.rank != 1 || b->shape.dim[0] != *V)
-      return fail(msg, msglen, "bias must be [%" PRId64 "], got %s", *V, ty(b).s);
+    if (b->dtype != DT_F32 || b->shape.rank != 1 || b->shape.dim[0] != *V)
+      return fail(msg, msglen, "bias must be f32[%" PRId64 "], got %s", *V, ty(b).s);
   }
   return true;
 }

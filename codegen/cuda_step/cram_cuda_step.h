@@ -21,7 +21,7 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CUDA_SHIM_VERSION 2u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes */
+#define CRAM_CUDA_SHIM_VERSION 3u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address */
 
 enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
        CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };

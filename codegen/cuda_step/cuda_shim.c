@@ -82,6 +82,7 @@ typedef struct Lt {
 } Lt;
 
 #define WORKSPACE (32u << 20)
+#define SEED_OFF 16u /* the dropout seed in scal (u64; after scale, step, lr) */
 
 typedef struct GemmPlan {
   cublasLtMatmulDesc_t desc;
@@ -121,7 +122,7 @@ struct cram_ctx {
   int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
   uint64_t dropout_seed, runs;
   uint32_t np, nin;
-  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr */
+  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF */
   CUdeviceptr *p, *m, *v, *g, *in;
   GBind fwd, acc, up;
   long pending;
@@ -376,7 +377,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
     if (gs[i]->scratch_bytes > sb) sb = gs[i]->scratch_bytes;
   }
   if ((rc = dalloc(c, &c->arena, ab)) || (rc = dalloc(c, &c->scratch, sb)) || (rc = dalloc(c, &c->work, WORKSPACE)) ||
-      (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, 16)))
+      (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, SEED_OFF + 8)))
     return rc;
   for (uint32_t i = 0; i < c->np; i++) {
     uint64_t n = (uint64_t)c->meta->params[i].numel * 4;
@@ -515,7 +516,7 @@ cram_step_rc cram_cuda_set_moments(cram_ctx *c, uint32_t i, const float *m, cons
 typedef struct RunState {
   cram_ctx *c;
   GBind *b;
-  unsigned long long seed;
+  unsigned long long seedp; /* the kernels' seed argument: the device address of the seed (scal + SEED_OFF) */
   int training;
 } RunState;
 
@@ -531,7 +532,7 @@ int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t bloc
   const cram_cuda_launch *L = &b->g->launches[launch];
   CUdeviceptr P = b->dptr + (CUdeviceptr)first * sizeof(uint64_t);
   int code = launch + 1;
-  void *args[] = {&P, &c->scratch, &s->seed, &s->training, &c->errw, &code};
+  void *args[] = {&P, &c->scratch, &s->seedp, &s->training, &c->errw, &code};
   CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, c->stream, args, NULL);
   if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
   return CRAM_STEP_OK;
@@ -552,16 +553,17 @@ int32_t cram_cuda_rt_gemm(void *rt, int32_t launch) {
 }
 
 /* The graph's launches: the generated run() directly at the first run;
- * captured into a CUDA graph at the second (a graph replays fixed kernel
- * arguments, so not with dropout on: its seed changes every run), and that
- * graph launched from then on: one launch instead of ~1,300 for a
- * bert_crammed step. A failed capture falls back to direct runs. */
+ * captured into a CUDA graph at the second, and that graph launched from
+ * then on: one launch instead of ~1,300 for a bert_crammed step. Dropout on
+ * too: the kernels read the seed from device memory, not from their (fixed)
+ * arguments, and `training` is fixed per graph (acc: the context's; eval,
+ * update: 0). A failed capture falls back to direct runs. */
 static cram_step_rc launch_all(cram_ctx *c, GBind *b, RunState *st) {
   if (b->exec) {
     CU(c->d.GraphLaunch(b->exec, c->stream), "launching the step's CUDA graph");
     return CRAM_STEP_OK;
   }
-  bool capture = c->graphs && !b->no_graph && !st->training && b->nrun++ > 0;
+  bool capture = c->graphs && !b->no_graph && b->nrun++ > 0;
   if (capture && c->d.StreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) != CUDA_SUCCESS)
     capture = false, b->no_graph = 1;
   int32_t rc = b->g->run(st); /* the generated launch sequence (nothing runs yet while capturing) */
@@ -587,7 +589,10 @@ static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int tr
       CU(c->d.MemcpyHtoD(c->in[i], inputs[i], in_bytes(&c->meta->inputs[i])), "uploading inputs");
     }
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
-  RunState st = {c, b, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training};
+  /* the seed of this run (as the interp/cpu shims count runs), uploaded before the launches or the replay */
+  uint64_t seed = c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++;
+  if (training) CU(c->d.MemcpyHtoD(c->scal + SEED_OFF, &seed, 8), "uploading the dropout seed");
+  RunState st = {c, b, (unsigned long long)(c->scal + SEED_OFF), training};
   cram_step_rc rc = launch_all(c, b, &st);
   if (rc != CRAM_STEP_OK) return rc;
   int e = 0;

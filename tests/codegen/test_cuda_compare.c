@@ -1,4 +1,4 @@
-/* test_cuda_compare.c CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] [PARAM_TOL] - run on a GPU
+/* test_cuda_compare.c CUDA.SO REF.SO [STEPS] [TOL] [TIMED_STEPS] [PARAM_TOL] [DROPOUT_SEED] - run on a GPU
  * by tests/gpu/check.sh: the cuda artifact against a reference artifact
  * (--target cpu or interp, same model and dims) through the step ABI. Both
  * start from the same parameters (init_params in the reference, copied into
@@ -9,7 +9,14 @@
  * <= PARAM_TOL (default TOL; bf16 runs give the zero-initialised biases,
  * whose norm after a few steps is a few learning rates, a looser one). Then
  * TIMED_STEPS (default 20) more cuda steps, timed: ms per step+update and
- * tokens/s. Without a GPU the cuda create() fails: exit status 77 (skipped). */
+ * tokens/s. Without a GPU the cuda create() fails: exit status 77 (skipped).
+ * With DROPOUT_SEED both are created with training = 1 (dropout on, that
+ * seed): every target's per-run seed and mask hash are the interpreter's, so
+ * the losses must still agree; then two more step()s from the same
+ * parameters and batch must agree with the reference's and differ from each
+ * other (a fresh mask per run, also when the runs are CUDA graph replays).
+ * Inputs: i32 ids in [0, vocab), targets ~25% set, `labels` in [0, classes),
+ * f32 inputs (an additive attention mask) 0 or -10000 (1 in 8). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@ int main(int argc, char **argv) {
   }
   int steps = argc > 3 ? atoi(argv[3]) : 5, timed = argc > 5 ? atoi(argv[5]) : 20;
   double tol = argc > 4 ? atof(argv[4]) : 1e-3, ptol = argc > 6 ? atof(argv[6]) : tol;
+  bool training = argc > 7;
   cram_step_lib L[2];
   cram_err err;
   for (int i = 0; i < 2; i++)
@@ -46,7 +54,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "the two artifacts are not the same model\n");
     return 1;
   }
-  cram_create_opts o = {0, 0, 1};
+  cram_create_opts o = {0, training, training ? strtoull(argv[7], NULL, 10) : 1};
   cram_ctx *ca = NULL, *cb = NULL;
   char msg[1024];
   cram_step_rc rc = A->create(&o, &ca, msg, sizeof msg);
@@ -68,7 +76,7 @@ int main(int argc, char **argv) {
     free(p);
   }
   /* synthetic batch: ids uniform in [0, vocab), ~25% of positions are targets */
-  int64_t vocab = cram_step_dim(m, "vocab", 1000), tokens_per_step = 0;
+  int64_t vocab = cram_step_dim(m, "vocab", 1000), classes = cram_step_dim(m, "classes", 2), tokens_per_step = 0;
   void **in = calloc(m->ninputs, sizeof *in);
   uint64_t s = 42;
   for (uint32_t i = 0; i < m->ninputs; i++) {
@@ -78,7 +86,9 @@ int main(int argc, char **argv) {
     for (int64_t k = 0; k < t->numel; k++) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;
       uint32_t r = (uint32_t)(s >> 33);
-      v[k] = tgt ? ((r & 3) == 0 ? (int32_t)((r >> 2) % (uint64_t)vocab) : -100) : (int32_t)(r % (uint64_t)vocab);
+      if (t->dtype == CRAM_DT_F32) ((float *)v)[k] = (r & 7) == 0 ? -10000.f : 0.f;
+      else if (!strcmp(t->name, "labels")) v[k] = (int32_t)(r % (uint64_t)classes);
+      else v[k] = tgt ? ((r & 3) == 0 ? (int32_t)((r >> 2) % (uint64_t)vocab) : -100) : (int32_t)(r % (uint64_t)vocab);
     }
     if (!strcmp(t->name, "tokens")) tokens_per_step = t->numel;
     in[i] = v;
@@ -98,6 +108,19 @@ int main(int argc, char **argv) {
     fails += !ok;
     printf("step %d: loss cuda %.6f ref %.6f (rel %.1e), grad norm cuda %.6f ref %.6f (rel %.1e)%s\n", st, la, lb,
            rel(la, lb), ga, gb, rel(ga, gb), ok ? "" : "  FAIL");
+  }
+  if (training) { /* two more runs, same parameters and batch: only the dropout masks differ */
+    float la[2], lb[2];
+    for (int k = 0; k < 2; k++)
+      if (A->step(ca, (const void *const *)in, 1.0f, &la[k]) || B->step(cb, (const void *const *)in, 1.0f, &lb[k])) {
+        fprintf(stderr, "dropout step: %s / %s\n", A->last_error(ca), B->last_error(cb));
+        return 1;
+      }
+    bool ok = rel(la[0], lb[0]) <= tol && rel(la[1], lb[1]) <= tol && la[0] != la[1];
+    fails += !ok;
+    printf("dropout: two runs of one batch: loss cuda %.6f, %.6f ref %.6f, %.6f%s\n", la[0], la[1], lb[0], lb[1],
+           ok ? "" : "  FAIL");
+    A->zero_grad(ca), B->zero_grad(cb);
   }
   double worst = 0;
   const char *wname = "";

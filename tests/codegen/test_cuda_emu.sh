@@ -16,7 +16,8 @@
 #     other side of a bf16 rounding boundary (2^-9 relative), and such flips
 #     propagate; the printed errors are far below the bound.
 # The repeated runs go through CUDA graphs (captured and replayed by the fake
-# driver; CRAM_CUDA_GRAPHS=0 turns them off). Then a mutated kernel
+# driver; CRAM_CUDA_GRAPHS=0 turns them off), with dropout on too
+# (finetune_classifier, training = 1). Then a mutated kernel
 # (layernorm's rstd) must be caught, a mutated
 # arena offset in the host code (`cramc --emit=llvm`, edited, compiled by
 # llc-14 and linked by hand like cramc does) too, and a compute capability
@@ -37,17 +38,29 @@ env -u CFLAGS "$CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -isystem "$CU
 cp "$T/libcuda.so.1" "$T/libcublasLt.so.13"
 # the prelude's #include <cuda_bf16.h>: test_cuda_emu.h defines what the kernels use
 mkdir -p "$T/inc" && echo '/* empty: test_cuda_emu.h emulates cuda_bf16.h */' > "$T/inc/cuda_bf16.h"
-for run in tiny:f32:1e-4 tiny:bf16:1e-2; do # (each run costs ~30 s of fiber switching: tiny only)
-  IFS=: read -r m prec tol <<< "$run"
+# untied_biases in bf16 with CRAMC_XENT_CHUNK=3 (4 prediction rows: chunks of
+# 3 + 1): the fused decoder's bias (added in f32 after the bf16 logits), db,
+# and dW summed over chunks in f32 scratch, rounded once.
+# finetune_classifier with dropout on (training = 1, dropout seed 7; the
+# kernels read the per-run seed from device memory, so the acc graph is
+# captured and replayed with a new mask each run): the masks are the
+# interpreter's (same per-run seeds, same splitmix64), so the losses agree,
+# and two more runs of one batch must give two different losses.
+for run in tiny:f32:1e-4:: tiny:bf16:1e-2:: ablations/untied_biases:bf16:1e-2:3: ablations/finetune_classifier:f32:1e-4::7; do
+  # (each run costs ~30 s of fiber switching: tiny dims only)
+  IFS=: read -r m prec tol chunk dseed <<< "$run"
   name=$(basename $m).$prec
   D="-D batch=2 -D seq=8 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
-  "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec -o "$T/$name.cuda.so"; check "[ $? = 0 ]"
+  case $m in *finetune_classifier) D="$D -D head=32" ;; esac
+  CRAMC_XENT_CHUNK=$chunk "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec -o "$T/$name.cuda.so"; check "[ $? = 0 ]"
   "$CRAMC" "$SRC/models/$m.cram" $D --target interp --precision $prec -o "$T/$name.ref.so"; check "[ $? = 0 ]"
-  "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec --emit=cuda -o "$T/$name.cu"; check "[ $? = 0 ]"
+  CRAMC_XENT_CHUNK=$chunk "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec --emit=cuda -o "$T/$name.cu"; check "[ $? = 0 ]"
+  # the decoder is fused at every precision: no [rows x vocab] logits
+  check "grep -q '(xent_linear_grad at' $T/$name.cu && ! grep -q '(cross_entropy_grad at' $T/$name.cu"
   "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/$name.cu" \
     -o "$T/$name.kernels.so"; check "[ $? = 0 ]"
   echo "== $name: cuda (emulated) vs interp, --precision $prec, tolerance $tol"
-  LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/$name.kernels.so "$CMP" "$T/$name.cuda.so" "$T/$name.ref.so" 3 $tol 0 \
+  LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/$name.kernels.so "$CMP" "$T/$name.cuda.so" "$T/$name.ref.so" 3 $tol 0 $tol $dseed \
     > "$T/$name.out" 2>&1
   check "[ $? = 0 ]"
   cat "$T/$name.out"
@@ -56,6 +69,10 @@ for run in tiny:f32:1e-4 tiny:bf16:1e-2; do # (each run costs ~30 s of fiber swi
   check "grep -Eq 'CUDA graph of [1-9][0-9]* launches replayed 2 times' $T/$name.out"
 done
 check "grep -q CRAM_CUDA_DT_BF16 $T/tiny.bf16.cu || grep -q cr_bf16p $T/tiny.bf16.cu"
+# dropout: the run compared the two extra losses, and its masks came from the device seed
+check "grep -q '^dropout: two runs of one batch' $T/finetune_classifier.f32.out && grep -q 'seed = \*(const u64 \*)seedp' $T/finetune_classifier.f32.cu"
+# the chunked run has the chunks' row kernels (at rows 0 and 3) and the f32 dW sum
+check "grep -q 'x2\[3 + r\]' $T/untied_biases.bf16.cu && grep -q 'const float \*acc = ' $T/untied_biases.bf16.cu"
 # sensitivity: a wrong kernel (layernorm's rstd 1% off) is caught
 sed 's/rsqrtf(cr_warp_sum(q)/1.01f * rsqrtf(cr_warp_sum(q)/' "$T/tiny.f32.cu" > "$T/bad.cu"
 check "! cmp -s $T/tiny.f32.cu $T/bad.cu"
