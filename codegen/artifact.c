@@ -17,6 +17,8 @@
 #include "ast.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
+#include "pass.h"
+#include "passes.h"
 
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
@@ -354,5 +356,35 @@ out:
   if (clog) unlink(clog);
   if (tmpdir) rmdir(tmpdir);
   arena_free(ar);
+  return ok;
+}
+
+bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *err, size_t errlen) {
+  G[0] = G[1] = G[2] = NULL;
+  char *dbuf = NULL;
+  size_t dlen = 0;
+  FILE *dmem = open_memstream(&dbuf, &dlen);
+  if (!dmem) return cg_fail(err, errlen, "out of memory");
+  Diag d;
+  diag_init(&d, dmem);
+  Graph *ad = pass_autodiff(fwd, &d), *acc0 = ad ? pass_accumulate(ad, &d) : NULL;
+  AdamWOptions ao = pass_adamw_defaults();
+  Graph *up0 = acc0 ? pass_update(fwd, &ao, &d) : NULL;
+  PassOptions po = {.opt_level = o->opt_level};
+  PassCtx cx = {&d, &po};
+  if (up0) {
+    G[0] = pass_pipeline_run(fwd, &cx);
+    G[1] = G[0] ? pass_pipeline_run(acc0, &cx) : NULL;
+    G[2] = G[1] ? pass_pipeline_run(up0, &cx) : NULL;
+  }
+  ir_graph_free(ad), ir_graph_free(acc0), ir_graph_free(up0);
+  fclose(dmem);
+  bool ok = G[2] != NULL;
+  if (!ok) {
+    for (int i = 0; i < 3; i++) ir_graph_free(G[i]), G[i] = NULL;
+    if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
+    cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
+  }
+  free(dbuf);
   return ok;
 }

@@ -21,6 +21,13 @@ void cg_put_cstr(FILE *out, const char *s, size_t len);
 /* `static const char var[] = "<ir_print(g)>";` */
 bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t errlen);
 
+/* The artifact's three graphs of model fwd, each through the pass pipeline
+ * at o->opt_level: G[0] the forward (eval), G[1] accumulate (step: forward,
+ * backward, gradient accumulation), G[2] update (clip + AdamW). The caller
+ * frees G[]; on failure all three are NULL and err holds the first
+ * diagnostic. */
+bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *err, size_t errlen);
+
 /* What differs between targets in the metadata. */
 typedef struct CgMeta {
   const char *target;        /* "interp" | "cpu" | "cuda": also the shim's prefix cram_<target>_ */

@@ -32,12 +32,6 @@ static const char *slot_kind_name[KS_COUNT] = {
 static const char *out_kind_name[] = {"CRAM_CPU_O_LOSS",  "CRAM_CPU_O_GRAD_NORM", "CRAM_CPU_O_GRAD", "CRAM_CPU_O_PARAM",
                                       "CRAM_CPU_O_MOM_M", "CRAM_CPU_O_MOM_V",     "CRAM_CPU_O_OTHER"};
 
-static Graph *optimise(const Graph *g, int opt_level, Diag *d) {
-  PassOptions po = {.opt_level = opt_level};
-  PassCtx cx = {d, &po};
-  return pass_pipeline_run(g, &cx);
-}
-
 static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
   fprintf(out, "static const cram_cpu_slot %s_slots[] = {\n", pfx);
   for (uint32_t s = 0; s < p->nslots; s++)
@@ -52,29 +46,10 @@ static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
 }
 
 bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *dmem = open_memstream(&dbuf, &dlen);
-  if (!dmem) return cg_fail(err, errlen, "out of memory");
-  Diag d;
-  diag_init(&d, dmem);
+  Graph *G[3];
+  if (!cg_train_graphs(fwd, o, G, err, errlen)) return false;
   Arena *ar = arena_new();
-  Graph *ad = pass_autodiff(fwd, &d), *acc0 = ad ? pass_accumulate(ad, &d) : NULL;
-  AdamWOptions ao = pass_adamw_defaults();
-  Graph *up0 = acc0 ? pass_update(fwd, &ao, &d) : NULL;
-  Graph *G[3] = {NULL, NULL, NULL};
-  if (up0) {
-    G[0] = optimise(fwd, o->opt_level, &d);
-    G[1] = G[0] ? optimise(acc0, o->opt_level, &d) : NULL;
-    G[2] = G[1] ? optimise(up0, o->opt_level, &d) : NULL;
-  }
-  fclose(dmem);
   bool ok = false;
-  if (!G[2]) {
-    if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
-    cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
-    goto out;
-  }
   /* parameter and input names in metadata order */
   uint32_t np = 0, nin = 0;
   const char **pn = ARENA_ARRAY(ar, const char *, fwd->n + 1), **in = ARENA_ARRAY(ar, const char *, fwd->n + 1);
@@ -135,10 +110,6 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
   ok = !ferror(out);
   if (!ok) cg_fail(err, errlen, "cannot write the generated C");
 out:
-  free(dbuf);
-  ir_graph_free(ad);
-  ir_graph_free(acc0);
-  ir_graph_free(up0);
   for (int i = 0; i < 3; i++) ir_graph_free(G[i]);
   arena_free(ar);
   return ok;

@@ -49,7 +49,7 @@ static const char *pfx[3] = {"fwd", "acc", "up"};
 /* The three planned graphs and their rendering. */
 typedef struct CudaProg {
   Arena *ar;
-  Graph *ad, *acc0, *up0, *G[3];
+  Graph *G[3]; /* forward, accumulate, update (cg_train_graphs) */
   KProgram *P[3];
   char *cu, *host[3];
   size_t culen, hostlen[3];
@@ -60,7 +60,6 @@ typedef struct CudaProg {
 } CudaProg;
 
 static void prog_free(CudaProg *p) {
-  ir_graph_free(p->ad), ir_graph_free(p->acc0), ir_graph_free(p->up0);
   for (int i = 0; i < 3; i++) ir_graph_free(p->G[i]), free(p->host[i]), render_cuda_host_free(&p->hh[i]);
   free(p->cu);
   arena_free(p->ar);
@@ -68,32 +67,8 @@ static void prog_free(CudaProg *p) {
 
 static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *dmem = open_memstream(&dbuf, &dlen);
-  if (!dmem) return cg_fail(err, errlen, "out of memory");
-  Diag d;
-  diag_init(&d, dmem);
+  if (!cg_train_graphs(fwd, o, p->G, err, errlen)) return false;
   p->ar = arena_new();
-  p->ad = pass_autodiff(fwd, &d);
-  p->acc0 = p->ad ? pass_accumulate(p->ad, &d) : NULL;
-  AdamWOptions ao = pass_adamw_defaults();
-  p->up0 = p->acc0 ? pass_update(fwd, &ao, &d) : NULL;
-  PassOptions po = {.opt_level = o->opt_level};
-  PassCtx cx = {&d, &po};
-  if (p->up0) {
-    p->G[0] = pass_pipeline_run(fwd, &cx);
-    p->G[1] = p->G[0] ? pass_pipeline_run(p->acc0, &cx) : NULL;
-    p->G[2] = p->G[1] ? pass_pipeline_run(p->up0, &cx) : NULL;
-  }
-  fclose(dmem);
-  if (!p->G[2]) {
-    if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
-    cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
-    free(dbuf);
-    return false;
-  }
-  free(dbuf);
   uint32_t np = 0, nin = 0;
   const char **pn = ARENA_ARRAY(p->ar, const char *, fwd->n + 1), **in = ARENA_ARRAY(p->ar, const char *, fwd->n + 1);
   for (uint32_t v = 0; v < fwd->n; v++) {

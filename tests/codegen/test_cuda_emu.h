@@ -44,11 +44,8 @@ static inline float atomicAdd(float *a, float v) { float o = *a; *a += v; return
 #define __expf expf
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-/* cuda_bf16.h as the renderer uses it: bf16 storage, exact widening, round to
- * nearest even. Its include guard is set so the prelude's #include of the
- * toolkit header (found when the toolkit sits on the default include path)
- * adds nothing. */
-#define __CUDA_BF16_H__
+/* cuda_bf16.h as the renderer uses it (the scripts put an empty cuda_bf16.h
+ * first on the include path): bf16 storage, exact widening, round to nearest even. */
 struct __nv_bfloat16 { unsigned short x; };
 static inline float __bfloat162float(__nv_bfloat16 h) {
   uint32_t u = (uint32_t)h.x << 16;
