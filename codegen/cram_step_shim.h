@@ -18,6 +18,19 @@
 
 #include "cram_step.h"
 
+/* The persistent buffer (slot) kinds and output kinds of a generated graph
+ * (slots.def, the list codegen/kernel.h numbers KSlotKind / KOutKind by). */
+enum {
+#define SLOT(id, what) CRAM_S_##id,
+#include "slots.def"
+  CRAM_S_COUNT
+};
+enum {
+#define OUT(id, what) CRAM_O_##id,
+#include "slots.def"
+  CRAM_O_COUNT
+};
+
 /* The entries of cram_step_api after create(), in the table's order, as
  * X(P, return type, name, (parameters)); a shim defines P##_##name. Adding an
  * ABI entry is one line here (plus its implementation in each shim): the
