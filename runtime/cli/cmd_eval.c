@@ -82,11 +82,18 @@ int cram_cmd_eval(int argc, char **argv) {
     double loss = 0;
     uint64_t n = 0;
     cram_status r = cram_eval_run(lib.api, data, split, ckpt, seed, rate, max_seqs, (int)dev, &loss, &n, &err);
-    cram_step_unload(&lib);
+    /* the result first: nothing after the run may lose it */
+    int rc = 0;
     if (r != CRAM_OK) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
-        return 1;
+        rc = 1;
+    } else {
+        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, split, loss, n, exp(loss));
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "cram eval: cannot write the result to stdout\n");
+            rc = 1;
+        }
     }
-    printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, split, loss, n, exp(loss));
-    return 0;
+    cram_step_unload(&lib);
+    return rc;
 }
