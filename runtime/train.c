@@ -115,9 +115,12 @@ static cram_status fill(const cram_dataset *d, const cram_mlm *mlm, binding *b, 
                         int shuffle, cram_err *err) {
     for (uint64_t r = 0; r < b->mbs; r++, (*pos)++) {
         uint64_t i = cram_data_index(*pos, d->seq_count, seed, shuffle);
-        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0)
-            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "sequence %" PRIu64 " of the dataset has a token id >= %u",
-                                i, mlm->vocab);
+        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0) {
+            uint64_t k = 0;
+            const char *path = cram_dataset_seq_path(d, i, &k);
+            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "%s: sequence %" PRIu64 " has a token id >= the model's vocab %u",
+                                path, k, mlm->vocab);
+        }
     }
     return CRAM_OK;
 }

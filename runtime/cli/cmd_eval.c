@@ -79,6 +79,18 @@ int cram_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
         return 1;
     }
+    /* --max-seqs below one microbatch: say so here, before the run would
+     * blame the held-out set for being too small */
+    const cram_step_meta *m = lib.api->meta;
+    int ti = cram_step_input(m, "tokens");
+    int64_t mbs = ti >= 0 && m->inputs[ti].rank == 2 ? m->inputs[ti].shape[0] : 0;
+    if (max_seqs && mbs > 0 && max_seqs < (uint64_t)mbs) {
+        fprintf(stderr, "cram eval: --max-seqs %" PRIu64 " is less than one microbatch of model '%s' (%" PRId64
+                        " sequences): give at least %" PRId64 "\n",
+                max_seqs, m->model, mbs, mbs);
+        cram_step_unload(&lib);
+        return 2;
+    }
     double loss = 0;
     uint64_t n = 0;
     cram_status r = cram_eval_run(lib.api, data, split, ckpt, seed, rate, max_seqs, (int)dev, &loss, &n, &err);
