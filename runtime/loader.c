@@ -32,12 +32,21 @@ int cram_step_input(const cram_step_meta *m, const char *name) {
     return -1;
 }
 
+/* Bounds on what an artifact may declare. Every count read from a step.so is
+ * checked against these before it sizes a buffer: cramc's IR never builds a
+ * tensor over IR_MAX_NUMEL (2^40) elements, so neither can a genuine artifact,
+ * and products stay far from int64/size_t overflow (3 x 2^40 x 4 bytes for a
+ * checkpoint). A name longer than cramc allows is corruption too. */
+#define STEP_MAX_NUMEL (INT64_C(1) << 40)
+#define STEP_MAX_TENSORS (1u << 20)
+
 static int tensor_ok(const cram_tensor_info *t) {
-    if (!t->name || t->rank > CRAM_STEP_MAX_RANK) return 0;
+    if (!t->name || !t->name[0] || strlen(t->name) > CRAM_STEP_MAX_NAME || t->rank > CRAM_STEP_MAX_RANK) return 0;
     int64_t n = 1;
     for (uint32_t d = 0; d < t->rank; d++) {
-        if (t->shape[d] < 0) return 0;
-        n *= t->shape[d];
+        if (t->shape[d] < 0 || t->shape[d] > STEP_MAX_NUMEL) return 0;
+        n *= t->shape[d]; /* both factors <= 2^40 and the product checked at each step: no overflow */
+        if (n > STEP_MAX_NUMEL) return 0;
     }
     return n == t->numel;
 }
@@ -63,15 +72,25 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
         return cram_err_set(err, CRAM_E_HEADER, "%s: step table has a missing entry point", label);
     if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params))
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata arrays missing", label);
+    if (m->nparams > STEP_MAX_TENSORS || m->ninputs > STEP_MAX_TENSORS || m->ndims > STEP_MAX_TENSORS)
+        return cram_err_set(err, CRAM_E_HEADER, "%s: metadata declares %u parameters, %u inputs, %u dims (at most %u each)",
+                            label, m->nparams, m->ninputs, m->ndims, STEP_MAX_TENSORS);
+    for (uint32_t i = 0; i < m->ndims; i++)
+        if (!m->dims[i].name)
+            return cram_err_set(err, CRAM_E_HEADER, "%s: dim %u has no name", label, i);
     int64_t total = 0;
     for (uint32_t i = 0; i < m->nparams; i++) {
         if (!tensor_ok(&m->params[i]))
-            return cram_err_set(err, CRAM_E_HEADER, "%s: parameter %u has an inconsistent shape", label, i);
+            return cram_err_set(err, CRAM_E_HEADER,
+                                "%s: parameter %u has an inconsistent shape, over 2^40 elements or a bad name", label, i);
         total += m->params[i].numel;
+        if (total > STEP_MAX_NUMEL)
+            return cram_err_set(err, CRAM_E_HEADER, "%s: parameters total over 2^40 elements", label);
     }
     for (uint32_t i = 0; i < m->ninputs; i++)
         if (!tensor_ok(&m->inputs[i]))
-            return cram_err_set(err, CRAM_E_HEADER, "%s: input %u has an inconsistent shape", label, i);
+            return cram_err_set(err, CRAM_E_HEADER,
+                                "%s: input %u has an inconsistent shape, over 2^40 elements or a bad name", label, i);
     if (total != m->nparam_elems)
         return cram_err_set(err, CRAM_E_HEADER, "%s: parameter table sums to %lld elements, metadata says %lld", label,
                             (long long)total, (long long)m->nparam_elems);

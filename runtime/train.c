@@ -230,6 +230,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
     snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
     if (cfg->resume) {
         if ((r = cram_ckpt_load(path, api, ctx, &st, err))) goto out;
+        if ((r = cram_ckpt_check_data(path, &st, cfg->data_dir, &d, err))) goto out;
     } else {
         if (access(path, F_OK) == 0) {
             r = cram_err_set(err, CRAM_E_ARG, "%s already holds a checkpoint: continue it with --resume %s, or train "
@@ -244,6 +245,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
             goto out;
         }
     }
+    cram_ckpt_set_data(&st, &d);
     if ((r = mask_setup(m, &d, &b, st.mask_n, cfg->mask_rate, st.seed, &mlm, err))) goto out;
     st.mask_n = mlm.n;
     if (st.batch % b.mbs) {
