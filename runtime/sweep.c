@@ -283,8 +283,8 @@ static cram_status artifact_key(const cram_sweep_spec *s, const cram_sweep_varia
 /* Result key: the artifact and everything the run depends on. */
 static uint64_t result_key(const cram_sweep_spec *s, uint64_t akey) {
     char b[256];
-    snprintf(b, sizeof b, "%016" PRIx64 " %.17g %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64, akey, s->budget_s,
-             s->budget_tokens, s->budget_steps, s->seed, s->eval_seqs);
+    snprintf(b, sizeof b, "%016" PRIx64 " %.17g %" PRIu64 " %" PRIu64 " %.17g %" PRIu64 " %" PRIu64 " %" PRIu64, akey,
+             s->budget_s, s->budget_tokens, s->budget_steps, s->budget_flops, s->seed, s->eval_seqs, s->eval_every);
     uint64_t h = hash_str(CRAM_FNV1A64_INIT, b);
     h = hash_str(h, s->data);
     for (int i = 0; i < s->ntrain_args; i++) h = hash_str(h, s->train_args[i]);
@@ -407,7 +407,8 @@ static void read_metrics(const char *run, cram_sweep_row *row) {
     row->tok_s = row->train_s > 0 ? (double)row->tokens / row->train_s : NAN;
 }
 
-static int budget_args(const cram_sweep_spec *s, char bufs[3][64], char **argv, int a) {
+/* The budget and evaluation flags of `cram train`. */
+static int budget_args(const cram_sweep_spec *s, char bufs[5][64], char **argv, int a) {
     if (s->budget_s > 0) {
         snprintf(bufs[0], 64, "%.17gs", s->budget_s);
         argv[a++] = "--budget", argv[a++] = bufs[0];
@@ -415,17 +416,25 @@ static int budget_args(const cram_sweep_spec *s, char bufs[3][64], char **argv, 
     if (s->budget_tokens) {
         snprintf(bufs[1], 64, "%" PRIu64, s->budget_tokens);
         argv[a++] = "--tokens", argv[a++] = bufs[1];
+    } else if (s->budget_steps) {
+        snprintf(bufs[1], 64, "%" PRIu64, s->budget_steps);
+        argv[a++] = "--steps", argv[a++] = bufs[1];
+    } else if (s->budget_flops > 0) {
+        snprintf(bufs[1], 64, "%.17g", s->budget_flops);
+        argv[a++] = "--flops", argv[a++] = bufs[1];
     }
-    if (s->budget_steps) {
-        snprintf(bufs[2], 64, "%" PRIu64, s->budget_steps);
-        argv[a++] = "--steps", argv[a++] = bufs[2];
+    if (s->eval_every) {
+        snprintf(bufs[2], 64, "%" PRIu64, s->eval_every);
+        snprintf(bufs[3], 64, "%" PRIu64, s->eval_seqs);
+        argv[a++] = "--eval-every", argv[a++] = bufs[2];
+        argv[a++] = "--eval-seqs", argv[a++] = bufs[3];
     }
     return a;
 }
 
 static cram_status train_variant(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
                                  const vpaths *p, cram_sweep_row *row, cram_err *err) {
-    char ckpt[PATHMAX + 32], seed[32], bufs[3][64];
+    char ckpt[PATHMAX + 32], seed[32], bufs[5][64];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", p->run);
     snprintf(seed, sizeof seed, "%" PRIu64, s->seed);
     char *argv[MAX_ARGV];
@@ -480,8 +489,13 @@ static cram_status eval_variant(const cram_sweep_spec *s, const cram_sweep_opts 
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", p->run);
     snprintf(seed, sizeof seed, "%" PRIu64, s->seed);
     snprintf(maxs, sizeof maxs, "%" PRIu64, s->eval_seqs);
-    char *argv[] = {(char *)o->cram, "eval", (char *)p->artifact, "--data", s->data, "--checkpoint", ckpt, "--seed",
-                    seed, "--json", s->eval_seqs ? "--max-seqs" : NULL, maxs, NULL};
+    char *argv[16];
+    int a = 0;
+    argv[a++] = (char *)o->cram, argv[a++] = "eval", argv[a++] = (char *)p->artifact, argv[a++] = "--data";
+    argv[a++] = s->data, argv[a++] = "--checkpoint", argv[a++] = ckpt, argv[a++] = "--seed", argv[a++] = seed;
+    argv[a++] = "--json";
+    if (s->eval_seqs) argv[a++] = "--max-seqs", argv[a++] = maxs;
+    argv[a] = NULL;
     remove(p->eval_log);
     child_result r;
     cram_status st = run_child(o, argv, p->eval_log, &r, err);

@@ -247,6 +247,7 @@ cram_status cram_sweep_report(const cram_sweep_spec *s, const cram_sweep_opts *o
         if (s->budget_s > 0) fprintf(md.f, " %.0f s wall clock", s->budget_s);
         if (s->budget_tokens) fprintf(md.f, " %" PRIu64 " tokens", s->budget_tokens);
         if (s->budget_steps) fprintf(md.f, " %" PRIu64 " updates", s->budget_steps);
+        if (s->budget_flops > 0) fprintf(md.f, " %.3g model FLOPs", s->budget_flops);
         fprintf(md.f, "; data `%s`; ranked by held-out MLM loss (lower is better).\n\n", s->data);
         md_table(md.f, rows, n, order);
         fprintf(md.f, "\n");
@@ -264,8 +265,8 @@ cram_status cram_sweep_report(const cram_sweep_spec *s, const cram_sweep_opts *o
         fputs(",\"target\":", js.f);
         cram_json_put_str(js.f, s->target);
         fprintf(js.f, ",\"seed\":%" PRIu64 ",\"budget_s\":%.17g,\"budget_tokens\":%" PRIu64 ",\"budget_steps\":%" PRIu64
-                      ",\"rows\":[\n",
-                s->seed, s->budget_s, s->budget_tokens, s->budget_steps);
+                      ",\"budget_flops\":%.17g,\"rows\":[\n",
+                s->seed, s->budget_s, s->budget_tokens, s->budget_steps, s->budget_flops);
         for (int i = 0; i < n; i++) {
             cram_sweep_row_json(js.f, &rows[order[i]]);
             fputs(i + 1 < n ? ",\n" : "\n", js.f);

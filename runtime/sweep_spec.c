@@ -213,8 +213,9 @@ static cram_status once(parser *p, int *seen, const word *w) {
 }
 
 /* Flags the sweep sets itself may not come through `train`. */
-static const char *const reserved_train_flags[] = {"--data", "--out", "--resume", "--seed", "--budget", "--steps",
-                                                   "--tokens", "--flops", "--stop-at", "--quiet", NULL};
+static const char *const reserved_train_flags[] = {"--data", "--out", "--resume", "--force", "--seed", "--budget",
+                                                   "--steps", "--tokens", "--flops", "--stop-at", "--eval-every",
+                                                   "--eval-seqs", "--quiet", NULL};
 
 static cram_status directive(parser *p, word *w, int n) {
     cram_sweep_spec *s = p->spec;
@@ -257,32 +258,46 @@ static cram_status directive(parser *p, word *w, int n) {
         return (s->target = dupstr(w[1].s)) ? CRAM_OK : cram_err_set(p->err, CRAM_E_NOMEM, "out of memory");
     }
     if (strcmp(d, "budget") == 0) {
-        NEED(2, "a kind and a value: time 30m, tokens 2M or steps 200");
+        NEED(2, "a kind and a value: tokens 2M, steps 200, flops 3e15 or time 30m");
         if (strcmp(w[1].s, "time") == 0) {
             if (s->budget_s > 0) return fail(p, w[1].col, "budget time given twice", NULL, NULL);
             cram_err e = {0};
             if (cram_parse_duration(w[2].s, &s->budget_s, &e) || !(s->budget_s > 0))
                 return fail(p, w[2].col, "expected a duration like 30m, 90s, 2h, got '%s'", w[2].s, NULL);
-        } else if (strcmp(w[1].s, "tokens") == 0 || strcmp(w[1].s, "steps") == 0) {
-            uint64_t *dst = w[1].s[0] == 't' ? &s->budget_tokens : &s->budget_steps;
-            if (*dst) return fail(p, w[1].col, "budget %s given twice", w[1].s, NULL);
-            if (parse_count(w[2].s, dst)) return fail(p, w[2].col, "expected a positive count like 200, 5k, 2M, got '%s'", w[2].s, NULL);
-        } else {
-            return fail(p, w[1].col, "unknown budget kind '%s' (time, tokens or steps)", w[1].s, NULL);
+            return CRAM_OK;
+        }
+        int kind = strcmp(w[1].s, "tokens") == 0 ? 1 : strcmp(w[1].s, "steps") == 0 ? 2 : strcmp(w[1].s, "flops") == 0 ? 3 : 0;
+        if (!kind) return fail(p, w[1].col, "unknown budget kind '%s' (tokens, steps, flops or time)", w[1].s, NULL);
+        if (s->budget_tokens || s->budget_steps || s->budget_flops > 0)
+            return fail(p, w[1].col, "one of budget tokens, steps or flops (with 'budget time' as a deadline if wanted)",
+                        NULL, NULL);
+        if (kind == 3) {
+            char *end;
+            errno = 0;
+            s->budget_flops = strtod(w[2].s, &end);
+            if (*end || errno || !(s->budget_flops >= 1) || s->budget_flops > 1e30)
+                return fail(p, w[2].col, "expected a FLOP count like 3e15, got '%s'", w[2].s, NULL);
+        } else if (parse_count(w[2].s, kind == 1 ? &s->budget_tokens : &s->budget_steps)) {
+            return fail(p, w[2].col, "expected a positive count like 200, 5k, 2M, got '%s'", w[2].s, NULL);
         }
         return CRAM_OK;
     }
     if (strcmp(d, "seed") == 0 || strcmp(d, "eval") == 0) {
         int is_seed = d[0] == 's';
         if ((st = once(p, is_seed ? &p->seen_seed : &p->seen_eval, &w[0]))) return st;
-        NEED(1, "one number");
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(w[1].s, &end, 10);
-        if (*end || end == w[1].s || errno || w[1].s[0] == '-')
-            return fail(p, w[1].col, "expected a non-negative integer, got '%s'", w[1].s, NULL);
-        if (is_seed) s->seed = v;
-        else s->eval_seqs = v;
+        if (is_seed ? n != 2 : n != 2 && !(n == 4 && strcmp(w[2].s, "every") == 0))
+            return fail(p, w[0].col, is_seed ? "'seed' takes one number" : "'eval' takes N [every K]", NULL, NULL);
+        uint64_t v[2] = {0, 0};
+        for (int k = 1; k < n; k += 2) {
+            char *end;
+            errno = 0;
+            v[k / 2] = strtoull(w[k].s, &end, 10);
+            if (*end || end == w[k].s || errno || w[k].s[0] == '-' || (k == 3 && v[1] == 0))
+                return fail(p, w[k].col, k == 3 ? "expected a positive integer, got '%s'" : "expected a non-negative integer, got '%s'",
+                            w[k].s, NULL);
+        }
+        if (is_seed) s->seed = v[0];
+        else s->eval_seqs = v[0], s->eval_every = v[1];
         return CRAM_OK;
     }
     if (strcmp(d, "train") == 0) {
@@ -352,8 +367,9 @@ cram_status cram_sweep_spec_parse(const char *path, const char *text, cram_sweep
     p.line++;
     if (!st && !p.seen_base) st = fail(&p, 1, "no 'base' line: the sweep needs a base model", NULL, NULL);
     else if (!st && !p.seen_data) st = fail(&p, 1, "no 'data' line: the sweep needs a token shard directory", NULL, NULL);
-    else if (!st && !spec->budget_s && !spec->budget_tokens && !spec->budget_steps)
-        st = fail(&p, 1, "no 'budget' line: give 'budget time T', 'budget tokens N' or 'budget steps N'", NULL, NULL);
+    else if (!st && !spec->budget_s && !spec->budget_tokens && !spec->budget_steps && !(spec->budget_flops > 0))
+        st = fail(&p, 1, "no 'budget' line: give 'budget tokens N', 'budget steps N', 'budget flops X' or 'budget time T'",
+                  NULL, NULL);
     if (!st && !spec->target && !(spec->target = dupstr("cpu"))) st = cram_err_set(p.err, CRAM_E_NOMEM, "out of memory");
     if (!st && !spec->title) {
         const char *b = slash ? slash + 1 : path;

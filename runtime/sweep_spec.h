@@ -32,8 +32,10 @@ typedef struct cram_sweep_spec {
     double budget_s;       /* `budget time T`, 0 = none */
     uint64_t budget_tokens;/* `budget tokens N`, 0 = none */
     uint64_t budget_steps; /* `budget steps N`, 0 = none */
+    double budget_flops;   /* `budget flops X` (model FLOPs), 0 = none */
     uint64_t seed;         /* `seed N` (default 0) */
-    uint64_t eval_seqs;    /* `eval N`: held-out sequences of the final evaluation, 0 = all */
+    uint64_t eval_seqs;    /* `eval N`: held-out sequences of each evaluation, 0 = all */
+    uint64_t eval_every;   /* `eval N every K`: also evaluate during training every K updates, 0 = only at the end */
     int ntrain_args;
     char *train_args[CRAM_SWEEP_MAX_ARGS]; /* `train ...`: extra `cram train` flags for every variant */
     int nvariants;         /* variants[0] is the base */
