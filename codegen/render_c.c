@@ -120,6 +120,10 @@ static void r_sinusoid(RCtx *c) {
   decl_bufs(c);
   fprintf(c->out, "    cc_sinusoid(o, %" PRId64 ", %" PRId64 ");\n", c->k->n->shape.dim[0], c->k->n->shape.dim[1]);
 }
+static void r_arange(RCtx *c) {
+  decl_bufs(c);
+  fprintf(c->out, "    for (int64_t e = 0; e < %" PRId64 "; e++) o[e] = (float)e;\n", numel(&c->k->n->shape));
+}
 static void r_embedding(RCtx *c) {
   const Shape *ts = in_shape(c, 0);
   decl_bufs(c);
@@ -366,7 +370,7 @@ static void r_adam_sched(RCtx *c) {
 typedef void (*RenderFn)(RCtx *c);
 
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill,
+  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
   [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
   [OP_MATMUL] = r_gemm, [OP_MATMUL_ACT] = r_gemm, [OP_MATMUL_GLU] = r_gemm, [OP_MATMUL_ACT_GRAD] = r_gemm,
   [OP_MATMUL_GLU_GRAD] = r_gemm,

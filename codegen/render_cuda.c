@@ -44,6 +44,10 @@ static void r_sinusoid(RCu *c) {
   int64_t S = c->k->n->shape.dim[0], H = c->k->n->shape.dim[1];
   rc_launch(c, rc_grid_for(S * H, 1), CR_BLOCK, "cr_sinusoid(o, %" PRId64 "ll, %" PRId64 "ll)", S, H);
 }
+static void r_arange(RCu *c) {
+  int64_t N = rc_numel(&c->k->n->shape);
+  rc_launch(c, rc_grid_for(N, 1), CR_BLOCK, "cr_arange(o, %" PRId64 "ll)", N);
+}
 static void r_embedding(RCu *c) {
   const Shape *ts = rc_in_shape(c, 0);
   int64_t n = rc_numel(rc_in_shape(c, 1)), V = ts->dim[0], H = ts->dim[1];
@@ -258,7 +262,7 @@ static void r_adam_sched(RCu *c) {
 
 typedef void (*RenderFn)(RCu *c);
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill,
+  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
   [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
   [OP_MATMUL] = rc_render_gemm, [OP_MATMUL_ACT] = rc_render_gemm, [OP_MATMUL_GLU] = rc_render_gemm,
   [OP_MATMUL_ACT_GRAD] = rc_render_gemm, [OP_MATMUL_GLU_GRAD] = rc_render_gemm,

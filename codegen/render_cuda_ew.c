@@ -17,7 +17,10 @@
 
 /* The shared expression table (render_expr.c) in CUDA's dialect: float math,
  * the library's cr_ helpers (common.cuh), (float) constants. */
-static const CgDialect cuda_dialect = {.helper = "cr_", .libm = "f", .zero = "0.f", .one = "1.f", .lit = "(float)%.9g"};
+static void ex_rsqrt(FILE *o, const Node *n, const CgDialect *d) { (void)n, (void)d, fputs("rsqrtf(a)", o); }
+static const CgExprFn cuda_override[OP_COUNT] = {[OP_RSQRT] = ex_rsqrt}; /* the hardware's reciprocal square root */
+static const CgDialect cuda_dialect = {.helper = "cr_", .libm = "f", .zero = "0.f", .one = "1.f", .lit = "(float)%.9g",
+                                       .override = cuda_override};
 
 bool rc_ew_supports(OpKind op) { return cg_expr_supports(&cuda_dialect, op); }
 bool rc_is_elementwise(const Node *n) { return rc_ew_supports(n->op) && (n->dtype == DT_F32 || n->dtype == DT_BF16); }

@@ -13,6 +13,14 @@ static void ex_gelu(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprin
 static void ex_relu(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "a > %s ? a : %s", d->zero, d->zero); }
 static void ex_tanh(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "tanh%s(a)", d->libm); }
 static void ex_sqrt(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "sqrt%s(a)", d->libm); }
+static void ex_exp(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "exp%s(a)", d->libm); }
+static void ex_rsqrt(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "%s / sqrt%s(a)", d->one, d->libm); }
+static void ex_sigmoid(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "%ssigmoid(a)", d->helper); }
+static void ex_silu(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "a * %ssigmoid(a)", d->helper); }
+static void ex_sin(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "sin%s(a)", d->libm); }
+static void ex_cos(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "cos%s(a)", d->libm); }
+static void ex_sigmoid_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * a * (%s - a)", d->one); }
+static void ex_silu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * %ssilu_deriv(a)", d->helper); }
 static void ex_cast(FILE *o, const Node *n, const CgDialect *d) { (void)n, (void)d, fputs("a", o); } /* the load widens, the store rounds */
 static void ex_gelu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * %sgelu_deriv(a)", d->helper); }
 static void ex_relu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "a > %s ? b : %s", d->zero, d->zero); }
@@ -35,7 +43,9 @@ static const CgExprFn code_for_op[OP_COUNT] = {
   [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
   [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_CAST] = ex_cast, [OP_GELU_GRAD] = ex_gelu_grad,
   [OP_RELU_GRAD] = ex_relu_grad, [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v,
-  [OP_ADAMW_PARAM] = ex_adamw_param,
+  [OP_ADAMW_PARAM] = ex_adamw_param, [OP_EXP] = ex_exp, [OP_RSQRT] = ex_rsqrt, [OP_SIGMOID] = ex_sigmoid,
+  [OP_SILU] = ex_silu, [OP_SIN] = ex_sin, [OP_COS] = ex_cos, [OP_SIGMOID_GRAD] = ex_sigmoid_grad,
+  [OP_SILU_GRAD] = ex_silu_grad,
 };
 
 static CgExprFn expr_of(const CgDialect *d, OpKind op) {

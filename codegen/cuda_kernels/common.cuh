@@ -54,6 +54,11 @@ __device__ __forceinline__ float cr_gelu(float x) { return 0.5f * x * (1.f + erf
 __device__ __forceinline__ float cr_gelu_deriv(float x) {
   return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * __expf(-0.5f * x * x) * 0.3989422804014327f;
 }
+__device__ __forceinline__ float cr_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float cr_silu_deriv(float x) {
+  const float s = cr_sigmoid(x);
+  return s * (1.f + x * (1.f - s));
+}
 // f(x) and f'(x) of activation `act` (erf GELU, not the tanh approximation)
 __device__ __forceinline__ void cr_act_pair(int act, float x, float *f, float *df) {
   switch (act) {

@@ -1,7 +1,7 @@
 // elementwise.cuh - elementwise launches: the operand loaders and the loops a
 // renderer's expression is mapped over (a fused run of elementwise nodes is
 // one launch of such loops), plus the elementwise ops that need no
-// expression: fill, copy, dropout, the sinusoid table.
+// expression: fill, copy, dropout, arange, the sinusoid table.
 #pragma once
 #include "common.cuh"
 
@@ -69,6 +69,11 @@ __device__ __forceinline__ void cr_dropout(O o, X x, long long n, double p, u64 
   }
   const u64 seed = *(const u64 *)seedp;
   CR_GS(e, n) o[e] = cr_uniform(seed, key, (u64)e) < p ? 0.f : (float)((double)x[e] / (1.0 - p));
+}
+
+// o[n] = 0, 1, ..., n-1 (arange)
+template <class O> __device__ __forceinline__ void cr_arange(O o, long long n) {
+  CR_GS(e, n) o[e] = (float)e;
 }
 
 // o[S, H]: the sinusoidal position table, computed in double
