@@ -8,10 +8,12 @@
 #   2. the same model as an interp-target artifact (the reference
 #      interpreter) for CHECK_STEPS updates (default 5) from the same seed and
 #      data: the largest relative difference of the per-update losses.
-# Prints one markdown row per model. Slow (minutes per model on 2 cores);
-# not part of CI, which runs codegen.cpu.variants (5 steps at small dims).
+# DIMS adds -D overrides to every model (e.g. DIMS="-D seq=32" with shards of
+# `cram data --seq-len 32`). Prints one markdown row per model. Slow (minutes
+# per model on 2 cores); not part of CI, which runs codegen.cpu.variants (5
+# steps at small dims).
 set -u
-DATA=$1 STEPS=${2:-300} CHECK=${3:-5}
+DATA=$1 STEPS=${2:-300} CHECK=${3:-5} DIMS=${DIMS:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CRAMC=${CRAMC:-$ROOT/build/driver/cramc} CRAM=${CRAM:-$ROOT/build/runtime/cram}
 T=$(mktemp -d /tmp/train_variants.XXXXXX)
@@ -25,8 +27,10 @@ for m in tiny ablations/attention_explicit ablations/rotary ablations/alibi abla
          ablations/multi_query ablations/swiglu ablations/scalenorm ablations/deep_narrow ablations/shallow_wide; do
   name=$(basename "$m")
   src=$ROOT/models/$m.cram
-  params=$("$CRAMC" "$src" --summary | sed -n 's/^total parameters: //p')
-  "$CRAMC" "$src" --target cpu -o "$T/$name.so" || { echo "| $name | compile failed |"; continue; }
+  # shellcheck disable=SC2086
+  params=$("$CRAMC" "$src" $DIMS --summary | sed -n 's/^total parameters: //p')
+  # shellcheck disable=SC2086
+  "$CRAMC" "$src" $DIMS --target cpu -o "$T/$name.so" || { echo "| $name | compile failed |"; continue; }
   t0=$(date +%s.%N)
   "$CRAM" train "$T/$name.so" $R --out "$T/$name.run" --steps "$STEPS" || { echo "| $name | train failed |"; continue; }
   t1=$(date +%s.%N)
@@ -34,7 +38,8 @@ for m in tiny ablations/attention_explicit ablations/rotary ablations/alibi abla
   last=$(losses "$T/$name.run/metrics.jsonl" | tail -10 | mean)
   per=$(echo "($t1 - $t0) / $STEPS" | bc -l)
   # the first CHECK updates again, through the interpreter and the cpu artifact
-  "$CRAMC" "$src" --target interp -o "$T/$name.interp.so" &&
+  # shellcheck disable=SC2086
+  "$CRAMC" "$src" $DIMS --target interp -o "$T/$name.interp.so" &&
     "$CRAM" train "$T/$name.interp.so" $R --out "$T/$name.irun" --steps "$STEPS" --stop-at "$CHECK" &&
     "$CRAM" train "$T/$name.so" $R --out "$T/$name.crun" --steps "$STEPS" --stop-at "$CHECK" || {
       echo "| $name | interp check failed |"
