@@ -47,7 +47,7 @@ typedef enum { KO_LOSS, KO_GRAD_NORM, KO_GRAD, KO_PARAM, KO_MOM_M, KO_MOM_V, KO_
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
   uint32_t slot;    /* the KS_OWN slot holding it */
 } KOut;
 

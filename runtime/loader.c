@@ -58,9 +58,10 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
                             api->abi_version);
     if (!api->create || !api->destroy || !api->last_error || !api->init_params || !api->get_param ||
         !api->set_param || !api->get_moments || !api->set_moments || !api->step || !api->update || !api->eval ||
-        !api->grad_norm || !api->zero_grad)
+        !api->grad_norm || !api->zero_grad || !api->predict)
         return cram_err_set(err, CRAM_E_HEADER, "%s: step table has a missing entry point", label);
-    if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params))
+    if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params) ||
+        (m->noutputs && !m->outputs))
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata arrays missing", label);
     int64_t total = 0;
     for (uint32_t i = 0; i < m->nparams; i++) {
@@ -71,6 +72,9 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
     for (uint32_t i = 0; i < m->ninputs; i++)
         if (!tensor_ok(&m->inputs[i]))
             return cram_err_set(err, CRAM_E_HEADER, "%s: input %u has an inconsistent shape", label, i);
+    for (uint32_t i = 0; i < m->noutputs; i++)
+        if (!tensor_ok(&m->outputs[i]))
+            return cram_err_set(err, CRAM_E_HEADER, "%s: output %u has an inconsistent shape", label, i);
     if (total != m->nparam_elems)
         return cram_err_set(err, CRAM_E_HEADER, "%s: parameter table sums to %lld elements, metadata says %lld", label,
                             (long long)total, (long long)m->nparam_elems);
