@@ -310,8 +310,10 @@ static cram_status check_step(ft_run *R, cram_err *err) {
 }
 
 /* Keeps the lines of metrics.jsonl up to update `step` (a resumed run
- * rewrites what came after its checkpoint). */
-static cram_status trim_metrics(const char *path, uint64_t step, cram_err *err) {
+ * rewrites what came after its checkpoint), and sums the losses of the
+ * updates after `epoch_start` (the resumed epoch's mean includes them). */
+static cram_status trim_metrics(const char *path, uint64_t step, uint64_t epoch_start, double *sum, uint64_t *n,
+                                cram_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return CRAM_OK;
     char *keep = NULL;
@@ -321,7 +323,10 @@ static cram_status trim_metrics(const char *path, uint64_t step, cram_err *err) 
     size_t cap = 0;
     while (mem && getline(&line, &cap, f) > 0) {
         const char *s = strstr(line, "\"step\":");
-        if (s && strtoull(s + 7, NULL, 10) > step) break;
+        uint64_t k = s ? strtoull(s + 7, NULL, 10) : 0;
+        if (k > step) break;
+        const char *l = strstr(line, "\"loss\":");
+        if (k > epoch_start && l && !strstr(line, "\"dev\"")) *sum += strtod(l + 7, NULL), ++*n;
         fputs(line, mem);
     }
     free(line);
@@ -383,7 +388,8 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
     }
     /* Every graph run draws its dropout masks from dropout_seed + runs * PHI
      * (docs/abi.md); a resumed context starts its count where the run stopped. */
-    uint64_t runs = 0;
+    uint64_t runs = 0, epoch_n = 0;
+    double epoch_loss = 0;
     if (resuming) {
         cram_train_state saved;
         if ((r = cram_ckpt_read_state(ckpt, m, &saved, err)) != CRAM_OK) goto out;
@@ -405,7 +411,8 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
     }
     if (resuming) {
         if ((r = cram_ckpt_load(ckpt, api, R.ctx, &st, err)) != CRAM_OK) goto out;
-        if ((r = trim_metrics(metrics, st.step, err)) != CRAM_OK) goto out;
+        if ((r = trim_metrics(metrics, st.attempts, st.attempts / spe * spe, &epoch_loss, &epoch_n, err)) != CRAM_OK)
+            goto out;
         if (cfg->log) fprintf(cfg->log, "resuming %s at update %" PRIu64 "\n", ckpt, st.step);
     } else if (cfg->init && (r = cram_ft_load_init(api, R.ctx, cfg->init, cfg->head, cfg->log, err)) != CRAM_OK) {
         goto out;
@@ -419,12 +426,12 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
                           " updates of %u (%u epochs)\n",
                 cfg->task->name, R.train.n, R.dev[0].n + R.dev[1].n, R.train.truncated, R.S, total, R.B, cfg->epochs);
 
-    double t0 = now(), last_print = 0, epoch_loss = 0;
-    uint64_t epoch_n = 0;
+    double t0 = now(), last_print = 0;
+    int ordered = 0;
     while (st.attempts < total && !(cfg->max_steps && st.attempts >= cfg->max_steps)) {
         uint32_t e = (uint32_t)(st.attempts / spe);
         uint64_t b = st.attempts % spe;
-        if (b == 0 || epoch_n == 0) epoch_order(ord, R.train.n, cfg->seed, e);
+        if (b == 0 || !ordered) epoch_order(ord, R.train.n, cfg->seed, e), ordered = 1;
         size_t first = (size_t)b * R.B, n = R.train.n - first < R.B ? R.train.n - first : R.B;
         fill(&R, &R.train, ord + first, n);
         float loss = NAN, gn = NAN;

@@ -46,7 +46,7 @@ static void expect(const char *file, const char *needle) {
     "static const cram_step_meta meta = {.abi_version = " ver ", .model = \"m\", .target = \"cpu\"};\n" \
     "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"                                              \
     "#define F (void *)f\n"                                                                               \
-    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"    \
+    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
     "const cram_step_api *cram_step_entry(void) { return &api; }\n"
 
 int main(void) {
