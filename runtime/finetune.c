@@ -146,11 +146,12 @@ typedef struct ft_run {
     const cram_step_api *api;
     cram_ctx *ctx;
     const cram_ft_config *cfg;
-    uint32_t B, S, C;              /* batch, sequence, classes */
-    int in_tok, in_mask, in_lab;   /* indices in meta->inputs */
-    int out_logits;                /* index in meta->outputs */
+    uint32_t B, S, C;              /* batch, sequence, classes (1: regression) */
+    int regression;                /* labels f32 + weight input, output `score` */
+    int in_tok, in_mask, in_lab, in_w; /* indices in meta->inputs */
+    int out_logits;                /* index in meta->outputs: `logits` or `score` */
     int32_t *tok, *lab;            /* one microbatch */
-    float *mask, *logits;
+    float *mask, *logits, *labf, *w;
     const void **inputs;
     cram_glue_encoded train, dev[2];
     uint32_t ndev;
@@ -173,10 +174,12 @@ static void fill(ft_run *R, const cram_glue_encoded *e, const uint32_t *ids, siz
             memcpy(t, e->tokens + (size_t)ids[b] * e->seq, R->S * sizeof *t);
             cram_glue_mask(e, ids[b], mk);
             R->lab[b] = (int32_t)e->label[ids[b]];
+            R->labf[b] = e->label[ids[b]], R->w[b] = 1.0f / (float)n;
         } else {
             memset(t, 0, R->S * sizeof *t);
             memset(mk, 0, R->S * sizeof *mk);
             R->lab[b] = FT_IGNORE;
+            R->labf[b] = 0, R->w[b] = 0;
         }
     }
 }
@@ -197,10 +200,11 @@ static cram_status evaluate(ft_run *R, uint32_t d, const char *file, cram_ft_eva
     const cram_glue_encoded *e = &R->dev[d];
     int32_t *pred = malloc((e->n ? e->n : 1) * sizeof *pred), *gold = malloc((e->n ? e->n : 1) * sizeof *gold);
     int32_t *maj = malloc((e->n ? e->n : 1) * sizeof *maj);
+    double *sc = malloc((e->n ? e->n : 1) * sizeof *sc), *gs = malloc((e->n ? e->n : 1) * sizeof *gs);
     uint32_t *ids = malloc(R->B * sizeof *ids);
     float **outs = calloc(R->api->meta->noutputs, sizeof *outs);
     cram_status r = CRAM_OK;
-    if (!pred || !gold || !maj || !ids || !outs) {
+    if (!pred || !gold || !maj || !sc || !gs || !ids || !outs) {
         r = cram_err_set(err, CRAM_E_NOMEM, "evaluating: out of memory");
         goto out;
     }
@@ -217,7 +221,8 @@ static cram_status evaluate(ft_run *R, uint32_t d, const char *file, cram_ft_eva
             goto out;
         }
         loss += (double)l * (double)n;
-        for (size_t b = 0; b < n; b++) {
+        for (size_t b = 0; b < n && R->regression; b++) sc[s + b] = R->logits[b], gs[s + b] = e->label[s + b];
+        for (size_t b = 0; b < n && !R->regression; b++) {
             const float *lg = R->logits + b * R->C;
             uint32_t best = 0;
             for (uint32_t c = 1; c < R->C; c++) best = lg[c] > lg[best] ? c : best;
@@ -231,14 +236,20 @@ static cram_status evaluate(ft_run *R, uint32_t d, const char *file, cram_ft_eva
     ev->accuracy = cram_metric_accuracy(pred, gold, e->n);
     ev->f1 = cram_metric_f1(pred, gold, e->n);
     ev->mcc = cram_metric_mcc(pred, gold, e->n);
+    if (R->regression) {
+        ev->accuracy = ev->f1 = ev->mcc = 0;
+        ev->pearson = cram_metric_pearson(sc, gs, e->n);
+        ev->spearman = cram_metric_spearman(sc, gs, e->n);
+    }
     ev->score = task_score(R->cfg->task, ev);
     cram_ft_eval mj = *ev;
+    mj.pearson = mj.spearman = 0; /* the baseline predicts one value (the training mean): no correlation */
     mj.accuracy = cram_metric_accuracy(maj, gold, e->n);
     mj.f1 = cram_metric_f1(maj, gold, e->n);
     mj.mcc = cram_metric_mcc(maj, gold, e->n);
     ev->majority = task_score(R->cfg->task, &mj);
 out:
-    free(pred), free(gold), free(maj), free(ids), free(outs);
+    free(pred), free(gold), free(maj), free(sc), free(gs), free(ids), free(outs);
     return r;
 }
 
@@ -264,7 +275,7 @@ static cram_status load_data(ft_run *R, cram_err *err) {
     if ((r = cram_glue_read(c->task, path, &s, err)) != CRAM_OK) goto out;
     if (c->max_train && s.n > c->max_train) s.n = c->max_train;
     uint32_t cnt[3] = {0};
-    for (size_t i = 0; i < s.n; i++) cnt[(int)s.ex[i].label]++;
+    for (size_t i = 0; i < s.n && c->task->nclasses; i++) cnt[(int)s.ex[i].label]++;
     for (uint32_t k = 1; k < 3; k++) R->majority = cnt[k] > cnt[R->majority] ? k : R->majority;
     r = cram_glue_encode(wp, &s, R->S, &R->train, err);
     cram_glue_split_free(&s);
@@ -282,28 +293,33 @@ out:
 
 static cram_status check_step(ft_run *R, cram_err *err) {
     const cram_step_meta *m = R->api->meta;
+    R->regression = R->cfg->task->nclasses == 0;
+    const char *out = R->regression ? "score" : "logits";
     R->in_tok = find_input(m, "tokens", CRAM_DT_I32, 2);
     R->in_mask = find_input(m, "mask", CRAM_DT_F32, 2);
-    R->in_lab = find_input(m, "labels", CRAM_DT_I32, 1);
+    R->in_lab = find_input(m, "labels", R->regression ? CRAM_DT_F32 : CRAM_DT_I32, 1);
+    R->in_w = R->regression ? find_input(m, "weight", CRAM_DT_F32, 1) : -1;
     R->out_logits = -1;
     for (uint32_t k = 0; k < m->noutputs; k++)
-        if (!strcmp(m->outputs[k].name, "logits") && m->outputs[k].rank == 2) R->out_logits = (int)k;
-    if (R->in_tok < 0 || R->in_mask < 0 || R->in_lab < 0 || R->out_logits < 0 || m->ninputs != 3)
+        if (!strcmp(m->outputs[k].name, out) && m->outputs[k].rank == (R->regression ? 1u : 2u)) R->out_logits = (int)k;
+    if (R->in_tok < 0 || R->in_mask < 0 || R->in_lab < 0 || R->out_logits < 0 || m->ninputs != 3u + (unsigned)R->regression ||
+        (R->regression && R->in_w < 0))
         return cram_err_set(err, CRAM_E_ARG,
-                            "%s: not a classifier step (needs inputs tokens i32[B,S], mask f32[B,S], labels i32[B] and "
-                            "`output logits` f32[B,C], as models/ablations/finetune_classifier.cram)", m->model);
+                            R->regression
+                                ? "%s: not a regression step for %s (needs inputs tokens i32[B,S], mask f32[B,S], labels f32[B], "
+                                  "weight f32[B] and `output score` f32[B], as models/ablations/finetune_regression.cram)"
+                                : "%s: not a classifier step for %s (needs inputs tokens i32[B,S], mask f32[B,S], labels i32[B] "
+                                  "and `output logits` f32[B,C], as models/ablations/finetune_classifier.cram)",
+                            m->model, R->cfg->task->name);
     R->B = (uint32_t)m->inputs[R->in_tok].shape[0];
     R->S = (uint32_t)m->inputs[R->in_tok].shape[1];
-    R->C = (uint32_t)m->outputs[R->out_logits].shape[1];
+    R->C = R->regression ? 1 : (uint32_t)m->outputs[R->out_logits].shape[1];
     if (m->inputs[R->in_mask].shape[0] != R->B || m->inputs[R->in_mask].shape[1] != R->S ||
-        m->inputs[R->in_lab].shape[0] != R->B || m->outputs[R->out_logits].shape[0] != R->B)
-        return cram_err_set(err, CRAM_E_ARG, "%s: tokens, mask, labels and logits disagree on the batch or sequence size",
-                            m->model);
+        m->inputs[R->in_lab].shape[0] != R->B || m->outputs[R->out_logits].shape[0] != R->B ||
+        (R->regression && m->inputs[R->in_w].shape[0] != R->B))
+        return cram_err_set(err, CRAM_E_ARG, "%s: the inputs and the output disagree on the batch or sequence size", m->model);
     int want = R->cfg->task->nclasses;
-    if (want == 0)
-        return cram_err_set(err, CRAM_E_ARG, "%s is a regression task (one output, MSE): not supported by this cram yet",
-                            R->cfg->task->name);
-    if ((int)R->C != want)
+    if (!R->regression && (int)R->C != want)
         return cram_err_set(err, CRAM_E_ARG, "%s: the classifier has %u classes, %s has %d (compile it with -D classes=%d)",
                             m->model, R->C, R->cfg->task->name, want, want);
     return CRAM_OK;
@@ -360,14 +376,18 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
     R.tok = calloc((size_t)R.B * R.S, sizeof *R.tok);
     R.mask = calloc((size_t)R.B * R.S, sizeof *R.mask);
     R.lab = calloc(R.B, sizeof *R.lab);
+    R.labf = calloc(R.B, sizeof *R.labf);
+    R.w = calloc(R.B, sizeof *R.w);
     R.logits = calloc((size_t)m->outputs[R.out_logits].numel, sizeof *R.logits);
     R.inputs = calloc(m->ninputs, sizeof *R.inputs);
     ord = malloc((R.train.n ? R.train.n : 1) * sizeof *ord);
-    if (!R.tok || !R.mask || !R.lab || !R.logits || !R.inputs || !ord) {
+    if (!R.tok || !R.mask || !R.lab || !R.labf || !R.w || !R.logits || !R.inputs || !ord) {
         r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
         goto out;
     }
-    R.inputs[R.in_tok] = R.tok, R.inputs[R.in_mask] = R.mask, R.inputs[R.in_lab] = R.lab;
+    R.inputs[R.in_tok] = R.tok, R.inputs[R.in_mask] = R.mask;
+    R.inputs[R.in_lab] = R.regression ? (const void *)R.labf : (const void *)R.lab;
+    if (R.regression) R.inputs[R.in_w] = R.w;
 
     uint64_t spe = (R.train.n + R.B - 1) / R.B, total = spe * cfg->epochs, dev_runs = 0;
     for (uint32_t d = 0; d < R.ndev; d++) dev_runs += (R.dev[d].n + R.B - 1) / R.B;
@@ -474,18 +494,23 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
                 if ((r = evaluate(&R, d, cfg->task->dev[d], &res->dev[d], &runs, err)) != CRAM_OK) goto out;
             res->ndev = R.ndev;
             res->epochs = e + 1;
-            if (cfg->log)
-                for (uint32_t d = 0; d < R.ndev; d++)
-                    fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  accuracy %.2f  F1 %.2f  MCC %.2f  -> %.2f (majority %.2f)\n",
-                            e + 1, res->dev[d].file, res->dev[d].loss, pct(res->dev[d].accuracy), pct(res->dev[d].f1),
-                            pct(res->dev[d].mcc), res->dev[d].score, res->dev[d].majority);
+            for (uint32_t d = 0; cfg->log && d < R.ndev; d++) {
+                    if (R.regression)
+                        fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  Pearson %.2f  Spearman %.2f  -> %.2f\n", e + 1,
+                                res->dev[d].file, res->dev[d].loss, pct(res->dev[d].pearson), pct(res->dev[d].spearman),
+                                res->dev[d].score);
+                    else
+                        fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  accuracy %.2f  F1 %.2f  MCC %.2f  -> %.2f (majority %.2f)\n",
+                                e + 1, res->dev[d].file, res->dev[d].loss, pct(res->dev[d].accuracy), pct(res->dev[d].f1),
+                                pct(res->dev[d].mcc), res->dev[d].score, res->dev[d].majority);
+            }
             if (jl) {
                 fprintf(jl, "{\"step\":%" PRIu64 ",\"epoch\":%u,\"train_loss\":%.6g,\"dev\":[", st.attempts, e + 1, res->train_loss);
                 for (uint32_t d = 0; d < R.ndev; d++)
                     fprintf(jl, "%s{\"file\":\"%s\",\"n\":%" PRIu64 ",\"loss\":%.6g,\"accuracy\":%.6g,\"f1\":%.6g,\"mcc\":%.6g,"
-                                "\"score\":%.6g,\"majority\":%.6g}",
+                                "\"pearson\":%.6g,\"spearman\":%.6g,\"score\":%.6g,\"majority\":%.6g}",
                             d ? "," : "", res->dev[d].file, res->dev[d].n, res->dev[d].loss, res->dev[d].accuracy, res->dev[d].f1,
-                            res->dev[d].mcc, res->dev[d].score, res->dev[d].majority);
+                            res->dev[d].mcc, res->dev[d].pearson, res->dev[d].spearman, res->dev[d].score, res->dev[d].majority);
                 fputs("]}\n", jl);
             }
         }
@@ -501,6 +526,6 @@ out:
     if (R.ctx) api->destroy(R.ctx);
     cram_glue_encoded_free(&R.train);
     for (uint32_t d = 0; d < 2; d++) cram_glue_encoded_free(&R.dev[d]);
-    free(R.tok), free(R.mask), free(R.lab), free(R.logits), free(R.inputs), free(ord);
+    free(R.tok), free(R.mask), free(R.lab), free(R.labf), free(R.w), free(R.logits), free(R.inputs), free(ord);
     return r;
 }

@@ -59,8 +59,9 @@ static void find_cramc(const cram_glue_opts *o, char *out, size_t cap) {
     snprintf(out, cap, "cramc");
 }
 
-/* Compiles the classifier for `classes` into dst (log beside it) unless it is there. */
-static cram_status compile(const cram_glue_opts *o, int classes, const char *dst, cram_err *err) {
+/* Compiles `model` for `classes` (0: the regression model, no classes dim)
+ * into dst (log beside it) unless it is there. */
+static cram_status compile(const cram_glue_opts *o, const char *model, int classes, const char *dst, cram_err *err) {
     if (access(dst, R_OK) == 0) return CRAM_OK;
     char cramc[PATHMAX], cls[32], batch[32], log[PATHMAX + 8], tmp[PATHMAX + 8];
     find_cramc(o, cramc, sizeof cramc);
@@ -71,14 +72,14 @@ static cram_status compile(const cram_glue_opts *o, int classes, const char *dst
     char *argv[16 + 2 * CRAM_GLUE_MAX_DEFINES];
     int a = 0;
     argv[a++] = cramc;
-    argv[a++] = (char *)o->model;
-    argv[a++] = "-D", argv[a++] = cls;
+    argv[a++] = (char *)model;
+    if (classes) argv[a++] = "-D", argv[a++] = cls;
     argv[a++] = "-D", argv[a++] = batch;
     for (int i = 0; i < o->ndefines; i++) argv[a++] = "-D", argv[a++] = (char *)o->defines[i];
     if (o->target) argv[a++] = "--target", argv[a++] = (char *)o->target;
     argv[a++] = "-o", argv[a++] = tmp;
     argv[a] = NULL;
-    if (o->log) fprintf(o->log, "glue: compiling %s with -D %s -D %s (%s)\n", o->model, cls, batch, log);
+    if (o->log) fprintf(o->log, "glue: compiling %s with %s-D %s (%s)\n", model, classes ? cls : "", batch, log);
     pid_t pid = fork();
     if (pid < 0) return cram_err_set(err, CRAM_E_IO, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -97,8 +98,7 @@ static cram_status compile(const cram_glue_opts *o, int classes, const char *dst
         if (f) fclose(f);
         line[strcspn(line, "\n")] = '\0';
         unlink(tmp);
-        return cram_err_set(err, CRAM_E_CHILD, "compiling %s for %d classes failed: %s (%s)", o->model, classes,
-                            *line ? line : "see the log", log);
+        return cram_err_set(err, CRAM_E_CHILD, "compiling %s failed: %s (%s)", model, *line ? line : "see the log", log);
     }
     if (rename(tmp, dst) != 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", dst, strerror(errno));
     return CRAM_OK;
@@ -112,6 +112,10 @@ cram_status cram_glue_run(const cram_glue_opts *o, cram_glue_table *t, cram_err 
         return cram_err_set(err, CRAM_E_ARG, "--seeds must be 1..%d", CRAM_GLUE_MAX_SEEDS);
     if (!is_dir(o->glue_dir)) return cram_err_set(err, CRAM_E_IO, "%s: not a directory", o->glue_dir);
     if (mkdirs(o->out_dir)) return cram_err_set(err, CRAM_E_IO, "%s: %s", o->out_dir, strerror(errno));
+    char reg[PATHMAX];
+    const char *slash = strrchr(o->model, '/');
+    if (o->regression_model) snprintf(reg, sizeof reg, "%s", o->regression_model);
+    else snprintf(reg, sizeof reg, "%.*sfinetune_regression.cram", slash ? (int)(slash - o->model + 1) : 0, o->model);
     cram_status r = CRAM_OK;
     int row = 0;
     for (int k = 0; k < CRAM_GLUE_NTASKS && r == CRAM_OK; k++) {
@@ -127,7 +131,7 @@ cram_status cram_glue_run(const cram_glue_opts *o, cram_glue_table *t, cram_err 
         snprintf(dir, sizeof dir, "%s/%s", o->glue_dir, task->name);
         const char *why = !wanted(o->tasks, task)                 ? "not in --tasks"
                           : !is_dir(dir)                          ? "not in the GLUE directory"
-                          : task->nclasses == 0                   ? "regression head (one output, MSE) not supported by this cram yet"
+                          : task->nclasses == 0 && access(reg, R_OK) ? "no regression model (--regression-model)"
                                                                   : NULL;
         if (why) {
             for (int d = 0; d < ndev; d++) snprintf(rw[d].why, sizeof rw[d].why, "%s", why);
@@ -135,8 +139,9 @@ cram_status cram_glue_run(const cram_glue_opts *o, cram_glue_table *t, cram_err 
             continue;
         }
         char so[PATHMAX];
-        snprintf(so, sizeof so, "%s/classifier-%d.so", o->out_dir, task->nclasses);
-        if ((r = compile(o, task->nclasses, so, err)) != CRAM_OK) break;
+        if (task->nclasses) snprintf(so, sizeof so, "%s/classifier-%d.so", o->out_dir, task->nclasses);
+        else snprintf(so, sizeof so, "%s/regression.so", o->out_dir);
+        if ((r = compile(o, task->nclasses ? o->model : reg, task->nclasses, so, err)) != CRAM_OK) break;
         cram_step_lib lib;
         if ((r = cram_step_load(&lib, so, err)) != CRAM_OK) break;
         snprintf(tdir, sizeof tdir, "%s/%s", o->out_dir, task->name);

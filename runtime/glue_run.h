@@ -7,9 +7,9 @@
  * is compiled for the task's class count (cramc -D classes=C -D batch=B and
  * the caller's -D dims; one artifact per class count), finetuned once per
  * seed (runtime/finetune.c), and the task's metric taken after the last
- * epoch. Tasks missing from the root, and regression tasks (STS-B) which this
- * cram cannot finetune yet, are rows marked skipped with the reason; the
- * average is over the rows that ran (the count is reported). */
+ * epoch. STS-B uses the regression model (one output, MSE) instead. Tasks
+ * missing from the root are rows marked skipped with the reason; the average
+ * is over the rows that ran (the count is reported). */
 #ifndef CRAM_GLUE_RUN_H
 #define CRAM_GLUE_RUN_H
 
@@ -25,6 +25,7 @@
 typedef struct cram_glue_opts {
     const char *glue_dir;          /* holds CoLA/, SST-2/, ... */
     const char *model;             /* classifier .cram */
+    const char *regression_model;  /* STS-B's .cram (one output, MSE); NULL: finetune_regression.cram beside model */
     const char *cramc;             /* compiler; NULL: $CRAMC, beside `cram`, ../driver/cramc, PATH */
     const char *cram_path;         /* argv[0] of cram, to find cramc beside it */
     const char *target;            /* --target of cramc; NULL = cramc's default */

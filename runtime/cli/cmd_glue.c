@@ -14,9 +14,10 @@ static void glue_usage(FILE *f) {
 "The Cramming paper's GLUE protocol: for every task directory in DIR\n"
 "(CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE, as distributed), compile FILE.cram\n"
 "for the task's class count (cramc -D classes=C -D batch=B plus your -D dims,\n"
-"which must match the pretrained model), finetune it --seeds times from CKPT\n"
-"with the GLUE recipe, and report the dev metric per seed, the median and the\n"
-"average (MNLI matched and mismatched counted apart, no WNLI). Writes\n"
+"which must match the pretrained model; STS-B: the regression model), finetune\n"
+"it --seeds times from CKPT with the GLUE recipe, and report the dev metric per\n"
+"seed, the median and the average (MNLI matched and mismatched counted apart,\n"
+"no WNLI). Writes\n"
 "OUT/glue.json and OUT/glue.md; missing tasks are listed as skipped.\n"
 "\n"
 "options:\n"
@@ -25,6 +26,8 @@ static void glue_usage(FILE *f) {
 "  --glue DIR          the GLUE root (glue_data) [required]\n"
 "  --model FILE        classifier .cram, e.g. models/ablations/finetune_classifier.cram [required]\n"
 "  --vocab FILE        vocab.txt of the pretraining data (or its cram data directory) [required]\n"
+"  --regression-model FILE  STS-B's .cram, one output + MSE (default:\n"
+"                      finetune_regression.cram beside --model)\n"
 "  -D NAME=VALUE       a dim for every compile (hidden, layers, vocab, seq, ...)\n"
 "  --target T          cramc --target (default: cramc's)\n"
 "  --cramc PATH        the compiler (default: $CRAMC, beside cram, PATH)\n"
@@ -57,6 +60,7 @@ int cram_cmd_glue(int argc, char **argv) {
         if (OPT("--init")) init = v;
         else if (OPT("--glue")) o.glue_dir = v;
         else if (OPT("--model")) o.model = v;
+        else if (OPT("--regression-model")) o.regression_model = v;
         else if (OPT("--vocab")) o.ft.vocab = v;
         else if (OPT("-D")) {
             bad = bad || !strchr(v, '=') || o.ndefines == CRAM_GLUE_MAX_DEFINES;

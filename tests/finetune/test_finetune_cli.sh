@@ -99,31 +99,38 @@ mkdir -p "$W/bad" && printf 'sentence\tlabel\ngood movie\t1\nbad movie\n' >"$W/b
 check "malformed line exit 1" test $? -eq 1
 check "malformed line names file:line" grep -q "bad/train.tsv:3: 1 fields, SST-2 rows have 2" "$W/h.err"
 
-# 6. cram glue on the fixtures: every task row, STS-B skipped (regression), median of 2 seeds, JSON + Markdown.
+# 5b. STS-B: the regression model (one output, MSE over the real rows), Pearson/Spearman.
+"$CRAMC" "$SRC/models/ablations/finetune_regression.cram" $D -D hidden=32 -D head=32 --target interp -o "$W/reg.so" || exit 1
+"$CRAM" finetune "$W/reg.so" --task "$SRC/tests/finetune/glue/STS-B" --vocab "$VOCAB" --epochs 2 --out "$W/stsb" >"$W/stsb.out" 2>"$W/stsb.err"
+check "STS-B finetunes" grep -q "^STS-B dev.tsv: " "$W/stsb.out"
+check "STS-B metrics.jsonl has Pearson and Spearman" grep -q '"pearson":.*"spearman":' "$W/stsb/metrics.jsonl"
+"$CRAM" finetune "$W/cls.so" --task "$SRC/tests/finetune/glue/STS-B" --vocab "$VOCAB" --quiet >/dev/null 2>"$W/stsb2.err"
+check "classifier refused for STS-B" grep -q "not a regression step for STS-B" "$W/stsb2.err"
+
+# 6. cram glue on the fixtures: every task row (STS-B by the regression model), median of 2 seeds, JSON + Markdown.
 G="$CRAM glue --init $W/pre --model $SRC/models/ablations/finetune_classifier.cram --vocab $VOCAB --target interp
    -D vocab=2000 -D seq=32 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D head=32 --batch 4 --epochs 1 --seeds 2"
 $G --glue "$SRC/tests/finetune/glue" --out "$W/glue" >"$W/glue.out" 2>"$W/glue.err"
 check "cram glue runs" test $? -eq 0
-for row in CoLA SST-2 MRPC QQP MNLI-m MNLI-mm QNLI RTE; do
-  check "glue row $row" grep -Eq "^$row +[A-Za-z0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$" "$W/glue.out"
+for row in CoLA SST-2 MRPC STS-B QQP MNLI-m MNLI-mm QNLI RTE; do
+  check "glue row $row" grep -Eq "^$row +[A-Za-z0-9]+ +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+$" "$W/glue.out"
 done
-check "STS-B skipped with the reason" grep -q "^STS-B .*skipped: regression head" "$W/glue.out"
-check "average of 8 scores" grep -q "GLUE average (median per task, 8 of 9 scores): [0-9.]*$" "$W/glue.out"
+check "average of 9 scores" grep -q "GLUE average (median per task, 9 of 9 scores): -*[0-9.]*$" "$W/glue.out"
 glue_json() {
   python3 - "$1" <<'PY'
 import json, statistics, sys
 j = json.load(open(sys.argv[1]))
 rows = {t["task"]: t for t in j["tasks"]}
-assert len(rows) == 9 and rows["STS-B"]["status"] == "skipped"
+assert len(rows) == 9 and all(t["status"] == "done" for t in j["tasks"])
 done = [t for t in j["tasks"] if t["status"] == "done"]
 for t in done:
     assert len(t["values"]) == 2 and abs(statistics.median(t["values"]) - t["median"]) < 1e-3, t
 assert abs(j["average"] - sum(t["median"] for t in done) / len(done)) < 1e-3
-assert j["scores_in_average"] == 8
+assert j["scores_in_average"] == 9
 PY
 }
 check "glue.json: medians and average" glue_json "$W/glue/glue.json"
-check "glue.md table" grep -q "^| \*\*average\*\* | 8 of 9 scores |" "$W/glue/glue.md"
+check "glue.md table" grep -q "^| \*\*average\*\* | 9 of 9 scores |" "$W/glue/glue.md"
 mkdir -p "$W/partial" && cp -r "$SRC/tests/finetune/glue/RTE" "$W/partial/"
 $G --glue "$W/partial" --out "$W/glue2" --seeds 1 >"$W/glue2.out" 2>&1
 check "missing tasks listed as skipped" grep -q "^CoLA .*skipped: not in the GLUE directory" "$W/glue2.out"
