@@ -495,14 +495,14 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
             res->ndev = R.ndev;
             res->epochs = e + 1;
             for (uint32_t d = 0; cfg->log && d < R.ndev; d++) {
-                    if (R.regression)
-                        fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  Pearson %.2f  Spearman %.2f  -> %.2f\n", e + 1,
-                                res->dev[d].file, res->dev[d].loss, pct(res->dev[d].pearson), pct(res->dev[d].spearman),
-                                res->dev[d].score);
-                    else
-                        fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  accuracy %.2f  F1 %.2f  MCC %.2f  -> %.2f (majority %.2f)\n",
-                                e + 1, res->dev[d].file, res->dev[d].loss, pct(res->dev[d].accuracy), pct(res->dev[d].f1),
-                                pct(res->dev[d].mcc), res->dev[d].score, res->dev[d].majority);
+                if (R.regression)
+                    fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  Pearson %.2f  Spearman %.2f  -> %.2f\n", e + 1,
+                            res->dev[d].file, res->dev[d].loss, pct(res->dev[d].pearson), pct(res->dev[d].spearman),
+                            res->dev[d].score);
+                else
+                    fprintf(cfg->log, "epoch %u  dev %s: loss %.4f  accuracy %.2f  F1 %.2f  MCC %.2f  -> %.2f (majority %.2f)\n",
+                            e + 1, res->dev[d].file, res->dev[d].loss, pct(res->dev[d].accuracy), pct(res->dev[d].f1),
+                            pct(res->dev[d].mcc), res->dev[d].score, res->dev[d].majority);
             }
             if (jl) {
                 fprintf(jl, "{\"step\":%" PRIu64 ",\"epoch\":%u,\"train_loss\":%.6g,\"dev\":[", st.attempts, e + 1, res->train_loss);

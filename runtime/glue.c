@@ -190,7 +190,7 @@ cram_status cram_glue_encode(const cram_wordpiece *wp, const cram_glue_split *s,
     for (size_t i = 0; i < s->n && st == CRAM_OK; i++) {
         const cram_glue_example *x = &s->ex[i];
         a.n = b.n = 0;
-        int pair = x->blen > 0 || x->b > 0;
+        int pair = x->b > 0;
         if ((st = cram_wordpiece_encode(wp, s->text + x->a, x->alen, &a, err)) != CRAM_OK) break;
         if (pair && (st = cram_wordpiece_encode(wp, s->text + x->b, x->blen, &b, err)) != CRAM_OK) break;
         size_t budget = seq - (pair ? 3 : 2), na = a.n, nb = b.n;

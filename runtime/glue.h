@@ -54,7 +54,8 @@ extern const cram_glue_task cram_glue_tasks[CRAM_GLUE_NTASKS];
 const cram_glue_task *cram_glue_task_find(const char *name);
 
 typedef struct cram_glue_example {
-    uint32_t a, alen, b, blen; /* byte ranges in the split's text; blen = 0 and b = 0 for single sentences */
+    uint32_t a, alen, b, blen; /* byte ranges in the split's text; b = 0: no second text (a pair task's
+                                * files start with a header, so its second field is never at offset 0) */
     float label;               /* class index, or the STS-B score */
     uint32_t line;             /* 1-based line in the file */
 } cram_glue_example;

@@ -64,6 +64,13 @@ PY
 $FT --init "$W/pre" --out "$W/fit" --max-train 8 --dropout off --warmup 0 --lr 3e-2 --epochs 12 --quiet >/dev/null 2>&1
 check "train loss falls (0.69 -> < 0.5)" loss_falls "$W/fit/metrics.jsonl"
 
+# 1b. From `cram export` files: the reference's tensor names and cramc's.
+for names in cramming cramc; do
+  "$CRAM" export "$W/tiny.so" "$W/pre" --out "$W/pre-$names.safetensors" --names $names >/dev/null 2>&1
+  $FT --init "$W/pre-$names.safetensors" --epochs 1 --quiet >/dev/null 2>"$W/x-$names.err"
+  check "init from cram export --names $names" grep -q "init: 14 tensors .* 4 new head tensors" "$W/x-$names.err"
+done
+
 # 2. Exact resume: stop after 7 updates (mid-epoch 1), resume, same metrics.jsonl as uninterrupted.
 $FT --init "$W/pre" --out "$W/b" --max-steps 7 --quiet >/dev/null 2>&1
 check "stopped run has a checkpoint" test -f "$W/b/checkpoint.safetensors"
