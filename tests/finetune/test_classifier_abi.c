@@ -1,7 +1,8 @@
 /* test_classifier_abi.c CRAMC SOURCE_DIR [CC] - the finetuning classifier
  * (models/ablations/finetune_classifier.cram) compiled for the cpu target
  * agrees with the same model in the interpreter (the interp target), dropout
- * off, as every other model does (tests/codegen/test_codegen_abi.c):
+ * off, as every other model does (tests/codegen/test_codegen_abi.c); and the
+ * STS-B regression model (finetune_regression.cram: score, MSE) the same way:
  *   - predict(): logits [B, C] and the loss, from the same parameters, on a
  *     batch with padding (additive mask) and an ignored (-100) row;
  *   - 3 train steps (step + update): loss and grad norm per step, every
@@ -33,7 +34,8 @@ static int nchecks, nfailed;
   } while (0)
 
 enum { B = 4, S = 16, C = 3, V = 96 };
-#define DIMS "-D batch=4 -D seq=16 -D hidden=16 -D heads=2 -D ffn=32 -D layers=1 -D vocab=96 -D classes=3 -D head=24"
+#define DIMS_REG "-D batch=4 -D seq=16 -D hidden=16 -D heads=2 -D ffn=32 -D layers=1 -D vocab=96 -D head=24"
+#define DIMS DIMS_REG " -D classes=3"
 
 static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-6 ? fabs(b) : 1e-6); }
 
@@ -43,22 +45,24 @@ static double tensor_rel(const float *a, const float *b, int64_t n) {
   return sqrt(d) / (sqrt(s) > 1e-12 ? sqrt(s) : 1e-12);
 }
 
-int main(int argc, char **argv) {
-  if (argc < 3) return fprintf(stderr, "usage: test_classifier_abi CRAMC SOURCE_DIR [CC]\n"), 2;
-  const char *cc = argc > 3 ? argv[3] : "cc", *tb = getenv("TMPDIR");
-  char tmp[256], cmd[4096], so[2][320];
-  snprintf(tmp, sizeof tmp, "%s/test_classifier_abi.XXXXXX", tb && *tb ? tb : "/tmp");
-  if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
+static const char *cramc, *srcdir, *cc;
+static char tmp[256];
+
+/* regression = 0: the classifier (logits [B, C]); 1: the regression model (score [B]). */
+static int run_model(int regression) {
+  char cmd[4096], so[2][320];
+  const char *file = regression ? "finetune_regression" : "finetune_classifier";
+  const int C_OUT = regression ? 1 : C;
   const char *targets[2] = {"interp", "cpu"};
   cram_step_lib lib[2] = {0};
   cram_ctx *ctx[2] = {0};
   for (int t = 0; t < 2; t++) {
-    snprintf(so[t], sizeof so[t], "%s/%s.so", tmp, targets[t]);
-    snprintf(cmd, sizeof cmd, "%s %s/models/ablations/finetune_classifier.cram " DIMS " --target %s -O1 --cc '%s' -o %s",
-             argv[1], argv[2], targets[t], cc, so[t]);
+    snprintf(so[t], sizeof so[t], "%s/%s-%s.so", tmp, file, targets[t]);
+    snprintf(cmd, sizeof cmd, "%s %s/models/ablations/%s.cram %s --target %s -O1 --cc '%s' -o %s", cramc, srcdir, file,
+             regression ? DIMS_REG : DIMS, targets[t], cc, so[t]);
     cram_err e = {0};
     if (system(cmd) != 0 || cram_step_load(&lib[t], so[t], &e) != CRAM_OK) {
-      fprintf(stderr, "building/loading the %s classifier failed: %s\n", targets[t], e.msg);
+      fprintf(stderr, "building/loading %s for %s failed: %s\n", file, targets[t], e.msg);
       return 1;
     }
     cram_create_opts o = {.training = 0};
@@ -68,8 +72,9 @@ int main(int argc, char **argv) {
   }
   const cram_step_api *I = lib[0].api, *P = lib[1].api;
   const cram_step_meta *m = I->meta;
-  CHECK(m->noutputs == 1 && !strcmp(m->outputs[0].name, "logits") && m->outputs[0].rank == 2 &&
-            m->outputs[0].shape[0] == B && m->outputs[0].shape[1] == C && P->meta->noutputs == 1,
+  CHECK(m->noutputs == 1 && !strcmp(m->outputs[0].name, regression ? "score" : "logits") &&
+            m->outputs[0].rank == (regression ? 1u : 2u) && m->outputs[0].shape[0] == B &&
+            (regression || m->outputs[0].shape[1] == C) && P->meta->noutputs == 1,
         "outputs table: %u", m->noutputs);
   /* the same parameters in both */
   CHECK(I->init_params(ctx[0], 11) == CRAM_STEP_OK, "init");
@@ -81,7 +86,7 @@ int main(int argc, char **argv) {
   }
   /* a batch: row b has 6 + 3b real tokens, then padding; row 3 is ignored */
   int32_t tok[B * S], lab[B] = {0, 2, 1, -100};
-  float mask[B * S];
+  float mask[B * S], score[B] = {4.5f, 0.5f, 2.25f, 0.0f}, weight[B] = {1.0f / 3, 1.0f / 3, 1.0f / 3, 0.0f};
   uint64_t s = 12345;
   for (int b = 0; b < B; b++)
     for (int k = 0; k < S; k++) {
@@ -90,20 +95,26 @@ int main(int argc, char **argv) {
       tok[b * S + k] = real ? (int32_t)(5 + (s >> 33) % (V - 5)) : 0;
       mask[b * S + k] = real ? 0.0f : -10000.0f;
     }
-  const void *in[3];
-  for (uint32_t j = 0; j < m->ninputs; j++)
-    in[j] = !strcmp(m->inputs[j].name, "tokens") ? (const void *)tok : !strcmp(m->inputs[j].name, "mask") ? (const void *)mask : (const void *)lab;
+  const void *in[4];
+  for (uint32_t j = 0; j < m->ninputs && j < 4; j++) {
+    const char *nm = m->inputs[j].name;
+    in[j] = !strcmp(nm, "tokens") ? (const void *)tok
+            : !strcmp(nm, "mask") ? (const void *)mask
+            : !strcmp(nm, "weight") ? (const void *)weight
+            : regression ? (const void *)score : (const void *)lab;
+  }
   float li = 0, lp = 0, le = 0, lg[2][B * C];
   float *out0[1] = {lg[0]}, *out1[1] = {lg[1]};
   CHECK(I->predict(ctx[0], in, &li, out0) == CRAM_STEP_OK, "interp predict: %s", I->last_error(ctx[0]));
   CHECK(P->predict(ctx[1], in, &lp, out1) == CRAM_STEP_OK, "cpu predict: %s", P->last_error(ctx[1]));
   CHECK(rel(lp, li) < 1e-4, "predict loss cpu %.8g interp %.8g", lp, li);
-  CHECK(tensor_rel(lg[1], lg[0], B * C) < 1e-4, "logits differ: %g", tensor_rel(lg[1], lg[0], B * C));
+  CHECK(tensor_rel(lg[1], lg[0], B * C_OUT) < 1e-4, "outputs differ: %g", tensor_rel(lg[1], lg[0], B * C_OUT));
   CHECK(I->eval(ctx[0], in, &le) == CRAM_STEP_OK && le == li, "eval %g == predict %g", le, li);
   CHECK(P->predict(ctx[1], in, &le, NULL) == CRAM_STEP_OK && le == lp, "predict without outputs");
-  /* the loss is the mean cross entropy of rows 0..2 from these logits */
+  /* the loss is the mean cross entropy (regression: squared error) of rows 0..2 from these outputs */
   double ce = 0;
-  for (int b = 0; b < 3; b++) {
+  for (int b = 0; b < 3 && regression; b++) ce += ((double)lg[0][b] - score[b]) * ((double)lg[0][b] - score[b]);
+  for (int b = 0; b < 3 && !regression; b++) {
     double mx = lg[0][b * C], z = 0;
     for (int c = 1; c < C; c++) mx = fmax(mx, lg[0][b * C + c]);
     for (int c = 0; c < C; c++) z += exp(lg[0][b * C + c] - mx);
@@ -124,8 +135,19 @@ int main(int argc, char **argv) {
   }
   free(buf), free(buf2);
   for (int t = 0; t < 2; t++) lib[t].api->destroy(ctx[t]), cram_step_unload(&lib[t]);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) return fprintf(stderr, "usage: test_classifier_abi CRAMC SOURCE_DIR [CC]\n"), 2;
+  cramc = argv[1], srcdir = argv[2], cc = argc > 3 ? argv[3] : "cc";
+  const char *tb = getenv("TMPDIR");
+  snprintf(tmp, sizeof tmp, "%s/test_classifier_abi.XXXXXX", tb && *tb ? tb : "/tmp");
+  if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
+  int bad = run_model(0) || run_model(1);
+  char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
   printf("%d checks, %d failed\n", nchecks, nfailed);
-  return nfailed ? 1 : 0;
+  return nfailed || bad ? 1 : 0;
 }
