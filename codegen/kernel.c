@@ -125,9 +125,11 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
     }
     p->slot_of[v] = p->nslots++;
   }
+  uint32_t nother = 0;
   for (uint32_t i = 0; i < g->nout; i++) {
     KOut *o = &p->outs[p->nouts++];
     out_kind(g->outputs[i].name, nm, o);
+    if (o->kind == KO_OTHER) o->index = nother++; /* meta->outputs[index] (the forward's non-loss outputs, in order) */
     o->slot = p->slot_of[g->outputs[i].value];
     if (o->slot == KBUF_NO_SLOT) return kfail(err, errlen, "output '%s' has no buffer", g->outputs[i].name);
   }

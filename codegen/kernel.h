@@ -47,7 +47,7 @@ extern const char *const k_out_kind_name[KO_COUNT];
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
   uint32_t slot;    /* the KS_OWN slot holding it */
 } KOut;
 

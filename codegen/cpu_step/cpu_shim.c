@@ -285,6 +285,10 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
 }
 
 cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cpu_predict(c, inputs, loss, NULL);
+}
+
+cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   GBind *b = &c->fwd;
@@ -292,6 +296,11 @@ cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) 
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
   const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++) {
+    const float *o = outp(b, CRAM_CPU_O_OTHER, k);
+    if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+    if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
+  }
   return CRAM_STEP_OK;
 }
 
