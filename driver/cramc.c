@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_cleanup.h"
 #include "codegen.h"
 #include "cram_step.h"
 #include "target_cuda.h"
@@ -379,6 +380,7 @@ int main(int argc, char **argv) {
 #endif
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) goto done;
+  cg_cleanup_install(); /* Ctrl-C during a build leaves no temporary files */
   rc = 1;
   size_t len = 0;
   char *text = cramc_read_source(o.input, &len);

@@ -64,7 +64,9 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
 /* Reads only the state (no tensors applied); checks format and model. */
 cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, cram_train_state *st, cram_err *err);
 /* Reads path, checks it belongs to api->meta (model, source hash, every
- * tensor present with the right shape) and sets params, moments and *st. */
+ * tensor present with the right shape) and sets params, moments and *st.
+ * Save and load both remove "<path>.tmp.<pid>" files whose writer is gone
+ * (a kill -9 during a save). */
 cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx *ctx, cram_train_state *st,
                            cram_err *err);
 
