@@ -224,7 +224,7 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
 #define BAD(...) cram_err_set(err, CRAM_E_HEADER, __VA_ARGS__)
     if (st->batch == 0) return BAD("%s: checkpoint metadata 'batch' is 0", path);
     if (!(st->ramp >= 0 && st->ramp <= 1)) return BAD("%s: checkpoint metadata 'ramp' %g is not in [0, 1]", path, st->ramp);
-    if (!(st->peak_lr > 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is not positive", path, st->peak_lr);
+    if (!(st->peak_lr >= 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is negative", path, st->peak_lr);
     if (st->budget < 0) return BAD("%s: checkpoint metadata 'budget' %g is negative", path, st->budget);
     if (st->elapsed < 0) return BAD("%s: checkpoint metadata 'elapsed' %g is negative", path, st->elapsed);
     if (!st->steps && !(st->budget > 0))
@@ -251,8 +251,8 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
 #undef BAD
 }
 
-static cram_status parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
-                               cram_train_state *st, cram_err *err) {
+cram_status cram_ckpt_parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
+                                  cram_train_state *st, cram_err *err) {
     const char *v;
     char b1[64], b2[64];
     cram_status r;
@@ -344,7 +344,7 @@ cram_status cram_ckpt_check_data(const char *ckpt_path, const cram_train_state *
 cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, cram_train_state *st, cram_err *err) {
     cram_st_file f;
     cram_status r = cram_st_read(path, &f, err);
-    if (r == CRAM_OK) r = parse_state(&f, path, meta, st, err);
+    if (r == CRAM_OK) r = cram_ckpt_parse_state(&f, path, meta, st, err);
     cram_st_free(&f);
     return r;
 }
@@ -355,7 +355,7 @@ cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx 
     remove_stale_tmp(path);
     cram_st_file f;
     cram_status r = cram_st_read(path, &f, err);
-    if (r == CRAM_OK) r = parse_state(&f, path, me, st, err);
+    if (r == CRAM_OK) r = cram_ckpt_parse_state(&f, path, me, st, err);
     float *tmp[3] = {0};
     char *name = NULL;
     for (uint32_t i = 0; r == CRAM_OK && i < me->nparams; i++) {
