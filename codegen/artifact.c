@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "artifact.h"
 #include "ast.h"
+#include "build_cleanup.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
 #include "pass.h"
@@ -296,6 +297,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     tmpdir = NULL;
     goto out;
   }
+  cg_cleanup_begin(tmpdir); /* a signal from here on leaves nothing behind */
   csrc = arena_printf(ar, "%s/step.c", tmpdir);
   clog = arena_printf(ar, "%s/cc.log", tmpdir);
   FILE *f = fopen(csrc, "w");
@@ -311,6 +313,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
 
   /* Temp file next to the output, so the rename is atomic (same filesystem). */
   tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
+  cg_cleanup_output(tmpout);
   const char *cc = pick_cc(o);
   char *argv[128];
   int ac = split(ar, cc, argv, 32);
@@ -342,9 +345,11 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  cg_cleanup_child(pid);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) break;
+  cg_cleanup_child(0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     char line[400];
     log_line(clog, line, sizeof line);
@@ -359,6 +364,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   }
   ok = true;
 out:
+  cg_cleanup_end();
   for (int i = 0; objs && i < objs->n && i < CG_MAX_OBJS; i++) unlink(objs->path[i]);
   free(objs);
   if (csrc) unlink(csrc);

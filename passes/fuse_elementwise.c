@@ -47,7 +47,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     const Node *n = &g->nodes[v];
     kernel[v] = IR_NONE;
     if (ir_ops[n->op].cls == OC_SOURCE) continue;
-    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel) : 0;
+    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel, first) : 0;
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];
