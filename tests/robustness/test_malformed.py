@@ -338,7 +338,7 @@ static const cram_step_meta meta = {.abi_version = %s, .model = "m", .target = "
                                     .nparam_elems = %s};
 static cram_step_rc f(void) { return CRAM_STEP_OK; }
 #define F (void *)f
-static const cram_step_api api = {%s, sizeof(cram_step_api), &meta, F, F, F, F, F, F, F, F, F, F, F, F, F};
+static const cram_step_api api = {%s, sizeof(cram_step_api), &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F};
 const cram_step_api *cram_step_entry(void) { return &api; }
 """
 v = "CRAM_STEP_ABI_VERSION"
