@@ -361,6 +361,12 @@ static void check_model(const char *path, bool bf16) {
     check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, &ref, "O0 plan");
     check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8}, &ref,
                "O0 plan, no in-place");
+    /* the linear-scan planner (what graphs over MEMPLAN_GREEDY_MAX slots get) on the same graphs */
+    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .planner = MP_PLAN_LINEAR}, &ref, "O2 linear plan");
+    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .materialize_all = true, .planner = MP_PLAN_LINEAR},
+               &ref, "O2 linear plan, all");
+    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8,
+                                         .planner = MP_PLAN_LINEAR}, &ref, "O0 linear plan, no in-place");
     check_broken_plan(ts, vocab, &ref);
     if (bf16) {
       check_bf16_sizes(o2);
