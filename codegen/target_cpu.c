@@ -117,9 +117,11 @@ out:
 
 /* ---- building the shared object --------------------------------------------------- */
 
-/* -fno-trapping-math: no FP exceptions are looked at, and without it gcc keeps
- * the selects of the kernels' branch-free math (cc_expf) out of vector loops */
-static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-fopenmp", "-fno-trapping-math", NULL};
+/* -march=native: the artifact runs where cramc built it (vector width of the
+ * f64 elementwise math: AdamW's divisions and square roots); -fno-trapping-math:
+ * no FP exceptions are looked at, and without it gcc keeps the selects of the
+ * kernels' branch-free math (cc_expf) out of vector loops */
+static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp", "-fno-trapping-math", NULL};
 static const char *const cpu_libs[] = {"-lopenblas", "-lm", NULL};
 
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
