@@ -628,3 +628,80 @@ void render_c_host(FILE *out, const KProgram *p, const char *prefix) {
   for (uint32_t ki = 0; ki < p->nkernels; ki++) fprintf(out, "  if (%s_k%u(R)) return -1;\n", prefix, ki);
   fputs("  return 0;\n}\n\n", out);
 }
+
+/* ---- the kernel table of the profile --------------------------------------------------- */
+
+static const char *op_family(const Node *n) {
+  switch (n->op) {
+  case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM: case OP_ADAM_SCHED: case OP_CLIP_COEF: return "optimizer";
+  case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return "softmax";
+  default: break;
+  }
+  switch (ir_ops[n->op].cls) {
+  case OC_GEMM: return "gemm";
+  case OC_LOSS: return "loss";
+  case OC_NORM: return "norm";
+  case OC_REDUCE: return "reduction";
+  case OC_GATHER: return "gather";
+  case OC_VIEW: return "layout";
+  default: return "elementwise";
+  }
+}
+
+/* A kernel's family: its heaviest kind of node, in this order. */
+static int family_rank(const char *f) {
+  static const char *const order[] = {"gemm", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout"};
+  for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
+    if (!strcmp(f, order[i])) return i;
+  return 99;
+}
+
+static int64_t value_bytes(const Node *n) { return ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype); }
+
+bool render_c_kernel_table(FILE *out, const KProgram *p, const char *prefix) {
+  const Graph *g = p->g;
+  uint32_t *group = plan_groups(p), *kof = malloc((g->n ? g->n : 1) * sizeof *kof),
+           *kn = malloc((p->nnodes ? p->nnodes : 1) * sizeof *kn), *seen = calloc(g->n ? g->n : 1, sizeof *seen);
+  int64_t *bytes = calloc(p->nkernels ? p->nkernels : 1, sizeof *bytes);
+  bool *ext = calloc(g->n ? g->n : 1, sizeof *ext), ok = group && kof && kn && seen && bytes && ext;
+  if (ok) {
+    /* the kernel computing each value; a group's later nodes count in its first node's kernel */
+    for (uint32_t v = 0; v < g->n; v++) kof[v] = UINT32_MAX;
+    for (uint32_t ki = 0; ki < p->nkernels; ki++)
+      for (uint32_t j = p->kernels[ki].first; j < p->kernels[ki].first + p->kernels[ki].count; j++) kn[j] = ki;
+    for (uint32_t j = 0; j < p->nnodes; j++) kof[p->nodes[j].id] = kn[group[j] < j ? group[j] : j];
+    /* as pass_graph_stats: an input read once per kernel using it, a value written when used outside its kernel */
+    for (uint32_t j = 0; j < p->nnodes; j++) {
+      const Node *n = p->nodes[j].n;
+      uint32_t k = kof[p->nodes[j].id];
+      for (int i = 0; i < n->nin; i++) {
+        ValueId q = n->in[i];
+        if (kof[q] == k) continue;
+        if (kof[q] != UINT32_MAX) ext[q] = true;
+        if (seen[q] != k + 1) seen[q] = k + 1, bytes[k] += value_bytes(&g->nodes[q]);
+      }
+    }
+    for (uint32_t i = 0; i < g->nout; i++) ext[g->outputs[i].value] = true;
+    for (uint32_t j = 0; j < p->nnodes; j++)
+      if (ext[p->nodes[j].id]) bytes[kof[p->nodes[j].id]] += value_bytes(p->nodes[j].n);
+    fprintf(out, "static const cram_cpu_kernel %s_kernels[] = {\n", prefix);
+    for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+      const Kernel *K = &p->kernels[ki];
+      const char *fam = "elementwise";
+      char ops[96];
+      int len = snprintf(ops, sizeof ops, "%%%u", p->nodes[K->first].id);
+      for (uint32_t j = K->first; j < K->first + K->count; j++) {
+        const Node *n = p->nodes[j].n;
+        if (family_rank(op_family(n)) < family_rank(fam)) fam = op_family(n);
+        if (len < (int)sizeof ops - 1)
+          len += snprintf(ops + len, sizeof ops - (size_t)len, "%s%s", j == K->first ? " " : "+", ir_ops[n->op].name);
+      }
+      if (len >= (int)sizeof ops - 1) memcpy(ops + sizeof ops - 4, "...", 4);
+      fprintf(out, "  {%s_k%u, \"%s\", \"%s\", %lldu},\n", prefix, ki, ops, fam, (long long)bytes[ki]);
+    }
+    if (!p->nkernels) fputs("  {NULL, \"\", \"\", 0},\n", out);
+    fputs("};\n\n", out);
+  }
+  free(group), free(kof), free(kn), free(seen), free(bytes), free(ext);
+  return ok;
+}

@@ -17,4 +17,9 @@ bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *er
 /* `static int PREFIX_run(const cram_cpu_run *R)`: the kernels in order. */
 void render_c_host(FILE *out, const KProgram *p, const char *prefix);
 
+/* `static const cram_cpu_kernel PREFIX_kernels[]`: per kernel its function,
+ * ops, op family and bytes moved (as pass_graph_stats counts them), for the
+ * opt-in profile. False when out of memory. */
+bool render_c_kernel_table(FILE *out, const KProgram *p, const char *prefix);
+
 #endif

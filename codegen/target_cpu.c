@@ -99,12 +99,16 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
       goto out;
     }
     render_c_host(out, P[i], pfx[i]);
+    if (!render_c_kernel_table(out, P[i], pfx[i])) {
+      cg_fail(err, errlen, "out of memory");
+      goto out;
+    }
     put_graph_tables(out, pfx[i], P[i]);
   }
   fputs("static const cram_cpu_artifact artifact = {\n  CRAM_CPU_SHIM_VERSION, &meta, fwd_ir,\n", out);
   for (int i = 0; i < 3; i++)
-    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run},\n", P[i]->nslots, pfx[i], P[i]->nouts, pfx[i],
-            (unsigned long long)P[i]->arena_bytes, pfx[i]);
+    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run, %u, %s_kernels},\n", P[i]->nslots, pfx[i], P[i]->nouts,
+            pfx[i], (unsigned long long)P[i]->arena_bytes, pfx[i], P[i]->nkernels, pfx[i]);
   fputs("};\n\n", out);
   cg_put_step_api(out, &m);
   ok = !ferror(out);
