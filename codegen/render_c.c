@@ -589,13 +589,21 @@ bool render_c_supports(OpKind op) { return op < OP_COUNT && render_op[op] != NUL
 
 /* ---- kernels and host code --------------------------------------------------------------- */
 
-bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *err, size_t errlen) {
+#define EXTERNAL_KERNEL "__attribute__((visibility(\"hidden\"))) int"
+
+void render_c_kernel_decls(FILE *out, const KProgram *p, const char *prefix) {
+  for (uint32_t ki = 0; ki < p->nkernels; ki++) fprintf(out, EXTERNAL_KERNEL " %s_k%u(const cram_cpu_run *R);\n", prefix, ki);
+  fputc('\n', out);
+}
+
+bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external,
+                      char *err, size_t errlen) {
   RCtx c = {out, p, NULL, 0, plan_groups(p)};
   if (!c.group) return snprintf(err, errlen, "out of memory"), false;
   bool ok = true;
-  for (uint32_t ki = 0; ok && ki < p->nkernels; ki++) {
+  for (uint32_t ki = k0; ok && ki < k1 && ki < p->nkernels; ki++) {
     const Kernel *K = &p->kernels[ki];
-    fprintf(out, "static int %s_k%u(const cram_cpu_run *R) {\n", prefix, ki);
+    fprintf(out, "%s %s_k%u(const cram_cpu_run *R) {\n", external ? EXTERNAL_KERNEL : "static int", prefix, ki);
     for (uint32_t j = 0; ok && j < K->count; j++) {
       c.ki = K->first + j;
       c.k = &p->nodes[c.ki];
