@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "artifact.h"
 #include "ast.h"
+#include "build_cleanup.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
 #include "pass.h"
@@ -172,6 +173,15 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
     np++;
   }
   if (!np) fputs("  {0},\n", out);
+  /* predict()'s outputs: every forward output but the loss, f32 on the host. */
+  fputs("};\n\nstatic const cram_tensor_info outputs[] = {\n", out);
+  int nout = 0;
+  for (uint32_t i = 0; i < fwd->nout; i++) {
+    if (!strcmp(fwd->outputs[i].name, "loss")) continue;
+    put_tensor(out, fwd->outputs[i].name, CRAM_DT_F32, &fwd->nodes[fwd->outputs[i].value].shape, 0);
+    nout++;
+  }
+  if (!nout) fputs("  {0},\n", out);
   for (uint32_t v = 0; v < fwd->n; v++) {
     int64_t f = ir_node_flops(fwd, &fwd->nodes[v]);
     flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
@@ -186,9 +196,9 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n};\n\n",
+          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n};\n\n",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
-          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt);
+          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;
@@ -312,7 +322,10 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
   }
   for (int i = 0; i < objs->n; i++) {
     if (!objs->c_source[i]) continue;
-    if (pid[i] >= 0 && !reap(pid[i]) && ok) {
+    cg_cleanup_child(pid[i]); /* a signal stops the one waited for; the others fail on the removed directory */
+    bool built = pid[i] >= 0 && reap(pid[i]);
+    cg_cleanup_child(0);
+    if (!built && ok) {
       char line[400];
       log_line(log[i], line, sizeof line);
       ok = cg_fail(err, errlen, "C compiler '%s' failed on %s%s%s", cc, objs->path[i], *line ? ": " : "", line);
@@ -350,6 +363,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     tmpdir = NULL;
     goto out;
   }
+  cg_cleanup_begin(tmpdir); /* a signal from here on leaves nothing behind */
   csrc = arena_printf(ar, "%s/step.c", tmpdir);
   clog = arena_printf(ar, "%s/cc.log", tmpdir);
   FILE *f = fopen(csrc, "w");
@@ -365,6 +379,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
 
   /* Temp file next to the output, so the rename is atomic (same filesystem). */
   tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
+  cg_cleanup_output(tmpout);
   const char *cc = pick_cc(o);
   if (!compile_units(ar, t, cc, inc, objs, err, errlen)) goto out;
   char *argv[128];
@@ -389,7 +404,10 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     goto out;
   }
-  if (!reap(pid)) {
+  cg_cleanup_child(pid);
+  bool built = reap(pid);
+  cg_cleanup_child(0);
+  if (!built) {
     char line[400];
     log_line(clog, line, sizeof line);
     cg_fail(err, errlen, "C compiler '%s' failed building %s%s%s", cc, output, *line ? ": " : "", line);
@@ -403,6 +421,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   }
   ok = true;
 out:
+  cg_cleanup_end();
   for (int i = 0; objs && i < objs->n && i < CG_MAX_OBJS; i++) unlink(objs->path[i]);
   free(objs);
   if (csrc) unlink(csrc);

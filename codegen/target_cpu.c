@@ -26,21 +26,16 @@
 #define CRAMC_CPU_LIBDIR ""
 #endif
 
-static const char *slot_kind_name[KS_COUNT] = {
-  "CRAM_CPU_S_PARAM", "CRAM_CPU_S_GRAD", "CRAM_CPU_S_MOM_M", "CRAM_CPU_S_MOM_V", "CRAM_CPU_S_INPUT",
-  "CRAM_CPU_S_SCALE", "CRAM_CPU_S_STEP", "CRAM_CPU_S_LR",    "CRAM_CPU_S_OWN"};
-static const char *out_kind_name[] = {"CRAM_CPU_O_LOSS",  "CRAM_CPU_O_GRAD_NORM", "CRAM_CPU_O_GRAD", "CRAM_CPU_O_PARAM",
-                                      "CRAM_CPU_O_MOM_M", "CRAM_CPU_O_MOM_V",     "CRAM_CPU_O_OTHER"};
 
 static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
   fprintf(out, "static const cram_cpu_slot %s_slots[] = {\n", pfx);
   for (uint32_t s = 0; s < p->nslots; s++)
-    fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", slot_kind_name[p->slots[s].kind], p->slots[s].index,
+    fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", k_slot_kind_name[p->slots[s].kind], p->slots[s].index,
             (long long)p->slots[s].bytes, p->slots[s].node);
   if (!p->nslots) fputs("  {0, 0, 0},\n", out);
   fprintf(out, "};\nstatic const cram_cpu_out %s_outs[] = {\n", pfx);
   for (uint32_t i = 0; i < p->nouts; i++)
-    fprintf(out, "  {%s, %u, %u},\n", out_kind_name[p->outs[i].kind], p->outs[i].index, p->outs[i].slot);
+    fprintf(out, "  {%s, %u, %u},\n", k_out_kind_name[p->outs[i].kind], p->outs[i].index, p->outs[i].slot);
   if (!p->nouts) fputs("  {0, 0, 0},\n", out);
   fputs("};\n\n", out);
 }
@@ -82,7 +77,7 @@ static bool put_units(KProgram *const P[3], const char *const pfx[3], int parts,
     uint32_t k0 = 0;
     for (uint32_t k = 0; ok && k < P[i]->nkernels; k++) {
       if (in_unit >= per && objs->n < parts) {
-        ok = render_c_kernels(f, P[i], pfx[i], k0, k, true, err, errlen);
+        ok = render_c_kernel_range(f, P[i], pfx[i], k0, k, true, err, errlen);
         ok = fclose(f) == 0 && ok;
         f = ok ? open_unit(dir, objs, err, errlen) : NULL;
         ok = ok && f;
@@ -90,7 +85,7 @@ static bool put_units(KProgram *const P[3], const char *const pfx[3], int parts,
       }
       in_unit += P[i]->kernels[k].count;
     }
-    ok = ok && render_c_kernels(f, P[i], pfx[i], k0, P[i]->nkernels, true, err, errlen);
+    ok = ok && render_c_kernel_range(f, P[i], pfx[i], k0, P[i]->nkernels, true, err, errlen);
   }
   if (f && fclose(f) != 0 && ok) ok = cg_fail(err, errlen, "cannot write '%s'", objs->path[objs->n - 1]);
   return ok;
@@ -153,7 +148,7 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
             P[i]->nnodes, (long long)P[i]->arena_bytes);
     char rerr[512];
     if (parts > 1) render_c_kernel_decls(out, P[i], pfx[i]);
-    else if (!render_c_kernels(out, P[i], pfx[i], 0, P[i]->nkernels, false, rerr, sizeof rerr)) {
+    else if (!render_c_kernels(out, P[i], pfx[i], rerr, sizeof rerr)) {
       cg_fail(err, errlen, "%s graph: %s", pfx[i], rerr);
       goto out;
     }
