@@ -211,7 +211,7 @@ static uint64_t host_maxrss(void) {
 typedef struct prof_row {
     char graph[8], family[16], ops[100];
     unsigned kernel;
-    double ms, mb; /* per iteration */
+    double ms, cpu, mb; /* per iteration: wall, the calling thread's CPU, bytes */
 } prof_row;
 
 static int prof_cmp(const void *a, const void *b) {
@@ -219,9 +219,9 @@ static int prof_cmp(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static void prof_line(FILE *o, const char *name, double ms, double total, double mb, unsigned n) {
-    fprintf(o, "  %-14s %9.3f %6.1f%% %10.2f %8.2f %7u\n", name, ms, total > 0 ? 100 * ms / total : 0, mb,
-            ms > 0 ? mb / ms : 0, n); /* MB/ms = GB/s */
+static void prof_line(FILE *o, const prof_row *r, double total, unsigned n) {
+    fprintf(o, "  %-14s %9.3f %6.1f%% %9.3f %10.2f %8.2f %7u\n", r->family, r->ms, total > 0 ? 100 * r->ms / total : 0,
+            r->cpu, r->mb, r->ms > 0 ? r->mb / r->ms : 0, n); /* MB/ms = GB/s */
 }
 
 static cram_status profile_report(const char *raw, const cram_bench_config *cfg, cram_err *err) {
@@ -234,28 +234,34 @@ static cram_status profile_report(const char *raw, const cram_bench_config *cfg,
     }
     char line[512];
     size_t n = 0;
-    double total = 0, total_mb = 0;
+    prof_row tot = {.family = "total"};
     while (n < PROF_MAX && fgets(line, sizeof line, in)) {
         prof_row *r = &row[n];
-        unsigned long long runs, ns, bytes;
-        if (line[0] == '#' ||
-            sscanf(line, "%7s %u %15s %llu %llu %llu %99[^\n]", r->graph, &r->kernel, r->family, &runs, &ns, &bytes, r->ops) != 7)
+        unsigned long long runs, ns, cpu, bytes;
+        if (line[0] == '#' || sscanf(line, "%7s %u %15s %llu %llu %llu %llu %99[^\n]", r->graph, &r->kernel, r->family, &runs,
+                                     &ns, &cpu, &bytes, r->ops) != 8)
             continue;
         double per_iter = strcmp(r->graph, "acc") == 0 ? (double)cfg->accum : strcmp(r->graph, "up") == 0 ? 1.0 : 0.0;
         if (!per_iter || !runs) continue;
         r->ms = per_iter * (double)ns / (double)runs / 1e6;
+        r->cpu = per_iter * (double)cpu / (double)runs / 1e6;
         r->mb = per_iter * (double)bytes / 1e6;
-        total += r->ms, total_mb += r->mb;
+        tot.ms += r->ms, tot.cpu += r->cpu, tot.mb += r->mb;
         n++;
     }
     fclose(in);
+    if (!n) {
+        free(row);
+        return cram_err_set(err, CRAM_E_IO, "the step's profile has no kernel line this cram reads (an artifact of another cramc?)");
+    }
     FILE *o = strcmp(cfg->profile, "-") == 0 ? stdout : fopen(cfg->profile, "w");
     if (!o) {
         free(row);
         return cram_err_set(err, CRAM_E_IO, "%s: cannot write the profile: %s", cfg->profile, strerror(errno));
     }
-    fprintf(o, "per-kernel profile, per iteration (kernels timed one by one; bytes as cramc --stats counts them):\n");
-    fprintf(o, "  %-14s %9s %7s %10s %8s %7s\n", "family", "ms", "share", "MB", "GB/s", "kernels");
+    fprintf(o, "per-kernel profile, per iteration (kernels timed one by one: wall ms, share of the wall total, the\n"
+               "calling thread's cpu ms; MB moved as cramc --stats counts bytes_moved, GB/s = MB / wall ms):\n");
+    fprintf(o, "  %-14s %9s %7s %9s %10s %8s %7s\n", "family", "ms", "share", "cpu ms", "MB", "GB/s", "kernels");
     static const char *const fams[] = {"gemm", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout",
                                        "elementwise"};
     prof_row fam[sizeof fams / sizeof fams[0]];
@@ -264,20 +270,22 @@ static cram_status profile_report(const char *raw, const cram_bench_config *cfg,
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) snprintf(fam[f].family, sizeof fam[f].family, "%s", fams[f]);
     for (size_t i = 0; i < n; i++)
         for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++)
-            if (strcmp(row[i].family, fams[f]) == 0) fam[f].ms += row[i].ms, fam[f].mb += row[i].mb, cnt[f]++;
+            if (strcmp(row[i].family, fams[f]) == 0)
+                fam[f].ms += row[i].ms, fam[f].cpu += row[i].cpu, fam[f].mb += row[i].mb, cnt[f]++;
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) fam[f].kernel = cnt[f];
     qsort(fam, sizeof fams / sizeof fams[0], sizeof fam[0], prof_cmp);
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++)
-        if (fam[f].kernel) prof_line(o, fam[f].family, fam[f].ms, total, fam[f].mb, fam[f].kernel);
-    prof_line(o, "total", total, total, total_mb, (unsigned)n);
+        if (fam[f].kernel) prof_line(o, &fam[f], tot.ms, fam[f].kernel);
+    prof_line(o, &tot, tot.ms, (unsigned)n);
     qsort(row, n, sizeof *row, prof_cmp);
-    fprintf(o, "heaviest kernels:\n  %-10s %9s %7s %10s %8s  %-11s %s\n", "kernel", "ms", "share", "MB", "GB/s", "family",
-            "nodes");
+    fprintf(o, "heaviest kernels:\n  %-10s %9s %7s %9s %10s %8s  %-11s %s\n", "kernel", "ms", "share", "cpu ms", "MB", "GB/s",
+            "family", "nodes");
     for (size_t i = 0; i < n && i < PROF_TOP; i++) {
         char k[24];
         snprintf(k, sizeof k, "%s_k%u", row[i].graph, row[i].kernel);
-        fprintf(o, "  %-10s %9.3f %6.1f%% %10.2f %8.2f  %-11s %s\n", k, row[i].ms, total > 0 ? 100 * row[i].ms / total : 0,
-                row[i].mb, row[i].ms > 0 ? row[i].mb / row[i].ms : 0, row[i].family, row[i].ops);
+        fprintf(o, "  %-10s %9.3f %6.1f%% %9.3f %10.2f %8.2f  %-11s %s\n", k, row[i].ms,
+                tot.ms > 0 ? 100 * row[i].ms / tot.ms : 0, row[i].cpu, row[i].mb, row[i].ms > 0 ? row[i].mb / row[i].ms : 0,
+                row[i].family, row[i].ops);
     }
     free(row);
     if (o != stdout ? fclose(o) != 0 : fflush(o) != 0)
