@@ -1204,6 +1204,11 @@ static bool render_graph(RCu *cc, char *err, size_t errlen) {
           snprintf(c.node + l, sizeof c.node - l, " + %u fused", q - j - 1);
         }
         begin(&c, grid_for(maxn, vec ? 4 : 1), CR_BLOCK);
+        bool state = false;
+        for (uint32_t t = j; t < q; t++) state |= p->nodes[t].out_state;
+        /* computed into the parameters / moments / gradients themselves: after bad data (an earlier
+         * kernel set the error word) the run is refused, and the state must be as it was */
+        if (state) fputs("  if (*(volatile int *)E) return;\n", c.cu);
         for (uint32_t t = j; t < q; t++) {
           c.k = &p->nodes[t];
           ew_call(&c, vec);
@@ -1214,6 +1219,12 @@ static bool render_graph(RCu *cc, char *err, size_t errlen) {
       }
       if (!render_op[n->op]) { /* an elementwise op on i32 */
         snprintf(err, errlen, "%%%u: op %s on %s has no CUDA kernel", c.k->id, ir_ops[n->op].name, ir_dtype_name(n->dtype));
+        *cc = c;
+        return false;
+      }
+      if (c.k->out_state) { /* kernel.c computes state in place only by pointwise ops */
+        snprintf(err, errlen, "%%%u: op %s writes a state buffer in place outside an elementwise launch", c.k->id,
+                 ir_ops[n->op].name);
         *cc = c;
         return false;
       }
