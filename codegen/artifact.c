@@ -173,6 +173,15 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
     np++;
   }
   if (!np) fputs("  {0},\n", out);
+  /* predict()'s outputs: every forward output but the loss, f32 on the host. */
+  fputs("};\n\nstatic const cram_tensor_info outputs[] = {\n", out);
+  int nout = 0;
+  for (uint32_t i = 0; i < fwd->nout; i++) {
+    if (!strcmp(fwd->outputs[i].name, "loss")) continue;
+    put_tensor(out, fwd->outputs[i].name, CRAM_DT_F32, &fwd->nodes[fwd->outputs[i].value].shape, 0);
+    nout++;
+  }
+  if (!nout) fputs("  {0},\n", out);
   for (uint32_t v = 0; v < fwd->n; v++) {
     int64_t f = ir_node_flops(fwd, &fwd->nodes[v]);
     flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
@@ -187,9 +196,9 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n};\n\n",
+          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n};\n\n",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
-          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt);
+          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;

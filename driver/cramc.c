@@ -31,7 +31,7 @@
 #define CRAMC_VERSION "0.0.0"
 #endif
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: cramc FILE.cram [options]\n"
     "\n"
     "Compile a .cram model (see docs/cram-language.md).\n"
@@ -58,21 +58,34 @@ static const char usage[] =
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
     "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
-    "  --target T       artifact kind: cuda (the default: CUDA C kernels compiled by\n"
-    "                   NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code from\n"
-    "                   LLVM; builds anywhere, needs a GPU to run), cpu (generated\n"
-    "                   C kernels + OpenBLAS, -O2 fused, -O0 unfused), interp (the\n"
-    "                   reference interpreter behind the step ABI)\n"
     "  --precision P    bf16 (the cuda default: GEMMs in bf16 with f32 accumulate, f32\n"
     "                   master weights, norms, softmax and loss; cuda or interp), f32\n"
     "                   (the cpu/interp default, and of --emit=ir/grad-ir/train-ir, --stats;\n"
     "                   exact comparisons on cuda) or f64 (interp only; implies --target interp)\n"
+    "%TARGETS%"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
     "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
     "  --version        show the version\n"
     "\n"
     "Without --emit or --summary cramc builds step.so for `cram train` (docs/codegen.md).\n";
+
+/* The help, with the --target entry written from the target registry (codegen.h). */
+static void print_usage(FILE *out) {
+  const char *mark = strstr(usage_text, "%TARGETS%");
+  fwrite(usage_text, 1, (size_t)(mark - usage_text), out);
+  fprintf(out, "  --target T       artifact kind (default %s):\n", cg_default_target);
+  for (int i = 0; i < cg_ntargets; i++) {
+    const CgTargetInfo *t = &cg_targets[i];
+    fprintf(out, "                     %-7s ", t->name);
+    for (const char *h = t->help; *h;) {
+      size_t n = strcspn(h, "\n");
+      fprintf(out, "%s%.*s\n", h == t->help ? "" : "                             ", (int)n, h);
+      h += n + (h[n] == '\n');
+    }
+  }
+  fputs(mark + strlen("%TARGETS%"), out);
+}
 
 typedef struct Options {
   const char *input;
@@ -114,7 +127,7 @@ static int parse_args(int argc, char **argv, Options *o) {
   for (int i = 1; i < argc; i++) {
     char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      fputs(usage, stdout);
+      print_usage(stdout);
       return 0;
     }
     if (!strcmp(a, "--version")) {
@@ -130,8 +143,15 @@ static int parse_args(int argc, char **argv, Options *o) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       const char *v = argv[++i];
       if (!strcmp(a, "--target")) {
-        if (strcmp(v, "interp") && strcmp(v, "cpu") && strcmp(v, "cuda"))
-          return usage_error("unknown --target '%s' (expected interp, cpu or cuda)", v);
+        if (!cg_target_find(v)) {
+          char list[256] = "";
+          for (int t = 0; t < cg_ntargets; t++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? (t + 1 < cg_ntargets ? ", " : " or ") : "",
+                     cg_targets[t].name);
+          char msg[400];
+          snprintf(msg, sizeof msg, "unknown --target '%s' (expected %s)", v, list);
+          return usage_error("%s", msg);
+        }
         o->target = v;
       } else if (!strcmp(a, "--precision")) {
         if (strcmp(v, "bf16") && strcmp(v, "f32") && strcmp(v, "f64"))
@@ -191,22 +211,27 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->input) return usage_error("%s", "no input file");
-  bool f64 = o->precision && !strcmp(o->precision, "f64");
   bool cuda_emit = o->emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "llvm"));
-  if (((o->target && !strcmp(o->target, "cuda")) || cuda_emit) && f64)
-    return usage_error("%s", "--target cuda computes in bf16 or f32; --precision f64 is for the interp target");
   if (cuda_emit && o->target && strcmp(o->target, "cuda"))
     return usage_error("--emit=%s is the cuda target's", o->emit);
-  /* The default target: cuda (it compiles without a GPU); f64 exists only in the interpreter. */
-  if (!o->target) o->target = f64 ? "interp" : "cuda";
-  bool cuda = !strcmp(o->target, "cuda"), cpu = !strcmp(o->target, "cpu");
-  /* bf16 is the cuda default for what builds or prints the artifact; the IR views stay f32 unless asked */
+  if (cuda_emit) o->target = "cuda";
+  /* The default target (cuda: it compiles without a GPU), unless it cannot
+   * compute in the precision asked for: then the first target that can (f64: interp). */
+  const CgTargetInfo *t = cg_target_find(o->target ? o->target : cg_default_target);
+  for (int i = 0; !o->target && o->precision && !cg_target_accepts(t, o->precision) && i < cg_ntargets; i++)
+    if (cg_target_accepts(&cg_targets[i], o->precision)) t = &cg_targets[i];
+  o->target = t->name;
+  /* the target's own precision (bf16 for cuda) for what builds or prints the artifact; the IR views stay f32 unless asked */
   bool ir_view = o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") ||
                              !strcmp(o->emit, "ast"));
-  if (!o->precision) o->precision = cuda && !ir_view && !o->summary && !o->popt.stats ? "bf16" : "f32";
-  if (cpu && strcmp(o->precision, "f32"))
-    return usage_error("--target cpu computes in f32 only; --precision %s is for the interp (and cuda) targets",
-                       o->precision);
+  if (!o->precision) o->precision = !ir_view && !o->summary && !o->popt.stats ? t->precision : "f32";
+  if (!cg_target_accepts(t, o->precision)) {
+    char why[256];
+    snprintf(why, sizeof why, t->refuse, o->precision);
+    char msg[400];
+    snprintf(msg, sizeof msg, "--target %s %s", t->name, why);
+    return usage_error("%s", msg);
+  }
   return -1;
 }
 
@@ -371,6 +396,13 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   return rc;
 }
 
+/* A positive integer from the environment (a test knob the CLI passes into the options), else 0. */
+static int64_t env_int(const char *name) {
+  const char *e = getenv(name);
+  long long v = e ? strtoll(e, NULL, 10) : 0;
+  return v > 0 ? v : 0;
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--interpret")) return cramc_interpret_main(argc, argv);
@@ -393,19 +425,13 @@ int main(int argc, char **argv) {
     goto done;
   }
   CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
-                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2};
+                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2,
+                  .xent_chunk = env_int("CRAMC_XENT_CHUNK")};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = compile_fwd(&o, text, len, &d);
     char err[1024];
-    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
-    if (g && cuda && !cg_cuda_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
-      fprintf(stderr, "cramc: error: %s\n", err);
-    else if (g && cuda)
-      rc = 0;
-    else if (g && cpu && !cg_cpu_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
-      fprintf(stderr, "cramc: error: %s\n", err);
-    else if (g && !cpu && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+    if (g && !cg_target_find(o.target)->build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
     else if (g)
       rc = 0;
@@ -436,7 +462,6 @@ int main(int argc, char **argv) {
     }
     char err[1024];
     bool emit_c = o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c"));
-    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
     bool llvm = o.emit && !strcmp(o.emit, "llvm");
     if (g && o.emit && (!strcmp(o.emit, "cuda") || llvm)) {
       if (!(llvm ? cg_cuda_emit_llvm(g, &cg, 0, out, err, sizeof err) : cg_cuda_emit_cu(g, &cg, out, err, sizeof err))) {
@@ -445,9 +470,7 @@ int main(int argc, char **argv) {
         g = NULL;
       }
     } else if (g && emit_c) {
-      if (!(cuda  ? cg_cuda_emit_c(g, &cg, out, err, sizeof err)
-            : cpu ? cg_cpu_emit_c(g, &cg, out, err, sizeof err)
-                  : cg_interp_emit_c(g, &cg, out, err, sizeof err))) {
+      if (!cg_target_find(o.target)->emit_c(g, &cg, out, err, sizeof err)) {
         fprintf(stderr, "cramc: error: %s\n", err);
         ir_graph_free(g);
         g = NULL;

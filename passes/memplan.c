@@ -16,15 +16,8 @@
 
 #include "memplan.h"
 
-bool memplan_inplace_op(OpKind op) {
-  switch (op) { /* element i of the output reads only element i (or a broadcast/scalar) of each input */
-  case OP_ADD: case OP_MUL: case OP_SCALE: case OP_GELU: case OP_RELU: case OP_TANH: case OP_DROPOUT:
-  case OP_GELU_GRAD: case OP_RELU_GRAD: case OP_TANH_GRAD: case OP_SQRT:
-  case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM:
-    return true;
-  default: return false;
-  }
-}
+/* element i of the output reads only element i (or a broadcast/scalar) of each input: ops.def's INPLACE */
+bool memplan_inplace_op(OpKind op) { return ir_op_is(op, OPP_INPLACE); }
 
 typedef struct Slot {
   ValueId root;
@@ -184,7 +177,13 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
       ValueId x = nd->in[k];
       bool twice = false; /* x read twice by v (add x, x) is fine; another input in x's slot is not */
       for (int j = 0; j < nd->nin; j++) twice |= j != k && root[nd->in[j]] == root[x] && nd->in[j] != x;
-      if (p->kind[x] != MP_ARENA || p->size[x] != p->size[v] || p->last[x] != v || tail[root[x]] != x || twice)
+      /* the same element count, not just the same aligned size: an input broadcast
+       * to v's shape (a [2,1] under a [2,4] result, both one 256-byte block) is
+       * read at other indices than the one being written */
+      bool same_elems = ir_shape_numel(&g->nodes[x].shape) == ir_shape_numel(&nd->shape) &&
+                        ir_dtype_size(g->nodes[x].dtype) == ir_dtype_size(nd->dtype);
+      if (p->kind[x] != MP_ARENA || !same_elems || p->size[x] != p->size[v] || p->last[x] != v ||
+          tail[root[x]] != x || twice)
         continue;
       p->inplace_of[v] = x;
       root[v] = root[x];
