@@ -297,7 +297,7 @@ cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *los
   const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
   for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++) {
-    const float *o = outp(b, CRAM_CPU_O_OTHER, k);
+    const float *o = outp(b, CRAM_O_OTHER, k);
     if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
     if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
   }

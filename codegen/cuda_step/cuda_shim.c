@@ -662,7 +662,7 @@ static cram_step_rc read_output(cram_ctx *c, uint32_t k, float *dst) {
   const cram_cuda_graph *g = c->fwd.g;
   size_t n = (size_t)c->meta->outputs[k].numel;
   for (uint32_t i = 0; i < g->nouts; i++) {
-    if (g->outs[i].kind != CRAM_CUDA_O_OTHER || g->outs[i].index != k) continue;
+    if (g->outs[i].kind != CRAM_O_OTHER || g->outs[i].index != k) continue;
     uint64_t bytes = g->slots[g->outs[i].slot].bytes;
     CUdeviceptr src = c->fwd.slot[g->outs[i].slot];
     if (bytes == n * 4) {
