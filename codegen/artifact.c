@@ -20,6 +20,8 @@
 #include "pass.h"
 #include "passes.h"
 
+_Static_assert(CRAM_SHIM_NHYPER == IR_ADAM_HYPER, "the shims' hyper vector is the update graph's \"hyper\" input");
+
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
 #endif

@@ -31,6 +31,7 @@ typedef enum {
   KS_SCALE,       /* f32[] accum_scale */
   KS_STEP,        /* f32[] step */
   KS_LR,          /* f32[] lr */
+  KS_HYPER,       /* f32[IR_ADAM_HYPER] hyper: betas, eps, weight decays, clip norm */
   KS_OWN,         /* a buffer the artifact allocates: outputs, constants */
   KS_COUNT
 } KSlotKind;

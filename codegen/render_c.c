@@ -77,18 +77,12 @@ static void ex_sqrt(FILE *o, const Node *n) { (void)n, fputs("sqrt(a)", o); }
 static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cc_gelu_deriv(a)", o); }
 static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0 ? b : 0.0", o); }
 static void ex_tanh_grad(FILE *o, const Node *n) { (void)n, fputs("b * (1.0 - a * a)", o); }
-static void ex_adam_m(FILE *o, const Node *n) {
-  double b1 = ir_get_float(n, ATTR_BETA1);
-  fprintf(o, "%.17g * a + (1.0 - %.17g) * (c * b)", b1, b1);
-}
-static void ex_adam_v(FILE *o, const Node *n) {
-  double b2 = ir_get_float(n, ATTR_BETA2);
-  fprintf(o, "%.17g * a + (1.0 - %.17g) * (c * b) * (c * b)", b2, b2);
-}
-/* d is the sched vector [lr, bc1, bc2]: loaded whole, not per element */
+/* The optimizer ops' last input is adam_sched's vector (ir.h IR_SCH_*):
+ * r_elementwise loads its entries once as s0..s7, not per element. */
+static void ex_adam_m(FILE *o, const Node *n) { (void)n, fputs("s3 * a + (1.0 - s3) * (c * b)", o); }
+static void ex_adam_v(FILE *o, const Node *n) { (void)n, fputs("s4 * a + (1.0 - s4) * (c * b) * (c * b)", o); }
 static void ex_adamw_param(FILE *o, const Node *n) {
-  fprintf(o, "a - s0 * ((b / s1) / (sqrt(c / s2) + %.17g) + %.17g * a)", ir_get_float(n, ATTR_EPS),
-          ir_get_float(n, ATTR_WD));
+  fprintf(o, "a - s0 * ((b / s1) / (sqrt(c / s2) + s5) + %s * a)", ir_get_int(n, ATTR_DECAY) ? "s6" : "s7");
 }
 
 typedef void (*ExprFn)(FILE *out, const Node *n);
@@ -105,9 +99,13 @@ static void r_elementwise(RCtx *c) {
   const Node *n = c->k->n;
   const Shape *os = &n->shape;
   int64_t N = numel(os);
-  int nload = n->op == OP_ADAMW_PARAM ? 3 : n->nin;
+  bool sched = n->op == OP_ADAM_M || n->op == OP_ADAM_V || n->op == OP_ADAMW_PARAM;
+  int nload = sched ? 3 : n->nin;
   decl_bufs(c);
-  if (n->op == OP_ADAMW_PARAM) fputs("    const double s0 = x3[0], s1 = x3[1], s2 = x3[2];\n", c->out);
+  if (sched) {
+    fputs("    const double s0 = x3[0], s1 = x3[1], s2 = x3[2], s3 = x3[3], s4 = x3[4], s5 = x3[5], s6 = x3[6], s7 = x3[7];\n"
+          "    (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->out);
+  }
   put_dims(c->out, "od", os);
   for (int i = 0; i < nload; i++) {
     char nm[16];
@@ -380,17 +378,15 @@ static void r_sumsq(RCtx *c) {
 }
 static void r_clip_coef(RCtx *c) {
   decl_bufs(c);
-  double mn = ir_get_float(c->k->n, ATTR_MAX_NORM);
   fprintf(c->out,
-          "    double mn = %.17g, coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
+          "    double mn = x1[%d], coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
           "    o[0] = (float)(mn <= 0 ? 1.0 : (coef < 1.0 ? coef : 1.0));\n"
           "    if (mn > 0 && isnan(coef)) o[0] = (float)coef;\n",
-          mn);
+          IR_HYP_MAX_NORM);
 }
 static void r_adam_sched(RCtx *c) {
   decl_bufs(c);
-  fprintf(c->out, "    if (cc_adam_sched(R, NODE, o, x0, x1, %.17g, %.17g)) return -1;\n", ir_get_float(c->k->n, ATTR_BETA1),
-          ir_get_float(c->k->n, ATTR_BETA2));
+  fputs("    if (cc_adam_sched(R, NODE, o, x0, x1, x2)) return -1;\n", c->out);
 }
 
 typedef void (*RenderFn)(RCtx *c);

@@ -244,16 +244,11 @@ static void ex_cast(FILE *o, const Node *n) { (void)n, fputs("a", o); } /* the l
 static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cr_gelu_d(a)", o); }
 static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0.f ? b : 0.f", o); }
 static void ex_tanh_grad(FILE *o, const Node *n) { (void)n, fputs("b * (1.f - a * a)", o); }
-static void ex_adam_m(FILE *o, const Node *n) {
-  double b1 = ir_get_float(n, ATTR_BETA1);
-  fprintf(o, "(float)%.9g * a + (float)%.9g * (c * b)", b1, 1.0 - b1);
-}
-static void ex_adam_v(FILE *o, const Node *n) {
-  double b2 = ir_get_float(n, ATTR_BETA2);
-  fprintf(o, "(float)%.9g * a + (float)%.9g * (c * b) * (c * b)", b2, 1.0 - b2);
-}
+/* the optimizer ops read adam_sched's vector (ir.h IR_SCH_*) as s0..s7, loaded once per thread */
+static void ex_adam_m(FILE *o, const Node *n) { (void)n, fputs("s3 * a + (1.f - s3) * (c * b)", o); }
+static void ex_adam_v(FILE *o, const Node *n) { (void)n, fputs("s4 * a + (1.f - s4) * (c * b) * (c * b)", o); }
 static void ex_adamw_param(FILE *o, const Node *n) {
-  fprintf(o, "a - s0 * ((b / s1) / (sqrtf(c / s2) + (float)%.9g) + (float)%.9g * a)", ir_get_float(n, ATTR_EPS), ir_get_float(n, ATTR_WD));
+  fprintf(o, "a - s0 * ((b / s1) / (sqrtf(c / s2) + s5) + %s * a)", ir_get_int(n, ATTR_DECAY) ? "s6" : "s7");
 }
 
 typedef void (*ExprFn)(FILE *out, const Node *n);
@@ -265,7 +260,8 @@ static const ExprFn code_for_op[OP_COUNT] = {
 static bool is_elementwise(const Node *n) {
   return n->op < OP_COUNT && code_for_op[n->op] != NULL && (n->dtype == DT_F32 || n->dtype == DT_BF16);
 }
-static int nload_of(const Node *n) { return n->op == OP_ADAMW_PARAM ? 3 : n->nin; }
+static bool reads_sched(const Node *n) { return n->op == OP_ADAM_M || n->op == OP_ADAM_V || n->op == OP_ADAMW_PARAM; }
+static int nload_of(const Node *n) { return reads_sched(n) ? 3 : n->nin; }
 
 static bool aligned16(KBuf b) { return b.slot != KBUF_NO_SLOT || b.offset % 16 == 0; }
 /* float4 path: all f32 (bf16 operands take the scalar path), size % 4, every
@@ -291,7 +287,11 @@ static void ew_node(RCu *c, bool vec, int idx) {
   snprintf(sfx, sizeof sfx, "_%d", idx);
   fprintf(c->cu, "  { /* %s */\n", ir_ops[n->op].name);
   decl_bufs(c, sfx);
-  if (n->op == OP_ADAMW_PARAM) fprintf(c->cu, "  const float s0 = x3%s[0], s1 = x3%s[1], s2 = x3%s[2];\n", sfx, sfx, sfx);
+  if (reads_sched(n)) {
+    fputs("  const float ", c->cu);
+    for (int i = 0; i < IR_ADAM_SCHED; i++) fprintf(c->cu, "%ss%d = x3%s[%d]", i ? ", " : "", i, sfx, i);
+    fputs(";\n  (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->cu);
+  }
   static const char *var[] = {"a", "b", "c"};
   if (vec) {
     fputs("  CR_GS(e4, n / 4) {\n", c->cu);
@@ -981,9 +981,9 @@ static void r_clip_coef(RCu *c) {
   begin(c, 1, 32);
   decl_bufs(c, "");
   fprintf(c->cu,
-          "  if (threadIdx.x) return;\n  const double mn = %.17g, coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
+          "  if (threadIdx.x) return;\n  const double mn = x1[%d], coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
           "  o[0] = (float)(mn <= 0 ? 1.0 : (coef < 1.0 ? coef : 1.0));\n  if (mn > 0 && isnan(coef)) o[0] = (float)coef;\n",
-          ir_get_float(c->k->n, ATTR_MAX_NORM));
+          IR_HYP_MAX_NORM);
   end(c);
 }
 static void r_adam_sched(RCu *c) {
@@ -991,8 +991,8 @@ static void r_adam_sched(RCu *c) {
   decl_bufs(c, "");
   fprintf(c->cu,
           "  if (threadIdx.x) return;\n  const double t = x0[0];\n  if (!(t >= 1) || t != floor(t)) { cr_fail(E, code); return; }\n"
-          "  o[0] = x1[0];\n  o[1] = (float)(1.0 - pow(%.17g, t));\n  o[2] = (float)(1.0 - pow(%.17g, t));\n",
-          ir_get_float(c->k->n, ATTR_BETA1), ir_get_float(c->k->n, ATTR_BETA2));
+          "  o[0] = x1[0];\n  o[1] = (float)(1.0 - pow((double)x2[0], t));\n  o[2] = (float)(1.0 - pow((double)x2[1], t));\n"
+          "  for (int i = 0; i < 5; i++) o[3 + i] = x2[i]; /* beta1 beta2 eps wd wd_other */\n");
   end(c);
 }
 

@@ -28,7 +28,7 @@
 
 static const char *slot_kind_name[KS_COUNT] = {
   "CRAM_CPU_S_PARAM", "CRAM_CPU_S_GRAD", "CRAM_CPU_S_MOM_M", "CRAM_CPU_S_MOM_V", "CRAM_CPU_S_INPUT",
-  "CRAM_CPU_S_SCALE", "CRAM_CPU_S_STEP", "CRAM_CPU_S_LR",    "CRAM_CPU_S_OWN"};
+  "CRAM_CPU_S_SCALE", "CRAM_CPU_S_STEP", "CRAM_CPU_S_LR",    "CRAM_CPU_S_HYPER", "CRAM_CPU_S_OWN"};
 static const char *out_kind_name[] = {"CRAM_CPU_O_LOSS",  "CRAM_CPU_O_GRAD_NORM", "CRAM_CPU_O_GRAD", "CRAM_CPU_O_PARAM",
                                       "CRAM_CPU_O_MOM_M", "CRAM_CPU_O_MOM_V",     "CRAM_CPU_O_OTHER"};
 

@@ -41,7 +41,7 @@
 
 static const char *slot_kind_name[KS_COUNT] = {
   "CRAM_CUDA_S_PARAM", "CRAM_CUDA_S_GRAD", "CRAM_CUDA_S_MOM_M", "CRAM_CUDA_S_MOM_V", "CRAM_CUDA_S_INPUT",
-  "CRAM_CUDA_S_SCALE", "CRAM_CUDA_S_STEP", "CRAM_CUDA_S_LR",    "CRAM_CUDA_S_OWN"};
+  "CRAM_CUDA_S_SCALE", "CRAM_CUDA_S_STEP", "CRAM_CUDA_S_LR",    "CRAM_CUDA_S_HYPER", "CRAM_CUDA_S_OWN"};
 static const char *out_kind_name[] = {"CRAM_CUDA_O_LOSS",  "CRAM_CUDA_O_GRAD_NORM", "CRAM_CUDA_O_GRAD", "CRAM_CUDA_O_PARAM",
                                       "CRAM_CUDA_O_MOM_M", "CRAM_CUDA_O_MOM_V",     "CRAM_CUDA_O_OTHER"};
 static const char *pfx[3] = {"fwd", "acc", "up"};

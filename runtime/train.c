@@ -304,7 +304,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
             st.skipped++;
             st.bad_run++;
         } else {
-            cram_update_args a = {.lr = (float)lr, .step = (int64_t)st.step + 1};
+            cram_update_args a = CRAM_UPDATE_ARGS_RECIPE((float)lr, (int64_t)st.step + 1);
             cram_step_rc rc = api->update(ctx, &a, &gn);
             if (rc != CRAM_STEP_OK) {
                 r = step_err(api, ctx, "update", rc, err);

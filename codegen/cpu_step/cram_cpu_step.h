@@ -13,12 +13,12 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CPU_SHIM_VERSION 1u
+#define CRAM_CPU_SHIM_VERSION 2u /* 2: the update graph reads the AdamW/clip hyper-parameters from a HYPER slot */
 
 /* Persistent buffer kinds (codegen/kernel.h KSlotKind, same order). */
 enum {
   CRAM_CPU_S_PARAM, CRAM_CPU_S_GRAD, CRAM_CPU_S_MOM_M, CRAM_CPU_S_MOM_V, CRAM_CPU_S_INPUT,
-  CRAM_CPU_S_SCALE, CRAM_CPU_S_STEP, CRAM_CPU_S_LR, CRAM_CPU_S_OWN
+  CRAM_CPU_S_SCALE, CRAM_CPU_S_STEP, CRAM_CPU_S_LR, CRAM_CPU_S_HYPER, CRAM_CPU_S_OWN
 };
 /* Output kinds (kernel.h KOutKind, same order). */
 enum { CRAM_CPU_O_LOSS, CRAM_CPU_O_GRAD_NORM, CRAM_CPU_O_GRAD, CRAM_CPU_O_PARAM, CRAM_CPU_O_MOM_M, CRAM_CPU_O_MOM_V, CRAM_CPU_O_OTHER };

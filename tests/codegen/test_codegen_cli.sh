@@ -27,7 +27,7 @@ check "[ -f $T/tiny.so ] && ! ls $T/tiny.so.tmp.* 2>/dev/null"
 check "grep -q 'model         tiny' $T/info.txt"
 check "grep -q 'target        interp' $T/info.txt"
 check "grep -q 'precision     f32' $T/info.txt"
-check "grep -q 'step ABI      v1' $T/info.txt"
+check "grep -q 'step ABI      v2' $T/info.txt"
 check "grep -q 'masked=4' $T/info.txt"
 check "grep -Eq 'embedding.weight +\[64, 32\] +2048  decay' $T/info.txt"
 "$CRAMC" "$SRC/models/tiny.cram" $D --precision f64 -o "$T/tiny64.so"; check "[ $? = 0 ]"
@@ -67,7 +67,7 @@ check "python3 $SRC/tests/codegen/check_export.py $T/full/checkpoint.safetensors
 check "grep -q 'CRAM_INTERP_ABI_VERSION' $T/step.c"
 CC="$BUILD_CC -DCRAM_INTERP_ABI_VERSION=99" "$CRAMC" "$SRC/models/tiny.cram" $D --target interp -o "$T/abi99.so"; check "[ $? = 0 ]"
 "$CRAM" info "$T/abi99.so" > /dev/null 2> "$T/abi.err"; check "[ $? = 1 ]"
-check "grep -q 'built for step ABI v99, this cram speaks v1: recompile with this cramc' $T/abi.err"
+check "grep -q 'built for step ABI v99, this cram speaks v2: recompile with this cramc' $T/abi.err"
 check "[ \$(wc -l < $T/abi.err) = 1 ]"
 
 # 4. build errors: one line, exit 1, nothing left behind

@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
   }
   for (int st = 1; st <= steps; st++) {
     float la = 0, lb = 0, ga = 0, gb = 0;
-    cram_update_args ua = {1e-3f, st};
+    cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, st);
     if (A->step(ca, (const void *const *)in, 1.0f, &la) || A->update(ca, &ua, &ga)) {
       fprintf(stderr, "cuda step %d: %s\n", st, A->last_error(ca));
       return 1;
@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
     float l, g;
     double t0 = now();
     for (int st = 0; st < timed; st++) {
-      cram_update_args ua = {1e-3f, steps + 1 + st};
+      cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, steps + 1 + st);
       if (A->step(ca, (const void *const *)in, 1.0f, &l) || A->update(ca, &ua, &g)) {
         fprintf(stderr, "cuda timed step: %s\n", A->last_error(ca));
         return 1;

@@ -220,14 +220,14 @@ static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *gra
     float gn;
     fx_grad_norm(c, &gn);
     if (grad_norm) *grad_norm = gn;
-    float clip = gn > 0.5f ? 0.5f / (gn + 1e-6f) : 1.0f;
-    const double b1 = 0.9, b2 = 0.98, eps = 1e-12, wd = 0.01;
+    float mn = (float)a->max_norm, clip = mn > 0 && gn > mn ? mn / (gn + 1e-6f) : 1.0f;
+    const double b1 = a->beta1, b2 = a->beta2, eps = a->eps;
     double bc1 = 1 - pow(b1, (double)a->step), bc2 = 1 - pow(b2, (double)a->step);
     for (int i = 0; i < NP; i++)
         for (int64_t j = 0; j < numel[i]; j++) {
             float g = c->g[i][j] * clip;
             float *p = &c->p[i][j], *m = &c->m[i][j], *v = &c->v[i][j];
-            if (params[i].decay) *p *= 1.0f - a->lr * (float)wd;
+            *p *= 1.0f - a->lr * (float)(params[i].decay ? a->weight_decay : a->weight_decay_other);
             *m = (float)(b1 * *m + (1 - b1) * g);
             *v = (float)(b2 * *v + (1 - b2) * (double)g * g);
             double mh = *m / bc1, vh = *v / bc2;
