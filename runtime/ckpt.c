@@ -11,7 +11,7 @@
 #include "safetensors.h"
 #include "shard.h"
 
-enum { NMETA = 20 };
+enum { NMETA = 32 };
 
 typedef struct kv {
     char key[32];
@@ -106,6 +106,16 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
     put(m, &nm, "ramp", "%.17g", st->ramp);
     put(m, &nm, "peak_lr", "%.17g", st->peak_lr);
     put(m, &nm, "mask_n", "%" PRIu32, st->mask_n);
+    put(m, &nm, "budget_tokens", "%" PRIu64, st->budget_tokens);
+    put(m, &nm, "budget_flops", "%.17g", st->budget_flops);
+    put(m, &nm, "lr_shape", "%d", st->lr_shape);
+    put(m, &nm, "warmup", "%.17g", st->warmup);
+    put(m, &nm, "beta1", "%.17g", st->beta1);
+    put(m, &nm, "beta2", "%.17g", st->beta2);
+    put(m, &nm, "eps", "%.17g", st->eps);
+    put(m, &nm, "weight_decay", "%.17g", st->weight_decay);
+    put(m, &nm, "weight_decay_other", "%.17g", st->weight_decay_other);
+    put(m, &nm, "max_norm", "%.17g", st->max_norm);
     cram_st_meta sm[NMETA];
     for (size_t i = 0; i < nm; i++) sm[i].key = m[i].key, sm[i].value = m[i].val;
     r = cram_st_write(path, ts, nt, sm, nm, err);
@@ -184,6 +194,26 @@ static cram_status parse_state(const cram_st_file *f, const char *path, const cr
         return r;
     st->shuffle = shuffle != 0;
     st->mask_n = (uint32_t)mask_n;
+    /* keys newer than cram-checkpoint-1's first version: absent means the run
+     * used what was then fixed (the recipe's optimizer, the triangle) */
+    cram_update_args rec = CRAM_UPDATE_ARGS_RECIPE(0.0f, 1);
+    uint64_t shape = 0;
+    st->beta1 = rec.beta1, st->beta2 = rec.beta2, st->eps = rec.eps, st->weight_decay = rec.weight_decay;
+    st->weight_decay_other = rec.weight_decay_other, st->max_norm = rec.max_norm;
+    if ((cram_st_meta_get(f, "budget_tokens") && (r = get_u64(f, path, "budget_tokens", &st->budget_tokens, err))) ||
+        (cram_st_meta_get(f, "budget_flops") && (r = get_f64(f, path, "budget_flops", &st->budget_flops, err))) ||
+        (cram_st_meta_get(f, "lr_shape") && (r = get_u64(f, path, "lr_shape", &shape, err))) ||
+        (cram_st_meta_get(f, "warmup") && (r = get_f64(f, path, "warmup", &st->warmup, err))) ||
+        (cram_st_meta_get(f, "beta1") && (r = get_f64(f, path, "beta1", &st->beta1, err))) ||
+        (cram_st_meta_get(f, "beta2") && (r = get_f64(f, path, "beta2", &st->beta2, err))) ||
+        (cram_st_meta_get(f, "eps") && (r = get_f64(f, path, "eps", &st->eps, err))) ||
+        (cram_st_meta_get(f, "weight_decay") && (r = get_f64(f, path, "weight_decay", &st->weight_decay, err))) ||
+        (cram_st_meta_get(f, "weight_decay_other") &&
+         (r = get_f64(f, path, "weight_decay_other", &st->weight_decay_other, err))) ||
+        (cram_st_meta_get(f, "max_norm") && (r = get_f64(f, path, "max_norm", &st->max_norm, err))))
+        return r;
+    if (shape > 3) return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata 'lr_shape' %" PRIu64 " is unknown", path, shape);
+    st->lr_shape = (int)shape;
     return CRAM_OK;
 }
 
