@@ -238,15 +238,16 @@ typedef struct update_out {
     uint64_t done;   /* microbatches run before the cut */
 } update_out;
 
-static void notice(const trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void notice(const trainer *tr, const char *fmt, ...) {
+/* important: a warning or an outcome, shown even to --quiet runs */
+static void notice(const trainer *tr, int important, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void notice(const trainer *tr, int important, const char *fmt, ...) {
     if (!tr->cfg->notice) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    tr->cfg->notice(line, tr->cfg->user);
+    tr->cfg->notice(important, line, tr->cfg->user);
 }
 
 static double progress_t(const trainer *tr) {
@@ -330,7 +331,7 @@ static void pick_batch(trainer *tr) {
     st->batch = gpu ? (8192 + tr->b.mbs - 1) / tr->b.mbs * tr->b.mbs : 16 * tr->b.mbs;
     uint64_t fit = tr->d.seq_count / tr->b.mbs * tr->b.mbs;
     if (!gpu && fit >= tr->b.mbs && st->batch > fit) st->batch = fit;
-    notice(tr, "%s target: --batch not given, training with batch %" PRIu64 " (%" PRIu64 " microbatches of %" PRIu64
+    notice(tr, 0, "%s target: --batch not given, training with batch %" PRIu64 " (%" PRIu64 " microbatches of %" PRIu64
            ")%s", tg, st->batch, st->batch / tr->b.mbs, tr->b.mbs,
            gpu ? " (the recipe's)" : "; the recipe's 8192 is a GPU batch: pass --batch to change it");
 }
@@ -349,7 +350,7 @@ static cram_status check_run(trainer *tr, cram_err *err) {
         return cram_err_set(err, CRAM_E_ARG, "model '%s' reports no FLOPs per token: use --tokens or --steps instead "
                             "of --flops", m->model);
     if (st->batch > tr->d.seq_count)
-        notice(tr, "warning: batch %" PRIu64 " is larger than the %" PRIu64 " training sequences of %s: every update "
+        notice(tr, 1, "warning: batch %" PRIu64 " is larger than the %" PRIu64 " training sequences of %s: every update "
                "reads the data more than once", st->batch, tr->d.seq_count, tr->cfg->data_dir);
     return CRAM_OK;
 }
@@ -369,7 +370,7 @@ static cram_status open_heldout(trainer *tr, cram_err *err) {
         return cram_err_set(err, CRAM_E_DATASET, "%s: --eval-every needs at least one microbatch (%" PRIu64
                             ") of heldout sequences, there are %" PRIu64, cfg->data_dir, tr->b.mbs, n);
     if (tr->held_n < n)
-        notice(tr, "held-out evaluation: %" PRIu64 " sequences (whole microbatches of %" PRIu64 "; %" PRIu64
+        notice(tr, 0, "held-out evaluation: %" PRIu64 " sequences (whole microbatches of %" PRIu64 "; %" PRIu64
                " left out)", tr->held_n, tr->b.mbs, n - tr->held_n);
     return CRAM_OK;
 }
@@ -490,14 +491,14 @@ static void warn_speed(const trainer *tr, const update_out *u, double seconds) {
     if (!(st->budget > 0)) return;
     if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0)) {
         if (full > 0.05 * st->budget)
-            notice(tr, "warning: at the measured %.3g s per sequence one update at batch %" PRIu64 " takes ~%.0f s, "
+            notice(tr, 1, "warning: at the measured %.3g s per sequence one update at batch %" PRIu64 " takes ~%.0f s, "
                    "%.0f%% of the %.0f s budget: the ramp cannot reach that batch usefully; pass a smaller --batch",
                    sps, st->batch, full, 100 * full / st->budget, st->budget);
         return;
     }
     double rest = estimate_rest(tr, sps);
     if (rest >= 0 && st->elapsed + rest > st->budget)
-        notice(tr, "warning: at the measured %.3g s per sequence the %s schedule needs ~%.0f s more, past the --budget "
+        notice(tr, 1, "warning: at the measured %.3g s per sequence the %s schedule needs ~%.0f s more, past the --budget "
                "deadline of %.0f s: the run will stop early", sps, cram_train_horizon(st), rest, st->budget);
 }
 
@@ -537,7 +538,7 @@ static cram_status maybe_checkpoint(trainer *tr, const update_out *u, cram_err *
     cram_status r = checkpoint(tr->api, tr->ctx, cfg, st, tr->res, err);
     if (r) return r;
     tr->last_ckpt = st->elapsed;
-    notice(tr, "checkpoint written to %s", tr->res->checkpoint);
+    notice(tr, 0, "checkpoint written to %s", tr->res->checkpoint);
     return CRAM_OK;
 }
 
@@ -563,7 +564,7 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
         if (u.cut) {
             tr->res->end = cfg->stop && *cfg->stop ? CRAM_END_INTERRUPTED : CRAM_END_DONE;
             if (r == CRAM_OK && tr->res->end == CRAM_END_DONE)
-                notice(tr, "budget of %.0f s reached mid-update: its %" PRIu64 " microbatch(es) were discarded",
+                notice(tr, 1, "budget of %.3g s reached mid-update: its %" PRIu64 " microbatch(es) were discarded",
                        st->budget, u.done);
             return r;
         }

@@ -65,7 +65,7 @@ typedef struct cram_train_config {
     double peak_flops;          /* device peak FLOP/s for MFU (cuda targets) */
     const volatile sig_atomic_t *stop; /* set asynchronously: checkpoint and stop */
     void (*progress)(const cram_train_progress *p, void *user);
-    void (*notice)(const char *line, void *user); /* warnings and decisions, once each */
+    void (*notice)(int important, const char *line, void *user); /* decisions (0), warnings and outcomes (1) */
     void *user;
 } cram_train_config;
 

@@ -60,9 +60,9 @@ static void on_progress(const cram_train_progress *p, void *user) {
             p->skipped ? "  (skipped updates so far: see metrics)" : "");
 }
 
-static void on_notice(const char *line, void *user) {
+static void on_notice(int important, const char *line, void *user) {
     const prog *g = user;
-    if (!g->quiet || strncmp(line, "warning", 7) == 0) fprintf(stderr, "cram train: %s\n", line);
+    if (!g->quiet || important) fprintf(stderr, "cram train: %s\n", line);
 }
 
 static const char *const lr_shapes[] = {"triangle", "one-cycle", "cosine", "constant", NULL};
