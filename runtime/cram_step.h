@@ -32,6 +32,9 @@
 #define CRAM_STEP_ABI_VERSION 2u /* 2: cram_update_args carries the AdamW/clip hyper-parameters */
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
+/* Longest parameter or input name, in bytes without the NUL: cramc refuses
+ * longer names and the loader refuses an artifact declaring one. */
+#define CRAM_STEP_MAX_NAME 255
 
 #ifdef __cplusplus
 extern "C" {

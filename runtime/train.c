@@ -121,9 +121,12 @@ static cram_status fill(const cram_dataset *d, const cram_mlm *mlm, binding *b, 
                         int shuffle, cram_err *err) {
     for (uint64_t r = 0; r < b->mbs; r++, (*pos)++) {
         uint64_t i = cram_data_index(*pos, d->seq_count, seed, shuffle);
-        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0)
-            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "%s: sequence %" PRIu64 " of the dataset has a token id >= %u",
-                                d->shards[0].path, i, mlm->vocab);
+        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0) {
+            uint64_t k = 0;
+            const char *path = cram_dataset_seq_path(d, i, &k);
+            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "%s: sequence %" PRIu64 " has a token id >= the model's vocab %u",
+                                path, k, mlm->vocab);
+        }
     }
     return CRAM_OK;
 }
@@ -317,8 +320,15 @@ static cram_status open_run(trainer *tr, cram_err *err) {
     if ((r = cram_dataset_open(&tr->d, cfg->data_dir, "train", NULL, 0, err))) return r;
     if ((r = bind(api, &tr->d, &tr->b, err))) return r;
     if ((r = make_run_dir(cfg->run_dir, err))) return r;
-    if (cfg->resume) return cram_ckpt_load(ckpt, api, tr->ctx, &tr->st, err);
-    return start_fresh(tr, err);
+    if (cfg->resume) {
+        if ((r = cram_ckpt_load(ckpt, api, tr->ctx, &tr->st, err)) ||
+            (r = cram_ckpt_check_data(ckpt, &tr->st, cfg->data_dir, &tr->d, err)))
+            return r;
+    } else if ((r = start_fresh(tr, err))) {
+        return r;
+    }
+    cram_ckpt_set_data(&tr->st, &tr->d);
+    return CRAM_OK;
 }
 
 /* Batch 0: a batch this machine can run (cpu and interp targets: 16

@@ -60,8 +60,21 @@ int cram_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
         return 1;
     }
+    /* --max-seqs below one microbatch: say so here, before the run would
+     * blame the held-out set for being too small */
+    const cram_step_meta *m = lib.api->meta;
+    int ti = cram_step_input(m, "tokens");
+    int64_t mbs = ti >= 0 && m->inputs[ti].rank == 2 ? m->inputs[ti].shape[0] : 0;
+    if (max_seqs && mbs > 0 && max_seqs < (uint64_t)mbs) {
+        fprintf(stderr, "cram eval: --max-seqs %" PRIu64 " is less than one microbatch of model '%s' (%" PRId64
+                        " sequences): give at least %" PRId64 "\n",
+                max_seqs, m->model, mbs, mbs);
+        cram_step_unload(&lib);
+        return 2;
+    }
     cram_eval_result res;
     cram_status r = cram_eval_run(lib.api, data, splits[split], ckpt, seed, rate, rate_set, max_seqs, (int)dev, &res, &err);
+    /* the result first: nothing after the run may lose it */
     int code = 0;
     if (r != CRAM_OK) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
@@ -81,7 +94,10 @@ int cram_cmd_eval(int argc, char **argv) {
             printf("(%" PRIu64 " more sequences do not fill a microbatch of %" PRIu64 " and were not evaluated)\n",
                    res.left_out, res.mbs);
     }
-    fflush(stdout);
+    if (r == CRAM_OK && fflush(stdout) != 0) {
+        fprintf(stderr, "cram eval: cannot write the result to stdout\n");
+        code = 1;
+    }
     cram_step_unload(&lib);
     return code;
 }
