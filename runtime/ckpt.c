@@ -202,8 +202,16 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
     if (!(st->peak_lr > 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is not positive", path, st->peak_lr);
     if (st->budget < 0) return BAD("%s: checkpoint metadata 'budget' %g is negative", path, st->budget);
     if (st->elapsed < 0) return BAD("%s: checkpoint metadata 'elapsed' %g is negative", path, st->elapsed);
-    if (!st->steps && !(st->budget > 0))
-        return BAD("%s: checkpoint has neither a step count nor a time budget ('steps' and 'budget' are 0)", path);
+    if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0) && !(st->budget > 0))
+        return BAD("%s: checkpoint has no horizon ('steps', 'budget_tokens', 'budget_flops' and 'budget' are 0)", path);
+    if (!(st->budget_flops >= 0)) return BAD("%s: checkpoint metadata 'budget_flops' %g is negative", path, st->budget_flops);
+    if (!(st->warmup >= 0 && st->warmup <= 1)) return BAD("%s: checkpoint metadata 'warmup' %g is not in [0, 1]", path, st->warmup);
+    if (!(st->beta1 >= 0 && st->beta1 < 1) || !(st->beta2 >= 0 && st->beta2 < 1))
+        return BAD("%s: checkpoint metadata 'beta1'/'beta2' (%g, %g) are not in [0, 1)", path, st->beta1, st->beta2);
+    if (!(st->eps >= 0 && st->eps < 1) || !(st->weight_decay >= 0 && st->weight_decay < 1) ||
+        !(st->weight_decay_other >= 0 && st->weight_decay_other < 1) || !(st->max_norm >= 0))
+        return BAD("%s: checkpoint metadata 'eps', 'weight_decay', 'weight_decay_other' or 'max_norm' out of range "
+                   "(%g, %g, %g, %g)", path, st->eps, st->weight_decay, st->weight_decay_other, st->max_norm);
     if (st->step > st->attempts || st->skipped > st->attempts || st->bad_run > st->skipped)
         return BAD("%s: checkpoint progress is inconsistent (step %" PRIu64 ", attempts %" PRIu64 ", skipped %" PRIu64
                    ", bad_run %" PRIu64 ")",

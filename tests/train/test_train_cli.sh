@@ -107,6 +107,10 @@ check "[ \$(e $CRAM train $FX --data $T/data --resume $T/knobs --beta2 0.9) = 2 
 tk=$(tail -1 "$T/tok/metrics.jsonl" | sed -E 's/.*"tokens":([0-9]+).*/\1/')
 check "[ $tk -ge 2000 ] && [ $tk -lt 2256 ]"
 check "meta $T/tok/checkpoint.safetensors | grep -qF '\"budget_tokens\":\"2000\"'"
+# a token-horizon run resumes (the checkpoint's horizon is the tokens)
+"$CRAM" train "$FX" $R --out "$T/tokr" --tokens 2000 --stop-at 5; check "[ $? = 0 ]"
+"$CRAM" train "$FX" --data "$T/data" --resume "$T/tokr" --quiet; check "[ $? = 0 ]"
+check "cmp -s <(losses $T/tok/metrics.jsonl) <(losses $T/tokr/metrics.jsonl)"
 check "tail -1 $T/tok/metrics.jsonl | grep -Eq '\"lr\":[0-9.e-]+,' && [ \$(tail -1 $T/tok/metrics.jsonl | sed -E 's/.*\"lr\":([^,]*),.*/\1/' | awk '{print (\$1 < 2e-4)}') = 1 ]"
 # 6 * 8 * 64 = 3072 FLOPs per token: 3072 * 2000 is the same horizon as --tokens 2000
 "$CRAM" train "$FX" $R --out "$T/flop" --flops 6144000; check "[ $? = 0 ]"
