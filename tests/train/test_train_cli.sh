@@ -144,5 +144,26 @@ check "[ \$(grep -c '\"eval_loss\":' $T/ev/metrics.jsonl) = 2 ]"
 check "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"sequences\"]==8 and d[\"left_out\"]==2 and d[\"loss\"]>0' $T/ev.json"
 check "[ \$(e $CRAM eval $FX --data $T/data --max-seqs 3) = 2 ] && grep -q 'less than one microbatch' $T/e.err"
 
+# 11. cram plot: several runs on one figure, any x axis, smoothing, SVG and PNG
+"$CRAM" plot "$T/full" "$T/knobs" "$T/ev" --x tokens -o "$T/cmp.svg" > /dev/null; check "[ $? = 0 ]"
+check "[ \$(grep -c '<polyline' $T/cmp.svg) -ge 9 ] && grep -q 'tokens seen' $T/cmp.svg && grep -q 'held-out' $T/cmp.svg"
+"$CRAM" plot "$T/full" "$T/knobs" --x steps --smooth 0.9 -o "$T/cmp.png" > /dev/null; check "[ $? = 0 ]"
+check "python3 - $T/cmp.png <<'PY'
+import struct, sys, zlib
+b = open(sys.argv[1], 'rb').read()
+assert b[:8] == b'\\x89PNG\\r\\n\\x1a\\n'
+w, h, depth, ctype = struct.unpack('>IIBB', b[16:26])
+i, idat = 8, b''
+while i < len(b):
+    n, t = struct.unpack('>I4s', b[i:i + 8])
+    assert zlib.crc32(b[i + 4:i + 8 + n]) == struct.unpack('>I', b[i + 8 + n:i + 12 + n])[0]
+    if t == b'IDAT': idat += b[i + 8:i + 8 + n]
+    i += 12 + n
+raw = zlib.decompress(idat)
+assert (w, depth, ctype) == (960, 8, 2) and len(raw) == h * (1 + 3 * w)
+assert bytes([0x1f, 0x77, 0xb4]) in raw and bytes([0xd6, 0x27, 0x28]) in raw  # both runs drawn
+PY"
+check "[ \$(e $CRAM plot $T/full --x epochs) = 2 ] && grep -q 'one of time, tokens, steps' $T/e.err"
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
