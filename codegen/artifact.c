@@ -188,9 +188,12 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n};\n\n",
+          "  .flops_per_token = %.17g,\n  .source = ",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
           (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt);
+  if (o->src_text) cg_put_cstr(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
+  else fputs("0", out);
+  fputs(",\n};\n\n", out);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;

@@ -17,7 +17,7 @@ enum { NMETA = 40 };
 
 typedef struct kv {
     char key[32];
-    char val[96];
+    char val[1024];
 } kv;
 
 static void put(kv *m, size_t *n, const char *k, const char *fmt, ...)
@@ -123,6 +123,7 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
         put(m, &nm, "data_id", "%016" PRIx64, st->data_id);
         put(m, &nm, "data_seqs", "%" PRIu64, st->data_seqs);
     }
+    if (st->data_dir && strlen(st->data_dir) < sizeof m[0].val) put(m, &nm, "data_dir", "%s", st->data_dir);
     cram_st_meta sm[NMETA];
     for (size_t i = 0; i < nm; i++) sm[i].key = m[i].key, sm[i].value = m[i].val;
     r = cram_st_write(path, ts, nt, sm, nm, err);

@@ -49,6 +49,7 @@ typedef struct cram_train_state {
     uint64_t data_tokenizer; /* the shards' tokenizer hash */
     uint64_t data_id;        /* cram_ckpt_data_id() of the train split */
     uint64_t data_seqs;      /* train sequences */
+    const char *data_dir;    /* where they were read (written, not read back: `cram export` finds the tokenizer there) */
 } cram_train_state;
 
 struct cram_dataset;

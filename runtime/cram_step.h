@@ -84,6 +84,7 @@ typedef struct cram_step_meta {
   uint64_t arena_bytes;                  /* device memory planned for one step */
   uint32_t kernel_count;
   double flops_per_token;                /* model FLOPs of one train step per token (for MFU) */
+  const char *source;                    /* the .cram text it was compiled from (v2; NULL if not kept) */
 } cram_step_meta;
 
 /* Everything update() needs besides the step's state: nothing about the

@@ -228,6 +228,7 @@ typedef struct trainer {
     cram_train_state st;
     double t0, base, last_ckpt; /* monotonic start of this process's run, st.elapsed then, at the last checkpoint */
     uint64_t held_n;            /* held-out sequences per evaluation (whole microbatches) */
+    char data_abs[4096];        /* cfg->data_dir made absolute, for the checkpoint */
     int mfu_ok;
 } trainer;
 
@@ -303,6 +304,15 @@ static cram_status make_run_dir(const char *dir, cram_err *err) {
     return CRAM_OK;
 }
 
+/* path made absolute against the working directory (NULL if it does not fit). */
+static const char *absolute(const char *path, char *buf, size_t len) {
+    char cwd[4096];
+    if (path[0] == '/') return strlen(path) < len ? strcpy(buf, path) : NULL;
+    if (!getcwd(cwd, sizeof cwd)) return NULL;
+    int n = snprintf(buf, len, "%s/%s", cwd, path);
+    return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
 /* The step context (training mode), the data, the run directory, and the
  * state: from the checkpoint on resume, else fresh. */
 static cram_status open_run(trainer *tr, cram_err *err) {
@@ -328,6 +338,7 @@ static cram_status open_run(trainer *tr, cram_err *err) {
         return r;
     }
     cram_ckpt_set_data(&tr->st, &tr->d);
+    tr->st.data_dir = absolute(cfg->data_dir, tr->data_abs, sizeof tr->data_abs);
     return CRAM_OK;
 }
 
