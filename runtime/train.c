@@ -342,14 +342,14 @@ static cram_status open_run(trainer *tr, cram_err *err) {
     return CRAM_OK;
 }
 
-/* Batch 0: a batch this machine can run (cpu and interp targets: 16
- * microbatches; cuda: the recipe's 8192), said once. */
+/* Batch 0: a batch this machine can run (cpu and interp targets: 4
+ * microbatches, about a second an update for tiny; cuda: the recipe's 8192), said once. */
 static void pick_batch(trainer *tr) {
     cram_train_state *st = &tr->st;
     if (st->batch) return;
     const char *tg = tr->api->meta->target ? tr->api->meta->target : "";
     int gpu = strcmp(tg, "cuda") == 0;
-    st->batch = gpu ? (8192 + tr->b.mbs - 1) / tr->b.mbs * tr->b.mbs : 16 * tr->b.mbs;
+    st->batch = gpu ? (8192 + tr->b.mbs - 1) / tr->b.mbs * tr->b.mbs : 4 * tr->b.mbs;
     uint64_t fit = tr->d.seq_count / tr->b.mbs * tr->b.mbs;
     if (!gpu && fit >= tr->b.mbs && st->batch > fit) st->batch = fit;
     notice(tr, 0, "%s target: --batch not given, training with batch %" PRIu64 " (%" PRIu64 " microbatches of %" PRIu64

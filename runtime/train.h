@@ -51,7 +51,7 @@ typedef struct cram_train_config {
     const char *run_dir;
     int resume;                 /* continue from <run_dir>/checkpoint.safetensors */
     cram_train_state recipe;    /* seed, shuffle, horizon, budget, batch, ramp, lr, optimizer, mask_n (new runs);
-                                   batch 0 = pick one for the machine (cpu/interp: 16 microbatches) */
+                                   batch 0 = pick one for the machine (cpu/interp: 4 microbatches) */
     double mask_rate;           /* when the model has no `masked` dim and recipe.mask_n == 0 */
     int mask_rate_set;          /* the user gave mask_rate: an error when the model has a `masked` dim */
     int force;                  /* a new run may replace an existing metrics.jsonl (no checkpoint) */

@@ -115,7 +115,7 @@ static int parse_train_args(train_args *A, int argc, char **argv, const char **s
         {"--lr", "X", CLI_F64, &rc->peak_lr, 0, 10, 1, .seen = R, .section = "recipe (new runs; a resumed run keeps the checkpoint's)", .help = "peak learning rate (default 1e-3)"},
         {"--lr-shape", "S", CLI_CHOICE, &A->lr_shape, .choices = lr_shapes, .seen = R, .help = "triangle (default: the recipe's budget-triangle, 0.25 -> 1 at\nt=0.75 -> 0), one-cycle, cosine or constant"},
         {"--warmup", "F", CLI_F64, &A->warmup, 0, 1, .seen = &A->warmup_set, .help = "fraction of the horizon the lr warms up over, for one-cycle\n(default 0.3), cosine (0.1), constant (0)"},
-        {"--batch", "N", CLI_U64, &rc->batch, 1, 1 << 24, .seen = &A->batch_set, .help = "target batch in sequences, a multiple of the model's microbatch\n(default: 8192 on cuda; 16 microbatches on cpu/interp)"},
+        {"--batch", "N", CLI_U64, &rc->batch, 1, 1 << 24, .seen = &A->batch_set, .help = "target batch in sequences, a multiple of the model's microbatch\n(default: 8192 on cuda; 4 microbatches on cpu/interp)"},
         {"--ramp", "F", CLI_F64, &rc->ramp, 0, 1, .seen = R, .help = "fraction of the horizon to reach --batch (default 0.6; 0 = full\nbatch from the start)"},
         {"--beta1", "B", CLI_F64, &A->beta1, 0, 0.999999, .seen = R, .help = "AdamW first-moment decay (default 0.9)"},
         {"--beta2", "B", CLI_F64, &A->beta2, 0, 0.999999, .seen = R, .help = "AdamW second-moment decay (default 0.98)"},

@@ -1,6 +1,5 @@
-/* cram.c - entry point of the `cram` runtime CLI: dispatches subcommands.
- * `cram data` prepares token shards (cmd_data.c), `cram shards` inspects and
- * verifies them (cmd_shards.c); the trainer milestone adds `cram train`. */
+/* cram.c - entry point of the `cram` runtime CLI: dispatches subcommands
+ * (cmd_*.c, one per command, each with its option table: opts.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +27,15 @@ static const command commands[] = {
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
     {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
     {"sweep", cram_cmd_sweep, "an ablation study in one command: compile, train, evaluate K variants; one table and plot"},
-    {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
+    {"plot", cram_cmd_plot, "loss, learning rate and batch size of one or more runs as one SVG or PNG"},
 };
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cram <command> [options]\n"
             "\n"
-            "The cramc runtime: prepares data for and (later) trains compiled\n"
-            "crammed-BERT train steps.\n"
+            "The cramc runtime: prepares data for, trains, evaluates, compares and\n"
+            "exports compiled crammed-BERT train steps (cramc's step.so).\n"
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -128,7 +128,7 @@ check "[ \$(e $CRAM eval $FX --data $T/data --chekpoint x) = 2 ] && grep -q \"di
 check "$CRAM train --help | grep -q -- '--beta2' && $CRAM train --help | grep -q -- '--tokens'"
 # no --batch on a cpu artifact: a batch the machine can run, said once
 "$CRAM" train "$FX" --data "$T/data" --out "$T/auto" --steps 2 2> "$T/auto.err"; check "[ $? = 0 ]"
-check "grep -q 'cpu target: --batch not given, training with batch 64 (16 microbatches of 4)' $T/auto.err"
+check "grep -q 'cpu target: --batch not given, training with batch 16 (4 microbatches of 4)' $T/auto.err"
 check "[ \$(e $CRAM train $FX --data $T/data --out $T/huge --steps 1 --batch 4096) = 0 ] && grep -q 'larger than the 400 training' $T/e.err"
 
 # 9. run directories: parents created, an earlier run's metrics never silently replaced
