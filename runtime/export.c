@@ -247,30 +247,36 @@ cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, con
     char tok_hex[32];
     snprintf(tok_hex, sizeof tok_hex, "%s", rec_tok ? rec_tok : "");
     cram_st_free(&f);
-    if (!*dbuf)
-        return cram_err_set(err, CRAM_E_ARG, "%s records no data directory: pass --data DIR (the run's token shards) "
-                            "so the tokenizer can be exported", ckpt);
+    /* no data directory known (a checkpoint from `cram bench --save-init`), or
+     * the recorded one is gone: the rest is still written, and said */
     size_t vn = 0;
     snprintf(path, sizeof path, "%s/vocab.txt", dbuf);
-    char *vocab = read_all(path, &vn);
-    if (!vocab)
-        return cram_err_set(err, CRAM_E_IO, "%s: %s (the tokenizer of the run's data; pass --data DIR)", path,
-                            strerror(errno ? errno : ENOENT));
-    char got[32];
-    snprintf(got, sizeof got, "%016" PRIx64, cram_fnv1a64(CRAM_FNV1A64_INIT, vocab, vn));
-    if (*tok_hex && strcmp(got, tok_hex) != 0) {
+    char *vocab = *dbuf ? read_all(path, &vn) : NULL;
+    if (!vocab && data_dir)
+        return cram_err_set(err, CRAM_E_IO, "%s: %s (the tokenizer of the run's data)", path, strerror(errno ? errno : ENOENT));
+    if (!vocab) {
+        char line[4400];
+        if (*dbuf) snprintf(line, sizeof line, "note: no tokenizer written: %s is gone (pass --data DIR)", path);
+        else snprintf(line, sizeof line, "note: no tokenizer written: %s records no data directory (pass --data DIR)", ckpt);
+        note(written, written_len, line);
+    }
+    char got[32] = "";
+    if (vocab) snprintf(got, sizeof got, "%016" PRIx64, cram_fnv1a64(CRAM_FNV1A64_INIT, vocab, vn));
+    if (vocab && *tok_hex && strcmp(got, tok_hex) != 0) {
         free(vocab);
         return cram_err_set(err, CRAM_E_TOKENIZER, "%s has tokenizer hash %s, the run trained with %s: pass the run's "
                             "--data DIR", path, got, tok_hex);
     }
-    snprintf(path, sizeof path, "%s.vocab.txt", stem);
-    r = write_file(path, vocab, vn, err);
-    free(vocab);
-    if (r) return r;
-    note(written, written_len, path);
+    if (vocab) {
+        snprintf(path, sizeof path, "%s.vocab.txt", stem);
+        r = write_file(path, vocab, vn, err);
+        free(vocab);
+        if (r) return r;
+        note(written, written_len, path);
+    }
     snprintf(path, sizeof path, "%s/tokenizer.json", dbuf);
     size_t tn = 0;
-    char *tj = read_all(path, &tn);
+    char *tj = *got ? read_all(path, &tn) : NULL;
     int has_tj = tj != NULL;
     if (tj) {
         snprintf(path, sizeof path, "%s.tokenizer.json", stem);
@@ -301,10 +307,15 @@ cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, con
     json_str(j, meta->cramc_version);
     fprintf(j, ",\n  \"weights\": \"%s.safetensors\",\n  \"names\": \"%s\",\n", base,
             names == CRAM_NAMES_CRAMC ? "cramc" : "cramming");
-    fprintf(j, "  \"tokenizer\": {\"vocab\": \"%s.vocab.txt\", \"tokenizer_json\": ", base);
-    if (has_tj) fprintf(j, "\"%s.tokenizer.json\"", base);
-    else fprintf(j, "null");
-    fprintf(j, ", \"hash\": \"%s\"},\n  \"dims\": {", got);
+    if (*got) {
+        fprintf(j, "  \"tokenizer\": {\"vocab\": \"%s.vocab.txt\", \"tokenizer_json\": ", base);
+        if (has_tj) fprintf(j, "\"%s.tokenizer.json\"", base);
+        else fprintf(j, "null");
+        fprintf(j, ", \"hash\": \"%s\"},\n", got);
+    } else {
+        fprintf(j, "  \"tokenizer\": null,\n");
+    }
+    fprintf(j, "  \"dims\": {");
     for (uint32_t i = 0; i < meta->ndims; i++) {
         fprintf(j, "%s", i ? ", " : "");
         json_str(j, meta->dims[i].name);

@@ -60,7 +60,9 @@ int cram_cmd_export(int argc, char **argv) {
         printf("cram export: wrote %s (%u parameter tensors, %s names)\n", out, lib.api->meta->nparams, schemes[scheme]);
         for (const char *w = written; *w;) {
             const char *nl = strchr(w, '\n');
-            printf("cram export: wrote %.*s\n", (int)(nl ? nl - w : (long)strlen(w)), w);
+            int n = (int)(nl ? nl - w : (long)strlen(w));
+            if (strncmp(w, "note: ", 6) == 0) printf("cram export: %.*s\n", n, w);
+            else printf("cram export: wrote %.*s\n", n, w);
             w = nl ? nl + 1 : w + strlen(w);
         }
         if (!lib.api->meta->source) printf("cram export: (this step.so carries no .cram source; none written)\n");

@@ -174,6 +174,7 @@ too_many:
 
 void cli_usage(const cli_command *c, FILE *f) {
     fputs(c->synopsis, f);
+    if (c->nopts == 0 || !c->opts[0].section) fputs("options:\n", f);
     for (size_t k = 0; k < c->nopts; k++) {
         const cli_opt *o = &c->opts[k];
         if (o->section) fprintf(f, "%s:\n", o->section);
