@@ -114,7 +114,7 @@ class Cli(unittest.TestCase):
             (("bogus",), "unknown command 'bogus'"),
             (("data", str(CORPUS)), "--out DIR is required"),
             (("data", "--out", "/tmp/x"), "no input"),
-            (("data", str(CORPUS), "--out", "/tmp/x", "--order", "weird"), "--order must be"),
+            (("data", str(CORPUS), "--out", "/tmp/x", "--order", "weird"), "--order: expected one of curriculum, shuffle, input"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--vocab-size", "70000"), "--vocab-size"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--seq-len"), "needs a value"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--frobnicate"), "unknown option"),
