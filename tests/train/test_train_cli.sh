@@ -78,6 +78,13 @@ check "[ \$(e $CRAM train $FX --data $T/nonexistent --out $T/y --steps 2) = 1 ] 
 mkdir -p "$T/trunc" && head -c 1000 "$T/full/checkpoint.safetensors" > "$T/trunc/checkpoint.safetensors"
 check "[ \$(e $CRAM train $FX --data $T/data --resume $T/trunc) = 1 ] && grep -q 'checkpoint.safetensors' $T/e.err && [ \$(wc -l < $T/e.err) = 1 ]"
 for c in train info eval plot; do check "$CRAM $c --help | grep -q usage"; done
+# every subcommand parses from its option table: help, an unknown option refused with a did-you-mean
+for c in data shards train info eval plot export bench sweep; do
+  check "$CRAM $c --help | grep -q 'usage: cram $c' && $CRAM $c --help | grep -q -- '-h, --help'"
+  check "[ \$(e $CRAM $c --quiett) = 2 ] && grep -q \"unknown option '--quiett'\" $T/e.err"
+done
+check "[ \$(e $CRAM data --outt x) = 2 ] && grep -q \"did you mean '--out'\" $T/e.err"
+check "[ \$(e $CRAM export --name cramc) = 2 ] && grep -q \"did you mean '--names'\" $T/e.err"
 
 # 6. recipe knobs at run time: recorded, honoured, refused on resume
 meta() { head -c 8192 "$1" | tr ',' '\n'; }
