@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "artifact.h"
 #include "ast.h"
+#include "build_cleanup.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
 #include "pass.h"
@@ -140,6 +141,20 @@ static void put_tensor(FILE *out, const char *name, cram_step_dtype dt, const Sh
   fprintf(out, "}, %lld, %d},\n", (long long)ir_shape_numel(s), decay);
 }
 
+/* s as one C string literal on one line (the artifact's copy of the .cram
+ * source: one line, so a diff of generated code can leave it out). */
+static void put_cstr_line(FILE *out, const char *s, size_t len) {
+  fputc('"', out);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '\n') fputs("\\n", out);
+    else if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+    else if (ch < 32 || ch >= 127 || ch == '?') fprintf(out, "\\%03o", ch); /* '?': no trigraphs */
+    else fputc(ch, out);
+  }
+  fputc('"', out);
+}
+
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen) {
   Arena *ar = arena_new();
   Dim *dims = ARENA_ARRAY(ar, Dim, CG_MAX_DIMS);
@@ -174,6 +189,15 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
     np++;
   }
   if (!np) fputs("  {0},\n", out);
+  /* predict()'s outputs: every forward output but the loss, f32 on the host. */
+  fputs("};\n\nstatic const cram_tensor_info outputs[] = {\n", out);
+  int nout = 0;
+  for (uint32_t i = 0; i < fwd->nout; i++) {
+    if (!strcmp(fwd->outputs[i].name, "loss")) continue;
+    put_tensor(out, fwd->outputs[i].name, CRAM_DT_F32, &fwd->nodes[fwd->outputs[i].value].shape, 0);
+    nout++;
+  }
+  if (!nout) fputs("  {0},\n", out);
   for (uint32_t v = 0; v < fwd->n; v++) {
     int64_t f = ir_node_flops(fwd, &fwd->nodes[v]);
     flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
@@ -188,10 +212,10 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n  .source = ",
+          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n  .source = ",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
-          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt);
-  if (o->src_text) cg_put_cstr(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
+          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
+  if (o->src_text) put_cstr_line(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
   else fputs("0", out);
   fputs(",\n};\n\n", out);
   arena_free(ar);
@@ -292,6 +316,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     tmpdir = NULL;
     goto out;
   }
+  cg_cleanup_begin(tmpdir); /* a signal from here on leaves nothing behind */
   csrc = arena_printf(ar, "%s/step.c", tmpdir);
   clog = arena_printf(ar, "%s/cc.log", tmpdir);
   FILE *f = fopen(csrc, "w");
@@ -307,6 +332,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
 
   /* Temp file next to the output, so the rename is atomic (same filesystem). */
   tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
+  cg_cleanup_output(tmpout);
   const char *cc = pick_cc(o);
   char *argv[128];
   int ac = split(ar, cc, argv, 32);
@@ -338,9 +364,11 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  cg_cleanup_child(pid);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) break;
+  cg_cleanup_child(0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     char line[400];
     log_line(clog, line, sizeof line);
@@ -355,6 +383,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   }
   ok = true;
 out:
+  cg_cleanup_end();
   for (int i = 0; objs && i < objs->n && i < CG_MAX_OBJS; i++) unlink(objs->path[i]);
   free(objs);
   if (csrc) unlink(csrc);

@@ -5,6 +5,15 @@
 
 #include "kernel.h"
 
+const char *const k_slot_kind_name[KS_COUNT] = {
+#define SLOT(id, what) "CRAM_S_" #id,
+#include "slots.def"
+};
+const char *const k_out_kind_name[KO_COUNT] = {
+#define OUT(id, what) "CRAM_O_" #id,
+#include "slots.def"
+};
+
 static KProgram *kfail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static KProgram *kfail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
@@ -117,9 +126,11 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
     }
     p->slot_of[v] = p->nslots++;
   }
+  uint32_t nother = 0;
   for (uint32_t i = 0; i < g->nout; i++) {
     KOut *o = &p->outs[p->nouts++];
     out_kind(g->outputs[i].name, nm, o);
+    if (o->kind == KO_OTHER) o->index = nother++; /* meta->outputs[index] (the forward's non-loss outputs, in order) */
     o->slot = p->slot_of[g->outputs[i].value];
     if (o->slot == KBUF_NO_SLOT) return kfail(err, errlen, "output '%s' has no buffer", g->outputs[i].name);
   }
@@ -148,24 +159,16 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
       for (int i = 0; i < n->nin; i++) k->in[i] = (KBuf){plan->offset[n->in[i]], p->slot_of[n->in[i]]};
       if (ir_ops[n->op].cls != OC_GEMM) continue;
       k->gemm = true;
-      switch (n->op) {
-      case OP_MATMUL: gemm_of(g, n, 0, &k->g); break;
-      case OP_MATMUL_ACT:
-      case OP_MATMUL_GLU:
-        gemm_of(g, n, 0, &k->g);
-        k->g.epi = n->op == OP_MATMUL_ACT ? KEPI_ACT : KEPI_GLU;
-        k->g.act = ir_get_str(n, ATTR_ACT);
-        k->g.bias = n->nin == 3;
-        if (n->op == OP_MATMUL_GLU) k->g.ldc = k->g.N, k->g.stride_c = k->g.M * k->g.N;
-        break;
-      case OP_MATMUL_ACT_GRAD:
-      case OP_MATMUL_GLU_GRAD:
-        gemm_of(g, n, 1, &k->g);
-        k->g.epi = n->op == OP_MATMUL_ACT_GRAD ? KEPI_ACT_GRAD : KEPI_GLU_GRAD;
-        k->g.act = ir_get_str(n, ATTR_ACT);
-        break;
-      default: return kfail(err, errlen, "%%%u: GEMM op %s has no library-call form", v, ir_ops[n->op].name);
-      }
+      /* ops.def's gemm form: which inputs are A and B, and the epilogue */
+      static const KEpilogue epi_of[] = {[IR_GEMM_PLAIN] = KEPI_NONE, [IR_GEMM_ACT] = KEPI_ACT, [IR_GEMM_GLU] = KEPI_GLU,
+                                         [IR_GEMM_ACT_GRAD] = KEPI_ACT_GRAD, [IR_GEMM_GLU_GRAD] = KEPI_GLU_GRAD};
+      IrGemmForm form = ir_ops[n->op].gemm;
+      if (form == IR_GEMM_NO) return kfail(err, errlen, "%%%u: GEMM op %s has no library-call form", v, ir_ops[n->op].name);
+      gemm_of(g, n, ir_ops[n->op].gemm_a, &k->g);
+      k->g.epi = epi_of[form];
+      if (form != IR_GEMM_PLAIN) k->g.act = ir_get_str(n, ATTR_ACT);
+      if (form == IR_GEMM_ACT || form == IR_GEMM_GLU) k->g.bias = n->nin == 3;
+      if (form == IR_GEMM_GLU) k->g.ldc = k->g.N, k->g.stride_c = k->g.M * k->g.N;
     }
   return p;
 }

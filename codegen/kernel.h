@@ -21,18 +21,10 @@
 #include "ir.h"
 #include "memplan.h"
 
-/* What a persistent buffer is; the runtime binds slot pointers by kind+index. */
+/* What a persistent buffer is; the runtime binds slot pointers by kind+index (slots.def). */
 typedef enum {
-  KS_PARAM,       /* parameter `index` (meta->params order) */
-  KS_GRAD,        /* its gradient accumulator (input grad_acc.<p>) */
-  KS_MOM_M,       /* its Adam first moment (input adam_m.<p>) */
-  KS_MOM_V,       /* second moment (input adam_v.<p>) */
-  KS_INPUT,       /* batch input `index` (meta->inputs order) */
-  KS_SCALE,       /* f32[] accum_scale */
-  KS_STEP,        /* f32[] step */
-  KS_LR,          /* f32[] lr */
-  KS_HYPER,       /* f32[IR_ADAM_HYPER] hyper: betas, eps, weight decays, clip norm */
-  KS_OWN,         /* a buffer the artifact allocates: outputs, constants */
+#define SLOT(id, what) KS_##id,
+#include "slots.def"
   KS_COUNT
 } KSlotKind;
 
@@ -44,11 +36,18 @@ typedef struct KSlot {
 } KSlot;
 
 /* What an output is, so the runtime copies it back into its state. */
-typedef enum { KO_LOSS, KO_GRAD_NORM, KO_GRAD, KO_PARAM, KO_MOM_M, KO_MOM_V, KO_OTHER } KOutKind;
+typedef enum {
+#define OUT(id, what) KO_##id,
+#include "slots.def"
+  KO_COUNT
+} KOutKind;
+/* Their names in the generated C (CRAM_S_*, CRAM_O_*: cram_step_shim.h), from the same list. */
+extern const char *const k_slot_kind_name[KS_COUNT];
+extern const char *const k_out_kind_name[KO_COUNT];
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
   uint32_t slot;    /* the KS_OWN slot holding it */
 } KOut;
 

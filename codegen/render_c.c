@@ -1,12 +1,11 @@
 /* render_c.c - the C renderer of the kernel description (kernel.h) for the
  * cpu target, in the manner of tinygrad's renderer/cstyle.py:
  *
- *   code_for_op[]  the expression of each elementwise op over doubles a, b,
- *                  c (its inputs at this element; attributes as constants):
- *                  the base table a CUDA renderer reuses, overriding only the
- *                  entries that differ (erf -> erff, ...);
+ *   c_dialect      how the shared expression table of the elementwise ops
+ *                  (render_expr.c, also the CUDA renderer's) is written in C:
+ *                  double math, cc_ helpers, %.17g constants;
  *   render_op[]    per op, the statement(s) computing one node: elementwise
- *                  ops share one loop template over code_for_op, the rest call
+ *                  ops share one loop template over those expressions, the rest call
  *                  the kernel library (codegen/cpu_step/cram_cpu_kernels.h)
  *                  with constant shapes; GEMM nodes become cblas_sgemm calls
  *                  (a loop of calls when batched) + the epilogue.
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "render_c.h"
+#include "render_expr.h"
 
 typedef struct RCtx {
   FILE *out;
@@ -65,54 +65,19 @@ static void put_dims(FILE *out, const char *name, const Shape *s) {
   fputs("};\n", out);
 }
 
-/* ---- code_for_op: elementwise expressions ------------------------------------------ */
+/* ---- elementwise: the shared expression table (render_expr.c) in C's dialect --------- */
 
-static void ex_add(FILE *o, const Node *n) { (void)n, fputs("a + b", o); }
-static void ex_mul(FILE *o, const Node *n) { (void)n, fputs("a * b", o); }
-static void ex_scale(FILE *o, const Node *n) { fprintf(o, "%.17g * a", ir_get_float(n, ATTR_ALPHA)); }
-static void ex_gelu(FILE *o, const Node *n) { (void)n, fputs("cc_gelu(a)", o); }
-static void ex_relu(FILE *o, const Node *n) { (void)n, fputs("a > 0 ? a : 0.0", o); }
-static void ex_tanh(FILE *o, const Node *n) { (void)n, fputs("tanh(a)", o); }
-static void ex_sqrt(FILE *o, const Node *n) { (void)n, fputs("sqrt(a)", o); }
-static void ex_exp(FILE *o, const Node *n) { (void)n, fputs("exp(a)", o); }
-static void ex_rsqrt(FILE *o, const Node *n) { (void)n, fputs("1.0 / sqrt(a)", o); }
-static void ex_sigmoid(FILE *o, const Node *n) { (void)n, fputs("cc_sigmoid(a)", o); }
-static void ex_silu(FILE *o, const Node *n) { (void)n, fputs("a * cc_sigmoid(a)", o); }
-static void ex_sin(FILE *o, const Node *n) { (void)n, fputs("sin(a)", o); }
-static void ex_cos(FILE *o, const Node *n) { (void)n, fputs("cos(a)", o); }
-static void ex_sigmoid_grad(FILE *o, const Node *n) { (void)n, fputs("b * a * (1.0 - a)", o); }
-static void ex_silu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cc_silu_deriv(a)", o); }
-static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cc_gelu_deriv(a)", o); }
-static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0 ? b : 0.0", o); }
-static void ex_tanh_grad(FILE *o, const Node *n) { (void)n, fputs("b * (1.0 - a * a)", o); }
-/* The optimizer ops' last input is adam_sched's vector (ir.h IR_SCH_*):
- * r_elementwise loads its entries once as s0..s7, not per element. */
-static void ex_adam_m(FILE *o, const Node *n) { (void)n, fputs("s3 * a + (1.0 - s3) * (c * b)", o); }
-static void ex_adam_v(FILE *o, const Node *n) { (void)n, fputs("s4 * a + (1.0 - s4) * (c * b) * (c * b)", o); }
-static void ex_adamw_param(FILE *o, const Node *n) {
-  fprintf(o, "a - s0 * ((b / s1) / (sqrt(c / s2) + s5) + %s * a)", ir_get_int(n, ATTR_DECAY) ? "s6" : "s7");
-}
-
-typedef void (*ExprFn)(FILE *out, const Node *n);
-
-/* The base table (a CUDA renderer copies it and overrides entries). */
-static const ExprFn code_for_op[OP_COUNT] = {
-  [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
-  [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_GELU_GRAD] = ex_gelu_grad, [OP_RELU_GRAD] = ex_relu_grad,
-  [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v, [OP_ADAMW_PARAM] = ex_adamw_param,
-  [OP_EXP] = ex_exp, [OP_RSQRT] = ex_rsqrt, [OP_SIGMOID] = ex_sigmoid, [OP_SILU] = ex_silu, [OP_SIN] = ex_sin,
-  [OP_COS] = ex_cos, [OP_SIGMOID_GRAD] = ex_sigmoid_grad, [OP_SILU_GRAD] = ex_silu_grad,
-};
+/* double math through cram_cpu_kernels.h's cc_ helpers and libm */
+static const CgDialect c_dialect = {.helper = "cc_", .libm = "", .zero = "0.0", .one = "1.0", .lit = "%.17g"};
 
 /* One loop: o[e] = (float)(expr(a = x0[i0(e)], b = x1[i1(e)], c = ...)). */
 static void r_elementwise(RCtx *c) {
   const Node *n = c->k->n;
   const Shape *os = &n->shape;
   int64_t N = numel(os);
-  bool sched = n->op == OP_ADAM_M || n->op == OP_ADAM_V || n->op == OP_ADAMW_PARAM;
-  int nload = sched ? 3 : n->nin;
+  int nload = cg_expr_nload(n);
   decl_bufs(c);
-  if (sched) {
+  if (cg_expr_reads_sched(n)) {
     fputs("    const double s0 = x3[0], s1 = x3[1], s2 = x3[2], s3 = x3[3], s4 = x3[4], s5 = x3[5], s6 = x3[6], s7 = x3[7];\n"
           "    (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->out);
   }
@@ -141,7 +106,7 @@ static void r_elementwise(RCtx *c) {
     fputs("];\n", c->out);
   }
   fputs("      o[e] = (float)(", c->out);
-  code_for_op[n->op](c->out, n);
+  cg_expr(c->out, n, &c_dialect);
   fputs(");\n    }\n", c->out);
 }
 
@@ -406,16 +371,10 @@ static void r_adam_sched(RCtx *c) {
 typedef void (*RenderFn)(RCtx *c);
 
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill,
+  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
   [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
   [OP_MATMUL] = r_gemm, [OP_MATMUL_ACT] = r_gemm, [OP_MATMUL_GLU] = r_gemm, [OP_MATMUL_ACT_GRAD] = r_gemm,
   [OP_MATMUL_GLU_GRAD] = r_gemm,
-  [OP_ADD] = r_elementwise, [OP_MUL] = r_elementwise, [OP_SCALE] = r_elementwise, [OP_GELU] = r_elementwise,
-  [OP_RELU] = r_elementwise, [OP_TANH] = r_elementwise, [OP_SQRT] = r_elementwise, [OP_GELU_GRAD] = r_elementwise,
-  [OP_RELU_GRAD] = r_elementwise, [OP_TANH_GRAD] = r_elementwise, [OP_ADAM_M] = r_elementwise,
-  [OP_ADAM_V] = r_elementwise, [OP_ADAMW_PARAM] = r_elementwise, [OP_EXP] = r_elementwise, [OP_RSQRT] = r_elementwise,
-  [OP_SIGMOID] = r_elementwise, [OP_SILU] = r_elementwise, [OP_SIN] = r_elementwise, [OP_COS] = r_elementwise,
-  [OP_SIGMOID_GRAD] = r_elementwise, [OP_SILU_GRAD] = r_elementwise, [OP_ARANGE] = r_arange,
   [OP_DROPOUT] = r_dropout, [OP_GLU] = r_glu, [OP_GLU_GRAD] = r_glu_grad,
   [OP_LAYERNORM] = r_layernorm, [OP_ADD_LAYERNORM] = r_layernorm, [OP_RMSNORM] = r_rmsnorm, [OP_SOFTMAX] = r_softmax,
   [OP_LAYERNORM_GRAD] = r_layernorm_grad, [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
@@ -428,7 +387,12 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_SUMSQ] = r_sumsq, [OP_CLIP_COEF] = r_clip_coef, [OP_ADAM_SCHED] = r_adam_sched,
 };
 
-bool render_c_supports(OpKind op) { return op < OP_COUNT && render_op[op] != NULL; }
+/* elementwise ops (an expression in render_expr.c) share one loop template */
+static RenderFn render_fn(OpKind op) {
+  if (op >= OP_COUNT) return NULL;
+  return render_op[op] ? render_op[op] : cg_expr_supports(&c_dialect, op) ? r_elementwise : NULL;
+}
+bool render_c_supports(OpKind op) { return render_fn(op) != NULL; }
 
 /* ---- kernels and host code --------------------------------------------------------------- */
 
@@ -448,7 +412,7 @@ bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *er
       if (n->loc.file) snprintf(loc, sizeof loc, " at %s:%u:%u", n->loc.file, n->loc.line, n->loc.col);
       fprintf(out, "  { /* %%%u = %s */\n#define NODE \"%%%u (%s%s)\"\n", c.k->id, ir_ops[n->op].name, c.k->id,
               ir_ops[n->op].name, loc);
-      render_op[n->op](&c);
+      render_fn(n->op)(&c);
       fputs("#undef NODE\n  }\n", out);
     }
     fputs("  (void)R;\n  return 0;\n}\n\n", out);

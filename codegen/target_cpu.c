@@ -26,21 +26,16 @@
 #define CRAMC_CPU_LIBDIR ""
 #endif
 
-static const char *slot_kind_name[KS_COUNT] = {
-  "CRAM_CPU_S_PARAM", "CRAM_CPU_S_GRAD", "CRAM_CPU_S_MOM_M", "CRAM_CPU_S_MOM_V", "CRAM_CPU_S_INPUT",
-  "CRAM_CPU_S_SCALE", "CRAM_CPU_S_STEP", "CRAM_CPU_S_LR",    "CRAM_CPU_S_HYPER", "CRAM_CPU_S_OWN"};
-static const char *out_kind_name[] = {"CRAM_CPU_O_LOSS",  "CRAM_CPU_O_GRAD_NORM", "CRAM_CPU_O_GRAD", "CRAM_CPU_O_PARAM",
-                                      "CRAM_CPU_O_MOM_M", "CRAM_CPU_O_MOM_V",     "CRAM_CPU_O_OTHER"};
 
 static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
   fprintf(out, "static const cram_cpu_slot %s_slots[] = {\n", pfx);
   for (uint32_t s = 0; s < p->nslots; s++)
-    fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", slot_kind_name[p->slots[s].kind], p->slots[s].index,
+    fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", k_slot_kind_name[p->slots[s].kind], p->slots[s].index,
             (long long)p->slots[s].bytes, p->slots[s].node);
   if (!p->nslots) fputs("  {0, 0, 0},\n", out);
   fprintf(out, "};\nstatic const cram_cpu_out %s_outs[] = {\n", pfx);
   for (uint32_t i = 0; i < p->nouts; i++)
-    fprintf(out, "  {%s, %u, %u},\n", out_kind_name[p->outs[i].kind], p->outs[i].index, p->outs[i].slot);
+    fprintf(out, "  {%s, %u, %u},\n", k_out_kind_name[p->outs[i].kind], p->outs[i].index, p->outs[i].slot);
   if (!p->nouts) fputs("  {0, 0, 0},\n", out);
   fputs("};\n\n", out);
 }

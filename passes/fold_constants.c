@@ -79,8 +79,7 @@ static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
   double vals[IR_MAX_IN];
   bool all_fill = n->nin > 0;
   for (int k = 0; k < n->nin; k++) all_fill &= is_fill(g, ins[k], &vals[k]);
-  bool pointwise = memplan_inplace_op(n->op) && n->op != OP_DROPOUT && n->op != OP_ADAM_M && n->op != OP_ADAM_V &&
-                   n->op != OP_ADAMW_PARAM;
+  bool pointwise = ir_op_is(n->op, OPP_POINTWISE);
   double r;
   if (all_fill && pointwise && eval_pointwise(n, vals, &r, d)) {
     Attr a = ir_attr_float(ATTR_VALUE, r);

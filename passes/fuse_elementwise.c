@@ -26,7 +26,7 @@ static bool joins_ew(const Node *n) {
 
 static bool opens(const Node *n) { return joins_ew(n) || ir_ops[n->op].cls == OC_NORM; }
 
-static bool closes(const Node *n) { return n->op == OP_SUM_TO || n->op == OP_SUMSQ || n->op == OP_MEAN; }
+static bool closes(const Node *n) { return ir_op_is(n->op, OPP_CLOSES); }
 
 Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
   Graph *g = ir_graph_new(in->name);
@@ -47,7 +47,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     const Node *n = &g->nodes[v];
     kernel[v] = IR_NONE;
     if (ir_ops[n->op].cls == OC_SOURCE) continue;
-    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel) : 0;
+    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel, first) : 0;
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];

@@ -88,7 +88,9 @@ uint32_t *pass_use_counts(const Graph *g, Arena *a);
 Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d);
 /* adamw_multi.c: which multi-tensor kernel a node belongs in: 0 none,
  * 1 the global-norm kernel (sumsq of every gradient and their sum),
- * 2 the update kernel (clip coefficient, schedule, AdamW of every param). */
-int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel);
+ * 2 the update kernel (clip coefficient, schedule, AdamW of every param).
+ * first[K] is kernel K's first (oldest) node. */
+int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel,
+                            const uint32_t *first);
 
 #endif

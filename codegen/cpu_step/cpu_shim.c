@@ -53,7 +53,7 @@ static bool bind_init(cram_ctx *c, GBind *b, const cram_cpu_graph *g) {
   size_t n = g->nslots ? g->nslots : 1;
   if (!(b->slot = calloc(n, sizeof *b->slot)) || !(b->own = calloc(n, sizeof *b->own))) return false;
   for (uint32_t s = 0; s < g->nslots; s++)
-    if (g->slots[s].kind == CRAM_CPU_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4)))
+    if (g->slots[s].kind == CRAM_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4)))
       return false;
   (void)c;
   return true;
@@ -209,19 +209,19 @@ static cram_step_rc bind(cram_ctx *c, GBind *b, const void *const *inputs) {
     const cram_cpu_slot *sl = &g->slots[s];
     void *ptr = NULL;
     switch (sl->kind) {
-    case CRAM_CPU_S_PARAM: ptr = c->p[sl->index]; break;
-    case CRAM_CPU_S_GRAD: ptr = c->g[sl->index]; break;
-    case CRAM_CPU_S_MOM_M: ptr = c->m[sl->index]; break;
-    case CRAM_CPU_S_MOM_V: ptr = c->v[sl->index]; break;
-    case CRAM_CPU_S_INPUT:
+    case CRAM_S_PARAM: ptr = c->p[sl->index]; break;
+    case CRAM_S_GRAD: ptr = c->g[sl->index]; break;
+    case CRAM_S_MOM_M: ptr = c->m[sl->index]; break;
+    case CRAM_S_MOM_V: ptr = c->v[sl->index]; break;
+    case CRAM_S_INPUT:
       if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
       if (!inputs[sl->index]) return fail(c, CRAM_STEP_E_ARG, "input '%s' is NULL", c->meta->inputs[sl->index].name);
       ptr = (void *)inputs[sl->index];
       break;
-    case CRAM_CPU_S_SCALE: ptr = &c->scale_v; break;
-    case CRAM_CPU_S_STEP: ptr = &c->step_v; break;
-    case CRAM_CPU_S_LR: ptr = &c->lr_v; break;
-    case CRAM_CPU_S_HYPER: ptr = c->hyper_v; break;
+    case CRAM_S_SCALE: ptr = &c->scale_v; break;
+    case CRAM_S_STEP: ptr = &c->step_v; break;
+    case CRAM_S_LR: ptr = &c->lr_v; break;
+    case CRAM_S_HYPER: ptr = c->hyper_v; break;
     default: ptr = b->own[s]; break;
     }
     b->slot[s] = ptr;
@@ -253,10 +253,10 @@ cram_step_rc cram_cpu_step(cram_ctx *c, const void *const *inputs, float scale, 
   c->scale_v = scale;
   cram_step_rc rc = bind(c, b, inputs);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, c->training)) != CRAM_STEP_OK) return rc; /* grad_acc untouched */
-  const float *l = outp(b, CRAM_CPU_O_LOSS, 0);
+  const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
   for (uint32_t i = 0; i < c->np; i++) {
-    const float *ga = outp(b, CRAM_CPU_O_GRAD, i);
+    const float *ga = outp(b, CRAM_O_GRAD, i);
     if (ga) memmove(c->g[i], ga, psz(c, i));
   }
   c->pending++;
@@ -275,10 +275,10 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
   for (int i = 0; i < CRAM_SHIM_NHYPER; i++) c->hyper_v[i] = (float)h[i];
   cram_step_rc rc = bind(c, b, NULL);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
-  const float *gn = outp(b, CRAM_CPU_O_GRAD_NORM, 0);
+  const float *gn = outp(b, CRAM_O_GRAD_NORM, 0);
   if (grad_norm) *grad_norm = gn ? gn[0] : NAN;
   for (uint32_t i = 0; i < c->np; i++) {
-    const float *np_ = outp(b, CRAM_CPU_O_PARAM, i), *nm = outp(b, CRAM_CPU_O_MOM_M, i), *nv = outp(b, CRAM_CPU_O_MOM_V, i);
+    const float *np_ = outp(b, CRAM_O_PARAM, i), *nm = outp(b, CRAM_O_MOM_M, i), *nv = outp(b, CRAM_O_MOM_V, i);
     if (np_) memmove(c->p[i], np_, psz(c, i));
     if (nm) memmove(c->m[i], nm, psz(c, i));
     if (nv) memmove(c->v[i], nv, psz(c, i));
@@ -289,13 +289,22 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
 }
 
 cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cpu_predict(c, inputs, loss, NULL);
+}
+
+cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   GBind *b = &c->fwd;
   cram_step_rc rc = bind(c, b, inputs);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
-  const float *l = outp(b, CRAM_CPU_O_LOSS, 0);
+  const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++) {
+    const float *o = outp(b, CRAM_O_OTHER, k);
+    if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+    if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
+  }
   return CRAM_STEP_OK;
 }
 

@@ -15,21 +15,13 @@
 
 #define CRAM_CPU_SHIM_VERSION 2u /* 2: the update graph reads the AdamW/clip hyper-parameters from a HYPER slot */
 
-/* Persistent buffer kinds (codegen/kernel.h KSlotKind, same order). */
-enum {
-  CRAM_CPU_S_PARAM, CRAM_CPU_S_GRAD, CRAM_CPU_S_MOM_M, CRAM_CPU_S_MOM_V, CRAM_CPU_S_INPUT,
-  CRAM_CPU_S_SCALE, CRAM_CPU_S_STEP, CRAM_CPU_S_LR, CRAM_CPU_S_HYPER, CRAM_CPU_S_OWN
-};
-/* Output kinds (kernel.h KOutKind, same order). */
-enum { CRAM_CPU_O_LOSS, CRAM_CPU_O_GRAD_NORM, CRAM_CPU_O_GRAD, CRAM_CPU_O_PARAM, CRAM_CPU_O_MOM_M, CRAM_CPU_O_MOM_V, CRAM_CPU_O_OTHER };
-
 typedef struct cram_cpu_slot {
-  uint32_t kind, index;
+  uint32_t kind, index; /* kind: CRAM_S_* (slots.def) */
   uint64_t bytes;
 } cram_cpu_slot;
 
 typedef struct cram_cpu_out {
-  uint32_t kind, index, slot;
+  uint32_t kind, index, slot; /* kind: CRAM_O_* */
 } cram_cpu_out;
 
 typedef struct cram_cpu_graph {

@@ -26,6 +26,9 @@ static const command commands[] = {
     {"bench", cram_cmd_bench, "time a step.so: warm-up, timed step+update, tokens/s, MFU, peak memory (JSON)"},
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
     {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
+    {"finetune", cram_cmd_finetune, "finetune a compiled classifier on a GLUE-layout task (GLUE recipe, dev metrics per epoch)"},
+    {"glue", cram_cmd_glue, "the GLUE table of a pretrained encoder: compile, finetune per task and seed, median, average"},
+    {"tokenize", cram_cmd_tokenize, "token ids of text as finetuning encodes it (a cram data vocab.txt, WordPiece)"},
     {"sweep", cram_cmd_sweep, "an ablation study in one command: compile, train, evaluate K variants; one table and plot"},
     {"plot", cram_cmd_plot, "loss, learning rate and batch size of one or more runs as one SVG or PNG"},
 };
@@ -74,6 +77,20 @@ int main(int argc, char **argv) {
 }
 
 /* ---- helpers shared by subcommands ------------------------------------------ */
+
+int cli_match_opt(int argc, char **argv, int *i, const char *name, const char **val) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != 0) return 0;
+    if (*i + 1 >= argc) return -1;
+    *val = argv[++*i];
+    return 1;
+}
 
 int cli_parse_u64(const char *s, uint64_t *out) {
     if (!s || !*s || *s == '-') return -1;

@@ -123,7 +123,7 @@ if [ -n "$CXX" ] && [ -f "$CUDA_INC/cuda.h" ] && [ -f "$CUDA_INC/cublasLt.h" ]; 
   "$CRAMC" "$SRC/models/tiny.cram" $E --target cuda --precision f32 -o "$T/cuda.so"; check "[ $? = 0 ]"
   "$CRAMC" "$SRC/models/tiny.cram" $E --precision f32 --emit=cuda -o "$T/k.cu"; check "[ $? = 0 ]"
   mkdir -p "$T/inc" && echo '/* empty: test_cuda_emu.h emulates cuda_bf16.h */' > "$T/inc/cuda_bf16.h"
-  "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/k.cu" -o "$T/k.so"
+  "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -I "$SRC/codegen/cuda_kernels" -I "$SRC/ir" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/k.cu" -o "$T/k.so"
   check "[ $? = 0 ]"
   "$CRAMC" "$SRC/models/tiny.cram" $E --target interp -o "$T/e_interp.so"
   "$CRAM" bench "$T/e_interp.so" --warmup 0 --steps 1 --json "$T/e_interp.json" --quiet; check "[ $? = 0 ]"
