@@ -415,6 +415,7 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   Graph *fwd = compile_fwd(o, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
+  if (g) pass_print_traffic(stdout, g);
   int rc = g ? 0 : 1;
   ir_graph_free(g);
   return rc;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_profile.h"
 #include "cram_cpu_step.h"
 #include "diag.h"
 #include "init.h"
@@ -37,6 +38,7 @@ struct cram_ctx {
   GBind fwd, acc, up;
   float scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
   long pending;
+  cram_cpu_prof *prof; /* NULL unless CRAM_CPU_PROFILE names a file */
   char err[1024];
   char kerr[900];
 };
@@ -79,6 +81,7 @@ void cram_cpu_destroy(cram_ctx *c) {
   bind_free(&c->up);
   free(c->arena);
   ir_graph_free(c->fwd_ir);
+  cram_cpu_prof_close(c->prof);
   free(c);
 }
 
@@ -125,6 +128,13 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
       goto oom;
   }
   if (!bind_init(c, &c->fwd, &a->fwd) || !bind_init(c, &c->acc, &a->acc) || !bind_init(c, &c->up, &a->up)) goto oom;
+  int pfail;
+  c->prof = cram_cpu_prof_open(a, &pfail, c->kerr, sizeof c->kerr);
+  if (pfail) {
+    fail(c, CRAM_STEP_E_ARG, "%s", c->kerr);
+    rc = CRAM_STEP_E_ARG;
+    goto bad;
+  }
   *out = c;
   return CRAM_STEP_OK;
 oom:
@@ -233,7 +243,7 @@ static cram_step_rc run(cram_ctx *c, GBind *b, int training) {
   cram_cpu_run R = {c->arena, b->slot, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training, c->kerr,
                     sizeof c->kerr};
   c->kerr[0] = '\0';
-  if (b->g->run(&R)) {
+  if (c->prof ? cram_cpu_prof_run(c->prof, b == &c->fwd ? 0 : b == &c->acc ? 1 : 2, &R) : b->g->run(&R)) {
     bool oom = strstr(c->kerr, "out of memory") != NULL;
     return fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", c->kerr);
   }

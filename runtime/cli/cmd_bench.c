@@ -120,6 +120,7 @@ int cram_cmd_bench(int argc, char **argv) {
         {"--peak-tflops", "X", CLI_F64, &peak_tflops, 0, 1e6, 1, .help = "device peak for MFU (default 989: H100 SXM dense bf16)"},
         {"--json", "FILE", CLI_STR, &json, .help = "write the result as one JSON object to FILE ('-' = stdout;\nthe summary then goes to stderr)"},
         {"--save-init", "DIR", CLI_STR, &c.save_init, .help = "write the initial parameters as DIR/checkpoint.safetensors,\nfor `cram export STEP.so DIR` (same init for a reference run)"},
+        {"--profile", "FILE", CLI_STR, &c.profile, .help = "cpu target: time every kernel and write each op family's and\nthe heaviest kernels' share of an iteration (ms, MB, GB/s)\nto FILE ('-' = stdout); the kernels then run one by one\nunder a clock (docs/benchmarks.md)"},
         {"--quiet", NULL, CLI_FLAG, &quiet, .help = "no summary"},
     };
     const cli_command cmd = {"bench",

@@ -67,7 +67,7 @@ check "train loss falls (0.69 -> < 0.5)" loss_falls "$W/fit/metrics.jsonl"
 # 1b. From `cram export` files: the reference's tensor names and cramc's.
 for names in cramming cramc; do
   "$CRAM" export "$W/tiny.so" "$W/pre" --out "$W/pre-$names.safetensors" --names $names >/dev/null 2>&1
-  $FT --init "$W/pre-$names.safetensors" --epochs 1 --quiet >/dev/null 2>"$W/x-$names.err"
+  $FT --init "$W/pre-$names.safetensors" --epochs 1 >/dev/null 2>"$W/x-$names.err"
   check "init from cram export --names $names" grep -q "init: 14 tensors .* 4 new head tensors" "$W/x-$names.err"
 done
 
