@@ -48,6 +48,7 @@ static bool source_slot(const Node *n, const KNames *nm, KSlotKind *kind, uint32
   if (!strcmp(s, "accum_scale")) return *kind = KS_SCALE, true;
   if (!strcmp(s, "step")) return *kind = KS_STEP, true;
   if (!strcmp(s, "lr")) return *kind = KS_LR, true;
+  if (!strcmp(s, "hyper")) return *kind = KS_HYPER, true;
   KSlotKind k = KS_COUNT;
   if (has_prefix(s, "grad_acc.", &rest)) k = KS_GRAD;
   else if (has_prefix(s, "adam_m.", &rest)) k = KS_MOM_M;

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
   }
   for (int st = 1; st <= steps; st++) {
     float la = 0, lb = 0, ga = 0, gb = 0;
-    cram_update_args ua = {1e-3f, st};
+    cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, st);
     if (A->step(ca, (const void *const *)in, 1.0f, &la) || A->update(ca, &ua, &ga)) {
       fprintf(stderr, "cuda step %d: %s\n", st, A->last_error(ca));
       return 1;
@@ -145,7 +145,7 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 2 && ok; pass++) {
       float *dst = pass ? after : before;
       if (pass) { /* step 0: the update graph reports bad data (adam_sched) after the global norm ran */
-        cram_update_args bad = {1e-3f, 0};
+        cram_update_args bad = CRAM_UPDATE_ARGS_RECIPE(1e-3f, 0);
         ok = A->update(ca, &bad, &g1) == CRAM_STEP_E_DATA;
       }
       for (uint32_t i = 0, off = 0; ok && i < m->nparams; off += (uint32_t)m->params[i].numel, i++)
@@ -177,7 +177,7 @@ int main(int argc, char **argv) {
     float l, g;
     double t0 = now();
     for (int st = 0; st < timed; st++) {
-      cram_update_args ua = {1e-3f, steps + 1 + st};
+      cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, steps + 1 + st);
       if (A->step(ca, (const void *const *)in, 1.0f, &l) || A->update(ca, &ua, &g)) {
         fprintf(stderr, "cuda timed step: %s\n", A->last_error(ca));
         return 1;

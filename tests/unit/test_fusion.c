@@ -107,6 +107,8 @@ static void fill_source(const Graph *g, const Node *n, double *buf, int64_t voca
       buf[e] = 3;
     } else if (!strcmp(name, "lr")) {
       buf[e] = 1e-3;
+    } else if (!strcmp(name, "hyper")) {
+      buf[e] = (double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[e];
     } else if (!strcmp(name, "mask")) {
       buf[e] = u < 0.2 ? -10000.0 : 0.0;
     } else if (!strncmp(name, "adam_v.", 7)) {

@@ -77,6 +77,7 @@ static double *source_data(const Graph *g, const Node *n, int64_t vocab) {
     else if (n->dtype == DT_I32) d[i] = (double)(int64_t)(u * 3); /* labels: classes = 3 */
     else if (!strcmp(name, "step")) d[i] = 3;
     else if (!strcmp(name, "lr")) d[i] = 1e-2;
+    else if (!strcmp(name, "hyper")) d[i] = (double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[i];
     else if (!strncmp(name, "adam_v.", 7)) d[i] = u * 1e-3;
     else if (!strcmp(name, "mask")) d[i] = u < 0.2 ? -10000.0 : 0.0;
     else d[i] = u - 0.5;
