@@ -3,7 +3,7 @@
 # machine without a GPU, because the GPU machine cannot build the project (no LLVM
 # development libraries, no OpenBLAS, no package registry) and has minutes, not hours.
 #
-#   bash bench/gpu-bundle.sh OUTDIR [--build DIR] [--quick] [--jobs N]
+#   bash bench/gpu-bundle.sh OUTDIR [--build DIR] [--quick] [--jobs N] [--allow-libs "LIB ..."]
 #   bash bench/gpu-bundle.sh --check OUTDIR      verify a bundle (below)
 #   bash bench/gpu-bundle.sh --libs FILE...      the self-containment check alone
 #
@@ -37,6 +37,9 @@
 # --quick      tiny only (cuda bf16/f32, interp f32/bf16, its data) and one kernel of the
 #              lab: the same code path in a fraction of the time (the CI test uses it)
 # --jobs N     parallel cramc/nvcc processes (default: nproc)
+# --allow-libs accept these libraries too (tests of a sanitizer build: its binaries need
+#              libasan/libubsan; such a bundle runs only where those are, and its MANIFEST
+#              says so on an "allowed-libs" line that --check honours)
 # --check      files present with the recorded sizes and hashes, nothing extra, the
 #              size limit, the libraries, and the sources unchanged since the build
 #              (a stale bundle is an error naming the changed sources)
@@ -54,13 +57,13 @@ usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 # check_libs FILE... - every ELF file's NEEDED entries are in ALLOWED_LIBS and all of
 # them resolve here (ldd); prints one line per problem, returns 1 if any.
 check_libs() {
-  local bad=0 f lib
+  local bad=0 f lib allowed="$ALLOWED_LIBS ${EXTRA_LIBS:-}"
   for f in "$@"; do
     head -c 4 "$f" 2> /dev/null | grep -q 'ELF' || continue
     for lib in $(readelf -d "$f" 2> /dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-      case " $ALLOWED_LIBS " in
+      case " $allowed " in
         *" $lib "*) ;;
-        *) echo "$f needs $lib, which the GPU machine does not have (allowed: $ALLOWED_LIBS)"; bad=1 ;;
+        *) echo "$f needs $lib, which the GPU machine does not have (allowed: $allowed)"; bad=1 ;;
       esac
     done
     if ldd "$f" 2> /dev/null | grep -q 'not found'; then
@@ -95,6 +98,7 @@ source_files() {
 cmd_check() {
   local B=$1 bad=0 line
   [ -f "$B/MANIFEST" ] && [ -f "$B/SHA256SUMS" ] || { echo "gpu-bundle: $B: no MANIFEST/SHA256SUMS (not a bundle)" >&2; return 1; }
+  EXTRA_LIBS=$(sed -n 's/^allowed-libs //p' "$B/MANIFEST")
   # sizes, then content
   while read -r _ size path; do
     if [ ! -f "$B/$path" ]; then echo "missing: $path"; bad=1
@@ -127,7 +131,7 @@ cmd_check() {
 }
 
 # ---- arguments ---------------------------------------------------------------------------------
-MODE=build OUTDIR= BUILD= QUICK=0 JOBS=$(nproc)
+OUTDIR= BUILD= QUICK=0 JOBS=$(nproc) EXTRA_LIBS=
 case "${1:-}" in
   --check) [ $# = 2 ] || { echo "usage: gpu-bundle.sh --check OUTDIR" >&2; exit 2; }
            cmd_check "$2"; exit $? ;;
@@ -140,6 +144,7 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --jobs) JOBS=$2; shift 2 ;;
+    --allow-libs) EXTRA_LIBS=$2; shift 2 ;;
     -*) echo "gpu-bundle: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) [ -z "$OUTDIR" ] || { echo "gpu-bundle: one OUTDIR (see --help)" >&2; exit 2; }; OUTDIR=$1; shift ;;
   esac
@@ -259,6 +264,7 @@ fi
   echo "cramc $("$CRAMC" --version 2>&1 | head -1)"
   echo "nvcc $("$NVCC" --version 2> /dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p' | head -1)"
   echo "glibc-needed $(glibc_needed "${elfs[@]}")"
+  [ -z "$EXTRA_LIBS" ] || echo "allowed-libs $EXTRA_LIBS"
   echo "python-for-batches $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)')"
   for a in "${ARTS[@]}"; do echo "artifact ${a%% *}.so ${a#* }"; done
   (cd "$OUTDIR" && find . -type f ! -name MANIFEST ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort |

@@ -82,6 +82,9 @@ stage_device() {
     echo "the C library here ($glibc_have) is older than the bundle needs ($glibc_need)"; bad=1
   fi
   (cd "$BUNDLE" && sha256sum --quiet -c SHA256SUMS) || { echo "the bundle's files differ from its SHA256SUMS"; bad=1; }
+  if grep -q '^allowed-libs ' "$BUNDLE/MANIFEST"; then
+    echo "a test bundle: its binaries need $(sed -n 's/^allowed-libs //p' "$BUNDLE/MANIFEST")"; bad=1
+  fi
   torchv=$("$PY" -c "import torch; print(torch.__version__, 'CUDA', torch.version.cuda, 'sees', torch.cuda.device_count(), 'GPU(s)')" 2>&1 | tail -1)
   echo "torch: $torchv"
   echo "compute-sanitizer: $(tool compute-sanitizer || echo none); ncu: $(tool ncu || echo none)"
