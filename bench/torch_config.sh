@@ -1,4 +1,4 @@
-# torch_config.sh - sourced by bench/agree.sh and bench/run_gpu.sh: the
+# torch_config.sh - sourced by bench/agree.sh and bench/on-device.sh: the
 # reference config (reference/configs preset + --set overrides) with the same
 # structure as a .cram model of the library. Dims (vocab, seq, hidden, ...)
 # come from the artifact itself (bench_torch.py --dims-from a `cram bench

@@ -32,7 +32,7 @@ drains: the most favourable setting for PyTorch); on CPU, time.perf_counter.
 Peak memory: CUDA: torch.cuda.max_memory_allocated over the timed iterations
 (memory_kind "torch-max-allocated"; max_memory_reserved too); CPU: process max RSS.
 
-Agreement check (bench/run_gpu.sh): --write-batches FILE --count N writes N random MLM
+Agreement check (bench/agree.sh): --write-batches FILE --count N writes N random MLM
 microbatches; --batches FILE --losses N trains N iterations on them (no warm-up) and
 prints one loss per line.
 
