@@ -86,7 +86,7 @@ glibc_needed() {
 source_files() {
   (cd "$SRC" && {
     find codegen ir passes frontend runtime driver -type f \( -name '*.c' -o -name '*.h' -o -name '*.def' -o -name 'CMakeLists.txt' \)
-    find models -name '*.cram'
+    echo models/tiny.cram; echo models/bert_crammed.cram; echo models/ablations/postln_noglu.cram
     find bench/kernels -type f \( -name '*.cu' -o -name '*.h' -o -name Makefile \)
     find reference -maxdepth 1 -name '*.py'
     find reference/configs -name '*.json'

@@ -165,14 +165,21 @@ stage_memcheck() {
 }
 
 stage_ours() {
-  local mb bad=0 n=0
+  local mb bad=0 n=0 j
   need art/bert_crammed_mb128.bf16.cuda.so
   for mb in 128 256; do
     [ -f "$BUNDLE/art/bert_crammed_mb$mb.bf16.cuda.so" ] || continue
     echo "== cram bench bert_crammed microbatch $mb"
     n=$((n + 1))
+    j=$WORK/results/bert_crammed_mb${mb}_cramc.json
     "$CRAM" bench "$BUNDLE/art/bert_crammed_mb$mb.bf16.cuda.so" --warmup 5 --steps 30 --peak-tflops "$PEAK" \
-      --json "$WORK/results/bert_crammed_mb${mb}_cramc.json" || bad=$((bad + 1))
+      --json "$j" 2> "$WORK/ours-mb$mb.err"
+    if [ $? != 0 ]; then  # a row in the table saying why
+      bad=$((bad + 1))
+      cat "$WORK/ours-mb$mb.err"
+      printf '{"impl":"cramc","mode":"step.so","target":"cuda","model":"bert_crammed","microbatch":%s,"precision":"bf16","error":"%s"}\n' \
+        "$mb" "$(tail -1 "$WORK/ours-mb$mb.err" | tr -d '"\\' | cut -c1-200)" > "$j"
+    fi
   done
   note "$((n - bad)) of $n ran; tokens/s: $(for j in "$WORK"/results/bert_crammed_mb*_cramc.json; do
     [ -f "$j" ] && sed -n 's/.*"microbatch":\([0-9]*\).*"tokens_per_s":\([0-9.e+]*\).*/mb \1: \2/p' "$j"; done | tr '\n' ' ')"
