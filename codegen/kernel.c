@@ -32,7 +32,7 @@ static bool source_slot(const Node *n, const KNames *nm, KSlotKind *kind, uint32
   const char *s = n->op == OP_PARAM || n->op == OP_INPUT ? ir_get_str(n, ATTR_NAME) : NULL, *rest;
   int i;
   *index = 0;
-  if (n->op == OP_FILL || n->op == OP_SINUSOID) return *kind = KS_OWN, true;
+  if (n->op == OP_FILL || n->op == OP_SINUSOID || n->op == OP_ARANGE) return *kind = KS_OWN, true;
   if (n->op == OP_PARAM) return (i = find_name(nm->params, nm->nparams, s)) >= 0 && (*kind = KS_PARAM, *index = (uint32_t)i, true);
   if (n->op != OP_INPUT) return false;
   if ((i = find_name(nm->inputs, nm->ninputs, s)) >= 0) return *kind = KS_INPUT, *index = (uint32_t)i, true;
@@ -127,7 +127,7 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
   for (int pass = 0; pass < 2; pass++)
     for (ValueId v = 0; v < g->n; v++) {
       const Node *n = &g->nodes[v];
-      bool is_const = n->op == OP_FILL || n->op == OP_SINUSOID;
+      bool is_const = n->op == OP_FILL || n->op == OP_SINUSOID || n->op == OP_ARANGE;
       if (pass == 0 ? !is_const : ir_ops[n->op].cls == OC_SOURCE) continue;
       uint32_t part = pass == 0 ? UINT32_MAX : g->kernel && g->kernel[v] != IR_NONE ? g->kernel[v] : cap + v;
       if (!cur || cur->part != part) {

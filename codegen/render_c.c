@@ -74,6 +74,14 @@ static void ex_gelu(FILE *o, const Node *n) { (void)n, fputs("cc_gelu(a)", o); }
 static void ex_relu(FILE *o, const Node *n) { (void)n, fputs("a > 0 ? a : 0.0", o); }
 static void ex_tanh(FILE *o, const Node *n) { (void)n, fputs("tanh(a)", o); }
 static void ex_sqrt(FILE *o, const Node *n) { (void)n, fputs("sqrt(a)", o); }
+static void ex_exp(FILE *o, const Node *n) { (void)n, fputs("exp(a)", o); }
+static void ex_rsqrt(FILE *o, const Node *n) { (void)n, fputs("1.0 / sqrt(a)", o); }
+static void ex_sigmoid(FILE *o, const Node *n) { (void)n, fputs("cc_sigmoid(a)", o); }
+static void ex_silu(FILE *o, const Node *n) { (void)n, fputs("a * cc_sigmoid(a)", o); }
+static void ex_sin(FILE *o, const Node *n) { (void)n, fputs("sin(a)", o); }
+static void ex_cos(FILE *o, const Node *n) { (void)n, fputs("cos(a)", o); }
+static void ex_sigmoid_grad(FILE *o, const Node *n) { (void)n, fputs("b * a * (1.0 - a)", o); }
+static void ex_silu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cc_silu_deriv(a)", o); }
 static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cc_gelu_deriv(a)", o); }
 static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0 ? b : 0.0", o); }
 static void ex_tanh_grad(FILE *o, const Node *n) { (void)n, fputs("b * (1.0 - a * a)", o); }
@@ -98,6 +106,8 @@ static const ExprFn code_for_op[OP_COUNT] = {
   [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
   [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_GELU_GRAD] = ex_gelu_grad, [OP_RELU_GRAD] = ex_relu_grad,
   [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v, [OP_ADAMW_PARAM] = ex_adamw_param,
+  [OP_EXP] = ex_exp, [OP_RSQRT] = ex_rsqrt, [OP_SIGMOID] = ex_sigmoid, [OP_SILU] = ex_silu, [OP_SIN] = ex_sin,
+  [OP_COS] = ex_cos, [OP_SIGMOID_GRAD] = ex_sigmoid_grad, [OP_SILU_GRAD] = ex_silu_grad,
 };
 
 /* One loop: o[e] = (float)(expr(a = x0[i0(e)], b = x1[i1(e)], c = ...)). */
@@ -149,6 +159,10 @@ static void r_fill(RCtx *c) {
 static void r_sinusoid(RCtx *c) {
   decl_bufs(c);
   fprintf(c->out, "    cc_sinusoid(o, %" PRId64 ", %" PRId64 ");\n", c->k->n->shape.dim[0], c->k->n->shape.dim[1]);
+}
+static void r_arange(RCtx *c) {
+  decl_bufs(c);
+  fprintf(c->out, "    for (int64_t e = 0; e < %" PRId64 "; e++) o[e] = (float)e;\n", numel(&c->k->n->shape));
 }
 static void r_embedding(RCtx *c) {
   const Shape *ts = in_shape(c, 0);
@@ -403,7 +417,9 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_ADD] = r_elementwise, [OP_MUL] = r_elementwise, [OP_SCALE] = r_elementwise, [OP_GELU] = r_elementwise,
   [OP_RELU] = r_elementwise, [OP_TANH] = r_elementwise, [OP_SQRT] = r_elementwise, [OP_GELU_GRAD] = r_elementwise,
   [OP_RELU_GRAD] = r_elementwise, [OP_TANH_GRAD] = r_elementwise, [OP_ADAM_M] = r_elementwise,
-  [OP_ADAM_V] = r_elementwise, [OP_ADAMW_PARAM] = r_elementwise,
+  [OP_ADAM_V] = r_elementwise, [OP_ADAMW_PARAM] = r_elementwise, [OP_EXP] = r_elementwise, [OP_RSQRT] = r_elementwise,
+  [OP_SIGMOID] = r_elementwise, [OP_SILU] = r_elementwise, [OP_SIN] = r_elementwise, [OP_COS] = r_elementwise,
+  [OP_SIGMOID_GRAD] = r_elementwise, [OP_SILU_GRAD] = r_elementwise, [OP_ARANGE] = r_arange,
   [OP_DROPOUT] = r_dropout, [OP_GLU] = r_glu, [OP_GLU_GRAD] = r_glu_grad,
   [OP_LAYERNORM] = r_layernorm, [OP_ADD_LAYERNORM] = r_layernorm, [OP_RMSNORM] = r_rmsnorm, [OP_SOFTMAX] = r_softmax,
   [OP_LAYERNORM_GRAD] = r_layernorm_grad, [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,

@@ -240,6 +240,14 @@ static void ex_gelu(FILE *o, const Node *n) { (void)n, fputs("cr_gelu(a)", o); }
 static void ex_relu(FILE *o, const Node *n) { (void)n, fputs("a > 0.f ? a : 0.f", o); }
 static void ex_tanh(FILE *o, const Node *n) { (void)n, fputs("tanhf(a)", o); }
 static void ex_sqrt(FILE *o, const Node *n) { (void)n, fputs("sqrtf(a)", o); }
+static void ex_exp(FILE *o, const Node *n) { (void)n, fputs("expf(a)", o); }
+static void ex_rsqrt(FILE *o, const Node *n) { (void)n, fputs("rsqrtf(a)", o); }
+static void ex_sigmoid(FILE *o, const Node *n) { (void)n, fputs("cr_sigmoid(a)", o); }
+static void ex_silu(FILE *o, const Node *n) { (void)n, fputs("a * cr_sigmoid(a)", o); }
+static void ex_sin(FILE *o, const Node *n) { (void)n, fputs("sinf(a)", o); }
+static void ex_cos(FILE *o, const Node *n) { (void)n, fputs("cosf(a)", o); }
+static void ex_sigmoid_grad(FILE *o, const Node *n) { (void)n, fputs("b * a * (1.f - a)", o); }
+static void ex_silu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cr_silu_d(a)", o); }
 static void ex_cast(FILE *o, const Node *n) { (void)n, fputs("a", o); } /* the load widens, the store rounds */
 static void ex_gelu_grad(FILE *o, const Node *n) { (void)n, fputs("b * cr_gelu_d(a)", o); }
 static void ex_relu_grad(FILE *o, const Node *n) { (void)n, fputs("a > 0.f ? b : 0.f", o); }
@@ -261,6 +269,8 @@ static const ExprFn code_for_op[OP_COUNT] = {
   [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
   [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_CAST] = ex_cast, [OP_GELU_GRAD] = ex_gelu_grad, [OP_RELU_GRAD] = ex_relu_grad,
   [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v, [OP_ADAMW_PARAM] = ex_adamw_param,
+  [OP_EXP] = ex_exp, [OP_RSQRT] = ex_rsqrt, [OP_SIGMOID] = ex_sigmoid, [OP_SILU] = ex_silu, [OP_SIN] = ex_sin,
+  [OP_COS] = ex_cos, [OP_SIGMOID_GRAD] = ex_sigmoid_grad, [OP_SILU_GRAD] = ex_silu_grad,
 };
 static bool is_elementwise(const Node *n) {
   return n->op < OP_COUNT && code_for_op[n->op] != NULL && (n->dtype == DT_F32 || n->dtype == DT_BF16);
@@ -394,6 +404,13 @@ static void r_sinusoid(RCu *c) {
           "    const double div = exp((double)i2 * (-log(10000.0) / %" PRId64 ".0));\n"
           "    o[e] = (float)((i & 1) ? cos((double)s * div) : sin((double)s * div));\n  }\n",
           S * H, H, H, H);
+  end(c);
+}
+static void r_arange(RCu *c) {
+  int64_t N = numel(&c->k->n->shape);
+  begin(c, grid_for(N, 1), CR_BLOCK);
+  decl_bufs(c, "");
+  fprintf(c->cu, "  CR_GS(e, %" PRId64 ") o[e] = (float)e;\n", N);
   end(c);
 }
 static void r_embedding(RCu *c) {
@@ -998,7 +1015,7 @@ static void r_adam_sched(RCu *c) {
 
 typedef void (*RenderFn)(RCu *c);
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill,
+  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
   [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
   [OP_MATMUL] = r_gemm, [OP_MATMUL_ACT] = r_gemm, [OP_MATMUL_GLU] = r_gemm, [OP_MATMUL_ACT_GRAD] = r_gemm,
   [OP_MATMUL_GLU_GRAD] = r_gemm,
@@ -1037,6 +1054,8 @@ void render_cuda_prelude(FILE *cu) {
         "__device__ __forceinline__ float cr_gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }\n"
         "__device__ __forceinline__ float cr_gelu_d(float x) {\n"
         "  return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * __expf(-0.5f * x * x) * 0.3989422804014327f;\n}\n"
+        "__device__ __forceinline__ float cr_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }\n"
+        "__device__ __forceinline__ float cr_silu_d(float x) { const float s = cr_sigmoid(x); return s * (1.f + x * (1.f - s)); }\n"
         "__device__ __forceinline__ void cr_act_pair(int act, float x, float *f, float *df) {\n"
         "  switch (act) {\n  case 1: *f = cr_gelu(x), *df = cr_gelu_d(x); break;\n"
         "  case 2: *f = x > 0.f ? x : 0.f, *df = x > 0.f ? 1.f : 0.f; break;\n"

@@ -193,7 +193,7 @@ static void reset(Run *r) {
     interp_free(r->g, r->bufs, r->owned);
     for (ValueId v = 0; v < r->g->n; v++)
         if (ir_ops[r->g->nodes[v].op].cls != OC_SOURCE || r->g->nodes[v].op == OP_FILL ||
-            r->g->nodes[v].op == OP_SINUSOID)
+            r->g->nodes[v].op == OP_SINUSOID || r->g->nodes[v].op == OP_ARANGE)
             r->bufs[v] = NULL;
 }
 

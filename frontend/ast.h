@@ -59,6 +59,7 @@ typedef enum {
   EX_CALL,  /* str = callee, args */
   EX_NEG,   /* -lhs */
   EX_BIN,   /* lhs op rhs, op one of + - * / % */
+  EX_LIST,  /* [e, ...]: the elements in args (keys NULL) */
 } ExprKind;
 
 typedef struct Expr Expr;
@@ -89,6 +90,8 @@ typedef enum {
   ST_ASSIGN, /* NAME = e */
   ST_OUTPUT, /* output A, B */
   ST_REPEAT, /* repeat e [as NAME]: body */
+  ST_DEF,    /* def NAME(a, b): body (names = the parameters) */
+  ST_RETURN, /* return e (the last statement of a def body) */
 } StmtKind;
 
 typedef struct Name {
@@ -108,15 +111,15 @@ struct Stmt {
   SrcLoc loc;          /* the keyword, or the assigned name */
   const char *name;    /* model / input / assign target / repeat `as` (NULL = default) */
   SrcLoc name_loc;
-  Expr *expr;          /* assign value (NULL: the line had a syntax error), repeat count */
+  Expr *expr;          /* assign value (NULL: the line had a syntax error), repeat count, return value */
   DimDef *dims;        /* ST_DIMS */
   int ndims;
   DType dtype;         /* ST_INPUT */
   Expr **shape;        /* ST_INPUT: dim expressions */
   int rank;            /* ST_INPUT: -1 after a syntax error (the name is poisoned) */
-  Name *names;         /* ST_OUTPUT */
+  Name *names;         /* ST_OUTPUT; ST_DEF: its parameters */
   int nnames;
-  Stmt *body;          /* ST_REPEAT: first statement of the body */
+  Stmt *body;          /* ST_REPEAT, ST_DEF: first statement of the body */
   Stmt *next;
 };
 

@@ -26,6 +26,14 @@ static void print_expr(const Expr *e, FILE *out) {
     print_expr(e->rhs, out);
     fputc(')', out);
     break;
+  case EX_LIST:
+    fputs("(list", out);
+    for (int i = 0; i < e->nargs; i++) {
+      fputc(' ', out);
+      print_expr(e->args[i].val, out);
+    }
+    fputc(')', out);
+    break;
   case EX_CALL:
     fprintf(out, "(call %s", e->str);
     for (int i = 0; i < e->nargs; i++) {
@@ -80,6 +88,18 @@ static void print_stmts(const Stmt *s, int indent, FILE *out) {
       fputc('\n', out);
       print_stmts(s->body, indent + 1, out);
       fprintf(out, "%*s)\n", indent * 2, "");
+      break;
+    case ST_DEF:
+      fprintf(out, "(def %s (", s->name);
+      for (int i = 0; i < s->nnames; i++) fprintf(out, "%s%s", i ? " " : "", s->names[i].name);
+      fputs(")\n", out);
+      print_stmts(s->body, indent + 1, out);
+      fprintf(out, "%*s)\n", indent * 2, "");
+      break;
+    case ST_RETURN:
+      fputs("(return ", out);
+      print_expr(s->expr, out);
+      fputs(")\n", out);
       break;
     }
   }

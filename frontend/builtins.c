@@ -275,6 +275,336 @@ static Val lower_attention(Lower *L, const Call *c) {
   return reshape(L, c, ctx.t, 3, out);
 }
 
+/* ---- tensor primitives ------------------------------------------------------
+ * The building blocks of attention variants: each lowers to the IR ops the
+ * builtins above use, so a model written with them is the same graph. */
+
+/* Axis k of x (negative counts from the end) as 0..rank-1, or -1 after an error. */
+static int axis_of(Lower *L, const Call *c, int xi, int ai) {
+  int r = N(L, TV(xi))->shape.rank;
+  int64_t a = IV(ai);
+  if (a >= -r && a < r) return (int)(a < 0 ? a + r : a);
+  if (r == 0)
+    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist: %s is a scalar", c->b->name, (long long)a,
+             lw_type(L, TV(xi)));
+  else
+    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist in %s (rank %d: axes 0..%d or -%d..-1)", c->b->name,
+             (long long)a, lw_type(L, TV(xi)), r, r - 1, r);
+  return -1;
+}
+
+/* a slice of a permute is emitted as the permute of a slice (of the permute's
+ * input, along the axis it maps to): the form the attention builtin builds,
+ * so split_heads + slice lowers to the same graph as attention(); the
+ * bypassed permute is dead and dce drops it. */
+static Val slice_canon(Lower *L, const Call *c, ValueId x, int axis, int64_t start, int64_t len) {
+  const Node *n = N(L, x);
+  if (n->op != OP_PERMUTE) return slice(L, c, x, axis, start, len);
+  const Attr *pa = ir_attr(n, ATTR_PERM);
+  int64_t perm[IR_MAX_RANK];
+  for (uint32_t i = 0; i < pa->u.ints.n; i++) perm[i] = pa->u.ints.v[i];
+  Val s = slice(L, c, n->in[0], (int)perm[axis], start, len);
+  return OK(s) ? permute(L, c, s.t, n->shape.rank, perm) : ERR;
+}
+
+/* matmul(a, b, trans_a=false, trans_b=false): op(a)[...,M,K] @ op(b)[K,N] or [...,K,N] */
+static Val lower_matmul(Lower *L, const Call *c) {
+  if (!need_float(L, c, 0) || !need_float(L, c, 1)) return ERR;
+  const Shape *as = &N(L, TV(0))->shape, *bs = &N(L, TV(1))->shape;
+  const char *ta = lw_type(L, TV(0)), *tb = lw_type(L, TV(1));
+  if (as->rank < 2 || bs->rank < 2)
+    return lw_error(L, c->loc, "matmul(): both operands need at least two axes, got a %s and b %s", ta, tb);
+  if (N(L, TV(0))->dtype != N(L, TV(1))->dtype)
+    return lw_error(L, c->loc, "matmul(): a %s and b %s differ in dtype", ta, tb);
+  bool batch_ok = bs->rank == 2 || bs->rank == as->rank;
+  for (int i = 0; batch_ok && i < bs->rank - 2; i++) batch_ok = as->dim[i] == bs->dim[i];
+  if (!batch_ok)
+    return lw_error(L, c->loc,
+                    "matmul(): batch dimensions differ: a %s, b %s (b must be a matrix or have a's leading axes)", ta,
+                    tb);
+  int64_t ka = as->dim[as->rank - (BV(2) ? 2 : 1)], kb = bs->dim[bs->rank - (BV(3) ? 1 : 2)];
+  if (ka != kb)
+    return lw_error(L, c->loc, "matmul(): inner dimensions differ: %s %s has K=%lld, %s %s has K=%lld",
+                    BV(2) ? "a^T" : "a", ta, (long long)ka, BV(3) ? "b^T" : "b", tb, (long long)kb);
+  ValueId in[2] = {TV(0), TV(1)};
+  Attr at[2] = {ir_attr_int(ATTR_TRANS_A, BV(2)), ir_attr_int(ATTR_TRANS_B, BV(3))};
+  return lw_op(L, c, OP_MATMUL, in, 2, at, 2);
+}
+
+/* The permutation swapping axes a and b of a rank-r tensor. */
+static void swap_perm(int r, int a, int b, int64_t *perm) {
+  for (int i = 0; i < r; i++) perm[i] = i;
+  perm[a] = b;
+  perm[b] = a;
+}
+
+/* softmax(x, axis=-1): over the last axis directly; another axis is moved
+ * last and back (two permutes). */
+static Val lower_softmax(Lower *L, const Call *c) {
+  if (!need_float(L, c, 0)) return ERR;
+  int axis = axis_of(L, c, 0, 1), r = N(L, TV(0))->shape.rank;
+  if (axis < 0) return ERR;
+  if (axis == r - 1) return op1(L, c, OP_SOFTMAX, TV(0));
+  int64_t perm[IR_MAX_RANK];
+  swap_perm(r, axis, r - 1, perm);
+  Val t = permute(L, c, TV(0), r, perm);
+  if (OK(t)) t = op1(L, c, OP_SOFTMAX, t.t);
+  return OK(t) ? permute(L, c, t.t, r, perm) : ERR;
+}
+
+/* split_heads(x, heads): [B,S,H] -> [B,heads,S,H/heads] (reshape + permute) */
+static Val lower_split_heads(Lower *L, const Call *c) {
+  if (!need_rank(L, c, 0, 3, "[batch, seq, width]") || !need_positive(L, c, 1)) return ERR;
+  const Shape *xs = &N(L, TV(0))->shape;
+  int64_t heads = IV(1);
+  if (xs->dim[2] % heads)
+    return lw_error(L, c->argloc[1], "split_heads(): heads (%lld) must divide the width %lld of %s", (long long)heads,
+                    (long long)xs->dim[2], lw_type(L, TV(0)));
+  int64_t d[4] = {xs->dim[0], xs->dim[1], heads, xs->dim[2] / heads};
+  static const int64_t to_heads[4] = {0, 2, 1, 3};
+  Val r = reshape(L, c, TV(0), 4, d);
+  return OK(r) ? permute(L, c, r.t, 4, to_heads) : ERR;
+}
+
+/* merge_heads(x): [B,heads,S,dh] -> [B,S,heads*dh] (permute + reshape) */
+static Val lower_merge_heads(Lower *L, const Call *c) {
+  if (!need_rank(L, c, 0, 4, "[batch, heads, seq, head_dim]")) return ERR;
+  const Shape *xs = &N(L, TV(0))->shape;
+  int64_t d[3] = {xs->dim[0], xs->dim[2], xs->dim[1] * xs->dim[3]};
+  static const int64_t to_seq[4] = {0, 2, 1, 3};
+  Val p = permute(L, c, TV(0), 4, to_seq);
+  return OK(p) ? reshape(L, c, p.t, 3, d) : ERR;
+}
+
+/* reshape(x, [d0, d1, ...]): one entry may be -1 (inferred) */
+static Val lower_reshape(Lower *L, const Call *c) {
+  const Val *l = &c->arg[1];
+  int64_t have = ir_shape_numel(&N(L, TV(0))->shape), d[IR_MAX_RANK], known = 1;
+  int infer = -1;
+  if (l->n > IR_MAX_RANK)
+    return lw_error(L, c->argloc[1], "reshape(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
+  for (int i = 0; i < l->n; i++) {
+    d[i] = l->items[i].i;
+    if (d[i] == -1 && infer < 0) {
+      infer = i;
+      continue;
+    }
+    if (d[i] < 1 || __builtin_mul_overflow(known, d[i], &known))
+      return lw_error(L, c->argloc[1], "reshape(): dimension %d is %lld (each must be >= 1, or one -1)", i,
+                      (long long)d[i]);
+  }
+  if (infer >= 0) d[infer] = known && have % known == 0 ? have / known : 0;
+  int64_t want = known * (infer >= 0 ? d[infer] : 1);
+  if (want != have || (infer >= 0 && d[infer] < 1)) {
+    char buf[160] = "";
+    int n = 0;
+    for (int i = 0; i < l->n && n >= 0 && (size_t)n < sizeof buf; i++)
+      n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%lld", i ? "," : "", (long long)l->items[i].i);
+    return lw_error(L, c->argloc[1], "reshape(): [%s] does not hold the %lld elements of %s", buf, (long long)have,
+                    lw_type(L, TV(0)));
+  }
+  return reshape(L, c, TV(0), l->n, d);
+}
+
+/* transpose(x, a=-2, b=-1): swaps two axes */
+static Val lower_transpose(Lower *L, const Call *c) {
+  int a = axis_of(L, c, 0, 1), b = a < 0 ? -1 : axis_of(L, c, 0, 2), r = N(L, TV(0))->shape.rank;
+  if (a < 0 || b < 0) return ERR;
+  int64_t perm[IR_MAX_RANK];
+  swap_perm(r, a, b, perm);
+  return permute(L, c, TV(0), r, perm);
+}
+
+/* permute(x, [p0, p1, ...]): output axis i is input axis p_i */
+static Val lower_permute(Lower *L, const Call *c) {
+  const Val *l = &c->arg[1];
+  int r = N(L, TV(0))->shape.rank;
+  bool seen[IR_MAX_RANK] = {false}, ok = l->n == r;
+  int64_t perm[IR_MAX_RANK];
+  for (int i = 0; ok && i < r; i++) {
+    perm[i] = l->items[i].i;
+    ok = perm[i] >= 0 && perm[i] < r && !seen[perm[i]];
+    if (ok) seen[perm[i]] = true;
+  }
+  if (!ok)
+    return lw_error(L, c->argloc[1], "permute(): the list must be a permutation of 0..%d (the axes of %s)", r - 1,
+                    lw_type(L, TV(0)));
+  return permute(L, c, TV(0), r, perm);
+}
+
+/* slice(x, axis, start, len) */
+static Val lower_slice(Lower *L, const Call *c) {
+  int axis = axis_of(L, c, 0, 1);
+  if (axis < 0) return ERR;
+  int64_t dim = N(L, TV(0))->shape.dim[axis], start = IV(2), len = IV(3);
+  if (start < 0 || len < 1 || start > dim - len)
+    return lw_error(L, c->argloc[2], "slice(): [%lld, %lld + %lld) is not inside axis %d of %s (size %lld)",
+                    (long long)start, (long long)start, (long long)len, axis, lw_type(L, TV(0)), (long long)dim);
+  return slice_canon(L, c, TV(0), axis, start, len);
+}
+
+/* concat([a, b, ...], axis=-1): the IR op joins up to 4, longer lists chain */
+static Val lower_concat(Lower *L, const Call *c) {
+  const Val *l = &c->arg[0];
+  if (l->n < 2) return lw_error(L, c->argloc[0], "concat(): needs at least two tensors, got %d", l->n);
+  ValueId x0 = l->items[0].t;
+  const Node *n0 = N(L, x0);
+  int r = n0->shape.rank;
+  int64_t a = IV(1);
+  if (r == 0 || a < -r || a >= r)
+    return lw_error(L, c->argloc[1], "concat(): axis %lld does not exist in %s (rank %d)", (long long)a,
+                    lw_type(L, x0), r);
+  int axis = (int)(a < 0 ? a + r : a);
+  for (int i = 1; i < l->n; i++) {
+    const Node *ni = N(L, l->items[i].t);
+    bool ok = ni->dtype == n0->dtype && ni->shape.rank == r;
+    for (int k = 0; ok && k < r; k++) ok = k == axis || ni->shape.dim[k] == n0->shape.dim[k];
+    if (!ok)
+      return lw_error(L, c->argloc[0], "concat(): %s and %s differ off axis %d", lw_type(L, x0),
+                      lw_type(L, l->items[i].t), axis);
+  }
+  Attr at = ir_attr_int(ATTR_AXIS, axis);
+  ValueId acc = IR_NONE;
+  for (int i = 0; i < l->n;) {
+    ValueId in[4];
+    int k = 0;
+    if (acc != IR_NONE) in[k++] = acc;
+    while (k < 4 && i < l->n) in[k++] = l->items[i++].t; /* k >= 2: n >= 2, and acc joins the rest */
+    Val v = lw_op(L, c, OP_CONCAT, in, k, &at, 1);
+    if (!OK(v)) return ERR;
+    acc = v.t;
+  }
+  return (Val){.kind = V_TENSOR, .t = acc};
+}
+
+/* exp, sqrt, rsqrt, sigmoid, silu, sin, cos: elementwise on a tensor; on a
+ * number they fold at compile time (scale factors like 1 / sqrt(head_dim)). */
+static Val unary_fn(Lower *L, const Call *c, OpKind op, double (*f)(double)) {
+  if (c->arg[0].kind != V_TENSOR) {
+    double x = FV(0), y = f(x);
+    if (!isfinite(y)) return lw_error(L, c->argloc[0], "%s(%g) is not a finite number", c->b->name, x);
+    return (Val){.kind = V_FLOAT, .f = y};
+  }
+  return need_float(L, c, 0) ? op1(L, c, op, TV(0)) : ERR;
+}
+static double d_rsqrt(double x) { return 1.0 / sqrt(x); }
+static double d_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double d_silu(double x) { return x / (1.0 + exp(-x)); }
+static Val lower_exp(Lower *L, const Call *c) { return unary_fn(L, c, OP_EXP, exp); }
+static Val lower_sqrt(Lower *L, const Call *c) { return unary_fn(L, c, OP_SQRT, sqrt); }
+static Val lower_rsqrt(Lower *L, const Call *c) { return unary_fn(L, c, OP_RSQRT, d_rsqrt); }
+static Val lower_sigmoid(Lower *L, const Call *c) { return unary_fn(L, c, OP_SIGMOID, d_sigmoid); }
+static Val lower_silu(Lower *L, const Call *c) { return unary_fn(L, c, OP_SILU, d_silu); }
+static Val lower_sin(Lower *L, const Call *c) { return unary_fn(L, c, OP_SIN, sin); }
+static Val lower_cos(Lower *L, const Call *c) { return unary_fn(L, c, OP_COS, cos); }
+
+/* mean(x, axis=-1, keepdim=false), sum(...) = len * mean */
+static Val reduce(Lower *L, const Call *c, bool sum) {
+  if (!need_float(L, c, 0)) return ERR;
+  int axis = axis_of(L, c, 0, 1);
+  if (axis < 0) return ERR;
+  Shape keep = N(L, TV(0))->shape;
+  int64_t len = keep.dim[axis];
+  keep.dim[axis] = 1;
+  Attr at = ir_attr_int(ATTR_AXIS, axis);
+  Val m = lw_op(L, c, OP_MEAN, &TV(0), 1, &at, 1);
+  if (OK(m) && sum) m = scale(L, c, m.t, (double)len);
+  if (!OK(m) || !BV(2)) return m;
+  return reshape(L, c, m.t, keep.rank, keep.dim);
+}
+static Val lower_mean(Lower *L, const Call *c) { return reduce(L, c, false); }
+static Val lower_sum(Lower *L, const Call *c) { return reduce(L, c, true); }
+
+/* arange(n): f32[n] = 0, 1, ..., n-1 */
+static Val lower_arange(Lower *L, const Call *c) {
+  if (!need_positive(L, c, 0)) return ERR;
+  return lw_source(L, c, OP_ARANGE, 1, &IV(0));
+}
+
+/* full(shape, value): a constant tensor (a broadcast scalar fill) */
+static Val lower_full(Lower *L, const Call *c) {
+  const Val *l = &c->arg[0];
+  if (l->n > IR_MAX_RANK) return lw_error(L, c->argloc[0], "full(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
+  int64_t d[IR_MAX_RANK];
+  for (int i = 0; i < l->n; i++)
+    if ((d[i] = l->items[i].i) < 1)
+      return lw_error(L, c->argloc[0], "full(): dimension %d is %lld (must be >= 1)", i, (long long)d[i]);
+  Val k = lw_const(L, c->loc, DT_F32, FV(1));
+  if (!OK(k) || l->n == 0) return k;
+  Attr at = ir_attr_ints(ATTR_SHAPE, d, (uint32_t)l->n);
+  return lw_op(L, c, OP_BROADCAST_TO, &k.t, 1, &at, 1);
+}
+
+/* param(shape, init="normal", std=0.02, value=0.0, decay=true, name="param"):
+ * a trainable f32 tensor named exactly <prefix><name> */
+static Val lower_param(Lower *L, const Call *c) {
+  const Val *l = &c->arg[0];
+  const char *init = SV(1);
+  if (strcmp(init, "normal") && strcmp(init, "zeros") && strcmp(init, "ones") && strcmp(init, "const"))
+    return lw_error(L, c->argloc[1], "param(): init must be one of normal, zeros, ones, const; got \"%s\"", init);
+  if (c->given[3] && strcmp(init, "const"))
+    return lw_error(L, c->argloc[3], "param(): value= is only used with init=\"const\"");
+  if (c->given[2] && strcmp(init, "normal"))
+    return lw_error(L, c->argloc[2], "param(): std= is only used with init=\"normal\"");
+  if (!(FV(2) > 0.0)) return lw_error(L, c->argloc[2], "param(): std must be positive, got %g", FV(2));
+  if (l->n > IR_MAX_RANK) return lw_error(L, c->argloc[0], "param(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
+  int64_t d[IR_MAX_RANK];
+  for (int i = 0; i < l->n; i++) d[i] = l->items[i].i;
+  const char *scope = lw_param_scope(L, c, 5);
+  if (!scope) return ERR;
+  return lw_param(L, c, scope, NULL, l->n, d, init, !strcmp(init, "normal") ? FV(2) : FV(3), BV(4));
+}
+
+/* rotary(x, base=10000): rotary position embedding of x[..., S, D] (RoFormer,
+ * the GPT-NeoX half-split form), a composite of the primitives above:
+ *   inv = exp(arange(D/2) * (-2 ln(base) / D))                 [D/2]
+ *   ang = reshape(arange(S), [S, 1]) * inv                      [S, D/2]
+ *   cos = concat([cos(ang), cos(ang)]), sin likewise           [S, D]
+ *   out = x * cos + concat([-x2, x1]) * sin,  x1, x2 the halves of x's last axis */
+static Val lower_rotary(Lower *L, const Call *c) {
+  if (!need_float(L, c, 0)) return ERR;
+  const Node *xn = N(L, TV(0));
+  int r = xn->shape.rank;
+  if (r < 2)
+    return lw_error(L, c->argloc[0], "rotary(): 'x' must be [..., seq, dim], got %s", lw_type(L, TV(0)));
+  int64_t S = xn->shape.dim[r - 2], D = xn->shape.dim[r - 1], half = D / 2;
+  if (D % 2) return lw_error(L, c->argloc[0], "rotary(): the last axis of %s must be even", lw_type(L, TV(0)));
+  if (!(FV(1) > 1.0)) return lw_error(L, c->argloc[1], "rotary(): base must be > 1, got %g", FV(1));
+  DType dt = xn->dtype;
+  Val pos = lw_source(L, c, OP_ARANGE, 1, &S), idx = lw_source(L, c, OP_ARANGE, 1, &half);
+  if (!OK(pos) || !OK(idx)) return ERR;
+  Val inv = scale(L, c, idx.t, -2.0 * log(FV(1)) / (double)D);
+  if (OK(inv)) inv = op1(L, c, OP_EXP, inv.t);
+  int64_t col[2] = {S, 1};
+  Val p2 = reshape(L, c, pos.t, 2, col);
+  if (!OK(inv) || !OK(p2)) return ERR;
+  Val ang = op2(L, c, OP_MUL, p2.t, inv.t);
+  if (!OK(ang)) return ERR;
+  Attr last = ir_attr_int(ATTR_AXIS, r - 1), ax1 = ir_attr_int(ATTR_AXIS, 1);
+  ValueId tab[2];
+  for (int k = 0; k < 2; k++) {
+    Val t = op1(L, c, k ? OP_SIN : OP_COS, ang.t);
+    if (!OK(t)) return ERR;
+    ValueId in[2] = {t.t, t.t};
+    Val full = lw_op(L, c, OP_CONCAT, in, 2, &ax1, 1);
+    if (OK(full) && dt != DT_F32) {
+      Attr to = ir_attr_str(ATTR_TO, ir_dtype_name(dt));
+      full = lw_op(L, c, OP_CAST, &full.t, 1, &to, 1);
+    }
+    if (!OK(full)) return ERR;
+    tab[k] = full.t;
+  }
+  Val x1 = slice(L, c, TV(0), r - 1, 0, half), x2 = slice(L, c, TV(0), r - 1, half, half);
+  if (!OK(x1) || !OK(x2)) return ERR;
+  Val nx2 = scale(L, c, x2.t, -1.0);
+  if (!OK(nx2)) return ERR;
+  ValueId rin[2] = {nx2.t, x1.t};
+  Val rot = lw_op(L, c, OP_CONCAT, rin, 2, &last, 1);
+  if (!OK(rot)) return ERR;
+  Val a = op2(L, c, OP_MUL, TV(0), tab[0]), b = op2(L, c, OP_MUL, rot.t, tab[1]);
+  return OK(a) && OK(b) ? op2(L, c, OP_ADD, a.t, b.t) : ERR;
+}
+
 static bool check_count(Lower *L, const Call *c, int ti, int ci) {
   if (!need_i32(L, c, ti) || !need_rank(L, c, ti, 2, "[batch, seq]") || !need_positive(L, c, ci)) return false;
   int64_t S = N(L, TV(ti))->shape.dim[1];
@@ -382,6 +712,7 @@ static Val lower_first_token(Lower *L, const Call *c) {
 #define OPT_STR(n, v) {n, PK_STR, false, {.kind = V_STR, .s = v}}
 #define OPT_ACT(n, v) {n, PK_ACT, false, {.kind = V_ACT, .s = v}}
 #define OPT_MASK(n) {n, PK_MASK, false, {.kind = V_ACT, .s = "none"}}
+#define UNARY(n, fn) {n, 1, {REQ("x", PK_NUM_OR_TENSOR)}, fn}
 
 static const Builtin builtins[] = {
     {"embed", 4, {REQ("ids", PK_TENSOR), REQ("vocab", PK_INT), REQ("dim", PK_INT), OPT_STR("name", "embedding")},
@@ -415,6 +746,33 @@ static const Builtin builtins[] = {
      lower_cross_entropy},
     {"mean_pool", 1, {REQ("x", PK_TENSOR)}, lower_mean_pool},
     {"first_token", 1, {REQ("x", PK_TENSOR)}, lower_first_token},
+    /* tensor primitives */
+    {"matmul", 4, {REQ("a", PK_TENSOR), REQ("b", PK_TENSOR), OPT_BOOL("trans_a", 0), OPT_BOOL("trans_b", 0)},
+     lower_matmul},
+    {"softmax", 2, {REQ("x", PK_TENSOR), OPT_INT("axis", -1)}, lower_softmax},
+    {"split_heads", 2, {REQ("x", PK_TENSOR), REQ("heads", PK_INT)}, lower_split_heads},
+    {"merge_heads", 1, {REQ("x", PK_TENSOR)}, lower_merge_heads},
+    {"reshape", 2, {REQ("x", PK_TENSOR), REQ("shape", PK_INTS)}, lower_reshape},
+    {"transpose", 3, {REQ("x", PK_TENSOR), OPT_INT("a", -2), OPT_INT("b", -1)}, lower_transpose},
+    {"permute", 2, {REQ("x", PK_TENSOR), REQ("perm", PK_INTS)}, lower_permute},
+    {"slice", 4, {REQ("x", PK_TENSOR), REQ("axis", PK_INT), REQ("start", PK_INT), REQ("len", PK_INT)}, lower_slice},
+    {"concat", 2, {REQ("xs", PK_TENSORS), OPT_INT("axis", -1)}, lower_concat},
+    UNARY("exp", lower_exp),
+    UNARY("sqrt", lower_sqrt),
+    UNARY("rsqrt", lower_rsqrt),
+    UNARY("sigmoid", lower_sigmoid),
+    UNARY("silu", lower_silu),
+    UNARY("sin", lower_sin),
+    UNARY("cos", lower_cos),
+    {"mean", 3, {REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0)}, lower_mean},
+    {"sum", 3, {REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0)}, lower_sum},
+    {"arange", 1, {REQ("n", PK_INT)}, lower_arange},
+    {"full", 2, {REQ("shape", PK_INTS), REQ("value", PK_FLOAT)}, lower_full},
+    {"param", 6,
+     {REQ("shape", PK_INTS), OPT_STR("init", "normal"), OPT_FLOAT("std", 0.02), OPT_FLOAT("value", 0.0),
+      OPT_BOOL("decay", 1), OPT_STR("name", "param")},
+     lower_param},
+    {"rotary", 2, {REQ("x", PK_TENSOR), OPT_FLOAT("base", 10000.0)}, lower_rotary},
 };
 
 int fe_builtin_count(void) { return (int)(sizeof builtins / sizeof builtins[0]); }

@@ -7,7 +7,11 @@
  *   - expressions evaluate to Vals: numbers fold at compile time, tensor
  *     arithmetic becomes add / mul / scale nodes, calls go to builtins.c;
  *   - `repeat N as NAME:` unrolls its body N times with parameter prefix
- *     "NAME.i." (a fresh naming scope per iteration).
+ *     "NAME.i." (a fresh naming scope per iteration);
+ *   - `def f(a, b):` records a function; each call lowers its body again
+ *     (inlined, like repeat) with the arguments bound in a local map that
+ *     shadows the global environment, under the parameter prefix "f." (or
+ *     name=). Recursion is an error: every call is unrolled.
  *
  * Error policy (one mistake, one message): a statement with an error binds
  * its name as poisoned, and any use of a poisoned name evaluates silently to
@@ -27,6 +31,7 @@ typedef enum {
   B_INPUT,  /* input NAME: val */
   B_VALUE,  /* NAME = ...: val */
   B_POISON, /* its definition had an error */
+  B_ARG,    /* a def's argument (any kind of value) */
 } BindKind;
 
 typedef struct Binding {
@@ -41,6 +46,15 @@ typedef struct ParamRec {
   SrcLoc loc;
 } ParamRec;
 
+/* A def statement: checked once when it is reached, lowered at every call. */
+typedef struct DefRec {
+  const Stmt *s;
+  bool bad;     /* its body had an error (reported once): calls are silently V_ERR */
+  bool active;  /* a call is being lowered: calling it again is recursion */
+} DefRec;
+
+#define FE_MAX_DEF_PARAMS 16
+
 struct Lower {
   Arena *arena;       /* scratch: freed with the AST */
   Graph *g;
@@ -50,6 +64,9 @@ struct Lower {
   Map params;         /* full parameter name -> ParamRec */
   Map scopes;         /* scoped name (prefix + name) -> SrcLoc* of its first use */
   Map auto_next;      /* scoped default name -> int* next suffix to try */
+  Map funcs;          /* def name -> DefRec */
+  Map *locals;        /* inside a def call: its arguments and assignments; NULL at the top level */
+  Val ret;            /* the value of the def call being lowered, once its return ran */
   const char *prefix; /* repeat prefix, "" or "layers.3." */
   const FeDefine *defs;
   int ndefs;
@@ -180,6 +197,13 @@ Val lw_source(Lower *L, const Call *c, OpKind op, int rank, const int64_t *dims)
   return tensor(ir_add_source(L->g, op, DT_F32, &s, NULL, 0, gloc(L, c->loc)));
 }
 
+Val lw_const(Lower *L, SrcLoc loc, DType dt, double value) {
+  if (!room(L, loc)) return (Val){.kind = V_ERR};
+  Shape scalar = {.rank = 0};
+  Attr a = ir_attr_float(ATTR_VALUE, value);
+  return tensor(ir_add_source(L->g, OP_FILL, dt, &scalar, &a, 1, gloc(L, loc)));
+}
+
 static bool valid_param_name(const char *s) {
   if (!*s || *s == '.') return false;
   for (const char *p = s; *p; p++) {
@@ -190,18 +214,18 @@ static bool valid_param_name(const char *s) {
   return true;
 }
 
-const char *lw_param_scope(Lower *L, const Call *c, int name_idx) {
+/* The scoped name of `name` (prefix + name): an explicit name must be new in
+ * this scope; a default one is numbered (name, name_1, ...). `what` is the
+ * builtin or def for messages. */
+static const char *scope_name(Lower *L, const char *what, const char *name, bool given, SrcLoc loc) {
   Arena *ga = L->g->arena;
-  const char *name = c->arg[name_idx].s;
-  SrcLoc loc = c->given[name_idx] ? c->argloc[name_idx] : c->loc;
   if (!valid_param_name(name)) {
-    lw_error(L, loc, "%s(): invalid name \"%s\" (use letters, digits, '_' and '.'-separated parts)", c->b->name,
-             name);
+    lw_error(L, loc, "%s(): invalid name \"%s\" (use letters, digits, '_' and '.'-separated parts)", what, name);
     return NULL;
   }
   SrcLoc *first = ARENA_NEW(L->arena, SrcLoc);
   *first = loc;
-  if (c->given[name_idx]) {
+  if (given) {
     const char *full = arena_printf(ga, "%s%s", L->prefix, name);
     SrcLoc *prev = fe_map_get(&L->scopes, full);
     if (prev) {
@@ -229,9 +253,14 @@ const char *lw_param_scope(Lower *L, const Call *c, int name_idx) {
   }
 }
 
+const char *lw_param_scope(Lower *L, const Call *c, int name_idx) {
+  return scope_name(L, c->b->name, c->arg[name_idx].s, c->given[name_idx],
+                    c->given[name_idx] ? c->argloc[name_idx] : c->loc);
+}
+
 Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims,
              const char *init, double scale, int decay) {
-  const char *full = arena_printf(L->g->arena, "%s.%s", scope, suffix);
+  const char *full = suffix ? arena_printf(L->g->arena, "%s.%s", scope, suffix) : scope;
   ParamRec *prev = fe_map_get(&L->params, full);
   if (prev) {
     lw_error(L, c->loc, "%s(): parameter '%s' is already defined", c->b->name, full);
@@ -264,6 +293,7 @@ static const char *kind_str(Lower *L, Val v) {
   case V_STR: return "a string";
   case V_ACT: return arena_printf(L->arena, "the activation name '%s'", v.s);
   case V_TENSOR: return arena_printf(L->arena, "tensor %s", lw_type(L, v.t));
+  case V_LIST: return arena_printf(L->arena, "a list of %d", v.n);
   case V_ERR: break;
   }
   return "an invalid value";
@@ -296,22 +326,31 @@ static int suggest_limit(const char *name) {
 
 static Val eval(Lower *L, const Expr *e);
 
+/* A name: the def call's locals first, then the global environment. */
+static Binding *lookup(const Lower *L, const char *name) {
+  Binding *b = L->locals ? fe_map_get(L->locals, name) : NULL;
+  return b ? b : fe_map_get(&L->env, name);
+}
+
 static Val eval_ident(Lower *L, const Expr *e) {
-  Binding *b = fe_map_get(&L->env, e->str);
+  Binding *b = lookup(L, e->str);
   if (b) {
     switch (b->kind) {
     case B_DIM: return (Val){.kind = V_INT, .i = b->dim};
     case B_INPUT:
+    case B_ARG:
     case B_VALUE: return b->val;
     case B_POISON: return (Val){.kind = V_ERR};
     }
   }
   if (is_act_name(e->str)) return (Val){.kind = V_ACT, .s = e->str};
-  if (fe_builtin_find(e->str))
+  if (fe_builtin_find(e->str) || fe_map_get(&L->funcs, e->str))
     return lw_error(L, e->loc, "'%s' is a function; call it as %s(...)", e->str, e->str);
   Suggest s = {.limit = suggest_limit(e->str)};
   for (uint32_t i = 0; i < L->env.cap; i++)
     if (L->env.e[i].key) suggest(&s, e->str, L->env.e[i].key);
+  for (uint32_t i = 0; L->locals && i < L->locals->cap; i++)
+    if (L->locals->e[i].key) suggest(&s, e->str, L->locals->e[i].key);
   if (s.best) return lw_error(L, e->loc, "undefined name '%s' (did you mean '%s'?)", e->str, s.best);
   return lw_error(L, e->loc, "undefined name '%s'", e->str);
 }
@@ -328,7 +367,7 @@ static bool broadcastable(const Shape *a, const Shape *b) {
 
 static Val tensor_op(Lower *L, const Expr *e, OpKind op, ValueId a, ValueId b) {
   const Node *na = ir_node(L->g, a), *nb = ir_node(L->g, b);
-  const char *verb = op == OP_ADD ? "add" : "multiply";
+  const char *verb = e->op == '-' ? "subtract" : op == OP_ADD ? "add" : "multiply";
   if (na->dtype != nb->dtype)
     return lw_error(L, e->loc, "cannot %s %s and %s: dtypes differ", verb, lw_type(L, a), lw_type(L, b));
   if (na->dtype == DT_I32)
@@ -343,6 +382,43 @@ static Val tensor_op(Lower *L, const Expr *e, OpKind op, ValueId a, ValueId b) {
 
 static bool is_number(Val v) { return v.kind == V_INT || v.kind == V_FLOAT; }
 static double as_double(Val v) { return v.kind == V_INT ? (double)v.i : v.f; }
+
+static Val scale_by(Lower *L, SrcLoc loc, ValueId t, double alpha) {
+  if (!room(L, loc)) return (Val){.kind = V_ERR};
+  Attr at = ir_attr_float(ATTR_ALPHA, alpha);
+  ValueId v = ir_add(L->g, OP_SCALE, &t, 1, &at, 1, gloc(L, loc), L->diag);
+  return v == IR_NONE ? (Val){.kind = V_ERR} : tensor(v);
+}
+
+/* tensor - tensor, tensor +- number, number +- tensor, tensor / number:
+ * add / scale nodes (a number becomes a scalar fill of the tensor's dtype). */
+static Val tensor_arith(Lower *L, const Expr *e, Val a, Val b) {
+  char op = e->op;
+  ValueId t = a.kind == V_TENSOR ? a.t : b.t;
+  if (ir_node(L->g, t)->dtype == DT_I32)
+    return lw_error(L, e->loc, "cannot apply '%c' to an i32 tensor (%s): arithmetic needs f32 or bf16", op,
+                    lw_type(L, t));
+  if (a.kind == V_TENSOR && b.kind == V_TENSOR) { /* '-' */
+    Val nb = scale_by(L, e->loc, b.t, -1.0);
+    return nb.kind == V_TENSOR ? tensor_op(L, e, OP_ADD, a.t, nb.t) : nb;
+  }
+  if (op == '/') {
+    double y = as_double(b);
+    if (y == 0) return lw_error(L, e->loc, "division by zero");
+    return scale_by(L, e->loc, a.t, 1.0 / y);
+  }
+  /* + or - with one number */
+  double c = as_double(a.kind == V_TENSOR ? b : a);
+  if (op == '-' && a.kind == V_TENSOR) c = -c;
+  ValueId x = t;
+  if (op == '-' && b.kind == V_TENSOR) { /* number - tensor */
+    Val nx = scale_by(L, e->loc, t, -1.0);
+    if (nx.kind != V_TENSOR) return nx;
+    x = nx.t;
+  }
+  Val k = lw_const(L, e->loc, ir_node(L->g, t)->dtype, c);
+  return k.kind == V_TENSOR ? tensor_op(L, e, OP_ADD, x, k.t) : k;
+}
 
 static Val eval_binary(Lower *L, const Expr *e) {
   Val a = eval(L, e->lhs), b = eval(L, e->rhs);
@@ -376,16 +452,17 @@ static Val eval_binary(Lower *L, const Expr *e) {
     double alpha = as_double(a.kind == V_TENSOR ? b : a);
     if (ir_node(L->g, t)->dtype == DT_I32)
       return lw_error(L, e->loc, "cannot scale an i32 tensor (%s)", lw_type(L, t));
-    if (!room(L, e->loc)) return (Val){.kind = V_ERR};
-    Attr at = ir_attr_float(ATTR_ALPHA, alpha);
-    ValueId v = ir_add(L->g, OP_SCALE, &t, 1, &at, 1, gloc(L, e->loc), L->diag);
-    return v == IR_NONE ? (Val){.kind = V_ERR} : tensor(v);
+    return scale_by(L, e->loc, t, alpha);
   }
+  bool tt = a.kind == V_TENSOR && b.kind == V_TENSOR;
+  bool tn = (a.kind == V_TENSOR && is_number(b)) || (is_number(a) && b.kind == V_TENSOR);
+  if ((tt && op == '-') || (tn && (op == '+' || op == '-')) || (a.kind == V_TENSOR && is_number(b) && op == '/'))
+    return tensor_arith(L, e, a, b);
   const char *hint = "";
-  if (a.kind == V_TENSOR && b.kind == V_TENSOR)
-    hint = " (tensors support + and *; a number times a tensor scales it)";
+  if (tt)
+    hint = " (tensors support + - and *; a tensor divides only by a number)";
   else if (a.kind == V_TENSOR || b.kind == V_TENSOR)
-    hint = " (a tensor combines with a number only by '*')";
+    hint = " (a tensor combines with a number by + - * and a tensor divided by a number)";
   return lw_error(L, e->loc, "type error: cannot apply '%c' to %s and %s%s", op, kind_str(L, a), kind_str(L, b),
                   hint);
 }
@@ -399,6 +476,13 @@ static bool kind_ok(Val v, ParamKind k) {
   case PK_STR: return v.kind == V_STR;
   case PK_ACT: return v.kind == V_ACT;
   case PK_MASK: return v.kind == V_TENSOR || (v.kind == V_ACT && !strcmp(v.s, "none"));
+  case PK_NUM_OR_TENSOR: return v.kind == V_TENSOR || v.kind == V_INT || v.kind == V_FLOAT;
+  case PK_INTS:
+  case PK_TENSORS:
+    if (v.kind != V_LIST) return false;
+    for (int i = 0; i < v.n; i++)
+      if (v.items[i].kind != (k == PK_INTS ? V_INT : V_TENSOR)) return false;
+    return true;
   }
   return false;
 }
@@ -412,6 +496,9 @@ static const char *kind_want(ParamKind k) {
   case PK_STR: return "a string";
   case PK_ACT: return "an activation (gelu, relu, tanh, sigmoid, none)";
   case PK_MASK: return "a tensor or none";
+  case PK_NUM_OR_TENSOR: return "a number or a tensor";
+  case PK_INTS: return "a list of integers ([2, 0, 1])";
+  case PK_TENSORS: return "a list of tensors ([a, b])";
   }
   return "?";
 }
@@ -422,14 +509,111 @@ static const char *param_list(Lower *L, const Builtin *b) {
   return s;
 }
 
+static void lower_stmts(Lower *L, const Stmt *s, int depth);
+
+/* A call of def df: arguments bound like a builtin's (positional, then by
+ * keyword; `name=` names the parameter scope unless the def has a parameter
+ * called name), then the body lowered in a fresh local map. */
+static Val call_def(Lower *L, const Expr *e, DefRec *df) {
+  const Stmt *d = df->s;
+  Val arg[FE_MAX_DEF_PARAMS];
+  bool given[FE_MAX_DEF_PARAMS] = {false}, bad = false, has_name_param = false;
+  const char *name = d->name;
+  bool name_given = false;
+  SrcLoc name_loc = e->loc;
+  for (int j = 0; j < d->nnames; j++) has_name_param |= !strcmp(d->names[j].name, "name");
+  int npos = 0;
+  for (int i = 0; i < e->nargs; i++) {
+    const Arg *a = &e->args[i];
+    Val v = eval(L, a->val);
+    if (v.kind == V_ERR) {
+      bad = true;
+      continue;
+    }
+    int slot = -1;
+    if (!a->key) {
+      if (npos >= d->nnames) {
+        if (!bad) lw_error(L, a->loc, "too many arguments to %s(): it takes %d, got %d", d->name, d->nnames, e->nargs);
+        bad = true;
+        continue;
+      }
+      slot = npos++;
+    } else if (!strcmp(a->key, "name") && !has_name_param) {
+      if (v.kind != V_STR) {
+        lw_error(L, a->val->loc, "%s(): argument 'name' must be a string, got %s", d->name, kind_str(L, v));
+        bad = true;
+      }
+      name = v.s, name_given = true, name_loc = a->val->loc;
+      continue;
+    } else {
+      for (int j = 0; j < d->nnames; j++)
+        if (!strcmp(d->names[j].name, a->key)) slot = j;
+      if (slot < 0) {
+        lw_error(L, a->loc, "unknown option '%s' for %s()", a->key, d->name);
+        bad = true;
+        continue;
+      }
+      if (given[slot]) {
+        lw_error(L, a->loc, "%s(): argument '%s' given twice", d->name, a->key);
+        bad = true;
+        continue;
+      }
+    }
+    given[slot] = true;
+    arg[slot] = v;
+  }
+  for (int j = 0; j < d->nnames && !bad; j++)
+    if (!given[j]) {
+      lw_error(L, e->loc, "%s(): missing argument '%s'", d->name, d->names[j].name);
+      bad = true;
+    }
+  if (bad || df->bad) return (Val){.kind = V_ERR};
+  if (df->active) {
+    lw_error(L, e->loc, "recursive call of '%s': a def is inlined at every call, so it cannot call itself", d->name);
+    diag_note(L->diag, d->name_loc, "'%s' is defined here", d->name);
+    return (Val){.kind = V_ERR};
+  }
+  const char *scope = scope_name(L, d->name, name, name_given, name_loc);
+  if (!scope) return (Val){.kind = V_ERR};
+  Map locals = {.arena = L->arena};
+  for (int j = 0; j < d->nnames; j++) {
+    Binding *b = ARENA_NEW(L->arena, Binding);
+    *b = (Binding){.kind = B_ARG, .val = arg[j], .loc = d->names[j].loc};
+    fe_map_put(&locals, d->names[j].name, b);
+  }
+  const char *outer_prefix = L->prefix;
+  Map *outer_locals = L->locals;
+  Val outer_ret = L->ret;
+  L->prefix = arena_printf(L->arena, "%s.", scope);
+  L->locals = &locals;
+  L->ret = (Val){.kind = V_ERR};
+  df->active = true;
+  int before = L->diag->nerrors;
+  lower_stmts(L, d->body, 1);
+  df->active = false;
+  Val r = L->ret;
+  L->prefix = outer_prefix;
+  L->locals = outer_locals;
+  L->ret = outer_ret;
+  if (L->diag->nerrors > before) {
+    df->bad = true; /* report a mistake in the body once */
+    return (Val){.kind = V_ERR};
+  }
+  return r;
+}
+
 static Val eval_call(Lower *L, const Expr *e) {
+  DefRec *df = fe_map_get(&L->funcs, e->str);
+  if (df) return call_def(L, e, df);
   const Builtin *b = fe_builtin_find(e->str);
   if (!b) {
     for (int i = 0; i < e->nargs; i++) eval(L, e->args[i].val); /* errors inside the arguments, too */
-    Binding *bd = fe_map_get(&L->env, e->str);
+    Binding *bd = lookup(L, e->str);
     if (bd) return lw_error(L, e->loc, "'%s' is not a function", e->str);
     Suggest s = {.limit = suggest_limit(e->str)};
     for (int i = 0; i < fe_builtin_count(); i++) suggest(&s, e->str, fe_builtin_at(i)->name);
+    for (uint32_t i = 0; i < L->funcs.cap; i++)
+      if (L->funcs.e[i].key) suggest(&s, e->str, L->funcs.e[i].key);
     if (s.best) return lw_error(L, e->loc, "unknown function '%s' (did you mean '%s'?)", e->str, s.best);
     return lw_error(L, e->loc, "unknown function '%s'", e->str);
   }
@@ -504,6 +688,12 @@ static Val eval(Lower *L, const Expr *e) {
   case EX_IDENT: return eval_ident(L, e);
   case EX_CALL: return eval_call(L, e);
   case EX_BIN: return eval_binary(L, e);
+  case EX_LIST: {
+    Val *items = ARENA_ARRAY(L->arena, Val, e->nargs ? e->nargs : 1);
+    bool bad = false;
+    for (int i = 0; i < e->nargs; i++) bad |= (items[i] = eval(L, e->args[i].val)).kind == V_ERR;
+    return bad ? (Val){.kind = V_ERR} : (Val){.kind = V_LIST, .items = items, .n = e->nargs};
+  }
   case EX_NEG: {
     Val a = eval(L, e->lhs);
     if (a.kind == V_ERR) return a;
@@ -512,8 +702,8 @@ static Val eval(Lower *L, const Expr *e) {
       return (Val){.kind = V_INT, .i = -a.i};
     }
     if (a.kind == V_FLOAT) return (Val){.kind = V_FLOAT, .f = -a.f};
-    return lw_error(L, e->loc, "type error: cannot negate %s%s", kind_str(L, a),
-                    a.kind == V_TENSOR ? " (write -1 * x)" : "");
+    if (a.kind == V_TENSOR && ir_node(L->g, a.t)->dtype != DT_I32) return scale_by(L, e->loc, a.t, -1.0);
+    return lw_error(L, e->loc, "type error: cannot negate %s", kind_str(L, a));
   }
   }
   return (Val){.kind = V_ERR};
@@ -521,12 +711,14 @@ static Val eval(Lower *L, const Expr *e) {
 
 /* ---- statements ---------------------------------------------------------- */
 
+/* Binds in the def call's locals when inside one, else globally. */
 static void bind(Lower *L, const char *name, BindKind k, SrcLoc loc, Val v, int64_t dim) {
-  Binding *b = fe_map_get(&L->env, name);
+  Map *m = L->locals ? L->locals : &L->env;
+  Binding *b = fe_map_get(m, name);
   if (!b) {
     b = ARENA_NEW(L->arena, Binding);
     b->loc = loc;
-    fe_map_put(&L->env, name, b);
+    fe_map_put(m, name, b);
   }
   b->kind = k;
   b->val = v;
@@ -610,7 +802,7 @@ static void lower_input(Lower *L, const Stmt *s) {
 }
 
 static void lower_assign(Lower *L, const Stmt *s) {
-  Binding *b = fe_map_get(&L->env, s->name);
+  Binding *b = lookup(L, s->name);
   if (b && (b->kind == B_DIM || b->kind == B_INPUT)) {
     lw_error(L, s->name_loc, "cannot assign to %s '%s'", bind_what(b->kind), s->name);
     diag_note(L->diag, b->loc, "'%s' is defined here", s->name);
@@ -659,8 +851,6 @@ static void lower_output(Lower *L, const Stmt *s) {
   }
 }
 
-static void lower_stmts(Lower *L, const Stmt *s, int depth);
-
 static void lower_repeat(Lower *L, const Stmt *s, int depth) {
   Val n = eval(L, s->expr);
   if (n.kind == V_ERR) return;
@@ -690,15 +880,102 @@ static void lower_repeat(Lower *L, const Stmt *s, int depth) {
   L->prefix = outer;
 }
 
+static const char *stmt_keyword(StmtKind k) {
+  static const char *kw[] = {"model", "dims", "input", "", "output", "repeat", "def", "return"};
+  return kw[k];
+}
+
+/* Does any expression under e name `name`? (the unused-parameter warning) */
+static bool expr_uses(const Expr *e, const char *name) {
+  if (!e) return false;
+  if (e->kind == EX_IDENT) return !strcmp(e->str, name);
+  if (expr_uses(e->lhs, name) || expr_uses(e->rhs, name)) return true;
+  for (int i = 0; i < e->nargs; i++)
+    if (expr_uses(e->args[i].val, name)) return true;
+  return false;
+}
+static bool stmts_use(const Stmt *s, const char *name) {
+  for (; s; s = s->next)
+    if (expr_uses(s->expr, name) || stmts_use(s->body, name)) return true;
+  return false;
+}
+
+/* The statements of a def body: assignments, repeats, and one return at the
+ * end of the body (not inside a repeat). Reports each misplaced statement. */
+static bool check_def_body(Lower *L, const Stmt *s, bool top) {
+  bool ok = true;
+  for (; s; s = s->next) {
+    if (s->kind == ST_RETURN && (!top || s->next)) {
+      lw_error(L, s->loc, top ? "'return' must be the last statement of a def" : "'return' is not allowed inside repeat");
+      ok = false;
+    } else if (s->kind != ST_ASSIGN && s->kind != ST_REPEAT && s->kind != ST_RETURN) {
+      lw_error(L, s->loc, "'%s' is not allowed inside def (only NAME = EXPR, repeat and return)", stmt_keyword(s->kind));
+      ok = false;
+    }
+    if (s->kind == ST_REPEAT) ok &= check_def_body(L, s->body, false);
+    if (top && !s->next && s->kind != ST_RETURN && ok) {
+      lw_error(L, s->loc, "the def ends without 'return' (its last statement must be: return EXPR)");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/* def NAME(params): checked here once; each call lowers the body (call_def). */
+static void lower_def(Lower *L, const Stmt *s) {
+  if (fe_builtin_find(s->name)) {
+    lw_error(L, s->name_loc, "cannot define '%s': it is a builtin function", s->name);
+    return;
+  }
+  DefRec *prev = fe_map_get(&L->funcs, s->name);
+  if (prev) {
+    lw_error(L, s->name_loc, "duplicate def '%s'", s->name);
+    diag_note(L->diag, prev->s->name_loc, "first defined here");
+    return;
+  }
+  Binding *b = fe_map_get(&L->env, s->name);
+  if (b) {
+    lw_error(L, s->name_loc, "cannot define '%s': it is already %s", s->name, a_bind_what(b->kind));
+    diag_note(L->diag, b->loc, "'%s' is defined here", s->name);
+    return;
+  }
+  DefRec *d = ARENA_NEW(L->arena, DefRec);
+  d->s = s;
+  fe_map_put(&L->funcs, s->name, d);
+  if (s->nnames > FE_MAX_DEF_PARAMS) {
+    lw_error(L, s->names[FE_MAX_DEF_PARAMS].loc, "too many parameters (a def takes at most %d)", FE_MAX_DEF_PARAMS);
+    d->bad = true;
+  }
+  for (int i = 0; i < s->nnames; i++)
+    for (int j = 0; j < i; j++)
+      if (!strcmp(s->names[i].name, s->names[j].name)) {
+        lw_error(L, s->names[i].loc, "duplicate parameter '%s'", s->names[i].name);
+        d->bad = true;
+      }
+  if (!check_def_body(L, s->body, true)) d->bad = true;
+  if (d->bad) return;
+  for (int i = 0; i < s->nnames; i++)
+    if (!stmts_use(s->body, s->names[i].name))
+      diag_warn(L->diag, s->names[i].loc, "parameter '%s' of '%s' is never used", s->names[i].name, s->name);
+}
+
+/* depth 0: the top level; > 0 inside repeat or a def call (L->locals set). */
 static void lower_stmts(Lower *L, const Stmt *s, int depth) {
   for (; s && !L->stop; s = s->next) {
     if (L->diag->max_errors && L->diag->nerrors > L->diag->max_errors) {
       L->stop = true;
       return;
     }
-    if (depth > 0 && s->kind != ST_ASSIGN && s->kind != ST_REPEAT) {
-      static const char *kw[] = {"model", "dims", "input", "", "output", ""};
-      lw_error(L, s->loc, "'%s' is not allowed inside repeat (only NAME = EXPR and nested repeat)", kw[s->kind]);
+    if (s->kind == ST_DEF && (depth > 0 || L->locals)) {
+      lw_error(L, s->loc, "'def' is only allowed at the top level");
+      continue;
+    }
+    if (s->kind == ST_RETURN && !L->locals) {
+      lw_error(L, s->loc, "'return' outside a def");
+      continue;
+    }
+    if (depth > 0 && s->kind != ST_ASSIGN && s->kind != ST_REPEAT && s->kind != ST_RETURN) {
+      lw_error(L, s->loc, "'%s' is not allowed inside repeat (only NAME = EXPR and nested repeat)", stmt_keyword(s->kind));
       continue;
     }
     switch (s->kind) {
@@ -708,8 +985,32 @@ static void lower_stmts(Lower *L, const Stmt *s, int depth) {
     case ST_ASSIGN: lower_assign(L, s); break;
     case ST_OUTPUT: lower_output(L, s); break;
     case ST_REPEAT: lower_repeat(L, s, depth); break;
+    case ST_DEF: lower_def(L, s); break;
+    case ST_RETURN: {
+      Val v = eval(L, s->expr);
+      if (v.kind != V_TENSOR && v.kind != V_ERR)
+        v = lw_error(L, s->expr->loc, "a def must return a tensor, got %s", kind_str(L, v));
+      L->ret = v;
+      break;
+    }
     }
   }
+}
+
+/* A parameter no output depends on gets no gradient and never trains:
+ * almost always a mistake (a value computed and then not used). */
+static void warn_unused_params(const Graph *g, Diag *d) {
+  bool *live = calloc(g->n ? g->n : 1, 1);
+  if (!live) return;
+  for (uint32_t i = 0; i < g->nout; i++) live[g->outputs[i].value] = true;
+  for (ValueId v = g->n; v-- > 0;)
+    if (live[v])
+      for (int k = 0; k < g->nodes[v].nin; k++) live[g->nodes[v].in[k]] = true;
+  for (ValueId v = 0; v < g->n; v++)
+    if (g->nodes[v].op == OP_PARAM && !live[v])
+      diag_warn(d, g->nodes[v].loc, "parameter '%s' does not affect the loss or any output: it is never trained",
+                ir_get_str(&g->nodes[v], ATTR_NAME));
+  free(live);
 }
 
 Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
@@ -735,7 +1036,7 @@ Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
   g->name = arena_strdup(g->arena, model ? model->name : "unnamed");
   Lower L = {.arena = scratch, .g = g, .diag = d, .prefix = "", .defs = defs, .ndefs = ndefs};
   L.gfile = arena_strdup(g->arena, p->file ? p->file : "<input>");
-  L.env.arena = L.params.arena = L.scopes.arena = L.auto_next.arena = scratch;
+  L.env.arena = L.params.arena = L.scopes.arena = L.auto_next.arena = L.funcs.arena = scratch;
   L.def_used = ARENA_ARRAY(scratch, bool, ndefs > 0 ? ndefs : 1);
 
   lower_stmts(&L, p->stmts, 0);
@@ -760,6 +1061,7 @@ Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
       diag_error(d, loss->loc, "'loss' must be a computed value");
     }
     for (int i = 0; i < L.nouts; i++) ir_add_output(g, L.outs[i].name, L.outs[i].value);
+    if (d->nerrors == errors_before) warn_unused_params(g, d);
   }
   arena_free(scratch);
   if (d->nerrors > errors_before) {

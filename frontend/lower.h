@@ -19,15 +19,19 @@ typedef enum {
   V_STR,    /* s */
   V_ACT,    /* s = "gelu" | "relu" | "tanh" | "sigmoid" | "none" */
   V_TENSOR, /* t */
+  V_LIST,   /* items[0..n) of any kind: [a, b, ...] */
 } ValKind;
 
-typedef struct Val {
+typedef struct Val Val;
+struct Val {
   ValKind kind;
   int64_t i;
   double f;
   const char *s;
   ValueId t;
-} Val;
+  const Val *items; /* V_LIST */
+  int n;
+};
 
 /* String-keyed hash map (open addressing, arena memory). */
 typedef struct MapEntry {
@@ -54,6 +58,9 @@ typedef enum {
   PK_STR,    /* "string" */
   PK_ACT,    /* an activation name: gelu relu tanh sigmoid none */
   PK_MASK,   /* a tensor, or `none` */
+  PK_INTS,   /* a list of integers: [2, 0, 1] */
+  PK_TENSORS, /* a list of tensors: [a, b] */
+  PK_NUM_OR_TENSOR, /* a number (the function folds at compile time) or a tensor */
 } ParamKind;
 
 #define FE_MAX_BPARAMS 8
@@ -101,14 +108,17 @@ Val lw_op(Lower *L, const Call *c, OpKind op, const ValueId *in, int nin, const 
  * (linear, linear_1, ...); an explicit name used twice in a scope is an error.
  * Returns NULL after an error. */
 const char *lw_param_scope(Lower *L, const Call *c, int name_idx);
-/* Create parameter "<scope>.<suffix>" of dtype f32. init: "normal" (std
- * `scale`), "zeros", "ones", "const" (value `scale`). */
+/* Create parameter "<scope>.<suffix>" (just "<scope>" when suffix is NULL)
+ * of dtype f32. init: "normal" (std `scale`), "zeros", "ones", "const"
+ * (value `scale`). */
 Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims,
              const char *init, double scale, int decay);
 /* An existing parameter by full name (tied weights); IR_NONE if there is none. */
 ValueId lw_find_param(Lower *L, const char *name);
-/* A source node (sinusoid table) of the given shape. */
+/* A source node (sinusoid table, arange) of the given shape. */
 Val lw_source(Lower *L, const Call *c, OpKind op, int rank, const int64_t *dims);
+/* A scalar constant (a `fill` node) of dtype dt. */
+Val lw_const(Lower *L, SrcLoc loc, DType dt, double value);
 /* Checked product for shapes like [B*count, H]; reports at the call on overflow. */
 bool lw_mul(Lower *L, const Call *c, int64_t a, int64_t b, int64_t *out);
 

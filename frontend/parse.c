@@ -29,7 +29,7 @@ typedef struct Parser {
   bool err;         /* the current statement already reported an error */
 } Parser;
 
-static const char *reserved[] = {"model", "dims", "input", "output", "repeat", "as", "true", "false"};
+static const char *reserved[] = {"model", "dims", "input", "output", "repeat", "as", "true", "false", "def", "return"};
 
 static bool is_reserved(const char *s) {
   for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
@@ -153,7 +153,32 @@ static Expr *call(Parser *P, Token *name) {
   return grown(P, e, NULL, NULL) ? e : NULL;
 }
 
-/* primary = INT | FLOAT | STR | "true" | "false" | IDENT | call | "(" expr ")" */
+/* list = "[" [ expr { "," expr } ] "]" */
+static Expr *list(Parser *P, Token *open) {
+  Expr *e = new_expr(P, EX_LIST, open->loc);
+  next(P); /* [ */
+  int cap = 0;
+  if (!is_punct(peek(P), ']')) {
+    for (;;) {
+      if (e->nargs == cap) {
+        cap = cap ? cap * 2 : 4;
+        Arg *a = ARENA_ARRAY(P->arena, Arg, cap);
+        if (e->nargs) memcpy(a, e->args, sizeof(Arg) * (size_t)e->nargs);
+        e->args = a;
+      }
+      Arg *a = &e->args[e->nargs++];
+      a->loc = peek(P)->loc;
+      if (!(a->val = expr(P))) return NULL;
+      if (a->val->height + 1 > e->height) e->height = a->val->height + 1;
+      if (!is_punct(peek(P), ',')) break;
+      next(P);
+    }
+  }
+  if (!expect_punct(P, ']')) return NULL;
+  return grown(P, e, NULL, NULL) ? e : NULL;
+}
+
+/* primary = INT | FLOAT | STR | "true" | "false" | IDENT | call | list | "(" expr ")" */
 static Expr *primary(Parser *P) {
   Token *t = peek(P);
   switch (t->kind) {
@@ -199,6 +224,12 @@ static Expr *primary(Parser *P) {
     return e;
   }
   case TK_PUNCT:
+    if (t->text[0] == '[') {
+      if (!enter(P, t)) return NULL;
+      Expr *e = list(P, t);
+      P->depth--;
+      return e;
+    }
     if (t->text[0] == '(') {
       if (!enter(P, t)) return NULL;
       next(P);
@@ -428,6 +459,63 @@ static Stmt *repeat_stmt(Parser *P, Token *kw) {
   return header_ok ? s : NULL;
 }
 
+/* def = "def" IDENT "(" [ IDENT { "," IDENT } ] ")" ":" NEWLINE block */
+static Stmt *def_stmt(Parser *P, Token *kw) {
+  Stmt *s = new_stmt(P, ST_DEF, kw->loc);
+  Token *name = expect_ident(P, "a function name after 'def'");
+  bool ok = name && expect_punct(P, '(');
+  int cap = 0;
+  if (ok && !is_punct(peek(P), ')')) {
+    for (;;) {
+      Token *pn = expect_ident(P, "a parameter name");
+      if (!pn) {
+        ok = false;
+        break;
+      }
+      if (s->nnames == cap) {
+        cap = cap ? cap * 2 : 4;
+        Name *nm = ARENA_ARRAY(P->arena, Name, cap);
+        if (s->nnames) memcpy(nm, s->names, sizeof(Name) * (size_t)s->nnames);
+        s->names = nm;
+      }
+      s->names[s->nnames++] = (Name){pn->str, pn->loc};
+      if (!is_punct(peek(P), ',')) break;
+      next(P);
+    }
+  }
+  ok = ok && expect_punct(P, ')') && expect_punct(P, ':') && end_of_line(P);
+  if (!ok) { /* skip the rest of the header; still parse the body below */
+    while (peek(P)->kind != TK_NEWLINE && peek(P)->kind != TK_EOF) next(P);
+    if (peek(P)->kind == TK_NEWLINE) next(P);
+  }
+  if (name) {
+    s->name = name->str;
+    s->name_loc = name->loc;
+  }
+  if (peek(P)->kind != TK_INDENT) {
+    if (ok && !(peek(P)->kind == TK_NEWLINE && peek(P)->dropped))
+      syntax_error(P, peek(P), "expected an indented block after 'def ...:'");
+    return NULL;
+  }
+  if (P->block_depth >= FE_MAX_DEPTH) {
+    if (!P->err) diag_error(P->diag, kw->loc, "blocks nested too deeply (limit %d)", FE_MAX_DEPTH);
+    P->err = true;
+  }
+  bool header_ok = ok && !P->err;
+  P->block_depth++;
+  s->body = block(P);
+  P->block_depth--;
+  return header_ok ? s : NULL;
+}
+
+/* return = "return" expr NEWLINE */
+static Stmt *return_stmt(Parser *P, Token *kw) {
+  Stmt *s = new_stmt(P, ST_RETURN, kw->loc);
+  s->expr = expr(P);
+  if (!s->expr || !end_of_line(P)) return NULL;
+  return s;
+}
+
 static Stmt *stmt(Parser *P);
 
 /* block = INDENT stmt+ DEDENT */
@@ -442,7 +530,7 @@ static Stmt *block(Parser *P) {
   return head.next;
 }
 
-/* stmt = model | dims | input | output | repeat | IDENT "=" expr NEWLINE | NEWLINE */
+/* stmt = model | dims | input | output | repeat | def | return | IDENT "=" expr NEWLINE | NEWLINE */
 static Stmt *stmt(Parser *P) {
   P->err = false;
   P->depth = 0;
@@ -465,7 +553,9 @@ static Stmt *stmt(Parser *P) {
   }
   if (t->kind == TK_IDENT) {
     if (is_word(t, "repeat") && !is_punct(peek2(P), '=')) return next(P), repeat_stmt(P, t);
-    if (is_word(t, "model") && !is_punct(peek2(P), '=')) s = (next(P), model_stmt(P, t));
+    if (is_word(t, "def") && !is_punct(peek2(P), '=')) return next(P), def_stmt(P, t);
+    if (is_word(t, "return") && !is_punct(peek2(P), '=')) s = (next(P), return_stmt(P, t));
+    else if (is_word(t, "model") && !is_punct(peek2(P), '=')) s = (next(P), model_stmt(P, t));
     else if (is_word(t, "dims") && !is_punct(peek2(P), '=')) s = (next(P), dims_stmt(P, t));
     else if (is_word(t, "input") && !is_punct(peek2(P), '=')) s = (next(P), input_stmt(P, t));
     else if (is_word(t, "output") && !is_punct(peek2(P), '=')) s = (next(P), output_stmt(P, t));
@@ -487,12 +577,12 @@ static Stmt *stmt(Parser *P) {
       return s;
     } else {
       char msg[200];
-      snprintf(msg, sizeof msg, "expected '=' after '%s' (statements are: model, dims, input, output, repeat, NAME = EXPR)",
+      snprintf(msg, sizeof msg, "expected '=' after '%s' (statements are: model, dims, input, output, repeat, def, return, NAME = EXPR)",
                t->str);
       syntax_error(P, peek2(P), msg);
     }
   } else {
-    syntax_error(P, t, "expected a statement (model, dims, input, output, repeat, NAME = EXPR)");
+    syntax_error(P, t, "expected a statement (model, dims, input, output, repeat, def, return, NAME = EXPR)");
   }
   if (!s) { /* skip to the next line */
     while (peek(P)->kind != TK_NEWLINE && peek(P)->kind != TK_EOF) next(P);

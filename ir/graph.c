@@ -105,8 +105,14 @@ bool ir_check_source(OpKind op, DType dt, const Shape *s, const Attr *attrs, int
     snprintf(msg, msglen, "decay must be 0 or 1");
     return false;
   }
-  /* An attribute-less source is a constant table (sinusoid): a float [S,H] matrix. */
-  if (ir_ops[op].attrs == 0 && (s->rank != 2 || (dt != DT_F32 && dt != DT_BF16))) {
+  /* arange: a float vector */
+  if (op == OP_ARANGE && (s->rank != 1 || (dt != DT_F32 && dt != DT_BF16))) {
+    char t[IR_TYPE_STR_MAX];
+    snprintf(msg, msglen, "must be a float [N] vector, got %s", ir_type_str(dt, s, t, sizeof t));
+    return false;
+  }
+  /* Another attribute-less source is a constant table (sinusoid): a float [S,H] matrix. */
+  if (op != OP_ARANGE && ir_ops[op].attrs == 0 && (s->rank != 2 || (dt != DT_F32 && dt != DT_BF16))) {
     char t[IR_TYPE_STR_MAX];
     snprintf(msg, msglen, "must be a float [S,H] matrix, got %s", ir_type_str(dt, s, t, sizeof t));
     return false;

@@ -27,6 +27,11 @@ static double gelu_deriv(double x) { /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
   return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327; /* 1/sqrt(2 pi) */
 }
 
+static double silu_deriv(double x) { /* d/dx x*s(x) = s (1 + x (1 - s)) */
+  double s = 1.0 / (1.0 + exp(-x));
+  return s * (1.0 + x * (1.0 - s));
+}
+
 #define GRAD_PAIR_KERNEL(fname, expr)                         \
   bool fname(InterpCall *c) {                                 \
     for (int64_t e = 0, n = numel_out(c); e < n; e++) {       \
@@ -38,6 +43,8 @@ static double gelu_deriv(double x) { /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
 GRAD_PAIR_KERNEL(interp_gelu_grad, dy * gelu_deriv(x))
 GRAD_PAIR_KERNEL(interp_relu_grad, x > 0 ? dy : 0.0) /* torch's choice at 0: no gradient */
 GRAD_PAIR_KERNEL(interp_tanh_grad, dy * (1.0 - x * x)) /* x is y = tanh(input) here */
+GRAD_PAIR_KERNEL(interp_sigmoid_grad, dy * x * (1.0 - x)) /* x is y = sigmoid(input) here */
+GRAD_PAIR_KERNEL(interp_silu_grad, dy * silu_deriv(x))
 
 /* act and act' for the GLU gate, by name as in interp_ops.c */
 static void act_pair(const char *act, double x, double *f, double *df) {

@@ -27,6 +27,13 @@ bool interp_sinusoid(InterpCall *c) {
   return true;
 }
 
+/* torch: torch.arange(N, dtype=torch.float32) */
+bool interp_arange(InterpCall *c) {
+  int64_t n = ir_shape_numel(&c->n->shape);
+  for (int64_t i = 0; i < n; i++) c->out[i] = (double)i;
+  return true;
+}
+
 /* ---- gathers -------------------------------------------------------------- */
 
 /* torch: F.embedding(ids, table) */
@@ -144,6 +151,12 @@ static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 UNARY_KERNEL(interp_gelu, gelu(x))
 UNARY_KERNEL(interp_relu, x > 0 ? x : 0.0)
 UNARY_KERNEL(interp_tanh, tanh(x))
+UNARY_KERNEL(interp_exp, exp(x))                  /* torch.exp */
+UNARY_KERNEL(interp_rsqrt, 1.0 / sqrt(x))         /* torch.rsqrt */
+UNARY_KERNEL(interp_sigmoid, sigmoid(x))          /* torch.sigmoid */
+UNARY_KERNEL(interp_silu, x * sigmoid(x))         /* F.silu */
+UNARY_KERNEL(interp_sin, sin(x))                  /* torch.sin */
+UNARY_KERNEL(interp_cos, cos(x))                  /* torch.cos */
 bool interp_scale(InterpCall *c) {
   double alpha = ir_get_float(c->n, ATTR_ALPHA);
   int64_t n = ir_shape_numel(&c->n->shape);

@@ -128,6 +128,44 @@ void grad_tanh(GradCtx *cx, ValueId v, ValueId dy) {
   grad_accum(cx, v, 0, binary(cx, OP_TANH_GRAD, grad_out(cx, v), dy, NULL, 0));
 }
 
+/* y = exp(x): dx = dy y */
+void grad_exp(GradCtx *cx, ValueId v, ValueId dy) {
+  grad_accum(cx, v, 0, binary(cx, OP_MUL, dy, grad_out(cx, v), NULL, 0));
+}
+
+/* y = sqrt(x): dx = 0.5 dy rsqrt(x) */
+void grad_sqrt(GradCtx *cx, ValueId v, ValueId dy) {
+  Attr half = ir_attr_float(ATTR_ALPHA, 0.5);
+  ValueId r = unary(cx, OP_RSQRT, grad_in(cx, v, 0), NULL, 0);
+  grad_accum(cx, v, 0, unary(cx, OP_SCALE, binary(cx, OP_MUL, dy, r, NULL, 0), &half, 1));
+}
+
+/* y = x^(-1/2): dx = -0.5 dy y^3 */
+void grad_rsqrt(GradCtx *cx, ValueId v, ValueId dy) {
+  Attr a = ir_attr_float(ATTR_ALPHA, -0.5);
+  ValueId y = grad_out(cx, v), y3 = binary(cx, OP_MUL, y, binary(cx, OP_MUL, y, y, NULL, 0), NULL, 0);
+  grad_accum(cx, v, 0, unary(cx, OP_SCALE, binary(cx, OP_MUL, dy, y3, NULL, 0), &a, 1));
+}
+
+/* sigmoid' from the output: y (1 - y) */
+void grad_sigmoid(GradCtx *cx, ValueId v, ValueId dy) {
+  grad_accum(cx, v, 0, binary(cx, OP_SIGMOID_GRAD, grad_out(cx, v), dy, NULL, 0));
+}
+void grad_silu(GradCtx *cx, ValueId v, ValueId dy) {
+  grad_accum(cx, v, 0, binary(cx, OP_SILU_GRAD, grad_in(cx, v, 0), dy, NULL, 0));
+}
+
+/* sin' = cos, cos' = -sin */
+void grad_sin(GradCtx *cx, ValueId v, ValueId dy) {
+  ValueId c = unary(cx, OP_COS, grad_in(cx, v, 0), NULL, 0);
+  grad_accum(cx, v, 0, binary(cx, OP_MUL, dy, c, NULL, 0));
+}
+void grad_cos(GradCtx *cx, ValueId v, ValueId dy) {
+  Attr neg = ir_attr_float(ATTR_ALPHA, -1.0);
+  ValueId s = unary(cx, OP_SIN, grad_in(cx, v, 0), NULL, 0);
+  grad_accum(cx, v, 0, unary(cx, OP_SCALE, binary(cx, OP_MUL, dy, s, NULL, 0), &neg, 1));
+}
+
 /* The same p and key redraw the same mask, and inverted dropout is linear in
  * x with that mask: dx = dropout(dy). */
 void grad_dropout(GradCtx *cx, ValueId v, ValueId dy) {
@@ -221,6 +259,20 @@ void grad_permute(GradCtx *cx, ValueId v, ValueId dy) {
   for (uint32_t i = 0; i < p->u.ints.n; i++) inv[p->u.ints.v[i]] = i;
   Attr a = ir_attr_ints(ATTR_PERM, inv, p->u.ints.n);
   grad_accum(cx, v, 0, unary(cx, OP_PERMUTE, dy, &a, 1));
+}
+
+/* concat's adjoint: input k gets its own stretch of dy along the axis */
+void grad_concat(GradCtx *cx, ValueId v, ValueId dy) {
+  const Node *n = fnode(cx, v);
+  int64_t axis = ir_get_int(n, ATTR_AXIS), start = 0;
+  for (int k = 0; k < n->nin; k++) {
+    int64_t len = in_shape(cx, v, k)->dim[axis];
+    if (grad_wants(cx, v, k)) {
+      Attr a[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len)};
+      grad_accum(cx, v, k, unary(cx, OP_SLICE, dy, a, 3));
+    }
+    start += len;
+  }
 }
 
 /* slice's adjoint: dy zero-padded back to the full axis */

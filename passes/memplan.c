@@ -20,6 +20,8 @@ bool memplan_inplace_op(OpKind op) {
   switch (op) { /* element i of the output reads only element i (or a broadcast/scalar) of each input */
   case OP_ADD: case OP_MUL: case OP_SCALE: case OP_GELU: case OP_RELU: case OP_TANH: case OP_DROPOUT:
   case OP_GELU_GRAD: case OP_RELU_GRAD: case OP_TANH_GRAD: case OP_SQRT:
+  case OP_EXP: case OP_RSQRT: case OP_SIGMOID: case OP_SILU: case OP_SIN: case OP_COS:
+  case OP_SIGMOID_GRAD: case OP_SILU_GRAD:
   case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM:
     return true;
   default: return false;

@@ -92,9 +92,12 @@ static cram_status pool_shards(pool *p, const cram_step_meta *m, uint32_t vocab,
                           cfg->seed, err);
     for (uint64_t k = 0; r == CRAM_OK && k < p->n * p->mbs; k++) {
         uint64_t i = k % d.seq_count;
-        if (cram_mlm_apply(&mlm, k, cram_dataset_seq(&d, i), p->tok + k * p->seq, p->tgt + k * p->seq) != 0)
-            r = cram_err_set(err, CRAM_E_TOKEN_RANGE, "sequence %" PRIu64 " of %s has a token id >= %u", i,
-                             cfg->data_dir, vocab);
+        if (cram_mlm_apply(&mlm, k, cram_dataset_seq(&d, i), p->tok + k * p->seq, p->tgt + k * p->seq) != 0) {
+            uint64_t at = 0;
+            const char *path = cram_dataset_seq_path(&d, i, &at);
+            r = cram_err_set(err, CRAM_E_TOKEN_RANGE, "%s: sequence %" PRIu64 " has a token id >= the model's vocab %u",
+                             path, at, vocab);
+        }
     }
     cram_dataset_close(&d);
     return r;

@@ -3,15 +3,17 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checksum.h"
 #include "safetensors.h"
 #include "shard.h"
 
-enum { NMETA = 20 };
+enum { NMETA = 24 };
 
 typedef struct kv {
     char key[32];
@@ -106,6 +108,11 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
     put(m, &nm, "ramp", "%.17g", st->ramp);
     put(m, &nm, "peak_lr", "%.17g", st->peak_lr);
     put(m, &nm, "mask_n", "%" PRIu32, st->mask_n);
+    if (st->data_known) {
+        put(m, &nm, "data_tokenizer", "%016" PRIx64, st->data_tokenizer);
+        put(m, &nm, "data_id", "%016" PRIx64, st->data_id);
+        put(m, &nm, "data_seqs", "%" PRIu64, st->data_seqs);
+    }
     cram_st_meta sm[NMETA];
     for (size_t i = 0; i < nm; i++) sm[i].key = m[i].key, sm[i].value = m[i].val;
     r = cram_st_write(path, ts, nt, sm, nm, err);
@@ -122,56 +129,112 @@ out:
     return r;
 }
 
+/* A metadata value as it may be shown in a message: printable ASCII kept,
+ * every other byte as \xNN (a corrupt file must not put raw bytes or
+ * invalid UTF-8 on the terminal), cut at 48 characters. */
+static const char *shown(const char *v, char *buf, size_t n) {
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p && o + 5 < n; p++) {
+        if (o >= 48) {
+            memcpy(buf + o, "...", 4);
+            return buf;
+        }
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') buf[o++] = (char)*p;
+        else o += (size_t)snprintf(buf + o, n - o, "\\x%02x", *p);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static cram_status need(const cram_st_file *f, const char *path, const char *key, const char **v, cram_err *err) {
     *v = cram_st_meta_get(f, key);
     if (!*v) return cram_err_set(err, CRAM_E_HEADER, "%s: not a cram checkpoint (no '%s' in the metadata)", path, key);
     return CRAM_OK;
 }
 
+static cram_status parse_u64(const char *path, const char *key, const char *v, int base, uint64_t *out, cram_err *err) {
+    char *end, b[64];
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, base);
+    if (errno || end == v || *end || *v == '-' || *v == '+' || *v == ' ')
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not an integer: '%s'", path, key,
+                            shown(v, b, sizeof b));
+    *out = x;
+    return CRAM_OK;
+}
+
 static cram_status get_u64(const cram_st_file *f, const char *path, const char *key, uint64_t *out, cram_err *err) {
     const char *v;
     cram_status r = need(f, path, key, &v, err);
-    if (r) return r;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || *v == '-')
-        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not an integer: '%s'", path, key, v);
-    *out = x;
-    return CRAM_OK;
+    return r ? r : parse_u64(path, key, v, 10, out, err);
 }
 
 static cram_status get_f64(const cram_st_file *f, const char *path, const char *key, double *out, cram_err *err) {
     const char *v;
     cram_status r = need(f, path, key, &v, err);
     if (r) return r;
-    char *end;
+    char *end, b[64];
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || *end || x != x)
-        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not a number: '%s'", path, key, v);
+    if (errno || end == v || *end || !isfinite(x))
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata '%s' is not a finite number: '%s'", path, key,
+                            shown(v, b, sizeof b));
     *out = x;
     return CRAM_OK;
+}
+
+/* The recipe and progress values a run can have (cram train's own bounds),
+ * and for a known step the microbatch and sequence length they must fit. */
+static cram_status check_state(const char *path, const cram_step_meta *me, const cram_train_state *st, cram_err *err) {
+#define BAD(...) cram_err_set(err, CRAM_E_HEADER, __VA_ARGS__)
+    if (st->batch == 0) return BAD("%s: checkpoint metadata 'batch' is 0", path);
+    if (!(st->ramp >= 0 && st->ramp <= 1)) return BAD("%s: checkpoint metadata 'ramp' %g is not in [0, 1]", path, st->ramp);
+    if (!(st->peak_lr > 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is not positive", path, st->peak_lr);
+    if (st->budget < 0) return BAD("%s: checkpoint metadata 'budget' %g is negative", path, st->budget);
+    if (st->elapsed < 0) return BAD("%s: checkpoint metadata 'elapsed' %g is negative", path, st->elapsed);
+    if (!st->steps && !(st->budget > 0))
+        return BAD("%s: checkpoint has neither a step count nor a time budget ('steps' and 'budget' are 0)", path);
+    if (st->step > st->attempts || st->skipped > st->attempts || st->bad_run > st->skipped)
+        return BAD("%s: checkpoint progress is inconsistent (step %" PRIu64 ", attempts %" PRIu64 ", skipped %" PRIu64
+                   ", bad_run %" PRIu64 ")",
+                   path, st->step, st->attempts, st->skipped, st->bad_run);
+    if (me) {
+        int ti = -1;
+        for (uint32_t i = 0; i < me->ninputs; i++)
+            if (me->inputs[i].name && strcmp(me->inputs[i].name, "tokens") == 0) ti = (int)i;
+        if (ti >= 0 && me->inputs[ti].rank == 2) {
+            int64_t mbs = me->inputs[ti].shape[0], seq = me->inputs[ti].shape[1];
+            if (mbs > 0 && st->batch % (uint64_t)mbs)
+                return BAD("%s: checkpoint metadata 'batch' %" PRIu64 " is not a multiple of model '%s''s microbatch %" PRId64,
+                           path, st->batch, me->model ? me->model : "", mbs);
+            if (seq > 0 && st->mask_n > (uint64_t)seq)
+                return BAD("%s: checkpoint metadata 'mask_n' %" PRIu32 " exceeds the model's sequence length %" PRId64,
+                           path, st->mask_n, seq);
+        }
+    }
+    return CRAM_OK;
+#undef BAD
 }
 
 static cram_status parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
                                cram_train_state *st, cram_err *err) {
     const char *v;
+    char b1[64], b2[64];
     cram_status r;
     memset(st, 0, sizeof *st);
     if ((r = need(f, path, "format", &v, err))) return r;
     if (strcmp(v, CRAM_CKPT_FORMAT) != 0)
-        return cram_err_set(err, CRAM_E_VERSION, "%s: checkpoint format '%s', this cram reads '%s'", path, v,
-                            CRAM_CKPT_FORMAT);
+        return cram_err_set(err, CRAM_E_VERSION, "%s: checkpoint format '%s', this cram reads '%s'", path,
+                            shown(v, b1, sizeof b1), CRAM_CKPT_FORMAT);
     if ((r = need(f, path, "model", &v, err))) return r;
     if (me && strcmp(v, me->model ? me->model : "") != 0)
-        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint of model '%s', the step is model '%s'", path, v,
-                            me->model ? me->model : "");
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint of model '%s', the step is model '%s'", path,
+                            shown(v, b1, sizeof b1), shown(me->model ? me->model : "", b2, sizeof b2));
     if ((r = need(f, path, "source_hash", &v, err))) return r;
     if (me && strcmp(v, me->source_hash ? me->source_hash : "") != 0)
         return cram_err_set(err, CRAM_E_HEADER,
                             "%s: checkpoint was written by a step compiled from another source (hash %s, step has %s)",
-                            path, v, me->source_hash ? me->source_hash : "");
+                            path, shown(v, b1, sizeof b1), shown(me->source_hash ? me->source_hash : "", b2, sizeof b2));
     uint64_t shuffle = 0, mask_n = 0;
     if ((r = get_u64(f, path, "step", &st->step, err)) || (r = get_u64(f, path, "attempts", &st->attempts, err)) ||
         (r = get_u64(f, path, "seq_pos", &st->seq_pos, err)) || (r = get_u64(f, path, "tokens", &st->tokens, err)) ||
@@ -182,8 +245,64 @@ static cram_status parse_state(const cram_st_file *f, const char *path, const cr
         (r = get_f64(f, path, "ramp", &st->ramp, err)) || (r = get_f64(f, path, "peak_lr", &st->peak_lr, err)) ||
         (r = get_u64(f, path, "mask_n", &mask_n, err)))
         return r;
+    if (shuffle > 1) return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata 'shuffle' is %" PRIu64 ", not 0 or 1", path, shuffle);
+    if (mask_n > 65536)
+        return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata 'mask_n' %" PRIu64 " is out of range", path, mask_n);
     st->shuffle = shuffle != 0;
     st->mask_n = (uint32_t)mask_n;
+    /* the data identity: all three or none (a checkpoint from before it was recorded) */
+    const char *dt = cram_st_meta_get(f, "data_tokenizer"), *di = cram_st_meta_get(f, "data_id"),
+               *ds = cram_st_meta_get(f, "data_seqs");
+    if (dt || di || ds) {
+        if (!dt || !di || !ds)
+            return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata has only part of the data identity "
+                                "(data_tokenizer, data_id, data_seqs)", path);
+        if ((r = parse_u64(path, "data_tokenizer", dt, 16, &st->data_tokenizer, err)) ||
+            (r = parse_u64(path, "data_id", di, 16, &st->data_id, err)) ||
+            (r = parse_u64(path, "data_seqs", ds, 10, &st->data_seqs, err)))
+            return r;
+        st->data_known = 1;
+    }
+    return check_state(path, me, st, err);
+}
+
+uint64_t cram_ckpt_data_id(const cram_dataset *d) {
+    uint64_t h = CRAM_FNV1A64_INIT;
+    for (size_t i = 0; i < d->nshards; i++) {
+        const cram_shard_header *s = &d->shards[i].h;
+        unsigned char rec[20];
+        for (int k = 0; k < 8; k++) rec[k] = (unsigned char)(s->seq_count >> (8 * k));
+        for (int k = 0; k < 4; k++) {
+            rec[8 + k] = (unsigned char)(s->seq_len >> (8 * k));
+            rec[12 + k] = (unsigned char)(s->vocab_size >> (8 * k));
+            rec[16 + k] = (unsigned char)(s->payload_crc32 >> (8 * k));
+        }
+        h = cram_fnv1a64(h, rec, sizeof rec);
+    }
+    return h;
+}
+
+void cram_ckpt_set_data(cram_train_state *st, const cram_dataset *d) {
+    st->data_known = 1;
+    st->data_tokenizer = d->tokenizer_hash;
+    st->data_id = cram_ckpt_data_id(d);
+    st->data_seqs = d->seq_count;
+}
+
+cram_status cram_ckpt_check_data(const char *ckpt_path, const cram_train_state *st, const char *data_dir,
+                                 const cram_dataset *d, cram_err *err) {
+    if (!st->data_known) return CRAM_OK;
+    if (st->data_tokenizer != d->tokenizer_hash)
+        return cram_err_set(err, CRAM_E_TOKENIZER,
+                            "%s: the run was trained on shards of tokenizer %016" PRIx64 ", %s has tokenizer %016" PRIx64
+                            " (vocab %" PRIu32 "): resume with the run's own --data",
+                            ckpt_path, st->data_tokenizer, data_dir, d->tokenizer_hash, d->vocab_size);
+    uint64_t id = cram_ckpt_data_id(d);
+    if (st->data_id != id || st->data_seqs != d->seq_count)
+        return cram_err_set(err, CRAM_E_DATASET,
+                            "%s: the run was trained on %" PRIu64 " sequences (data id %016" PRIx64 "), %s holds %" PRIu64
+                            " (data id %016" PRIx64 "): other shards of the same tokenizer; resume with the run's own --data",
+                            ckpt_path, st->data_seqs, st->data_id, data_dir, d->seq_count, id);
     return CRAM_OK;
 }
 
@@ -202,12 +321,19 @@ cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx 
     cram_status r = cram_st_read(path, &f, err);
     if (r == CRAM_OK) r = parse_state(&f, path, me, st, err);
     float *tmp[3] = {0};
-    char name[512];
+    char *name = NULL;
     for (uint32_t i = 0; r == CRAM_OK && i < me->nparams; i++) {
         const cram_tensor_info *p = &me->params[i];
         const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+        /* exact length: a fixed buffer cut long names and every checkpoint of such a model was "missing" them */
+        free(name);
+        size_t len = strlen(p->name) + sizeof "adam_m.";
+        if (!(name = malloc(len))) {
+            r = cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", path);
+            break;
+        }
         for (int k = 0; k < 3 && r == CRAM_OK; k++) {
-            snprintf(name, sizeof name, "%s%s", pre[k], p->name);
+            snprintf(name, len, "%s%s", pre[k], p->name);
             const cram_st_tensor *t = cram_st_find(&f, name);
             if (!t) {
                 r = cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint has no tensor '%s'", path, name);
@@ -236,6 +362,7 @@ cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx 
                              api->last_error(ctx));
     }
     for (int k = 0; k < 3; k++) free(tmp[k]);
+    free(name);
     cram_st_free(&f);
     return r;
 }

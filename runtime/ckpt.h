@@ -2,7 +2,9 @@
  * parameter <name> of the step, `param.<name>`, `adam_m.<name>`,
  * `adam_v.<name>` (F32, the parameter's shape), and the trainer state and
  * recipe as `__metadata__` strings (format, model, source hash, step, data
- * position, masking seed, elapsed time, schedule). Written atomically (temp
+ * position, masking seed, elapsed time, schedule, the identity of the
+ * training data). Every value is range-checked on reading, and every refusal
+ * names the checkpoint. Written atomically (temp
  * file, fsync, rename, fsync of the directory), so a failed write (disk
  * full, signal) leaves the previous checkpoint intact. Format: docs/training.md. */
 #ifndef CRAM_CKPT_H
@@ -35,7 +37,26 @@ typedef struct cram_train_state {
     double ramp;        /* fraction of the budget at which `batch` is reached */
     double peak_lr;
     uint32_t mask_n;    /* predictions per sequence */
+    /* the training data (checked on resume; absent in checkpoints written
+     * before it was recorded, then data_known = 0 and nothing is checked) */
+    int data_known;
+    uint64_t data_tokenizer; /* the shards' tokenizer hash */
+    uint64_t data_id;        /* cram_ckpt_data_id() of the train split */
+    uint64_t data_seqs;      /* train sequences */
 } cram_train_state;
+
+struct cram_dataset;
+/* Identity of a train split: FNV-1a over every shard's sequence count,
+ * sequence length, vocabulary size and payload CRC32, in shard order. Two
+ * sets of shards get the same id only with the same sequences in the same
+ * files (up to a CRC collision). */
+uint64_t cram_ckpt_data_id(const struct cram_dataset *d);
+/* Records d (read from data_dir) as the run's training data in *st. */
+void cram_ckpt_set_data(cram_train_state *st, const struct cram_dataset *d);
+/* On resume: refuses d when the checkpoint at ckpt_path recorded other data
+ * (another tokenizer, other shards), naming both. */
+cram_status cram_ckpt_check_data(const char *ckpt_path, const cram_train_state *st, const char *data_dir,
+                                 const struct cram_dataset *d, cram_err *err);
 
 /* Writes params, moments and state of ctx to path atomically. */
 cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx *ctx, const cram_train_state *st,

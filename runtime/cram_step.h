@@ -30,6 +30,9 @@
 #define CRAM_STEP_ABI_VERSION 1u
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
+/* Longest parameter or input name, in bytes without the NUL: cramc refuses
+ * longer names and the loader refuses an artifact declaring one. */
+#define CRAM_STEP_MAX_NAME 255
 
 #ifdef __cplusplus
 extern "C" {

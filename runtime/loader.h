@@ -3,9 +3,12 @@
  *
  * cram_step_load() dlopens the artifact, finds cram_step_entry and checks the
  * table before anything else touches it; every refusal is one line naming the
- * file: not a file, not a shared object, not a cramc artifact (no entry
- * symbol), built for another step ABI version, table smaller than v1. Loading
- * never touches a GPU (create() does), so `cram info` works anywhere. */
+ * file: not a file, not a shared object, truncated (ELF segments past the
+ * end of the file, checked before dlopen maps them), built for another
+ * machine, not a cramc artifact (no entry symbol), built for another step ABI
+ * version, table smaller than v1. Loading never touches a GPU (create() does),
+ * so `cram info` works anywhere. The library is never unmapped (see
+ * cram_step_unload). */
 #ifndef CRAM_LOADER_H
 #define CRAM_LOADER_H
 
@@ -20,6 +23,9 @@ typedef struct cram_step_lib {
 } cram_step_lib;
 
 cram_status cram_step_load(cram_step_lib *lib, const char *path, cram_err *err);
+/* Releases the handle. The code stays mapped until the process exits: the
+ * libraries a cpu artifact links (OpenBLAS, libgomp) keep worker threads
+ * that cannot be stopped, and unmapping them crashed `cram` at exit. */
 void cram_step_unload(cram_step_lib *lib);
 
 /* Checks a table (as returned by cram_step_entry) for use by this runtime:

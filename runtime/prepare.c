@@ -459,6 +459,15 @@ cram_status cram_prepare_from_fd(int fd, const cram_prepare_opts *o, cram_prepar
     st->seqs_heldout = pheld.seqs;
     st->tokens_remainder = cram_packer_remainder(&ptrain) + (uint64_t)cram_packer_remainder(&pheld);
 
+    /* Nothing to train on: refuse before any shard is written, so an earlier
+     * dataset in out_dir stays whole and no empty set passes for a valid one. */
+    if (st->seqs_train == 0) {
+        r = cram_err_set(err, CRAM_E_DATASET,
+                         "no train sequence: %" PRIu64 " tokens kept (with [SEP]), fewer than one sequence of %" PRIu32
+                         " tokens; no shard written (give more text or a smaller --seq-len)",
+                         st->tokens_kept, o->seq_len);
+        goto out;
+    }
     if (o->progress) o->progress(o->progress_ctx, "writing shards", 0, 0, st);
     cram_shard_header tmpl;
     memset(&tmpl, 0, sizeof tmpl);

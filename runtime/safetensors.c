@@ -153,39 +153,6 @@ static bool juint(Json *j, uint64_t *v) {
     return true;
 }
 
-/* Skip any JSON value (metadata values that are not strings are tolerated by skipping). */
-static bool jskip(Json *j, int depth) {
-    if (depth > 32) return jfail(j, "nesting too deep");
-    jws(j);
-    if (j->s >= j->end) return jfail(j, "unexpected end");
-    char c = *j->s;
-    if (c == '"') {
-        char *s = jstring(j);
-        free(s);
-        return s != NULL;
-    }
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->s++;
-        if (jlit(j, close)) return true;
-        do {
-            if (c == '{') {
-                char *k = jstring(j);
-                if (!k) return false;
-                free(k);
-                if (!jlit(j, ':')) return jfail(j, "expected ':'");
-            }
-            if (!jskip(j, depth + 1)) return false;
-        } while (jlit(j, ','));
-        return jlit(j, close) || jfail(j, "expected ',' or a closing bracket");
-    }
-    const char *st = j->s;
-    while (j->s < j->end && (strchr("+-.eE", *j->s) || (*j->s >= '0' && *j->s <= '9') || (*j->s >= 'a' && *j->s <= 'z')))
-        j->s++;
-    if (j->s == st) return jfail(j, "unexpected character");
-    return true;
-}
-
 /* ---- reader ----------------------------------------------------------------- */
 
 void cram_st_free(cram_st_file *f) {
@@ -298,8 +265,19 @@ static bool parse_meta(Json *j, cram_st_file *f) {
             f->meta[f->nmeta].value = v;
             f->nmeta++;
         } else {
+            /* the format's metadata is string to string; a number here ("step": 4)
+             * is named rather than skipped and later reported missing */
+            char b[40];
+            size_t o = 0;
+            for (const unsigned char *p = (const unsigned char *)k; *p && o + 5 < sizeof b; p++)
+                if (*p >= 0x20 && *p < 0x7f) b[o++] = (char)*p;
+                else o += (size_t)snprintf(b + o, sizeof b - o, "\\x%02x", *p);
+            b[o] = '\0';
             free(k);
-            if (!jskip(j, 1)) return false;
+            cram_err_set(j->err, CRAM_E_HEADER, "%s: __metadata__ value of '%s' is not a string (safetensors metadata "
+                         "holds strings only)", j->label, b);
+            j->failed = true;
+            return false;
         }
     } while (jlit(j, ','));
     return jlit(j, '}') || jfail(j, "expected ',' or '}' in __metadata__");

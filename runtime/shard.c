@@ -204,7 +204,9 @@ cram_status cram_shard_open(cram_shard *s, const char *path, const cram_shard_ex
         cram_shard_close(s);
         return st2;
     }
-    const cram_shard_header *h = &s->h;
+    /* A copy of the header: every message below is formatted before
+     * cram_shard_close clears *s. */
+    const cram_shard_header hc = s->h, *h = &hc;
     uint64_t want = (uint64_t)CRAM_SHARD_HEADER_SIZE + h->payload_bytes;
     if ((uint64_t)size < want) {
         cram_shard_close(s);
@@ -219,6 +221,7 @@ cram_status cram_shard_open(cram_shard *s, const char *path, const cram_shard_ex
                             "%s: bad size: %zu bytes, header declares %" PRIu64 " (trailing data)",
                             path, size, want);
     }
+    if (!(verify & CRAM_VERIFY_HEADER_ONLY)) verify |= CRAM_VERIFY_ALL;
     if (expect) {
         cram_status bad = CRAM_OK;
         if (expect->vocab_size && expect->vocab_size != h->vocab_size)
@@ -256,9 +259,9 @@ cram_status cram_shard_open(cram_shard *s, const char *path, const cram_shard_ex
         for (uint64_t i = 0; i < n; i++) {
             if (s->tokens[i] >= h->vocab_size) {
                 cram_status r = cram_err_set(err, CRAM_E_TOKEN_RANGE,
-                                             "%s: token %u at position %" PRIu64
-                                             " is >= vocab size %" PRIu32,
-                                             path, s->tokens[i], i, h->vocab_size);
+                                             "%s: token %u in sequence %" PRIu64 " (position %" PRIu64
+                                             ") is >= vocab size %" PRIu32,
+                                             path, s->tokens[i], i / h->seq_len, i, h->vocab_size);
                 cram_shard_close(s);
                 return r;
             }
@@ -555,6 +558,11 @@ cram_status cram_dataset_open(cram_dataset *d, const char *dir, const char *spli
         d->seq_count += h->seq_count;
     }
     free(idx);
+    if (r == CRAM_OK && d->seq_count == 0 && want_split == CRAM_SPLIT_TRAIN)
+        r = cram_err_set(err, CRAM_E_DATASET,
+                         "%s: the train split has no sequences (%zu shard%s, all empty): the corpus was shorter "
+                         "than one sequence of %" PRIu32 " tokens",
+                         d->shards[0].path, d->nshards, d->nshards == 1 ? "" : "s", d->shards[0].h.seq_len);
     if (r != CRAM_OK) {
         cram_dataset_close(d);
         return r;
@@ -565,13 +573,26 @@ cram_status cram_dataset_open(cram_dataset *d, const char *dir, const char *spli
     return CRAM_OK;
 }
 
-const uint16_t *cram_dataset_seq(const cram_dataset *d, uint64_t i) {
-    if (i >= d->seq_count) return NULL;
-    size_t lo = 0, hi = d->nshards; /* last shard with first_seq <= i */
+/* Index of the last shard with first_seq <= i (i < seq_count). */
+static size_t shard_of(const cram_dataset *d, uint64_t i) {
+    size_t lo = 0, hi = d->nshards;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (d->first_seq[mid] <= i) lo = mid;
         else hi = mid;
     }
-    return cram_shard_seq(&d->shards[lo], i - d->first_seq[lo]);
+    return lo;
+}
+
+const uint16_t *cram_dataset_seq(const cram_dataset *d, uint64_t i) {
+    if (i >= d->seq_count) return NULL;
+    size_t k = shard_of(d, i);
+    return cram_shard_seq(&d->shards[k], i - d->first_seq[k]);
+}
+
+const char *cram_dataset_seq_path(const cram_dataset *d, uint64_t i, uint64_t *local) {
+    if (i >= d->seq_count) return NULL;
+    size_t k = shard_of(d, i);
+    if (local) *local = i - d->first_seq[k];
+    return d->shards[k].path;
 }

@@ -62,9 +62,17 @@ typedef struct cram_shard_expect {
     uint64_t tokenizer_hash;
 } cram_shard_expect;
 
+/* What an open checks beyond the header. The payload checks are the default:
+ * every open (the trainer's, eval's, bench's) reads the whole payload once,
+ * recomputes its CRC32 and checks every token id < vocab_size (docs/data.md:
+ * about 0.1 s for 36 MB), so a corrupt shard is refused before it is used.
+ * Only a caller that wants the header alone says CRAM_VERIFY_HEADER_ONLY
+ * (`cram shards --no-verify`). */
 enum {
-    CRAM_VERIFY_CHECKSUM = 1u, /* recompute the payload CRC32 (reads the whole file) */
-    CRAM_VERIFY_TOKENS = 2u,   /* check every token id < vocab_size */
+    CRAM_VERIFY_CHECKSUM = 1u,    /* recompute the payload CRC32 (reads the whole file) */
+    CRAM_VERIFY_TOKENS = 2u,      /* check every token id < vocab_size */
+    CRAM_VERIFY_ALL = 3u,         /* both: what 0 means too */
+    CRAM_VERIFY_HEADER_ONLY = 4u, /* neither: header, size and expectations only */
 };
 
 typedef struct cram_shard {
@@ -75,8 +83,9 @@ typedef struct cram_shard {
     const uint16_t *tokens; /* seq_count * seq_len ids, read-only mapping */
 } cram_shard;
 
-/* Open and validate one shard (size, header, expectations, optional payload
- * checks). On failure *s is left closed and err names the file. */
+/* Open and validate one shard (size, header, expectations, payload checks
+ * unless CRAM_VERIFY_HEADER_ONLY). On failure *s is left closed and err names
+ * the file. */
 cram_status cram_shard_open(cram_shard *s, const char *path, const cram_shard_expect *expect,
                             unsigned verify, cram_err *err);
 void cram_shard_close(cram_shard *s);
@@ -106,7 +115,9 @@ cram_status cram_shard_writer_finish(cram_shard_writer *w, cram_err *err);
 void cram_shard_writer_abort(cram_shard_writer *w);
 
 /* All shards of one split in a directory, opened together and checked for
- * agreement (same vocab, seq_len, tokenizer, shard_count, indices 0..n-1). */
+ * agreement (same vocab, seq_len, tokenizer, shard_count, indices 0..n-1).
+ * A train split without a single sequence is refused (nothing to train on);
+ * an empty held-out split opens, and its users say when it is too small. */
 typedef struct cram_dataset {
     cram_shard *shards;
     size_t nshards;
@@ -119,6 +130,9 @@ typedef struct cram_dataset {
 cram_status cram_dataset_open(cram_dataset *d, const char *dir, const char *split,
                               const cram_shard_expect *expect, unsigned verify, cram_err *err);
 const uint16_t *cram_dataset_seq(const cram_dataset *d, uint64_t i);
+/* The file holding global sequence i (for messages), with i's index within
+ * it in *local (if non-NULL); NULL when i is out of range. */
+const char *cram_dataset_seq_path(const cram_dataset *d, uint64_t i, uint64_t *local);
 void cram_dataset_close(cram_dataset *d);
 
 /* "<dir>/<split>-<index:05>.shard", malloc'd. */

@@ -115,9 +115,12 @@ static cram_status fill(const cram_dataset *d, const cram_mlm *mlm, binding *b, 
                         int shuffle, cram_err *err) {
     for (uint64_t r = 0; r < b->mbs; r++, (*pos)++) {
         uint64_t i = cram_data_index(*pos, d->seq_count, seed, shuffle);
-        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0)
-            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "sequence %" PRIu64 " of the dataset has a token id >= %u",
-                                i, mlm->vocab);
+        if (cram_mlm_apply(mlm, *pos, cram_dataset_seq(d, i), b->tok + r * b->seq, b->tgt + r * b->seq) != 0) {
+            uint64_t k = 0;
+            const char *path = cram_dataset_seq_path(d, i, &k);
+            return cram_err_set(err, CRAM_E_TOKEN_RANGE, "%s: sequence %" PRIu64 " has a token id >= the model's vocab %u",
+                                path, k, mlm->vocab);
+        }
     }
     return CRAM_OK;
 }
@@ -227,6 +230,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
     snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
     if (cfg->resume) {
         if ((r = cram_ckpt_load(path, api, ctx, &st, err))) goto out;
+        if ((r = cram_ckpt_check_data(path, &st, cfg->data_dir, &d, err))) goto out;
     } else {
         if (access(path, F_OK) == 0) {
             r = cram_err_set(err, CRAM_E_ARG, "%s already holds a checkpoint: continue it with --resume %s, or train "
@@ -241,6 +245,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
             goto out;
         }
     }
+    cram_ckpt_set_data(&st, &d);
     if ((r = mask_setup(m, &d, &b, st.mask_n, cfg->mask_rate, st.seed, &mlm, err))) goto out;
     st.mask_n = mlm.n;
     if (st.batch % b.mbs) {

@@ -32,6 +32,8 @@ static inline double cc_gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.
 static inline double cc_gelu_deriv(double x) {
   return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327;
 }
+static inline double cc_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline double cc_silu_deriv(double x) { double s = cc_sigmoid(x); return s * (1.0 + x * (1.0 - s)); }
 /* act codes: 0 none, 1 gelu, 2 relu, 3 sigmoid */
 static inline void cc_act_pair(int act, double x, double *f, double *df) {
   switch (act) {

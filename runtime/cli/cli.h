@@ -17,6 +17,7 @@ int cram_cmd_eval(int argc, char **argv);
 int cram_cmd_plot(int argc, char **argv);
 int cram_cmd_export(int argc, char **argv);
 int cram_cmd_bench(int argc, char **argv);
+int cram_cmd_sweep(int argc, char **argv);
 
 /* Option parsing helpers: "--name value" or "--name=value". match_opt returns
  * 1 and sets *val (advancing *i past a separate value) when argv[*i] is the

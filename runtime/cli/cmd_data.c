@@ -248,6 +248,9 @@ int cram_cmd_data(int argc, char **argv) {
     for (int i = 0; i < ninputs; i++) {
         struct stat st;
         if (stat(inputs[i], &st) != 0) FAIL_USAGE("%s: %s", inputs[i], strerror(errno));
+        /* a device or fifo would reach the tokenizer tool, which reported it as missing */
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            FAIL_USAGE("%s: not a regular file or a directory (give text files or directories of them)", inputs[i]);
     }
     if (tokenizer && access(tokenizer, R_OK) != 0) FAIL_USAGE("%s: %s", tokenizer, strerror(errno));
     char *tool = find_tool(tool_flag);
@@ -354,20 +357,23 @@ int cram_cmd_data(int argc, char **argv) {
     cram_status r = cram_prepare_from_fd(pipefd[0], &o, &st, &err);
     double elapsed = cli_now() - pr.t0;
     if (pr.drawn) fputc('\n', stderr);
-    if (r != CRAM_OK) kill(pid, SIGTERM); /* stop the tool; it may be blocked writing to us */
+    int stopped = r != CRAM_OK && kill(pid, SIGTERM) == 0; /* stop the tool; it may be blocked writing to us */
     close(pipefd[0]);
     int wst = 0;
     while (waitpid(pid, &wst, 0) < 0 && errno == EINTR) {
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    int child_ok = WIFEXITED(wst) && WEXITSTATUS(wst) == 0;
+    /* killed by our own SIGTERM: our error is the cause, not the tool's death */
+    int child_ok = (WIFEXITED(wst) && WEXITSTATUS(wst) == 0) || (stopped && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGTERM);
     int rc = 0;
     if (r != CRAM_OK || !child_ok) {
         if (!child_ok && r != CRAM_OK && r != CRAM_E_INTERRUPTED)
             /* the tool printed its own error; ours is the consequence */
             fprintf(stderr, "cram data: tokenizer tool %s failed (%s %d)\n", tool,
                     WIFEXITED(wst) ? "exit status" : "signal", WIFEXITED(wst) ? WEXITSTATUS(wst) : WTERMSIG(wst));
+        else if (r == CRAM_E_DATASET) /* the corpus is what is wrong: name it */
+            fprintf(stderr, "cram data: %s%s: %s\n", inputs[0], ninputs > 1 ? " (and the other inputs)" : "", err.msg);
         else if (r != CRAM_OK)
             fprintf(stderr, "cram data: %s\n", err.msg);
         else

@@ -79,14 +79,33 @@ int cram_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
         return 1;
     }
+    /* --max-seqs below one microbatch: say so here, before the run would
+     * blame the held-out set for being too small */
+    const cram_step_meta *m = lib.api->meta;
+    int ti = cram_step_input(m, "tokens");
+    int64_t mbs = ti >= 0 && m->inputs[ti].rank == 2 ? m->inputs[ti].shape[0] : 0;
+    if (max_seqs && mbs > 0 && max_seqs < (uint64_t)mbs) {
+        fprintf(stderr, "cram eval: --max-seqs %" PRIu64 " is less than one microbatch of model '%s' (%" PRId64
+                        " sequences): give at least %" PRId64 "\n",
+                max_seqs, m->model, mbs, mbs);
+        cram_step_unload(&lib);
+        return 2;
+    }
     double loss = 0;
     uint64_t n = 0;
     cram_status r = cram_eval_run(lib.api, data, split, ckpt, seed, rate, max_seqs, (int)dev, &loss, &n, &err);
-    cram_step_unload(&lib);
+    /* the result first: nothing after the run may lose it */
+    int rc = 0;
     if (r != CRAM_OK) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
-        return 1;
+        rc = 1;
+    } else {
+        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, split, loss, n, exp(loss));
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "cram eval: cannot write the result to stdout\n");
+            rc = 1;
+        }
     }
-    printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, split, loss, n, exp(loss));
-    return 0;
+    cram_step_unload(&lib);
+    return rc;
 }

@@ -86,7 +86,7 @@ int cram_cmd_shards(int argc, char **argv) {
                 continue;
             }
             if (strcmp(a, "--no-verify") == 0) {
-                verify = 0;
+                verify = CRAM_VERIFY_HEADER_ONLY;
                 continue;
             }
             if (a[0] == '-' && a[1]) {

@@ -27,6 +27,7 @@ static const command commands[] = {
     {"bench", cram_cmd_bench, "time a step.so: warm-up, timed step+update, tokens/s, MFU, peak memory (JSON)"},
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
     {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
+    {"sweep", cram_cmd_sweep, "an ablation study in one command: compile, train, evaluate K variants; one table and plot"},
     {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
 };
 

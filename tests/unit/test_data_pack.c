@@ -437,16 +437,20 @@ static void test_prepare(void) {
         CHECK(strstr(err.msg, "--order-token") != NULL);
         free(nb.p);
     }
-    /* an empty corpus gives empty but valid shards */
+    /* an empty corpus is refused before any shard is written: the earlier
+     * dataset in `out` stays as it was */
     {
+        CHECK(cram_dataset_open(&d, out, "train", NULL, 0, &err) == CRAM_OK);
+        uint64_t before = d.seq_count;
+        cram_dataset_close(&d);
         buf nb = {0};
         s_begin(&nb);
         s_vocab(&nb, V, DOT);
         s_end(&nb, 0);
-        CHECK(run_stream(&nb, &o, &st, &err) == CRAM_OK);
-        CHECK(st.seqs_train == 0 && st.shards_train == 1);
-        CHECK(cram_dataset_open(&d, out, "train", NULL, CRAM_VERIFY_CHECKSUM, &err) == CRAM_OK);
-        CHECK(d.seq_count == 0);
+        CHECK(run_stream(&nb, &o, &st, &err) == CRAM_E_DATASET);
+        CHECK(strstr(err.msg, "no train sequence") != NULL);
+        CHECK(cram_dataset_open(&d, out, "train", NULL, 0, &err) == CRAM_OK);
+        CHECK(d.seq_count == before && before > 0);
         cram_dataset_close(&d);
         free(nb.p);
     }

@@ -260,6 +260,22 @@ static ValueId sample_gelu(T *t, int v) { return unary_sample(t, v, OP_GELU, NOA
 static ValueId sample_relu(T *t, int v) { return unary_sample(t, v, OP_RELU, NOATTR); }
 static ValueId sample_tanh(T *t, int v) { return unary_sample(t, v, OP_TANH, NOATTR); }
 static ValueId sample_softmax(T *t, int v) { return unary_sample(t, v, OP_SOFTMAX, NOATTR); }
+static ValueId sample_exp(T *t, int v) { return unary_sample(t, v, OP_EXP, NOATTR); }
+static ValueId sample_sigmoid(T *t, int v) { return unary_sample(t, v, OP_SIGMOID, NOATTR); }
+static ValueId sample_silu(T *t, int v) { return unary_sample(t, v, OP_SILU, NOATTR); }
+static ValueId sample_sin(T *t, int v) { return unary_sample(t, v, OP_SIN, NOATTR); }
+static ValueId sample_cos(T *t, int v) { return unary_sample(t, v, OP_COS, NOATTR); }
+/* sqrt, rsqrt: on x*x + 0.5 (a positive operand), which also puts a mul and an add in front */
+static ValueId positive_sample(T *t, int variant, OpKind op) {
+  if (variant > 1) return IR_NONE;
+  ValueId x = variant ? t_param(t, 1, (int64_t[]){1}) : t_param(t, 2, (int64_t[]){rdim(&t->rng), 3});
+  ValueId half = t_input(t, DT_F32, 1, (int64_t[]){1}, 0, 0);
+  t->data[half][0] = 0.5;
+  ValueId p = add(t, OP_ADD, 2, IN(add(t, OP_MUL, 2, IN(x, x), NOATTR), half), NOATTR);
+  return add(t, op, 1, IN(p), NOATTR);
+}
+static ValueId sample_sqrt(T *t, int v) { return positive_sample(t, v, OP_SQRT); }
+static ValueId sample_rsqrt(T *t, int v) { return positive_sample(t, v, OP_RSQRT); }
 /* p = 0.4 while training: the mask is live, and the same in every FD run */
 static ValueId sample_dropout(T *t, int v) {
   return unary_sample(t, v, OP_DROPOUT, ATTRS(ir_attr_float(ATTR_P, 0.4), ir_attr_int(ATTR_KEY, 7)));
@@ -337,6 +353,19 @@ static ValueId sample_slice(T *t, int variant) {
              ATTRS(ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len)));
 }
 
+/* two, three and four inputs; axis 0, 1 and the last; variant 3: one input used twice */
+static ValueId sample_concat(T *t, int variant) {
+  if (variant > 3) return IR_NONE;
+  int nin = variant == 3 ? 2 : 2 + variant, axis = variant == 3 ? 0 : variant;
+  ValueId in[4];
+  for (int k = 0; k < nin; k++) {
+    int64_t d[3] = {2, 3, 2};
+    d[axis] = 1 + k;
+    in[k] = variant == 3 && k ? in[0] : t_param(t, 3, d);
+  }
+  return add(t, OP_CONCAT, nin, in, ATTRS(ir_attr_int(ATTR_AXIS, axis)));
+}
+
 static const SampleFn samples[OP_COUNT] = {
     [OP_EMBEDDING] = sample_embedding, [OP_MASKED_ROWS] = sample_masked_rows, [OP_MATMUL] = sample_matmul,
     [OP_ADD] = sample_add,             [OP_MUL] = sample_mul,                 [OP_SCALE] = sample_scale,
@@ -345,7 +374,15 @@ static const SampleFn samples[OP_COUNT] = {
     [OP_RMSNORM] = sample_rmsnorm,     [OP_SOFTMAX] = sample_softmax,         [OP_MEAN] = sample_mean,
     [OP_CROSS_ENTROPY] = sample_cross_entropy, [OP_RESHAPE] = sample_reshape, [OP_PERMUTE] = sample_permute,
     [OP_SLICE] = sample_slice, [OP_CAST] = sample_cast,
+    [OP_EXP] = sample_exp, [OP_SQRT] = sample_sqrt, [OP_RSQRT] = sample_rsqrt, [OP_SIGMOID] = sample_sigmoid,
+    [OP_SILU] = sample_silu, [OP_SIN] = sample_sin, [OP_COS] = sample_cos, [OP_CONCAT] = sample_concat,
 };
+
+static uint64_t name_seed(const char *s) {
+  uint64_t h = 14695981039346656037ull; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
 
 static void test_every_op(void) {
   for (int op = 0; op < OP_COUNT; op++) {
@@ -358,7 +395,8 @@ static void test_every_op(void) {
     int variants = 0;
     for (int v = 0;; v++) {
       T *t = malloc(sizeof *t);
-      t_init(t, ir_ops[op].name, (uint64_t)(op * 100 + v));
+      /* seeded by the op's name, so that adding rows to ops.def leaves every other sample's data alone */
+      t_init(t, ir_ops[op].name, name_seed(ir_ops[op].name) * 100 + (uint64_t)v);
       ValueId y = samples[op](t, v);
       if (y != IR_NONE) {
         t_loss(t, y);

@@ -175,6 +175,16 @@ static void test_round_trip_every_op(void) {
   f = node(g, OP_GLU, 1, IN(f), ATTRS(ir_attr_str(ATTR_ACT, "gelu")), NOLOC);
   ValueId r = node(g, OP_RELU, 1, IN(f), NOATTR, NOLOC);
   ValueId t = node(g, OP_TANH, 1, IN(f), NOATTR, NOLOC);
+  /* the .cram primitives' elementwise ops and the arange table */
+  {
+    static const OpKind un[] = {OP_EXP, OP_RSQRT, OP_SIGMOID, OP_SILU, OP_SIN, OP_COS};
+    ValueId u = t;
+    for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) u = node(g, un[i], 1, IN(u), NOATTR, NOLOC);
+    node(g, OP_SIGMOID_GRAD, 2, IN(u, f), NOATTR, NOLOC);
+    node(g, OP_SILU_GRAD, 2, IN(u, f), NOATTR, NOLOC);
+    Shape as = ir_shape_make(1, (int64_t[]){5});
+    ir_add_source(g, OP_ARANGE, DT_F32, &as, NULL, 0, NOLOC);
+  }
   ValueId gl = node(g, OP_GELU, 1, IN(f), NOATTR, NOLOC);
   f = node(g, OP_MUL, 2, IN(r, t), NOATTR, NOLOC);
   f = node(g, OP_ADD, 2, IN(f, gl), NOATTR, NOLOC);

@@ -412,8 +412,8 @@ static void check_manager(void) {
 
 int main(void) {
   check_manager();
-  static const char *ablations[] = {"dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
-                                    "postln_noglu", "rmsnorm", "untied_biases"};
+  static const char *ablations[] = {"biases",       "dense_prediction", "finetune_classifier", "glu_relu",
+                                    "learned_positions", "noglu", "postln", "postln_noglu", "rmsnorm", "untied_biases"};
   for (int bf16 = 0; bf16 < 2; bf16++) {
     check_model("models/tiny.cram", bf16);
     for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {

@@ -142,9 +142,13 @@ int main(void) {
     expect_bad("{\"\\q\":{}}", 0, "bad escape");
     expect_bad("{\"a", 0, "unterminated");
     expect_bad("{\"__metadata__\":[1]}", 0, "__metadata__");
-    /* valid corner cases: empty header object, metadata with non-string values skipped, escapes */
+    /* metadata is string to string (as the format defines it): a number or an
+     * object is refused, naming the key, not skipped and later "missing" */
+    expect_bad("{\"__metadata__\":{\"step\":4}}", 0, "value of 'step' is not a string");
+    expect_bad("{\"__metadata__\":{\"n\":{\"x\":[1,2,{}]}}}", 0, "value of 'n' is not a string");
+    /* valid corner cases: empty header object, escapes */
     {
-        const char *h = "{\"__metadata__\":{\"n\":{\"x\":[1,2,{}]},\"s\":\"\\u00e9\\n\"},"
+        const char *h = "{\"__metadata__\":{\"s\":\"\\u00e9\\n\"},"
                         "\"\\u0041\":{\"shape\":[],\"dtype\":\"I32\",\"data_offsets\":[0,4]}}  ";
         int32_t v = -7;
         size_t size;

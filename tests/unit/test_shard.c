@@ -231,13 +231,24 @@ static void test_corruption(void) {
     b[128 + 77] ^= 0x10; /* a payload bit */
     expect_bad("payload.shard", b, n, NULL, verify, CRAM_E_CHECKSUM, "checksum mismatch");
     {
-        /* without verification the flipped bit goes unnoticed (fast open) */
+        /* the message quotes the header's CRC (it said 00000000: formatted
+         * after the header had been cleared) */
+        char want[64];
+        snprintf(want, sizeof want, "header says %02x%02x%02x%02x", orig[51], orig[50], orig[49], orig[48]);
+        expect_bad("payload.shard", b, n, NULL, verify, CRAM_E_CHECKSUM, want);
+        /* verification is the default: open with no flags (the trainer's,
+         * eval's and bench's) refuses the flipped bit too */
+        expect_bad("payload.shard", b, n, NULL, 0, CRAM_E_CHECKSUM, "checksum mismatch");
+        /* only a header-only open lets it through */
         const char *p = path_in("payload.shard");
         cram_shard s;
         cram_err err;
-        CHECK(cram_shard_open(&s, p, NULL, 0, &err) == CRAM_OK);
+        CHECK(cram_shard_open(&s, p, NULL, CRAM_VERIFY_HEADER_ONLY, &err) == CRAM_OK);
         cram_shard_close(&s);
     }
+    /* a truncated payload: the message gives the header's counts (it said
+     * "0 sequences of 0 tokens") */
+    expect_bad("t4.shard", orig, n - 2, NULL, verify, CRAM_E_TRUNCATED, "(10 sequences of 16 tokens)");
 
     /* a token >= vocab with consistent checksums: only the token scan finds it */
     {
@@ -250,6 +261,7 @@ static void test_corruption(void) {
         h.payload_crc32 = cram_crc32(0, b + 128, n - 128);
         cram_shard_header_encode(&h, b);
         expect_bad("range.shard", b, n, NULL, verify, CRAM_E_TOKEN_RANGE, "65535");
+        expect_bad("range.shard", b, n, NULL, 0, CRAM_E_TOKEN_RANGE, "in sequence 0 (position 5)");
     }
 
     cram_shard_expect ev = {999, 0, 0};
@@ -299,6 +311,33 @@ static void test_dataset(void) {
     CHECK(cram_dataset_open(&d, dir, "heldout", NULL, 0, &err) == CRAM_E_DATASET);
     CHECK(cram_dataset_open(&d, dir, "bogus", NULL, 0, &err) == CRAM_E_ARG);
 
+    /* a train split of empty shards is refused, naming a shard; an empty
+     * held-out split opens (its users say when it is too small) */
+    {
+        char edir[1100];
+        snprintf(edir, sizeof edir, "%s/empty", tmpdir);
+        mkdir(edir, 0755);
+        const char *splits[2] = {"train", "heldout"};
+        for (int k = 0; k < 2; k++) {
+            cram_shard_header t = tmpl_header(500, 8);
+            t.split = (uint32_t)k;
+            char *p = cram_shard_name(edir, splits[k], 0);
+            CHECK(write_shard(p, &t, 0) == CRAM_OK);
+            free(p);
+        }
+        CHECK(cram_dataset_open(&d, edir, "train", NULL, 0, &err) == CRAM_E_DATASET);
+        CHECK(strstr(err.msg, "train-00000.shard: the train split has no sequences") != NULL);
+        CHECK(cram_dataset_open(&d, edir, "heldout", NULL, 0, &err) == CRAM_OK);
+        CHECK(d.seq_count == 0);
+        cram_dataset_close(&d);
+        for (int k = 0; k < 2; k++) {
+            char *p = cram_shard_name(edir, splits[k], 0);
+            unlink(p);
+            free(p);
+        }
+        rmdir(edir);
+    }
+
     /* expectation applies to every shard */
     cram_shard_expect ex = {501, 0, 0};
     CHECK(cram_dataset_open(&d, dir, "train", &ex, 0, &err) == CRAM_E_VOCAB);
@@ -343,7 +382,7 @@ static void test_dataset(void) {
 }
 
 static void cleanup(void) {
-    const char *names[] = {"a.shard", "empty.shard", "t0.shard", "t1.shard", "t2.shard", "t3.shard",
+    const char *names[] = {"a.shard", "empty.shard", "t0.shard", "t1.shard", "t2.shard", "t3.shard", "t4.shard",
                            "trail.shard", "magic.shard", "zip.shard", "version.shard", "hdrcrc.shard",
                            "payload.shard", "range.shard", "vocab.shard", "seqlen.shard", "tok.shard"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(path_in(names[i]));

@@ -1,7 +1,8 @@
 /* test_train_loader.c: runtime/loader.h — refusals of step.so artifacts with
- * one clear line: missing file, directory, non-ELF file, truncated ELF,
- * shared object without cram_step_entry, wrong ABI version, table smaller
- * than v1; and a good minimal artifact loads. The .so files are built here
+ * one clear line: missing file, directory, non-ELF file, truncated ELF (cut
+ * anywhere), another machine's library, shared object without
+ * cram_step_entry, wrong ABI version, table smaller than v1, a parameter over
+ * the IR's 2^40 elements; and a good minimal artifact loads. The .so files are built here
  * with `cc` (skipped with a note if no compiler). Runs from the source root.
  * Prints "N passed, M failed". */
 #include <stdio.h>
@@ -81,7 +82,36 @@ int main(void) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "head -c 200 %s/good.so > %s/trunc.so", dir, dir);
         CHECK(system(cmd) == 0);
-        expect("trunc.so", "not a loadable shared object");
+        expect("trunc.so", "truncated step.so (200 bytes");
+        /* cut at every 1/8 of the file: refused before dlopen maps past the end (it died with SIGBUS) */
+        for (int k = 1; k < 8; k++) {
+            snprintf(cmd, sizeof cmd, "n=$(stat -c %%s %s/good.so); head -c $((n * %d / 8)) %s/good.so > %s/cut%d.so",
+                     dir, k, dir, dir, k);
+            CHECK(system(cmd) == 0);
+            char name[32];
+            snprintf(name, sizeof name, "cut%d.so", k);
+            expect(name, "truncated step.so");
+        }
+        /* another machine's library: e_machine (bytes 18-19) set to aarch64 (183) or x86-64 (62) */
+        snprintf(cmd, sizeof cmd,
+                 "cp %s/good.so %s/arch.so && printf '\\267\\000' | dd of=%s/arch.so bs=1 seek=18 conv=notrunc 2>/dev/null"
+                 " && [ \"$(uname -m)\" = aarch64 ] && printf '\\076\\000' | dd of=%s/arch.so bs=1 seek=18 conv=notrunc 2>/dev/null;"
+                 " true", dir, dir, dir, dir);
+        CHECK(system(cmd) == 0);
+        expect("arch.so", "built for ");
+        expect("arch.so", "rebuild it with cramc here");
+        /* a parameter of 2^62 elements: refused at load (it sized a checkpoint buffer that wrapped to 0) */
+        CHECK(build("huge", "#include \"cram_step.h\"\n"
+                            "static const cram_tensor_info ps[] = {{\"w\", CRAM_DT_F32, 2, {INT64_C(1) << 31, INT64_C(1) << 31},"
+                            " INT64_C(1) << 62, 1}};\n"
+                            "static const cram_step_meta meta = {.abi_version = CRAM_STEP_ABI_VERSION, .model = \"m\","
+                            " .target = \"cpu\", .nparams = 1, .params = ps, .nparam_elems = INT64_C(1) << 62};\n"
+                            "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"
+                            "#define F (void *)f\n"
+                            "static const cram_step_api api = {CRAM_STEP_ABI_VERSION, sizeof(cram_step_api), &meta,"
+                            " F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
+                            "const cram_step_api *cram_step_entry(void) { return &api; }\n") == 0);
+        expect("huge.so", "over 2^40 elements");
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,0 +1,127 @@
+#!/bin/bash
+# test_sweep.sh CRAMC CRAM MKSHARDS SOURCE_DIR - `cram sweep` end to end on the
+# interp target at toy size (seconds):
+#   a 3-variant sweep (base, a -D override, a grid) plus a broken variant
+#   produces results.md/.csv/.json and loss.svg, the broken one is a row with
+#   its compiler diagnostic; a re-run keeps finished variants and recompiles
+#   nothing; SIGTERM mid-sweep exits 130 and the re-run resumes the
+#   interrupted variant from its checkpoint (its metrics continue, no
+#   duplicated updates); a second sweep on a locked directory is refused;
+#   SPEC errors are one line with file:line:col. Prints "N passed, M failed".
+CRAMC=$1 CRAM=$2 MK=$3 SRC=$4
+T=$(mktemp -d /tmp/test_sweep.XXXXXX)
+trap 'kill $bg 2>/dev/null; rm -rf "$T"' EXIT
+pass=0 fail=0 bg=
+ok() { pass=$((pass + 1)); }
+no() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else no "$1"; fi; }
+
+"$MK" "$T/data" 200 skew > /dev/null || { echo "mkshards failed"; exit 1; }
+D="-D batch=4 -D seq=16 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
+cat > "$T/study.sweep" <<SPEC
+sweep toy study   # a comment
+base   $SRC/models/tiny.cram $D
+data   data                      # relative to this file
+target interp
+budget steps 6
+seed   3
+eval   32
+train  --batch 8 --ramp 0 --lr 3e-3
+
+variant wide  -D hidden=64 -D heads=4
+variant postln $SRC/models/ablations/postln_noglu.cram $D
+variant broken -D heads=3
+grid    g  layers=1,2
+SPEC
+export CRAMC
+"$CRAM" sweep "$T/study.sweep" --check > "$T/check.txt"; check "[ $? = 0 ]"
+check "grep -q '6 variants, target interp' $T/check.txt"
+check "grep -Eq '^  g.layers=2 .*-D layers=2$' $T/check.txt"
+check "! grep -q 'layers=1 .*layers=2' $T/check.txt"   # a variant's -D replaces the base's
+
+# 1. the sweep: table, plot, a broken variant as a row
+"$CRAM" sweep "$T/study.sweep" --out "$T/out" > "$T/out1.txt" 2> "$T/err1.txt"; check "[ $? = 0 ]"
+for f in results.md results.csv results.json loss.svg; do check "[ -s $T/out/$f ]"; done
+check "grep -q '5 of 6 variants trained and evaluated' $T/out1.txt"
+check "grep -q '| broken | compile error |' $T/out/results.md"
+check "grep -q 'heads' $T/out/results.md"   # the compiler's diagnostic names the problem
+check "grep -q 'error:' $T/out/results.md"
+check "[ \$(grep -c '\"outcome\":\"done\"' $T/out/results.json) = 5 ]"
+check "[ \$(wc -l < $T/out/results.csv) = 7 ]"
+check "grep -q '^\"base\",done,9473,' $T/out/results.csv"
+check "grep -q '| base (base) | done |' $T/out/results.md"
+check "grep -q '+0.0000' $T/out/results.md"   # base vs itself
+check "[ \$(wc -l < $T/out/variants/wide/run/metrics.jsonl) = 6 ]"
+check "grep -q '<polyline' $T/out/loss.svg && grep -q 'postln' $T/out/loss.svg"
+ncache=$(ls "$T/out/cache/"*.so | wc -l); check "[ $ncache = 5 ]"
+
+# 2. re-run: everything kept, nothing recompiled
+before=$(stat -c %Y "$T"/out/cache/*.so | sort | tr '\n' ' ')
+"$CRAM" sweep "$T/study.sweep" --out "$T/out" > /dev/null 2> "$T/err2.txt"; check "[ $? = 0 ]"
+check "[ \$(grep -c ': kept (' $T/err2.txt) = 6 ]"
+check "! grep -q 'compiling' $T/err2.txt"
+check "[ \"\$(stat -c %Y $T/out/cache/*.so | sort | tr '\n' ' ')\" = \"$before\" ]"
+# a changed budget re-runs (new key) but still does not recompile
+sed -i 's/^budget steps 6/budget steps 4/' "$T/study.sweep"
+"$CRAM" sweep "$T/study.sweep" --out "$T/out" > /dev/null 2> "$T/err3.txt"; check "[ $? = 0 ]"
+check "! grep -q 'compiling' $T/err3.txt && grep -q 'compiled artifact cached' $T/err3.txt"
+check "[ \$(wc -l < $T/out/variants/wide/run/metrics.jsonl) = 4 ]"
+
+# 3. SIGTERM mid-sweep, then resume
+cat > "$T/long.sweep" <<SPEC
+base   $SRC/models/tiny.cram $D
+data   data
+target interp
+budget steps 120
+seed   1
+eval   16
+train  --batch 8 --ramp 0 --ckpt-steps 5
+variant second -D ffn=32
+SPEC
+"$CRAM" sweep "$T/long.sweep" --out "$T/long" > /dev/null 2> "$T/long1.txt" &
+bg=$!
+for _ in $(seq 600); do [ -f "$T/long/variants/second/run/checkpoint.safetensors" ] && break; sleep 0.1; done
+kill -TERM $bg; wait $bg; rc=$?; bg=
+check "[ $rc = 130 ]"
+check "grep -q 'run the same command again to resume' $T/long1.txt"
+check "[ -f $T/long/variants/base/result.json ] && [ ! -f $T/long/variants/second/result.json ]"
+check "[ -f $T/long/results.md ]"
+check "grep -q '| second | pending |' $T/long/results.md"
+"$CRAM" sweep "$T/long.sweep" --out "$T/long" > /dev/null 2> "$T/long2.txt"; check "[ $? = 0 ]"
+check "grep -q 'base: kept (done)' $T/long2.txt"
+check "grep -q 'second: resuming training' $T/long2.txt"
+check "[ \$(wc -l < $T/long/variants/second/run/metrics.jsonl) = 120 ]"
+check "[ \$(grep -o '\"step\":[0-9]*' $T/long/variants/second/run/metrics.jsonl | sort -u | wc -l) = 120 ]"
+check "grep -q '| second | done |' $T/long/results.md || grep -q '| second | done |' $T/long/results.md"
+
+# 4. the lock: a second sweep into the same directory is refused
+if command -v flock > /dev/null; then
+  flock "$T/out/.sweep.lock" sleep 5 & lk=$!
+  sleep 0.3
+  "$CRAM" sweep "$T/study.sweep" --out "$T/out" > /dev/null 2> "$T/lock.txt"; check "[ $? = 1 ]"
+  check "grep -q 'another cram sweep' $T/lock.txt"
+  kill $lk 2>/dev/null; wait $lk 2>/dev/null
+else
+  no "flock(1) missing: the lock test cannot run"
+fi
+
+# 5. SPEC errors: one line, file:line:col, exit 1; usage errors exit 2
+printf 'base %s\ndata d\nbudget lightyears 3\n' "$SRC/models/tiny.cram" > "$T/bad1.sweep"
+"$CRAM" sweep "$T/bad1.sweep" --check > /dev/null 2> "$T/e1.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad1.sweep:3:8: unknown budget kind' $T/e1.txt && [ \$(wc -l < $T/e1.txt) = 1 ]"
+printf 'base %s\ndata d\nbudget steps 3\nvariant a -D x=1\nvariant a -D x=2\n' "$SRC/models/tiny.cram" > "$T/bad2.sweep"
+"$CRAM" sweep "$T/bad2.sweep" --check > /dev/null 2> "$T/e2.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad2.sweep:5:9: variant .a. is already defined (line 4)' $T/e2.txt"
+printf 'base %s\ndata d\nbudget steps 3\ntrain --out x\n' "$SRC/models/tiny.cram" > "$T/bad3.sweep"
+"$CRAM" sweep "$T/bad3.sweep" --check > /dev/null 2> "$T/e3.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad3.sweep:4:7: .--out. is set by the sweep itself' $T/e3.txt"
+printf 'base %s\ndata d\n' "$SRC/models/tiny.cram" > "$T/bad4.sweep"
+"$CRAM" sweep "$T/bad4.sweep" --check > /dev/null 2> "$T/e4.txt"; check "[ $? = 1 ]"
+check "grep -q 'no .budget. line' $T/e4.txt"
+"$CRAM" sweep "$T/nonexistent.sweep" --out "$T/x" > /dev/null 2> "$T/e5.txt"; check "[ $? = 1 ]"
+check "grep -q 'nonexistent.sweep: No such file' $T/e5.txt"
+"$CRAM" sweep > /dev/null 2>&1; check "[ $? = 2 ]"
+"$CRAM" sweep "$T/study.sweep" --bogus > /dev/null 2>&1; check "[ $? = 2 ]"
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
