@@ -150,11 +150,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$OUTDIR" ] || { echo "usage: gpu-bundle.sh OUTDIR [--build DIR] [--quick] [--jobs N] (see --help)" >&2; exit 2; }
+INCOMPLETE=.gpu-bundle-incomplete  # present from the start of a build until its MANIFEST is written
 if [ -e "$OUTDIR" ]; then
-  [ -f "$OUTDIR/MANIFEST" ] || [ -z "$(ls -A "$OUTDIR")" ] || die "$OUTDIR exists and is not a bundle: not overwriting it"
+  [ -f "$OUTDIR/MANIFEST" ] || [ -f "$OUTDIR/$INCOMPLETE" ] || [ -z "$(ls -A "$OUTDIR")" ] ||
+    die "$OUTDIR exists and is not a bundle: not overwriting it"
   rm -rf "$OUTDIR"
 fi
 mkdir -p "$OUTDIR"/{bin,art,kernels,data,src/bench,src/reference/configs} || die "cannot create $OUTDIR"
+touch "$OUTDIR/$INCOMPLETE"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 T=$(mktemp -d /tmp/gpu-bundle.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -174,6 +177,12 @@ for f in "$CRAMC" "$CRAM" "$BUILD/tests/codegen/test_cuda_compare" "$BUILD/tests
   [ -x "$f" ] || die "$f: not built (build the targets cramc cram test_cuda_compare cuda_probe in $BUILD)"
 done
 cp "$CRAM" "$BUILD/tests/codegen/test_cuda_compare" "$BUILD/tests/gpu/cuda_probe" "$OUTDIR/bin/"
+not_self_contained() {
+  sed 's/^/gpu-bundle: /' "$T/libs.txt" >&2
+  die "the bundle is not self-contained (a sanitizer or OpenBLAS build? build with --build of a plain Release tree)"
+}
+# the build's own binaries first: a sanitizer build is refused before minutes of compiling
+check_libs "$OUTDIR"/bin/* > "$T/libs.txt" || not_self_contained
 
 # ---- artifacts: name model -D... --target T --precision P ----------------------------------------
 ARTS=(
@@ -252,10 +261,7 @@ fi
 
 # ---- checks and manifest -------------------------------------------------------------------------
 mapfile -t elfs < <(find "$OUTDIR/bin" "$OUTDIR/art" "$OUTDIR/kernels" -type f | LC_ALL=C sort)
-if ! check_libs "${elfs[@]}" > "$T/libs.txt"; then
-  sed 's/^/gpu-bundle: /' "$T/libs.txt" >&2
-  die "the bundle is not self-contained (a sanitizer or OpenBLAS build? build with --build of a plain Release tree)"
-fi
+check_libs "${elfs[@]}" > "$T/libs.txt" || not_self_contained
 {
   echo "bundle 1"
   echo "mode $([ $QUICK = 1 ] && echo quick || echo full)"
@@ -267,11 +273,12 @@ fi
   [ -z "$EXTRA_LIBS" ] || echo "allowed-libs $EXTRA_LIBS"
   echo "python-for-batches $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)')"
   for a in "${ARTS[@]}"; do echo "artifact ${a%% *}.so ${a#* }"; done
-  (cd "$OUTDIR" && find . -type f ! -name MANIFEST ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort |
+  (cd "$OUTDIR" && find . -type f ! -name MANIFEST ! -name SHA256SUMS ! -name "$INCOMPLETE" -printf '%P\n' | LC_ALL=C sort |
     while read -r p; do echo "file $(stat -c %s "$p") $p"; done)
   source_files | while read -r p; do echo "source $(sha256sum < "$SRC/$p" | cut -d' ' -f1) $p"; done
 } > "$OUTDIR/MANIFEST"
-(cd "$OUTDIR" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+(cd "$OUTDIR" && find . -type f ! -name SHA256SUMS ! -name "$INCOMPLETE" -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+rm -f "$OUTDIR/$INCOMPLETE"
 total=$(find "$OUTDIR" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 [ "$total" -le $((LIMIT_MIB << 20)) ] || die "the bundle is $total bytes, over the $LIMIT_MIB MiB limit"
 say "wrote $OUTDIR: $(grep -c '^file ' "$OUTDIR/MANIFEST") files, $((total >> 20)) MiB ($total bytes)"

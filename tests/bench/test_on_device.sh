@@ -48,15 +48,16 @@ check "[ $? = 0 ]"
 for s in $STAGES; do check "grep -q '^| $s | skipped-no-GPU |' $T/o1/report.md"; done
 check "[ -f $T/o1/logs.tar.gz ] && [ \$(ls $T/o1 | wc -l) -le 3 ]"
 
-# 3: a GPU that is not there; the slow stage gets 3 s, the rest what is left of 60
+# 3: a GPU that is not there; the slow stage gets 3 s, the rest what is left of 150 (room
+# for a loaded CI machine: the stages themselves take ~10 s; max-autotune's 195 s never fit)
 t0=$(date +%s)
-PATH=$T/gpu:$PATH PYTHON=/usr/bin/python3 $S "$B" --out "$T/o2" --work "$T/w2" --budget 60 \
+PATH=$T/gpu:$PATH PYTHON=/usr/bin/python3 $S "$B" --out "$T/o2" --work "$T/w2" --budget 150 \
   --test-slow-stage 3:1000 > "$T/2.txt" 2>&1
 rc=$? dt=$(($(date +%s) - t0))
 cat "$T/o2/report.md"
 check "[ $rc = 1 ]"
-check "[ $dt -le 70 ]"
-check "grep -q '^| test-slow | TIMEOUT | [34] | 3 | killed after 3 s' $T/o2/report.md"
+check "[ $dt -le 160 ]"
+check "grep -q '^| test-slow | TIMEOUT | [3-6] | 3 | killed after 3 s' $T/o2/report.md"
 for s in $STAGES; do check "grep -q '^| $s | ' $T/o2/report.md"; done
 check "grep -q '^| device | FAIL | .*Fake GPU' $T/o2/report.md && grep -q 'cuBLASLt: ' $T/o2/report.md"
 check "grep -q '^| compare | FAIL | .*0 of 2 comparisons agree' $T/o2/report.md"
@@ -70,8 +71,8 @@ check "tar -tzf $T/o2/logs.tar.gz | grep -q compare.log && ! tar -tzf $T/o2/logs
 t0=$(date +%s)
 PATH=$T/gpu:$PATH PYTHON=/usr/bin/python3 $S "$B" --out "$T/o3" --budget 6 --test-slow-stage 0:1000 > "$T/3.txt" 2>&1
 rc=$? dt=$(($(date +%s) - t0))
-check "[ $rc = 1 ] && [ $dt -le 14 ]"
-check "grep -q '^| test-slow | TIMEOUT | [67] | 6 |' $T/o3/report.md"
+check "[ $rc = 1 ] && [ $dt -le 20 ]"
+check "grep -q '^| test-slow | TIMEOUT | [6-9] | 6 |' $T/o3/report.md"
 for s in $STAGES; do check "grep -q '^| $s | skipped: budget |' $T/o3/report.md"; done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
