@@ -85,9 +85,9 @@ glibc_needed() {
 # the sources a bundle is built from, relative to SRC, one per line
 source_files() {
   (cd "$SRC" && {
-    find codegen ir passes frontend runtime driver -type f \( -name '*.c' -o -name '*.h' -o -name '*.def' -o -name 'CMakeLists.txt' \)
+    find codegen ir passes frontend runtime driver -type f \( -name '*.c' -o -name '*.h' -o -name '*.cuh' -o -name '*.def' -o -name 'CMakeLists.txt' \)
     echo models/tiny.cram; echo models/bert_crammed.cram; echo models/ablations/postln_noglu.cram
-    find bench/kernels -type f \( -name '*.cu' -o -name '*.h' -o -name Makefile \)
+    find bench/kernels -type f \( -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name Makefile \)
     find reference -maxdepth 1 -name '*.py'
     find reference/configs -name '*.json'
     echo bench/agree.sh; echo bench/report.py; echo bench/torch_config.sh; echo bench/gpu-bundle.sh

@@ -1,17 +1,20 @@
 /* codegen.h - code generation: a forward graph (+ the train passes) into a
  * step.so artifact implementing the step ABI (runtime/cram_step.h).
  *
- * Targets: "interp" (the three train graphs run by the reference interpreter,
- * codegen/interp_step/step_shim.c: the correctness baseline) and "cpu"
- * (generated C kernels + BLAS, codegen/target_cpu.c). See
- * docs/codegen.md. Library code: errors come back as one line in err, never
- * printed and never exit(). */
+ * Targets (the registry cg_targets[], targets.c): "interp" (the three train
+ * graphs run by the reference interpreter, codegen/interp_step/step_shim.c:
+ * the correctness baseline), "cpu" (generated C kernels + BLAS,
+ * codegen/target_cpu.c) and "cuda" (the default: NVRTC kernels from the
+ * kernel library + cuBLASLt + LLVM-emitted host code, target_cuda.c). See
+ * docs/codegen.md. Library code: errors come back in err, never printed and
+ * never exit(). */
 #ifndef CRAMC_CODEGEN_H
 #define CRAMC_CODEGEN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "frontend.h"
 #include "ir.h"
@@ -27,6 +30,7 @@ typedef struct CgOptions {
   const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
   const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
   int opt_level;               /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */
+  int64_t xent_chunk;          /* cuda: rows per chunk of the fused decoder (0: 1024; cramc reads CRAMC_XENT_CHUNK) */
 } CgOptions;
 
 /* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */
@@ -43,5 +47,22 @@ bool cg_interp_build(const Graph *fwd, const CgOptions *o, const char *output, c
  * -O3 -fopenmp and linked with libcram_cpu_step.a and OpenBLAS. */
 bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen);
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
+
+/* The registry of targets: what the driver validates, lists in its help and
+ * builds through. */
+typedef struct CgTargetInfo {
+  const char *name;       /* --target NAME */
+  const char *help;       /* what its artifact runs (help text; lines split by \n) */
+  const char *precision;  /* its default --precision */
+  const char *precisions; /* the --precision values it computes in: "bf16 f32" */
+  const char *refuse;     /* why another precision is refused (printf, %s: the precision) */
+  bool (*build)(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
+  bool (*emit_c)(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen); /* --emit=step-c */
+} CgTargetInfo;
+extern const CgTargetInfo cg_targets[];
+extern const int cg_ntargets;
+extern const char *const cg_default_target;
+const CgTargetInfo *cg_target_find(const char *name); /* NULL: no such target */
+bool cg_target_accepts(const CgTargetInfo *t, const char *precision);
 
 #endif

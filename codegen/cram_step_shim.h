@@ -18,6 +18,19 @@
 
 #include "cram_step.h"
 
+/* The persistent buffer (slot) kinds and output kinds of a generated graph
+ * (slots.def, the list codegen/kernel.h numbers KSlotKind / KOutKind by). */
+enum {
+#define SLOT(id, what) CRAM_S_##id,
+#include "slots.def"
+  CRAM_S_COUNT
+};
+enum {
+#define OUT(id, what) CRAM_O_##id,
+#include "slots.def"
+  CRAM_O_COUNT
+};
+
 /* The entries of cram_step_api after create(), in the table's order, as
  * X(P, return type, name, (parameters)); a shim defines P##_##name. Adding an
  * ABI entry is one line here (plus its implementation in each shim): the
@@ -36,7 +49,8 @@
   X(P, cram_step_rc, update, (cram_ctx * ctx, const cram_update_args *args, float *grad_norm)) \
   X(P, cram_step_rc, eval, (cram_ctx * ctx, const void *const *inputs, float *loss))       \
   X(P, cram_step_rc, grad_norm, (cram_ctx * ctx, float *norm))                             \
-  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))
+  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))                                         \
+  X(P, cram_step_rc, predict, (cram_ctx * ctx, const void *const *inputs, float *loss, float *const *outputs))
 
 #define CRAM_STEP_SHIM_DECL_(P, ret, name, params) ret P##_##name params;
 

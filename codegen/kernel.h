@@ -21,17 +21,10 @@
 #include "ir.h"
 #include "memplan.h"
 
-/* What a persistent buffer is; the runtime binds slot pointers by kind+index. */
+/* What a persistent buffer is; the runtime binds slot pointers by kind+index (slots.def). */
 typedef enum {
-  KS_PARAM,       /* parameter `index` (meta->params order) */
-  KS_GRAD,        /* its gradient accumulator (input grad_acc.<p>) */
-  KS_MOM_M,       /* its Adam first moment (input adam_m.<p>) */
-  KS_MOM_V,       /* second moment (input adam_v.<p>) */
-  KS_INPUT,       /* batch input `index` (meta->inputs order) */
-  KS_SCALE,       /* f32[] accum_scale */
-  KS_STEP,        /* f32[] step */
-  KS_LR,          /* f32[] lr */
-  KS_OWN,         /* a buffer the artifact allocates: outputs, constants */
+#define SLOT(id, what) KS_##id,
+#include "slots.def"
   KS_COUNT
 } KSlotKind;
 
@@ -43,11 +36,18 @@ typedef struct KSlot {
 } KSlot;
 
 /* What an output is, so the runtime copies it back into its state. */
-typedef enum { KO_LOSS, KO_GRAD_NORM, KO_GRAD, KO_PARAM, KO_MOM_M, KO_MOM_V, KO_OTHER } KOutKind;
+typedef enum {
+#define OUT(id, what) KO_##id,
+#include "slots.def"
+  KO_COUNT
+} KOutKind;
+/* Their names in the generated C (CRAM_S_*, CRAM_O_*: cram_step_shim.h), from the same list. */
+extern const char *const k_slot_kind_name[KS_COUNT];
+extern const char *const k_out_kind_name[KO_COUNT];
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
   uint32_t slot;    /* the KS_OWN slot holding it */
 } KOut;
 
@@ -76,6 +76,7 @@ typedef struct KNode {
   ValueId id;
   const Node *n;
   KBuf out;
+  bool out_state;          /* out is a parameter / moment / gradient state buffer (KNames.state_in_place) */
   KBuf in[IR_MAX_IN];
   bool gemm;
   KGemm g;
@@ -100,6 +101,7 @@ typedef struct KProgram {
   uint32_t nouts;
   int64_t arena_bytes;
   uint32_t *slot_of;       /* per node: its slot or KBUF_NO_SLOT */
+  uint32_t nstate_in_place;  /* outputs computed into their state buffer (nothing to copy back) */
 } KProgram;
 
 /* Parameter and input names, in meta order, so slots get their indices. */
@@ -108,6 +110,13 @@ typedef struct KNames {
   uint32_t nparams;
   const char *const *inputs;
   uint32_t ninputs;
+  /* Compute a new parameter, moment or gradient accumulator straight into
+   * the state buffer it replaces where that is legal (kernel.c:
+   * state_in_place), so the runtime has no output to copy back. The run
+   * then writes the state as it goes: a target that sets this must not
+   * write those buffers after a kernel has reported bad data (the cuda
+   * renderer's state writes check the error word first). */
+  bool state_in_place;
 } KNames;
 
 /* Builds the description of g (planned with materialize_all; buffers sized

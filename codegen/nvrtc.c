@@ -65,6 +65,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 typedef struct Job {
   const Nvrtc *r;
   const char *src, *name;
+  const CgEmbedded *hdr; /* the headers the source #includes by name */
+  int nhdr;
   const char *const *extra;
   const char *inc;   /* "-I<CUDA include dir>" (cuda_bf16.h), or NULL */
   CgCubin *out;
@@ -81,6 +83,12 @@ static void explain(const char *src, const char *name, const char *log, int sm, 
   while (ls > log && ls[-1] != '\n') ls--;
   const char *paren = strchr(ls, '(');
   if (paren && paren < (e ? e : ls + strlen(ls))) line = strtol(paren + 1, NULL, 10);
+  const char *msg = e ? e : log;
+  size_t mlen = strcspn(msg, "\n");
+  if (line && ((size_t)(paren - ls) != strlen(name) || strncmp(ls, name, strlen(name)))) { /* in a library header */
+    snprintf(err, errlen, "nvrtc (%s_%d): %.*s:%ld%.*s", ptx ? "compute" : "sm", sm, (int)(paren - ls), ls, line, (int)mlen, msg);
+    return;
+  }
   char kname[128] = "?";
   const char *p = src;
   for (long l = 1; *p && l < line; l++) {
@@ -94,8 +102,6 @@ static void explain(const char *src, const char *name, const char *log, int sm, 
     if (!nl) break;
     p = nl + 1;
   }
-  const char *msg = e ? e : log;
-  size_t mlen = strcspn(msg, "\n");
   if (!line) {
     snprintf(err, errlen, "nvrtc (%s_%d): %.*s", ptx ? "compute" : "sm", sm, (int)mlen, msg);
     return;
@@ -116,7 +122,10 @@ static void *compile_one(void *arg) {
   nvrtcProgram prog = NULL;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  nvrtcResult rc = r->CreateProgram(&prog, j->src, j->name, 0, NULL, NULL);
+  const char *htext[64], *hname[64];
+  int nh = j->nhdr < 64 ? j->nhdr : 64;
+  for (int i = 0; i < nh; i++) htext[i] = j->hdr[i].text, hname[i] = j->hdr[i].name;
+  nvrtcResult rc = r->CreateProgram(&prog, j->src, j->name, nh, htext, hname);
   if (rc) {
     snprintf(j->err, sizeof j->err, "nvrtcCreateProgram: %s", r->GetErrorString(rc));
     return NULL;
@@ -190,8 +199,12 @@ static void cuda_include(const Nvrtc *r, char *opt, size_t n) {
   }
 }
 
-bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extra_opts, CgCubin *out, int n, char *err,
-                      size_t errlen) {
+bool cg_nvrtc_compile(const char *src, const char *name, const CgEmbedded *hdr, int nhdr, const char *const *extra_opts,
+                      CgCubin *out, int n, char *err, size_t errlen) {
+  if (nhdr > 64) {
+    snprintf(err, errlen, "nvrtc: more than 64 headers");
+    return false;
+  }
   Nvrtc r;
   if (!nvrtc_load(&r, err, errlen)) return false; /* (a half-loaded libnvrtc stays: see the end) */
   int maj = 0, min = 0;
@@ -200,6 +213,7 @@ bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extr
   cuda_include(&r, inc, sizeof inc);
   uint64_t h = fnv(0xcbf29ce484222325ull, src, strlen(src));
   h = fnv(h, inc, strlen(inc) + 1);
+  for (int i = 0; i < nhdr; i++) h = fnv(fnv(h, hdr[i].name, strlen(hdr[i].name) + 1), hdr[i].text, strlen(hdr[i].text) + 1);
   h = fnv(h, &maj, sizeof maj), h = fnv(h, &min, sizeof min);
   for (int i = 0; extra_opts && extra_opts[i]; i++) h = fnv(h, extra_opts[i], strlen(extra_opts[i]) + 1);
   char dir[900], path[n > 0 ? n : 1][1100];
@@ -211,7 +225,7 @@ bool cg_nvrtc_compile(const char *src, const char *name, const char *const *extr
   if (!ok) snprintf(err, errlen, "out of memory");
   for (int i = 0; ok && i < n; i++) {
     out[i].data = NULL, out[i].len = 0, out[i].seconds = 0, out[i].cached = false;
-    jobs[i] = (Job){&r, src, name, extra_opts, inc[0] ? inc : NULL, &out[i], "", false};
+    jobs[i] = (Job){&r, src, name, hdr, nhdr, extra_opts, inc[0] ? inc : NULL, &out[i], "", false};
     if (cache) {
       snprintf(path[i], sizeof path[i], "%s/nvrtc/%016" PRIx64 "-%s%d.bin", dir, h, out[i].ptx ? "ptx" : "sm", out[i].sm);
       FILE *f = fopen(path[i], "rb");

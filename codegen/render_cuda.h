@@ -8,7 +8,8 @@
 
 #include "kernel.h"
 
-/* The device prelude every generated .cu starts with (helpers, reductions). */
+/* What every generated .cu starts with: an #include of each file of the
+ * kernel library (cuda_lib.h), whose functions the kernels call. */
 void render_cuda_prelude(FILE *cu);
 
 /* Whether an op has a CUDA template. */
@@ -35,10 +36,22 @@ typedef struct RenderCudaRef {
   uint32_t base;
   int64_t off;
 } RenderCudaRef;
+/* A GEMM of the launch list, as the shim's cram_cuda_gemm (cram_cuda_step.h):
+ * row-major C[p] = op(A[p]) op(B[p]) (+ beta C[p]), then the epilogue
+ * (0 none, 1 + bias[N], 2 relu, 3 relu(+ bias)); *_bf16: operand dtypes. */
+typedef struct RenderCudaGemm {
+  bool ta, tb;
+  int64_t M, N, K, batch, lda, ldb, ldc, sa, sb, sc;
+  int epi;
+  float beta;
+  bool a_bf16, b_bf16, c_bf16;
+} RenderCudaGemm;
 typedef struct RenderCudaLaunch {
   bool gemm;
   uint32_t grid, block; /* kernel launches */
   uint32_t first, nbuf;
+  uint64_t kernel;      /* kernel launches: the kernel is k_<kernel as 16 hex digits> */
+  RenderCudaGemm g;     /* GEMM launches */
 } RenderCudaLaunch;
 typedef struct RenderCudaHost {
   RenderCudaLaunch *launch;
@@ -49,13 +62,15 @@ typedef struct RenderCudaHost {
 void render_cuda_host_free(RenderCudaHost *h);
 
 /* Renders graph p: its __global__ kernels (extern "C" k_<hash of the text>,
- * each written once per `seen`) into cu, `static const cram_cuda_launch
+ * each a call of a library function, written once per `seen`) into cu, `static const cram_cuda_launch
  * PREFIX_launches[]` (kernel names, node descriptions, GEMM shapes: what the
  * shim needs at create()) into host, and the launch sequence with its
  * pointers into *h (free with render_cuda_host_free, also on failure).
  * *scratch: device scratch bytes it needs. False with a message for an op
  * without a template. */
-bool render_cuda_graph(FILE *cu, FILE *host, const KProgram *p, const char *prefix, RenderCudaSeen *seen, uint64_t *scratch,
-                       RenderCudaHost *h, char *err, size_t errlen);
+/* xent_chunk: rows per chunk of the fused decoder (0: the default, 1024; a
+ * smaller one lets tests reach the multi-chunk paths at toy sizes). */
+bool render_cuda_graph(FILE *cu, FILE *host, const KProgram *p, const char *prefix, int64_t xent_chunk, RenderCudaSeen *seen,
+                       uint64_t *scratch, RenderCudaHost *h, char *err, size_t errlen);
 
 #endif

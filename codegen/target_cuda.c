@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "cuda_lib.h"
 #include "artifact.h"
 #include "kernel.h"
 #include "llvm_host.h"
@@ -39,11 +40,6 @@
 
 #define CUDA_MIN_SM 80
 
-static const char *slot_kind_name[KS_COUNT] = {
-  "CRAM_CUDA_S_PARAM", "CRAM_CUDA_S_GRAD", "CRAM_CUDA_S_MOM_M", "CRAM_CUDA_S_MOM_V", "CRAM_CUDA_S_INPUT",
-  "CRAM_CUDA_S_SCALE", "CRAM_CUDA_S_STEP", "CRAM_CUDA_S_LR",    "CRAM_CUDA_S_OWN"};
-static const char *out_kind_name[] = {"CRAM_CUDA_O_LOSS",  "CRAM_CUDA_O_GRAD_NORM", "CRAM_CUDA_O_GRAD", "CRAM_CUDA_O_PARAM",
-                                      "CRAM_CUDA_O_MOM_M", "CRAM_CUDA_O_MOM_V",     "CRAM_CUDA_O_OTHER"};
 static const char *pfx[3] = {"fwd", "acc", "up"};
 
 /* The three planned graphs and their rendering. */
@@ -75,7 +71,7 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin};
+  KNames names = {pn, np, in, nin, .state_in_place = true}; /* render_cuda guards the state writes */
   FILE *cu = open_memstream(&p->cu, &p->culen);
   if (!cu) return cg_fail(err, errlen, "out of memory");
   char hash[17];
@@ -98,7 +94,7 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
       break;
     }
     fprintf(cu, "/* ---- %s graph: %u kernels, %u nodes ---- */\n\n", pfx[i], p->P[i]->nkernels, p->P[i]->nnodes);
-    if (!render_cuda_graph(cu, h, p->P[i], pfx[i], &seen, &p->scratch[i], &p->hh[i], kerr, sizeof kerr))
+    if (!render_cuda_graph(cu, h, p->P[i], pfx[i], o->xent_chunk, &seen, &p->scratch[i], &p->hh[i], kerr, sizeof kerr))
       ok = cg_fail(err, errlen, "%s graph: %s", pfx[i], kerr);
     fclose(h);
     if (i) p->nk += p->hh[i].nlaunch;
@@ -149,7 +145,7 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
   bool ok = false;
   char *meta = NULL;
   size_t metalen = 0;
-  if (!cg_nvrtc_compile(p.cu, "step.cu", NULL, img, nimg, err, errlen)) goto out;
+  if (!cg_nvrtc_compile(p.cu, "step.cu", cg_cuda_lib, cg_cuda_lib_count, NULL, img, nimg, err, errlen)) goto out;
   if (getenv("CRAMC_NVRTC_TIMES"))
     for (int i = 0; i < nimg; i++)
       fprintf(stderr, "cramc: nvrtc %s_%d: %.2f s%s, %zu bytes\n", img[i].ptx ? "compute" : "sm", img[i].sm, img[i].seconds,
@@ -186,12 +182,12 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
     fwrite(p.host[i], 1, p.hostlen[i], out);
     fprintf(out, "static const cram_cuda_slot %s_slots[] = {\n", pfx[i]);
     for (uint32_t s = 0; s < P->nslots; s++)
-      fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", slot_kind_name[P->slots[s].kind], P->slots[s].index,
+      fprintf(out, "  {%s, %u, %lld}, /* %%%u */\n", k_slot_kind_name[P->slots[s].kind], P->slots[s].index,
               (long long)P->slots[s].bytes, P->slots[s].node);
     if (!P->nslots) fputs("  {0, 0, 0},\n", out);
     fprintf(out, "};\nstatic const cram_cuda_out %s_outs[] = {\n", pfx[i]);
     for (uint32_t k = 0; k < P->nouts; k++)
-      fprintf(out, "  {%s, %u, %u},\n", out_kind_name[P->outs[k].kind], P->outs[k].index, P->outs[k].slot);
+      fprintf(out, "  {%s, %u, %u},\n", k_out_kind_name[P->outs[k].kind], P->outs[k].index, P->outs[k].slot);
     if (!P->nouts) fputs("  {0, 0, 0},\n", out);
     fputs("};\n", out);
     /* the host code of the graph (llvm_host.c), in the object linked beside this file */

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_cleanup.h"
 #include "codegen.h"
+#include "cram_step.h"
 #include "target_cuda.h"
 #include "frontend.h"
 #include "interpret.h"
@@ -29,7 +31,7 @@
 #define CRAMC_VERSION "0.0.0"
 #endif
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: cramc FILE.cram [options]\n"
     "\n"
     "Compile a .cram model (see docs/cram-language.md).\n"
@@ -56,21 +58,34 @@ static const char usage[] =
     "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
     "  -D name=value    override a dim (also -Dname=value); may repeat\n"
     "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
-    "  --target T       artifact kind: cuda (the default: CUDA C kernels compiled by\n"
-    "                   NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code from\n"
-    "                   LLVM; builds anywhere, needs a GPU to run), cpu (generated\n"
-    "                   C kernels + OpenBLAS, -O2 fused, -O0 unfused), interp (the\n"
-    "                   reference interpreter behind the step ABI)\n"
     "  --precision P    bf16 (the cuda default: GEMMs in bf16 with f32 accumulate, f32\n"
     "                   master weights, norms, softmax and loss; cuda or interp), f32\n"
     "                   (the cpu/interp default, and of --emit=ir/grad-ir/train-ir, --stats;\n"
     "                   exact comparisons on cuda) or f64 (interp only; implies --target interp)\n"
+    "%TARGETS%"
     "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
     "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
     "  --help           show this help\n"
     "  --version        show the version\n"
     "\n"
     "Without --emit or --summary cramc builds step.so for `cram train` (docs/codegen.md).\n";
+
+/* The help, with the --target entry written from the target registry (codegen.h). */
+static void print_usage(FILE *out) {
+  const char *mark = strstr(usage_text, "%TARGETS%");
+  fwrite(usage_text, 1, (size_t)(mark - usage_text), out);
+  fprintf(out, "  --target T       artifact kind (default %s):\n", cg_default_target);
+  for (int i = 0; i < cg_ntargets; i++) {
+    const CgTargetInfo *t = &cg_targets[i];
+    fprintf(out, "                     %-7s ", t->name);
+    for (const char *h = t->help; *h;) {
+      size_t n = strcspn(h, "\n");
+      fprintf(out, "%s%.*s\n", h == t->help ? "" : "                             ", (int)n, h);
+      h += n + (h[n] == '\n');
+    }
+  }
+  fputs(mark + strlen("%TARGETS%"), out);
+}
 
 typedef struct Options {
   const char *input;
@@ -105,11 +120,14 @@ static bool parse_define(char *s, FeDefine *d) {
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
   o->defs = calloc((size_t)argc, sizeof(FeDefine));
-  if (!o->defs) return 1;
+  if (!o->defs) {
+    fputs("cramc: error: out of memory\n", stderr);
+    return 1;
+  }
   for (int i = 1; i < argc; i++) {
     char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      fputs(usage, stdout);
+      print_usage(stdout);
       return 0;
     }
     if (!strcmp(a, "--version")) {
@@ -125,8 +143,15 @@ static int parse_args(int argc, char **argv, Options *o) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       const char *v = argv[++i];
       if (!strcmp(a, "--target")) {
-        if (strcmp(v, "interp") && strcmp(v, "cpu") && strcmp(v, "cuda"))
-          return usage_error("unknown --target '%s' (expected interp, cpu or cuda)", v);
+        if (!cg_target_find(v)) {
+          char list[256] = "";
+          for (int t = 0; t < cg_ntargets; t++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? (t + 1 < cg_ntargets ? ", " : " or ") : "",
+                     cg_targets[t].name);
+          char msg[400];
+          snprintf(msg, sizeof msg, "unknown --target '%s' (expected %s)", v, list);
+          return usage_error("%s", msg);
+        }
         o->target = v;
       } else if (!strcmp(a, "--precision")) {
         if (strcmp(v, "bf16") && strcmp(v, "f32") && strcmp(v, "f64"))
@@ -158,11 +183,22 @@ static int parse_args(int argc, char **argv, Options *o) {
       char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!def) return usage_error("%s needs name=value", a);
       char *copy = strdup(def);
-      if (!copy) return 1;
+      if (!copy) {
+        fputs("cramc: error: out of memory\n", stderr);
+        return 1;
+      }
       if (!parse_define(copy, &o->defs[o->ndefs])) {
         free(copy);
         return usage_error("malformed define '%s' (expected -D name=value)", def);
       }
+      /* a second -D of one name would be reported by the frontend as "no dim named" */
+      for (int k = 0; k < o->ndefs; k++)
+        if (!strcmp(o->defs[k].name, copy)) {
+          fprintf(stderr, "cramc: error: -D %s given twice (%s=%s and %s=%s): give each dim once (see cramc --help)\n",
+                  copy, copy, o->defs[k].value, copy, o->defs[o->ndefs].value);
+          free(copy);
+          return 2;
+        }
       o->ndefs++;
     } else if (!strcmp(a, "-o")) {
       if (i + 1 >= argc) return usage_error("%s needs a file name", a);
@@ -175,22 +211,27 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->input) return usage_error("%s", "no input file");
-  bool f64 = o->precision && !strcmp(o->precision, "f64");
   bool cuda_emit = o->emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "llvm"));
-  if (((o->target && !strcmp(o->target, "cuda")) || cuda_emit) && f64)
-    return usage_error("%s", "--target cuda computes in bf16 or f32; --precision f64 is for the interp target");
   if (cuda_emit && o->target && strcmp(o->target, "cuda"))
     return usage_error("--emit=%s is the cuda target's", o->emit);
-  /* The default target: cuda (it compiles without a GPU); f64 exists only in the interpreter. */
-  if (!o->target) o->target = f64 ? "interp" : "cuda";
-  bool cuda = !strcmp(o->target, "cuda"), cpu = !strcmp(o->target, "cpu");
-  /* bf16 is the cuda default for what builds or prints the artifact; the IR views stay f32 unless asked */
+  if (cuda_emit) o->target = "cuda";
+  /* The default target (cuda: it compiles without a GPU), unless it cannot
+   * compute in the precision asked for: then the first target that can (f64: interp). */
+  const CgTargetInfo *t = cg_target_find(o->target ? o->target : cg_default_target);
+  for (int i = 0; !o->target && o->precision && !cg_target_accepts(t, o->precision) && i < cg_ntargets; i++)
+    if (cg_target_accepts(&cg_targets[i], o->precision)) t = &cg_targets[i];
+  o->target = t->name;
+  /* the target's own precision (bf16 for cuda) for what builds or prints the artifact; the IR views stay f32 unless asked */
   bool ir_view = o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") ||
                              !strcmp(o->emit, "ast"));
-  if (!o->precision) o->precision = cuda && !ir_view && !o->summary && !o->popt.stats ? "bf16" : "f32";
-  if (cpu && strcmp(o->precision, "f32"))
-    return usage_error("--target cpu computes in f32 only; --precision %s is for the interp (and cuda) targets",
-                       o->precision);
+  if (!o->precision) o->precision = !ir_view && !o->summary && !o->popt.stats ? t->precision : "f32";
+  if (!cg_target_accepts(t, o->precision)) {
+    char why[256];
+    snprintf(why, sizeof why, t->refuse, o->precision);
+    char msg[400];
+    snprintf(msg, sizeof msg, "--target %s %s", t->name, why);
+    return usage_error("%s", msg);
+  }
   return -1;
 }
 
@@ -300,10 +341,31 @@ static void print_summary(const Graph *g, FILE *out) {
             commas(flops, a, sizeof a));
 }
 
+/* Parameter and input names travel in the artifact's metadata and in
+ * checkpoints: refuse one longer than the step ABI carries, at its source. */
+static bool names_fit(const Graph *g, Diag *d) {
+  bool ok = true;
+  for (uint32_t i = 0; i < g->n; i++) {
+    const Node *n = &g->nodes[i];
+    if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
+    size_t len = strlen(ir_get_str(n, ATTR_NAME));
+    if (len <= CRAM_STEP_MAX_NAME) continue;
+    diag_error(d, n->loc, "%s name '%.40s...' is %zu characters, longer than the %d a step.so and its checkpoints carry: "
+               "shorten its name=\"...\"", n->op == OP_PARAM ? "parameter" : "input", ir_get_str(n, ATTR_NAME), len,
+               CRAM_STEP_MAX_NAME);
+    ok = false;
+  }
+  return ok;
+}
+
 /* The forward graph of the model, with autocast_bf16 applied at --precision
  * bf16 (before autodiff, so every later graph is mixed precision). */
 static Graph *compile_fwd(const Options *o, const char *text, size_t len, Diag *d) {
   Graph *g = fe_compile(o->input, text, len, o->defs, o->ndefs, d);
+  if (g && !names_fit(g, d)) {
+    ir_graph_free(g);
+    return NULL;
+  }
   if (g && !strcmp(o->precision, "bf16")) {
     Graph *m = pass_autocast_bf16(g, d);
     ir_graph_free(g);
@@ -329,9 +391,17 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   Graph *fwd = compile_fwd(o, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
+  if (g) pass_print_traffic(stdout, g);
   int rc = g ? 0 : 1;
   ir_graph_free(g);
   return rc;
+}
+
+/* A positive integer from the environment (a test knob the CLI passes into the options), else 0. */
+static int64_t env_int(const char *name) {
+  const char *e = getenv(name);
+  long long v = e ? strtoll(e, NULL, 10) : 0;
+  return v > 0 ? v : 0;
 }
 
 int main(int argc, char **argv) {
@@ -343,6 +413,7 @@ int main(int argc, char **argv) {
 #endif
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) goto done;
+  cg_cleanup_install(); /* Ctrl-C during a build leaves no temporary files */
   rc = 1;
   size_t len = 0;
   char *text = cramc_read_source(o.input, &len);
@@ -355,19 +426,13 @@ int main(int argc, char **argv) {
     goto done;
   }
   CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
-                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2};
+                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2,
+                  .xent_chunk = env_int("CRAMC_XENT_CHUNK")};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = compile_fwd(&o, text, len, &d);
     char err[1024];
-    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
-    if (g && cuda && !cg_cuda_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
-      fprintf(stderr, "cramc: error: %s\n", err);
-    else if (g && cuda)
-      rc = 0;
-    else if (g && cpu && !cg_cpu_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
-      fprintf(stderr, "cramc: error: %s\n", err);
-    else if (g && !cpu && !cg_interp_build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
+    if (g && !cg_target_find(o.target)->build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
     else if (g)
       rc = 0;
@@ -398,7 +463,6 @@ int main(int argc, char **argv) {
     }
     char err[1024];
     bool emit_c = o.emit && (!strcmp(o.emit, "step-c") || !strcmp(o.emit, "c"));
-    bool cpu = !strcmp(o.target, "cpu"), cuda = !strcmp(o.target, "cuda");
     bool llvm = o.emit && !strcmp(o.emit, "llvm");
     if (g && o.emit && (!strcmp(o.emit, "cuda") || llvm)) {
       if (!(llvm ? cg_cuda_emit_llvm(g, &cg, 0, out, err, sizeof err) : cg_cuda_emit_cu(g, &cg, out, err, sizeof err))) {
@@ -407,9 +471,7 @@ int main(int argc, char **argv) {
         g = NULL;
       }
     } else if (g && emit_c) {
-      if (!(cuda  ? cg_cuda_emit_c(g, &cg, out, err, sizeof err)
-            : cpu ? cg_cpu_emit_c(g, &cg, out, err, sizeof err)
-                  : cg_interp_emit_c(g, &cg, out, err, sizeof err))) {
+      if (!cg_target_find(o.target)->emit_c(g, &cg, out, err, sizeof err)) {
         fprintf(stderr, "cramc: error: %s\n", err);
         ir_graph_free(g);
         g = NULL;

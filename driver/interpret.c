@@ -68,7 +68,10 @@ static int parse(int argc, char **argv, IArgs *a) {
     a->wd = 0.01;
     a->prec = INTERP_F32;
     a->defs = calloc((size_t)argc, sizeof(FeDefine));
-    if (!a->defs) return 1;
+    if (!a->defs) {
+        fputs("cramc: error: out of memory\n", stderr);
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         char *s = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -124,6 +127,11 @@ static int parse(int argc, char **argv, IArgs *a) {
                 return uerr("malformed define '%s' (expected -D name=value)", def);
             }
             *eq = '\0';
+            for (int k = 0; k < a->ndefs; k++)
+                if (!strcmp(a->defs[k].name, copy)) {
+                    free(copy);
+                    return uerr("-D %s given twice: give each dim once", a->defs[k].name);
+                }
             a->defs[a->ndefs].name = copy;
             a->defs[a->ndefs].value = eq + 1;
             a->ndefs++;
@@ -223,6 +231,18 @@ static void round_all(double *x, int64_t n, InterpPrecision prec) {
         for (int64_t i = 0; i < n; i++) x[i] = interp_round_f32(x[i]);
 }
 
+/* Every failure path says why: an allocation failure used to exit 1 silently. */
+#define OOM(what)                                                                                 \
+    do {                                                                                          \
+        fprintf(stderr, "cramc: error: --interpret: out of memory for %s\n", what);               \
+        goto out;                                                                                 \
+    } while (0)
+#define INTERNAL(what)                                                                            \
+    do {                                                                                          \
+        fprintf(stderr, "cramc: internal error: --interpret: %s (or out of memory)\n", what);     \
+        goto out;                                                                                 \
+    } while (0)
+
 static int interpret(const IArgs *a, const Graph *fwd) {
     int rc = 1;
     Diag d;
@@ -239,7 +259,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     double *losses = calloc((size_t)a->steps, sizeof(double)), *norms = calloc((size_t)a->steps, sizeof(double));
     double step_v = 0, lr_v = a->prec == INTERP_F32 ? interp_round_f32(a->lr) : a->lr, scale_v = 1.0 / (double)a->accum;
     if (a->prec == INTERP_F32) scale_v = interp_round_f32(scale_v);
-    if (!losses || !norms) goto out;
+    if (!losses || !norms) OOM("the loss and norm tables");
 
     AdamWOptions o = pass_adamw_defaults();
     o.max_norm = a->clip;
@@ -254,7 +274,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     /* params */
     for (ValueId v = 0; v < fwd->n; v++) np += fwd->nodes[v].op == OP_PARAM;
     ps = calloc((size_t)(np ? np : 1), sizeof *ps);
-    if (!ps) goto out;
+    if (!ps) OOM("the parameter table");
     if (a->params && cram_st_read(a->params, &pfile, &err) != CRAM_OK) {
         fprintf(stderr, "cramc: error: %s\n", err.msg);
         goto out;
@@ -273,7 +293,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
         p->v = calloc(1, sz);
         p->acc = calloc(1, sz);
         p->grad1 = calloc(1, sz);
-        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1) goto out;
+        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1) OOM(p->name);
         if (a->params) {
             const cram_st_tensor *t = cram_st_find(&pfile, p->name);
             if (!t) {
@@ -318,7 +338,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     for (ValueId v = 0; v < fwd->n; v++) nin += fwd->nodes[v].op == OP_INPUT;
     in_nodes = calloc((size_t)(nin ? nin : 1), sizeof *in_nodes);
     inputs = calloc((size_t)(nin ? nin : 1) * (size_t)a->accum, sizeof *inputs);
-    if (!in_nodes || !inputs) goto out;
+    if (!in_nodes || !inputs) OOM("the input table");
     k = 0;
     for (ValueId v = 0; v < fwd->n; v++) {
         const Node *n = &fwd->nodes[v];
@@ -345,7 +365,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
         int64_t per = ir_shape_numel(&n->shape);
         for (long mb = 0; mb < a->accum; mb++) {
             double *x = malloc((size_t)per * sizeof(double));
-            if (!x) goto out;
+            if (!x) OOM("a batch input");
             inputs[(size_t)k * (size_t)a->accum + (size_t)mb] = x;
             for (int64_t i = 0; i < per; i++) x[i] = cram_st_get(t, (int64_t)mb * per + i);
             if (n->dtype != DT_I32) round_all(x, per, a->prec);
@@ -354,7 +374,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     }
 
     InterpOpts io = {.prec = a->prec, .training = false, .seed = 0};
-    if (!run_init(&r1, ts ? ts : acc) || (up && !run_init(&r2, up))) goto out;
+    if (!run_init(&r1, ts ? ts : acc) || (up && !run_init(&r2, up))) OOM("the graphs' buffer tables");
     for (long s = 1; s <= a->steps; s++) {
         step_v = (double)s;
         double loss_sum = 0;
@@ -384,7 +404,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
                 free(mn);
                 free(vn);
                 free(gn);
-                if (!np_ || !nm || !nv || !gg) goto out;
+                if (!np_ || !nm || !nv || !gg) INTERNAL("a train-step output is missing");
                 size_t sz = (size_t)ps[i].numel * sizeof(double);
                 if (s == 1) memcpy(ps[i].grad1, gg, sz);
                 /* copy new state before freeing the run's buffers */
@@ -413,7 +433,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
                 char *an = join("grad_acc.", ps[i].name);
                 const double *x = an ? out_data(&r1, an) : NULL;
                 free(an);
-                if (!x) goto out;
+                if (!x) INTERNAL("a gradient accumulator output is missing");
                 memcpy(ps[i].acc, x, (size_t)ps[i].numel * sizeof(double));
             }
             reset(&r1);
@@ -440,7 +460,7 @@ static int interpret(const IArgs *a, const Graph *fwd) {
             free(pn);
             free(mn);
             free(vn);
-            if (!a1 || !a2 || !a3) goto out;
+            if (!a1 || !a2 || !a3) INTERNAL("an update output is missing");
             size_t sz = (size_t)ps[i].numel * sizeof(double);
             memcpy(ps[i].acc, a1, sz); /* staging: the update's inputs stay bound until reset */
             memcpy(ps[i].m, a2, sz);

@@ -190,7 +190,7 @@ static Val lower_tanh(Lower *L, const Call *c) { return need_float(L, c, 0) ? op
 static Val lower_glu(Lower *L, const Call *c) {
   if (!need_float(L, c, 0)) return ERR;
   const char *act = SV(1);
-  if (strcmp(act, "gelu") && strcmp(act, "relu") && strcmp(act, "sigmoid") && strcmp(act, "none"))
+  if (ir_act_parse(act) < 0) /* ir/acts.def */
     return lw_error(L, c->argloc[1], "glu(): act must be one of gelu, relu, sigmoid, none; got %s", act);
   if (N(L, TV(0))->shape.rank < 1 || last_dim(L, TV(0)) % 2)
     return lw_error(L, c->argloc[0], "glu(): the last axis of 'x' must be even (it is split in half), got %s",

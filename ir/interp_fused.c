@@ -57,27 +57,8 @@ static bool matmul_into(InterpCall *c, int i, const Shape *s, double *out) {
   return interp_matmul(&mc);
 }
 
-static double gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
-static double gelu_deriv(double x) {
-  return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327;
-}
-
-/* act and act', as interp_ops.c's act_apply and interp_grad.c's act_pair */
-static void act_pair(const char *act, double x, double *f, double *df) {
-  if (strcmp(act, "gelu") == 0) {
-    *f = gelu(x);
-    *df = gelu_deriv(x);
-  } else if (strcmp(act, "relu") == 0) {
-    *f = x > 0 ? x : 0.0;
-    *df = x > 0 ? 1.0 : 0.0;
-  } else if (strcmp(act, "sigmoid") == 0) {
-    *f = 1.0 / (1.0 + exp(-x));
-    *df = *f * (1.0 - *f);
-  } else {
-    *f = x;
-    *df = 1.0;
-  }
-}
+/* act and act' by name (acts.def): interp_act_pair, shared with interp_ops.c and interp_grad.c */
+static void act_pair(const char *act, double x, double *f, double *df) { interp_act_pair(ir_act_parse(act), x, f, df); }
 
 /* op(A) @ op(B) [+ bias] into a fresh [...,M,N] buffer; *N its last axis. */
 static double *gemm_bias(InterpCall *c, Shape *s, int64_t *N) {
@@ -136,7 +117,7 @@ bool interp_matmul_act_grad(InterpCall *c) {
   for (int64_t e = 0, n = ir_shape_numel(s); e < n; e++) {
     double f, df;
     act_pair(act, c->in[0][e], &f, &df);
-    c->out[e] = strcmp(act, "relu") == 0 ? (c->in[0][e] > 0 ? d[e] : 0.0) : d[e] * df;
+    c->out[e] = ir_act_parse(act) == ACT_RELU ? (c->in[0][e] > 0 ? d[e] : 0.0) : d[e] * df;
   }
   free(d);
   return true;

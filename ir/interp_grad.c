@@ -47,21 +47,7 @@ GRAD_PAIR_KERNEL(interp_sigmoid_grad, dy * x * (1.0 - x)) /* x is y = sigmoid(in
 GRAD_PAIR_KERNEL(interp_silu_grad, dy * silu_deriv(x))
 
 /* act and act' for the GLU gate, by name as in interp_ops.c */
-static void act_pair(const char *act, double x, double *f, double *df) {
-  if (strcmp(act, "gelu") == 0) {
-    *f = 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    *df = gelu_deriv(x);
-  } else if (strcmp(act, "relu") == 0) {
-    *f = x > 0 ? x : 0.0;
-    *df = x > 0 ? 1.0 : 0.0;
-  } else if (strcmp(act, "sigmoid") == 0) {
-    *f = 1.0 / (1.0 + exp(-x));
-    *df = *f * (1.0 - *f);
-  } else {
-    *f = x;
-    *df = 1.0;
-  }
-}
+static void act_pair(const char *act, double x, double *f, double *df) { interp_act_pair(ir_act_parse(act), x, f, df); }
 
 /* y = a * act(b) with x = [a | b]: da = dy act(b), db = dy a act'(b) */
 bool interp_glu_grad(InterpCall *c) {

@@ -197,12 +197,19 @@ bool interp_dropout(InterpCall *c) {
   return true;
 }
 
-/* Activation on a GLU gate, by name ("gelu" | "relu" | "sigmoid" | "none"). */
+void interp_act_pair(int act, double x, double *f, double *df) {
+  switch (act) {
+  case ACT_GELU: *f = gelu(x), *df = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327; break;
+  case ACT_RELU: *f = x > 0 ? x : 0.0, *df = x > 0 ? 1.0 : 0.0; break;
+  case ACT_SIGMOID: *f = sigmoid(x), *df = *f * (1.0 - *f); break;
+  default: *f = x, *df = 1.0; break; /* ACT_NONE */
+  }
+}
+/* Activation on a GLU gate, by name (acts.def). */
 static double act_apply(const char *act, double x) {
-  if (strcmp(act, "gelu") == 0) return gelu(x);
-  if (strcmp(act, "relu") == 0) return x > 0 ? x : 0.0;
-  if (strcmp(act, "sigmoid") == 0) return sigmoid(x);
-  return x;
+  double f, df;
+  interp_act_pair(ir_act_parse(act), x, &f, &df);
+  return f;
 }
 
 /* cramming GLU: x, gate = inputs.chunk(2, dim=-1); return act(gate) * x */
@@ -318,7 +325,8 @@ bool interp_cross_entropy(InterpCall *c) {
 
 /* torch: x.reshape(shape) — row-major, so a plain copy */
 bool interp_reshape(InterpCall *c) {
-  memcpy(c->out, c->in[0], (size_t)ir_shape_numel(&c->n->shape) * sizeof(double));
+  if (c->out != c->in[0]) /* a planned run may alias the two (memplan.h) */
+    memcpy(c->out, c->in[0], (size_t)ir_shape_numel(&c->n->shape) * sizeof(double));
   return true;
 }
 
@@ -355,7 +363,7 @@ bool interp_slice(InterpCall *c) {
 InterpFn interp_kernel(OpKind op) {
   static const InterpFn table[OP_COUNT] = {
 #define NONE NULL
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) [OP_##id] = interp,
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) [OP_##id] = interp,
 #include "ops.def"
 #undef OP
 #undef NONE

@@ -20,8 +20,12 @@ typedef struct InterpCall {
 
 typedef bool (*InterpFn)(InterpCall *c);
 
+/* f(x) and f'(x) of activation act (IrAct, acts.def): the GLU gate and the
+ * fused GEMM epilogues of every interpreter kernel. */
+void interp_act_pair(int act, double x, double *f, double *df);
+
 /* The kernels named in the interp column of ops.def. */
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) bool interp(InterpCall *c);
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) bool interp(InterpCall *c);
 #define NONE interp_none_ /* rows without a kernel declare this dummy; it is never defined */
 #include "ops.def"
 #undef NONE

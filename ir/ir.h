@@ -81,7 +81,7 @@ static inline Attr ir_attr_ints(AttrId id, const int64_t *v, uint32_t n) {
 /* ---- ops ----------------------------------------------------------------- */
 
 typedef enum {
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) OP_##id,
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) OP_##id,
 #include "ops.def"
 #undef OP
   OP_COUNT
@@ -106,16 +106,49 @@ typedef struct Node Node;
  * attributes; on failure writes a one-line reason into msg and returns false. */
 typedef bool (*ShapeFn)(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen);
 
+/* The properties column of ops.def (see there): P(X) = 1u << OPP_X. */
+typedef enum { OPP_POINTWISE, OPP_INPLACE, OPP_CLOSES, OPP_SCATTER, OPP_SAME_DTYPE } OpProp;
+
+/* The gemm form column of ops.def: how a GEMM-like op runs as a library GEMM. */
+typedef enum {
+  IR_GEMM_NO,       /* not a GEMM */
+  IR_GEMM_PLAIN,    /* C = op(A) op(B) */
+  IR_GEMM_ACT,      /* act(C + bias) */
+  IR_GEMM_GLU,      /* glu(C + bias) */
+  IR_GEMM_ACT_GRAD, /* act'(pre) * C, pre = input 0 */
+  IR_GEMM_GLU_GRAD, /* glu_grad(pre, C) */
+} IrGemmForm;
+
 typedef struct OpInfo {
   const char *name;
   uint8_t min_in, max_in;
   OpClass cls;
   uint32_t attrs;                /* mask of (1u << ATTR_*) */
   ShapeFn shape;                 /* NULL for sources */
+  uint32_t props;                /* mask of (1u << OPP_*) */
+  IrGemmForm gemm;               /* IR_GEMM_NO unless cls == OC_GEMM */
+  uint8_t gemm_a;                /* input index of the GEMM's A (B is the next) */
 } OpInfo;
 extern const OpInfo ir_ops[OP_COUNT];
 
+/* Whether op has property p (ops.def's properties column). */
+static inline bool ir_op_is(OpKind op, OpProp p) { return (unsigned)op < OP_COUNT && (ir_ops[op].props >> p) & 1u; }
+
 bool ir_op_parse(const char *s, size_t n, OpKind *out);
+
+/* ---- activations (acts.def) ------------------------------------------------ */
+
+/* The `act` attribute's values, numbered as acts.def (every backend uses the
+ * same numbering: the CUDA library's cr_act_kind is expanded from that file). */
+typedef enum {
+#define ACT(id, name) ACT_##id,
+#include "acts.def"
+#undef ACT
+  ACT_COUNT
+} IrAct;
+extern const char *const ir_act_names[ACT_COUNT];
+/* The activation named s (NUL-terminated), or -1. */
+int ir_act_parse(const char *s);
 
 /* ---- graphs -------------------------------------------------------------- */
 

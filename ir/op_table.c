@@ -9,20 +9,56 @@
 #include "ir_impl.h"
 
 #define A(x) (1u << ATTR_##x)
+#define P(x) (1u << OPP_##x)
+#define GEMM(form, a) IR_GEMM_##form, a
+#define NOGEMM IR_GEMM_NO, 0
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) [OP_##id] = {name, min_in, max_in, cls, attrs, shape},
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, props, gemm) \
+  [OP_##id] = {name, min_in, max_in, cls, attrs, shape, props, gemm},
 #define NONE NULL
 #include "ops.def"
 #undef NONE
 #undef OP
 };
+#undef NOGEMM
+#undef GEMM
+#undef P
 #undef A
+
+/* The property columns are consistent: what a pass relies on holds for every row. */
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, props, gemm)                                   \
+  _Static_assert(!((props) & (1u << OPP_POINTWISE)) || ((props) & (1u << OPP_INPLACE)),                           \
+                 "ops.def " #id ": a POINTWISE op reads element i only, so it is INPLACE too");                    \
+  _Static_assert(((cls) == OC_GEMM) == (IR_OPINFO_GEMM_##gemm != IR_GEMM_NO),                                     \
+                 "ops.def " #id ": GEMM-class ops, and only they, have a gemm form");
+#define IR_OPINFO_GEMM_NOGEMM IR_GEMM_NO
+#define IR_OPINFO_GEMM_GEMM(form, a) IR_GEMM_##form
+#define A(x) (1u << ATTR_##x)
+#define P(x) (1u << OPP_##x)
+#define NONE NULL
+#include "ops.def"
+#undef NONE
+#undef P
+#undef A
+#undef OP
 
 const AttrInfo ir_attrs[ATTR_COUNT] = {
 #define ATTR(id, name, kind) [ATTR_##id] = {name, AK_##kind},
 #include "attrs.def"
 #undef ATTR
 };
+
+const char *const ir_act_names[ACT_COUNT] = {
+#define ACT(id, name) [ACT_##id] = name,
+#include "acts.def"
+#undef ACT
+};
+
+int ir_act_parse(const char *s) {
+  for (int a = 0; a < ACT_COUNT; a++)
+    if (!strcmp(s, ir_act_names[a])) return a;
+  return -1;
+}
 
 /* Masks are uint32_t and a node holds at most IR_MAX_ATTRS attributes. */
 _Static_assert(ATTR_COUNT <= 32, "attribute masks are 32 bits wide");

@@ -40,8 +40,9 @@ static bool matmul_of(const Graph *g, const Node *n, int i, DType *dt, Shape *s,
 
 static bool check_act(const Node *n, bool glu, char *msg, size_t msglen) {
   const char *act = ir_get_str(n, ATTR_ACT);
-  if (strcmp(act, "gelu") == 0 || strcmp(act, "relu") == 0) return true;
-  if (glu && (strcmp(act, "sigmoid") == 0 || strcmp(act, "none") == 0)) return true;
+  int a = ir_act_parse(act);
+  if (a == ACT_GELU || a == ACT_RELU) return true;
+  if (glu && a >= 0) return true;
   return fail(msg, msglen, "act must be gelu or relu%s", glu ? " (or sigmoid, none for glu)" : "");
 }
 

@@ -48,11 +48,9 @@ bool shape_grad_pair(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
 
 /* (x[...,2F], dy[...,F]) -> [...,2F] */
 bool shape_glu_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
-  static const char *const acts[] = {"gelu", "relu", "sigmoid", "none"};
   const Node *x = input(g, n, 0), *dy = input(g, n, 1);
   const char *act = ir_get_str(n, ATTR_ACT);
-  bool known = false;
-  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) known |= strcmp(act, acts[i]) == 0;
+  bool known = ir_act_parse(act) >= 0; /* acts.def */
   if (!known) return fail(msg, msglen, "act is not one of gelu, relu, sigmoid, none");
   if (!need_float("x", x, msg, msglen)) return false;
   int r = x->shape.rank;

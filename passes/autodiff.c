@@ -14,7 +14,7 @@
 
 static const GradFn grad_rule[OP_COUNT] = {
 #define NONE NULL
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) [OP_##id] = grad,
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) [OP_##id] = grad,
 #include "ops.def"
 #undef OP
 #undef NONE

@@ -25,7 +25,7 @@ typedef struct GradCtx {
 typedef void (*GradFn)(GradCtx *cx, ValueId v, ValueId dy);
 
 /* The rules named in the grad column of ops.def. */
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad) void grad(GradCtx *cx, ValueId v, ValueId dy);
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) void grad(GradCtx *cx, ValueId v, ValueId dy);
 #define NONE grad_none_ /* declared for rows without a rule; never defined */
 #include "ops.def"
 #undef NONE

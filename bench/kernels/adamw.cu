@@ -8,7 +8,7 @@
 //
 //   v1  the shape of cramc's update kernel today (passes/adamw_multi.c: one launch for
 //       all tensors; inside it, per tensor, one grid-stride loop per node: m, then v,
-//       then p): g is read twice, m and v written then read again; every tiny tensor
+//       then p, each a cr_map of elementwise.cuh): g is read twice, m and v written then read again; every tiny tensor
 //       (the 768-value norms) still costs grid-wide loop trips
 //   v2  multi-tensor apply (as torch's fused AdamW / apex): one launch; a table of
 //       16K-value chunks, one block per chunk, m, v and p updated in one pass with
@@ -35,12 +35,11 @@ static const long long CHUNK = 16384;
 __global__ void adamw_v1(const Tensor *ts, int nt, float s0, float s1, float s2, float c) {
   for (int i = 0; i < nt; i++) {
     const Tensor T = ts[i];
-    CR_GS(e, T.n) { const float a = T.m[e], b = T.g[e]; T.m[e] = B1 * a + (1.f - B1) * (c * b); }
-    CR_GS(e, T.n) { const float a = T.v[e], b = T.g[e]; T.v[e] = B2 * a + (1.f - B2) * (c * b) * (c * b); }
-    CR_GS(e, T.n) {
-      const float a = T.p[e], b = T.m[e], cc = T.v[e];
-      T.p[e] = a - s0 * ((b / s1) / (sqrtf(cc / s2) + EPS) + T.wd * a);
-    }
+    const float wd = T.wd;
+    cr_map(T.m, T.n, [=](float a, float b) -> float { return B1 * a + (1.f - B1) * (c * b); }, cr_at(T.m), cr_at(T.g));
+    cr_map(T.v, T.n, [=](float a, float b) -> float { return B2 * a + (1.f - B2) * (c * b) * (c * b); }, cr_at(T.v), cr_at(T.g));
+    cr_map(T.p, T.n, [=](float a, float b, float cc) -> float { return a - s0 * ((b / s1) / (sqrtf(cc / s2) + EPS) + wd * a); },
+           cr_at(T.p), cr_at(T.m), cr_at(T.v));
   }
 }
 

@@ -126,22 +126,15 @@ static inline bool want(const LabArgs &a, int v) { return a.version == 0 || a.ve
 
 static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 
-// The device helpers of cramc's generated kernels (codegen/render_cuda.c's
-// prelude), so the v1 kernels below are the code the cuda target emits today.
-__device__ __forceinline__ float cr_gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float cr_gelu_d(float x) {
-  return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * __expf(-0.5f * x * x) * 0.3989422804014327f;
-}
-__device__ __forceinline__ float cr_warp_sum(float v) {
-  for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float cr_warp_max(float v) {
-  for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-#define CR_GS(e, n) \
-  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (long long)(n); e += (long long)gridDim.x * blockDim.x)
+// The kernel library of cramc's cuda target (codegen/cuda_kernels: cr_warp_sum,
+// cr_layernorm, ...; the Makefile puts it and ir/ on the include path), so the v1
+// kernels below are the code the cuda target runs, not copies of it.
+#include "common.cuh"
+#include "crossentropy.cuh"
+#include "elementwise.cuh"
+#include "glu.cuh"
+#include "norm.cuh"
+#include "softmax.cuh"
 // codegen: CR_BLOCK threads a block; grid_for(n) = ceil(n / CR_BLOCK) capped (grid-stride loops); warp per row, 8 rows a block
 static const int CR_BLOCK = 256;
 static inline int cr_grid(long long n) {

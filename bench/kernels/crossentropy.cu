@@ -4,8 +4,8 @@
 // Shapes: bert_crammed at microbatch 128: 128 x 32 masked rows = 4096 rows of
 // V = 32768 logits (512 MiB of f32 logits; the decoder GEMM writes them).
 //
-//   v1  cramc's cross_entropy + cross_entropy_grad kernels today (codegen/render_cuda.c
-//       r_cross_entropy): warp per row; the loss kernel reads the row twice (max, sum),
+//   v1  cramc's cross_entropy + cross_entropy_grad kernels today (cr_xent_row_loss,
+//       cr_xent_row_grad of codegen/cuda_kernels/crossentropy.cuh): warp per row; the loss kernel reads the row twice (max, sum),
 //       the gradient kernel three times (max, sum, write): five reads and one write
 //   v2  llm.c's fused classifier idea: one block per row, one pass computing max and
 //       sum together (online softmax), then one pass writing dlogits in place of the
@@ -38,36 +38,10 @@ static void ce_ref(const float *x, const int *t, double k, double *loss, float *
 }
 
 // ---- v1: the generated kernels ------------------------------------------------------------------
-__global__ void ce_loss_v1(double *part, const float *x0, const int *x1) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= R) return;
-  const int t = x1[r];
-  if (t == IGNORE || t < 0 || t >= V) { if (lane == 0) part[r] = 0; return; }
-  const float *xr = x0 + r * V;
-  float m = -INFINITY;
-  for (long long j = lane; j < V; j += 32) m = fmaxf(m, xr[j]);
-  m = cr_warp_max(m);
-  float s = 0.f;
-  for (long long j = lane; j < V; j += 32) s += __expf(xr[j] - m);
-  s = cr_warp_sum(s);
-  if (lane == 0) part[r] = (double)m + log((double)s) - (double)xr[t];
-}
-__global__ void ce_grad_v1(float *o, const float *x0, const int *x1, float k) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= R) return;
-  const int t = x1[r];
-  float *d = o + r * V;
-  const float *xr = x0 + r * V;
-  if (t == IGNORE || t < 0 || t >= V) { for (long long j = lane; j < V; j += 32) d[j] = 0.f; return; }
-  float m = -INFINITY;
-  for (long long j = lane; j < V; j += 32) m = fmaxf(m, xr[j]);
-  m = cr_warp_max(m);
-  float s = 0.f;
-  for (long long j = lane; j < V; j += 32) s += __expf(xr[j] - m);
-  const float inv = 1.f / cr_warp_sum(s);
-  for (long long j = lane; j < V; j += 32) d[j] = k * __expf(xr[j] - m) * inv - (j == t ? k : 0.f);
+// T: the kernels' scratch (used-row count at CR_SCR_USED, row losses at CR_SCR_PART)
+__global__ void ce_loss_v1(char *T, const float *x0, const int *x1) { cr_xent_row_loss(x0, x1, T, R, V, IGNORE); }
+__global__ void ce_grad_v1(float *o, const float *x0, const int *x1, const float *dloss, const char *T) {
+  cr_xent_row_grad(o, x0, x1, dloss, T, R, V, IGNORE);
 }
 
 // ---- v2: block per row, online softmax, in place -------------------------------------------------
@@ -131,6 +105,11 @@ int main(int argc, char **argv) {
   float *d_x = to_device(x), *d_w = device_zeros<float>(n), *d_o = device_zeros<float>(n);
   int *d_t = to_device(t);
   double *d_part = device_zeros<double>(R);
+  // v1's scratch: the used-row count (set here; cr_count_targets does it in cramc), then the row losses
+  char *d_T = (char *)device_zeros<double>(CR_SCR_PART / 8 + R);
+  cudaCheck(cudaMemcpy(d_T + CR_SCR_USED, &used, sizeof used, cudaMemcpyHostToDevice));
+  const float one = 1.f;  // dloss: k = 1 / used
+  float *d_one = to_device(std::vector<float>{one});
   float *d_lossf = device_zeros<float>(R);
   const double bytes = 2.0 * n * sizeof(float);
   auto loss_to_float = [&](void) {  // the checker compares floats
@@ -143,14 +122,15 @@ int main(int argc, char **argv) {
   if (want(args, 1)) {
     printf("v1 (cramc cross_entropy + cross_entropy_grad today: two kernels)\n");
     const int g = cr_grid_rows(R);
-    ce_loss_v1<<<g, CR_BLOCK>>>(d_part, d_x, d_t);
-    ce_grad_v1<<<g, CR_BLOCK>>>(d_o, d_x, d_t, k);
+    ce_loss_v1<<<g, CR_BLOCK>>>(d_T, d_x, d_t);
+    ce_grad_v1<<<g, CR_BLOCK>>>(d_o, d_x, d_t, d_one, d_T);
+    cudaCheck(cudaMemcpy(d_part, d_T + CR_SCR_PART, R * sizeof(double), cudaMemcpyDeviceToDevice));
     loss_to_float();
     ok &= check("row loss", d_lossf, lossf.data(), R, 1e-5f, 1e-5f);
     ok &= check("dlogits", d_o, d.data(), n, 1e-10f, 1e-3f);
     time_kernel("v1", args.repeats, bytes, [&] {
-      ce_loss_v1<<<g, CR_BLOCK>>>(d_part, d_x, d_t);
-      ce_grad_v1<<<g, CR_BLOCK>>>(d_o, d_x, d_t, k);
+      ce_loss_v1<<<g, CR_BLOCK>>>(d_T, d_x, d_t);
+      ce_grad_v1<<<g, CR_BLOCK>>>(d_o, d_x, d_t, d_one, d_T);
     });
   }
   if (want(args, 2)) {
@@ -171,7 +151,8 @@ int main(int argc, char **argv) {
     });
     printf("  time  %-10s %9.4f ms  %8.1f GB/s  (copy subtracted)\n", "v2", tt - tc, bytes / ((tt - tc) * 1e-3) / 1e9);
   }
-  for (float *p : {d_x, d_w, d_o, d_lossf}) cudaCheck(cudaFree(p));
+  for (float *p : {d_x, d_w, d_o, d_lossf, d_one}) cudaCheck(cudaFree(p));
+  cudaCheck(cudaFree(d_T));
   cudaCheck(cudaFree(d_t));
   cudaCheck(cudaFree(d_part));
   printf("crossentropy: %s\n", ok ? "all checks passed" : "CHECK FAILED");

@@ -36,35 +36,8 @@ static void glu_bwd_ref(const float *x, const float *dy, float *dx) {
 }
 
 // ---- v1: the generated kernels ------------------------------------------------------------------
-__device__ __forceinline__ void cr_act_pair(int act, float x, float *f, float *df) {
-  switch (act) {
-  case 1: *f = cr_gelu(x), *df = cr_gelu_d(x); break;
-  case 2: *f = x > 0.f ? x : 0.f, *df = x > 0.f ? 1.f : 0.f; break;
-  case 3: *f = 1.f / (1.f + __expf(-x)), *df = *f * (1.f - *f); break;
-  default: *f = x, *df = 1.f; break;
-  }
-}
-__device__ __forceinline__ float cr_act(int act, float x) {
-  float f, df;
-  cr_act_pair(act, x, &f, &df);
-  return f;
-}
-__global__ void glu_v1(float *o, const float *x0, int act) {
-  CR_GS(e, (long long)ROWS * F) {
-    const long long r = e / F, j = e % F;
-    o[e] = x0[r * 2 * F + j] * cr_act(act, x0[r * 2 * F + F + j]);
-  }
-}
-__global__ void glu_bwd_v1(float *o, const float *x, const float *dy, int act) {
-  CR_GS(e, (long long)ROWS * F) {
-    const long long r = e / F, j = e % F;
-    float f, df;
-    const float d = dy[e];
-    cr_act_pair(act, x[r * 2 * F + F + j], &f, &df);
-    o[r * 2 * F + j] = d * f;
-    o[r * 2 * F + F + j] = d * x[r * 2 * F + j] * df;
-  }
-}
+__global__ void glu_v1(float *o, const float *x0, int act) { cr_glu(o, x0, ROWS, F, act); }
+__global__ void glu_bwd_v1(float *o, const float *x, const float *dy, int act) { cr_glu_grad(o, x, dy, ROWS, F, act); }
 
 // ---- v2: float4, 2-D grid -----------------------------------------------------------------------
 static_assert(F % 4 == 0, "v2 moves four columns a thread");
@@ -83,8 +56,8 @@ __global__ void glu_bwd_v2(float *o, const float *x, const float *dy) {
   const float4 v = ((const float4 *)(x + r * 2 * F))[c], g = ((const float4 *)(x + r * 2 * F + F))[c];
   const float4 d = ((const float4 *)(dy + r * F))[c];
   ((float4 *)(o + r * 2 * F))[c] = make_float4(d.x * cr_gelu(g.x), d.y * cr_gelu(g.y), d.z * cr_gelu(g.z), d.w * cr_gelu(g.w));
-  ((float4 *)(o + r * 2 * F + F))[c] = make_float4(d.x * v.x * cr_gelu_d(g.x), d.y * v.y * cr_gelu_d(g.y),
-                                                   d.z * v.z * cr_gelu_d(g.z), d.w * v.w * cr_gelu_d(g.w));
+  ((float4 *)(o + r * 2 * F + F))[c] = make_float4(d.x * v.x * cr_gelu_deriv(g.x), d.y * v.y * cr_gelu_deriv(g.y),
+                                                   d.z * v.z * cr_gelu_deriv(g.z), d.w * v.w * cr_gelu_deriv(g.w));
 }
 
 int main(int argc, char **argv) {
@@ -100,12 +73,12 @@ int main(int argc, char **argv) {
   bool ok = true;
   if (want(args, 1)) {
     printf("v1 (cramc glu / glu_grad today)\n");
-    glu_v1<<<g1, CR_BLOCK>>>(d_o, d_x, 1);
+    glu_v1<<<g1, CR_BLOCK>>>(d_o, d_x, CR_ACT_GELU);
     ok &= check("o", d_o, o.data(), no, 1e-5f, 1e-4f);
-    time_kernel("fwd v1", args.repeats, fwd_bytes, [&] { glu_v1<<<g1, CR_BLOCK>>>(d_o, d_x, 1); });
-    glu_bwd_v1<<<g1, CR_BLOCK>>>(d_dx, d_x, d_dy, 1);
+    time_kernel("fwd v1", args.repeats, fwd_bytes, [&] { glu_v1<<<g1, CR_BLOCK>>>(d_o, d_x, CR_ACT_GELU); });
+    glu_bwd_v1<<<g1, CR_BLOCK>>>(d_dx, d_x, d_dy, CR_ACT_GELU);
     ok &= check("dx", d_dx, dx.data(), nx, 1e-5f, 1e-4f);
-    time_kernel("bwd v1", args.repeats, bwd_bytes, [&] { glu_bwd_v1<<<g1, CR_BLOCK>>>(d_dx, d_x, d_dy, 1); });
+    time_kernel("bwd v1", args.repeats, bwd_bytes, [&] { glu_bwd_v1<<<g1, CR_BLOCK>>>(d_dx, d_x, d_dy, CR_ACT_GELU); });
   }
   if (want(args, 2)) {
     printf("v2 (float4, 2-D grid)\n");

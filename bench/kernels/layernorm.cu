@@ -1,13 +1,13 @@
 // layernorm.cu - residual add + LayerNorm forward, LayerNorm backward.
 // Shapes: bert_crammed at microbatch 256: N = 256 x 128 = 32768 rows of H = 768.
 //
-//   forward  v1  cramc's add_layernorm kernel today (codegen/render_cuda.c r_layernorm):
+//   forward  v1  cramc's add_layernorm kernel today (cr_layernorm, codegen/cuda_kernels/norm.cuh):
 //                warp per row, f32, three passes over xa + xb (mean, variance, write);
 //                the residual sum itself is not written (another kernel does that)
 //            v2  warp per row with the row in registers (H/32 floats a lane, float4
 //                loads), one read of xa and xb, writes the residual sum AND the
 //                normalised row (llm.c fused_residual_forward5's fusion)
-//   backward v1  cramc's layernorm_grad kernel today (r_layernorm_grad): warp per row,
+//   backward v1  cramc's layernorm_grad kernel today (cr_layernorm_grad): warp per row,
 //                recomputes mean/rstd, writes dx only (dw, db are separate sum_to
 //                reductions in the generated step)
 //            v2  dx + dw + db in one kernel: row in registers, per-block partial
@@ -58,35 +58,10 @@ static void ln_bwd_ref(const float *x, const float *w, const float *dy, float *d
 
 // ---- v1: the generated kernels ------------------------------------------------------------
 __global__ void add_ln_fwd_v1(float *o, const float *x0, const float *x1, const float *x2, const float *x3) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= N) return;
-  const float *xa = x0 + r * H, *xb = x1 + r * H;
-  const float *w = x2, *bi = x3;
-  float *orow = o + r * H;
-  float s = 0.f;
-  for (long long j = lane; j < H; j += 32) s += xa[j] + xb[j];
-  const float mean = cr_warp_sum(s) / (float)H;
-  float q = 0.f;
-  for (long long j = lane; j < H; j += 32) { const float d = xa[j] + xb[j] - mean; q += d * d; }
-  const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + EPS);
-  for (long long j = lane; j < H; j += 32) orow[j] = (xa[j] + xb[j] - mean) * rstd * w[j] + bi[j];
+  cr_layernorm<true, true, true>(o, x0, x1, x2, x3, N, H, EPS);
 }
 __global__ void ln_bwd_v1(float *o, const float *x0, const float *x1, const float *x2) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= N) return;
-  const float *xr = x0 + r * H, *d = x2 + r * H;
-  float s = 0.f;
-  for (long long j = lane; j < H; j += 32) s += xr[j];
-  const float mean = cr_warp_sum(s) / (float)H;
-  float q = 0.f;
-  for (long long j = lane; j < H; j += 32) { const float t = xr[j] - mean; q += t * t; }
-  const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + EPS);
-  float mg = 0.f, mgx = 0.f;
-  for (long long j = lane; j < H; j += 32) { const float g = d[j] * x1[j]; mg += g; mgx += g * (xr[j] - mean) * rstd; }
-  mg = cr_warp_sum(mg) / (float)H, mgx = cr_warp_sum(mgx) / (float)H;
-  for (long long j = lane; j < H; j += 32) o[r * H + j] = rstd * (d[j] * x1[j] - mg - (xr[j] - mean) * rstd * mgx);
+  cr_layernorm_grad<true, false>(o, x0, x1, x2, (const float *)0, N, H, EPS);
 }
 
 // ---- v2 -------------------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 // Shapes: bert_crammed at microbatch 256: 256 sequences x 12 heads x 128 queries =
 // 393216 rows of S = 128 scores (the [B, heads, S, S] tensor the step materialises).
 //
-//   forward  v1  cramc's softmax kernel today (codegen/render_cuda.c r_softmax):
+//   forward  v1  cramc's softmax kernel today (cr_softmax, codegen/cuda_kernels/softmax.cuh):
 //                warp per row, three passes over the row (max, sum, write)
 //            v2  warp per row, the row in registers (S/32 = 4 values a lane, one
 //                float4 load), one read and one write
-//   backward v1  cramc's softmax_grad today (r_softmax_grad): o = y (d - sum(y d))
+//   backward v1  cramc's softmax_grad today (cr_softmax_grad): o = y (d - sum(y d))
 //            v2  the same in registers with float4
 // A fused attention kernel (scores, softmax and P V per (sequence, head) in shared
 // memory, never writing S or P) would remove these tensors; shared/perf-anchors.md
@@ -36,30 +36,8 @@ static void softmax_bwd_ref(const float *y, const float *d, float *o) {
 }
 
 // ---- v1: the generated kernels ---------------------------------------------------------------
-__global__ void softmax_v1(float *o, const float *x0) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= ROWS) return;
-  const float *xr = x0 + r * S;
-  float *orow = o + r * S;
-  float m = -INFINITY;
-  for (long long j = lane; j < S; j += 32) m = fmaxf(m, xr[j]);
-  m = cr_warp_max(m);
-  float s = 0.f;
-  for (long long j = lane; j < S; j += 32) s += __expf(xr[j] - m);
-  const float inv = 1.f / cr_warp_sum(s);
-  for (long long j = lane; j < S; j += 32) orow[j] = __expf(xr[j] - m) * inv;
-}
-__global__ void softmax_bwd_v1(float *o, const float *x0, const float *x1) {
-  const long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (r >= ROWS) return;
-  const float *y = x0 + r * S, *d = x1 + r * S;
-  float s = 0.f;
-  for (long long j = lane; j < S; j += 32) s += y[j] * d[j];
-  s = cr_warp_sum(s);
-  for (long long j = lane; j < S; j += 32) o[r * S + j] = y[j] * (d[j] - s);
-}
+__global__ void softmax_v1(float *o, const float *x0) { cr_softmax(o, x0, ROWS, S); }
+__global__ void softmax_bwd_v1(float *o, const float *x0, const float *x1) { cr_softmax_grad(o, x0, x1, ROWS, S); }
 
 // ---- v2: one float4 a lane ----------------------------------------------------------------------
 static_assert(S == 128, "v2 holds a row as one float4 per lane");

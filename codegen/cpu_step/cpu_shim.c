@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_profile.h"
 #include "cram_cpu_step.h"
 #include "diag.h"
 #include "init.h"
@@ -37,6 +38,7 @@ struct cram_ctx {
   GBind fwd, acc, up;
   float scale_v, step_v, lr_v;
   long pending;
+  cram_cpu_prof *prof; /* NULL unless CRAM_CPU_PROFILE names a file */
   char err[1024];
   char kerr[900];
 };
@@ -53,7 +55,7 @@ static bool bind_init(cram_ctx *c, GBind *b, const cram_cpu_graph *g) {
   size_t n = g->nslots ? g->nslots : 1;
   if (!(b->slot = calloc(n, sizeof *b->slot)) || !(b->own = calloc(n, sizeof *b->own))) return false;
   for (uint32_t s = 0; s < g->nslots; s++)
-    if (g->slots[s].kind == CRAM_CPU_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4)))
+    if (g->slots[s].kind == CRAM_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4)))
       return false;
   (void)c;
   return true;
@@ -79,6 +81,7 @@ void cram_cpu_destroy(cram_ctx *c) {
   bind_free(&c->up);
   free(c->arena);
   ir_graph_free(c->fwd_ir);
+  cram_cpu_prof_close(c->prof);
   free(c);
 }
 
@@ -125,6 +128,13 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
       goto oom;
   }
   if (!bind_init(c, &c->fwd, &a->fwd) || !bind_init(c, &c->acc, &a->acc) || !bind_init(c, &c->up, &a->up)) goto oom;
+  int pfail;
+  c->prof = cram_cpu_prof_open(a, &pfail, c->kerr, sizeof c->kerr);
+  if (pfail) {
+    fail(c, CRAM_STEP_E_ARG, "%s", c->kerr);
+    rc = CRAM_STEP_E_ARG;
+    goto bad;
+  }
   *out = c;
   return CRAM_STEP_OK;
 oom:
@@ -209,18 +219,18 @@ static cram_step_rc bind(cram_ctx *c, GBind *b, const void *const *inputs) {
     const cram_cpu_slot *sl = &g->slots[s];
     void *ptr = NULL;
     switch (sl->kind) {
-    case CRAM_CPU_S_PARAM: ptr = c->p[sl->index]; break;
-    case CRAM_CPU_S_GRAD: ptr = c->g[sl->index]; break;
-    case CRAM_CPU_S_MOM_M: ptr = c->m[sl->index]; break;
-    case CRAM_CPU_S_MOM_V: ptr = c->v[sl->index]; break;
-    case CRAM_CPU_S_INPUT:
+    case CRAM_S_PARAM: ptr = c->p[sl->index]; break;
+    case CRAM_S_GRAD: ptr = c->g[sl->index]; break;
+    case CRAM_S_MOM_M: ptr = c->m[sl->index]; break;
+    case CRAM_S_MOM_V: ptr = c->v[sl->index]; break;
+    case CRAM_S_INPUT:
       if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
       if (!inputs[sl->index]) return fail(c, CRAM_STEP_E_ARG, "input '%s' is NULL", c->meta->inputs[sl->index].name);
       ptr = (void *)inputs[sl->index];
       break;
-    case CRAM_CPU_S_SCALE: ptr = &c->scale_v; break;
-    case CRAM_CPU_S_STEP: ptr = &c->step_v; break;
-    case CRAM_CPU_S_LR: ptr = &c->lr_v; break;
+    case CRAM_S_SCALE: ptr = &c->scale_v; break;
+    case CRAM_S_STEP: ptr = &c->step_v; break;
+    case CRAM_S_LR: ptr = &c->lr_v; break;
     default: ptr = b->own[s]; break;
     }
     b->slot[s] = ptr;
@@ -232,7 +242,7 @@ static cram_step_rc run(cram_ctx *c, GBind *b, int training) {
   cram_cpu_run R = {c->arena, b->slot, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training, c->kerr,
                     sizeof c->kerr};
   c->kerr[0] = '\0';
-  if (b->g->run(&R)) {
+  if (c->prof ? cram_cpu_prof_run(c->prof, b == &c->fwd ? 0 : b == &c->acc ? 1 : 2, &R) : b->g->run(&R)) {
     bool oom = strstr(c->kerr, "out of memory") != NULL;
     return fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", c->kerr);
   }
@@ -252,10 +262,10 @@ cram_step_rc cram_cpu_step(cram_ctx *c, const void *const *inputs, float scale, 
   c->scale_v = scale;
   cram_step_rc rc = bind(c, b, inputs);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, c->training)) != CRAM_STEP_OK) return rc; /* grad_acc untouched */
-  const float *l = outp(b, CRAM_CPU_O_LOSS, 0);
+  const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
   for (uint32_t i = 0; i < c->np; i++) {
-    const float *ga = outp(b, CRAM_CPU_O_GRAD, i);
+    const float *ga = outp(b, CRAM_O_GRAD, i);
     if (ga) memmove(c->g[i], ga, psz(c, i));
   }
   c->pending++;
@@ -271,10 +281,10 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
   c->lr_v = args->lr;
   cram_step_rc rc = bind(c, b, NULL);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
-  const float *gn = outp(b, CRAM_CPU_O_GRAD_NORM, 0);
+  const float *gn = outp(b, CRAM_O_GRAD_NORM, 0);
   if (grad_norm) *grad_norm = gn ? gn[0] : NAN;
   for (uint32_t i = 0; i < c->np; i++) {
-    const float *np_ = outp(b, CRAM_CPU_O_PARAM, i), *nm = outp(b, CRAM_CPU_O_MOM_M, i), *nv = outp(b, CRAM_CPU_O_MOM_V, i);
+    const float *np_ = outp(b, CRAM_O_PARAM, i), *nm = outp(b, CRAM_O_MOM_M, i), *nv = outp(b, CRAM_O_MOM_V, i);
     if (np_) memmove(c->p[i], np_, psz(c, i));
     if (nm) memmove(c->m[i], nm, psz(c, i));
     if (nv) memmove(c->v[i], nv, psz(c, i));
@@ -285,13 +295,22 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
 }
 
 cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cpu_predict(c, inputs, loss, NULL);
+}
+
+cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   GBind *b = &c->fwd;
   cram_step_rc rc = bind(c, b, inputs);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
-  const float *l = outp(b, CRAM_CPU_O_LOSS, 0);
+  const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++) {
+    const float *o = outp(b, CRAM_O_OTHER, k);
+    if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+    if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
+  }
   return CRAM_STEP_OK;
 }
 

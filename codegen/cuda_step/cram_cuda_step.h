@@ -23,10 +23,7 @@
 
 #define CRAM_CUDA_SHIM_VERSION 3u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address */
 
-enum { CRAM_CUDA_S_PARAM, CRAM_CUDA_S_GRAD, CRAM_CUDA_S_MOM_M, CRAM_CUDA_S_MOM_V, CRAM_CUDA_S_INPUT,
-       CRAM_CUDA_S_SCALE, CRAM_CUDA_S_STEP, CRAM_CUDA_S_LR, CRAM_CUDA_S_OWN };
-enum { CRAM_CUDA_O_LOSS, CRAM_CUDA_O_GRAD_NORM, CRAM_CUDA_O_GRAD, CRAM_CUDA_O_PARAM, CRAM_CUDA_O_MOM_M, CRAM_CUDA_O_MOM_V,
-       CRAM_CUDA_O_OTHER };
+/* slot and output kinds: CRAM_S_*, CRAM_O_* (cram_step_shim.h, slots.def) */
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
 enum { CRAM_CUDA_EPI_NONE, CRAM_CUDA_EPI_BIAS, CRAM_CUDA_EPI_RELU, CRAM_CUDA_EPI_RELU_BIAS };
 enum { CRAM_CUDA_DT_F32, CRAM_CUDA_DT_BF16 }; /* GEMM operand types (cuBLASLt CUDA_R_32F / CUDA_R_16BF) */

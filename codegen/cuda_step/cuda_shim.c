@@ -220,14 +220,14 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
   for (uint32_t s = 0; s < g->nslots; s++) {
     const cram_cuda_slot *sl = &g->slots[s];
     switch (sl->kind) {
-    case CRAM_CUDA_S_PARAM: b->slot[s] = c->p[sl->index]; break;
-    case CRAM_CUDA_S_GRAD: b->slot[s] = c->g[sl->index]; break;
-    case CRAM_CUDA_S_MOM_M: b->slot[s] = c->m[sl->index]; break;
-    case CRAM_CUDA_S_MOM_V: b->slot[s] = c->v[sl->index]; break;
-    case CRAM_CUDA_S_INPUT: b->slot[s] = c->in[sl->index]; break;
-    case CRAM_CUDA_S_SCALE: b->slot[s] = c->scal; break;
-    case CRAM_CUDA_S_STEP: b->slot[s] = c->scal + 4; break;
-    case CRAM_CUDA_S_LR: b->slot[s] = c->scal + 8; break;
+    case CRAM_S_PARAM: b->slot[s] = c->p[sl->index]; break;
+    case CRAM_S_GRAD: b->slot[s] = c->g[sl->index]; break;
+    case CRAM_S_MOM_M: b->slot[s] = c->m[sl->index]; break;
+    case CRAM_S_MOM_V: b->slot[s] = c->v[sl->index]; break;
+    case CRAM_S_INPUT: b->slot[s] = c->in[sl->index]; break;
+    case CRAM_S_SCALE: b->slot[s] = c->scal; break;
+    case CRAM_S_STEP: b->slot[s] = c->scal + 4; break;
+    case CRAM_S_LR: b->slot[s] = c->scal + 8; break;
     default:
       if ((rc = dalloc(c, &b->own[s], sl->bytes)) != CRAM_STEP_OK) return rc;
       b->slot[s] = b->own[s];
@@ -621,11 +621,11 @@ cram_step_rc cram_cuda_step(cram_ctx *c, const void *const *inputs, float scale,
   CU(c->d.MemcpyHtoD(c->scal, &scale, 4), "uploading the scale");
   cram_step_rc rc = run(c, &c->acc, inputs, c->training);
   if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr l = outp(&c->acc, CRAM_CUDA_O_LOSS, 0);
+  CUdeviceptr l = outp(&c->acc, CRAM_O_LOSS, 0);
   *loss = NAN;
   if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
   for (uint32_t i = 0; i < c->np; i++)
-    if ((rc = move(c, c->g[i], outp(&c->acc, CRAM_CUDA_O_GRAD, i), psz(c, i)))) return rc;
+    if ((rc = move(c, c->g[i], outp(&c->acc, CRAM_O_GRAD, i), psz(c, i)))) return rc;
   c->pending++;
   return CRAM_STEP_OK;
 }
@@ -638,15 +638,15 @@ cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *
   CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
   cram_step_rc rc = run(c, &c->up, NULL, 0);
   if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr gn = outp(&c->up, CRAM_CUDA_O_GRAD_NORM, 0);
+  CUdeviceptr gn = outp(&c->up, CRAM_O_GRAD_NORM, 0);
   if (grad_norm) {
     *grad_norm = NAN;
     if (gn) CU(c->d.MemcpyDtoH(grad_norm, gn, 4), "reading the grad norm");
   }
   for (uint32_t i = 0; i < c->np; i++) {
-    if ((rc = move(c, c->p[i], outp(&c->up, CRAM_CUDA_O_PARAM, i), psz(c, i))) ||
-        (rc = move(c, c->m[i], outp(&c->up, CRAM_CUDA_O_MOM_M, i), psz(c, i))) ||
-        (rc = move(c, c->v[i], outp(&c->up, CRAM_CUDA_O_MOM_V, i), psz(c, i))))
+    if ((rc = move(c, c->p[i], outp(&c->up, CRAM_O_PARAM, i), psz(c, i))) ||
+        (rc = move(c, c->m[i], outp(&c->up, CRAM_O_MOM_M, i), psz(c, i))) ||
+        (rc = move(c, c->v[i], outp(&c->up, CRAM_O_MOM_V, i), psz(c, i))))
       return rc;
     CU(c->d.MemsetD8(c->g[i], 0, psz(c, i)), "zeroing gradients");
   }
@@ -655,14 +655,48 @@ cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *
 }
 
 cram_step_rc cram_cuda_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cuda_predict(c, inputs, loss, NULL);
+}
+
+/* Output k of the forward graph to host f32: the slot holds f32, or bf16
+ * (autocast) which is widened here (bf16 = the top half of an f32). */
+static cram_step_rc read_output(cram_ctx *c, uint32_t k, float *dst) {
+  const cram_cuda_graph *g = c->fwd.g;
+  size_t n = (size_t)c->meta->outputs[k].numel;
+  for (uint32_t i = 0; i < g->nouts; i++) {
+    if (g->outs[i].kind != CRAM_O_OTHER || g->outs[i].index != k) continue;
+    uint64_t bytes = g->slots[g->outs[i].slot].bytes;
+    CUdeviceptr src = c->fwd.slot[g->outs[i].slot];
+    if (bytes == n * 4) {
+      CU(c->d.MemcpyDtoH(dst, src, n * 4), "reading an output");
+      return CRAM_STEP_OK;
+    }
+    if (bytes != n * 2) break;
+    uint16_t *h = malloc((n ? n : 1) * 2);
+    if (!h) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+    CUresult r = c->d.MemcpyDtoH(h, src, n * 2);
+    for (size_t j = 0; r == CUDA_SUCCESS && j < n; j++) {
+      uint32_t u = (uint32_t)h[j] << 16;
+      memcpy(&dst[j], &u, 4);
+    }
+    free(h);
+    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "reading an output: %s", cuerr(c, r));
+    return CRAM_STEP_OK;
+  }
+  return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+}
+
+cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
   cram_step_rc rc = run(c, &c->fwd, inputs, 0);
   if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr l = outp(&c->fwd, CRAM_CUDA_O_LOSS, 0);
+  CUdeviceptr l = outp(&c->fwd, CRAM_O_LOSS, 0);
   *loss = NAN;
   if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
+    if (outputs[k] && (rc = read_output(c, k, outputs[k])) != CRAM_STEP_OK) return rc;
   return CRAM_STEP_OK;
 }
 

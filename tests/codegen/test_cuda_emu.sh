@@ -17,8 +17,10 @@
 #     propagate; the printed errors are far below the bound.
 # The repeated runs go through CUDA graphs (captured and replayed by the fake
 # driver; CRAM_CUDA_GRAPHS=0 turns them off), with dropout on too
-# (finetune_classifier, training = 1). Then a mutated kernel
-# (layernorm's rstd) must be caught, a mutated
+# (finetune_classifier, training = 1), and bad data (a token id outside the
+# vocabulary, an update with step 0) must leave the state as it was: the cuda
+# step computes new parameters, moments and gradients in place. Then a mutated kernel
+# (layernorm's rstd, in a copy of the kernel library) must be caught, a mutated
 # arena offset in the host code (`cramc --emit=llvm`, edited, compiled by
 # llc-14 and linked by hand like cramc does) too, and a compute capability
 # below the cubins' refused.
@@ -38,6 +40,8 @@ env -u CFLAGS "$CC" -std=c17 -O1 -shared -fPIC -fvisibility=hidden -isystem "$CU
 cp "$T/libcuda.so.1" "$T/libcublasLt.so.13"
 # the prelude's #include <cuda_bf16.h>: test_cuda_emu.h defines what the kernels use
 mkdir -p "$T/inc" && echo '/* empty: test_cuda_emu.h emulates cuda_bf16.h */' > "$T/inc/cuda_bf16.h"
+# the kernel library the generated source includes (codegen/cuda_kernels, and ir/acts.def)
+LIB="-I $SRC/codegen/cuda_kernels -I $SRC/ir"
 # untied_biases in bf16 with CRAMC_XENT_CHUNK=3 (4 prediction rows: chunks of
 # 3 + 1): the fused decoder's bias (added in f32 after the bf16 logits), db,
 # and dW summed over chunks in f32 scratch, rounded once.
@@ -57,7 +61,7 @@ for run in tiny:f32:1e-4:: tiny:bf16:1e-2:: ablations/untied_biases:bf16:1e-2:3:
   CRAMC_XENT_CHUNK=$chunk "$CRAMC" "$SRC/models/$m.cram" $D --target cuda --precision $prec --emit=cuda -o "$T/$name.cu"; check "[ $? = 0 ]"
   # the decoder is fused at every precision: no [rows x vocab] logits
   check "grep -q '(xent_linear_grad at' $T/$name.cu && ! grep -q '(cross_entropy_grad at' $T/$name.cu"
-  "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/$name.cu" \
+  "$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" $LIB -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/$name.cu" \
     -o "$T/$name.kernels.so"; check "[ $? = 0 ]"
   echo "== $name: cuda (emulated) vs interp, --precision $prec, tolerance $tol"
   LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/$name.kernels.so "$CMP" "$T/$name.cuda.so" "$T/$name.ref.so" 3 $tol 0 $tol $dseed \
@@ -65,18 +69,20 @@ for run in tiny:f32:1e-4:: tiny:bf16:1e-2:: ablations/untied_biases:bf16:1e-2:3:
   check "[ $? = 0 ]"
   cat "$T/$name.out"
   # CUDA graphs: each graph run directly once, captured at its second run and
-  # replayed from then on (the fake driver reports it when the shim frees it)
-  check "grep -Eq 'CUDA graph of [1-9][0-9]* launches replayed 2 times' $T/$name.out"
+  # replayed from then on (the fake driver reports it when the shim frees it;
+  # the bad-data runs of test_cuda_compare replay them again)
+  check "grep -Eq 'CUDA graph of [1-9][0-9]* launches replayed [2-9] times' $T/$name.out"
 done
 check "grep -q CRAM_CUDA_DT_BF16 $T/tiny.bf16.cu || grep -q cr_bf16p $T/tiny.bf16.cu"
 # dropout: the run compared the two extra losses, and its masks came from the device seed
-check "grep -q '^dropout: two runs of one batch' $T/finetune_classifier.f32.out && grep -q 'seed = \*(const u64 \*)seedp' $T/finetune_classifier.f32.cu"
+check "grep -q '^dropout: two runs of one batch' $T/finetune_classifier.f32.out && grep -q 'cr_dropout(o, x0, .*, seedp, training)' $T/finetune_classifier.f32.cu"
 # the chunked run has the chunks' row kernels (at rows 0 and 3) and the f32 dW sum
-check "grep -q 'x2\[3 + r\]' $T/untied_biases.bf16.cu && grep -q 'const float \*acc = ' $T/untied_biases.bf16.cu"
-# sensitivity: a wrong kernel (layernorm's rstd 1% off) is caught
-sed 's/rsqrtf(cr_warp_sum(q)/1.01f * rsqrtf(cr_warp_sum(q)/' "$T/tiny.f32.cu" > "$T/bad.cu"
-check "! cmp -s $T/tiny.f32.cu $T/bad.cu"
-"$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/bad.cu" -o "$T/bad.so"
+check "grep -q 'cr_xent_chunk_rows<.*, x2, T, 3ll, 1ll,' $T/untied_biases.bf16.cu && grep -q 'cr_copy(o, (const float \*)(T + ' $T/untied_biases.bf16.cu"
+# sensitivity: a wrong kernel (layernorm's rstd 1% off, in a copy of the library) is caught
+mkdir -p "$T/badlib" && cp "$SRC"/codegen/cuda_kernels/*.cuh "$T/badlib/"
+sed -i 's/rsqrtf(cr_warp_sum(q)/1.01f * rsqrtf(cr_warp_sum(q)/' "$T/badlib/norm.cuh"
+check "! cmp -s $SRC/codegen/cuda_kernels/norm.cuh $T/badlib/norm.cuh"
+"$CXX" -std=c++17 -O1 -w -shared -fPIC -I "$T/inc" -I "$T/badlib" -I "$SRC/ir" -include "$SRC/tests/codegen/test_cuda_emu.h" -x c++ "$T/tiny.f32.cu" -o "$T/bad.so"
 LD_LIBRARY_PATH=$T CRAM_CUDA_EMU_KERNELS=$T/bad.so "$CMP" "$T/tiny.f32.cuda.so" "$T/tiny.f32.ref.so" 1 1e-4 0 > "$T/bad.out" 2>&1
 check "[ $? = 1 ] && grep -q FAIL $T/bad.out"
 # sensitivity: the host code is what binds the planner's offsets. Linked by

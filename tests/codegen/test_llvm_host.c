@@ -74,7 +74,7 @@ static void handmade(void) {
   cur = "handmade";
   /* a kernel with P = {arena+4096, slot 2, scratch+64}, a GEMM a=slot1+512, b=arena, c=scratch, no bias */
   RenderCudaRef tab[] = {{RC_ARENA, 4096}, {2, 0}, {RC_SCRATCH, 64}, {1, 512}, {RC_ARENA, 0}, {RC_SCRATCH, 0}, {RC_NONE, 0}};
-  RenderCudaLaunch ls[] = {{false, 7, 256, 0, 3}, {true, 0, 0, 3, 4}};
+  RenderCudaLaunch ls[] = {{.grid = 7, .block = 256, .first = 0, .nbuf = 3}, {.gemm = true, .first = 3, .nbuf = 4}};
   RenderCudaHost h = {ls, 2, tab, 7}, empty = {NULL, 0, NULL, 0};
   LlvmHostGraph g[] = {{"fwd", &h}, {"up", &empty}};
   char *text = NULL, err[512] = "";
