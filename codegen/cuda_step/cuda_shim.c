@@ -23,6 +23,7 @@
 #include <cuda.h>
 
 #include "cram_cuda_step.h"
+#include "cuda_libs.h"
 #include "diag.h"
 #include "init.h"
 #include "ir.h"
@@ -183,9 +184,10 @@ static cram_step_rc load_driver(cram_ctx *c) {
 }
 
 static cram_step_rc load_lt(cram_ctx *c) {
-  static const char *libs[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL};
-  for (int i = 0; !c->lt.h && libs[i]; i++) c->lt.h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
-  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load libcublasLt (the CUDA toolkit's cuBLASLt): %s", dlerror());
+  char tried[720];
+  cram_cuda_search where = cram_cuda_search_from_env();
+  c->lt.h = cram_cuda_open_lib(&where, &cram_cuda_lib_cublaslt, NULL, 0, tried, sizeof tried);
+  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load cuBLASLt (libcublasLt.so.13); looked in: %s", tried);
   static const char *names[] = {"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy",
                                 "cublasLtMatmulDescSetAttribute", "cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy",
                                 "cublasLtMatrixLayoutSetAttribute", "cublasLtMatmulPreferenceCreate",
