@@ -226,6 +226,9 @@ static cram_status loss_plot(const cram_sweep_spec *s, const cram_sweep_opts *o,
                             {what, "tokens seen", "loss", ser[1], ns}};
         cram_chart_svg(svg.f, s->title, ch, 2);
         st = close_out(&svg, err);
+        char png[PATHMAX];
+        if (!st && snprintf(png, sizeof png, "%s/loss.png", o->out_dir) < (int)sizeof png)
+            st = cram_chart_png(png, s->title, ch, 2, err); /* the same figure for those who would rather open an image */
     }
     for (int i = 0; cv && i < n; i++) free(cv[i].x[0]), free(cv[i].x[1]), free(cv[i].y);
     free(cv);
