@@ -183,6 +183,13 @@ static uint32_t *plan_groups(const KProgram *p) {
  * region): per node o<j>[e] = (float)(expr(a = x<j>_0[..], b = x<j>_1[..], ...)).
  * Inputs broadcast along leading axes are read through an inner loop over
  * the innermost run (no division per element). */
+/* Whether `is` broadcasts to `os` along leading axes only (its dims are os's last ones). */
+static bool suffix_of(const Shape *is, const Shape *os) {
+  bool suffix = is->rank <= os->rank;
+  for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == os->dim[os->rank - 1 - d];
+  return suffix;
+}
+
 static void r_elementwise(RCtx *c) {
   const KProgram *p = c->p;
   uint32_t first = c->ki, last = c->group[c->ki];
@@ -194,9 +201,7 @@ static void r_elementwise(RCtx *c) {
     for (int i = 0; i < n_loads(k->n) && !inner; i++) {
       const Shape *is = &g->nodes[k->n->in[i]].shape, *os = &k->n->shape;
       int64_t ni = numel(is);
-      bool suffix = ni > 1 && ni < N && is->rank <= os->rank;
-      for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == os->dim[os->rank - 1 - d];
-      if (suffix) inner = ni;
+      if (ni > 1 && ni < N && suffix_of(is, os)) inner = ni;
     }
   }
   for (uint32_t j = first; j <= last; j++) {
@@ -215,7 +220,7 @@ static void r_elementwise(RCtx *c) {
     for (int i = 0; i < n_loads(k->n); i++) {
       const Shape *is = &g->nodes[k->n->in[i]].shape;
       int64_t ni = numel(is);
-      if (ni == N || ni == 1 || ni == inner) continue;
+      if (ni == N || ni == 1 || (ni == inner && suffix_of(is, &k->n->shape))) continue;
       char nm[32];
       snprintf(nm, sizeof nm, "od%u_%d", u, i);
       put_dims(out, nm, &k->n->shape);
@@ -248,11 +253,9 @@ static void r_elementwise(RCtx *c) {
       fprintf(out, " double %s = x%u_%d[", var[i], u, i);
       if (ni == N) fputs("e", out);
       else if (ni == 1) fputs("0", out);
-      else if (ni == inner) fputs("j", out);
+      else if (ni == inner && suffix_of(is, &n->shape)) fputs("j", out);
       else {
-        bool suffix = is->rank <= n->shape.rank;
-        for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == n->shape.dim[n->shape.rank - 1 - d];
-        if (suffix) fprintf(out, "e %% %" PRId64, ni);
+        if (suffix_of(is, &n->shape)) fprintf(out, "e %% %" PRId64, ni);
         else fprintf(out, "cc_bcast(%d, od%u_%d, %d, id%u_%d, e)", n->shape.rank, u, i, is->rank, u, i);
       }
       fputs("];", out);

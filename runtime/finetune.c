@@ -409,6 +409,10 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
         r = cram_err_set(err, CRAM_E_IO, "--resume: no %s to resume from", *ckpt ? ckpt : "run directory (--out)");
         goto out;
     }
+    if (!cfg->resume && *ckpt && access(ckpt, F_OK) == 0) {
+        r = cram_err_set(err, CRAM_E_ARG, "%s holds a checkpoint: --resume it or choose another --out", cfg->out_dir);
+        goto out;
+    }
     /* Every graph run draws its dropout masks from dropout_seed + runs * PHI
      * (docs/abi.md); a resumed context starts its count where the run stopped. */
     uint64_t runs = 0, epoch_n = 0;

@@ -492,7 +492,7 @@ static inline int cc_cross_entropy_grad(const cram_cpu_run *R, const char *node,
  * by one sgemm into scratch, log-softmax per row in f32 with double sums, the
  * mean loss into loss[0], and from the same probabilities dx = G op(W)^T,
  * dW = G^T x (or x^T G), db = sum_rows G. */
-#define CC_XENT_CHUNK_ELEMS (1 << 21) /* logits per chunk: 8 MB of scratch */
+#define CC_XENT_CHUNK_ELEMS (1 << 23) /* logits per chunk: 32 MB of scratch, so that dW is one GEMM over many rows */
 static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, float *dx, float *dW, float *db,
                           const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
                           int tb, int64_t ignore) {
