@@ -40,8 +40,8 @@ static void finetune_usage(FILE *f) {
 "  --quiet             no progress lines\n"
 "  -h, --help          this help\n"
 "\n"
-"AdamW betas (0.9, 0.98), eps and weight decay are those compiled into STEP.so\n"
-"(docs/finetune.md).\n");
+"AdamW: the GLUE recipe's betas (0.9, 0.98), eps 1e-6, no weight decay, no\n"
+"clipping, passed to the step with every update (docs/finetune.md).\n");
 }
 
 int cram_cmd_finetune(int argc, char **argv) {
