@@ -21,6 +21,8 @@
 #include "pass.h"
 #include "passes.h"
 
+_Static_assert(CRAM_SHIM_NHYPER == IR_ADAM_HYPER, "the shims' hyper vector is the update graph's \"hyper\" input");
+
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
 #endif
@@ -139,6 +141,20 @@ static void put_tensor(FILE *out, const char *name, cram_step_dtype dt, const Sh
   fprintf(out, "}, %lld, %d},\n", (long long)ir_shape_numel(s), decay);
 }
 
+/* s as one C string literal on one line (the artifact's copy of the .cram
+ * source: one line, so a diff of generated code can leave it out). */
+static void put_cstr_line(FILE *out, const char *s, size_t len) {
+  fputc('"', out);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '\n') fputs("\\n", out);
+    else if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+    else if (ch < 32 || ch >= 127 || ch == '?') fprintf(out, "\\%03o", ch); /* '?': no trigraphs */
+    else fputc(ch, out);
+  }
+  fputc('"', out);
+}
+
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen) {
   Arena *ar = arena_new();
   Dim *dims = ARENA_ARRAY(ar, Dim, CG_MAX_DIMS);
@@ -196,9 +212,12 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n};\n\n",
+          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n  .source = ",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
           (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
+  if (o->src_text) put_cstr_line(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
+  else fputs("0", out);
+  fputs(",\n};\n\n", out);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;

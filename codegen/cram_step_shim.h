@@ -127,4 +127,24 @@ static inline cram_step_rc cram_shim_check_index(uint32_t i, uint32_t np, const 
   return CRAM_STEP_OK;
 }
 
+/* update()'s arguments: checked (CRAM_STEP_E_ARG with the message in msg, as
+ * above) and, on success, the update graph's "hyper" input in h, in the order
+ * of ir.h's IR_HYP_* (beta1, beta2, eps, weight decay, weight decay of the
+ * decay = 0 params, clip norm). */
+#define CRAM_SHIM_NHYPER 6
+static inline cram_step_rc cram_shim_update_hyper(const cram_update_args *a, double h[CRAM_SHIM_NHYPER], char *msg,
+                                                  size_t msglen) {
+  if (!a) return cram_shim_err(msg, msglen, CRAM_STEP_E_ARG, "update args are NULL");
+  if (!(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1))
+    return cram_shim_err(msg, msglen, CRAM_STEP_E_ARG, "betas must lie in [0, 1), got (%g, %g)", a->beta1, a->beta2);
+  if (!(a->eps >= 0 && a->eps < 1) || !(a->weight_decay >= 0 && a->weight_decay < 1) ||
+      !(a->weight_decay_other >= 0 && a->weight_decay_other < 1) || a->max_norm != a->max_norm)
+    return cram_shim_err(msg, msglen, CRAM_STEP_E_ARG,
+                         "eps and weight decays must lie in [0, 1) and max_norm be a number, got %g, %g, %g, %g",
+                         a->eps, a->weight_decay, a->weight_decay_other, a->max_norm);
+  h[0] = a->beta1, h[1] = a->beta2, h[2] = a->eps, h[3] = a->weight_decay, h[4] = a->weight_decay_other;
+  h[5] = a->max_norm;
+  return CRAM_STEP_OK;
+}
+
 #endif

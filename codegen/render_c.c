@@ -217,8 +217,8 @@ static void r_elementwise(RCtx *c) {
       put_buf(out, "float", k->in[i]);
       fputs(";\n", out);
     }
-    if (k->n->op == OP_ADAMW_PARAM)
-      fprintf(out, "    const double s%u_0 = x%u_3[0], s%u_1 = x%u_3[1], s%u_2 = x%u_3[2];\n", u, u, u, u, u, u);
+    if (cg_expr_reads_sched(k->n)) /* adam_sched's vector (IR_SCH_*), read once */
+      for (int i = 0; i < IR_ADAM_SCHED; i++) fprintf(out, "    const double s%u_%d = x%u_3[%d];\n", u, i, u, i);
     for (int i = 0; i < n_loads(k->n); i++) {
       const Shape *is = &g->nodes[k->n->in[i]].shape;
       int64_t ni = numel(is);
@@ -246,7 +246,9 @@ static void r_elementwise(RCtx *c) {
     const Node *n = p->nodes[j].n;
     uint32_t u = j - first;
     fputs("        {", out);
-    if (n->op == OP_ADAMW_PARAM) fprintf(out, " const double s0 = s%u_0, s1 = s%u_1, s2 = s%u_2;", u, u, u);
+    if (cg_expr_reads_sched(n)) {
+      for (int i = 0; i < IR_ADAM_SCHED; i++) fprintf(out, " const double s%d = s%u_%d; (void)s%d;", i, u, i, i);
+    }
     for (int i = 0; i < n_loads(n); i++) {
       const Shape *is = &g->nodes[n->in[i]].shape;
       int64_t ni = numel(is);
@@ -522,17 +524,15 @@ static void r_sumsq(RCtx *c) {
 }
 static void r_clip_coef(RCtx *c) {
   decl_bufs(c);
-  double mn = ir_get_float(c->k->n, ATTR_MAX_NORM);
   fprintf(c->out,
-          "    double mn = %.17g, coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
+          "    double mn = x1[%d], coef = mn / (sqrt((double)x0[0]) + 1e-6);\n"
           "    o[0] = (float)(mn <= 0 ? 1.0 : (coef < 1.0 ? coef : 1.0));\n"
           "    if (mn > 0 && isnan(coef)) o[0] = (float)coef;\n",
-          mn);
+          IR_HYP_MAX_NORM);
 }
 static void r_adam_sched(RCtx *c) {
   decl_bufs(c);
-  fprintf(c->out, "    if (cc_adam_sched(R, NODE, o, x0, x1, %.17g, %.17g)) return -1;\n", ir_get_float(c->k->n, ATTR_BETA1),
-          ir_get_float(c->k->n, ATTR_BETA2));
+  fputs("    if (cc_adam_sched(R, NODE, o, x0, x1, x2)) return -1;\n", c->out);
 }
 
 typedef void (*RenderFn)(RCtx *c);

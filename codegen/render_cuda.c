@@ -254,10 +254,10 @@ static void r_sumsq(RCu *c) {
   rc_launch(c, CR_SUMSQ_BLOCKS, CR_BLOCK, "cr_sumsq_partials(x0, %" PRId64 "ll, T)", n);
   rc_launch(c, 1, CR_BLOCK, "cr_sumsq_final(o, T, %d)", CR_SUMSQ_BLOCKS);
 }
-static void r_clip_coef(RCu *c) { rc_launch(c, 1, 32, "cr_clip_coef(o, x0, %.17g)", ir_get_float(c->k->n, ATTR_MAX_NORM)); }
+/* the optimizer's hyper-parameters are the run-time input `hyper` (x1 / x2) */
+static void r_clip_coef(RCu *c) { rc_launch(c, 1, 32, "cr_clip_coef(o, x0, x1)"); }
 static void r_adam_sched(RCu *c) {
-  rc_launch(c, 1, 32, "cr_adam_sched(o, x0, x1, %.17g, %.17g, E, code)", ir_get_float(c->k->n, ATTR_BETA1),
-            ir_get_float(c->k->n, ATTR_BETA2));
+  rc_launch(c, 1, 32, "cr_adam_sched(o, x0, x1, x2, E, code)");
 }
 
 typedef void (*RenderFn)(RCu *c);
@@ -335,6 +335,11 @@ static bool render_graph(RCu *c, char *err, size_t errlen) {
       }
       if (!render_op[n->op]) { /* an elementwise op on i32 */
         snprintf(err, errlen, "%%%u: op %s on %s has no CUDA kernel", c->k->id, ir_ops[n->op].name, ir_dtype_name(n->dtype));
+        return false;
+      }
+      if (c->k->out_state) { /* kernel.c computes state in place only by pointwise ops */
+        snprintf(err, errlen, "%%%u: op %s writes a state buffer in place outside an elementwise launch", c->k->id,
+                 ir_ops[n->op].name);
         return false;
       }
       const char *why = bf16_unsupported(p->g, c->k);

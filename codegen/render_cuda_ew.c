@@ -62,7 +62,9 @@ static void ew_node(RCu *c, bool vec) {
     snprintf(nm, sizeof nm, "id%d", i);
     rc_put_dims(c->cu, nm, is);
   }
-  if (n->op == OP_ADAMW_PARAM) fputs("  const float s0 = x3[0], s1 = x3[1], s2 = x3[2];\n", c->cu);
+  if (cg_expr_reads_sched(n)) /* adam_sched's vector (IR_SCH_*), captured by the lambda */
+    fputs("  const float s0 = x3[0], s1 = x3[1], s2 = x3[2], s3 = x3[3], s4 = x3[4], s5 = x3[5], s6 = x3[6], s7 = x3[7];\n"
+          "  (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->cu);
   static const char *const var[] = {"a", "b", "c"};
   fprintf(c->cu, "  %s(o, n, [=](", vec ? "cr_map4" : "cr_map");
   for (int i = 0; i < nload; i++) fprintf(c->cu, "%sfloat %s", i ? ", " : "", var[i]);
@@ -159,6 +161,11 @@ uint32_t rc_render_ew_run(RCu *c, uint32_t j, uint32_t endn) {
     snprintf(c->node + l, sizeof c->node - l, " + %u fused", q - j - 1);
   }
   rc_begin(c, rc_grid_for(maxn, vec ? 4 : 1), CR_BLOCK);
+  bool state = false;
+  for (uint32_t t = j; t < q; t++) state |= p->nodes[t].out_state;
+  /* computed into the parameters / moments / gradients themselves (kernel.h: state_in_place): after bad
+   * data (an earlier kernel set the error word) the run is refused, and the state must be as it was */
+  if (state) fputs("  if (*(volatile int *)E) return;\n", c->cu);
   for (uint32_t t = j; t < q; t++) {
     c->k = &p->nodes[t];
     ew_call(c, vec);

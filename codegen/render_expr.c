@@ -25,18 +25,16 @@ static void ex_cast(FILE *o, const Node *n, const CgDialect *d) { (void)n, (void
 static void ex_gelu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * %sgelu_deriv(a)", d->helper); }
 static void ex_relu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "a > %s ? b : %s", d->zero, d->zero); }
 static void ex_tanh_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * (%s - a * a)", d->one); }
-/* (1 - beta) is a constant: the same double as computing it at run time */
+/* The optimizer ops read adam_sched's vector (ir.h IR_SCH_*) as s0..s7, loaded
+ * once per kernel, not per element: the hyper-parameters arrive at run time. */
 static void ex_adam_m(FILE *o, const Node *n, const CgDialect *d) {
-  double b1 = ir_get_float(n, ATTR_BETA1);
-  lit(o, d, b1), fputs(" * a + ", o), lit(o, d, 1.0 - b1), fputs(" * (c * b)", o);
+  (void)n, fprintf(o, "s3 * a + (%s - s3) * (c * b)", d->one);
 }
 static void ex_adam_v(FILE *o, const Node *n, const CgDialect *d) {
-  double b2 = ir_get_float(n, ATTR_BETA2);
-  lit(o, d, b2), fputs(" * a + ", o), lit(o, d, 1.0 - b2), fputs(" * (c * b) * (c * b)", o);
+  (void)n, fprintf(o, "s4 * a + (%s - s4) * (c * b) * (c * b)", d->one);
 }
 static void ex_adamw_param(FILE *o, const Node *n, const CgDialect *d) {
-  fprintf(o, "a - s0 * ((b / s1) / (sqrt%s(c / s2) + ", d->libm);
-  lit(o, d, ir_get_float(n, ATTR_EPS)), fputs(") + ", o), lit(o, d, ir_get_float(n, ATTR_WD)), fputs(" * a)", o);
+  fprintf(o, "a - s0 * ((b / s1) / (sqrt%s(c / s2) + s5) + %s * a)", d->libm, ir_get_int(n, ATTR_DECAY) ? "s6" : "s7");
 }
 
 static const CgExprFn code_for_op[OP_COUNT] = {
@@ -58,4 +56,5 @@ bool cg_expr(FILE *out, const Node *n, const CgDialect *d) {
   if (f) f(out, n, d);
   return f != NULL;
 }
-int cg_expr_nload(const Node *n) { return n->op == OP_ADAMW_PARAM ? 3 : n->nin; }
+bool cg_expr_reads_sched(const Node *n) { return n->op == OP_ADAM_M || n->op == OP_ADAM_V || n->op == OP_ADAMW_PARAM; }
+int cg_expr_nload(const Node *n) { return cg_expr_reads_sched(n) ? 3 : n->nin; }

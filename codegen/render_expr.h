@@ -15,7 +15,7 @@
 
 typedef struct CgDialect CgDialect;
 /* Writes the expression of node n over its operands a, b, c (the values at
- * this element) and, for adamw_param, s0, s1, s2 (its schedule triple). */
+ * this element) and, for the optimizer ops, s0..s7 (adam_sched's vector, IR_SCH_*). */
 typedef void (*CgExprFn)(FILE *out, const Node *n, const CgDialect *d);
 
 struct CgDialect {
@@ -30,7 +30,10 @@ struct CgDialect {
 bool cg_expr_supports(const CgDialect *d, OpKind op);
 /* Writes n's expression in dialect d (false: op has none). */
 bool cg_expr(FILE *out, const Node *n, const CgDialect *d);
-/* Operands read elementwise (adamw_param's fourth is the schedule triple s0..s2, read whole). */
+/* adam_m, adam_v, adamw_param: the fourth operand is adam_sched's vector
+ * (IR_SCH_*), read whole as s0..s7 before the loop. */
+bool cg_expr_reads_sched(const Node *n);
+/* Operands read elementwise (not the schedule vector). */
 int cg_expr_nload(const Node *n);
 
 #endif

@@ -106,7 +106,7 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin};
+  KNames names = {pn, np, in, nin, .state_in_place = false}; /* the cpu shim copies outputs back after a run */
   KProgram *P[3];
   static const char *pfx[3] = {"fwd", "acc", "up"};
   uint64_t arena = 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "build_cleanup.h"
 #include "codegen.h"
@@ -117,6 +118,27 @@ static bool parse_define(char *s, FeDefine *d) {
   return true;
 }
 
+/* The directory -o writes into must exist and be writable: said before any
+ * compiling, not after it in a linker's words. */
+static bool output_dir_ok(const char *out) {
+  if (!out) return true;
+  const char *slash = strrchr(out, '/');
+  char dir[4096];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == out) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "cramc: error: cannot write '%s': directory '%s' does not exist\n", out, dir);
+    return false;
+  }
+  if (access(dir, W_OK) != 0) {
+    fprintf(stderr, "cramc: error: cannot write '%s': directory '%s' is not writable\n", out, dir);
+    return false;
+  }
+  return true;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
   o->defs = calloc((size_t)argc, sizeof(FeDefine));
@@ -203,6 +225,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     } else if (!strcmp(a, "-o")) {
       if (i + 1 >= argc) return usage_error("%s needs a file name", a);
       o->output = argv[++i];
+    } else if (!strcmp(a, "--emit")) { /* the kind goes after '=' (a following word would be the input) */
+      return usage_error("--emit takes its kind after '=': --emit=%s", i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "ir");
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else {
@@ -391,6 +415,7 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   Graph *fwd = compile_fwd(o, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
+  if (g) pass_print_traffic(stdout, g);
   int rc = g ? 0 : 1;
   ir_graph_free(g);
   return rc;
@@ -414,6 +439,7 @@ int main(int argc, char **argv) {
   if (rc >= 0) goto done;
   cg_cleanup_install(); /* Ctrl-C during a build leaves no temporary files */
   rc = 1;
+  if (!output_dir_ok(o.output)) goto done;
   size_t len = 0;
   char *text = cramc_read_source(o.input, &len);
   if (!text) goto done;

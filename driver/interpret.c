@@ -266,6 +266,9 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     o.weight_decay = a->wd;
     o.accum = (int)a->accum;
     o.emit_grads = true;
+    double hyper_v[IR_ADAM_HYPER];
+    pass_adamw_hyper(&o, hyper_v);
+    for (int i = 0; i < IR_ADAM_HYPER && a->prec == INTERP_F32; i++) hyper_v[i] = interp_round_f32(hyper_v[i]);
     if (!(ad = pass_autodiff(fwd, &d))) goto out;
     if (a->accum == 1) {
         if (!(ts = pass_train_step(ad, &o, &d))) goto out;
@@ -380,7 +383,8 @@ static int interpret(const IArgs *a, const Graph *fwd) {
         double loss_sum = 0;
         if (ts) {
             for (int j = 0; j < nin; j++) r1.bufs[in_nodes[j]] = inputs[(size_t)j * (size_t)a->accum];
-            bool okb = bind(&r1, OP_INPUT, "step", &step_v) && bind(&r1, OP_INPUT, "lr", &lr_v);
+            bool okb = bind(&r1, OP_INPUT, "step", &step_v) && bind(&r1, OP_INPUT, "lr", &lr_v) &&
+                       bind(&r1, OP_INPUT, "hyper", hyper_v);
             for (int i = 0; okb && i < np; i++) {
                 char *mn = join("adam_m.", ps[i].name), *vn = join("adam_v.", ps[i].name);
                 okb = mn && vn && bind(&r1, OP_PARAM, ps[i].name, ps[i].p) && bind(&r1, OP_INPUT, mn, ps[i].m) &&
@@ -441,7 +445,8 @@ static int interpret(const IArgs *a, const Graph *fwd) {
         losses[s - 1] = loss_sum / (double)a->accum;
         if (s == 1)
             for (int i = 0; i < np; i++) memcpy(ps[i].grad1, ps[i].acc, (size_t)ps[i].numel * sizeof(double));
-        bool okb = bind(&r2, OP_INPUT, "step", &step_v) && bind(&r2, OP_INPUT, "lr", &lr_v);
+        bool okb = bind(&r2, OP_INPUT, "step", &step_v) && bind(&r2, OP_INPUT, "lr", &lr_v) &&
+                   bind(&r2, OP_INPUT, "hyper", hyper_v);
         for (int i = 0; okb && i < np; i++) {
             char *an = join("grad_acc.", ps[i].name), *mn = join("adam_m.", ps[i].name),
                  *vn = join("adam_v.", ps[i].name);

@@ -344,7 +344,14 @@ static Val eval_ident(Lower *L, const Expr *e) {
     }
   }
   if (is_act_name(e->str)) return (Val){.kind = V_ACT, .s = e->str};
-  if (fe_builtin_find(e->str) || fe_map_get(&L->funcs, e->str))
+  const Builtin *bf = fe_builtin_find(e->str);
+  /* a one-tensor builtin named where a value is wanted is most likely an activation (act=silu) */
+  if (bf && bf->np == 1 && (bf->p[0].kind == PK_TENSOR || bf->p[0].kind == PK_NUM_OR_TENSOR))
+    return lw_error(L, e->loc,
+                    "'%s' is a function, not an activation name: act= takes gelu, relu, tanh, sigmoid or none "
+                    "(call it as %s(...) elsewhere)",
+                    e->str, e->str);
+  if (bf || fe_map_get(&L->funcs, e->str))
     return lw_error(L, e->loc, "'%s' is a function; call it as %s(...)", e->str, e->str);
   Suggest s = {.limit = suggest_limit(e->str)};
   for (uint32_t i = 0; i < L->env.cap; i++)

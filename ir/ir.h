@@ -32,6 +32,13 @@ typedef struct Shape {
 /* Largest element count of one tensor; keeps every byte size far from int64 overflow. */
 #define IR_MAX_NUMEL (INT64_C(1) << 40)
 
+/* The optimizer's runtime vectors (ops.def "optimizer ops"; passes/adamw.c):
+ * input `hyper` f32[IR_ADAM_HYPER], the AdamW/clip hyper-parameters the
+ * runtime passes each update (cram_update_args), and adam_sched's result
+ * f32[IR_ADAM_SCHED], what the per-element kernels read. */
+enum { IR_HYP_BETA1, IR_HYP_BETA2, IR_HYP_EPS, IR_HYP_WD, IR_HYP_WD_OTHER, IR_HYP_MAX_NORM, IR_ADAM_HYPER };
+enum { IR_SCH_LR, IR_SCH_BC1, IR_SCH_BC2, IR_SCH_BETA1, IR_SCH_BETA2, IR_SCH_EPS, IR_SCH_WD, IR_SCH_WD_OTHER, IR_ADAM_SCHED };
+
 const char *ir_dtype_name(DType t);                            /* "f32" */
 bool ir_dtype_parse(const char *s, size_t n, DType *out);
 size_t ir_dtype_size(DType t);                                 /* bytes per element */

@@ -11,18 +11,27 @@
 #include "passes.h"
 
 AdamWOptions pass_adamw_defaults(void) {
-  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, .max_norm = 0.5, .accum = 1,
-                    .emit_grads = false};
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, .weight_decay_other = 0,
+                    .max_norm = 0.5, .accum = 1, .emit_grads = false};
   return o;
 }
 
-static bool check_options(const AdamWOptions *o, Diag *d) {
+void pass_adamw_hyper(const AdamWOptions *o, double h[IR_ADAM_HYPER]) {
+  h[IR_HYP_BETA1] = o->beta1;
+  h[IR_HYP_BETA2] = o->beta2;
+  h[IR_HYP_EPS] = o->eps;
+  h[IR_HYP_WD] = o->weight_decay;
+  h[IR_HYP_WD_OTHER] = o->weight_decay_other;
+  h[IR_HYP_MAX_NORM] = o->max_norm;
+}
+
+bool pass_adamw_check(const AdamWOptions *o, Diag *d) {
   SrcLoc none = {0};
   if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1)) {
     diag_error(d, none, "adamw: betas must lie in [0, 1), got (%g, %g)", o->beta1, o->beta2);
     return false;
   }
-  if (!(o->eps >= 0) || !(o->weight_decay >= 0) || o->max_norm != o->max_norm) {
+  if (!(o->eps >= 0) || !(o->weight_decay >= 0) || !(o->weight_decay_other >= 0) || o->max_norm != o->max_norm) {
     diag_error(d, none, "adamw: eps and weight_decay must be >= 0 and max_norm a number");
     return false;
   }
@@ -75,10 +84,10 @@ static int collect(Graph *dst, const Graph *src, const ValueId *map, ValueId *pa
 }
 
 /* Appends clip + AdamW for params[i] with gradients grads[i]; inputs
- * adam_m.<p>, adam_v.<p>, step, lr; outputs grad_norm, param.<p>, adam_m.<p>,
- * adam_v.<p>. */
-static bool append_update(Graph *g, const ValueId *params, const ValueId *grads, int n, const AdamWOptions *o,
-                          Diag *d) {
+ * adam_m.<p>, adam_v.<p>, step, lr, hyper; outputs grad_norm, param.<p>,
+ * adam_m.<p>, adam_v.<p>. Every hyper-parameter is read from `hyper` at run
+ * time, so one artifact serves any betas / eps / decay / clip. */
+static bool append_update(Graph *g, const ValueId *params, const ValueId *grads, int n, Diag *d) {
   SrcLoc L = {0};
   Shape scalar = {.rank = 0};
   ValueId *m_in = ARENA_ARRAY(g->arena, ValueId, n ? n : 1), *v_in = ARENA_ARRAY(g->arena, ValueId, n ? n : 1);
@@ -89,7 +98,8 @@ static bool append_update(Graph *g, const ValueId *params, const ValueId *grads,
     m_in[i] = f32_input(g, cat(g, "adam_m.", nm), &s);
     v_in[i] = f32_input(g, cat(g, "adam_v.", nm), &s);
   }
-  ValueId step = f32_input(g, "step", &scalar), lr = f32_input(g, "lr", &scalar);
+  Shape hs = {.rank = 1, .dim = {IR_ADAM_HYPER}};
+  ValueId step = f32_input(g, "step", &scalar), lr = f32_input(g, "lr", &scalar), hyper = f32_input(g, "hyper", &hs);
   /* global L2 norm over every gradient entry */
   ValueId total = IR_NONE;
   for (int i = 0; i < n; i++) {
@@ -103,22 +113,18 @@ static bool append_update(Graph *g, const ValueId *params, const ValueId *grads,
     total = ir_add_source(g, OP_FILL, DT_F32, &scalar, &z, 1, L);
   }
   ValueId norm = ir_add(g, OP_SQRT, &total, 1, NULL, 0, L, d);
-  Attr mx = ir_attr_float(ATTR_MAX_NORM, o->max_norm);
-  ValueId coef = ir_add(g, OP_CLIP_COEF, &total, 1, &mx, 1, L, d);
-  Attr sa[2] = {ir_attr_float(ATTR_BETA1, o->beta1), ir_attr_float(ATTR_BETA2, o->beta2)};
-  ValueId sched = ir_add(g, OP_ADAM_SCHED, (ValueId[]){step, lr}, 2, sa, 2, L, d);
+  ValueId coef = ir_add(g, OP_CLIP_COEF, (ValueId[]){total, hyper}, 2, NULL, 0, L, d);
+  ValueId sched = ir_add(g, OP_ADAM_SCHED, (ValueId[]){step, lr, hyper}, 3, NULL, 0, L, d);
   if (norm == IR_NONE || coef == IR_NONE || sched == IR_NONE) return false;
   ir_add_output(g, "grad_norm", norm);
   ValueId *np = ARENA_ARRAY(g->arena, ValueId, 3 * (n ? n : 1));
   for (int i = 0; i < n; i++) {
     const Node *p = ir_node(g, params[i]);
-    Attr a1 = ir_attr_float(ATTR_BETA1, o->beta1), a2 = ir_attr_float(ATTR_BETA2, o->beta2);
-    ValueId m = ir_add(g, OP_ADAM_M, (ValueId[]){m_in[i], grads[i], coef}, 3, &a1, 1, L, d);
-    ValueId v = ir_add(g, OP_ADAM_V, (ValueId[]){v_in[i], grads[i], coef}, 3, &a2, 1, L, d);
+    ValueId m = ir_add(g, OP_ADAM_M, (ValueId[]){m_in[i], grads[i], coef, sched}, 4, NULL, 0, L, d);
+    ValueId v = ir_add(g, OP_ADAM_V, (ValueId[]){v_in[i], grads[i], coef, sched}, 4, NULL, 0, L, d);
     if (m == IR_NONE || v == IR_NONE) return false;
-    double wd = ir_get_int(p, ATTR_DECAY) ? o->weight_decay : 0.0;
-    Attr pa[2] = {ir_attr_float(ATTR_EPS, o->eps), ir_attr_float(ATTR_WD, wd)};
-    ValueId up = ir_add(g, OP_ADAMW_PARAM, (ValueId[]){params[i], m, v, sched}, 4, pa, 2, L, d);
+    Attr dec = ir_attr_int(ATTR_DECAY, ir_get_int(p, ATTR_DECAY) ? 1 : 0);
+    ValueId up = ir_add(g, OP_ADAMW_PARAM, (ValueId[]){params[i], m, v, sched}, 4, &dec, 1, L, d);
     if (up == IR_NONE) return false;
     np[3 * i] = up;
     np[3 * i + 1] = m;
@@ -137,7 +143,7 @@ static int count_params(const Graph *g) {
 }
 
 Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d) {
-  if (!check_options(o, d)) return NULL;
+  if (!pass_adamw_check(o, d)) return NULL;
   ValueId loss_src = find_output(ad, "loss");
   if (loss_src == IR_NONE) {
     diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'loss'");
@@ -149,7 +155,7 @@ Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d) {
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
   if (!map || collect(g, ad, map, params, grads, d) < 0) goto fail;
   ir_add_output(g, "loss", map[loss_src]);
-  if (!append_update(g, params, grads, np, o, d)) goto fail;
+  if (!append_update(g, params, grads, np, d)) goto fail;
   if (o->emit_grads)
     for (int i = 0; i < np; i++) ir_add_output(g, cat(g, "grad.", pname(g, params[i])), grads[i]);
   return g;
@@ -190,7 +196,7 @@ fail:
 }
 
 Graph *pass_update(const Graph *fwd, const AdamWOptions *o, Diag *d) {
-  if (!check_options(o, d)) return NULL;
+  if (!pass_adamw_check(o, d)) return NULL;
   Graph *g = ir_graph_new(fwd->name);
   int np = count_params(fwd);
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
@@ -205,7 +211,7 @@ Graph *pass_update(const Graph *fwd, const AdamWOptions *o, Diag *d) {
     Shape s = p->shape;
     grads[i] = f32_input(g, cat(g, "grad_acc.", ir_get_str(p, ATTR_NAME)), &s);
   }
-  if (!append_update(g, params, grads, np, o, d)) {
+  if (!append_update(g, params, grads, np, d)) {
     ir_graph_free(g);
     return NULL;
   }

@@ -2,11 +2,14 @@
  *
  * 1. kind of every node: persistent (sources, outputs), kernel-internal, or
  *    arena; lifetime [def, last use] over node order.
- * 2. in-place: node v joins the slot of input x when v is pointwise
- *    (memplan_inplace_op), x is an arena value of the same byte size whose
- *    last use is v, and x is the tail of its slot's chain. Legal because a
- *    pointwise kernel reads element i of x before writing element i of v,
- *    and nothing reads x after v.
+ * 2. aliases and in-place: a reshape of an arena value IS that value's
+ *    bytes (row-major: a relabelling), so it joins its input's slot and
+ *    costs no copy; the slot then lives until the last read of any member.
+ *    A pointwise node v (memplan_inplace_op) joins the slot of input x when
+ *    x is an arena value of the same byte size and no member of x's slot
+ *    (x, a reshape of it, an earlier in-place link) is read after v. Legal
+ *    because a pointwise kernel reads element i of x before writing element
+ *    i of v, and nothing reads those bytes after v.
  * 3. slots (chains) sorted by size, largest first; each goes into the best
  *    fitting gap among the already placed slots whose lifetimes overlap it
  *    (greedy by size, TFLite's planner), or at the end.
@@ -18,6 +21,8 @@
 
 /* element i of the output reads only element i (or a broadcast/scalar) of each input: ops.def's INPLACE */
 bool memplan_inplace_op(OpKind op) { return ir_op_is(op, OPP_INPLACE); }
+
+bool memplan_alias_op(OpKind op) { return op == OP_RESHAPE; } /* row-major: the same bytes, relabelled */
 
 typedef struct Slot {
   ValueId root;
@@ -137,12 +142,13 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
   p->def = ARENA_ARRAY(a, uint32_t, cap);
   p->last = ARENA_ARRAY(a, uint32_t, cap);
   p->inplace_of = ARENA_ARRAY(a, ValueId, cap);
+  p->alias_of = ARENA_ARRAY(a, ValueId, cap);
   bool *is_out = ARENA_ARRAY(a, bool, cap);
   bool *ext_use = ARENA_ARRAY(a, bool, cap); /* read by a node of another kernel */
   for (uint32_t i = 0; i < g->nout; i++) is_out[g->outputs[i].value] = true;
   for (ValueId v = 0; v < n; v++) {
     p->def[v] = p->last[v] = v;
-    p->inplace_of[v] = IR_NONE;
+    p->inplace_of[v] = p->alias_of[v] = IR_NONE;
     p->offset[v] = -1;
     const Node *nd = &g->nodes[v];
     for (int k = 0; k < nd->nin; k++) {
@@ -165,14 +171,27 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
       p->nbuffers++;
     }
   }
-  /* 2. in-place chains: root[v] = first node of v's slot; tail[root] = its newest member */
-  ValueId *root = ARENA_ARRAY(a, ValueId, cap), *tail = ARENA_ARRAY(a, ValueId, cap);
+  /* 2. alias and in-place chains: root[v] = first node of v's slot; slot_last[root] = the last read of any
+   * member so far (members join in node order, so it is final for the reads before the current node) */
+  ValueId *root = ARENA_ARRAY(a, ValueId, cap);
   uint32_t *slot_last = ARENA_ARRAY(a, uint32_t, cap);
   for (ValueId v = 0; v < n; v++) {
-    root[v] = tail[v] = v;
+    root[v] = v;
     slot_last[v] = p->last[v];
-    if (p->kind[v] != MP_ARENA || o->no_inplace || !memplan_inplace_op(g->nodes[v].op)) continue;
+    if (p->kind[v] != MP_ARENA || o->no_inplace) continue;
     const Node *nd = &g->nodes[v];
+    if (memplan_alias_op(nd->op)) {
+      ValueId x = nd->in[0];
+      if (p->kind[x] != MP_ARENA || p->size[x] != p->size[v]) continue;
+      p->alias_of[v] = p->alias_of[x] != IR_NONE ? p->alias_of[x] : x;
+      root[v] = root[x];
+      if (p->last[v] > slot_last[root[x]]) slot_last[root[x]] = p->last[v];
+      p->nalias++;
+      p->sum_bytes -= p->size[v];
+      p->nbuffers--;
+      continue;
+    }
+    if (!memplan_inplace_op(nd->op)) continue;
     for (int k = 0; k < nd->nin; k++) {
       ValueId x = nd->in[k];
       bool twice = false; /* x read twice by v (add x, x) is fine; another input in x's slot is not */
@@ -182,18 +201,15 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
        * read at other indices than the one being written */
       bool same_elems = ir_shape_numel(&g->nodes[x].shape) == ir_shape_numel(&nd->shape) &&
                         ir_dtype_size(g->nodes[x].dtype) == ir_dtype_size(nd->dtype);
-      if (p->kind[x] != MP_ARENA || !same_elems || p->size[x] != p->size[v] || p->last[x] != v ||
-          tail[root[x]] != x || twice)
+      if (p->kind[x] != MP_ARENA || !same_elems || p->size[x] != p->size[v] || slot_last[root[x]] != v || twice)
         continue;
       p->inplace_of[v] = x;
       root[v] = root[x];
-      tail[root[x]] = v;
+      slot_last[root[x]] = p->last[v];
       p->ninplace++;
       break;
     }
   }
-  for (ValueId v = 0; v < n; v++)
-    if (p->kind[v] == MP_ARENA && p->last[v] > slot_last[root[v]]) slot_last[root[v]] = p->last[v];
   /* 3. place slots, greedy by size */
   uint32_t ns = 0;
   Slot *slots = ARENA_ARRAY(a, Slot, cap);
@@ -270,6 +286,8 @@ bool memplan_check(const Graph *g, const MemPlan *p, char *msg, size_t msglen) {
       if (p->kind[u] != MP_ARENA || !overlap(p->def[u], p->last[u], p->def[v], p->last[v])) continue;
       if (p->offset[u] >= p->offset[v] + p->size[v] || p->offset[v] >= p->offset[u] + p->size[u]) continue;
       if (p->inplace_of[v] == u && p->last[u] == v && memplan_inplace_op(g->nodes[v].op)) continue;
+      ValueId ru = p->alias_of[u] != IR_NONE ? p->alias_of[u] : u, rv = p->alias_of[v] != IR_NONE ? p->alias_of[v] : v;
+      if (ru == rv && p->offset[u] == p->offset[v]) continue; /* a reshape and the value it aliases */
       snprintf(msg, msglen, "%%%u (live %u..%u) and %%%u (live %u..%u) overlap in memory at [%lld, %lld)", u,
                p->def[u], p->last[u], v, p->def[v], p->last[v], (long long)p->offset[v], (long long)p->offset[v] + p->size[v]);
       return false;

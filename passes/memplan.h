@@ -44,7 +44,7 @@ typedef struct MemPlanOpts {
   size_t elem_size;      /* bytes per element; 0 = the node's dtype size (8 plans for the f64 interpreter) */
   size_t align;          /* 0 = 256 bytes */
   bool materialize_all;  /* plan kernel-internal values too */
-  bool no_inplace;       /* turn off in-place reuse */
+  bool no_inplace;       /* turn off in-place reuse and reshape aliases: every value its own bytes */
   MemPlanner planner;    /* 0 = AUTO */
 } MemPlanOpts;
 
@@ -55,10 +55,11 @@ typedef struct MemPlan {
   int64_t *size;           /* aligned bytes (MP_ARENA), else 0 */
   uint32_t *def, *last;    /* lifetime in schedule positions (node ids): [def, last] */
   ValueId *inplace_of;     /* the input whose slot this node overwrites, or IR_NONE */
+  ValueId *alias_of;       /* a reshape that is its input's bytes: the value it aliases (never itself an alias), or IR_NONE */
   int64_t arena_bytes;     /* size of the arena */
   int64_t peak_bytes;      /* max over time of live arena bytes (a lower bound on arena_bytes) */
   int64_t sum_bytes;       /* sum of every MP_ARENA buffer's size: the arena with no reuse */
-  uint32_t nbuffers, ninplace;
+  uint32_t nbuffers, ninplace, nalias;
 } MemPlan;
 
 /* Plans g; everything lives in arena a. NULL only on an int64 overflow. */
@@ -71,5 +72,8 @@ bool memplan_check(const Graph *g, const MemPlan *p, char *msg, size_t msglen);
 
 /* The pointwise ops that may write their output over a same-size input. */
 bool memplan_inplace_op(OpKind op);
+/* The ops whose result is their input's bytes (reshape): planned as an alias,
+ * no copy; a renderer skips a node whose buffer equals its input's. */
+bool memplan_alias_op(OpKind op);
 
 #endif

@@ -65,13 +65,15 @@ Graph *pass_pipeline_run(const Graph *in, PassCtx *cx);
 /* What --stats prints for one graph. */
 typedef struct PassStats {
   int64_t ops;          /* computed nodes (sources excluded) */
-  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node */
-  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory */
+  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node; aliased reshapes none */
+  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory (traffic.h) */
   int64_t arena_bytes;  /* activation arena of the memory plan (passes/memplan.h) */
   int64_t peak_bytes;   /* largest sum of simultaneously live activation bytes */
   int64_t sum_bytes;    /* sum of every activation buffer, unplanned */
 } PassStats;
 bool pass_graph_stats(const Graph *g, PassStats *st);
+/* The per-op-family breakdown of g's bytes_moved (traffic.h), as --stats prints it after the rows. */
+void pass_print_traffic(FILE *out, const Graph *g);
 /* "name ops kernels bytes arena" header and one row; name NULL prints the header. */
 void pass_print_stats(FILE *out, const char *name, const PassStats *st);
 

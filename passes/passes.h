@@ -38,20 +38,27 @@ bool pass_has_grad_rule(OpKind op);
 
 /* ---- optimizer (passes/adamw.c; docs/train-step.md) ---------------------- */
 
-/* Hyperparameters of the optimizer graphs; the crammed recipe's are the
- * defaults (pass_adamw_defaults): betas (0.9, 0.98), eps 1e-12, decoupled
- * weight decay 0.01 on params with decay=1 only, clip at global L2 norm 0.5
- * (max_norm <= 0: no clipping), accumulation 1. */
+/* Hyperparameters of the optimizer. The graphs take them at run time (the
+ * input "hyper" f32[IR_ADAM_HYPER], ir.h), so these fields are what a caller
+ * binds there (pass_adamw_hyper); the crammed recipe's are the defaults
+ * (pass_adamw_defaults): betas (0.9, 0.98), eps 1e-12, decoupled weight decay
+ * 0.01 on params with decay=1 and none on the rest (weight_decay_other),
+ * clip at global L2 norm 0.5 (max_norm <= 0: no clipping), accumulation 1. */
 typedef struct AdamWOptions {
-  double beta1, beta2, eps, weight_decay, max_norm;
+  double beta1, beta2, eps, weight_decay, weight_decay_other, max_norm;
   int accum;        /* microbatches per update (the driver's default; graphs take 1/k as an input) */
   bool emit_grads;  /* pass_train_step: also output "grad.<p>" (unclipped) after the others */
 } AdamWOptions;
 AdamWOptions pass_adamw_defaults(void);
+/* Reports out-of-range values (betas outside [0, 1), negative eps or decay,
+ * NaN max_norm, accum < 1) to d; false if any. */
+bool pass_adamw_check(const AdamWOptions *o, Diag *d);
+/* The "hyper" input's values for o. */
+void pass_adamw_hyper(const AdamWOptions *o, double hyper[IR_ADAM_HYPER]);
 
 /* The single train-step graph (k = 1) from the autodiff graph. Inputs: the
  * forward's (params, batch), "adam_m.<p>", "adam_v.<p>" per param, "step",
- * "lr" (f32 scalars; step counts from 1). Outputs: "loss", "grad_norm"
+ * "lr" (f32 scalars; step counts from 1), "hyper". Outputs: "loss", "grad_norm"
  * (pre-clip), "param.<p>", "adam_m.<p>", "adam_v.<p>" (each group in param
  * order), then "grad.<p>" if o->emit_grads. NULL after reporting to d. */
 Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d);
@@ -62,7 +69,7 @@ Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d);
 Graph *pass_accumulate(const Graph *ad, Diag *d);
 
 /* Clip + AdamW from accumulated gradients: inputs the params of fwd,
- * "grad_acc.<p>", "adam_m.<p>", "adam_v.<p>", "step", "lr"; outputs
+ * "grad_acc.<p>", "adam_m.<p>", "adam_v.<p>", "step", "lr", "hyper"; outputs
  * "grad_norm", "param.<p>", "adam_m.<p>", "adam_v.<p>". */
 Graph *pass_update(const Graph *fwd, const AdamWOptions *o, Diag *d);
 

@@ -14,9 +14,11 @@ then STEPS timed ones.
 
 Modes:
   --mode eager      plain PyTorch
-  --mode compile    torch.compile(model, mode="max-autotune", fullgraph=True, dynamic=False):
-                    inductor with autotuned GEMMs and CUDA graphs, static shapes; the
-                    compile happens in the first warm-up iteration (reported as compile_s).
+  --mode compile    torch.compile(model, mode=COMPILE_MODE, fullgraph=True, dynamic=False),
+                    static shapes; --compile-mode max-autotune (the default: inductor with
+                    autotuned GEMMs and CUDA graphs), reduce-overhead (inductor's default
+                    kernels with CUDA graphs: minutes less compile time) or default (no CUDA
+                    graphs); the compile happens in the first warm-up iteration (compile_s).
                     torch < 2.0 has no torch.compile: the run is skipped with a clear line
                     (exit 0, JSON {"skipped": reason}).
   --precision bf16  torch.autocast(dtype=bfloat16) around the forward (f32 master weights)
@@ -30,7 +32,7 @@ drains: the most favourable setting for PyTorch); on CPU, time.perf_counter.
 Peak memory: CUDA: torch.cuda.max_memory_allocated over the timed iterations
 (memory_kind "torch-max-allocated"; max_memory_reserved too); CPU: process max RSS.
 
-Agreement check (bench/run_gpu.sh): --write-batches FILE --count N writes N random MLM
+Agreement check (bench/agree.sh): --write-batches FILE --count N writes N random MLM
 microbatches; --batches FILE --losses N trains N iterations on them (no warm-up) and
 prints one loss per line.
 
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
     params = list(model.parameters())
     fwd = model
     if args.mode == "compile":
-        fwd = torch.compile(model, mode="max-autotune", fullgraph=True, dynamic=False)
+        fwd = torch.compile(model, mode=args.compile_mode, fullgraph=True, dynamic=False)
     amp = args.precision == "bf16"
     mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
 
@@ -256,7 +258,8 @@ def run(args: argparse.Namespace) -> dict:
     fpt = ct.model_flops_per_token(cfg, seq)
     peak = args.peak_tflops * 1e12
     return {
-        "impl": "torch", "mode": args.mode, "model": cfg.name, "device": args.device, "precision": args.precision,
+        "impl": "torch", "mode": args.mode, "compile_mode": args.compile_mode if args.mode == "compile" else None,
+        "model": cfg.name, "device": args.device, "precision": args.precision,
         "torch_version": torch.__version__, "data": kind, "distinct_batches": len(pool),
         "params": sum(p.numel() for p in params), "microbatch": mb, "seq": seq, "accum": args.accum,
         "warmup": args.warmup, "steps": args.steps, "tokens_per_step": tokens, "lr": args.lr,
@@ -308,6 +311,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="take vocab/seq/hidden/heads/ffn/layers/batch/masked from a `cram bench --json` result "
                          "(applied before --set)")
     ap.add_argument("--mode", choices=("eager", "compile"), default="eager")
+    ap.add_argument("--compile-mode", choices=("max-autotune", "reduce-overhead", "default"), default="max-autotune",
+                    help="torch.compile mode with --mode compile (default max-autotune)")
     ap.add_argument("--precision", choices=("bf16", "f32"), default="bf16")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--microbatch", type=int, default=0, help="sequences per microbatch (default: the config's batch)")
@@ -328,6 +333,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the result object to FILE ('-' = stdout)")
     ap.add_argument("--quiet", action="store_true", help="no summary")
     args = ap.parse_args(argv)
+    cmode = args.compile_mode if args.mode == "compile" else None
 
     if args.accum < 1 or args.steps < 1 or args.warmup < 0 or args.microbatch < 0 or args.count < 1:
         ap.error("--accum, --steps and --count must be >= 1, --warmup and --microbatch >= 0")
@@ -351,7 +357,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         res = run(args)
     except Skip as e:
         print(f"bench_torch: skipped: {e}", file=sys.stderr)
-        write_json(args.json, {"impl": "torch", "mode": args.mode, "precision": args.precision,
+        write_json(args.json, {"impl": "torch", "mode": args.mode, "compile_mode": cmode, "precision": args.precision,
                                "device": args.device, **e.info, "skipped": str(e)})
         return 0
     except (ValueError, KeyError, RuntimeError, OSError) as e:
@@ -362,7 +368,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             info = {"model": c.name, "microbatch": args.microbatch or c.batch}
         except (ValueError, KeyError, OSError):
             pass
-        write_json(args.json, {"impl": "torch", "mode": args.mode, "precision": args.precision,
+        write_json(args.json, {"impl": "torch", "mode": args.mode, "compile_mode": cmode, "precision": args.precision,
                                "device": args.device, **info,
                                "error": "out of memory" if "out of memory" in str(e).lower() else msg})
         die(f"{type(e).__name__}: {msg}")

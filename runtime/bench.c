@@ -430,7 +430,7 @@ cram_status cram_bench_run(const cram_step_api *api, const cram_bench_config *cf
             res->losses[mb] = loss;
             if (!isfinite(loss)) res->nonfinite++;
         }
-        cram_update_args ua = {.lr = (float)cfg->lr, .step = (int64_t)s + 1};
+        cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE((float)cfg->lr, (int64_t)s + 1);
         float gn = NAN;
         if ((rc = api->update(ctx, &ua, &gn)) != CRAM_STEP_OK) {
             r = step_fail(api, ctx, "update", rc, err);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "status.h"
+
 typedef struct cram_series {
     const char *label;
     const double *x, *y; /* n points; non-finite y values are gaps */
@@ -23,5 +25,8 @@ typedef struct cram_chart {
 
 /* Writes an SVG document holding the charts one under the other. */
 void cram_chart_svg(FILE *f, const char *heading, const cram_chart *charts, size_t ncharts);
+/* The same layout as a PNG file at path (chart_png.c; text in upper case). */
+cram_status cram_chart_png(const char *path, const char *heading, const cram_chart *charts, size_t ncharts,
+                           cram_err *err);
 
 #endif

@@ -16,11 +16,11 @@
 #include "safetensors.h"
 #include "shard.h"
 
-enum { NMETA = 24 };
+enum { NMETA = 40 };
 
 typedef struct kv {
     char key[32];
-    char val[96];
+    char val[1024];
 } kv;
 
 static void put(kv *m, size_t *n, const char *k, const char *fmt, ...)
@@ -143,11 +143,22 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
     put(m, &nm, "ramp", "%.17g", st->ramp);
     put(m, &nm, "peak_lr", "%.17g", st->peak_lr);
     put(m, &nm, "mask_n", "%" PRIu32, st->mask_n);
+    put(m, &nm, "budget_tokens", "%" PRIu64, st->budget_tokens);
+    put(m, &nm, "budget_flops", "%.17g", st->budget_flops);
+    put(m, &nm, "lr_shape", "%d", st->lr_shape);
+    put(m, &nm, "warmup", "%.17g", st->warmup);
+    put(m, &nm, "beta1", "%.17g", st->beta1);
+    put(m, &nm, "beta2", "%.17g", st->beta2);
+    put(m, &nm, "eps", "%.17g", st->eps);
+    put(m, &nm, "weight_decay", "%.17g", st->weight_decay);
+    put(m, &nm, "weight_decay_other", "%.17g", st->weight_decay_other);
+    put(m, &nm, "max_norm", "%.17g", st->max_norm);
     if (st->data_known) {
         put(m, &nm, "data_tokenizer", "%016" PRIx64, st->data_tokenizer);
         put(m, &nm, "data_id", "%016" PRIx64, st->data_id);
         put(m, &nm, "data_seqs", "%" PRIu64, st->data_seqs);
     }
+    if (st->data_dir && strlen(st->data_dir) < sizeof m[0].val) put(m, &nm, "data_dir", "%s", st->data_dir);
     cram_st_meta sm[NMETA];
     for (size_t i = 0; i < nm; i++) sm[i].key = m[i].key, sm[i].value = m[i].val;
     r = cram_st_write(path, ts, nt, sm, nm, err);
@@ -227,8 +238,16 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
     if (!(st->peak_lr >= 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is negative", path, st->peak_lr);
     if (st->budget < 0) return BAD("%s: checkpoint metadata 'budget' %g is negative", path, st->budget);
     if (st->elapsed < 0) return BAD("%s: checkpoint metadata 'elapsed' %g is negative", path, st->elapsed);
-    if (!st->steps && !(st->budget > 0))
-        return BAD("%s: checkpoint has neither a step count nor a time budget ('steps' and 'budget' are 0)", path);
+    if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0) && !(st->budget > 0))
+        return BAD("%s: checkpoint has no horizon ('steps', 'budget_tokens', 'budget_flops' and 'budget' are 0)", path);
+    if (!(st->budget_flops >= 0)) return BAD("%s: checkpoint metadata 'budget_flops' %g is negative", path, st->budget_flops);
+    if (!(st->warmup >= 0 && st->warmup <= 1)) return BAD("%s: checkpoint metadata 'warmup' %g is not in [0, 1]", path, st->warmup);
+    if (!(st->beta1 >= 0 && st->beta1 < 1) || !(st->beta2 >= 0 && st->beta2 < 1))
+        return BAD("%s: checkpoint metadata 'beta1'/'beta2' (%g, %g) are not in [0, 1)", path, st->beta1, st->beta2);
+    if (!(st->eps >= 0 && st->eps < 1) || !(st->weight_decay >= 0 && st->weight_decay < 1) ||
+        !(st->weight_decay_other >= 0 && st->weight_decay_other < 1) || !(st->max_norm >= 0))
+        return BAD("%s: checkpoint metadata 'eps', 'weight_decay', 'weight_decay_other' or 'max_norm' out of range "
+                   "(%g, %g, %g, %g)", path, st->eps, st->weight_decay, st->weight_decay_other, st->max_norm);
     if (st->step > st->attempts || st->skipped > st->attempts || st->bad_run > st->skipped)
         return BAD("%s: checkpoint progress is inconsistent (step %" PRIu64 ", attempts %" PRIu64 ", skipped %" PRIu64
                    ", bad_run %" PRIu64 ")",
@@ -285,6 +304,26 @@ cram_status cram_ckpt_parse_state(const cram_st_file *f, const char *path, const
         return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata 'mask_n' %" PRIu64 " is out of range", path, mask_n);
     st->shuffle = shuffle != 0;
     st->mask_n = (uint32_t)mask_n;
+    /* keys newer than cram-checkpoint-1's first version: absent means the run
+     * used what was then fixed (the recipe's optimizer, the triangle) */
+    cram_update_args rec = CRAM_UPDATE_ARGS_RECIPE(0.0f, 1);
+    uint64_t shape = 0;
+    st->beta1 = rec.beta1, st->beta2 = rec.beta2, st->eps = rec.eps, st->weight_decay = rec.weight_decay;
+    st->weight_decay_other = rec.weight_decay_other, st->max_norm = rec.max_norm;
+    if ((cram_st_meta_get(f, "budget_tokens") && (r = get_u64(f, path, "budget_tokens", &st->budget_tokens, err))) ||
+        (cram_st_meta_get(f, "budget_flops") && (r = get_f64(f, path, "budget_flops", &st->budget_flops, err))) ||
+        (cram_st_meta_get(f, "lr_shape") && (r = get_u64(f, path, "lr_shape", &shape, err))) ||
+        (cram_st_meta_get(f, "warmup") && (r = get_f64(f, path, "warmup", &st->warmup, err))) ||
+        (cram_st_meta_get(f, "beta1") && (r = get_f64(f, path, "beta1", &st->beta1, err))) ||
+        (cram_st_meta_get(f, "beta2") && (r = get_f64(f, path, "beta2", &st->beta2, err))) ||
+        (cram_st_meta_get(f, "eps") && (r = get_f64(f, path, "eps", &st->eps, err))) ||
+        (cram_st_meta_get(f, "weight_decay") && (r = get_f64(f, path, "weight_decay", &st->weight_decay, err))) ||
+        (cram_st_meta_get(f, "weight_decay_other") &&
+         (r = get_f64(f, path, "weight_decay_other", &st->weight_decay_other, err))) ||
+        (cram_st_meta_get(f, "max_norm") && (r = get_f64(f, path, "max_norm", &st->max_norm, err))))
+        return r;
+    if (shape > 3) return cram_err_set(err, CRAM_E_HEADER, "%s: checkpoint metadata 'lr_shape' %" PRIu64 " is unknown", path, shape);
+    st->lr_shape = (int)shape;
     /* the data identity: all three or none (a checkpoint from before it was recorded) */
     const char *dt = cram_st_meta_get(f, "data_tokenizer"), *di = cram_st_meta_get(f, "data_id"),
                *ds = cram_st_meta_get(f, "data_seqs");

@@ -31,18 +31,25 @@ typedef struct cram_train_state {
     /* recipe (fixed for the run, checked on resume) */
     uint64_t seed;      /* init, masking and shuffle seed */
     int shuffle;
-    uint64_t steps;     /* step-based schedule horizon, 0 = wall clock */
-    double budget;      /* seconds, 0 = none */
+    uint64_t steps;     /* step-based schedule horizon, 0 = none */
+    uint64_t budget_tokens; /* token-based horizon, 0 = none */
+    double budget_flops;    /* model-FLOP horizon (tokens x flops_per_token), 0 = none */
+    double budget;      /* seconds, 0 = none: the horizon when none of the three above, else a deadline */
     uint64_t batch;     /* target batch (sequences) */
     double ramp;        /* fraction of the budget at which `batch` is reached */
     double peak_lr;
+    int lr_shape;       /* cram_lr_shape (schedule.h) */
+    double warmup;      /* fraction of the horizon the lr warms up over (not for the triangle) */
     uint32_t mask_n;    /* predictions per sequence */
+    /* optimizer: cram_update_args of every update (recipe values when a checkpoint predates the keys) */
+    double beta1, beta2, eps, weight_decay, weight_decay_other, max_norm;
     /* the training data (checked on resume; absent in checkpoints written
      * before it was recorded, then data_known = 0 and nothing is checked) */
     int data_known;
     uint64_t data_tokenizer; /* the shards' tokenizer hash */
     uint64_t data_id;        /* cram_ckpt_data_id() of the train split */
     uint64_t data_seqs;      /* train sequences */
+    const char *data_dir;    /* where they were read (written, not read back: `cram export` finds the tokenizer there) */
 } cram_train_state;
 
 struct cram_dataset;

@@ -16,7 +16,9 @@
  * by accumulation without recompiling:
  *   step()    one microbatch: forward + backward, grad_acc += grad * scale
  *             (scale = 1/k for k microbatches, so the loss is averaged);
- *   update()  global-norm clip + AdamW from grad_acc, then grad_acc = 0.
+ *   update()  global-norm clip + AdamW from grad_acc, then grad_acc = 0;
+ *             every optimizer hyper-parameter arrives in its arguments, so
+ *             one artifact serves any recipe.
  * eval() computes the loss only. All host buffers are plain arrays in the
  * layout the metadata describes; parameters and optimizer state are exposed
  * as f32 whatever the device precision, for checkpoints.
@@ -27,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CRAM_STEP_ABI_VERSION 1u
+#define CRAM_STEP_ABI_VERSION 2u /* 2: cram_update_args carries the AdamW/clip hyper-parameters */
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
 /* Longest parameter or input name, in bytes without the NUL: cramc refuses
@@ -87,14 +89,26 @@ typedef struct cram_step_meta {
    * them (host copies f32). */
   uint32_t noutputs;
   const cram_tensor_info *outputs;
+  const char *source;                    /* the .cram text it was compiled from (v2; NULL if not kept) */
 } cram_step_meta;
 
-/* Optimizer hyper-parameters fixed at compile time are in the graph; these
- * vary per update. */
+/* Everything update() needs besides the step's state: nothing about the
+ * optimizer is compiled in. The crammed recipe: betas (0.9, 0.98), eps 1e-12,
+ * weight_decay 0.01, weight_decay_other 0, max_norm 0.5. */
 typedef struct cram_update_args {
   float lr;
   int64_t step;                          /* 1-based AdamW step, for bias correction */
+  double beta1, beta2;                   /* Adam moment decays, in [0, 1) */
+  double eps;                            /* added to sqrt(v_hat) */
+  double weight_decay;                   /* decoupled decay of params with decay = 1 */
+  double weight_decay_other;             /* decay of params with decay = 0 (norms, biases); 0 = they skip it */
+  double max_norm;                       /* global-norm gradient clip; <= 0: no clipping */
 } cram_update_args;
+
+/* The crammed recipe's update() arguments at learning rate LR, AdamW step STEP. */
+#define CRAM_UPDATE_ARGS_RECIPE(LR, STEP)                                                                    \
+  ((cram_update_args){.lr = (LR), .step = (STEP), .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, \
+                      .weight_decay_other = 0.0, .max_norm = 0.5})
 
 typedef struct cram_create_opts {
   int device;                            /* CUDA ordinal; ignored on CPU */

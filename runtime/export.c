@@ -4,12 +4,14 @@
  * disagrees with the reference's module structure. */
 #include "export.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checksum.h"
 #include "ckpt.h"
 #include "safetensors.h"
 
@@ -171,5 +173,180 @@ cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char
     }
     out_free(&o);
     cram_st_free(&f);
+    return r;
+}
+
+/* ---- the files beside the weights ----------------------------------------------- */
+
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (;;) {
+        if (*n == cap) {
+            char *q = realloc(buf, cap = cap ? 2 * cap : 65536);
+            if (!q) break;
+            buf = q;
+        }
+        size_t k = fread(buf + *n, 1, cap - *n, f);
+        *n += k;
+        if (k == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Writes n bytes to path atomically (temp file, rename). */
+static cram_status write_file(const char *path, const void *data, size_t n, cram_err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return cram_err_set(err, CRAM_E_IO, "%s: %s", tmp, strerror(errno));
+    int bad = fwrite(data, 1, n, f) != n;
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return cram_err_set(err, CRAM_E_IO, "%s: %s", path, strerror(e ? e : EIO));
+    }
+    return CRAM_OK;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void note(char *w, size_t wl, const char *path) {
+    size_t l = strlen(w);
+    if (l < wl) snprintf(w + l, wl - l, "%s\n", path);
+}
+
+cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, const char *out, const char *data_dir,
+                               cram_export_names names, char *written, size_t written_len, cram_err *err) {
+    if (written_len) written[0] = 0;
+    char stem[4096], path[4200], dbuf[4096];
+    size_t ol = strlen(out);
+    if (ol > 12 && strcmp(out + ol - 12, ".safetensors") == 0) ol -= 12;
+    if (ol >= sizeof stem) return cram_err_set(err, CRAM_E_ARG, "%s: path too long", out);
+    memcpy(stem, out, ol);
+    stem[ol] = 0;
+    /* the tokenizer the run trained with */
+    cram_st_file f;
+    cram_status r = cram_st_read(ckpt, &f, err);
+    if (r) {
+        cram_st_free(&f);
+        return r;
+    }
+    const char *rec_dir = cram_st_meta_get(&f, "data_dir"), *rec_tok = cram_st_meta_get(&f, "data_tokenizer");
+    snprintf(dbuf, sizeof dbuf, "%s", data_dir ? data_dir : rec_dir ? rec_dir : "");
+    char tok_hex[32];
+    snprintf(tok_hex, sizeof tok_hex, "%s", rec_tok ? rec_tok : "");
+    cram_st_free(&f);
+    /* no data directory known (a checkpoint from `cram bench --save-init`), or
+     * the recorded one is gone: the rest is still written, and said */
+    size_t vn = 0;
+    snprintf(path, sizeof path, "%s/vocab.txt", dbuf);
+    char *vocab = *dbuf ? read_all(path, &vn) : NULL;
+    if (!vocab && data_dir)
+        return cram_err_set(err, CRAM_E_IO, "%s: %s (the tokenizer of the run's data)", path, strerror(errno ? errno : ENOENT));
+    if (!vocab) {
+        char line[4400];
+        if (*dbuf) snprintf(line, sizeof line, "note: no tokenizer written: %s is gone (pass --data DIR)", path);
+        else snprintf(line, sizeof line, "note: no tokenizer written: %s records no data directory (pass --data DIR)", ckpt);
+        note(written, written_len, line);
+    }
+    char got[32] = "";
+    if (vocab) snprintf(got, sizeof got, "%016" PRIx64, cram_fnv1a64(CRAM_FNV1A64_INIT, vocab, vn));
+    if (vocab && *tok_hex && strcmp(got, tok_hex) != 0) {
+        free(vocab);
+        return cram_err_set(err, CRAM_E_TOKENIZER, "%s has tokenizer hash %s, the run trained with %s: pass the run's "
+                            "--data DIR", path, got, tok_hex);
+    }
+    if (vocab) {
+        snprintf(path, sizeof path, "%s.vocab.txt", stem);
+        r = write_file(path, vocab, vn, err);
+        free(vocab);
+        if (r) return r;
+        note(written, written_len, path);
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dbuf);
+    size_t tn = 0;
+    char *tj = *got ? read_all(path, &tn) : NULL;
+    int has_tj = tj != NULL;
+    if (tj) {
+        snprintf(path, sizeof path, "%s.tokenizer.json", stem);
+        r = write_file(path, tj, tn, err);
+        free(tj);
+        if (r) return r;
+        note(written, written_len, path);
+    }
+    /* the architecture: source and config */
+    if (meta->source) {
+        snprintf(path, sizeof path, "%s.cram", stem);
+        if ((r = write_file(path, meta->source, strlen(meta->source), err))) return r;
+        note(written, written_len, path);
+    }
+    char *js = NULL;
+    size_t jn = 0;
+    FILE *j = open_memstream(&js, &jn);
+    if (!j) return cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+    const char *base = strrchr(stem, '/') ? strrchr(stem, '/') + 1 : stem;
+    fprintf(j, "{\n  \"model\": ");
+    json_str(j, meta->model);
+    fprintf(j, ",\n  \"source\": ");
+    if (meta->source) fprintf(j, "\"%s.cram\"", base);
+    else fprintf(j, "null");
+    fprintf(j, ",\n  \"source_hash\": ");
+    json_str(j, meta->source_hash);
+    fprintf(j, ",\n  \"cramc_version\": ");
+    json_str(j, meta->cramc_version);
+    fprintf(j, ",\n  \"weights\": \"%s.safetensors\",\n  \"names\": \"%s\",\n", base,
+            names == CRAM_NAMES_CRAMC ? "cramc" : "cramming");
+    if (*got) {
+        fprintf(j, "  \"tokenizer\": {\"vocab\": \"%s.vocab.txt\", \"tokenizer_json\": ", base);
+        if (has_tj) fprintf(j, "\"%s.tokenizer.json\"", base);
+        else fprintf(j, "null");
+        fprintf(j, ", \"hash\": \"%s\"},\n", got);
+    } else {
+        fprintf(j, "  \"tokenizer\": null,\n");
+    }
+    fprintf(j, "  \"dims\": {");
+    for (uint32_t i = 0; i < meta->ndims; i++) {
+        fprintf(j, "%s", i ? ", " : "");
+        json_str(j, meta->dims[i].name);
+        fprintf(j, ": %" PRId64, meta->dims[i].value);
+    }
+    fprintf(j, "},\n  \"parameters\": [\n");
+    for (uint32_t i = 0; i < meta->nparams; i++) {
+        const cram_tensor_info *p = &meta->params[i];
+        char nm[512];
+        if (names == CRAM_NAMES_CRAMC || !cram_export_name(p->name, nm, sizeof nm)) snprintf(nm, sizeof nm, "%s", p->name);
+        fprintf(j, "    {\"name\": ");
+        json_str(j, nm);
+        fprintf(j, ", \"cramc_name\": ");
+        json_str(j, p->name);
+        fprintf(j, ", \"shape\": [");
+        for (uint32_t d = 0; d < p->rank; d++) fprintf(j, "%s%" PRId64, d ? ", " : "", p->shape[d]);
+        fprintf(j, "], \"decay\": %u}%s\n", p->decay, i + 1 < meta->nparams ? "," : "");
+    }
+    fprintf(j, "  ]\n}\n");
+    fclose(j);
+    snprintf(path, sizeof path, "%s.json", stem);
+    r = js ? write_file(path, js, jn, err) : cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+    free(js);
+    if (r == CRAM_OK) note(written, written_len, path);
     return r;
 }

@@ -30,4 +30,15 @@ bool cram_export_name(const char *ours, char *out, size_t outlen);
 cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char *out, cram_export_names names,
                         cram_err *err);
 
+/* What makes the exported weights self-describing, beside `out` (stem =
+ * out without ".safetensors"): STEM.cram (the .cram source the step was
+ * compiled from), STEM.json (model, dims, parameters with shapes and the
+ * names used, source hash, the tokenizer's hash) and the tokenizer
+ * STEM.vocab.txt (+ STEM.tokenizer.json when there is one), copied from
+ * data_dir, or else from the directory the checkpoint records; its hash must
+ * be the one the run trained with (no data directory known: no tokenizer,
+ * said by a "note: " line). `written` gets the file names, one per line. */
+cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, const char *out, const char *data_dir,
+                               cram_export_names names, char *written, size_t written_len, cram_err *err);
+
 #endif

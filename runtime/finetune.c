@@ -358,10 +358,10 @@ static cram_status trim_metrics(const char *path, uint64_t step, uint64_t epoch_
 }
 
 static cram_update_args update_args(const cram_ft_config *c, double lr, uint64_t step) {
-    /* The compiled graph holds beta1/beta2/eps/weight decay/clip until the
-     * step ABI carries them per update (docs/finetune.md, "Optimizer"). */
+    /* step ABI v2 carries beta1/beta2/eps/weight decay/clip per update; finetuning
+     * passes the pretraining recipe's until it grows flags of its own */
     (void)c;
-    return (cram_update_args){.lr = (float)lr, .step = (int64_t)step};
+    return CRAM_UPDATE_ARGS_RECIPE((float)lr, (int64_t)step);
 }
 
 cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, cram_ft_result *res, cram_err *err) {
@@ -404,6 +404,10 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
     int resuming = cfg->resume && *ckpt && access(ckpt, R_OK) == 0;
     if (cfg->resume && !resuming) {
         r = cram_err_set(err, CRAM_E_IO, "--resume: no %s to resume from", *ckpt ? ckpt : "run directory (--out)");
+        goto out;
+    }
+    if (!cfg->resume && *ckpt && access(ckpt, F_OK) == 0) {
+        r = cram_err_set(err, CRAM_E_ARG, "%s holds a checkpoint: --resume it or choose another --out", cfg->out_dir);
         goto out;
     }
     /* Every graph run draws its dropout masks from dropout_seed + runs * PHI

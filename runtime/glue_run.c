@@ -152,6 +152,9 @@ cram_status cram_glue_run(const cram_glue_opts *o, cram_glue_table *t, cram_err 
             snprintf(run, sizeof run, "%s/seed-%u", tdir, s);
             snprintf(logp, sizeof logp, "%s/seed-%u.log", tdir, s);
             c.task_dir = dir, c.task = task, c.out_dir = run, c.seed = o->ft.seed + s, c.resume = 0;
+            char old[PATHMAX + 64];
+            snprintf(old, sizeof old, "%s/checkpoint.safetensors", run);
+            unlink(old); /* a rerun of cram glue finetunes again */
             FILE *lf = fopen(logp, "w");
             c.log = lf;
             cram_ft_result res;

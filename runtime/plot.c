@@ -1,4 +1,4 @@
-/* plot.c - SVG line charts of a run's metrics; see plot.h. */
+/* plot.c - metrics of several runs as one figure; see plot.h. */
 #include "plot.h"
 
 #include <errno.h>
@@ -7,142 +7,144 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pt {
-    double time, loss, lr, batch;
-} pt;
+#include "chart.h"
+#include "sweep_json.h"
 
-/* Value of "key": in a JSON line (NAN for null or missing). */
-static double field(const char *line, const char *key) {
-    char pat[40];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return NAN;
-    p += strlen(pat);
-    if (strncmp(p, "null", 4) == 0) return NAN;
-    char *end;
-    double v = strtod(p, &end);
-    return end == p ? NAN : v;
+/* One run's columns. */
+typedef struct run {
+    double *x, *loss, *eval, *lr, *batch;
+    size_t n, cap;
+    int has_eval;
+    char label[160], eval_label[176];
+} run;
+
+static void run_free(run *r) {
+    free(r->x), free(r->loss), free(r->eval), free(r->lr), free(r->batch);
+    memset(r, 0, sizeof *r);
 }
 
-static double nice_step(double range, int ticks) {
-    double raw = range / ticks, mag = pow(10, floor(log10(raw))), f = raw / mag;
-    return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+static int grow(run *r) {
+    size_t cap = r->cap ? 2 * r->cap : 1024;
+    double **cols[] = {&r->x, &r->loss, &r->eval, &r->lr, &r->batch};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        double *q = realloc(*cols[c], cap * sizeof(double));
+        if (!q) return -1;
+        *cols[c] = q;
+    }
+    r->cap = cap;
+    return 0;
 }
 
-static void fmt_num(char *b, size_t n, double v) {
-    double a = fabs(v);
-    if (a == 0) snprintf(b, n, "0");
-    else if (a >= 1e4 || a < 1e-2) snprintf(b, n, "%.3g", v);
-    else snprintf(b, n, "%.4g", v);
-}
-
-enum { W = 900, PH = 220, ML = 80, MR = 30, MT = 50, GAP = 40 };
-
-static void panel(FILE *f, const pt *p, size_t n, int which, const char *label, const char *color, int y0,
-                  double tmax, double tscale, const char *tunit, int last) {
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double v = which == 0 ? p[i].loss : which == 1 ? p[i].lr : p[i].batch;
-        if (isfinite(v)) lo = fmin(lo, v), hi = fmax(hi, v);
-    }
-    if (!isfinite(lo)) lo = 0, hi = 1;
-    if (which != 0) lo = fmin(lo, 0);
-    if (hi - lo < 1e-12 * fmax(1, fabs(hi))) hi = lo + (lo ? fabs(lo) * 0.1 : 1);
-    double st = nice_step(hi - lo, 4);
-    lo = floor(lo / st) * st;
-    hi = ceil(hi / st) * st;
-    int pw = W - ML - MR;
-    fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='#fafafa' stroke='#888'/>\n", ML, y0, pw, PH);
-    fprintf(f, "<text x='%d' y='%d' font-size='14' font-weight='bold' fill='%s'>%s</text>\n", ML, y0 - 8, color, label);
-    char b[32];
-    for (double v = lo; v <= hi + st * 1e-6; v += st) {
-        double y = y0 + PH - (v - lo) / (hi - lo) * PH;
-        fmt_num(b, sizeof b, fabs(v) < st * 1e-9 ? 0 : v);
-        fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#ddd'/>\n", ML, y, ML + pw, y);
-        fprintf(f, "<text x='%d' y='%.1f' font-size='12' text-anchor='end'>%s</text>\n", ML - 6, y + 4, b);
-    }
-    double xs = nice_step(tmax / tscale, 6);
-    for (double v = 0; v <= tmax / tscale + xs * 1e-6; v += xs) {
-        double x = ML + v * tscale / tmax * pw;
-        fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#ddd'/>\n", x, y0, x, y0 + PH);
-        fmt_num(b, sizeof b, v);
-        fprintf(f, "<text x='%.1f' y='%d' font-size='12' text-anchor='middle'>%s</text>\n", x, y0 + PH + 15, b);
-    }
-    if (last)
-        fprintf(f, "<text x='%d' y='%d' font-size='13' text-anchor='middle'>training time (%s)</text>\n", ML + pw / 2,
-                y0 + PH + 34, tunit);
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", color);
-    for (size_t i = 0; i < n; i++) {
-        double v = which == 0 ? p[i].loss : which == 1 ? p[i].lr : p[i].batch;
-        if (!isfinite(v)) continue;
-        fprintf(f, "%.1f,%.1f ", ML + p[i].time / tmax * pw, y0 + PH - (v - lo) / (hi - lo) * PH);
-    }
-    fprintf(f, "'/>\n");
-}
-
-cram_status cram_plot_svg(const char *metrics_path, const char *svg_path, const char *title, size_t *npoints,
-                          cram_err *err) {
-    FILE *in = fopen(metrics_path, "r");
-    if (!in) return cram_err_set(err, CRAM_E_IO, "%s: %s", metrics_path, strerror(errno));
-    pt *p = NULL;
-    size_t n = 0, cap = 0;
+static cram_status read_run(const char *dir, const cram_plot_opts *o, run *r, cram_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *in = fopen(path, "r");
+    if (!in) return cram_err_set(err, CRAM_E_IO, "%s: %s", path, strerror(errno));
+    static const char *const key[] = {"time", "tokens", "step"};
     char line[4096];
+    double ema = NAN;
     while (fgets(line, sizeof line, in)) {
         if (line[0] != '{') continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            pt *q = realloc(p, cap * sizeof *p);
-            if (!q) {
-                free(p);
-                fclose(in);
-                return cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", metrics_path);
-            }
-            p = q;
+        double x = cram_json_num(line, key[o->x]);
+        if (!isfinite(x)) continue;
+        if (r->n == r->cap && grow(r)) {
+            fclose(in);
+            return cram_err_set(err, CRAM_E_NOMEM, "%s: out of memory", path);
         }
-        pt x = {field(line, "time"), field(line, "loss"), field(line, "lr"), field(line, "batch")};
-        if (!isfinite(x.time)) continue;
-        if (field(line, "skipped") == 1) x.lr = NAN; /* a skipped update has no learning rate */
-        p[n++] = x;
+        double loss = cram_json_num(line, "loss"), skipped = cram_json_num(line, "skipped");
+        if (isfinite(loss) && o->smooth > 0) loss = ema = isfinite(ema) ? o->smooth * ema + (1 - o->smooth) * loss : loss;
+        size_t i = r->n++;
+        r->x[i] = x;
+        r->loss[i] = loss;
+        r->eval[i] = cram_json_num(line, "eval_loss");
+        r->has_eval |= isfinite(r->eval[i]);
+        r->lr[i] = skipped == 1 ? NAN : cram_json_num(line, "lr"); /* a skipped update has no learning rate */
+        r->batch[i] = cram_json_num(line, "batch");
     }
     fclose(in);
-    if (n == 0) {
-        free(p);
-        return cram_err_set(err, CRAM_E_ARG, "%s: no metrics lines to plot", metrics_path);
-    }
-    double tmax = 0;
-    for (size_t i = 0; i < n; i++) tmax = fmax(tmax, p[i].time);
-    if (!(tmax > 0)) tmax = 1;
-    double tscale = tmax >= 7200 ? 3600 : tmax >= 120 ? 60 : 1;
-    const char *tunit = tscale == 3600 ? "hours" : tscale == 60 ? "minutes" : "seconds";
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", svg_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(p);
-        return cram_err_set(err, CRAM_E_IO, "%s: %s", tmp, strerror(errno));
-    }
-    int H = MT + 3 * (PH + GAP) + 20;
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
-               "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n", W, H);
-    fprintf(f, "<text x='%d' y='24' font-size='16' text-anchor='middle'>", W / 2);
-    for (const char *c = title ? title : ""; *c; c++) { /* escape XML */
-        if (*c == '<') fputs("&lt;", f);
-        else if (*c == '>') fputs("&gt;", f);
-        else if (*c == '&') fputs("&amp;", f);
-        else if (*c == '\'') fputs("&apos;", f);
-        else fputc(*c, f);
-    }
-    fprintf(f, " (%zu updates)</text>\n", n);
-    panel(f, p, n, 0, "MLM loss", "#c0392b", MT, tmax, tscale, tunit, 0);
-    panel(f, p, n, 1, "learning rate", "#2471a3", MT + PH + GAP, tmax, tscale, tunit, 0);
-    panel(f, p, n, 2, "batch size (sequences)", "#1e8449", MT + 2 * (PH + GAP), tmax, tscale, tunit, 1);
-    fprintf(f, "</svg>\n");
-    free(p);
-    if (fclose(f) != 0 || rename(tmp, svg_path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return cram_err_set(err, CRAM_E_IO, "%s: %s", svg_path, strerror(e));
-    }
-    if (npoints) *npoints = n;
+    if (r->n == 0) return cram_err_set(err, CRAM_E_ARG, "%s: no metrics lines to plot", path);
+    snprintf(r->label, sizeof r->label, "%s", dir);
+    snprintf(r->eval_label, sizeof r->eval_label, "%s held-out", dir);
     return CRAM_OK;
+}
+
+cram_status cram_plot(const char *const *runs, size_t nruns, const char *out_path, const cram_plot_opts *o,
+                      size_t *npoints, cram_err *err) {
+    if (nruns == 0) return cram_err_set(err, CRAM_E_ARG, "no runs to plot");
+    run *R = calloc(nruns, sizeof *R);
+    cram_series *s = calloc(4 * nruns, sizeof *s);
+    double **ex = calloc(nruns, sizeof *ex), **ey = calloc(nruns, sizeof *ey);
+    cram_status r = CRAM_OK;
+    FILE *f = NULL;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+    if (!R || !s || !ex || !ey) {
+        r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t total = 0, nloss = 0;
+    for (size_t i = 0; i < nruns; i++) {
+        if ((r = read_run(runs[i], o, &R[i], err))) goto out;
+        total += R[i].n;
+    }
+    /* series: loss (+ held-out), lr, batch */
+    for (size_t i = 0; i < nruns; i++) {
+        s[nloss++] = (cram_series){R[i].label, R[i].x, R[i].loss, R[i].n};
+        if (!R[i].has_eval) continue;
+        ex[i] = malloc(R[i].n * sizeof(double)), ey[i] = malloc(R[i].n * sizeof(double));
+        if (!ex[i] || !ey[i]) {
+            r = cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+            goto out;
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < R[i].n; j++)
+            if (isfinite(R[i].eval[j])) ex[i][k] = R[i].x[j], ey[i][k++] = R[i].eval[j];
+        s[nloss++] = (cram_series){R[i].eval_label, ex[i], ey[i], k};
+    }
+    cram_series *lr = s + nloss, *bs = lr + nruns;
+    for (size_t i = 0; i < nruns; i++) {
+        lr[i] = (cram_series){R[i].label, R[i].x, R[i].lr, R[i].n};
+        bs[i] = (cram_series){R[i].label, R[i].x, R[i].batch, R[i].n};
+    }
+    static const char *const xl[] = {"training time (s)", "tokens seen", "updates"};
+    char loss_title[64];
+    snprintf(loss_title, sizeof loss_title, o->smooth > 0 ? "MLM loss (EMA %.3g)" : "MLM loss", o->smooth);
+    cram_chart ch[3] = {{loss_title, xl[o->x], "loss", s, nloss},
+                        {"learning rate", xl[o->x], "lr", lr, nruns},
+                        {"batch size", xl[o->x], "sequences", bs, nruns}};
+    char heading[256];
+    if (nruns == 1) snprintf(heading, sizeof heading, "%s (%zu updates)", runs[0], R[0].n);
+    else snprintf(heading, sizeof heading, "%zu runs", nruns);
+    if (o->png) {
+        r = cram_chart_png(tmp, heading, ch, 3, err);
+        if (r) goto out;
+    } else {
+        if (!(f = fopen(tmp, "w"))) {
+            r = cram_err_set(err, CRAM_E_IO, "%s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        cram_chart_svg(f, heading, ch, 3);
+        int bad = ferror(f);
+        if (fclose(f) != 0 || bad) {
+            f = NULL;
+            r = cram_err_set(err, CRAM_E_IO, "%s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        f = NULL;
+    }
+    if (rename(tmp, out_path) != 0) {
+        r = cram_err_set(err, CRAM_E_IO, "%s: %s", out_path, strerror(errno));
+        goto out;
+    }
+    if (npoints) *npoints = total;
+out:
+    if (f) fclose(f);
+    if (r) remove(tmp);
+    for (size_t i = 0; R && i < nruns; i++) {
+        run_free(&R[i]);
+        if (ex) free(ex[i]);
+        if (ey) free(ey[i]);
+    }
+    free(R), free(s), free(ex), free(ey);
+    return r;
 }

@@ -1,5 +1,6 @@
-/* plot.h - `cram plot`: an SVG (no dependencies) of loss, learning rate and
- * batch size against training time, from a run's metrics.jsonl. */
+/* plot.h - `cram plot`: loss (and held-out loss), learning rate and batch
+ * size of one or more runs on shared axes, against training time, tokens or
+ * updates, as SVG or PNG (no dependencies: chart.h, chart_png.c). */
 #ifndef CRAM_PLOT_H
 #define CRAM_PLOT_H
 
@@ -7,8 +8,17 @@
 
 #include "status.h"
 
-/* Reads metrics_path (train.h schema) and writes svg_path; *npoints = lines plotted. */
-cram_status cram_plot_svg(const char *metrics_path, const char *svg_path, const char *title, size_t *npoints,
-                          cram_err *err);
+typedef enum cram_plot_x { CRAM_PLOT_TIME, CRAM_PLOT_TOKENS, CRAM_PLOT_STEPS } cram_plot_x;
+
+typedef struct cram_plot_opts {
+    cram_plot_x x;
+    double smooth; /* exponential moving average of the training loss, weight of the past in [0, 1); 0 = raw */
+    int png;       /* 1: PNG, else SVG */
+} cram_plot_opts;
+
+/* Reads each runs[i]/metrics.jsonl (train.h schema) and writes out_path;
+ * *npoints = metrics lines plotted over all runs. */
+cram_status cram_plot(const char *const *runs, size_t nruns, const char *out_path, const cram_plot_opts *o,
+                      size_t *npoints, cram_err *err);
 
 #endif

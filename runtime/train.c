@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,17 +97,22 @@ static void unbind(binding *b) {
     free(b->tgt);
 }
 
+/* mask_rate_set: the user asked for mask_rate, which a model with a `masked`
+ * dim cannot honour (its graph gathers exactly `masked` rows per sequence). */
 static cram_status mask_setup(const cram_step_meta *m, const cram_dataset *d, const binding *b, uint32_t mask_n,
-                              double mask_rate, uint64_t seed, cram_mlm *mlm, cram_err *err) {
+                              double mask_rate, int mask_rate_set, uint64_t seed, cram_mlm *mlm, cram_err *err) {
     uint32_t mask_id = d->shards[0].h.mask_id;
     if (mask_id == CRAM_NO_TOKEN)
         return cram_err_set(err, CRAM_E_HEADER, "%s: the shards have no [MASK] token id (header mask_id)",
                             d->shards[0].path);
+    int64_t md = cram_step_dim(m, "masked", -1);
+    if (md >= 0 && mask_rate_set)
+        return cram_err_set(err, CRAM_E_ARG,
+                            "--mask-rate %g does not apply: model '%s' has the dim masked=%" PRId64 " (%" PRId64
+                            " predictions per sequence of %u); recompile with cramc -D masked=%u for that rate",
+                            mask_rate, m->model, md, md, b->seq, cram_mlm_round(mask_rate * b->seq));
     uint32_t n = mask_n;
-    if (n == 0) {
-        int64_t md = cram_step_dim(m, "masked", -1);
-        n = md >= 0 ? (uint32_t)md : cram_mlm_round(mask_rate * b->seq);
-    }
+    if (n == 0) n = md >= 0 ? (uint32_t)md : cram_mlm_round(mask_rate * b->seq);
     return cram_mlm_init(mlm, b->seq, b->vocab, n, mask_id, seed, err);
 }
 
@@ -132,8 +138,10 @@ static cram_status step_err(const cram_step_api *api, cram_ctx *ctx, const char 
                         cram_step_rc_str(rc), le && *le ? le : "no detail");
 }
 
-static cram_status create_ctx(const cram_step_api *api, int device, cram_ctx **ctx, cram_err *err) {
-    cram_create_opts o = {.device = device, .training = 0, .dropout_seed = 0};
+/* training: dropout active in step() (never in eval()), masks from dropout_seed. */
+static cram_status create_ctx(const cram_step_api *api, int device, int training, uint64_t dropout_seed, cram_ctx **ctx,
+                              cram_err *err) {
+    cram_create_opts o = {.device = device, .training = training, .dropout_seed = dropout_seed};
     char e[512] = "";
     cram_step_rc rc = api->create(&o, ctx, e, sizeof e);
     if (rc != CRAM_STEP_OK) {
@@ -201,203 +209,471 @@ static cram_status discard_grads(const cram_step_api *api, cram_ctx *ctx, cram_e
     return rc == CRAM_STEP_OK ? CRAM_OK : step_err(api, ctx, "zero_grad", rc, err);
 }
 
-/* ---- the loop ------------------------------------------------------------------ */
+/* ---- the run, in named steps ------------------------------------------------------ */
+
+const char *cram_train_horizon(const cram_train_state *st) {
+    return st->steps ? "steps" : st->budget_tokens ? "tokens" : st->budget_flops > 0 ? "flops" : "time";
+}
+
+typedef struct trainer {
+    const cram_step_api *api;
+    const cram_train_config *cfg;
+    cram_train_result *res;
+    cram_ctx *ctx;
+    cram_dataset d, held;     /* train split; held-out split when cfg->eval_every */
+    binding b;
+    cram_mlm mlm;
+    FILE *mf;
+    char metrics[1024];
+    cram_train_state st;
+    double t0, base, last_ckpt; /* monotonic start of this process's run, st.elapsed then, at the last checkpoint */
+    uint64_t held_n;            /* held-out sequences per evaluation (whole microbatches) */
+    char data_abs[4096];        /* cfg->data_dir made absolute, for the checkpoint */
+    int mfu_ok;
+} trainer;
+
+/* What one update did. */
+typedef struct update_out {
+    uint64_t bs;     /* sequences */
+    double lr, loss, tok_s, eval_loss;
+    float gn;
+    int bad;         /* skipped: non-finite loss or grad norm */
+    int cut;         /* stopped between microbatches: partial update discarded, nothing logged */
+    uint64_t done;   /* microbatches run before the cut */
+} update_out;
+
+/* important: a warning or an outcome, shown even to --quiet runs */
+static void notice(const trainer *tr, int important, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void notice(const trainer *tr, int important, const char *fmt, ...) {
+    if (!tr->cfg->notice) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    tr->cfg->notice(important, line, tr->cfg->user);
+}
+
+static double progress_t(const trainer *tr) {
+    const cram_train_state *st = &tr->st;
+    if (st->steps) return (double)st->step / (double)st->steps;
+    if (st->budget_tokens) return (double)st->tokens / (double)st->budget_tokens;
+    if (st->budget_flops > 0) return (double)st->tokens * tr->api->meta->flops_per_token / st->budget_flops;
+    return st->elapsed / st->budget;
+}
+
+static double elapsed_now(const trainer *tr) { return tr->base + (now_s() - tr->t0); }
+
+/* A new run: the directory holds no checkpoint and (unless cfg->force) no
+ * metrics of an earlier run; parameters from the init rules. */
+static cram_status start_fresh(trainer *tr, cram_err *err) {
+    const cram_train_config *cfg = tr->cfg;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
+    if (access(path, F_OK) == 0)
+        return cram_err_set(err, CRAM_E_ARG, "%s already holds a checkpoint: continue it with --resume %s, or train "
+                            "into a new directory", cfg->run_dir, cfg->run_dir);
+    if (access(tr->metrics, F_OK) == 0 && !cfg->force)
+        return cram_err_set(err, CRAM_E_ARG, "%s exists (an earlier run without a checkpoint): pass --force to "
+                            "replace it, or train into a new directory", tr->metrics);
+    cram_train_state *st = &tr->st;
+    st->step = st->attempts = st->seq_pos = st->tokens = st->skipped = st->bad_run = 0;
+    st->elapsed = 0;
+    cram_step_rc rc = tr->api->init_params(tr->ctx, st->seed);
+    return rc == CRAM_STEP_OK ? CRAM_OK : step_err(tr->api, tr->ctx, "init_params", rc, err);
+}
+
+/* The run directory (parents too), created when missing. */
+static cram_status make_run_dir(const char *dir, cram_err *err) {
+    char p[1024];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof p) return cram_err_set(err, CRAM_E_ARG, "bad run directory '%s'", dir);
+    memcpy(p, dir, n + 1);
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return cram_err_set(err, CRAM_E_IO, "%s: cannot create the run directory: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cram_err_set(err, CRAM_E_IO, "%s: not a directory", dir);
+    return CRAM_OK;
+}
+
+/* path made absolute against the working directory (NULL if it does not fit). */
+static const char *absolute(const char *path, char *buf, size_t len) {
+    char cwd[4096];
+    if (path[0] == '/') return strlen(path) < len ? strcpy(buf, path) : NULL;
+    if (!getcwd(cwd, sizeof cwd)) return NULL;
+    int n = snprintf(buf, len, "%s/%s", cwd, path);
+    return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
+/* The step context (training mode), the data, the run directory, and the
+ * state: from the checkpoint on resume, else fresh. */
+static cram_status open_run(trainer *tr, cram_err *err) {
+    const cram_train_config *cfg = tr->cfg;
+    const cram_step_api *api = tr->api;
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
+    snprintf(tr->metrics, sizeof tr->metrics, "%s/%s", cfg->run_dir, CRAM_METRICS_FILE);
+    cram_status r;
+    if (cfg->resume && (r = cram_ckpt_read_state(ckpt, api->meta, &tr->st, err))) return r;
+    /* The device first: without one (no GPU for a cuda artifact) nothing else
+     * matters, and the user hears so before any data is read. Dropout masks
+     * continue from a fresh stream keyed by the step a resume starts at. */
+    if ((r = create_ctx(api, cfg->device, 1, cram_rng_key(tr->st.seed, 3, tr->st.step), &tr->ctx, err))) return r;
+    if ((r = cram_dataset_open(&tr->d, cfg->data_dir, "train", NULL, 0, err))) return r;
+    if ((r = bind(api, &tr->d, &tr->b, err))) return r;
+    if ((r = make_run_dir(cfg->run_dir, err))) return r;
+    if (cfg->resume) {
+        if ((r = cram_ckpt_load(ckpt, api, tr->ctx, &tr->st, err)) ||
+            (r = cram_ckpt_check_data(ckpt, &tr->st, cfg->data_dir, &tr->d, err)))
+            return r;
+    } else if ((r = start_fresh(tr, err))) {
+        return r;
+    }
+    cram_ckpt_set_data(&tr->st, &tr->d);
+    tr->st.data_dir = absolute(cfg->data_dir, tr->data_abs, sizeof tr->data_abs);
+    return CRAM_OK;
+}
+
+/* Batch 0: a batch this machine can run (cpu and interp targets: 4
+ * microbatches, about a second an update for tiny; cuda: the recipe's 8192), said once. */
+static void pick_batch(trainer *tr) {
+    cram_train_state *st = &tr->st;
+    if (st->batch) return;
+    const char *tg = tr->api->meta->target ? tr->api->meta->target : "";
+    int gpu = strcmp(tg, "cuda") == 0;
+    st->batch = gpu ? (8192 + tr->b.mbs - 1) / tr->b.mbs * tr->b.mbs : 4 * tr->b.mbs;
+    uint64_t fit = tr->d.seq_count / tr->b.mbs * tr->b.mbs;
+    if (!gpu && fit >= tr->b.mbs && st->batch > fit) st->batch = fit;
+    notice(tr, 0, "%s target: --batch not given, training with batch %" PRIu64 " (%" PRIu64 " microbatches of %" PRIu64
+           ")%s", tg, st->batch, st->batch / tr->b.mbs, tr->b.mbs,
+           gpu ? " (the recipe's)" : "; the recipe's 8192 is a GPU batch: pass --batch to change it");
+}
+
+/* Everything a run needs that the flags may have got wrong, before the first update. */
+static cram_status check_run(trainer *tr, cram_err *err) {
+    cram_train_state *st = &tr->st;
+    const cram_step_meta *m = tr->api->meta;
+    if (st->batch % tr->b.mbs)
+        return cram_err_set(err, CRAM_E_ARG,
+                            "batch size %" PRIu64 " is not a multiple of the model's microbatch %" PRIu64, st->batch,
+                            tr->b.mbs);
+    if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0) && !(st->budget > 0))
+        return cram_err_set(err, CRAM_E_ARG, "no schedule: give --steps, --tokens, --flops or --budget");
+    if (st->budget_flops > 0 && !(m->flops_per_token > 0))
+        return cram_err_set(err, CRAM_E_ARG, "model '%s' reports no FLOPs per token: use --tokens or --steps instead "
+                            "of --flops", m->model);
+    if (st->batch > tr->d.seq_count)
+        notice(tr, 1, "warning: batch %" PRIu64 " is larger than the %" PRIu64 " training sequences of %s: every update "
+               "reads the data more than once", st->batch, tr->d.seq_count, tr->cfg->data_dir);
+    return CRAM_OK;
+}
+
+static cram_status open_heldout(trainer *tr, cram_err *err) {
+    const cram_train_config *cfg = tr->cfg;
+    if (!cfg->eval_every) return CRAM_OK;
+    cram_status r = cram_dataset_open(&tr->held, cfg->data_dir, "heldout", NULL, 0, err);
+    if (r) return r;
+    if (tr->held.seq_len != tr->b.seq || tr->held.vocab_size > tr->b.vocab)
+        return cram_err_set(err, CRAM_E_DATASET, "%s: the heldout shards do not match the train shards",
+                            cfg->data_dir);
+    uint64_t n = tr->held.seq_count;
+    if (cfg->eval_seqs && cfg->eval_seqs < n) n = cfg->eval_seqs;
+    tr->held_n = n / tr->b.mbs * tr->b.mbs;
+    if (!tr->held_n)
+        return cram_err_set(err, CRAM_E_DATASET, "%s: --eval-every needs at least one microbatch (%" PRIu64
+                            ") of heldout sequences, there are %" PRIu64, cfg->data_dir, tr->b.mbs, n);
+    if (tr->held_n < n)
+        notice(tr, 0, "held-out evaluation: %" PRIu64 " sequences (whole microbatches of %" PRIu64 "; %" PRIu64
+               " left out)", tr->held_n, tr->b.mbs, n - tr->held_n);
+    return CRAM_OK;
+}
+
+/* Mean loss over the first n sequences of d (masking keyed by seed, data in order). */
+static cram_status eval_loss(const cram_step_api *api, cram_ctx *ctx, const cram_dataset *d, const cram_mlm *mlm,
+                             binding *b, uint64_t n, uint64_t seed, double *loss, cram_err *err) {
+    double sum = 0;
+    uint64_t pos = 0;
+    cram_status r;
+    while (pos < n) {
+        if ((r = fill(d, mlm, b, &pos, seed, 0, err))) return r;
+        float l;
+        cram_step_rc rc = api->eval(ctx, b->in, &l);
+        if (rc != CRAM_STEP_OK) return step_err(api, ctx, "eval", rc, err);
+        sum += l;
+    }
+    *loss = sum / (double)(n / b->mbs);
+    return CRAM_OK;
+}
+
+/* Should the update stop between microbatches? A stop request, or the
+ * wall-clock budget spent. */
+static int cut_now(const trainer *tr) {
+    if (tr->cfg->stop && *tr->cfg->stop) return 1;
+    return tr->st.budget > 0 && elapsed_now(tr) >= tr->st.budget;
+}
+
+/* One update: k microbatches, then update() (or a skip). A stop between
+ * microbatches, or a data error, discards the partial update and rewinds the
+ * data position to the update's start (u->cut), so a resume redoes it. */
+static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
+    const cram_step_api *api = tr->api;
+    cram_train_state *st = &tr->st;
+    double t = progress_t(tr), u0 = now_s();
+    memset(u, 0, sizeof *u);
+    u->eval_loss = NAN;
+    u->bs = cram_batch_size(t, tr->b.mbs, st->batch, st->ramp);
+    uint64_t k = u->bs / tr->b.mbs, pos0 = st->seq_pos;
+    u->lr = st->peak_lr * cram_lr_shape_mult(st->lr_shape, st->warmup, t);
+    float scale = 1.0f / (float)k;
+    cram_status r = CRAM_OK;
+    for (uint64_t j = 0; j < k; j++) {
+        if (j > 0 && cut_now(tr)) {
+            u->cut = 1;
+            break;
+        }
+        float l = 0;
+        cram_step_rc rc = CRAM_STEP_OK;
+        if ((r = fill(&tr->d, &tr->mlm, &tr->b, &st->seq_pos, st->seed, st->shuffle, err)) ||
+            (rc = api->step(tr->ctx, tr->b.in, scale, &l)) != CRAM_STEP_OK) {
+            if (rc != CRAM_STEP_OK) r = step_err(api, tr->ctx, "step", rc, err);
+            u->cut = 1;
+            break;
+        }
+        u->done = j + 1;
+        if (!isfinite(l)) u->bad = 1;
+        u->loss += (double)l * scale;
+    }
+    if (u->cut) {
+        st->seq_pos = pos0;
+        tr->res->discarded = u->done;
+        cram_status z = discard_grads(api, tr->ctx, NULL);
+        return r ? r : z ? step_err(api, tr->ctx, "zero_grad", CRAM_STEP_E_STATE, err) : CRAM_OK;
+    }
+    st->tokens += u->bs * tr->b.seq;
+    u->gn = NAN;
+    if (!u->bad) {
+        cram_step_rc rc = api->grad_norm(tr->ctx, &u->gn);
+        if (rc != CRAM_STEP_OK) return step_err(api, tr->ctx, "grad_norm", rc, err);
+        if (!isfinite(u->gn)) u->bad = 1;
+    }
+    st->attempts++;
+    if (u->bad) {
+        st->skipped++;
+        st->bad_run++;
+        return discard_grads(api, tr->ctx, err);
+    }
+    cram_update_args a = {.lr = (float)u->lr, .step = (int64_t)st->step + 1, .beta1 = st->beta1, .beta2 = st->beta2,
+                          .eps = st->eps, .weight_decay = st->weight_decay,
+                          .weight_decay_other = st->weight_decay_other, .max_norm = st->max_norm};
+    cram_step_rc rc = api->update(tr->ctx, &a, &u->gn);
+    if (rc != CRAM_STEP_OK) return step_err(api, tr->ctx, "update", rc, err);
+    if (!isfinite(u->gn)) /* only without grad_norm(): the update already applied it */
+        return cram_err_set(err, CRAM_E_ARG,
+                            "non-finite gradient norm at step %" PRIu64 " was applied (this step.so has no grad_norm "
+                            "entry to check first); parameters are unusable, the last checkpoint in %s is not affected",
+                            st->step + 1, tr->cfg->run_dir);
+    st->step++;
+    st->bad_run = 0;
+    double u1 = now_s();
+    u->tok_s = (double)(u->bs * tr->b.seq) / (u1 - u0 > 1e-9 ? u1 - u0 : 1e-9);
+    return CRAM_OK;
+}
+
+/* Estimated seconds to finish the horizon at sps seconds per sequence (< 0: a time horizon). */
+static double estimate_rest(const trainer *tr, double sps) {
+    const cram_train_state *st = &tr->st;
+    if (st->steps) {
+        uint64_t rest = st->steps > st->step ? st->steps - st->step : 0, n = rest < 100000 ? rest : 100000;
+        double seqs = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            double s = (double)st->step + (double)i * (double)rest / (double)n;
+            seqs += (double)cram_batch_size(s / (double)st->steps, tr->b.mbs, st->batch, st->ramp);
+        }
+        return n ? seqs * (double)rest / (double)n * sps : 0;
+    }
+    double tok_left = -1;
+    if (st->budget_tokens) tok_left = (double)st->budget_tokens - (double)st->tokens;
+    else if (st->budget_flops > 0) tok_left = st->budget_flops / tr->api->meta->flops_per_token - (double)st->tokens;
+    return tok_left < 0 ? -1 : tok_left / tr->b.seq * sps;
+}
+
+/* After the first update of this process: is the budget reachable at the measured speed? */
+static void warn_speed(const trainer *tr, const update_out *u, double seconds) {
+    const cram_train_state *st = &tr->st;
+    double sps = seconds / (double)u->bs, full = sps * (double)st->batch;
+    if (!(st->budget > 0)) return;
+    if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0)) {
+        if (full > 0.05 * st->budget)
+            notice(tr, 1, "warning: at the measured %.3g s per sequence one update at batch %" PRIu64 " takes ~%.0f s, "
+                   "%.0f%% of the %.0f s budget: the ramp cannot reach that batch usefully; pass a smaller --batch",
+                   sps, st->batch, full, 100 * full / st->budget, st->budget);
+        return;
+    }
+    double rest = estimate_rest(tr, sps);
+    if (rest >= 0 && st->elapsed + rest > st->budget)
+        notice(tr, 1, "warning: at the measured %.3g s per sequence the %s schedule needs ~%.0f s more, past the --budget "
+               "deadline of %.0f s: the run will stop early", sps, cram_train_horizon(st), rest, st->budget);
+}
+
+static cram_status log_update(trainer *tr, const update_out *u, cram_err *err) {
+    const cram_train_state *st = &tr->st;
+    const cram_step_meta *m = tr->api->meta;
+    double mfu = tr->mfu_ok ? u->tok_s * m->flops_per_token / tr->cfg->peak_flops : -1;
+    double eta = -1;
+    if (st->steps && st->step > 0) eta = (st->elapsed / (double)st->attempts) * (double)(st->steps - st->step);
+    else if (!st->steps && !st->budget_tokens && !(st->budget_flops > 0)) eta = st->budget - st->elapsed;
+    else if (st->tokens > 0) eta = st->elapsed * (1.0 - progress_t(tr)) / progress_t(tr);
+    FILE *mf = tr->mf;
+    fprintf(mf, "{\"n\":%" PRIu64 ",\"step\":%" PRIu64 ",\"time\":%.6f,\"tokens\":%" PRIu64, st->attempts, st->step,
+            st->elapsed, st->tokens);
+    jnum(mf, "loss", u->loss);
+    jnum(mf, "lr", u->bad ? 0 : u->lr);
+    fprintf(mf, ",\"batch\":%" PRIu64, u->bs);
+    jnum(mf, "grad_norm", u->gn);
+    jnum(mf, "tok_s", u->tok_s);
+    if (mfu >= 0) jnum(mf, "mfu", mfu);
+    if (!isnan(u->eval_loss)) jnum(mf, "eval_loss", u->eval_loss);
+    fprintf(mf, ",\"skipped\":%d}\n", u->bad);
+    if (fflush(mf) != 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", tr->metrics, strerror(errno));
+    cram_train_progress p = {.step = st->step, .attempts = st->attempts, .tokens = st->tokens, .skipped = st->skipped,
+                             .loss = u->loss, .lr = u->bad ? 0 : u->lr, .grad_norm = u->gn, .batch = u->bs,
+                             .tok_s = u->tok_s, .mfu = mfu, .elapsed = st->elapsed, .eta = eta, .event = NULL};
+    if (tr->cfg->progress) tr->cfg->progress(&p, tr->cfg->user);
+    return CRAM_OK;
+}
+
+static cram_status maybe_checkpoint(trainer *tr, const update_out *u, cram_err *err) {
+    const cram_train_config *cfg = tr->cfg;
+    const cram_train_state *st = &tr->st;
+    int due = (cfg->ckpt_every_steps && !u->bad && st->step % cfg->ckpt_every_steps == 0) ||
+              (cfg->ckpt_every_s > 0 && st->elapsed - tr->last_ckpt >= cfg->ckpt_every_s);
+    if (!due) return CRAM_OK;
+    cram_status r = checkpoint(tr->api, tr->ctx, cfg, st, tr->res, err);
+    if (r) return r;
+    tr->last_ckpt = st->elapsed;
+    notice(tr, 0, "checkpoint written to %s", tr->res->checkpoint);
+    return CRAM_OK;
+}
+
+/* Why the loop should end before the next update, or -1 to go on. */
+static int end_reason(const trainer *tr) {
+    const cram_train_state *st = &tr->st;
+    if (progress_t(tr) >= 1 || (st->budget > 0 && st->elapsed >= st->budget)) return CRAM_END_DONE;
+    if (tr->cfg->stop && *tr->cfg->stop) return CRAM_END_INTERRUPTED;
+    return -1;
+}
+
+static cram_status train_loop(trainer *tr, cram_err *err) {
+    const cram_train_config *cfg = tr->cfg;
+    cram_train_state *st = &tr->st;
+    cram_status r;
+    uint64_t first = st->attempts;
+    int why;
+    while ((why = end_reason(tr)) < 0) {
+        double u0 = now_s();
+        update_out u;
+        r = run_update(tr, &u, err);
+        st->elapsed = elapsed_now(tr);
+        if (u.cut) {
+            tr->res->end = cfg->stop && *cfg->stop ? CRAM_END_INTERRUPTED : CRAM_END_DONE;
+            if (r == CRAM_OK && tr->res->end == CRAM_END_DONE)
+                notice(tr, 1, "budget of %.3g s reached mid-update: its %" PRIu64 " microbatch(es) were discarded",
+                       st->budget, u.done);
+            return r;
+        }
+        if (r) return r;
+        if (st->attempts == first + 1) warn_speed(tr, &u, now_s() - u0);
+        tr->res->last_loss = u.loss;
+        if (cfg->eval_every && !u.bad && st->step % cfg->eval_every == 0) {
+            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss, err)))
+                return r;
+            tr->res->last_eval = u.eval_loss;
+            st->elapsed = elapsed_now(tr);
+        }
+        if ((r = log_update(tr, &u, err))) return r;
+        if (cfg->max_bad && st->bad_run >= cfg->max_bad) {
+            tr->res->end = CRAM_END_NONFINITE;
+            return CRAM_OK;
+        }
+        if (cfg->stop_at && st->step >= cfg->stop_at && !u.bad) {
+            tr->res->end = CRAM_END_STOP_AT;
+            return CRAM_OK;
+        }
+        if ((r = maybe_checkpoint(tr, &u, err))) return r;
+    }
+    tr->res->end = (cram_train_end)why;
+    return CRAM_OK;
+}
 
 cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cfg, cram_train_result *res,
                            cram_err *err) {
     memset(res, 0, sizeof *res);
-    const cram_step_meta *m = api->meta;
-    /* The device first: without one (no GPU for a cuda artifact) nothing else
-     * matters, and the user hears so before any data is read. */
-    cram_ctx *ctx = NULL;
-    cram_status r = create_ctx(api, cfg->device, &ctx, err);
-    if (r != CRAM_OK) return r;
-    cram_dataset d;
-    if ((r = cram_dataset_open(&d, cfg->data_dir, "train", NULL, 0, err)) != CRAM_OK) {
-        api->destroy(ctx);
-        return r;
-    }
-    binding b;
-    FILE *mf = NULL;
-    cram_mlm mlm;
-    cram_train_state st = cfg->recipe;
-    char path[1024];
-    if ((r = bind(api, &d, &b, err))) goto out;
-    if (mkdir(cfg->run_dir, 0777) != 0 && errno != EEXIST) {
-        r = cram_err_set(err, CRAM_E_IO, "%s: cannot create the run directory: %s", cfg->run_dir, strerror(errno));
+    res->last_eval = NAN;
+    trainer tr;
+    memset(&tr, 0, sizeof tr);
+    tr.api = api, tr.cfg = cfg, tr.res = res, tr.st = cfg->recipe;
+    cram_status r;
+    if ((r = open_run(&tr, err))) goto out;
+    pick_batch(&tr);
+    if ((r = check_run(&tr, err)) ||
+        (r = mask_setup(api->meta, &tr.d, &tr.b, tr.st.mask_n, cfg->mask_rate, cfg->mask_rate_set && !cfg->resume,
+                        tr.st.seed, &tr.mlm, err)) ||
+        (r = open_heldout(&tr, err)))
         goto out;
-    }
-    snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
-    if (cfg->resume) {
-        if ((r = cram_ckpt_load(path, api, ctx, &st, err))) goto out;
-        if ((r = cram_ckpt_check_data(path, &st, cfg->data_dir, &d, err))) goto out;
-    } else {
-        if (access(path, F_OK) == 0) {
-            r = cram_err_set(err, CRAM_E_ARG, "%s already holds a checkpoint: continue it with --resume %s, or train "
-                             "into a new directory", cfg->run_dir, cfg->run_dir);
-            goto out;
-        }
-        st.step = st.attempts = st.seq_pos = st.tokens = st.skipped = st.bad_run = 0;
-        st.elapsed = 0;
-        cram_step_rc rc = api->init_params(ctx, st.seed);
-        if (rc != CRAM_STEP_OK) {
-            r = step_err(api, ctx, "init_params", rc, err);
-            goto out;
-        }
-    }
-    cram_ckpt_set_data(&st, &d);
-    if ((r = mask_setup(m, &d, &b, st.mask_n, cfg->mask_rate, st.seed, &mlm, err))) goto out;
-    st.mask_n = mlm.n;
-    if (st.batch % b.mbs) {
-        r = cram_err_set(err, CRAM_E_ARG, "batch size %" PRIu64 " is not a multiple of the model's microbatch %" PRIu64,
-                         st.batch, b.mbs);
-        goto out;
-    }
-    if (!st.steps && !(st.budget > 0)) {
-        r = cram_err_set(err, CRAM_E_ARG, "no schedule: give a time budget or a step count");
-        goto out;
-    }
-    snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_METRICS_FILE);
-    if (!(mf = metrics_open(path, cfg->resume, st.attempts, err))) {
+    tr.st.mask_n = tr.mlm.n;
+    if (!(tr.mf = metrics_open(tr.metrics, cfg->resume, tr.st.attempts, err))) {
         r = err ? err->status : CRAM_E_IO;
         goto out;
     }
-
-    int mfu_ok = m->target && strcmp(m->target, "cuda") == 0 && m->flops_per_token > 0 && cfg->peak_flops > 0;
-    double t0 = now_s(), base = st.elapsed, last_ckpt = st.elapsed;
-    for (;;) {
-        double t = st.steps ? (double)st.step / (double)st.steps : st.elapsed / st.budget;
-        if ((st.steps && st.step >= st.steps) || (st.budget > 0 && st.elapsed >= st.budget)) {
-            res->end = CRAM_END_DONE;
-            break;
+    tr.mfu_ok = api->meta->target && strcmp(api->meta->target, "cuda") == 0 && api->meta->flops_per_token > 0 &&
+                cfg->peak_flops > 0;
+    tr.t0 = now_s(), tr.base = tr.last_ckpt = tr.st.elapsed;
+    r = train_loop(&tr, err);
+    if (r == CRAM_OK || r == CRAM_E_TOKEN_RANGE) {
+        /* a data error keeps the work done so far: the checkpoint covers every whole update */
+        cram_err ce = {0};
+        cram_status c = checkpoint(api, tr.ctx, cfg, &tr.st, res, r ? &ce : err);
+        if (r && c == CRAM_OK && err) {
+            char msg[CRAM_ERR_MAX];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            cram_err_set(err, r, "%.900s (checkpoint of step %" PRIu64 " written: %s)", msg, tr.st.step, res->checkpoint);
         }
-        if (cfg->stop && *cfg->stop) {
-            res->end = CRAM_END_INTERRUPTED;
-            break;
-        }
-        double u0 = now_s();
-        uint64_t bs = cram_batch_size(t, b.mbs, st.batch, st.ramp);
-        uint64_t k = bs / b.mbs;
-        double lr = st.peak_lr * cram_lr_mult(t);
-        float scale = 1.0f / (float)k;
-        double loss = 0;
-        int bad = 0;
-        for (uint64_t j = 0; j < k; j++) {
-            if ((r = fill(&d, &mlm, &b, &st.seq_pos, st.seed, st.shuffle, err))) goto out;
-            float l = 0;
-            cram_step_rc rc = api->step(ctx, b.in, scale, &l);
-            if (rc != CRAM_STEP_OK) {
-                r = step_err(api, ctx, "step", rc, err);
-                goto out;
-            }
-            if (!isfinite(l)) bad = 1;
-            loss += (double)l * scale;
-        }
-        st.tokens += bs * b.seq;
-        float gn = NAN;
-        if (!bad) {
-            cram_step_rc rc = api->grad_norm(ctx, &gn);
-            if (rc != CRAM_STEP_OK) {
-                r = step_err(api, ctx, "grad_norm", rc, err);
-                goto out;
-            }
-            if (!isfinite(gn)) bad = 1;
-        }
-        st.attempts++;
-        if (bad) {
-            if ((r = discard_grads(api, ctx, err))) goto out;
-            st.skipped++;
-            st.bad_run++;
-        } else {
-            cram_update_args a = {.lr = (float)lr, .step = (int64_t)st.step + 1};
-            cram_step_rc rc = api->update(ctx, &a, &gn);
-            if (rc != CRAM_STEP_OK) {
-                r = step_err(api, ctx, "update", rc, err);
-                goto out;
-            }
-            if (!isfinite(gn)) { /* only without grad_norm(): the update already applied it */
-                r = cram_err_set(err, CRAM_E_ARG,
-                                 "non-finite gradient norm at step %" PRIu64 " was applied (this step.so has no "
-                                 "grad_norm entry to check first); parameters are unusable, the last checkpoint in "
-                                 "%s is not affected",
-                                 st.step + 1, cfg->run_dir);
-                goto out;
-            }
-            st.step++;
-            st.bad_run = 0;
-        }
-        double u1 = now_s();
-        st.elapsed = base + (u1 - t0);
-        double tok_s = (double)(bs * b.seq) / (u1 - u0 > 1e-9 ? u1 - u0 : 1e-9);
-        double mfu = mfu_ok ? tok_s * m->flops_per_token / cfg->peak_flops : -1;
-        double eta = -1;
-        if (st.steps && st.step > 0) eta = (st.elapsed / (double)st.attempts) * (double)(st.steps - st.step);
-        else if (!st.steps) eta = st.budget - st.elapsed;
-        res->last_loss = loss;
-
-        fprintf(mf, "{\"n\":%" PRIu64 ",\"step\":%" PRIu64 ",\"time\":%.6f,\"tokens\":%" PRIu64, st.attempts, st.step,
-                st.elapsed, st.tokens);
-        jnum(mf, "loss", loss);
-        jnum(mf, "lr", bad ? 0 : lr);
-        fprintf(mf, ",\"batch\":%" PRIu64, bs);
-        jnum(mf, "grad_norm", gn);
-        jnum(mf, "tok_s", tok_s);
-        if (mfu >= 0) jnum(mf, "mfu", mfu);
-        fprintf(mf, ",\"skipped\":%d}\n", bad);
-        if (fflush(mf) != 0) {
-            r = cram_err_set(err, CRAM_E_IO, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-
-        cram_train_progress p = {.step = st.step, .attempts = st.attempts, .tokens = st.tokens, .skipped = st.skipped,
-                                 .loss = loss, .lr = bad ? 0 : lr, .grad_norm = gn, .batch = bs, .tok_s = tok_s,
-                                 .mfu = mfu, .elapsed = st.elapsed, .eta = eta, .event = NULL};
-        if (cfg->progress) cfg->progress(&p, cfg->user);
-
-        if (cfg->max_bad && st.bad_run >= cfg->max_bad) {
-            res->end = CRAM_END_NONFINITE;
-            break;
-        }
-        if (cfg->stop_at && st.step >= cfg->stop_at && !bad) {
-            res->end = CRAM_END_STOP_AT;
-            break;
-        }
-        int due = (cfg->ckpt_every_steps && !bad && st.step % cfg->ckpt_every_steps == 0) ||
-                  (cfg->ckpt_every_s > 0 && st.elapsed - last_ckpt >= cfg->ckpt_every_s);
-        if (due) {
-            if ((r = checkpoint(api, ctx, cfg, &st, res, err))) goto out;
-            last_ckpt = st.elapsed;
-            if (cfg->progress) {
-                char ev[1100];
-                snprintf(ev, sizeof ev, "checkpoint written to %s", res->checkpoint);
-                p.event = ev;
-                cfg->progress(&p, cfg->user);
-            }
-        }
+        if (!r) r = c;
     }
-    if ((r = checkpoint(api, ctx, cfg, &st, res, err))) goto out;
-    if (res->end == CRAM_END_INTERRUPTED)
-        cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted at step %" PRIu64 "; checkpoint %s (continue with --resume %s)",
-                     st.step, res->checkpoint, cfg->run_dir);
-    else if (res->end == CRAM_END_NONFINITE)
+    if (r == CRAM_OK && res->end == CRAM_END_INTERRUPTED)
+        cram_err_set(err, CRAM_E_INTERRUPTED,
+                     "interrupted at step %" PRIu64 "%s; checkpoint %s (continue with --resume %s)", tr.st.step,
+                     res->discarded ? " (the partial update after it was discarded)" : "", res->checkpoint,
+                     cfg->run_dir);
+    else if (r == CRAM_OK && res->end == CRAM_END_NONFINITE)
         cram_err_set(err, CRAM_E_ARG,
                      "%u non-finite losses/gradient norms in a row (%" PRIu64 " skipped in all); stopped at step %" PRIu64
                      " with checkpoint %s (lower the learning rate or check the data)",
-                     cfg->max_bad, st.skipped, st.step, res->checkpoint);
+                     cfg->max_bad, tr.st.skipped, tr.st.step, res->checkpoint);
 out:
-    res->state = st;
-    if (mf) fclose(mf);
-    if (ctx) api->destroy(ctx);
-    unbind(&b);
-    cram_dataset_close(&d);
+    res->state = tr.st;
+    if (tr.mf) fclose(tr.mf);
+    if (tr.ctx) api->destroy(tr.ctx);
+    unbind(&tr.b);
+    cram_dataset_close(&tr.d);
+    cram_dataset_close(&tr.held);
     return r;
 }
 
 /* ---- eval --------------------------------------------------------------------- */
 
 cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const char *split, const char *ckpt_path,
-                          uint64_t seed, double mask_rate, uint64_t max_seqs, int device, double *loss,
-                          uint64_t *nseqs, cram_err *err) {
+                          uint64_t seed, double mask_rate, int mask_rate_set, uint64_t max_seqs, int device,
+                          cram_eval_result *res, cram_err *err) {
+    memset(res, 0, sizeof *res);
     cram_dataset d;
     cram_status r = cram_dataset_open(&d, data_dir, split, NULL, 0, err);
     if (r != CRAM_OK) return r;
@@ -406,10 +682,16 @@ cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const 
     cram_mlm mlm;
     cram_train_state st;
     memset(&st, 0, sizeof st);
+    memset(&b, 0, sizeof b);
+    char path[1024];
+    struct stat sb;
     if ((r = bind(api, &d, &b, err))) goto out;
-    if ((r = create_ctx(api, device, &ctx, err))) goto out;
+    if ((r = create_ctx(api, device, 0, 0, &ctx, err))) goto out;
     if (ckpt_path) {
-        if ((r = cram_ckpt_load(ckpt_path, api, ctx, &st, err))) goto out;
+        /* a run directory stands for its checkpoint, as `cram export` takes it */
+        if (stat(ckpt_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(path, sizeof path, "%s/%s", ckpt_path, CRAM_CKPT_FILE);
+        else snprintf(path, sizeof path, "%s", ckpt_path);
+        if ((r = cram_ckpt_load(path, api, ctx, &st, err))) goto out;
     } else {
         cram_step_rc rc = api->init_params(ctx, seed);
         if (rc != CRAM_STEP_OK) {
@@ -417,29 +699,22 @@ cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const 
             goto out;
         }
     }
-    if ((r = mask_setup(api->meta, &d, &b, st.mask_n, mask_rate, seed, &mlm, err))) goto out;
-    uint64_t n = d.seq_count;
-    if (max_seqs && max_seqs < n) n = max_seqs;
-    n = n / b.mbs * b.mbs;
+    if ((r = mask_setup(api->meta, &d, &b, st.mask_n, mask_rate, mask_rate_set && !ckpt_path, seed, &mlm, err))) goto out;
+    uint64_t want = d.seq_count;
+    if (max_seqs && max_seqs < want) want = max_seqs;
+    uint64_t n = want / b.mbs * b.mbs;
     if (n == 0) {
-        r = cram_err_set(err, CRAM_E_DATASET, "%s: fewer %s sequences than one microbatch (%" PRIu64 ")", data_dir,
-                         split, b.mbs);
+        r = max_seqs && max_seqs < d.seq_count
+                ? cram_err_set(err, CRAM_E_ARG, "--max-seqs %" PRIu64 " is less than one microbatch of the model (%" PRIu64
+                               " sequences)", max_seqs, b.mbs)
+                : cram_err_set(err, CRAM_E_DATASET, "%s: fewer %s sequences (%" PRIu64 ") than one microbatch (%" PRIu64 ")",
+                               data_dir, split, d.seq_count, b.mbs);
         goto out;
     }
-    double sum = 0;
-    uint64_t pos = 0;
-    while (pos < n) {
-        if ((r = fill(&d, &mlm, &b, &pos, seed, 0, err))) goto out;
-        float l;
-        cram_step_rc rc = api->eval(ctx, b.in, &l);
-        if (rc != CRAM_STEP_OK) {
-            r = step_err(api, ctx, "eval", rc, err);
-            goto out;
-        }
-        sum += l;
-    }
-    *loss = sum / (double)(n / b.mbs);
-    *nseqs = n;
+    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, err))) goto out;
+    res->nseqs = n;
+    res->left_out = want - n;
+    res->mbs = b.mbs;
 out:
     if (ctx) api->destroy(ctx);
     unbind(&b);

@@ -2,14 +2,19 @@
  *
  * Data: the "train" shards of a directory, read in order (or in a seeded
  * per-epoch permutation), wrapping around; sequence k of that stream is
- * masked by cram_mlm with key (seed, k). Each update: t = progress (step/steps
- * or elapsed/budget), batch = cram_batch_size(t), k = batch/mbs microbatches
- * each step()ed with scale 1/k, lr = peak * cram_lr_mult(t), then update().
- * Non-finite loss or grad norm: the update is skipped (gradients zeroed),
- * counted, and after max_bad in a row the run checkpoints and stops.
+ * masked by cram_mlm with key (seed, k). Each update: t = progress along the
+ * run's horizon (step/steps, tokens/token budget, FLOPs/FLOP budget or
+ * elapsed/budget), batch = cram_batch_size(t), k = batch/mbs microbatches
+ * each step()ed with scale 1/k, lr = peak * cram_lr_shape_mult(t), then
+ * update() with the run's optimizer settings. The step runs in training mode
+ * (dropout active). Non-finite loss or grad norm: the update is skipped
+ * (gradients zeroed), counted, and after max_bad in a row the run
+ * checkpoints and stops. A stop request, the wall-clock budget or a data
+ * error between microbatches discards the partial update and rewinds the
+ * data position to its start, so a resume redoes it exactly.
  * Writes <run_dir>/metrics.jsonl (one line per attempted update) and
- * <run_dir>/checkpoint.safetensors (ckpt.h). Never prints: progress goes to
- * a callback. Details: docs/training.md. */
+ * <run_dir>/checkpoint.safetensors (ckpt.h). Never prints: progress and
+ * notices go to callbacks. Details: docs/training.md. */
 #ifndef CRAM_TRAIN_H
 #define CRAM_TRAIN_H
 
@@ -18,6 +23,7 @@
 
 #include "ckpt.h"
 #include "cram_step.h"
+#include "schedule.h"
 #include "status.h"
 
 #define CRAM_METRICS_FILE "metrics.jsonl"
@@ -44,8 +50,13 @@ typedef struct cram_train_config {
     const char *data_dir;
     const char *run_dir;
     int resume;                 /* continue from <run_dir>/checkpoint.safetensors */
-    cram_train_state recipe;    /* seed, shuffle, steps, budget, batch, ramp, peak_lr, mask_n (new runs) */
+    cram_train_state recipe;    /* seed, shuffle, horizon, budget, batch, ramp, lr, optimizer, mask_n (new runs);
+                                   batch 0 = pick one for the machine (cpu/interp: 4 microbatches) */
     double mask_rate;           /* when the model has no `masked` dim and recipe.mask_n == 0 */
+    int mask_rate_set;          /* the user gave mask_rate: an error when the model has a `masked` dim */
+    int force;                  /* a new run may replace an existing metrics.jsonl (no checkpoint) */
+    uint64_t eval_every;        /* held-out loss every N updates, 0 = off */
+    uint64_t eval_seqs;         /* sequences of the held-out split per evaluation (0 = all) */
     uint64_t stop_at;           /* checkpoint and stop after this step, 0 = never */
     double ckpt_every_s;        /* 0 = off */
     uint64_t ckpt_every_steps;  /* 0 = off */
@@ -54,6 +65,7 @@ typedef struct cram_train_config {
     double peak_flops;          /* device peak FLOP/s for MFU (cuda targets) */
     const volatile sig_atomic_t *stop; /* set asynchronously: checkpoint and stop */
     void (*progress)(const cram_train_progress *p, void *user);
+    void (*notice)(int important, const char *line, void *user); /* decisions (0), warnings and outcomes (1) */
     void *user;
 } cram_train_config;
 
@@ -61,6 +73,8 @@ typedef struct cram_train_result {
     cram_train_end end;
     cram_train_state state;
     double last_loss;
+    double last_eval;      /* last held-out loss, NaN if none */
+    uint64_t discarded;    /* microbatches of a partial update discarded at the end (stop, budget, data error) */
     char checkpoint[1024]; /* path of the last checkpoint written, "" if none */
 } cram_train_result;
 
@@ -74,11 +88,22 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
  * seeded Feistel permutation when `shuffle`). */
 uint64_t cram_data_index(uint64_t k, uint64_t n, uint64_t seed, int shuffle);
 
+/* "steps" | "tokens" | "flops" | "time": which budget drives t. */
+const char *cram_train_horizon(const cram_train_state *st);
+
 /* Mean eval loss of the step over the first `max_seqs` sequences (0 = all)
- * of `split` in data_dir, masked with (seed, k); params from ckpt_path if
- * non-NULL, else init_params(seed). */
+ * of `split` in data_dir, masked with (seed, k); params from ckpt_path (a
+ * checkpoint file, or a run directory holding one) if non-NULL, else
+ * init_params(seed). Only whole microbatches are evaluated: *left_out
+ * sequences of the requested ones did not fill the last one. mask_rate_set:
+ * the caller gave mask_rate explicitly (refused when the model has a
+ * `masked` dim). */
+typedef struct cram_eval_result {
+    double loss;
+    uint64_t nseqs, left_out, mbs;
+} cram_eval_result;
 cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const char *split, const char *ckpt_path,
-                          uint64_t seed, double mask_rate, uint64_t max_seqs, int device, double *loss,
-                          uint64_t *nseqs, cram_err *err);
+                          uint64_t seed, double mask_rate, int mask_rate_set, uint64_t max_seqs, int device,
+                          cram_eval_result *res, cram_err *err);
 
 #endif

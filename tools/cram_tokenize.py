@@ -208,11 +208,16 @@ def list_files(inputs: Sequence[str]) -> list[Path]:
     for name in inputs:
         p = Path(name)
         if p.is_dir():
-            found = []
+            found, skipped = [], []
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found += [Path(root) / n for n in names if not skipped_in_dirs(n)]
+                skipped += [Path(root) / n for n in names if skipped_in_dirs(n)]
             files += sorted(found)
+            if skipped:  # said, not silent: a README may be what the user meant to train on
+                shown = ", ".join(str(f) for f in sorted(skipped)[:5]) + (", ..." if len(skipped) > 5 else "")
+                print(f"cram_tokenize: note: {p}: skipped {len(skipped)} README/LICENSE/COPYING or hidden "
+                      f"file(s), not corpus documents: {shown} (name a file to read it)", file=sys.stderr)
         elif p.is_file():
             files.append(p)
         else:

@@ -36,7 +36,7 @@ struct cram_ctx {
   uint32_t np, nin;
   float **p, **m, **v, **g;
   GBind fwd, acc, up;
-  float scale_v, step_v, lr_v;
+  float scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
   long pending;
   cram_cpu_prof *prof; /* NULL unless CRAM_CPU_PROFILE names a file */
   char err[1024];
@@ -231,6 +231,7 @@ static cram_step_rc bind(cram_ctx *c, GBind *b, const void *const *inputs) {
     case CRAM_S_SCALE: ptr = &c->scale_v; break;
     case CRAM_S_STEP: ptr = &c->step_v; break;
     case CRAM_S_LR: ptr = &c->lr_v; break;
+    case CRAM_S_HYPER: ptr = c->hyper_v; break;
     default: ptr = b->own[s]; break;
     }
     b->slot[s] = ptr;
@@ -274,11 +275,14 @@ cram_step_rc cram_cpu_step(cram_ctx *c, const void *const *inputs, float scale, 
 
 cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *grad_norm) {
   if (!c) return CRAM_STEP_E_ARG;
-  if (!args) return fail(c, CRAM_STEP_E_ARG, "%s", "args is NULL");
+  char msg[200];
+  double h[CRAM_SHIM_NHYPER];
+  if (cram_shim_update_hyper(args, h, msg, sizeof msg) != CRAM_STEP_OK) return fail(c, CRAM_STEP_E_ARG, "%s", msg);
   if (c->pending == 0) return fail(c, CRAM_STEP_E_STATE, "%s", "update() without a step() since the last update");
   GBind *b = &c->up;
   c->step_v = (float)args->step;
   c->lr_v = args->lr;
+  for (int i = 0; i < CRAM_SHIM_NHYPER; i++) c->hyper_v[i] = (float)h[i];
   cram_step_rc rc = bind(c, b, NULL);
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
   const float *gn = outp(b, CRAM_O_GRAD_NORM, 0);

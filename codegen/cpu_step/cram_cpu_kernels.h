@@ -650,9 +650,11 @@ static inline void cc_sumsq(float *o, const float *x, int64_t n) {
   o[0] = (float)s;
 }
 
+/* o = [lr, 1 - beta1^t, 1 - beta2^t, beta1, beta2, eps, wd, wd_other] from
+ * hyper = [beta1, beta2, eps, wd, wd_other, max_norm] (ir.h IR_SCH_*, IR_HYP_*) */
 static inline int cc_adam_sched(const cram_cpu_run *R, const char *node, float *o, const float *step, const float *lr,
-                         double b1, double b2) {
-  double t = step[0];
+                                const float *hyper) {
+  double t = step[0], b1 = hyper[0], b2 = hyper[1];
   if (!(t >= 1) || t != floor(t)) {
     char msg[100];
     snprintf(msg, sizeof msg, "step must be an integer >= 1, got %g", t);
@@ -661,6 +663,7 @@ static inline int cc_adam_sched(const cram_cpu_run *R, const char *node, float *
   o[0] = lr[0];
   o[1] = (float)(1.0 - pow(b1, t));
   o[2] = (float)(1.0 - pow(b2, t));
+  for (int i = 0; i < 5; i++) o[3 + i] = hyper[i];
   return 0;
 }
 

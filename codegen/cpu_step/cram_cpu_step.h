@@ -13,7 +13,7 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CPU_SHIM_VERSION 2u /* 2: per-graph kernel tables (profiling) */
+#define CRAM_CPU_SHIM_VERSION 3u /* 2: per-graph kernel tables (profiling); 3: the update graph reads the AdamW/clip hyper-parameters from a HYPER slot */
 
 typedef struct cram_cpu_slot {
   uint32_t kind, index; /* kind: CRAM_S_* (slots.def) */

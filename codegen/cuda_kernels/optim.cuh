@@ -19,18 +19,22 @@ template <class O> __device__ __forceinline__ void cr_sumsq_final(O o, const cha
   s = cr_block_sum_d(s);
   if (threadIdx.x == 0) o[0] = (float)s;
 }
-// o[0] = min(1, max_norm / (sqrt(sumsq) + 1e-6)) (1 when max_norm <= 0; NaN propagates)
-template <class O, class X> __device__ __forceinline__ void cr_clip_coef(O o, X sumsq, double max_norm) {
+// o[0] = min(1, max_norm / (sqrt(sumsq) + 1e-6)) (1 when max_norm <= 0; NaN propagates);
+// max_norm = hyper[5] (ir.h IR_HYP_MAX_NORM), a run-time input
+template <class O, class X, class H> __device__ __forceinline__ void cr_clip_coef(O o, X sumsq, H hyper) {
   if (threadIdx.x) return;
+  const double max_norm = hyper[5];
   const double coef = max_norm / (sqrt((double)sumsq[0]) + 1e-6);
   o[0] = (float)(max_norm <= 0 ? 1.0 : (coef < 1.0 ? coef : 1.0));
   if (max_norm > 0 && isnan(coef)) o[0] = (float)coef;
 }
-// o = {lr, 1 - beta1^t, 1 - beta2^t}; a step t that is not a positive integer sets the error word
-template <class O, class S, class L>
-__device__ __forceinline__ void cr_adam_sched(O o, S step, L lr, double beta1, double beta2, int *E, int code) {
+// o = {lr, 1 - beta1^t, 1 - beta2^t, beta1, beta2, eps, wd, wd_other} (ir.h IR_SCH_*) from
+// hyper = {beta1, beta2, eps, wd, wd_other, max_norm} (IR_HYP_*); a step t that is not a
+// positive integer sets the error word
+template <class O, class S, class L, class H>
+__device__ __forceinline__ void cr_adam_sched(O o, S step, L lr, H hyper, int *E, int code) {
   if (threadIdx.x) return;
-  const double t = step[0];
+  const double t = step[0], beta1 = hyper[0], beta2 = hyper[1];
   if (!(t >= 1) || t != floor(t)) {
     cr_fail(E, code);
     return;
@@ -38,4 +42,5 @@ __device__ __forceinline__ void cr_adam_sched(O o, S step, L lr, double beta1, d
   o[0] = lr[0];
   o[1] = (float)(1.0 - pow(beta1, t));
   o[2] = (float)(1.0 - pow(beta2, t));
+  for (int i = 0; i < 5; i++) o[3 + i] = hyper[i];
 }

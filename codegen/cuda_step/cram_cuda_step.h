@@ -21,7 +21,7 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CUDA_SHIM_VERSION 3u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address */
+#define CRAM_CUDA_SHIM_VERSION 4u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address; 4: HYPER slot */
 
 /* slot and output kinds: CRAM_S_*, CRAM_O_* (cram_step_shim.h, slots.def) */
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };

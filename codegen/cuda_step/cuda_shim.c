@@ -23,6 +23,7 @@
 #include <cuda.h>
 
 #include "cram_cuda_step.h"
+#include "cuda_libs.h"
 #include "diag.h"
 #include "init.h"
 #include "ir.h"
@@ -82,7 +83,8 @@ typedef struct Lt {
 } Lt;
 
 #define WORKSPACE (32u << 20)
-#define SEED_OFF 16u /* the dropout seed in scal (u64; after scale, step, lr) */
+#define SEED_OFF 16u  /* the dropout seed in scal (u64; after scale, step, lr) */
+#define HYPER_OFF 32u /* update()'s hyper-parameters in scal (f32[CRAM_SHIM_NHYPER]) */
 
 typedef struct GemmPlan {
   cublasLtMatmulDesc_t desc;
@@ -122,7 +124,7 @@ struct cram_ctx {
   int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
   uint64_t dropout_seed, runs;
   uint32_t np, nin;
-  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF */
+  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
   CUdeviceptr *p, *m, *v, *g, *in;
   GBind fwd, acc, up;
   long pending;
@@ -182,9 +184,10 @@ static cram_step_rc load_driver(cram_ctx *c) {
 }
 
 static cram_step_rc load_lt(cram_ctx *c) {
-  static const char *libs[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL};
-  for (int i = 0; !c->lt.h && libs[i]; i++) c->lt.h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
-  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load libcublasLt (the CUDA toolkit's cuBLASLt): %s", dlerror());
+  char tried[720];
+  cram_cuda_search where = cram_cuda_search_from_env();
+  c->lt.h = cram_cuda_open_lib(&where, &cram_cuda_lib_cublaslt, NULL, 0, tried, sizeof tried);
+  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load cuBLASLt (libcublasLt.so.13); looked in: %s", tried);
   static const char *names[] = {"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy",
                                 "cublasLtMatmulDescSetAttribute", "cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy",
                                 "cublasLtMatrixLayoutSetAttribute", "cublasLtMatmulPreferenceCreate",
@@ -226,6 +229,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     case CRAM_S_SCALE: b->slot[s] = c->scal; break;
     case CRAM_S_STEP: b->slot[s] = c->scal + 4; break;
     case CRAM_S_LR: b->slot[s] = c->scal + 8; break;
+    case CRAM_S_HYPER: b->slot[s] = c->scal + HYPER_OFF; break;
     default:
       if ((rc = dalloc(c, &b->own[s], sl->bytes)) != CRAM_STEP_OK) return rc;
       b->slot[s] = b->own[s];
@@ -377,7 +381,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
     if (gs[i]->scratch_bytes > sb) sb = gs[i]->scratch_bytes;
   }
   if ((rc = dalloc(c, &c->arena, ab)) || (rc = dalloc(c, &c->scratch, sb)) || (rc = dalloc(c, &c->work, WORKSPACE)) ||
-      (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, SEED_OFF + 8)))
+      (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, HYPER_OFF + 4 * CRAM_SHIM_NHYPER)))
     return rc;
   for (uint32_t i = 0; i < c->np; i++) {
     uint64_t n = (uint64_t)c->meta->params[i].numel * 4;
@@ -630,10 +634,14 @@ cram_step_rc cram_cuda_step(cram_ctx *c, const void *const *inputs, float scale,
 
 cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *grad_norm) {
   if (!c) return CRAM_STEP_E_ARG;
-  if (!args) return fail(c, CRAM_STEP_E_ARG, "%s", "args is NULL");
+  char msg[200];
+  double h[CRAM_SHIM_NHYPER];
+  if (cram_shim_update_hyper(args, h, msg, sizeof msg) != CRAM_STEP_OK) return fail(c, CRAM_STEP_E_ARG, "%s", msg);
   if (c->pending == 0) return fail(c, CRAM_STEP_E_STATE, "%s", "update() without a step() since the last update");
-  float sl[2] = {(float)args->step, args->lr};
+  float sl[2] = {(float)args->step, args->lr}, hf[CRAM_SHIM_NHYPER];
+  for (int i = 0; i < CRAM_SHIM_NHYPER; i++) hf[i] = (float)h[i];
   CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
+  CU(c->d.MemcpyHtoD(c->scal + HYPER_OFF, hf, sizeof hf), "uploading the optimizer hyper-parameters");
   cram_step_rc rc = run(c, &c->up, NULL, 0);
   if (rc != CRAM_STEP_OK) return rc;
   CUdeviceptr gn = outp(&c->up, CRAM_O_GRAD_NORM, 0);

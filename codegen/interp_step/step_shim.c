@@ -46,8 +46,8 @@ struct cram_ctx {
   /* node ids: f_ forward, a_ accumulate, u_ update; per param unless scalar */
   ValueId *f_param, *f_in, f_loss, *f_out; /* f_out: meta->outputs */
   ValueId *a_param, *a_acc, *a_in, *a_out_acc, a_scale, a_loss;
-  ValueId *u_param, *u_acc, *u_m, *u_v, *u_out_p, *u_out_m, *u_out_v, u_step, u_lr, u_norm;
-  double scale_v, step_v, lr_v;
+  ValueId *u_param, *u_acc, *u_m, *u_v, *u_out_p, *u_out_m, *u_out_v, u_step, u_lr, u_hyper, u_norm;
+  double scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
   long pending;                /* step() calls since the last update/zero_grad */
   char err[1024];
 };
@@ -163,10 +163,11 @@ static bool resolve(cram_ctx *c) {
   c->a_scale = find_src(A, OP_INPUT, "", "accum_scale");
   c->u_step = find_src(U, OP_INPUT, "", "step");
   c->u_lr = find_src(U, OP_INPUT, "", "lr");
+  c->u_hyper = find_src(U, OP_INPUT, "", "hyper");
   c->u_norm = find_out(U, "", "grad_norm");
   if (c->f_loss == IR_NONE || c->a_loss == IR_NONE || c->a_scale == IR_NONE || c->u_step == IR_NONE ||
-      c->u_lr == IR_NONE || c->u_norm == IR_NONE)
-    return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graphs lack loss/accum_scale/step/lr/grad_norm"), false;
+      c->u_lr == IR_NONE || c->u_hyper == IR_NONE || c->u_norm == IR_NONE)
+    return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graphs lack loss/accum_scale/step/lr/hyper/grad_norm"), false;
   return true;
 }
 
@@ -362,14 +363,17 @@ cram_step_rc cram_interp_step(cram_ctx *c, const void *const *inputs, float scal
 
 cram_step_rc cram_interp_update(cram_ctx *c, const cram_update_args *args, float *grad_norm) {
   if (!c) return CRAM_STEP_E_ARG;
-  if (!args) return fail(c, CRAM_STEP_E_ARG, "%s", "args is NULL");
+  char msg[200];
+  if (cram_shim_update_hyper(args, c->hyper_v, msg, sizeof msg) != CRAM_STEP_OK) return fail(c, CRAM_STEP_E_ARG, "%s", msg);
   if (c->pending == 0) return fail(c, CRAM_STEP_E_STATE, "%s", "update() without a step() since the last update");
   GRun *r = &c->up;
   unbind(r);
   c->step_v = (double)args->step;
   c->lr_v = rnd(c, (double)args->lr);
+  for (int i = 0; i < CRAM_SHIM_NHYPER; i++) c->hyper_v[i] = rnd(c, c->hyper_v[i]);
   r->bufs[c->u_step] = &c->step_v;
   r->bufs[c->u_lr] = &c->lr_v;
+  r->bufs[c->u_hyper] = c->hyper_v;
   for (uint32_t i = 0; i < c->np; i++) {
     r->bufs[c->u_param[i]] = c->p[i];
     r->bufs[c->u_acc[i]] = c->g[i];

@@ -12,50 +12,6 @@
 #include "../loader.h"
 #include "cli.h"
 
-static void bench_usage(FILE *f) {
-    fprintf(f,
-"usage: cram bench STEP.so [options]\n"
-"\n"
-"Time the train step compiled into STEP.so (cramc): WARMUP untimed iterations,\n"
-"then STEPS timed ones; one iteration = ACCUM microbatches (forward + backward,\n"
-"step()) and one update() (clip + AdamW) at a constant learning rate. The\n"
-"microbatches are prepared before timing: synthetic MLM batches (uniform random\n"
-"tokens, the model's `masked` count per sequence, 80/10/10 with [MASK] = 4)\n"
-"unless --data or --batch-file says otherwise. Timing is wall clock around the\n"
-"calls, which are synchronous (each returns after its result is on the host).\n"
-"\n"
-"Reports ms per iteration (mean, min, median, max), tokens/s, MFU = FLOPs per\n"
-"token (the artifact's metadata: 3 x cramc --summary's forward matmul FLOPs)\n"
-"x tokens/s / peak, and peak memory (cpu/interp: process max RSS; cuda: device\n"
-"memory the step allocated, via cuMemGetInfo, else an estimate - the output says\n"
-"which).\n"
-"\n"
-"options:\n"
-"  --data DIR          microbatches from the train shards of DIR (masked as cram train does)\n"
-"  --batch-file FILE   safetensors with I32 `tokens` and `targets` of shape [B,S] or\n"
-"                      [N,B,S]; iteration microbatch i uses batch i mod N\n"
-"  --warmup N          untimed iterations (default 3)\n"
-"  --steps N           timed iterations (default 20)\n"
-"  --accum K           microbatches per update (default 1)\n"
-"  --lr X              constant learning rate (default 1e-3)\n"
-"  --seed N            init and masking seed (default 0)\n"
-"  --mask-rate P       prediction rate when the model has no `masked` dim (default 0.25)\n"
-"  --device N          CUDA device ordinal (default 0)\n"
-"  --peak-tflops X     device peak for MFU (default 989: H100 SXM dense bf16)\n"
-"  --json FILE         write the result as one JSON object to FILE ('-' = stdout;\n"
-"                      the summary then goes to stderr)\n"
-"  --save-init DIR     write the initial parameters as DIR/checkpoint.safetensors,\n"
-"                      for `cram export STEP.so DIR` (same init for a reference run)\n"
-"  --profile FILE      cpu target: time every kernel and write each op family's and\n"
-"                      the heaviest kernels' share of an iteration (ms, MB, GB/s)\n"
-"                      to FILE ('-' = stdout); the kernels then run one by one\n"
-"                      under a clock (docs/benchmarks.md)\n"
-"  --quiet             no summary\n"
-"  -h, --help          this help\n"
-"\n"
-"exit status: 0 ok, 1 error (one line on stderr), 2 usage.\n");
-}
-
 static void jstr(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -148,89 +104,50 @@ int cram_cmd_bench(int argc, char **argv) {
     c.lr = 1e-3;
     c.mask_rate = 0.25;
     c.peak_flops = 989e12;
-    int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m;
-        uint64_t u;
-        double x;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            bench_usage(stdout);
-            return 0;
-        }
-#define OPT(name) ((m = cli_match_opt(argc, argv, &i, name, &v)) != 0)
-#define NEEDV                                                           \
-    if (m < 0) {                                                        \
-        fprintf(stderr, "cram bench: %s needs a value\n", a);           \
-        return 2;                                                       \
-    }
-#define BAD(what)                                                       \
-    do {                                                                \
-        fprintf(stderr, "cram bench: %s: %s, got '%s'\n", a, what, v);  \
-        return 2;                                                       \
-    } while (0)
-        if (OPT("--data")) { NEEDV c.data_dir = v; continue; }
-        if (OPT("--batch-file")) { NEEDV c.batch_file = v; continue; }
-        if (OPT("--json")) { NEEDV json = v; continue; }
-        if (OPT("--save-init")) { NEEDV c.save_init = v; continue; }
-        if (OPT("--profile")) { NEEDV c.profile = v; continue; }
-        if (OPT("--warmup")) {
-            NEEDV if (cli_parse_u64(v, &u) || u > 1000000) BAD("expected a non-negative integer");
-            c.warmup = u;
-            continue;
-        }
-        if (OPT("--steps")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u || u > 1000000) BAD("expected a positive integer");
-            c.steps = u;
-            continue;
-        }
-        if (OPT("--accum")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u || u > 65536) BAD("expected a positive integer");
-            c.accum = u;
-            continue;
-        }
-        if (OPT("--lr")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x >= 0) || !isfinite(x)) BAD("expected a non-negative number");
-            c.lr = x;
-            continue;
-        }
-        if (OPT("--seed")) {
-            NEEDV if (cli_parse_u64(v, &u)) BAD("expected a non-negative integer");
-            c.seed = u;
-            continue;
-        }
-        if (OPT("--mask-rate")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x > 0) || x > 1) BAD("expected a rate in (0, 1]");
-            c.mask_rate = x;
-            continue;
-        }
-        if (OPT("--device")) {
-            NEEDV if (cli_parse_u64(v, &u) || u > 1024) BAD("expected a device ordinal");
-            c.device = (int)u;
-            continue;
-        }
-        if (OPT("--peak-tflops")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x > 0) || !isfinite(x)) BAD("expected a positive number");
-            c.peak_flops = x * 1e12;
-            continue;
-        }
-#undef OPT
-#undef NEEDV
-#undef BAD
-        if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-            continue;
-        }
-        if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "cram bench: unknown option '%s' (see cram bench --help)\n", a);
-            return 2;
-        }
-        if (path) {
-            fprintf(stderr, "cram bench: more than one step.so given ('%s', '%s')\n", path, a);
-            return 2;
-        }
-        path = a;
-    }
+    int quiet = 0, rate_set = 0;
+    double peak_tflops = 989;
+    uint64_t device = 0;
+    const cli_opt opts[] = {
+        {"--data", "DIR", CLI_STR, &c.data_dir, .help = "microbatches from the train shards of DIR (masked as cram train does)"},
+        {"--batch-file", "FILE", CLI_STR, &c.batch_file, .help = "safetensors with I32 `tokens` and `targets` of shape [B,S] or\n[N,B,S]; iteration microbatch i uses batch i mod N"},
+        {"--warmup", "N", CLI_U64, &c.warmup, 0, 1e6, .help = "untimed iterations (default 3)"},
+        {"--steps", "N", CLI_U64, &c.steps, 1, 1e6, .help = "timed iterations (default 20)"},
+        {"--accum", "K", CLI_U64, &c.accum, 1, 65536, .help = "microbatches per update (default 1)"},
+        {"--lr", "X", CLI_F64, &c.lr, 0, 10, .help = "constant learning rate (default 1e-3)"},
+        {"--seed", "N", CLI_U64, &c.seed, 0, 9.2e18, .help = "init and masking seed (default 0)"},
+        {"--mask-rate", "P", CLI_F64, &c.mask_rate, 0, 1, 1, .seen = &rate_set, .help = "prediction rate when the model has no `masked` dim (default 0.25)"},
+        {"--device", "N", CLI_U64, &device, 0, 1024, .help = "CUDA device ordinal (default 0)"},
+        {"--peak-tflops", "X", CLI_F64, &peak_tflops, 0, 1e6, 1, .help = "device peak for MFU (default 989: H100 SXM dense bf16)"},
+        {"--json", "FILE", CLI_STR, &json, .help = "write the result as one JSON object to FILE ('-' = stdout;\nthe summary then goes to stderr)"},
+        {"--save-init", "DIR", CLI_STR, &c.save_init, .help = "write the initial parameters as DIR/checkpoint.safetensors,\nfor `cram export STEP.so DIR` (same init for a reference run)"},
+        {"--profile", "FILE", CLI_STR, &c.profile, .help = "cpu target: time every kernel and write each op family's and\nthe heaviest kernels' share of an iteration (ms, MB, GB/s)\nto FILE ('-' = stdout); the kernels then run one by one\nunder a clock (docs/benchmarks.md)"},
+        {"--quiet", NULL, CLI_FLAG, &quiet, .help = "no summary"},
+    };
+    const cli_command cmd = {"bench",
+        "usage: cram bench STEP.so [options]\n"
+"\n"
+"Time the train step compiled into STEP.so (cramc): WARMUP untimed iterations,\n"
+"then STEPS timed ones; one iteration = ACCUM microbatches (forward + backward,\n"
+"step()) and one update() (clip + AdamW) at a constant learning rate. The\n"
+"microbatches are prepared before timing: synthetic MLM batches (uniform random\n"
+"tokens, the model's `masked` count per sequence, 80/10/10 with [MASK] = 4)\n"
+"unless --data or --batch-file says otherwise. Timing is wall clock around the\n"
+"calls, which are synchronous (each returns after its result is on the host).\n"
+"\n"
+"Reports ms per iteration (mean, min, median, max), tokens/s, MFU = FLOPs per\n"
+"token (the artifact's metadata: 3 x cramc --summary's forward matmul FLOPs)\n"
+"x tokens/s / peak, and peak memory (cpu/interp: process max RSS; cuda: device\n"
+"memory the step allocated, via cuMemGetInfo, else an estimate - the output says\n"
+"which).\n"
+"\n",
+                             opts, sizeof opts / sizeof opts[0], "\nexit status: 0 ok, 1 error (one line on stderr), 2 usage.\n"};
+    const char *pos[1];
+    size_t np = 1;
+    int pr = cli_parse(&cmd, argc, argv, pos, &np);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (np) path = pos[0];
+    c.peak_flops = peak_tflops * 1e12;
+    c.device = (int)device;
     if (!path) {
         fprintf(stderr, "cram bench: no step.so given (see cram bench --help)\n");
         return 2;
@@ -246,6 +163,12 @@ int cram_cmd_bench(int argc, char **argv) {
         return 1;
     }
     const cram_step_meta *m = lib.api->meta;
+    if (rate_set && cram_step_dim(m, "masked", -1) >= 0) { /* honoured or refused, never ignored */
+        fprintf(stderr, "cram bench: --mask-rate does not apply: model '%s' has the dim masked=%" PRId64
+                        " (recompile with cramc -D masked=M)\n", m->model, cram_step_dim(m, "masked", -1));
+        cram_step_unload(&lib);
+        return 2;
+    }
     cram_bench_result r;
     if (cram_bench_run(lib.api, &c, &r, &err) != CRAM_OK) {
         fprintf(stderr, "cram bench: %s\n", err.msg);

@@ -32,47 +32,6 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-static void data_usage(FILE *f) {
-    fprintf(f,
-"usage: cram data INPUT... --out DIR [options]\n"
-"\n"
-"Prepare a pretraining corpus as the Cramming recipe does: normalise (`` and ''\n"
-"-> \", NFD, lowercase, strip accents, collapse spaces, drop non-ASCII), train a\n"
-"WordPiece tokenizer (or load one), drop documents whose token/char ratio is too\n"
-"high, pack documents separated by [SEP] into fixed-length sequences, order them\n"
-"(curriculum by '.' count, or shuffled) and write uint16 token shards.\n"
-"\n"
-"INPUT: text files, directories (recursed), JSONL files with a \"text\" field\n"
-"(.jsonl/.json), any of them optionally .gz or .zst compressed.\n"
-"\n"
-"output (in DIR): train-NNNNN.shard, heldout-NNNNN.shard, tokenizer.json,\n"
-"vocab.txt, dataset.json (counts). Special tokens of a trained tokenizer:\n"
-"[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.\n"
-"\n"
-"options:\n"
-"  --out DIR              output directory (created if missing) [required]\n"
-"  --vocab-size N         WordPiece vocabulary size to train (default 32768, max 65536)\n"
-"  --tokenizer FILE       use an existing tokenizer.json or vocab.txt instead of training\n"
-"  --min-frequency N      minimum pair frequency when training (default 0)\n"
-"  --seq-len N            tokens per sequence (default 128)\n"
-"  --filter-ratio T       drop documents with tokens >= T * characters (default 0.3)\n"
-"  --no-filter            keep every non-empty document\n"
-"  --dedup                drop exact duplicate documents (default off)\n"
-"  --order MODE           curriculum (default) | shuffle | input\n"
-"  --order-token TOK      curriculum key: sort by count of TOK, descending (default \".\")\n"
-"  --seed N               shuffle seed (default 0)\n"
-"  --heldout F            fraction of documents held out, evenly spaced (default 0.01)\n"
-"  --shard-size N         sequences per shard file (default 262144)\n"
-"  --doc-split MODE       plain text: file (default: one file = one document) |\n"
-"                         paragraph (blank-line separated) | line\n"
-"  --max-docs N           stop after N documents (quick runs)\n"
-"  --tokenizer-tool PATH  the tokenizer tool (default: $CRAM_TOKENIZER_TOOL, else\n"
-"                         tools/cram_tokenize.py of this source tree)\n"
-"  --python EXE           Python interpreter (default: $CRAM_PYTHON, else python3)\n"
-"  --progress / --quiet   force the progress bar / print only errors\n"
-"  -h, --help             this help\n");
-}
-
 /* ---- locating the tokenizer tool -------------------------------------------- */
 
 static int readable(const char *p) { return p && access(p, R_OK) == 0; }
@@ -164,14 +123,57 @@ static int mkdir_p(const char *path) {
 
 int cram_cmd_data(int argc, char **argv) {
     const char *out = NULL, *tokenizer = NULL, *tool_flag = NULL, *order_token = ".";
-    const char *vocab_s = "32768", *minfreq_s = NULL, *doc_split = "file", *max_docs_s = NULL;
     const char *python = getenv("CRAM_PYTHON");
     if (!python || !*python) python = "python3";
     cram_prepare_opts o;
     cram_prepare_opts_default(&o);
-    int quiet = 0, force_progress = 0;
+    int quiet = 0, force_progress = 0, no_filter = 0, order = 0, split = 0;
+    uint64_t vocab = 32768, minfreq = 0, max_docs = 0, seq_len = o.seq_len;
+    int minfreq_set = 0, max_docs_set = 0;
+    static const char *const orders[] = {"curriculum", "shuffle", "input", NULL};
+    static const char *const splits[] = {"file", "paragraph", "line", NULL};
+    static const int order_ids[] = {CRAM_ORDER_CURRICULUM, CRAM_ORDER_SHUFFLE, CRAM_ORDER_INPUT};
+    const cli_opt opts[] = {
+        {"--out", "DIR", CLI_STR, &out, .help = "output directory (created if missing) [required]"},
+        {"--vocab-size", "N", CLI_U64, &vocab, 16, 65536, .help = "WordPiece vocabulary size to train (default 32768, max 65536)"},
+        {"--tokenizer", "FILE", CLI_STR, &tokenizer, .help = "use an existing tokenizer.json or vocab.txt instead of training"},
+        {"--min-frequency", "N", CLI_U64, &minfreq, 0, 1e12, .seen = &minfreq_set, .help = "minimum pair frequency when training (default 0)"},
+        {"--seq-len", "N", CLI_U64, &seq_len, 2, 1 << 20, .help = "tokens per sequence (default 128)"},
+        {"--filter-ratio", "T", CLI_F64, &o.filter_ratio, 0, 1e6, .help = "drop documents with tokens >= T * characters (default 0.3)"},
+        {"--no-filter", NULL, CLI_FLAG, &no_filter, .help = "keep every non-empty document"},
+        {"--dedup", NULL, CLI_FLAG, &o.dedup, .help = "drop exact duplicate documents (default off)"},
+        {"--order", "MODE", CLI_CHOICE, &order, .choices = orders, .help = "curriculum (default) | shuffle | input"},
+        {"--order-token", "TOK", CLI_STR, &order_token, .help = "curriculum key: sort by count of TOK, descending (default \".\")"},
+        {"--seed", "N", CLI_U64, &o.seed, 0, 9.2e18, .help = "shuffle seed (default 0)"},
+        {"--heldout", "F", CLI_F64, &o.heldout_fraction, 0, 0.999, .help = "fraction of documents held out, evenly spaced (default 0.01)"},
+        {"--shard-size", "N", CLI_U64, &o.shard_seqs, 1, 1e12, .help = "sequences per shard file (default 262144)"},
+        {"--doc-split", "MODE", CLI_CHOICE, &split, .choices = splits, .help = "plain text: file (default: one file = one document) |\nparagraph (blank-line separated) | line"},
+        {"--max-docs", "N", CLI_U64, &max_docs, 1, 1e15, .seen = &max_docs_set, .help = "stop after N documents (quick runs)"},
+        {"--tokenizer-tool", "PATH", CLI_STR, &tool_flag, .help = "the tokenizer tool (default: $CRAM_TOKENIZER_TOOL, else\ntools/cram_tokenize.py of this source tree)"},
+        {"--python", "EXE", CLI_STR, &python, .help = "Python interpreter (default: $CRAM_PYTHON, else python3)"},
+        {"--progress", NULL, CLI_FLAG, &force_progress, .help = "force the progress bar"},
+        {"--quiet", NULL, CLI_FLAG, &quiet, .help = "print only errors"},
+        {"-q", NULL, CLI_FLAG, &quiet, .help = "the same as --quiet"},
+    };
+    const cli_command cmd = {"data",
+        "usage: cram data INPUT... --out DIR [options]\n"
+"\n"
+"Prepare a pretraining corpus as the Cramming recipe does: normalise (`` and ''\n"
+"-> \", NFD, lowercase, strip accents, collapse spaces, drop non-ASCII), train a\n"
+"WordPiece tokenizer (or load one), drop documents whose token/char ratio is too\n"
+"high, pack documents separated by [SEP] into fixed-length sequences, order them\n"
+"(curriculum by '.' count, or shuffled) and write uint16 token shards.\n"
+"\n"
+"INPUT: text files, directories (recursed), JSONL files with a \"text\" field\n"
+"(.jsonl/.json), any of them optionally .gz or .zst compressed.\n"
+"\n"
+"output (in DIR): train-NNNNN.shard, heldout-NNNNN.shard, tokenizer.json,\n"
+"vocab.txt, dataset.json (counts). Special tokens of a trained tokenizer:\n"
+"[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.\n"
+"\n",
+        opts, sizeof opts / sizeof opts[0], NULL};
     const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
-    int ninputs = 0;
+    size_t nin = (size_t)argc;
     if (!inputs) {
         fprintf(stderr, "cram data: out of memory\n");
         return 1;
@@ -183,66 +185,21 @@ int cram_cmd_data(int argc, char **argv) {
         free(inputs);                                                                              \
         return 2;                                                                                  \
     } while (0)
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        uint64_t u;
-        static const char *const value_opts[] = {
-            "--out", "--vocab-size", "--tokenizer", "--min-frequency", "--seq-len", "--filter-ratio",
-            "--order", "--order-token", "--seed", "--heldout", "--shard-size", "--doc-split",
-            "--max-docs", "--tokenizer-tool", "--python", NULL};
-        for (int k = 0; value_opts[k]; k++)
-            if (strcmp(a, value_opts[k]) == 0 && i + 1 >= argc) FAIL_USAGE("option %s needs a value", a);
-#define OPT(name) (cli_match_opt(argc, argv, &i, name, &v) > 0)
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            data_usage(stdout);
-            free(inputs);
-            return 0;
-        } else if (OPT("--out")) out = v;
-        else if (OPT("--vocab-size")) {
-            if (cli_parse_u64(v, &u) || u < 16 || u > 65536) FAIL_USAGE("--vocab-size must be 16..65536 (uint16 tokens), got '%s'", v);
-            vocab_s = v;
-        } else if (OPT("--tokenizer")) tokenizer = v;
-        else if (OPT("--min-frequency")) {
-            if (cli_parse_u64(v, &u)) FAIL_USAGE("--min-frequency needs a non-negative integer, got '%s'", v);
-            minfreq_s = v;
-        } else if (OPT("--seq-len")) {
-            if (cli_parse_u64(v, &u) || u < 2 || u > (1u << 20)) FAIL_USAGE("--seq-len must be 2..1048576, got '%s'", v);
-            o.seq_len = (uint32_t)u;
-        } else if (OPT("--filter-ratio")) {
-            if (cli_parse_double(v, &o.filter_ratio) || o.filter_ratio < 0) FAIL_USAGE("--filter-ratio needs a number >= 0, got '%s'", v);
-        } else if (strcmp(a, "--no-filter") == 0) o.filter_ratio = 0;
-        else if (strcmp(a, "--dedup") == 0) o.dedup = 1;
-        else if (OPT("--order")) {
-            if (strcmp(v, "curriculum") == 0) o.order = CRAM_ORDER_CURRICULUM;
-            else if (strcmp(v, "shuffle") == 0) o.order = CRAM_ORDER_SHUFFLE;
-            else if (strcmp(v, "input") == 0) o.order = CRAM_ORDER_INPUT;
-            else FAIL_USAGE("--order must be curriculum, shuffle or input, got '%s'", v);
-        } else if (OPT("--order-token")) {
-            if (!*v) FAIL_USAGE("--order-token must not be empty");
-            order_token = v;
-        } else if (OPT("--seed")) {
-            if (cli_parse_u64(v, &o.seed)) FAIL_USAGE("--seed needs a non-negative integer, got '%s'", v);
-        } else if (OPT("--heldout")) {
-            if (cli_parse_double(v, &o.heldout_fraction) || o.heldout_fraction < 0 || o.heldout_fraction >= 1)
-                FAIL_USAGE("--heldout must be in [0, 1), got '%s'", v);
-        } else if (OPT("--shard-size")) {
-            if (cli_parse_u64(v, &o.shard_seqs) || o.shard_seqs == 0) FAIL_USAGE("--shard-size must be a positive integer, got '%s'", v);
-        } else if (OPT("--doc-split")) {
-            if (strcmp(v, "file") && strcmp(v, "paragraph") && strcmp(v, "line"))
-                FAIL_USAGE("--doc-split must be file, paragraph or line, got '%s'", v);
-            doc_split = v;
-        } else if (OPT("--max-docs")) {
-            if (cli_parse_u64(v, &u) || u == 0) FAIL_USAGE("--max-docs must be a positive integer, got '%s'", v);
-            max_docs_s = v;
-        } else if (OPT("--tokenizer-tool")) tool_flag = v;
-        else if (OPT("--python")) python = v;
-        else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) quiet = 1;
-        else if (strcmp(a, "--progress") == 0) force_progress = 1;
-        else if (a[0] == '-' && a[1] != 0) FAIL_USAGE("unknown option '%s' (see cram data --help)", a);
-        else inputs[ninputs++] = a;
-#undef OPT
+    int parsed = cli_parse(&cmd, argc, argv, inputs, &nin);
+    if (parsed) {
+        free(inputs);
+        return parsed < 0 ? 0 : parsed;
     }
+    int ninputs = (int)nin;
+    if (no_filter) o.filter_ratio = 0;
+    o.order = order_ids[order];
+    o.seq_len = (uint32_t)seq_len;
+    const char *doc_split = splits[split];
+    char vocab_s[32], minfreq_b[32], max_docs_b[32];
+    snprintf(vocab_s, sizeof vocab_s, "%" PRIu64, vocab);
+    snprintf(minfreq_b, sizeof minfreq_b, "%" PRIu64, minfreq);
+    snprintf(max_docs_b, sizeof max_docs_b, "%" PRIu64, max_docs);
+    const char *minfreq_s = minfreq_set ? minfreq_b : NULL, *max_docs_s = max_docs_set ? max_docs_b : NULL;
     if (!out) FAIL_USAGE("--out DIR is required (see cram data --help)");
     if (ninputs == 0) FAIL_USAGE("no input files or directories given (see cram data --help)");
     for (int i = 0; i < ninputs; i++) {

@@ -1,6 +1,6 @@
-/* cmd_eval.c - `cram eval STEP.so --data DIR [--checkpoint FILE]`: mean MLM
- * loss of a compiled step on held-out shards (masked as in training, seeded),
- * with the parameters of a checkpoint or a fresh init. */
+/* cmd_eval.c - `cram eval STEP.so --data DIR [--checkpoint FILE|RUN_DIR]`:
+ * mean MLM loss of a compiled step on held-out shards (masked as in
+ * training, seeded), with the parameters of a checkpoint or a fresh init. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,72 +10,53 @@
 #include "../train.h"
 #include "cli.h"
 
-static void eval_usage(FILE *f) {
-    fprintf(f,
-"usage: cram eval STEP.so --data DIR [options]\n"
-"\n"
-"Mean masked-LM loss of the model over the held-out shards of DIR (masking as\n"
-"in training: the model's `masked` count per sequence, 80/10/10, seeded).\n"
-"\n"
-"options:\n"
-"  --data DIR          token shard directory [required]\n"
-"  --checkpoint FILE   parameters from a checkpoint (default: fresh init with --seed)\n"
-"  --split NAME        heldout (default) | train\n"
-"  --max-seqs N        evaluate the first N sequences only (default all)\n"
-"  --seed N            masking (and init) seed (default 0)\n"
-"  --mask-rate P       prediction rate when the model has no `masked` dim (default 0.25)\n"
-"  --device N          CUDA device ordinal (default 0)\n"
-"  -h, --help          this help\n");
+static const char *const splits[] = {"heldout", "train", NULL};
+
+/* s as a JSON string (the paths a user gave). */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
 }
 
 int cram_cmd_eval(int argc, char **argv) {
-    const char *path = NULL, *data = NULL, *ckpt = NULL, *split = "heldout";
+    const char *data = NULL, *ckpt = NULL;
     uint64_t max_seqs = 0, seed = 0, dev = 0;
     double rate = 0.25;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            eval_usage(stdout);
-            return 0;
-        }
-        if ((m = cli_match_opt(argc, argv, &i, "--data", &v)) || (m = cli_match_opt(argc, argv, &i, "--checkpoint", &v)) ||
-            (m = cli_match_opt(argc, argv, &i, "--split", &v)) || (m = cli_match_opt(argc, argv, &i, "--max-seqs", &v)) ||
-            (m = cli_match_opt(argc, argv, &i, "--seed", &v)) || (m = cli_match_opt(argc, argv, &i, "--mask-rate", &v)) ||
-            (m = cli_match_opt(argc, argv, &i, "--device", &v))) {
-            int bad = m < 0;
-            if (!bad && strncmp(a, "--data", 6) == 0) data = v;
-            else if (!bad && strncmp(a, "--checkpoint", 12) == 0) ckpt = v;
-            else if (!bad && strncmp(a, "--split", 7) == 0) {
-                split = v;
-                bad = strcmp(v, "heldout") && strcmp(v, "train");
-            } else if (!bad && strncmp(a, "--max-seqs", 10) == 0) bad = cli_parse_u64(v, &max_seqs);
-            else if (!bad && strncmp(a, "--seed", 6) == 0) bad = cli_parse_u64(v, &seed);
-            else if (!bad && strncmp(a, "--device", 8) == 0) bad = cli_parse_u64(v, &dev) || dev > 1024;
-            else if (!bad) bad = cli_parse_double(v, &rate) || !(rate > 0) || rate > 1;
-            if (bad) {
-                fprintf(stderr, "cram eval: bad or missing value for %s\n", a);
-                return 2;
-            }
-            continue;
-        }
-        if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "cram eval: unknown option '%s' (see cram eval --help)\n", a);
-            return 2;
-        }
-        if (path) {
-            fprintf(stderr, "cram eval: give one step.so\n");
-            return 2;
-        }
-        path = a;
-    }
-    if (!path || !data) {
+    int split = 0, json = 0, rate_set = 0;
+    const cli_opt opts[] = {
+        {"--data", "DIR", CLI_STR, &data, .section = "options", .help = "token shard directory [required]"},
+        {"--checkpoint", "PATH", CLI_STR, &ckpt, .help = "parameters from a checkpoint file or a run directory (default:\nfresh init with --seed)"},
+        {"--split", "NAME", CLI_CHOICE, &split, .choices = splits, .help = "heldout (default) | train"},
+        {"--max-seqs", "N", CLI_U64, &max_seqs, 0, 1e12, .help = "evaluate the first N sequences only (default 0 = all); only\nwhole microbatches are evaluated, the rest is reported"},
+        {"--seed", "N", CLI_U64, &seed, 0, 9.2e18, .help = "masking (and init) seed (default 0)"},
+        {"--mask-rate", "P", CLI_F64, &rate, 0, 1, 1, .seen = &rate_set, .help = "prediction rate for models without a `masked` dim (default 0.25)"},
+        {"--device", "N", CLI_U64, &dev, 0, 1024, .help = "CUDA device ordinal (default 0)"},
+        {"--json", NULL, CLI_FLAG, &json, .help = "one JSON object on stdout instead of the sentence"},
+    };
+    const cli_command cmd = {"eval",
+                             "usage: cram eval STEP.so --data DIR [options]\n"
+                             "\n"
+                             "Mean masked-LM loss of the model over the held-out shards of DIR (masking as\n"
+                             "in training: the model's `masked` count per sequence, 80/10/10, seeded).\n"
+                             "\n",
+                             opts, sizeof opts / sizeof opts[0], NULL};
+    const char *pos[1];
+    size_t np = 1;
+    int pr = cli_parse(&cmd, argc, argv, pos, &np);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (!np || !data) {
         fprintf(stderr, "cram eval: need STEP.so and --data DIR (see cram eval --help)\n");
         return 2;
     }
     cram_err err = {0};
     cram_step_lib lib;
-    if (cram_step_load(&lib, path, &err) != CRAM_OK) {
+    if (cram_step_load(&lib, pos[0], &err) != CRAM_OK) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
         return 1;
     }
@@ -91,21 +72,32 @@ int cram_cmd_eval(int argc, char **argv) {
         cram_step_unload(&lib);
         return 2;
     }
-    double loss = 0;
-    uint64_t n = 0;
-    cram_status r = cram_eval_run(lib.api, data, split, ckpt, seed, rate, max_seqs, (int)dev, &loss, &n, &err);
+    cram_eval_result res;
+    cram_status r = cram_eval_run(lib.api, data, splits[split], ckpt, seed, rate, rate_set, max_seqs, (int)dev, &res, &err);
     /* the result first: nothing after the run may lose it */
-    int rc = 0;
+    int code = 0;
     if (r != CRAM_OK) {
         fprintf(stderr, "cram eval: %s\n", err.msg);
-        rc = 1;
+        code = 1;
+    } else if (json) {
+        printf("{\"data\":");
+        json_str(stdout, data);
+        printf(",\"split\":\"%s\",\"checkpoint\":", splits[split]);
+        if (ckpt) json_str(stdout, ckpt);
+        else printf("null");
+        printf(",\"loss\":%.9g,\"perplexity\":%.9g,\"sequences\":%" PRIu64 ",\"left_out\":%" PRIu64 "}\n", res.loss,
+               exp(res.loss), res.nseqs, res.left_out);
     } else {
-        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, split, loss, n, exp(loss));
-        if (fflush(stdout) != 0) {
-            fprintf(stderr, "cram eval: cannot write the result to stdout\n");
-            rc = 1;
-        }
+        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, splits[split], res.loss,
+               res.nseqs, exp(res.loss));
+        if (res.left_out)
+            printf("(%" PRIu64 " more sequences do not fill a microbatch of %" PRIu64 " and were not evaluated)\n",
+                   res.left_out, res.mbs);
+    }
+    if (r == CRAM_OK && fflush(stdout) != 0) {
+        fprintf(stderr, "cram eval: cannot write the result to stdout\n");
+        code = 1;
     }
     cram_step_unload(&lib);
-    return rc;
+    return code;
 }

@@ -9,19 +9,6 @@
 #include "../loader.h"
 #include "cli.h"
 
-static void info_usage(FILE *f) {
-    fprintf(f,
-"usage: cram info STEP.so\n"
-"\n"
-"Print what a compiled train step contains: model, target, precision, the\n"
-"cramc version and source hash it was built from, step ABI version, dims,\n"
-"batch inputs, the parameter table (name, shape, count, weight decay), total\n"
-"parameters, planned device memory and kernel count. Touches no GPU.\n"
-"\n"
-"options:\n"
-"  -h, --help   this help\n");
-}
-
 static const char *dt(cram_step_dtype t) { return t == CRAM_DT_F32 ? "f32" : t == CRAM_DT_BF16 ? "bf16" : "i32"; }
 
 static void shape(char *b, size_t n, const cram_tensor_info *t) {
@@ -32,22 +19,20 @@ static void shape(char *b, size_t n, const cram_tensor_info *t) {
 }
 
 int cram_cmd_info(int argc, char **argv) {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            info_usage(stdout);
-            return 0;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "cram info: unknown option '%s' (see cram info --help)\n", argv[i]);
-            return 2;
-        }
-        if (path) {
-            fprintf(stderr, "cram info: give one step.so\n");
-            return 2;
-        }
-        path = argv[i];
-    }
+    const cli_command cmd = {"info",
+                             "usage: cram info STEP.so\n"
+                             "\n"
+                             "Print what a compiled train step contains: model, target, precision, the\n"
+                             "cramc version and source hash it was built from, step ABI version, dims,\n"
+                             "batch inputs, the parameter table (name, shape, count, weight decay), total\n"
+                             "parameters, planned device memory and kernel count. Touches no GPU.\n"
+                             "\n",
+                             NULL, 0, NULL};
+    const char *pos[1], *path = NULL;
+    size_t np = 1;
+    int pr = cli_parse(&cmd, argc, argv, pos, &np);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (np) path = pos[0];
     if (!path) {
         fprintf(stderr, "cram info: no step.so given (see cram info --help)\n");
         return 2;

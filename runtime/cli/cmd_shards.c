@@ -13,22 +13,6 @@
 #include "../shard.h"
 #include "cli.h"
 
-static void shards_usage(FILE *f) {
-    fprintf(f,
-"usage: cram shards PATH... [options]\n"
-"\n"
-"Verify token shards and print their headers. PATH is a .shard file or a\n"
-"directory written by `cram data` (all its train-*/heldout-* shards are checked\n"
-"as a set). Exit status 1 if any shard is invalid; the error names the file.\n"
-"\n"
-"options:\n"
-"  --expect-vocab N     fail unless the vocab size is N\n"
-"  --expect-seq-len N   fail unless the sequence length is N\n"
-"  --no-verify          skip the payload checksum and token-range scan\n"
-"  --dump N             print the first N sequences of each shard (token ids)\n"
-"  -h, --help           this help\n");
-}
-
 static const char *order_str(uint32_t o) {
     return o == CRAM_ORDER_CURRICULUM ? "curriculum" : o == CRAM_ORDER_SHUFFLE ? "shuffle" : "input";
 }
@@ -56,84 +40,70 @@ static void print_shard(const cram_shard *s, uint64_t dump) {
     }
 }
 
-int cram_cmd_shards(int argc, char **argv) {
-    cram_shard_expect ex = {0};
-    unsigned verify = CRAM_VERIFY_CHECKSUM | CRAM_VERIFY_TOKENS;
-    uint64_t dump = 0;
-    int npaths = 0, bad = 0;
-    for (int pass = 0; pass < 2; pass++) { /* pass 0: options, pass 1: paths */
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i], *v = NULL;
-            uint64_t u;
-            int m;
-            if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-                if (pass == 0) {
-                    shards_usage(stdout);
-                    return 0;
-                }
-                continue;
-            }
-            if ((m = cli_match_opt(argc, argv, &i, "--expect-vocab", &v)) != 0 ||
-                (m = cli_match_opt(argc, argv, &i, "--expect-seq-len", &v)) != 0 ||
-                (m = cli_match_opt(argc, argv, &i, "--dump", &v)) != 0) {
-                if (m < 0 || cli_parse_u64(v, &u) || u > UINT32_MAX) {
-                    fprintf(stderr, "cram shards: %s needs a non-negative integer\n", a);
-                    return 2;
-                }
-                if (strncmp(a, "--expect-vocab", 14) == 0) ex.vocab_size = (uint32_t)u;
-                else if (strncmp(a, "--expect-seq-len", 16) == 0) ex.seq_len = (uint32_t)u;
-                else dump = u;
-                continue;
-            }
-            if (strcmp(a, "--no-verify") == 0) {
-                verify = CRAM_VERIFY_HEADER_ONLY;
-                continue;
-            }
-            if (a[0] == '-' && a[1]) {
-                fprintf(stderr, "cram shards: unknown option '%s' (see cram shards --help)\n", a);
-                return 2;
-            }
-            if (pass == 0) {
-                npaths++;
-                continue;
-            }
-            struct stat st;
-            if (stat(a, &st) != 0) {
-                fprintf(stderr, "cram shards: %s: %s\n", a, strerror(errno));
+/* One PATH: a shard file, or a directory whose train and heldout sets are checked. Returns 1 if bad. */
+static int check_path(const char *a, const cram_shard_expect *ex, unsigned verify, uint64_t dump) {
+    struct stat st;
+    if (stat(a, &st) != 0) {
+        fprintf(stderr, "cram shards: %s: %s\n", a, strerror(errno));
+        return 1;
+    }
+    cram_err err = {0};
+    int bad = 0;
+    if (S_ISDIR(st.st_mode)) {
+        const char *splits[] = {"train", "heldout"};
+        for (int k = 0; k < 2; k++) {
+            cram_dataset d;
+            cram_status r = cram_dataset_open(&d, a, splits[k], ex, verify, &err);
+            if (r != CRAM_OK) {
+                fprintf(stderr, "cram shards: %s\n", err.msg);
                 bad = 1;
                 continue;
             }
-            cram_err err = {0};
-            if (S_ISDIR(st.st_mode)) {
-                const char *splits[] = {"train", "heldout"};
-                for (int k = 0; k < 2; k++) {
-                    cram_dataset d;
-                    cram_status r = cram_dataset_open(&d, a, splits[k], &ex, verify, &err);
-                    if (r != CRAM_OK) {
-                        fprintf(stderr, "cram shards: %s\n", err.msg);
-                        bad = 1;
-                        continue;
-                    }
-                    for (size_t j = 0; j < d.nshards; j++) print_shard(&d.shards[j], dump);
-                    printf("%s: %s: %zu shard%s, %" PRIu64 " sequences, %" PRIu64 " tokens\n", a, splits[k],
-                           d.nshards, d.nshards == 1 ? "" : "s", d.seq_count, d.seq_count * d.seq_len);
-                    cram_dataset_close(&d);
-                }
-            } else {
-                cram_shard s;
-                if (cram_shard_open(&s, a, &ex, verify, &err) != CRAM_OK) {
-                    fprintf(stderr, "cram shards: %s\n", err.msg);
-                    bad = 1;
-                    continue;
-                }
-                print_shard(&s, dump);
-                cram_shard_close(&s);
-            }
+            for (size_t j = 0; j < d.nshards; j++) print_shard(&d.shards[j], dump);
+            printf("%s: %s: %zu shard%s, %" PRIu64 " sequences, %" PRIu64 " tokens\n", a, splits[k], d.nshards,
+                   d.nshards == 1 ? "" : "s", d.seq_count, d.seq_count * d.seq_len);
+            cram_dataset_close(&d);
         }
-        if (pass == 0 && npaths == 0) {
-            fprintf(stderr, "cram shards: no shard file or directory given (see cram shards --help)\n");
-            return 2;
-        }
+        return bad;
     }
+    cram_shard s;
+    if (cram_shard_open(&s, a, ex, verify, &err) != CRAM_OK) {
+        fprintf(stderr, "cram shards: %s\n", err.msg);
+        return 1;
+    }
+    print_shard(&s, dump);
+    cram_shard_close(&s);
+    return 0;
+}
+
+int cram_cmd_shards(int argc, char **argv) {
+    uint64_t vocab = 0, seq_len = 0, dump = 0;
+    int no_verify = 0;
+    const cli_opt opts[] = {
+        {"--expect-vocab", "N", CLI_U64, &vocab, 0, 65536, .help = "fail unless the vocab size is N"},
+        {"--expect-seq-len", "N", CLI_U64, &seq_len, 0, 1 << 20, .help = "fail unless the sequence length is N"},
+        {"--no-verify", NULL, CLI_FLAG, &no_verify, .help = "skip the payload checksum and token-range scan"},
+        {"--dump", "N", CLI_U64, &dump, 0, 1e12, .help = "print the first N sequences of each shard (token ids)"},
+    };
+    const cli_command cmd = {"shards",
+                             "usage: cram shards PATH... [options]\n"
+                             "\n"
+                             "Verify token shards and print their headers. PATH is a .shard file or a\n"
+                             "directory written by `cram data` (all its train-*/heldout-* shards are checked\n"
+                             "as a set). Exit status 1 if any shard is invalid; the error names the file.\n"
+                             "\n",
+                             opts, sizeof opts / sizeof opts[0], NULL};
+    const char *paths[256];
+    size_t np = 256;
+    int pr = cli_parse(&cmd, argc, argv, paths, &np);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (np == 0) {
+        fprintf(stderr, "cram shards: no shard file or directory given (see cram shards --help)\n");
+        return 2;
+    }
+    cram_shard_expect ex = {.vocab_size = (uint32_t)vocab, .seq_len = (uint32_t)seq_len};
+    unsigned verify = no_verify ? CRAM_VERIFY_HEADER_ONLY : CRAM_VERIFY_CHECKSUM | CRAM_VERIFY_TOKENS;
+    int bad = 0;
+    for (size_t i = 0; i < np; i++) bad |= check_path(paths[i], &ex, verify, dump);
     return bad ? 1 : 0;
 }

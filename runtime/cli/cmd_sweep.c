@@ -19,29 +19,6 @@ static void on_signal(int sig) {
     g_sweep_stop = 1;
 }
 
-static void sweep_usage(FILE *f) {
-    fprintf(f,
-"usage: cram sweep SPEC --out DIR [options]\n"
-"\n"
-"Run the ablation study described by SPEC (docs/sweep.md): compile every\n"
-"variant with cramc (cached by source hash), train each with the same seed,\n"
-"data order, recipe and budget, evaluate it on the held-out shards, and write\n"
-"DIR/results.md, results.csv, results.json and the loss plot DIR/loss.svg.\n"
-"Interrupted (Ctrl-C, SIGTERM), it stops at the running variant's checkpoint;\n"
-"the same command resumes, keeping finished variants.\n"
-"\n"
-"options:\n"
-"  --out DIR        output directory (created; one sweep at a time: locked)\n"
-"  --cramc PATH     compiler to use (default: $CRAMC, else beside cram, else PATH)\n"
-"  --rerun-failed   train again the variants that failed or diverged\n"
-"  --check          parse SPEC, list the variants and exit\n"
-"  --quiet          no progress lines\n"
-"  -h, --help       this help\n"
-"\n"
-"exit status: 0 done (failed variants are rows of the table), 1 error,\n"
-"2 usage, 130 interrupted (resumable).\n");
-}
-
 static void log_line(const char *line, void *user) {
     (void)user;
     fprintf(stderr, "cram sweep: %s\n", line);
@@ -60,31 +37,31 @@ static void list_variants(const cram_sweep_spec *s) {
 int cram_cmd_sweep(int argc, char **argv) {
     const char *spec_path = NULL, *out = NULL, *cramc = NULL;
     int check = 0, quiet = 0, rerun = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            sweep_usage(stdout);
-            return 0;
-        }
-        if ((m = cli_match_opt(argc, argv, &i, "--out", &v)) || (m = cli_match_opt(argc, argv, &i, "--cramc", &v))) {
-            if (m < 0) {
-                fprintf(stderr, "cram sweep: %s needs a value\n", a);
-                return 2;
-            }
-            if (strncmp(a, "--out", 5) == 0) out = v;
-            else cramc = v;
-        } else if (strcmp(a, "--check") == 0) check = 1;
-        else if (strcmp(a, "--quiet") == 0) quiet = 1;
-        else if (strcmp(a, "--rerun-failed") == 0) rerun = 1;
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "cram sweep: unknown option '%s' (see cram sweep --help)\n", a);
-            return 2;
-        } else if (spec_path) {
-            fprintf(stderr, "cram sweep: give one SPEC file (got '%s' and '%s')\n", spec_path, a);
-            return 2;
-        } else spec_path = a;
-    }
+    const cli_opt opts[] = {
+        {"--out", "DIR", CLI_STR, &out, .help = "output directory (created; one sweep at a time: locked)"},
+        {"--cramc", "PATH", CLI_STR, &cramc, .help = "compiler to use (default: $CRAMC, else beside cram, else PATH)"},
+        {"--rerun-failed", NULL, CLI_FLAG, &rerun, .help = "train again the variants that failed or diverged"},
+        {"--check", NULL, CLI_FLAG, &check, .help = "parse SPEC, list the variants and exit"},
+        {"--quiet", NULL, CLI_FLAG, &quiet, .help = "no progress lines"},
+    };
+    const cli_command cmd = {"sweep",
+                             "usage: cram sweep SPEC --out DIR [options]\n"
+                             "\n"
+                             "Run the ablation study described by SPEC (docs/sweep.md): compile every\n"
+                             "variant with cramc (cached by source hash), train each with the same seed,\n"
+                             "data order, recipe and budget, evaluate it on the held-out shards, and write\n"
+                             "DIR/results.md, results.csv, results.json and the loss plot DIR/loss.svg.\n"
+                             "Interrupted (Ctrl-C, SIGTERM), it stops at the running variant's checkpoint;\n"
+                             "the same command resumes, keeping finished variants.\n"
+                             "\n",
+                             opts, sizeof opts / sizeof opts[0],
+                             "\nexit status: 0 done (failed variants are rows of the table), 1 error,\n"
+                             "2 usage, 130 interrupted (resumable).\n"};
+    const char *pos[1];
+    size_t np = 1;
+    int pr = cli_parse(&cmd, argc, argv, pos, &np);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (np) spec_path = pos[0];
     if (!spec_path || (!out && !check)) {
         fprintf(stderr, "cram sweep: need SPEC and --out DIR (see cram sweep --help)\n");
         return 2;

@@ -1,8 +1,10 @@
 /* cmd_train.c - `cram train`: train a compiled step (step.so) on token
  * shards with the Cramming recipe (libcramrt train.c); prints a progress
  * line, writes metrics.jsonl and checkpoints into the run directory.
- * SIGINT/SIGTERM set a flag; the loop checkpoints at the next update
- * boundary and the command exits 130. Details: docs/training.md. */
+ * SIGINT/SIGTERM/SIGHUP set a flag (acknowledged at once); the loop stops
+ * between microbatches, discards the partial update, checkpoints and the
+ * command exits 130. A second signal exits at once (the last checkpoint is
+ * intact: writes are atomic). Details: docs/training.md. */
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -16,60 +18,24 @@
 #include "../train.h"
 #include "cli.h"
 
-static volatile sig_atomic_t g_train_stop; /* the only mutable global: set by SIGINT/SIGTERM */
+static volatile sig_atomic_t g_train_stop; /* the only mutable global: set by SIGINT/SIGTERM/SIGHUP */
 
 static void on_signal(int sig) {
     (void)sig;
+    static const char first[] = "\ncram train: stopping after the current microbatch (the partial update is "
+                                "discarded), then checkpointing; signal again to quit at once\n";
+    static const char again[] = "\ncram train: quitting without a checkpoint (the last one is intact)\n";
+    if (g_train_stop) {
+        if (write(2, again, sizeof again - 1) < 0) _exit(130);
+        _exit(130);
+    }
     g_train_stop = 1;
-}
-
-static void train_usage(FILE *f) {
-    fprintf(f,
-"usage: cram train STEP.so --data DIR --out RUN_DIR (--budget T | --steps N) [options]\n"
-"       cram train STEP.so --data DIR --resume RUN_DIR [run options]\n"
-"\n"
-"Pretrain the model compiled into STEP.so (cramc) on the train-*.shard files\n"
-"of DIR with the Cramming recipe: MLM masking (the model's `masked` count per\n"
-"sequence, 80/10/10), budget-triangle learning rate, batch-size ramp by\n"
-"gradient accumulation, AdamW + clipping as compiled into the step.\n"
-"Writes RUN_DIR/metrics.jsonl and RUN_DIR/checkpoint.safetensors.\n"
-"\n"
-"recipe (new runs; a resumed run keeps the checkpoint's):\n"
-"  --budget T         wall-clock budget, e.g. 24h, 90m, 30s: the schedule runs on\n"
-"                     elapsed/T and training stops at T\n"
-"  --steps N          step-based schedule (t = step/N, reproducible), stop after N\n"
-"                     updates; with --budget too, T is only a deadline\n"
-"  --lr X             peak learning rate (default 1e-3)\n"
-"  --batch N          target batch in sequences (default 8192; multiple of the\n"
-"                     model's microbatch)\n"
-"  --ramp F           fraction of the schedule to reach --batch (default 0.6;\n"
-"                     0 = full batch from the start)\n"
-"  --mask-rate P      prediction rate when the model has no `masked` dim (default 0.25)\n"
-"  --seed N           init, masking and shuffle seed (default 0)\n"
-"  --shuffle          read sequences in a seeded per-epoch permutation (default:\n"
-"                     in shard order, which keeps a curriculum)\n"
-"run options:\n"
-"  --data DIR         token shard directory (`cram data`) [required]\n"
-"  --out RUN_DIR      new run directory (refused if it holds a checkpoint)\n"
-"  --resume RUN_DIR   continue the run in RUN_DIR from its checkpoint\n"
-"  --stop-at N        checkpoint and stop (exit 0) after update N\n"
-"  --ckpt-every T     checkpoint every T of wall clock (default 30m; 0 = off)\n"
-"  --ckpt-steps N     checkpoint every N updates (default 0 = off)\n"
-"  --max-bad K        stop after K non-finite updates in a row (default 10)\n"
-"  --device N         CUDA device ordinal (default 0)\n"
-"  --peak-tflops X    device peak for the MFU estimate (default 989, H100 bf16)\n"
-"  --progress-every T print a progress line at most every T (default 10s)\n"
-"  --quiet            no progress lines\n"
-"  -h, --help         this help\n"
-"\n"
-"exit status: 0 done (or --stop-at), 1 error, 2 usage, 3 stopped on non-finite\n"
-"values (checkpoint written), 130 interrupted (checkpoint written).\n");
+    if (write(2, first, sizeof first - 1) < 0) return;
 }
 
 typedef struct prog {
     int quiet;
     double every, last;
-    uint64_t steps;
 } prog;
 
 static void fmt_time(char *b, size_t n, double s) {
@@ -81,10 +47,6 @@ static void fmt_time(char *b, size_t n, double s) {
 static void on_progress(const cram_train_progress *p, void *user) {
     prog *g = user;
     if (g->quiet) return;
-    if (p->event) {
-        fprintf(stderr, "cram train: %s\n", p->event);
-        return;
-    }
     double t = cli_now();
     if (p->attempts > 1 && t - g->last < g->every) return;
     g->last = t;
@@ -98,194 +60,174 @@ static void on_progress(const cram_train_progress *p, void *user) {
             p->skipped ? "  (skipped updates so far: see metrics)" : "");
 }
 
-int cram_cmd_train(int argc, char **argv) {
-    const char *step_path = NULL, *data = NULL, *out = NULL, *resume = NULL;
+static void on_notice(int important, const char *line, void *user) {
+    const prog *g = user;
+    if (!g->quiet || important) fprintf(stderr, "cram train: %s\n", line);
+}
+
+static const char *const lr_shapes[] = {"triangle", "one-cycle", "cosine", "constant", NULL};
+static const char *const wd_skips[] = {"norms-biases", "none", NULL};
+
+typedef struct train_args {
+    const char *data, *out, *resume;
     cram_train_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.recipe.peak_lr = 1e-3;
-    cfg.recipe.batch = 8192;
-    cfg.recipe.ramp = 0.6;
-    cfg.mask_rate = 0.25;
-    cfg.ckpt_every_s = 1800;
-    cfg.max_bad = 10;
-    cfg.peak_flops = 989e12;
-    prog pg = {.every = 10};
-    int recipe_flag = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m;
-        uint64_t u;
-        double x;
-        cram_err e = {0};
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            train_usage(stdout);
-            return 0;
-        }
-#define OPT(name) ((m = cli_match_opt(argc, argv, &i, name, &v)) != 0)
-#define NEEDV                                                               \
-    if (m < 0) {                                                            \
-        fprintf(stderr, "cram train: %s needs a value\n", a);               \
-        return 2;                                                           \
-    }
-#define BAD(what)                                                           \
-    do {                                                                    \
-        fprintf(stderr, "cram train: %s: %s, got '%s'\n", a, what, v);      \
-        return 2;                                                           \
-    } while (0)
-        if (OPT("--data")) { NEEDV data = v; continue; }
-        if (OPT("--out")) { NEEDV out = v; continue; }
-        if (OPT("--resume")) { NEEDV resume = v; continue; }
-        if (OPT("--budget")) {
-            NEEDV if (cram_parse_duration(v, &cfg.recipe.budget, &e)) BAD("expected a duration like 24h, 90m, 30s");
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--steps")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u) BAD("expected a positive integer");
-            cfg.recipe.steps = u;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--lr")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x > 0)) BAD("expected a positive number");
-            cfg.recipe.peak_lr = x;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--batch")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u) BAD("expected a positive integer");
-            cfg.recipe.batch = u;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--ramp")) {
-            NEEDV if (cli_parse_double(v, &x) || x < 0 || x > 1) BAD("expected a fraction in [0, 1]");
-            cfg.recipe.ramp = x;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--mask-rate")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x > 0) || x > 1) BAD("expected a rate in (0, 1]");
-            cfg.mask_rate = x;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--seed")) {
-            NEEDV if (cli_parse_u64(v, &u)) BAD("expected a non-negative integer");
-            cfg.recipe.seed = u;
-            recipe_flag = 1;
-            continue;
-        }
-        if (strcmp(a, "--shuffle") == 0) {
-            cfg.recipe.shuffle = 1;
-            recipe_flag = 1;
-            continue;
-        }
-        if (OPT("--stop-at")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u) BAD("expected a positive integer");
-            cfg.stop_at = u;
-            continue;
-        }
-        if (OPT("--ckpt-every")) {
-            NEEDV if (strcmp(v, "0") == 0) cfg.ckpt_every_s = 0;
-            else if (cram_parse_duration(v, &cfg.ckpt_every_s, &e)) BAD("expected a duration like 30m, or 0");
-            continue;
-        }
-        if (OPT("--ckpt-steps")) {
-            NEEDV if (cli_parse_u64(v, &u)) BAD("expected a non-negative integer");
-            cfg.ckpt_every_steps = u;
-            continue;
-        }
-        if (OPT("--max-bad")) {
-            NEEDV if (cli_parse_u64(v, &u) || !u || u > UINT32_MAX) BAD("expected a positive integer");
-            cfg.max_bad = (uint32_t)u;
-            continue;
-        }
-        if (OPT("--device")) {
-            NEEDV if (cli_parse_u64(v, &u) || u > 1024) BAD("expected a device ordinal");
-            cfg.device = (int)u;
-            continue;
-        }
-        if (OPT("--peak-tflops")) {
-            NEEDV if (cli_parse_double(v, &x) || !(x > 0)) BAD("expected a positive number");
-            cfg.peak_flops = x * 1e12;
-            continue;
-        }
-        if (OPT("--progress-every")) {
-            NEEDV if (strcmp(v, "0") == 0) pg.every = 0;
-            else if (cram_parse_duration(v, &pg.every, &e)) BAD("expected a duration like 10s");
-            continue;
-        }
-#undef OPT
-#undef NEEDV
-#undef BAD
-        if (strcmp(a, "--quiet") == 0) {
-            pg.quiet = 1;
-            continue;
-        }
-        if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "cram train: unknown option '%s' (see cram train --help)\n", a);
-            return 2;
-        }
-        if (step_path) {
-            fprintf(stderr, "cram train: more than one step.so given ('%s', '%s')\n", step_path, a);
-            return 2;
-        }
-        step_path = a;
-    }
-    if (!step_path) {
-        fprintf(stderr, "cram train: no step.so given (see cram train --help)\n");
-        return 2;
-    }
-    if (!data) {
-        fprintf(stderr, "cram train: --data DIR is required\n");
-        return 2;
-    }
-    if (!!out == !!resume) {
-        fprintf(stderr, "cram train: give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR\n");
-        return 2;
-    }
-    if (resume && recipe_flag) {
-        fprintf(stderr, "cram train: recipe options cannot change on --resume (the checkpoint holds them)\n");
-        return 2;
-    }
-    if (!resume && !cfg.recipe.steps && !(cfg.recipe.budget > 0)) {
-        fprintf(stderr, "cram train: give --budget T (e.g. 24h) or --steps N\n");
-        return 2;
-    }
-    cram_err err = {0};
-    cram_step_lib lib;
-    if (cram_step_load(&lib, step_path, &err) != CRAM_OK) {
-        fprintf(stderr, "cram train: %s\n", err.msg);
-        return 1;
-    }
-    cfg.data_dir = data;
-    cfg.run_dir = resume ? resume : out;
-    cfg.resume = resume != NULL;
-    cfg.stop = &g_train_stop;
-    cfg.progress = on_progress;
-    cfg.user = &pg;
+    prog pg;
+    double tokens, flops, ckpt_every, progress_every, peak_tflops, beta1, beta2, eps, wd, clip, warmup;
+    uint64_t max_bad, device;
+    int lr_shape, wd_skip, force, recipe_set, warmup_set, batch_set;
+} train_args;
+
+static int usage_err(const char *msg) {
+    fprintf(stderr, "cram train: %s (see cram train --help)\n", msg);
+    return 2;
+}
+
+/* The flags into a config, with the combinations the table cannot check. */
+static int parse_train_args(train_args *A, int argc, char **argv, const char **step_path) {
+    cram_train_config *cfg = &A->cfg;
+    cram_train_state *rc = &cfg->recipe;
+    cram_update_args rec = CRAM_UPDATE_ARGS_RECIPE(0.0f, 1);
+    rc->peak_lr = 1e-3, rc->ramp = 0.6, rc->batch = 0;
+    A->beta1 = rec.beta1, A->beta2 = rec.beta2, A->eps = rec.eps, A->wd = rec.weight_decay, A->clip = rec.max_norm;
+    cfg->mask_rate = 0.25, A->ckpt_every = 1800, A->max_bad = 10, A->peak_tflops = 989, A->progress_every = 10;
+    cfg->eval_seqs = 256;
+    int *R = &A->recipe_set;
+    const cli_opt opts[] = {
+        {"--data", "DIR", CLI_STR, &A->data, .section = "run options", .help = "token shard directory (`cram data`) [required]"},
+        {"--out", "RUN_DIR", CLI_STR, &A->out, .help = "new run directory, created with its parents (refused if it holds a\ncheckpoint, or metrics.jsonl without --force)"},
+        {"--resume", "RUN_DIR", CLI_STR, &A->resume, .help = "continue the run in RUN_DIR from its checkpoint"},
+        {"--force", NULL, CLI_FLAG, &A->force, .help = "with --out: replace the metrics.jsonl of an earlier run that has no checkpoint"},
+        {"--stop-at", "N", CLI_U64, &cfg->stop_at, 1, 1e15, .help = "checkpoint and stop (exit 0) after update N"},
+        {"--ckpt-every", "T", CLI_DURATION, &A->ckpt_every, 0, 1e8, .help = "checkpoint every T of wall clock (default 30m; 0 = off)"},
+        {"--ckpt-steps", "N", CLI_U64, &cfg->ckpt_every_steps, 0, 1e15, .help = "checkpoint every N updates (default 0 = off)"},
+        {"--eval-every", "N", CLI_U64, &cfg->eval_every, 0, 1e15, .help = "held-out loss every N updates (metrics `eval_loss`; default 0 = off)"},
+        {"--eval-seqs", "N", CLI_U64, &cfg->eval_seqs, 0, 1e12, .help = "held-out sequences per evaluation (default 256; 0 = all)"},
+        {"--max-bad", "K", CLI_U64, &A->max_bad, 1, 1e9, .help = "stop after K non-finite updates in a row (default 10)"},
+        {"--device", "N", CLI_U64, &A->device, 0, 1024, .help = "CUDA device ordinal (default 0)"},
+        {"--peak-tflops", "X", CLI_F64, &A->peak_tflops, 0, 1e6, 1, .help = "device peak for the MFU estimate (default 989, H100 bf16)"},
+        {"--progress-every", "T", CLI_DURATION, &A->progress_every, 0, 1e8, .help = "print a progress line at most every T (default 10s)"},
+        {"--quiet", NULL, CLI_FLAG, &A->pg.quiet, .help = "no progress lines (warnings still print)"},
+        {"--steps", "N", CLI_U64, &rc->steps, 1, 1e12, .seen = R, .section = "budget (one horizon; the lr schedule and the batch ramp follow it)",
+         .help = "step horizon: t = step/N, stop after N updates (reproducible)"},
+        {"--tokens", "N", CLI_COUNT, &A->tokens, 1, 1e18, .seen = R, .help = "token horizon, e.g. 20M: t = tokens/N (reproducible)"},
+        {"--flops", "X", CLI_COUNT, &A->flops, 1, 1e30, .seen = R, .help = "model-FLOP horizon, e.g. 3e15: t = tokens x FLOPs/token / X (reproducible)"},
+        {"--budget", "T", CLI_DURATION, &rc->budget, 1e-3, 1e8, .seen = R, .help = "wall clock, e.g. 24h, 90m, 30s: the horizon when none of the\nabove is given (t = elapsed/T), else a deadline; stops within a\nmicrobatch of T (the partial update is discarded)"},
+        {"--lr", "X", CLI_F64, &rc->peak_lr, 0, 10, 1, .seen = R, .section = "recipe (new runs; a resumed run keeps the checkpoint's)", .help = "peak learning rate (default 1e-3)"},
+        {"--lr-shape", "S", CLI_CHOICE, &A->lr_shape, .choices = lr_shapes, .seen = R, .help = "triangle (default: the recipe's budget-triangle, 0.25 -> 1 at\nt=0.75 -> 0), one-cycle, cosine or constant"},
+        {"--warmup", "F", CLI_F64, &A->warmup, 0, 1, .seen = &A->warmup_set, .help = "fraction of the horizon the lr warms up over, for one-cycle\n(default 0.3), cosine (0.1), constant (0)"},
+        {"--batch", "N", CLI_U64, &rc->batch, 1, 1 << 24, .seen = &A->batch_set, .help = "target batch in sequences, a multiple of the model's microbatch\n(default: 8192 on cuda; 4 microbatches on cpu/interp)"},
+        {"--ramp", "F", CLI_F64, &rc->ramp, 0, 1, .seen = R, .help = "fraction of the horizon to reach --batch (default 0.6; 0 = full\nbatch from the start)"},
+        {"--beta1", "B", CLI_F64, &A->beta1, 0, 0.999999, .seen = R, .help = "AdamW first-moment decay (default 0.9)"},
+        {"--beta2", "B", CLI_F64, &A->beta2, 0, 0.999999, .seen = R, .help = "AdamW second-moment decay (default 0.98)"},
+        {"--eps", "E", CLI_F64, &A->eps, 0, 0.1, .seen = R, .help = "AdamW epsilon (default 1e-12)"},
+        {"--weight-decay", "W", CLI_F64, &A->wd, 0, 0.99, .seen = R, .help = "decoupled weight decay (default 0.01)"},
+        {"--wd-skip", "S", CLI_CHOICE, &A->wd_skip, .choices = wd_skips, .seen = R, .help = "parameters without weight decay: norms-biases (default: those\nthe model marks decay=0) or none (decay every parameter)"},
+        {"--clip", "X", CLI_F64, &A->clip, 0, 1e6, .seen = R, .help = "global gradient-norm clip (default 0.5; 0 = off)"},
+        {"--mask-rate", "P", CLI_F64, &cfg->mask_rate, 0, 1, 1, .seen = &cfg->mask_rate_set, .help = "prediction rate for models without a `masked` dim (default 0.25;\nan error with one: recompile with -D masked=M)"},
+        {"--seed", "N", CLI_U64, &rc->seed, 0, 9.2e18, .seen = R, .help = "init, masking, dropout and shuffle seed (default 0)"},
+        {"--shuffle", NULL, CLI_FLAG, &rc->shuffle, .seen = R, .help = "read sequences in a seeded per-epoch permutation (default: in\nshard order, which keeps a curriculum)"},
+    };
+    const cli_command cmd = {
+        "train",
+        "usage: cram train STEP.so --data DIR --out RUN_DIR (--steps N | --tokens N | --flops X | --budget T) [options]\n"
+        "       cram train STEP.so --data DIR --resume RUN_DIR [run options]\n"
+        "\n"
+        "Pretrain the model compiled into STEP.so (cramc) on the train-*.shard files\n"
+        "of DIR with the Cramming recipe: MLM masking (the model's `masked` count per\n"
+        "sequence, 80/10/10), budget-triangle learning rate, batch-size ramp by\n"
+        "gradient accumulation, AdamW + clipping with the settings below (passed to\n"
+        "the step at run time), dropout active where the model has it.\n"
+        "Writes RUN_DIR/metrics.jsonl and RUN_DIR/checkpoint.safetensors.\n"
+        "\n",
+        opts, sizeof opts / sizeof opts[0],
+        "\nexit status: 0 done (or --stop-at), 1 error, 2 usage, 3 stopped on non-finite\n"
+        "values (checkpoint written), 130 interrupted (checkpoint written).\n"};
+    const char *pos[1];
+    size_t np = 1;
+    int r = cli_parse(&cmd, argc, argv, pos, &np);
+    if (r) return r < 0 ? -1 : r;
+    if (np == 0) return usage_err("no step.so given");
+    *step_path = pos[0];
+    if (!A->data) return usage_err("--data DIR is required");
+    if (!!A->out == !!A->resume) return usage_err("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR");
+    if (A->resume && (A->recipe_set || A->batch_set || A->warmup_set || cfg->mask_rate_set))
+        return usage_err("recipe options cannot change on --resume (the checkpoint holds them)");
+    if (A->resume && A->force) return usage_err("--force applies to --out only");
+    int horizons = (rc->steps > 0) + (A->tokens > 0) + (A->flops > 0);
+    if (horizons > 1) return usage_err("give one of --steps, --tokens, --flops (with --budget as a deadline if wanted)");
+    if (!A->resume && !horizons && !(rc->budget > 0)) return usage_err("give --steps N, --tokens N, --flops X or --budget T");
+    if (A->warmup_set && A->lr_shape == CRAM_LR_TRIANGLE)
+        return usage_err("--warmup applies to --lr-shape one-cycle, cosine or constant; the triangle's shape is fixed");
+    rc->budget_tokens = (uint64_t)A->tokens;
+    rc->budget_flops = A->flops;
+    rc->lr_shape = A->lr_shape;
+    rc->warmup = A->warmup_set ? A->warmup : A->lr_shape == CRAM_LR_ONE_CYCLE ? 0.3 : A->lr_shape == CRAM_LR_COSINE ? 0.1 : 0;
+    rc->beta1 = A->beta1, rc->beta2 = A->beta2, rc->eps = A->eps, rc->weight_decay = A->wd, rc->max_norm = A->clip;
+    rc->weight_decay_other = A->wd_skip == 1 ? A->wd : 0;
+    cfg->ckpt_every_s = A->ckpt_every;
+    cfg->max_bad = (uint32_t)A->max_bad;
+    cfg->device = (int)A->device;
+    cfg->peak_flops = A->peak_tflops * 1e12;
+    cfg->force = A->force;
+    A->pg.every = A->progress_every;
+    return 0;
+}
+
+static void install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    cram_train_result res;
-    cram_status r = cram_train_run(lib.api, &cfg, &res, &err);
-    cram_step_unload(&lib);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The outcome as a message and an exit status (printed before the step is unloaded). */
+static int report(const cram_train_result *res, cram_status r, const cram_err *err, const prog *pg) {
     if (r != CRAM_OK) {
+        fprintf(stderr, "cram train: %s\n", err->msg);
+        return 1;
+    }
+    switch (res->end) {
+    case CRAM_END_INTERRUPTED: fprintf(stderr, "cram train: %s\n", err->msg); return 130;
+    case CRAM_END_NONFINITE: fprintf(stderr, "cram train: %s\n", err->msg); return 3;
+    default: break;
+    }
+    if (!pg->quiet) {
+        char ev[64] = "";
+        if (!isnan(res->last_eval)) snprintf(ev, sizeof ev, ", held-out loss %.4f", res->last_eval);
+        fprintf(stderr, "cram train: %s at step %" PRIu64 " (loss %.4f%s, %" PRIu64 " skipped); checkpoint %s\n",
+                res->end == CRAM_END_STOP_AT ? "stopped" : "done", res->state.step, res->last_loss, ev,
+                res->state.skipped, res->checkpoint);
+    }
+    return 0;
+}
+
+int cram_cmd_train(int argc, char **argv) {
+    train_args A;
+    memset(&A, 0, sizeof A);
+    const char *step_path = NULL;
+    int pr = parse_train_args(&A, argc, argv, &step_path);
+    if (pr) return pr < 0 ? 0 : pr;
+    cram_err err = {0};
+    cram_step_lib lib;
+    if (cram_step_load(&lib, step_path, &err) != CRAM_OK) {
         fprintf(stderr, "cram train: %s\n", err.msg);
         return 1;
     }
-    switch (res.end) {
-    case CRAM_END_INTERRUPTED: fprintf(stderr, "cram train: %s\n", err.msg); return 130;
-    case CRAM_END_NONFINITE: fprintf(stderr, "cram train: %s\n", err.msg); return 3;
-    default: break;
-    }
-    if (!pg.quiet)
-        fprintf(stderr, "cram train: %s at step %" PRIu64 " (loss %.4f, %" PRIu64 " skipped); checkpoint %s\n",
-                res.end == CRAM_END_STOP_AT ? "stopped" : "done", res.state.step, res.last_loss, res.state.skipped,
-                res.checkpoint);
-    return 0;
+    A.cfg.data_dir = A.data;
+    A.cfg.run_dir = A.resume ? A.resume : A.out;
+    A.cfg.resume = A.resume != NULL;
+    A.cfg.stop = &g_train_stop;
+    A.cfg.progress = on_progress;
+    A.cfg.notice = on_notice;
+    A.cfg.user = &A.pg;
+    install_signals();
+    cram_train_result res;
+    cram_status r = cram_train_run(lib.api, &A.cfg, &res, &err);
+    int code = report(&res, r, &err, &A.pg);
+    fflush(stderr);
+    cram_step_unload(&lib);
+    return code;
 }

@@ -1,6 +1,5 @@
-/* cram.c - entry point of the `cram` runtime CLI: dispatches subcommands.
- * `cram data` prepares token shards (cmd_data.c), `cram shards` inspects and
- * verifies them (cmd_shards.c); the trainer milestone adds `cram train`. */
+/* cram.c - entry point of the `cram` runtime CLI: dispatches subcommands
+ * (cmd_*.c, one per command, each with its option table: opts.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +30,15 @@ static const command commands[] = {
     {"glue", cram_cmd_glue, "the GLUE table of a pretrained encoder: compile, finetune per task and seed, median, average"},
     {"tokenize", cram_cmd_tokenize, "token ids of text as finetuning encodes it (a cram data vocab.txt, WordPiece)"},
     {"sweep", cram_cmd_sweep, "an ablation study in one command: compile, train, evaluate K variants; one table and plot"},
-    {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
+    {"plot", cram_cmd_plot, "loss, learning rate and batch size of one or more runs as one SVG or PNG"},
 };
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cram <command> [options]\n"
             "\n"
-            "The cramc runtime: prepares data for and (later) trains compiled\n"
-            "crammed-BERT train steps.\n"
+            "The cramc runtime: prepares data for, trains, evaluates, compares and\n"
+            "exports compiled crammed-BERT train steps (cramc's step.so).\n"
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -3,7 +3,7 @@
 
 Run by ctest (bench.torch) or directly: /usr/bin/python3 tests/bench/test_bench_torch.py [-v].
 The GPU paths (CUDA events, fused AdamW, torch.compile with CUDA graphs) run in
-bench/run_gpu.sh; here: eager in f32 and bf16 autocast on tiny dims, the JSON contract
+bench/on-device.sh; here: eager in f32 and bf16 autocast on tiny dims, the JSON contract
 shared with `cram bench --json`, the compile skip on torch 1.x, batches and losses mode,
 --dims-from, the cramming-name import of `cram export` files, the FLOP count, errors.
 Ends with "N passed, M failed".

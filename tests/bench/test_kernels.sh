@@ -2,7 +2,7 @@
 # test_kernels.sh SOURCE_DIR OUT_DIR - the kernel lab (bench/kernels) builds:
 # every .cu compiles with nvcc (-Werror all-warnings) for sm_90 and sm_80 and
 # the binaries hold machine code for both (cuobjdump). Running them needs a
-# GPU (bench/run_gpu.sh does); without nvcc this prints a skip and passes.
+# GPU (bench/on-device.sh runs the bundled ones); without nvcc this prints a skip and passes.
 SRC=$1 OUT=$2
 NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2> /dev/null)
 if [ -z "$NVCC" ]; then

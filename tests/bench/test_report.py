@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tests of bench/report.py (tables and the loss agreement check) on hand-made results.
+"""Tests of bench/report.py (tables, the loss agreement check, the ncu summary) on hand-made results.
 Run by ctest (bench.report). Ends with "N passed, M failed"."""
 from __future__ import annotations
 
@@ -93,6 +93,44 @@ class Report(unittest.TestCase):
         p = report("agree", a, s, "--rtol", "0.5")
         self.assertEqual(p.returncode, 1)
         self.assertIn("no losses", p.stderr)
+
+    def test_compile_modes(self) -> None:
+        """Each torch.compile mode is its own row; ours is compared with the fastest."""
+        self.put("a.json", res("cramc", "step.so", 128, 900_000, 0.566))
+        self.put("b.json", res("torch", "compile", 128, 600_000, 0.377, compile_mode="reduce-overhead"))
+        self.put("c.json", res("torch", "compile", 128, 750_000, 0.47, compile_mode="max-autotune"))
+        p = report("table", self.d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("torch compile reduce-overhead", p.stdout)
+        self.assertIn("torch compile max-autotune", p.stdout)
+        self.assertIn("microbatch 128: 1.20x", p.stdout)  # 900k / 750k, not / 600k
+
+    def test_ncu(self) -> None:
+        csv_text = "\n".join([
+            "==PROF== Connected to process 1 (cram)",
+            '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","gpu__time_duration.sum"',
+            '"","","","","","","","usecond"',
+            '"0","1","cram","h","gemm_a","1","7","100"',
+            '"1","1","cram","h","ln_fwd","1","7","10"',
+            '"2","1","cram","h","gemm_a","1","7","300"',
+            '"3","1","cram","h","adamw","1","7","90"',
+        ]) + "\n"
+        path = os.path.join(self.d, "n.csv")
+        with open(path, "w") as f:
+            f.write(csv_text)
+        p = report("ncu", path, "--top", "2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("4 launches of 3 kernels, 0.500 ms of GPU time; the 2 heaviest", p.stdout)
+        lines = p.stdout.splitlines()
+        self.assertTrue(lines[2].split()[:4] == ["80.0%", "0.400", "2", "200.00"] and lines[2].endswith("gemm_a"),
+                        lines[2])
+        self.assertTrue(lines[3].endswith("adamw"), lines[3])
+        self.assertNotIn("ln_fwd", p.stdout)
+        with open(path, "w") as f:
+            f.write("nothing useful\n")
+        p = report("ncu", path)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no ncu CSV header", p.stderr)
 
 
 if __name__ == "__main__":

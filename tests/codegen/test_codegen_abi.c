@@ -209,7 +209,7 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
     }
     float gn = 0, un = 0;
     CHECK(api->grad_norm(c, &gn) == CRAM_STEP_OK, "grad_norm");
-    cram_update_args ua = {.lr = lr, .step = s};
+    cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(lr, s);
     CHECK(api->update(c, &ua, &un) == CRAM_STEP_OK, "update: %s", api->last_error(c));
     CHECK(close_rel(gn, un, 1e-5), "%s: grad_norm() %g vs update %g", md->label, gn, un);
     loss[s - 1] = sum / accum;
@@ -269,7 +269,7 @@ static void check_entries(const cram_step_api *api) {
   cram_create_opts co = {0};
   if (api->create(&co, &c, err, sizeof err) != CRAM_STEP_OK) { CHECK(0, "create: %s", err); return; }
   api->init_params(c, 1);
-  cram_update_args ua = {.lr = 1e-3f, .step = 1};
+  cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, 1);
   float gn = -1;
   CHECK(api->update(c, &ua, &gn) == CRAM_STEP_E_STATE && strstr(api->last_error(c), "without a step"),
         "update before step: %s", api->last_error(c));

@@ -28,7 +28,7 @@ check "[ -f $T/tiny.so ] && ! ls $T/tiny.so.tmp.* 2>/dev/null"
 check "grep -q 'model         tiny' $T/info.txt"
 check "grep -q 'target        interp' $T/info.txt"
 check "grep -q 'precision     f32' $T/info.txt"
-check "grep -q 'step ABI      v1' $T/info.txt"
+check "grep -q 'step ABI      v2' $T/info.txt"
 check "grep -q 'masked=4' $T/info.txt"
 check "grep -Eq 'embedding.weight +\[64, 32\] +2048  decay' $T/info.txt"
 "$CRAMC" "$SRC/models/tiny.cram" $D --precision f64 -o "$T/tiny64.so"; check "[ $? = 0 ]"
@@ -71,13 +71,30 @@ check "cmp -s <(losses $T/cfull/metrics.jsonl) <(losses $T/chalf/metrics.jsonl)"
 check "python3 $SRC/tests/codegen/check_export.py $T/full/checkpoint.safetensors $T/export.safetensors 1 16"
 "$CRAM" export "$T/tiny.so" "$T/full" --names cramc --out "$T/export2.safetensors" > /dev/null; check "[ $? = 0 ]"
 "$CRAM" export "$T/tiny.so" "$T/nonexistent" --out "$T/x.safetensors" 2> "$T/x.err"; check "[ $? = 1 ] && [ \$(wc -l < $T/x.err) = 1 ]"
+# the export is self-describing: the .cram source, dims and the run's tokenizer beside the weights
+check "cmp -s $SRC/models/tiny.cram $T/export.cram && cmp -s $T/data/vocab.txt $T/export.vocab.txt"
+check "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"dims\"][\"hidden\"]==32 and d[\"source\"]==\"export.cram\" and len(d[\"parameters\"])==14' $T/export.json"
+printf 'x\n' > "$T/othervocab.txt"; mkdir -p "$T/otherdata" && cp "$T/othervocab.txt" "$T/otherdata/vocab.txt"
+"$CRAM" export "$T/tiny.so" "$T/full" --data "$T/otherdata" --out "$T/x2.safetensors" 2> "$T/x.err"
+check "[ $? = 1 ] && grep -q 'the run trained with' $T/x.err"
+
+# dropout in a model is active in training (so the first loss differs from the same model
+# without it: same parameters, dropout has none) and off in eval (eval is deterministic)
+sed 's/^x = layernorm(x, eps=1e-12, name="emb_norm")$/x = dropout(layernorm(x, eps=1e-12, name="emb_norm"), 0.1)/' \
+  "$SRC/models/tiny.cram" > "$T/tiny_do.cram"
+check "grep -q 'dropout(layernorm' $T/tiny_do.cram"
+"$CRAMC" "$T/tiny_do.cram" $D --target interp -o "$T/tiny_do.so"; check "[ $? = 0 ]"
+"$CRAM" train "$T/tiny_do.so" $R --out "$T/do" --steps 2; check "[ $? = 0 ]"
+check "[ \"\$(losses $T/do/metrics.jsonl | head -1 | cut -d' ' -f3)\" != \"\$(losses $T/full/metrics.jsonl | head -1 | cut -d' ' -f3)\" ]"
+e1=$("$CRAM" eval "$T/tiny_do.so" --data "$T/data" --checkpoint "$T/do" --json); e2=$("$CRAM" eval "$T/tiny_do.so" --data "$T/data" --checkpoint "$T/do" --json)
+check "[ -n \"$e1\" ] && [ \"$e1\" = \"$e2\" ]"
 
 # 3. an artifact built for another step ABI version is refused, clearly
 "$CRAMC" "$SRC/models/tiny.cram" $D --target interp --emit=step-c -o "$T/step.c"; check "[ $? = 0 ]"
 check "grep -q 'CRAM_INTERP_ABI_VERSION' $T/step.c"
 CC="$BUILD_CC -DCRAM_INTERP_ABI_VERSION=99" "$CRAMC" "$SRC/models/tiny.cram" $D --target interp -o "$T/abi99.so"; check "[ $? = 0 ]"
 "$CRAM" info "$T/abi99.so" > /dev/null 2> "$T/abi.err"; check "[ $? = 1 ]"
-check "grep -q 'built for step ABI v99, this cram speaks v1: recompile with this cramc' $T/abi.err"
+check "grep -q 'built for step ABI v99, this cram speaks v2: recompile with this cramc' $T/abi.err"
 check "[ \$(wc -l < $T/abi.err) = 1 ]"
 
 # 4. build errors: one line, exit 1, nothing left behind

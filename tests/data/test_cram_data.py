@@ -114,7 +114,7 @@ class Cli(unittest.TestCase):
             (("bogus",), "unknown command 'bogus'"),
             (("data", str(CORPUS)), "--out DIR is required"),
             (("data", "--out", "/tmp/x"), "no input"),
-            (("data", str(CORPUS), "--out", "/tmp/x", "--order", "weird"), "--order must be"),
+            (("data", str(CORPUS), "--out", "/tmp/x", "--order", "weird"), "--order: expected one of curriculum, shuffle, input"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--vocab-size", "70000"), "--vocab-size"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--seq-len"), "needs a value"),
             (("data", str(CORPUS), "--out", "/tmp/x", "--frobnicate"), "unknown option"),
@@ -344,6 +344,17 @@ class Corruption(unittest.TestCase):
 
 
 class Training(unittest.TestCase):
+    def test_skipped_files_are_reported(self) -> None:
+        """README/LICENSE files under a corpus directory are skipped, and cram data says so."""
+        with tempfile.TemporaryDirectory() as src, tempfile.TemporaryDirectory() as d:
+            for f in sorted(CORPUS.iterdir())[:3]:
+                if f.is_file():
+                    Path(src, f.name).write_bytes(f.read_bytes())
+            Path(src, "README.md").write_text("about this corpus\n")
+            r = run_cram("data", src, "--vocab-size", "300", "--seq-len", "32", "--no-filter", "--out", d, "--quiet")
+            self.assertIn("skipped 1 README/LICENSE/COPYING or hidden file(s)", r.stderr)
+            self.assertIn("README.md", r.stderr)
+
     def test_trained_tokenizer(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             run_cram("data", str(CORPUS), "--vocab-size", "600", "--seq-len", "64", "--no-filter", "--out", d, "--quiet")

@@ -124,7 +124,7 @@ static int run_model(int regression) {
   for (int k = 1; k <= 3; k++) {
     float a = 0, b = 0, ga = 0, gb = 0;
     CHECK(I->step(ctx[0], in, 1.0f, &a) == CRAM_STEP_OK && P->step(ctx[1], in, 1.0f, &b) == CRAM_STEP_OK, "step %d", k);
-    cram_update_args u = {.lr = 1e-2f, .step = k};
+    cram_update_args u = CRAM_UPDATE_ARGS_RECIPE(1e-2f, k);
     CHECK(I->update(ctx[0], &u, &ga) == CRAM_STEP_OK && P->update(ctx[1], &u, &gb) == CRAM_STEP_OK, "update %d", k);
     CHECK(rel(b, a) < 1e-4 && rel(gb, ga) < 1e-4, "step %d: loss cpu %.8g interp %.8g, grad norm %.8g / %.8g", k, b, a, gb, ga);
   }

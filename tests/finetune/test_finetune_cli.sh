@@ -67,7 +67,7 @@ check "train loss falls (0.69 -> < 0.5)" loss_falls "$W/fit/metrics.jsonl"
 # 1b. From `cram export` files: the reference's tensor names and cramc's.
 for names in cramming cramc; do
   "$CRAM" export "$W/tiny.so" "$W/pre" --out "$W/pre-$names.safetensors" --names $names >/dev/null 2>&1
-  $FT --init "$W/pre-$names.safetensors" --epochs 1 --quiet >/dev/null 2>"$W/x-$names.err"
+  $FT --init "$W/pre-$names.safetensors" --epochs 1 >/dev/null 2>"$W/x-$names.err"
   check "init from cram export --names $names" grep -q "init: 14 tensors .* 4 new head tensors" "$W/x-$names.err"
 done
 
@@ -77,6 +77,8 @@ check "stopped run has a checkpoint" test -f "$W/b/checkpoint.safetensors"
 $FT --out "$W/b" --resume --quiet >/dev/null 2>"$W/b.err"
 check "resume runs" test $? -eq 0
 check "resumed metrics equal the uninterrupted run's" cmp -s "$W/a/metrics.jsonl" "$W/b/metrics.jsonl"
+$FT --out "$W/b" --quiet >/dev/null 2>"$W/c0.err"
+check "a run directory with a checkpoint is not overwritten" grep -q "holds a checkpoint: --resume it" "$W/c0.err"
 $FT --out "$W/b" --resume --lr 2e-2 --quiet >/dev/null 2>"$W/c.err"
 check "resume with another recipe refused" grep -q "written with another recipe" "$W/c.err"
 
@@ -138,6 +140,8 @@ PY
 }
 check "glue.json: medians and average" glue_json "$W/glue/glue.json"
 check "glue.md table" grep -q "^| \*\*average\*\* | 9 of 9 scores |" "$W/glue/glue.md"
+$G --glue "$SRC/tests/finetune/glue" --out "$W/glue" --tasks rte --seeds 1 >"$W/glue3.out" 2>&1
+check "cram glue reruns into the same --out" grep -q "^RTE .*1 of 9 scores\|1 of 9 scores" "$W/glue3.out"
 mkdir -p "$W/partial" && cp -r "$SRC/tests/finetune/glue/RTE" "$W/partial/"
 $G --glue "$W/partial" --out "$W/glue2" --seeds 1 >"$W/glue2.out" 2>&1
 check "missing tasks listed as skipped" grep -q "^CoLA .*skipped: not in the GLUE directory" "$W/glue2.out"

@@ -275,12 +275,14 @@ refused("resume on other shards", ["train", FX, "--data", OTHER, "--resume", RUN
 TOK = os.path.join(T, "tok")
 shutil.copytree(GOOD, TOK)
 for name in os.listdir(TOK):
+    if not name.endswith(".shard"):  # mkshards' vocab.txt
+        continue
     p = os.path.join(TOK, name)
     b = bytearray(open(p, "rb").read())
     b[56:64] = struct.pack("<Q", 0xBEEF)
     open(p, "wb").write(with_crc(bytes(b[:128])) + bytes(b[128:]))
 refused("resume on another tokenizer", ["train", FX, "--data", TOK, "--resume", RUN, "--quiet"], CK,
-        f"tokenizer 0000000000001234, {TOK} has tokenizer 000000000000beef", [RUN, TOK])
+        f"tokenizer [0-9a-f]{{16}}, {TOK} has tokenizer 000000000000beef", [RUN, TOK])
 
 # a stale temporary of a killed writer is removed at resume; a live writer's is not
 dead = 4194304 + 17  # above any pid_max: never a live process
@@ -332,14 +334,24 @@ def build(name, src):
     return open(so, "rb").read()
 
 
-TABLE = """#include "cram_step.h"
+TABLE = """#include <stddef.h>
+#include <string.h>
+#include "cram_step.h"
 static const cram_tensor_info ps[] = {{"w", CRAM_DT_F32, 2, {%s, %s}, %s, 1}};
 static const cram_step_meta meta = {.abi_version = %s, .model = "m", .target = "cpu", .nparams = 1, .params = ps,
                                     .nparam_elems = %s};
 static cram_step_rc f(void) { return CRAM_STEP_OK; }
-#define F (void *)f
-static const cram_step_api api = {%s, sizeof(cram_step_api), &meta, F, F, F, F, F, F, F, F, F, F, F, F, F};
-const cram_step_api *cram_step_entry(void) { return &api; }
+/* every entry point (however many this ABI version has) set to f */
+const cram_step_api *cram_step_entry(void) {
+  static cram_step_api api;
+  cram_step_rc (*fp)(void) = f;
+  for (size_t o = offsetof(cram_step_api, create); o + sizeof fp <= sizeof api; o += sizeof fp)
+    memcpy((char *)&api + o, &fp, sizeof fp);
+  api.abi_version = %s;
+  api.struct_size = sizeof api;
+  api.meta = &meta;
+  return &api;
+}
 """
 v = "CRAM_STEP_ABI_VERSION"
 art_case("another step ABI", build("abi", TABLE % ("2", "2", "4", v + " + 1", "4", v + " + 1")),

@@ -4,17 +4,20 @@
  * mean over the target positions) implementing the step ABI (cram_step.h) in
  * plain, deterministic C. The trainer tests (tests/train) drive it through
  * `cram train` exactly as they will drive cramc's real step.so artifacts;
- * it is not part of cramc. Recipe constants as bert-o4: AdamW betas
- * (0.9, 0.98), eps 1e-12, weight decay 0.01 on decay params, clip 0.5.
+ * it is not part of cramc. The optimizer takes its settings from update()'s
+ * arguments (betas, eps, both weight decays, clip), as cramc's steps do.
  *
  * Test hooks (environment, read by create()):
  *   CRAM_FIXTURE_NAN=A:N       step() calls A..A+N-1 (0-based, per context)
  *                              return a NaN loss and NaN gradients;
- *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients. */
+ *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients;
+ *   CRAM_FIXTURE_DATA_ERR=A:N  same calls fail with CRAM_STEP_E_DATA (grad_acc untouched);
+ *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cram_step.h"
 
@@ -30,7 +33,7 @@ static const int64_t numel[NP] = {V * H, H * V, V};
 struct cram_ctx {
     float *p[NP], *g[NP], *m[NP], *v[NP];
     long calls;
-    long nan_a, nan_n, gnan_a, gnan_n;
+    long nan_a, nan_n, gnan_a, gnan_n, derr_a, derr_n, sleep_us;
     char err[256];
 };
 
@@ -86,6 +89,9 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
     }
     range_env("CRAM_FIXTURE_NAN", &c->nan_a, &c->nan_n);
     range_env("CRAM_FIXTURE_NAN_GRAD", &c->gnan_a, &c->gnan_n);
+    range_env("CRAM_FIXTURE_DATA_ERR", &c->derr_a, &c->derr_n);
+    const char *sl = getenv("CRAM_FIXTURE_SLEEP_US");
+    c->sleep_us = sl ? atol(sl) : 0;
     *out = c;
     return CRAM_STEP_OK;
 }
@@ -193,6 +199,14 @@ static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int bac
 static cram_step_rc fx_step(cram_ctx *c, const void *const *in, float scale, float *loss) {
     if (!in || !loss) return CRAM_STEP_E_ARG;
     long call = c->calls++;
+    if (c->sleep_us > 0) {
+        struct timespec ts = {c->sleep_us / 1000000, (c->sleep_us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (c->derr_a >= 0 && call >= c->derr_a && call < c->derr_a + c->derr_n) {
+        snprintf(c->err, sizeof c->err, "fixture: token id 99 at position 0 is outside the vocabulary [0, 64)");
+        return CRAM_STEP_E_DATA;
+    }
     cram_step_rc rc = run(c, in, scale, 1, loss);
     if (rc != CRAM_STEP_OK) return rc;
     int nan_loss = c->nan_a >= 0 && call >= c->nan_a && call < c->nan_a + c->nan_n;
@@ -220,14 +234,14 @@ static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *gra
     float gn;
     fx_grad_norm(c, &gn);
     if (grad_norm) *grad_norm = gn;
-    float clip = gn > 0.5f ? 0.5f / (gn + 1e-6f) : 1.0f;
-    const double b1 = 0.9, b2 = 0.98, eps = 1e-12, wd = 0.01;
+    float mn = (float)a->max_norm, clip = mn > 0 && gn > mn ? mn / (gn + 1e-6f) : 1.0f;
+    const double b1 = a->beta1, b2 = a->beta2, eps = a->eps;
     double bc1 = 1 - pow(b1, (double)a->step), bc2 = 1 - pow(b2, (double)a->step);
     for (int i = 0; i < NP; i++)
         for (int64_t j = 0; j < numel[i]; j++) {
             float g = c->g[i][j] * clip;
             float *p = &c->p[i][j], *m = &c->m[i][j], *v = &c->v[i][j];
-            if (params[i].decay) *p *= 1.0f - a->lr * (float)wd;
+            *p *= 1.0f - a->lr * (float)(params[i].decay ? a->weight_decay : a->weight_decay_other);
             *m = (float)(b1 * *m + (1 - b1) * g);
             *v = (float)(b2 * *v + (1 - b2) * (double)g * g);
             double mh = *m / bc1, vh = *v / bc2;

@@ -81,19 +81,22 @@ static double ref_step(Ref *r, const double *g, const int *decay, int t, double 
     double gc = g[i] * coef;
     r->m[i] = o->beta1 * r->m[i] + (1 - o->beta1) * gc;
     r->v[i] = o->beta2 * r->v[i] + (1 - o->beta2) * gc * gc;
-    double wd = decay[i] ? o->weight_decay : 0;
+    double wd = decay[i] ? o->weight_decay : o->weight_decay_other;
     r->p[i] -= lr * ((r->m[i] / bc1) / (sqrt(r->v[i] / bc2) + o->eps) + wd * r->p[i]);
   }
   return norm;
 }
 
-static void test_update_by_hand(double max_norm, double gscale) {
+/* other_recipe: betas, eps and both decays away from the defaults, all read
+ * from the "hyper" input at run time (one graph, any recipe). */
+static void test_update_by_hand(double max_norm, double gscale, bool other_recipe) {
   Graph *ad = fake_autodiff();
   Diag d;
   diag_init(&d, stderr);
   AdamWOptions o = pass_adamw_defaults();
   o.max_norm = max_norm;
   o.eps = 1e-8; /* visible in the result */
+  if (other_recipe) o.beta1 = 0.8, o.beta2 = 0.95, o.eps = 1e-6, o.weight_decay = 0.1, o.weight_decay_other = 0.05;
   Graph *ts = pass_train_step(ad, &o, &d);
   CHECK(ts != NULL);
   if (!ts) {
@@ -121,6 +124,9 @@ static void test_update_by_hand(double max_norm, double gscale) {
     bufs[find_src(ts, OP_INPUT, "adam_v.q")] = vq;
     bufs[find_src(ts, OP_INPUT, "step")] = &step;
     bufs[find_src(ts, OP_INPUT, "lr")] = &lr;
+    double hyper[IR_ADAM_HYPER];
+    pass_adamw_hyper(&o, hyper);
+    bufs[find_src(ts, OP_INPUT, "hyper")] = hyper;
     char err[256];
     InterpOpts io = {.prec = INTERP_F64};
     bool ok = interp_run(ts, &io, bufs, owned, err, sizeof err);
@@ -135,8 +141,9 @@ static void test_update_by_hand(double max_norm, double gscale) {
       for (int i = 0; i < 2; i++) CHECK(NEAR(nq[i], r.p[3 + i], 1e-14));
       for (int i = 0; i < 3; i++) CHECK(NEAR(nmp[i], r.m[i], 1e-14));
       for (int i = 0; i < 2; i++) CHECK(NEAR(nvq[i], r.v[3 + i], 1e-14));
-      /* q[0] has zero gradient and decay 0: unchanged; p[2] has zero gradient and decay 1: shrinks by lr*wd */
-      CHECK(nq[0] == q[0]);
+      /* q[0] has zero gradient and decay 0: unchanged (shrinks by lr*wd_other when that is set); p[2] has zero
+       * gradient and decay 1: shrinks by lr*wd */
+      CHECK(o.weight_decay_other == 0 ? nq[0] == q[0] : NEAR(nq[0], q[0] * (1 - lr * o.weight_decay_other), 1e-14));
       CHECK(NEAR(np[2], p[2] * (1 - lr * o.weight_decay), 1e-14) && np[2] != p[2]);
       memcpy(p, np, sizeof p);
       memcpy(q, nq, sizeof q);
@@ -159,14 +166,15 @@ static void test_clip_numbers(void) {
   Diag d;
   diag_init(&d, stderr);
   ValueId x = add_input(g, "x", DT_F32, 1, (int64_t[]){2});
+  ValueId hy = add_input(g, "hyper", DT_F32, 1, (int64_t[]){IR_ADAM_HYPER});
   ValueId sq = ir_add(g, OP_SUMSQ, &x, 1, NULL, 0, (SrcLoc){0}, &d);
-  Attr mx = ir_attr_float(ATTR_MAX_NORM, 0.5);
-  ValueId c = ir_add(g, OP_CLIP_COEF, &sq, 1, &mx, 1, (SrcLoc){0}, &d);
+  ValueId c = ir_add(g, OP_CLIP_COEF, (ValueId[]){sq, hy}, 2, NULL, 0, (SrcLoc){0}, &d);
   ValueId n = ir_add(g, OP_SQRT, &sq, 1, NULL, 0, (SrcLoc){0}, &d);
-  double xv[2] = {3, 4};
+  double xv[2] = {3, 4}, hv[IR_ADAM_HYPER] = {0.9, 0.98, 1e-12, 0.01, 0, 0.5};
   double *bufs[8] = {0};
   bool owned[8];
   bufs[x] = xv;
+  bufs[hy] = hv;
   char err[128];
   InterpOpts io = {.prec = INTERP_F64};
   CHECK(interp_run(g, &io, bufs, owned, err, sizeof err));
@@ -176,27 +184,42 @@ static void test_clip_numbers(void) {
   xv[0] = 0.3;
   xv[1] = 0.4; /* norm 0.5: coef = 0.5 / 0.500001 < 1 */
   bufs[x] = xv;
+  bufs[hy] = hv;
   CHECK(interp_run(g, &io, bufs, owned, err, sizeof err));
   CHECK(NEAR(bufs[c][0], 0.5 / (0.5 + 1e-6), 1e-15) && bufs[c][0] < 1.0);
   interp_free(g, bufs, owned);
   xv[0] = 0.03;
   xv[1] = 0.04;
   bufs[x] = xv;
+  bufs[hy] = hv;
   CHECK(interp_run(g, &io, bufs, owned, err, sizeof err));
   CHECK(bufs[c][0] == 1.0);
+  interp_free(g, bufs, owned);
+  /* the clip norm is read at run time: 0 turns clipping off, 2.5 halves (3, 4) */
+  xv[0] = 3, xv[1] = 4, hv[IR_HYP_MAX_NORM] = 0;
+  bufs[x] = xv, bufs[hy] = hv;
+  CHECK(interp_run(g, &io, bufs, owned, err, sizeof err) && bufs[c][0] == 1.0);
+  interp_free(g, bufs, owned);
+  hv[IR_HYP_MAX_NORM] = 2.5;
+  bufs[x] = xv, bufs[hy] = hv;
+  CHECK(interp_run(g, &io, bufs, owned, err, sizeof err) && NEAR(bufs[c][0], 2.5 / (5.0 + 1e-6), 1e-15));
   interp_free(g, bufs, owned);
   /* shape-rule rejections */
   FILE *sink = fopen("/dev/null", "w");
   Diag q;
   diag_init(&q, sink);
-  CHECK(ir_add(g, OP_CLIP_COEF, &x, 1, &mx, 1, (SrcLoc){0}, &q) == IR_NONE); /* not a scalar */
-  Attr b1 = ir_attr_float(ATTR_BETA1, 0.9);
-  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, sq, sq}, 3, &b1, 1, (SrcLoc){0}, &q) == IR_NONE); /* shape mismatch */
+  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){x, hy}, 2, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* not a scalar */
+  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){sq, x}, 2, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* hyper not [6] */
+  ValueId st = add_input(g, "step", DT_F32, 0, NULL), lr = add_input(g, "lr", DT_F32, 0, NULL);
+  ValueId sch = ir_add(g, OP_ADAM_SCHED, (ValueId[]){st, lr, hy}, 3, NULL, 0, (SrcLoc){0}, &d);
+  CHECK(sch != IR_NONE);
+  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, sq, sq, sch}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* shape mismatch */
   ValueId ids = add_input(g, "ids", DT_I32, 1, (int64_t[]){2});
-  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, ids, sq}, 3, &b1, 1, (SrcLoc){0}, &q) == IR_NONE); /* i32 gradient */
-  Attr pa[2] = {ir_attr_float(ATTR_EPS, 1e-12), ir_attr_float(ATTR_WD, 0.01)};
-  CHECK(ir_add(g, OP_ADAMW_PARAM, (ValueId[]){x, x, x, x}, 4, pa, 2, (SrcLoc){0}, &q) == IR_NONE); /* sched not [3] */
-  CHECK(q.nerrors == 4);
+  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, ids, sq, sch}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* i32 gradient */
+  CHECK(ir_add(g, OP_ADAM_V, (ValueId[]){x, x, sq, hy}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* sched not [8] */
+  Attr dec = ir_attr_int(ATTR_DECAY, 1);
+  CHECK(ir_add(g, OP_ADAMW_PARAM, (ValueId[]){x, x, x, x}, 4, &dec, 1, (SrcLoc){0}, &q) == IR_NONE); /* sched not [8] */
+  CHECK(q.nerrors == 6);
   fclose(sink);
   ir_graph_free(g);
 }
@@ -317,6 +340,10 @@ static void test_accumulation(void) {
   bind_name(ts, &a, OP_INPUT, "targets", tgt);
   bind_name(ts, &a, OP_INPUT, "step", &step);
   bind_name(ts, &a, OP_INPUT, "lr", &lr);
+  double hyper[IR_ADAM_HYPER];
+  AdamWOptions dflt = pass_adamw_defaults();
+  pass_adamw_hyper(&dflt, hyper);
+  bind_name(ts, &a, OP_INPUT, "hyper", hyper);
   char nm[256];
   for (int i = 0; i < np; i++) {
     bind_name(ts, &a, OP_PARAM, ps[i].name, ps[i].p);
@@ -358,6 +385,7 @@ static void test_accumulation(void) {
   Bound c = {calloc(up->n, sizeof(double *)), calloc(up->n, sizeof(bool))};
   bind_name(up, &c, OP_INPUT, "step", &step);
   bind_name(up, &c, OP_INPUT, "lr", &lr);
+  bind_name(up, &c, OP_INPUT, "hyper", hyper);
   for (int i = 0; i < np; i++) {
     bind_name(up, &c, OP_PARAM, ps[i].name, ps[i].p);
     snprintf(nm, sizeof nm, "grad_acc.%s", ps[i].name);
@@ -449,9 +477,10 @@ static void test_init(void) {
 }
 
 int main(void) {
-  test_update_by_hand(0.5, 1.0);  /* norm > 0.5: clipping active */
-  test_update_by_hand(0.5, 0.01); /* small gradients: coef 1 */
-  test_update_by_hand(0.0, 3.0);  /* clipping off */
+  test_update_by_hand(0.5, 1.0, false);  /* norm > 0.5: clipping active */
+  test_update_by_hand(0.5, 0.01, false); /* small gradients: coef 1 */
+  test_update_by_hand(0.0, 3.0, false);  /* clipping off */
+  test_update_by_hand(1.0, 1.0, true);   /* another recipe through the same graph shape */
   test_clip_numbers();
   test_bad_options();
   test_accumulation();

@@ -123,6 +123,7 @@ static State state_new(const Graph *ts) {
       else if (!strcmp(name, "targets")) x[i] = h % 4 ? -100.0 : (double)((h >> 8) % 64);
       else if (!strcmp(name, "step")) x[i] = 1;
       else if (!strcmp(name, "lr")) x[i] = interp_round_f32(1e-2);
+      else if (!strcmp(name, "hyper")) x[i] = interp_round_f32((double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[i]);
     }
   }
   return s;

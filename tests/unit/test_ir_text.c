@@ -225,11 +225,12 @@ static void test_round_trip_every_op(void) {
   {
     ValueId sq = node(g, OP_SUMSQ, 1, IN(lnw), NOATTR, NOLOC);
     node(g, OP_SQRT, 1, IN(sq), NOATTR, NOLOC);
-    ValueId cc = node(g, OP_CLIP_COEF, 1, IN(sq), ATTRS(ir_attr_float(ATTR_MAX_NORM, 0.5)), NOLOC);
-    ValueId sch = node(g, OP_ADAM_SCHED, 2, IN(one, one), ATTRS(ir_attr_float(ATTR_BETA1, 0.9), ir_attr_float(ATTR_BETA2, 0.98)), NOLOC);
-    ValueId m = node(g, OP_ADAM_M, 3, IN(lnw, lnb, cc), ATTRS(ir_attr_float(ATTR_BETA1, 0.9)), NOLOC);
-    ValueId v = node(g, OP_ADAM_V, 3, IN(lnw, lnb, cc), ATTRS(ir_attr_float(ATTR_BETA2, 0.98)), NOLOC);
-    node(g, OP_ADAMW_PARAM, 4, IN(lnw, m, v, sch), ATTRS(ir_attr_float(ATTR_EPS, 1e-12), ir_attr_float(ATTR_WD, 0.01)), NOLOC);
+    ValueId hy = input(g, "hyper", DT_F32, 1, (int64_t[]){IR_ADAM_HYPER}, NOLOC);
+    ValueId cc = node(g, OP_CLIP_COEF, 2, IN(sq, hy), NOATTR, NOLOC);
+    ValueId sch = node(g, OP_ADAM_SCHED, 3, IN(one, one, hy), NOATTR, NOLOC);
+    ValueId m = node(g, OP_ADAM_M, 4, IN(lnw, lnb, cc, sch), NOATTR, NOLOC);
+    ValueId v = node(g, OP_ADAM_V, 4, IN(lnw, lnb, cc, sch), NOATTR, NOLOC);
+    node(g, OP_ADAMW_PARAM, 4, IN(lnw, m, v, sch), ATTRS(ir_attr_int(ATTR_DECAY, 1)), NOLOC);
   }
   /* fused ops (passes/fuse_*.c) */
   {

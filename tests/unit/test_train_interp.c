@@ -84,7 +84,8 @@ int main(void) {
     for (int64_t i = 0; i < sizes[k]; i++) p[k][i] = interp_round_f32(p[k][i]);
     k++;
   }
-  double tok[B * S], tgt[B * S], step, lr = 1e-2, first = 0, last = 0;
+  double tok[B * S], tgt[B * S], step, lr = 1e-2, first = 0, last = 0, hyper[IR_ADAM_HYPER];
+  pass_adamw_hyper(&o, hyper);
   double **bufs = calloc(ts->n, sizeof *bufs);
   bool *owned = calloc(ts->n, sizeof *owned);
   InterpOpts io = {.prec = INTERP_F32};
@@ -110,6 +111,7 @@ int main(void) {
     bufs[find(ts, OP_INPUT, "targets")] = tgt;
     bufs[find(ts, OP_INPUT, "step")] = &step;
     bufs[find(ts, OP_INPUT, "lr")] = &lr;
+    bufs[find(ts, OP_INPUT, "hyper")] = hyper;
     for (int i = 0; i < np; i++) {
       bufs[find(ts, OP_PARAM, names[i])] = p[i];
       snprintf(nm, sizeof nm, "adam_m.%s", names[i]);
