@@ -7,11 +7,13 @@
  *   render_op[]    per op, the statement(s) computing one node: elementwise
  *                  ops share one loop template over those expressions, the rest call
  *                  the kernel library (codegen/cpu_step/cram_cpu_kernels.h)
- *                  with constant shapes; GEMM nodes become cblas_sgemm calls
- *                  (a loop of calls when batched) + the epilogue.
+ *                  with constant shapes; GEMM nodes become cc_gemm calls
+ *                  (sgemm split over the OpenMP threads) + the epilogue.
+ *   plan_groups    nodes rendered together: a run of elementwise nodes of one
+ *                  element count as one loop (joins_loop), the xent_linear
+ *                  loss and gradients of one input set as one pass (joins_xent).
  *
- * A kernel is one C function running its nodes' loops in node order (true
- * loop fusion of a kernel's elementwise chain into one loop is a later step).
+ * A kernel is one C function running its groups in node order.
  * The host function of a graph calls the kernels in list order with the
  * arena base and constant offsets; the list is data, so the LLVM-C emission
  * of this host code can replace render_c_host without touching the kernels. */
