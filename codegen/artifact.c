@@ -14,6 +14,7 @@
 
 #include "arena.h"
 #include "artifact.h"
+#include "build_cleanup.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
 #include "pass.h"
@@ -116,6 +117,15 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
     np++;
   }
   if (!np) fputs("  {0},\n", out);
+  /* predict()'s outputs: every forward output but the loss, f32 on the host. */
+  fputs("};\n\nstatic const cram_tensor_info outputs[] = {\n", out);
+  int nout = 0;
+  for (uint32_t i = 0; i < fwd->nout; i++) {
+    if (!strcmp(fwd->outputs[i].name, "loss")) continue;
+    put_tensor(out, fwd->outputs[i].name, CRAM_DT_F32, &fwd->nodes[fwd->outputs[i].value].shape, 0);
+    nout++;
+  }
+  if (!nout) fputs("  {0},\n", out);
   for (uint32_t v = 0; v < fwd->n; v++) {
     int64_t f = ir_node_flops(fwd, &fwd->nodes[v]);
     flops = __builtin_add_overflow(flops, f, &flops) ? INT64_MAX : flops;
@@ -130,9 +140,9 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .source_hash = \"%s\",\n  .min_sm = 0,\n  .ndims = %d,\n  .dims = dims,\n"
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
-          "  .flops_per_token = %.17g,\n};\n\n",
+          "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n};\n\n",
           m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
-          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt);
+          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;
@@ -206,6 +216,72 @@ static void log_line(const char *path, char *buf, size_t n) {
   fclose(f);
 }
 
+/* Starts argv with stdout and stderr into log; the child's pid, or -1. */
+static pid_t spawn(char *const *argv, const char *log) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Whether child pid exited with status 0. */
+static bool reap(pid_t pid) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return false;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The C units of a split step.c (objs->c_source), all compiled at once with
+ * step.c's compiler and flags (-c) into objects that replace them in objs. */
+static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, CgObjs *objs, char *err,
+                          size_t errlen) {
+  pid_t pid[CG_MAX_OBJS];
+  char *obj[CG_MAX_OBJS], *log[CG_MAX_OBJS];
+  bool ok = true;
+  for (int i = 0; i < objs->n; i++) {
+    pid[i] = -1;
+    if (!objs->c_source[i]) continue;
+    char *argv[128];
+    int ac = split(ar, cc, argv, 32);
+    ac += split(ar, CRAMC_STEP_CFLAGS, argv + ac, 16);
+    for (int f = 0; t->cflags && t->cflags[f] && ac < 96; f++)
+      if (strcmp(t->cflags[f], "-shared") != 0) argv[ac++] = (char *)t->cflags[f];
+    obj[i] = arena_printf(ar, "%s.o", objs->path[i]);
+    log[i] = arena_printf(ar, "%s.log", objs->path[i]);
+    argv[ac++] = "-c";
+    argv[ac++] = "-I";
+    argv[ac++] = (char *)inc;
+    argv[ac++] = "-o";
+    argv[ac++] = obj[i];
+    argv[ac++] = objs->path[i];
+    argv[ac] = NULL;
+    if ((pid[i] = spawn(argv, log[i])) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
+  }
+  for (int i = 0; i < objs->n; i++) {
+    if (!objs->c_source[i]) continue;
+    cg_cleanup_child(pid[i]); /* a signal stops the one waited for; the others fail on the removed directory */
+    bool built = pid[i] >= 0 && reap(pid[i]);
+    cg_cleanup_child(0);
+    if (!built && ok) {
+      char line[400];
+      log_line(log[i], line, sizeof line);
+      ok = cg_fail(err, errlen, "C compiler '%s' failed on %s%s%s", cc, objs->path[i], *line ? ": " : "", line);
+    }
+    unlink(log[i]);
+    unlink(objs->path[i]);
+    snprintf(objs->path[i], sizeof objs->path[i], "%s", obj[i]); /* removed with the other objects */
+    objs->c_source[i] = false;
+  }
+  return ok;
+}
+
 bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
                      size_t errlen) {
   const char *libdir = o->libdir && *o->libdir ? o->libdir : getenv("CRAMC_LIBDIR");
@@ -231,6 +307,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
     tmpdir = NULL;
     goto out;
   }
+  cg_cleanup_begin(tmpdir); /* a signal from here on leaves nothing behind */
   csrc = arena_printf(ar, "%s/step.c", tmpdir);
   clog = arena_printf(ar, "%s/cc.log", tmpdir);
   FILE *f = fopen(csrc, "w");
@@ -246,7 +323,9 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
 
   /* Temp file next to the output, so the rename is atomic (same filesystem). */
   tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
+  cg_cleanup_output(tmpout);
   const char *cc = pick_cc(o);
+  if (!compile_units(ar, t, cc, inc, objs, err, errlen)) goto out;
   char *argv[128];
   int ac = split(ar, cc, argv, 32);
   if (!ac) {
@@ -264,23 +343,15 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   argv[ac++] = lib;
   for (int i = 0; t->libs && t->libs[i] && ac < 126; i++) argv[ac++] = (char *)t->libs[i];
   argv[ac] = NULL;
-  fflush(NULL);
-  pid_t pid = fork();
+  pid_t pid = spawn(argv, clog);
   if (pid < 0) {
     cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     goto out;
   }
-  if (pid == 0) {
-    int fd = open(clog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
-    execvp(argv[0], argv);
-    fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) break;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+  cg_cleanup_child(pid);
+  bool built = reap(pid);
+  cg_cleanup_child(0);
+  if (!built) {
     char line[400];
     log_line(clog, line, sizeof line);
     cg_fail(err, errlen, "C compiler '%s' failed building %s%s%s", cc, output, *line ? ": " : "", line);
@@ -294,6 +365,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   }
   ok = true;
 out:
+  cg_cleanup_end();
   for (int i = 0; objs && i < objs->n && i < CG_MAX_OBJS; i++) unlink(objs->path[i]);
   free(objs);
   if (csrc) unlink(csrc);

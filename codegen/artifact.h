@@ -48,11 +48,14 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
  * m->abi_macro), and the exported cram_step_entry(). */
 void cg_put_step_api(FILE *out, const CgMeta *m);
 
-/* Objects a target links beside its step.c (paths in the build's temp dir). */
-#define CG_MAX_OBJS 4
+/* Objects a target links beside its step.c (paths in the build's temp dir).
+ * An entry marked c_source is a C translation unit of a split step.c: the
+ * build compiles those in parallel (step.c's flags, -c) before the link. */
+#define CG_MAX_OBJS 20
 typedef struct CgObjs {
   int n;
   char path[CG_MAX_OBJS][4096];
+  bool c_source[CG_MAX_OBJS];
 } CgObjs;
 
 /* What distinguishes one target's step.so: its runtime library
@@ -66,8 +69,9 @@ typedef struct CgTarget {
   const char *const *cflags;              /* before the source (NULL-terminated) */
   const char *const *libs;                /* after the runtime library (NULL-terminated) */
   /* Optional, used instead of emit when set: writes step.c to f and extra
-   * objects (the cuda target's LLVM host code) into dir, listed in objs;
-   * they are linked after step.c and removed with the temp dir. */
+   * objects (the cuda target's LLVM host code) or C units (the cpu target's
+   * kernels of a large model) into dir, listed in objs; they are linked
+   * after step.c and removed with the temp dir. */
   bool (*emit_objs)(const Graph *fwd, const CgOptions *o, FILE *f, const char *dir, CgObjs *objs, char *err,
                     size_t errlen);
 } CgTarget;

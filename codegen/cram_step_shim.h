@@ -49,7 +49,8 @@ enum {
   X(P, cram_step_rc, update, (cram_ctx * ctx, const cram_update_args *args, float *grad_norm)) \
   X(P, cram_step_rc, eval, (cram_ctx * ctx, const void *const *inputs, float *loss))       \
   X(P, cram_step_rc, grad_norm, (cram_ctx * ctx, float *norm))                             \
-  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))
+  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))                                         \
+  X(P, cram_step_rc, predict, (cram_ctx * ctx, const void *const *inputs, float *loss, float *const *outputs))
 
 #define CRAM_STEP_SHIM_DECL_(P, ret, name, params) ret P##_##name params;
 

@@ -69,6 +69,38 @@ static void out_kind(const char *s, const KNames *nm, KOut *o) {
   else if (has_prefix(s, "adam_v.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_MOM_V, o->index = (uint32_t)i;
 }
 
+/* The state source an output replaces: grad_acc.<p> / <p> / adam_m.<p> /
+ * adam_v.<p> for the outputs of those names; IR_NONE for other outputs. */
+static ValueId state_source(const Graph *g, const KOut *o, const KNames *nm) {
+  static const KSlotKind of[] = {[KO_GRAD] = KS_GRAD, [KO_PARAM] = KS_PARAM, [KO_MOM_M] = KS_MOM_M, [KO_MOM_V] = KS_MOM_V};
+  if (o->kind != KO_GRAD && o->kind != KO_PARAM && o->kind != KO_MOM_M && o->kind != KO_MOM_V) return IR_NONE;
+  for (ValueId v = 0; v < g->n; v++) {
+    KSlotKind k;
+    uint32_t i;
+    if (ir_ops[g->nodes[v].op].cls == OC_SOURCE && g->nodes[v].op != OP_FILL && g->nodes[v].op != OP_SINUSOID &&
+        source_slot(&g->nodes[v], nm, &k, &i) && k == of[o->kind] && i == o->index)
+      return v;
+  }
+  return IR_NONE;
+}
+
+/* May output v be computed into state buffer s (the value it replaces)?
+ * Kernels run in node order (kernel_build splits any that would not), so it
+ * may when no node after v reads s, and v itself reads s only as a
+ * pointwise op reads its in-place input: element i before writing element i
+ * (memplan_inplace_op, same shape). v must be v's only output, computed, of
+ * s's dtype and shape. A renderer that fuses nodes into one launch keeps its
+ * own rule for reads of s inside the launch (render_cuda: can_join). */
+static bool state_in_place(const Graph *g, ValueId v, ValueId s, const uint32_t *nout_of) {
+  const Node *n = &g->nodes[v];
+  if (ir_ops[n->op].cls == OC_SOURCE || nout_of[v] != 1 || n->dtype != g->nodes[s].dtype || !ir_shape_eq(&n->shape, &g->nodes[s].shape))
+    return false;
+  for (ValueId u = v; u < g->n; u++)
+    for (int k = 0; k < g->nodes[u].nin; k++)
+      if (g->nodes[u].in[k] == s && (u != v || !memplan_inplace_op(n->op))) return false;
+  return true;
+}
+
 /* C = op(in[a]) @ op(in[a+1]) as interp_matmul defines it. */
 static void gemm_of(const Graph *g, const Node *n, int a, KGemm *k) {
   const Shape *as = &g->nodes[n->in[a]].shape, *bs = &g->nodes[n->in[a + 1]].shape;
@@ -108,10 +140,21 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
   p->outs = ARENA_ARRAY(a, KOut, g->nout ? g->nout : 1);
   p->slot_of = ARENA_ARRAY(a, uint32_t, cap);
   bool *seen = ARENA_ARRAY(a, bool, cap);
+  /* outputs computed into the state they replace: no buffer of their own */
+  ValueId *state_of = ARENA_ARRAY(a, ValueId, cap);
+  uint32_t *nout_of = ARENA_ARRAY(a, uint32_t, cap);
+  for (ValueId v = 0; v < g->n; v++) state_of[v] = IR_NONE;
+  for (uint32_t i = 0; i < g->nout; i++) nout_of[g->outputs[i].value]++;
+  for (uint32_t i = 0; nm->state_in_place && i < g->nout; i++) {
+    KOut o;
+    out_kind(g->outputs[i].name, nm, &o);
+    ValueId v = g->outputs[i].value, s = state_source(g, &o, nm);
+    if (s != IR_NONE && state_in_place(g, v, s, nout_of)) state_of[v] = s;
+  }
   for (ValueId v = 0; v < g->n; v++) {
     const Node *n = &g->nodes[v];
     p->slot_of[v] = KBUF_NO_SLOT;
-    if (plan->kind[v] != MP_PERSISTENT) continue;
+    if (plan->kind[v] != MP_PERSISTENT || state_of[v] != IR_NONE) continue;
     KSlot *s = &p->slots[p->nslots];
     s->node = v;
     s->bytes = ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype);
@@ -125,9 +168,13 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
     }
     p->slot_of[v] = p->nslots++;
   }
+  for (ValueId v = 0; v < g->n; v++)
+    if (state_of[v] != IR_NONE) p->slot_of[v] = p->slot_of[state_of[v]], p->nstate_in_place++;
+  uint32_t nother = 0;
   for (uint32_t i = 0; i < g->nout; i++) {
     KOut *o = &p->outs[p->nouts++];
     out_kind(g->outputs[i].name, nm, o);
+    if (o->kind == KO_OTHER) o->index = nother++; /* meta->outputs[index] (the forward's non-loss outputs, in order) */
     o->slot = p->slot_of[g->outputs[i].value];
     if (o->slot == KBUF_NO_SLOT) return kfail(err, errlen, "output '%s' has no buffer", g->outputs[i].name);
   }
@@ -153,6 +200,7 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
       k->id = v;
       k->n = n;
       k->out = (KBuf){plan->offset[v], p->slot_of[v]};
+      k->out_state = state_of[v] != IR_NONE;
       for (int i = 0; i < n->nin; i++) k->in[i] = (KBuf){plan->offset[n->in[i]], p->slot_of[n->in[i]]};
       if (ir_ops[n->op].cls != OC_GEMM) continue;
       k->gemm = true;

@@ -47,7 +47,7 @@ extern const char *const k_out_kind_name[KO_COUNT];
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_* */
+  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
   uint32_t slot;    /* the KS_OWN slot holding it */
 } KOut;
 
@@ -76,6 +76,7 @@ typedef struct KNode {
   ValueId id;
   const Node *n;
   KBuf out;
+  bool out_state;          /* out is a parameter / moment / gradient state buffer (KNames.state_in_place) */
   KBuf in[IR_MAX_IN];
   bool gemm;
   KGemm g;
@@ -100,6 +101,7 @@ typedef struct KProgram {
   uint32_t nouts;
   int64_t arena_bytes;
   uint32_t *slot_of;       /* per node: its slot or KBUF_NO_SLOT */
+  uint32_t nstate_in_place;  /* outputs computed into their state buffer (nothing to copy back) */
 } KProgram;
 
 /* Parameter and input names, in meta order, so slots get their indices. */
@@ -108,6 +110,13 @@ typedef struct KNames {
   uint32_t nparams;
   const char *const *inputs;
   uint32_t ninputs;
+  /* Compute a new parameter, moment or gradient accumulator straight into
+   * the state buffer it replaces where that is legal (kernel.c:
+   * state_in_place), so the runtime has no output to copy back. The run
+   * then writes the state as it goes: a target that sets this must not
+   * write those buffers after a kernel has reported bad data (the cuda
+   * renderer's state writes check the error word first). */
+  bool state_in_place;
 } KNames;
 
 /* Builds the description of g (planned with materialize_all; buffers sized

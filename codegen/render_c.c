@@ -17,6 +17,7 @@
  * of this host code can replace render_c_host without touching the kernels. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "render_c.h"
@@ -26,6 +27,8 @@ typedef struct RCtx {
   FILE *out;
   const KProgram *p;
   const KNode *k;
+  uint32_t ki;      /* index of k in p->nodes */
+  uint32_t *group;  /* per KNode: the last node of the group it leads, or its leader (see plan_groups) */
 } RCtx;
 
 /* ---- buffers ------------------------------------------------------------------- */
@@ -70,41 +73,193 @@ static void put_dims(FILE *out, const char *name, const Shape *s) {
 /* double math through cram_cpu_kernels.h's cc_ helpers and libm */
 static const CgDialect c_dialect = {.helper = "cc_", .libm = "", .zero = "0.0", .one = "1.0", .lit = "%.17g"};
 
-/* One loop: o[e] = (float)(expr(a = x0[i0(e)], b = x1[i1(e)], c = ...)). */
-static void r_elementwise(RCtx *c) {
-  const Node *n = c->k->n;
-  const Shape *os = &n->shape;
-  int64_t N = numel(os);
-  int nload = cg_expr_nload(n);
-  decl_bufs(c);
-  if (n->op == OP_ADAMW_PARAM) fputs("    const double s0 = x3[0], s1 = x3[1], s2 = x3[2];\n", c->out);
-  put_dims(c->out, "od", os);
-  for (int i = 0; i < nload; i++) {
-    char nm[16];
-    snprintf(nm, sizeof nm, "id%d", i);
-    put_dims(c->out, nm, in_shape(c, i));
-  }
-  fputs("    (void)od;\n", c->out);
-  for (int i = 0; i < nload; i++) fprintf(c->out, "    (void)id%d;\n", i);
-  fprintf(c->out, "#pragma omp parallel for if (%" PRId64 " > CC_PAR_MIN)\n    for (int64_t e = 0; e < %" PRId64 "; e++) {\n", N, N);
-  static const char *var[] = {"a", "b", "c", "d"};
-  for (int i = 0; i < nload; i++) {
-    const Shape *is = in_shape(c, i);
-    int64_t ni = numel(is);
-    fprintf(c->out, "      double %s = x%d[", var[i], i);
-    if (ir_shape_eq(is, os)) fputs("e", c->out);
-    else if (ni == 1) fputs("0", c->out);
-    else {
-      bool suffix = is->rank <= os->rank;
-      for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == os->dim[os->rank - 1 - d];
-      if (suffix) fprintf(c->out, "e %% %" PRId64, ni);
-      else fprintf(c->out, "cc_bcast(%d, od, %d, id%d, e)", os->rank, is->rank, i);
+/* ---- buffer ranges: when may nodes share one loop or one pass ---------------------- */
+
+/* A buffer as a byte range in the arena, or a whole slot. */
+typedef struct BRange {
+  int64_t lo, hi;
+  uint32_t slot;
+} BRange;
+
+static BRange brange(const KProgram *p, KBuf b, ValueId v) {
+  int64_t bytes = ir_shape_numel(&p->g->nodes[v].shape) * 4;
+  return b.slot != KBUF_NO_SLOT ? (BRange){0, 0, b.slot} : (BRange){b.offset, b.offset + bytes, KBUF_NO_SLOT};
+}
+static bool overlap(BRange a, BRange b) {
+  if (a.slot != KBUF_NO_SLOT || b.slot != KBUF_NO_SLOT) return a.slot == b.slot;
+  return a.lo < b.hi && b.lo < a.hi;
+}
+static bool same(BRange a, BRange b) { return a.slot == b.slot && a.lo == b.lo && a.hi == b.hi; }
+
+static bool is_elementwise(const Node *n) { return cg_expr_supports(&c_dialect, n->op); }
+static int n_loads(const Node *n) { return cg_expr_nload(n); }
+
+/* Whether elementwise node k can join the loop of nodes [first, k) of the
+ * same element count: every element e is then computed by all of them in
+ * node order in one iteration, which equals running the loops one after the
+ * other iff no node reads at another index (a broadcast) what a node of the
+ * group writes, and buffers read and written at the same index either
+ * coincide or are disjoint. */
+static bool joins_loop(const KProgram *p, uint32_t first, uint32_t k) {
+  const KNode *kn = &p->nodes[k];
+  int64_t N = ir_shape_numel(&kn->n->shape);
+  for (uint32_t j = first; j <= k; j++) {
+    const KNode *a = &p->nodes[j];
+    BRange wa = brange(p, a->out, a->id);
+    for (uint32_t m = first; m <= k; m++) { /* a's write against m's reads, for pairs involving k */
+      if (j != k && m != k) continue;
+      const KNode *b = &p->nodes[m];
+      for (int i = 0; i < b->n->nin; i++) {
+        BRange r = brange(p, b->in[i], b->n->in[i]);
+        if (!overlap(wa, r)) continue;
+        bool at_e = ir_shape_numel(&p->g->nodes[b->n->in[i]].shape) == N && i < n_loads(b->n);
+        if (!at_e || !same(wa, r)) return false;
+      }
+      BRange wb = brange(p, b->out, b->id);
+      if (m != j && overlap(wa, wb) && !same(wa, wb)) return false;
     }
-    fputs("];\n", c->out);
   }
-  fputs("      o[e] = (float)(", c->out);
-  cg_expr(c->out, n, &c_dialect);
-  fputs(");\n    }\n", c->out);
+  return true;
+}
+
+static bool xent_op(OpKind op) { return op == OP_XENT_LINEAR || op == OP_XENT_LINEAR_GRAD; }
+/* 0 the loss, 1 + wrt for a gradient */
+static int xent_role(const Node *n) { return n->op == OP_XENT_LINEAR ? 0 : 1 + (int)ir_get_int(n, ATTR_WRT); }
+
+/* Whether xent node k can be computed in the pass of the group [first, k):
+ * same inputs and attributes, a role of its own, and outputs that overlap
+ * no input or other output of the group (they are written before the
+ * group's later nodes run). */
+static bool joins_xent(const KProgram *p, uint32_t first, uint32_t k) {
+  const Node *a = p->nodes[first].n, *b = p->nodes[k].n;
+  if (!xent_op(b->op) || a->nin != b->nin || ir_get_int(a, ATTR_TRANS_B) != ir_get_int(b, ATTR_TRANS_B) ||
+      ir_get_int(a, ATTR_IGNORE) != ir_get_int(b, ATTR_IGNORE))
+    return false;
+  for (int i = 0; i < a->nin; i++)
+    if (a->in[i] != b->in[i]) return false;
+  BRange wk = brange(p, p->nodes[k].out, p->nodes[k].id);
+  for (uint32_t j = first; j < k; j++) {
+    if (xent_role(p->nodes[j].n) == xent_role(b)) return false;
+    if (overlap(wk, brange(p, p->nodes[j].out, p->nodes[j].id))) return false;
+  }
+  for (int i = 0; i < b->nin; i++)
+    if (overlap(wk, brange(p, p->nodes[k].in[i], b->in[i]))) return false;
+  return true;
+}
+
+/* group[i] for the first node of a group: the index of its last node; for
+ * the others: the first node's index (they render nothing). Elementwise
+ * groups stay within a kernel, xent groups may span kernels (the nodes are
+ * consecutive, so running the whole group at its first node is in order). */
+static uint32_t *plan_groups(const KProgram *p) {
+  uint32_t *group = malloc((p->nnodes ? p->nnodes : 1) * sizeof *group);
+  if (!group) return NULL;
+  for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+    const Kernel *K = &p->kernels[ki];
+    for (uint32_t i = K->first; i < K->first + K->count;) {
+      uint32_t last = i;
+      const Node *n = p->nodes[i].n;
+      if (is_elementwise(n))
+        while (last + 1 < K->first + K->count && is_elementwise(p->nodes[last + 1].n) &&
+               ir_shape_numel(&p->nodes[last + 1].n->shape) == ir_shape_numel(&n->shape) && joins_loop(p, i, last + 1))
+          last++;
+      for (uint32_t j = i; j <= last; j++) group[j] = i;
+      group[i] = last;
+      i = last + 1;
+    }
+  }
+  for (uint32_t i = 0; i < p->nnodes; i++) {
+    if (!xent_op(p->nodes[i].n->op)) continue;
+    uint32_t last = i;
+    while (last + 1 < p->nnodes && joins_xent(p, i, last + 1)) last++;
+    for (uint32_t j = i; j <= last; j++) group[j] = i;
+    group[i] = last;
+    i = last;
+  }
+  return group;
+}
+
+/* One loop over the elements of a group of elementwise nodes (one parallel
+ * region): per node o<j>[e] = (float)(expr(a = x<j>_0[..], b = x<j>_1[..], ...)).
+ * Inputs broadcast along leading axes are read through an inner loop over
+ * the innermost run (no division per element). */
+static void r_elementwise(RCtx *c) {
+  const KProgram *p = c->p;
+  uint32_t first = c->ki, last = c->group[c->ki];
+  const Graph *g = p->g;
+  int64_t N = numel(&c->k->n->shape), inner = 0;
+  FILE *out = c->out;
+  for (uint32_t j = first; j <= last; j++) { /* the innermost run: the first suffix broadcast's size */
+    const KNode *k = &p->nodes[j];
+    for (int i = 0; i < n_loads(k->n) && !inner; i++) {
+      const Shape *is = &g->nodes[k->n->in[i]].shape, *os = &k->n->shape;
+      int64_t ni = numel(is);
+      bool suffix = ni > 1 && ni < N && is->rank <= os->rank;
+      for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == os->dim[os->rank - 1 - d];
+      if (suffix) inner = ni;
+    }
+  }
+  for (uint32_t j = first; j <= last; j++) {
+    const KNode *k = &p->nodes[j];
+    uint32_t u = j - first;
+    fprintf(out, "    float *o%u = ", u);
+    put_buf(out, "float", k->out);
+    fputs(";\n", out);
+    for (int i = 0; i < k->n->nin; i++) {
+      fprintf(out, "    const float *x%u_%d = ", u, i);
+      put_buf(out, "float", k->in[i]);
+      fputs(";\n", out);
+    }
+    if (k->n->op == OP_ADAMW_PARAM)
+      fprintf(out, "    const double s%u_0 = x%u_3[0], s%u_1 = x%u_3[1], s%u_2 = x%u_3[2];\n", u, u, u, u, u, u);
+    for (int i = 0; i < n_loads(k->n); i++) {
+      const Shape *is = &g->nodes[k->n->in[i]].shape;
+      int64_t ni = numel(is);
+      if (ni == N || ni == 1 || ni == inner) continue;
+      char nm[32];
+      snprintf(nm, sizeof nm, "od%u_%d", u, i);
+      put_dims(out, nm, &k->n->shape);
+      snprintf(nm, sizeof nm, "id%u_%d", u, i);
+      put_dims(out, nm, is);
+    }
+  }
+  if (inner)
+    fprintf(out,
+            "#pragma omp parallel for if (%" PRId64 " > CC_PAR_MIN)\n    for (int64_t r = 0; r < %" PRId64 "; r++) {\n"
+            "#pragma omp simd\n      for (int64_t j = 0; j < %" PRId64 "; j++) {\n        const int64_t e = r * %" PRId64
+            " + j;\n",
+            N, N / inner, inner, inner);
+  else
+    fprintf(out,
+            "#pragma omp parallel for simd if (%" PRId64 " > CC_PAR_MIN)\n    for (int64_t e = 0; e < %" PRId64
+            "; e++) {\n      {\n",
+            N, N);
+  static const char *var[] = {"a", "b", "c", "d"};
+  for (uint32_t j = first; j <= last; j++) {
+    const Node *n = p->nodes[j].n;
+    uint32_t u = j - first;
+    fputs("        {", out);
+    if (n->op == OP_ADAMW_PARAM) fprintf(out, " const double s0 = s%u_0, s1 = s%u_1, s2 = s%u_2;", u, u, u);
+    for (int i = 0; i < n_loads(n); i++) {
+      const Shape *is = &g->nodes[n->in[i]].shape;
+      int64_t ni = numel(is);
+      fprintf(out, " double %s = x%u_%d[", var[i], u, i);
+      if (ni == N) fputs("e", out);
+      else if (ni == 1) fputs("0", out);
+      else if (ni == inner) fputs("j", out);
+      else {
+        bool suffix = is->rank <= n->shape.rank;
+        for (int d = 0; suffix && d < is->rank; d++) suffix = is->dim[is->rank - 1 - d] == n->shape.dim[n->shape.rank - 1 - d];
+        if (suffix) fprintf(out, "e %% %" PRId64, ni);
+        else fprintf(out, "cc_bcast(%d, od%u_%d, %d, id%u_%d, e)", n->shape.rank, u, i, is->rank, u, i);
+      }
+      fputs("];", out);
+    }
+    fprintf(out, " o%u[e] = (float)(", u);
+    cg_expr(out, n, &c_dialect);
+    fputs("); }\n", out);
+  }
+  fputs("      }\n    }\n", out);
 }
 
 /* ---- per-op render functions ---------------------------------------------------------- */
@@ -279,14 +434,22 @@ static void r_cross_entropy(RCtx *c) {
     fprintf(c->out, "    if (cc_cross_entropy_grad(R, NODE, o, x0, x1, x2, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
             ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
 }
+/* The loss and the gradients of one group (plan_groups) in one pass. */
 static void r_xent_linear(RCtx *c) {
   const Node *n = c->k->n;
   const Shape *xs = in_shape(c, 0), *ws = in_shape(c, 1);
   bool tb = ir_get_int(n, ATTR_TRANS_B) != 0;
-  int wrt = n->op == OP_XENT_LINEAR ? -1 : (int)ir_get_int(n, ATTR_WRT);
   decl_bufs(c);
-  fprintf(c->out, "    if (cc_xent_linear(R, NODE, o, x0, x1, x2, %s, %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, %" PRId64 ", %d)) return -1;\n",
-          n->nin == 4 ? "x3" : "NULL", xs->dim[0], xs->dim[1], ws->dim[tb ? 0 : 1], tb, ir_get_int(n, ATTR_IGNORE), wrt);
+  const KNode *role[4] = {NULL, NULL, NULL, NULL};
+  for (uint32_t j = c->ki; j <= c->group[c->ki]; j++) role[xent_role(c->p->nodes[j].n)] = &c->p->nodes[j];
+  fputs("    if (cc_xent(R, NODE", c->out);
+  for (int r = 0; r < 4; r++) {
+    fputs(", ", c->out);
+    if (role[r]) put_buf(c->out, "float", role[r]->out);
+    else fputs("NULL", c->out);
+  }
+  fprintf(c->out, ", x0, x1, x2, %s, %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, %" PRId64 ")) return -1;\n",
+          n->nin == 4 ? "x3" : "NULL", xs->dim[0], xs->dim[1], ws->dim[tb ? 0 : 1], tb, ir_get_int(n, ATTR_IGNORE));
 }
 static void r_reshape(RCtx *c) {
   decl_bufs(c);
@@ -395,32 +558,131 @@ bool render_c_supports(OpKind op) { return render_fn(op) != NULL; }
 
 /* ---- kernels and host code --------------------------------------------------------------- */
 
+#define EXTERNAL_KERNEL "__attribute__((visibility(\"hidden\"))) int"
+
+void render_c_kernel_decls(FILE *out, const KProgram *p, const char *prefix) {
+  for (uint32_t ki = 0; ki < p->nkernels; ki++) fprintf(out, EXTERNAL_KERNEL " %s_k%u(const cram_cpu_run *R);\n", prefix, ki);
+  fputc('\n', out);
+}
+
 bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *err, size_t errlen) {
-  RCtx c = {out, p, NULL};
-  for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+  return render_c_kernel_range(out, p, prefix, 0, p->nkernels, false, err, errlen);
+}
+
+bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external,
+                           char *err, size_t errlen) {
+  RCtx c = {out, p, NULL, 0, plan_groups(p)};
+  if (!c.group) return snprintf(err, errlen, "out of memory"), false;
+  bool ok = true;
+  for (uint32_t ki = k0; ok && ki < k1 && ki < p->nkernels; ki++) {
     const Kernel *K = &p->kernels[ki];
-    fprintf(out, "static int %s_k%u(const cram_cpu_run *R) {\n", prefix, ki);
-    for (uint32_t j = 0; j < K->count; j++) {
-      c.k = &p->nodes[K->first + j];
+    fprintf(out, "%s %s_k%u(const cram_cpu_run *R) {\n", external ? EXTERNAL_KERNEL : "static int", prefix, ki);
+    for (uint32_t j = 0; ok && j < K->count; j++) {
+      c.ki = K->first + j;
+      c.k = &p->nodes[c.ki];
       const Node *n = c.k->n;
       if (!render_c_supports(n->op)) {
         snprintf(err, errlen, "%%%u: op %s has no C kernel", c.k->id, ir_ops[n->op].name);
-        return false;
+        ok = false;
+        break;
+      }
+      if (c.group[c.ki] < c.ki) { /* a later node of a group: rendered with its first */
+        fprintf(out, "  /* %%%u = %s: computed with %%%u */\n", c.k->id, ir_ops[n->op].name, p->nodes[c.group[c.ki]].id);
+        continue;
       }
       char loc[160] = "";
       if (n->loc.file) snprintf(loc, sizeof loc, " at %s:%u:%u", n->loc.file, n->loc.line, n->loc.col);
-      fprintf(out, "  { /* %%%u = %s */\n#define NODE \"%%%u (%s%s)\"\n", c.k->id, ir_ops[n->op].name, c.k->id,
-              ir_ops[n->op].name, loc);
+      fprintf(out, "  { /* %%%u = %s", c.k->id, ir_ops[n->op].name);
+      for (uint32_t m = c.ki + 1; m <= c.group[c.ki]; m++) fprintf(out, ", %%%u = %s", p->nodes[m].id, ir_ops[p->nodes[m].n->op].name);
+      fprintf(out, " */\n#define NODE \"%%%u (%s%s)\"\n", c.k->id, ir_ops[n->op].name, loc);
       render_fn(n->op)(&c);
       fputs("#undef NODE\n  }\n", out);
     }
     fputs("  (void)R;\n  return 0;\n}\n\n", out);
   }
-  return !ferror(out);
+  free(c.group);
+  return ok && !ferror(out);
 }
 
 void render_c_host(FILE *out, const KProgram *p, const char *prefix) {
-  fprintf(out, "static int %s_run(const cram_cpu_run *R) {\n", prefix);
+  fprintf(out, "static int %s_run(const cram_cpu_run *R) {\n  cc_blas_serial();\n", prefix);
   for (uint32_t ki = 0; ki < p->nkernels; ki++) fprintf(out, "  if (%s_k%u(R)) return -1;\n", prefix, ki);
   fputs("  return 0;\n}\n\n", out);
+}
+
+/* ---- the kernel table of the profile --------------------------------------------------- */
+
+static const char *op_family(const Node *n) {
+  switch (n->op) {
+  case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM: case OP_ADAM_SCHED: case OP_CLIP_COEF: return "optimizer";
+  case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return "softmax";
+  default: break;
+  }
+  switch (ir_ops[n->op].cls) {
+  case OC_GEMM: return "gemm";
+  case OC_LOSS: return "loss";
+  case OC_NORM: return "norm";
+  case OC_REDUCE: return "reduction";
+  case OC_GATHER: return "gather";
+  case OC_VIEW: return "layout";
+  default: return "elementwise";
+  }
+}
+
+/* A kernel's family: its heaviest kind of node, in this order. */
+static int family_rank(const char *f) {
+  static const char *const order[] = {"gemm", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout"};
+  for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
+    if (!strcmp(f, order[i])) return i;
+  return 99;
+}
+
+static int64_t value_bytes(const Node *n) { return ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype); }
+
+bool render_c_kernel_table(FILE *out, const KProgram *p, const char *prefix) {
+  const Graph *g = p->g;
+  uint32_t *group = plan_groups(p), *kof = malloc((g->n ? g->n : 1) * sizeof *kof),
+           *kn = malloc((p->nnodes ? p->nnodes : 1) * sizeof *kn), *seen = calloc(g->n ? g->n : 1, sizeof *seen);
+  int64_t *bytes = calloc(p->nkernels ? p->nkernels : 1, sizeof *bytes);
+  bool *ext = calloc(g->n ? g->n : 1, sizeof *ext), ok = group && kof && kn && seen && bytes && ext;
+  if (ok) {
+    /* the kernel computing each value; a group's later nodes count in its first node's kernel */
+    for (uint32_t v = 0; v < g->n; v++) kof[v] = UINT32_MAX;
+    for (uint32_t ki = 0; ki < p->nkernels; ki++)
+      for (uint32_t j = p->kernels[ki].first; j < p->kernels[ki].first + p->kernels[ki].count; j++) kn[j] = ki;
+    for (uint32_t j = 0; j < p->nnodes; j++) kof[p->nodes[j].id] = kn[group[j] < j ? group[j] : j];
+    /* as pass_graph_stats: an input read once per kernel using it, a value written when used outside its kernel */
+    for (uint32_t j = 0; j < p->nnodes; j++) {
+      const Node *n = p->nodes[j].n;
+      uint32_t k = kof[p->nodes[j].id];
+      for (int i = 0; i < n->nin; i++) {
+        ValueId q = n->in[i];
+        if (kof[q] == k) continue;
+        if (kof[q] != UINT32_MAX) ext[q] = true;
+        if (seen[q] != k + 1) seen[q] = k + 1, bytes[k] += value_bytes(&g->nodes[q]);
+      }
+    }
+    for (uint32_t i = 0; i < g->nout; i++) ext[g->outputs[i].value] = true;
+    for (uint32_t j = 0; j < p->nnodes; j++)
+      if (ext[p->nodes[j].id]) bytes[kof[p->nodes[j].id]] += value_bytes(p->nodes[j].n);
+    fprintf(out, "static const cram_cpu_kernel %s_kernels[] = {\n", prefix);
+    for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+      const Kernel *K = &p->kernels[ki];
+      const char *fam = "elementwise";
+      char ops[96];
+      int len = snprintf(ops, sizeof ops, "%%%u", p->nodes[K->first].id);
+      for (uint32_t j = K->first; j < K->first + K->count; j++) {
+        const Node *n = p->nodes[j].n;
+        if (family_rank(op_family(n)) < family_rank(fam)) fam = op_family(n);
+        if (len < (int)sizeof ops - 1)
+          len += snprintf(ops + len, sizeof ops - (size_t)len, "%s%s", j == K->first ? " " : "+", ir_ops[n->op].name);
+      }
+      if (len >= (int)sizeof ops - 1) memcpy(ops + sizeof ops - 4, "...", 4);
+      fprintf(out, "  {%s_k%u, \"%s\", \"%s\", %lldu},\n", prefix, ki, ops, fam, (long long)bytes[ki]);
+    }
+    if (!p->nkernels) fputs("  {NULL, \"\", \"\", 0},\n", out);
+    fputs("};\n\n", out);
+  }
+  free(group), free(kof), free(kn), free(seen), free(bytes), free(ext);
+  return ok;
 }

@@ -337,6 +337,11 @@ static bool render_graph(RCu *c, char *err, size_t errlen) {
         snprintf(err, errlen, "%%%u: op %s on %s has no CUDA kernel", c->k->id, ir_ops[n->op].name, ir_dtype_name(n->dtype));
         return false;
       }
+      if (c->k->out_state) { /* kernel.c computes state in place only by pointwise ops */
+        snprintf(err, errlen, "%%%u: op %s writes a state buffer in place outside an elementwise launch", c->k->id,
+                 ir_ops[n->op].name);
+        return false;
+      }
       const char *why = bf16_unsupported(p->g, c->k);
       if (why) {
         snprintf(err, errlen, "%%%u: op %s: %s is not supported by the cuda target", c->k->id, ir_ops[n->op].name, why);

@@ -159,6 +159,11 @@ uint32_t rc_render_ew_run(RCu *c, uint32_t j, uint32_t endn) {
     snprintf(c->node + l, sizeof c->node - l, " + %u fused", q - j - 1);
   }
   rc_begin(c, rc_grid_for(maxn, vec ? 4 : 1), CR_BLOCK);
+  bool state = false;
+  for (uint32_t t = j; t < q; t++) state |= p->nodes[t].out_state;
+  /* computed into the parameters / moments / gradients themselves (kernel.h: state_in_place): after bad
+   * data (an earlier kernel set the error word) the run is refused, and the state must be as it was */
+  if (state) fputs("  if (*(volatile int *)E) return;\n", c->cu);
   for (uint32_t t = j; t < q; t++) {
     c->k = &p->nodes[t];
     ew_call(c, vec);

@@ -40,7 +40,61 @@ static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
   fputs("};\n\n", out);
 }
 
-bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
+/* Kernel nodes per translation unit of a split build: a large model's step.c
+ * (a 128-layer model: ~15 MB) becomes units of about this many nodes, compiled
+ * in parallel. $CRAMC_CPU_UNIT_NODES overrides it (tests split small models). */
+#define CPU_UNIT_NODES 4000
+
+static uint64_t unit_nodes(void) {
+  const char *e = getenv("CRAMC_CPU_UNIT_NODES");
+  char *end;
+  unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
+  return e && *e && !*end && v > 0 ? (uint64_t)v : CPU_UNIT_NODES;
+}
+
+static FILE *open_unit(const char *dir, CgObjs *objs, char *err, size_t errlen) {
+  int i = objs->n;
+  int k = snprintf(objs->path[i], sizeof objs->path[i], "%s/unit%d.c", dir, i);
+  if (k < 0 || (size_t)k >= sizeof objs->path[i]) return cg_fail(err, errlen, "temporary directory name too long: %s", dir), NULL;
+  FILE *f = fopen(objs->path[i], "w");
+  if (!f) return cg_fail(err, errlen, "cannot write '%s'", objs->path[i]), NULL;
+  objs->c_source[i] = true;
+  objs->n++;
+  fputs("/* kernels of a step.c split into units (cramc --target cpu) */\n#include \"cram_cpu_step.h\"\n\n", f);
+  return f;
+}
+
+/* The kernels of the three graphs P[] as units of dir (in objs), each about
+ * total/parts nodes, cut at kernel boundaries. */
+static bool put_units(KProgram *const P[3], const char *const pfx[3], int parts, const char *dir, CgObjs *objs, char *err,
+                      size_t errlen) {
+  uint64_t total = 0, in_unit = 0;
+  for (int i = 0; i < 3; i++) total += P[i]->nnodes;
+  uint64_t per = (total + (uint64_t)parts - 1) / (uint64_t)parts;
+  FILE *f = open_unit(dir, objs, err, errlen);
+  bool ok = f != NULL;
+  for (int i = 0; ok && i < 3; i++) {
+    uint32_t k0 = 0;
+    for (uint32_t k = 0; ok && k < P[i]->nkernels; k++) {
+      if (in_unit >= per && objs->n < parts) {
+        ok = render_c_kernel_range(f, P[i], pfx[i], k0, k, true, err, errlen);
+        ok = fclose(f) == 0 && ok;
+        f = ok ? open_unit(dir, objs, err, errlen) : NULL;
+        ok = ok && f;
+        k0 = k, in_unit = 0;
+      }
+      in_unit += P[i]->kernels[k].count;
+    }
+    ok = ok && render_c_kernel_range(f, P[i], pfx[i], k0, P[i]->nkernels, true, err, errlen);
+  }
+  if (f && fclose(f) != 0 && ok) ok = cg_fail(err, errlen, "cannot write '%s'", objs->path[objs->n - 1]);
+  return ok;
+}
+
+/* step.c to out; with dir and objs (a build), the kernels of a model of
+ * more than unit_nodes() kernel nodes go to parallel-compiled units instead. */
+static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
+                     size_t errlen) {
   Graph *G[3];
   if (!cg_train_graphs(fwd, o, G, err, errlen)) return false;
   Arena *ar = arena_new();
@@ -52,7 +106,7 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin};
+  KNames names = {pn, np, in, nin, .state_in_place = false}; /* the cpu shim copies outputs back after a run */
   KProgram *P[3];
   static const char *pfx[3] = {"fwd", "acc", "up"};
   uint64_t arena = 0;
@@ -72,6 +126,10 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
     if ((uint64_t)P[i]->arena_bytes > arena) arena = (uint64_t)P[i]->arena_bytes;
     if (i) nk += P[i]->nkernels;
   }
+  uint64_t nodes = (uint64_t)P[0]->nnodes + P[1]->nnodes + P[2]->nnodes, per = unit_nodes();
+  uint64_t parts = dir ? (nodes + per - 1) / per : 1;
+  if (parts > CG_MAX_OBJS) parts = CG_MAX_OBJS;
+  if (parts > 1 && !put_units(P, pfx, (int)parts, dir, objs, err, errlen)) goto out;
   char hash[17];
   cg_source_hash(o->src_text, o->src_len, hash);
   fprintf(out,
@@ -89,17 +147,22 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
     fprintf(out, "/* ---- %s graph: %u kernels, %u nodes, arena %lld bytes ---- */\n\n", pfx[i], P[i]->nkernels,
             P[i]->nnodes, (long long)P[i]->arena_bytes);
     char rerr[512];
-    if (!render_c_kernels(out, P[i], pfx[i], rerr, sizeof rerr)) {
+    if (parts > 1) render_c_kernel_decls(out, P[i], pfx[i]);
+    else if (!render_c_kernels(out, P[i], pfx[i], rerr, sizeof rerr)) {
       cg_fail(err, errlen, "%s graph: %s", pfx[i], rerr);
       goto out;
     }
     render_c_host(out, P[i], pfx[i]);
+    if (!render_c_kernel_table(out, P[i], pfx[i])) {
+      cg_fail(err, errlen, "out of memory");
+      goto out;
+    }
     put_graph_tables(out, pfx[i], P[i]);
   }
   fputs("static const cram_cpu_artifact artifact = {\n  CRAM_CPU_SHIM_VERSION, &meta, fwd_ir,\n", out);
   for (int i = 0; i < 3; i++)
-    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run},\n", P[i]->nslots, pfx[i], P[i]->nouts, pfx[i],
-            (unsigned long long)P[i]->arena_bytes, pfx[i]);
+    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run, %u, %s_kernels},\n", P[i]->nslots, pfx[i], P[i]->nouts,
+            pfx[i], (unsigned long long)P[i]->arena_bytes, pfx[i], P[i]->nkernels, pfx[i]);
   fputs("};\n\n", out);
   cg_put_step_api(out, &m);
   ok = !ferror(out);
@@ -110,12 +173,25 @@ out:
   return ok;
 }
 
+bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
+  return emit_cpu(fwd, o, out, NULL, NULL, err, errlen);
+}
+
+static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
+                      size_t errlen) {
+  return emit_cpu(fwd, o, out, dir, objs, err, errlen);
+}
+
 /* ---- building the shared object --------------------------------------------------- */
 
-static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-fopenmp", NULL};
+/* -march=native: the artifact runs where cramc built it (vector width of the
+ * f64 elementwise math: AdamW's divisions and square roots); -fno-trapping-math:
+ * no FP exceptions are looked at, and without it gcc keeps the selects of the
+ * kernels' branch-free math (cc_expf) out of vector loops */
+static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp", "-fno-trapping-math", NULL};
 static const char *const cpu_libs[] = {"-lopenblas", "-lm", NULL};
 
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs, NULL};
+  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs, emit_objs};
   return cg_build_target(&target, fwd, o, output, err, errlen);
 }

@@ -71,7 +71,7 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin};
+  KNames names = {pn, np, in, nin, .state_in_place = true}; /* render_cuda guards the state writes */
   FILE *cu = open_memstream(&p->cu, &p->culen);
   if (!cu) return cg_fail(err, errlen, "out of memory");
   char hash[17];

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_cleanup.h"
 #include "codegen.h"
+#include "cram_step.h"
 #include "target_cuda.h"
 #include "frontend.h"
 #include "interpret.h"
@@ -118,7 +120,10 @@ static bool parse_define(char *s, FeDefine *d) {
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
   o->defs = calloc((size_t)argc, sizeof(FeDefine));
-  if (!o->defs) return 1;
+  if (!o->defs) {
+    fputs("cramc: error: out of memory\n", stderr);
+    return 1;
+  }
   for (int i = 1; i < argc; i++) {
     char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -178,11 +183,22 @@ static int parse_args(int argc, char **argv, Options *o) {
       char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!def) return usage_error("%s needs name=value", a);
       char *copy = strdup(def);
-      if (!copy) return 1;
+      if (!copy) {
+        fputs("cramc: error: out of memory\n", stderr);
+        return 1;
+      }
       if (!parse_define(copy, &o->defs[o->ndefs])) {
         free(copy);
         return usage_error("malformed define '%s' (expected -D name=value)", def);
       }
+      /* a second -D of one name would be reported by the frontend as "no dim named" */
+      for (int k = 0; k < o->ndefs; k++)
+        if (!strcmp(o->defs[k].name, copy)) {
+          fprintf(stderr, "cramc: error: -D %s given twice (%s=%s and %s=%s): give each dim once (see cramc --help)\n",
+                  copy, copy, o->defs[k].value, copy, o->defs[o->ndefs].value);
+          free(copy);
+          return 2;
+        }
       o->ndefs++;
     } else if (!strcmp(a, "-o")) {
       if (i + 1 >= argc) return usage_error("%s needs a file name", a);
@@ -325,10 +341,31 @@ static void print_summary(const Graph *g, FILE *out) {
             commas(flops, a, sizeof a));
 }
 
+/* Parameter and input names travel in the artifact's metadata and in
+ * checkpoints: refuse one longer than the step ABI carries, at its source. */
+static bool names_fit(const Graph *g, Diag *d) {
+  bool ok = true;
+  for (uint32_t i = 0; i < g->n; i++) {
+    const Node *n = &g->nodes[i];
+    if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
+    size_t len = strlen(ir_get_str(n, ATTR_NAME));
+    if (len <= CRAM_STEP_MAX_NAME) continue;
+    diag_error(d, n->loc, "%s name '%.40s...' is %zu characters, longer than the %d a step.so and its checkpoints carry: "
+               "shorten its name=\"...\"", n->op == OP_PARAM ? "parameter" : "input", ir_get_str(n, ATTR_NAME), len,
+               CRAM_STEP_MAX_NAME);
+    ok = false;
+  }
+  return ok;
+}
+
 /* The forward graph of the model, with autocast_bf16 applied at --precision
  * bf16 (before autodiff, so every later graph is mixed precision). */
 static Graph *compile_fwd(const Options *o, const char *text, size_t len, Diag *d) {
   Graph *g = fe_compile(o->input, text, len, o->defs, o->ndefs, d);
+  if (g && !names_fit(g, d)) {
+    ir_graph_free(g);
+    return NULL;
+  }
   if (g && !strcmp(o->precision, "bf16")) {
     Graph *m = pass_autocast_bf16(g, d);
     ir_graph_free(g);
@@ -354,6 +391,7 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   Graph *fwd = compile_fwd(o, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
+  if (g) pass_print_traffic(stdout, g);
   int rc = g ? 0 : 1;
   ir_graph_free(g);
   return rc;
@@ -382,6 +420,7 @@ int main(int argc, char **argv) {
 #endif
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) goto done;
+  cg_cleanup_install(); /* Ctrl-C during a build leaves no temporary files */
   rc = 1;
   size_t len = 0;
   char *text = cramc_read_source(o.input, &len);

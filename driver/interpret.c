@@ -68,7 +68,10 @@ static int parse(int argc, char **argv, IArgs *a) {
     a->wd = 0.01;
     a->prec = INTERP_F32;
     a->defs = calloc((size_t)argc, sizeof(FeDefine));
-    if (!a->defs) return 1;
+    if (!a->defs) {
+        fputs("cramc: error: out of memory\n", stderr);
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         char *s = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -124,6 +127,11 @@ static int parse(int argc, char **argv, IArgs *a) {
                 return uerr("malformed define '%s' (expected -D name=value)", def);
             }
             *eq = '\0';
+            for (int k = 0; k < a->ndefs; k++)
+                if (!strcmp(a->defs[k].name, copy)) {
+                    free(copy);
+                    return uerr("-D %s given twice: give each dim once", a->defs[k].name);
+                }
             a->defs[a->ndefs].name = copy;
             a->defs[a->ndefs].value = eq + 1;
             a->ndefs++;
@@ -223,6 +231,16 @@ static void round_all(double *x, int64_t n, InterpPrecision prec) {
         for (int64_t i = 0; i < n; i++) x[i] = interp_round_f32(x[i]);
 }
 
+/* Every failure path says why: an allocation failure used to exit 1 silently. */
+static bool oom(const char *what) {
+    fprintf(stderr, "cramc: error: --interpret: out of memory for %s\n", what);
+    return false;
+}
+static bool internal(const char *what) {
+    fprintf(stderr, "cramc: internal error: --interpret: %s (or out of memory)\n", what);
+    return false;
+}
+
 /* The state of one `cramc --interpret` run; each step below fills or uses
  * part of it, and interp_free_state() releases all of it. */
 typedef struct Interp {
@@ -287,7 +305,7 @@ static bool load_params(Interp *I) {
     const Graph *fwd = I->fwd;
     cram_err err = {0};
     for (ValueId v = 0; v < fwd->n; v++) I->np += fwd->nodes[v].op == OP_PARAM;
-    if (!(I->ps = calloc((size_t)(I->np ? I->np : 1), sizeof *I->ps))) return false;
+    if (!(I->ps = calloc((size_t)(I->np ? I->np : 1), sizeof *I->ps))) return oom("the parameter table");
     if (a->params && cram_st_read(a->params, &I->pfile, &err) != CRAM_OK) {
         fprintf(stderr, "cramc: error: %s\n", err.msg);
         return false;
@@ -306,7 +324,8 @@ static bool load_params(Interp *I) {
         p->v = calloc(1, sz);
         p->acc = calloc(1, sz);
         p->grad1 = calloc(1, sz);
-        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1 || !param_values(I, p, n)) return false;
+        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1) return oom(p->name);
+        if (!param_values(I, p, n)) return false;
         round_all(p->p, p->numel, a->prec);
     }
     for (size_t i = 0; a->params && i < I->pfile.count; i++) {
@@ -333,7 +352,7 @@ static bool load_batch(Interp *I) {
     for (ValueId v = 0; v < fwd->n; v++) I->nin += fwd->nodes[v].op == OP_INPUT;
     I->in_nodes = calloc((size_t)(I->nin ? I->nin : 1), sizeof *I->in_nodes);
     I->inputs = calloc((size_t)(I->nin ? I->nin : 1) * (size_t)a->accum, sizeof *I->inputs);
-    if (!I->in_nodes || !I->inputs) return false;
+    if (!I->in_nodes || !I->inputs) return oom("the input table");
     int k = 0;
     for (ValueId v = 0; v < fwd->n; v++) {
         const Node *n = &fwd->nodes[v];
@@ -360,7 +379,7 @@ static bool load_batch(Interp *I) {
         int64_t per = ir_shape_numel(&n->shape);
         for (long mb = 0; mb < a->accum; mb++) {
             double *x = malloc((size_t)per * sizeof(double));
-            if (!x) return false;
+            if (!x) return oom("a batch input");
             I->inputs[(size_t)k * (size_t)a->accum + (size_t)mb] = x;
             for (int64_t i = 0; i < per; i++) x[i] = cram_st_get(t, (int64_t)mb * per + i);
             if (n->dtype != DT_I32) round_all(x, per, a->prec);
@@ -385,12 +404,13 @@ static const double *state_out(const Run *r, const char *prefix, const Param *p)
     return d;
 }
 
-/* Copies the new parameters and moments out of run r (staged: r's inputs stay bound until reset). */
-static bool take_update(Interp *I, Run *r) {
+/* Copies the new parameters and moments out of run r (staged: r's inputs stay bound until reset);
+ * missing: what to say if an output is missing. */
+static bool take_update(Interp *I, Run *r, const char *missing) {
     for (int i = 0; i < I->np; i++) {
         Param *p = &I->ps[i];
         const double *np_ = state_out(r, "param.", p), *nm = state_out(r, "adam_m.", p), *nv = state_out(r, "adam_v.", p);
-        if (!np_ || !nm || !nv) return false;
+        if (!np_ || !nm || !nv) return internal(missing);
         size_t sz = (size_t)p->numel * sizeof(double);
         memcpy(p->acc, np_, sz); /* staging */
         memcpy(p->m, nm, sz);
@@ -418,10 +438,10 @@ static bool train_step(Interp *I, long s, const InterpOpts *io) {
     I->norms[s - 1] = out_data(r, "grad_norm")[0];
     for (int i = 0; s == 1 && i < I->np; i++) {
         const double *g = state_out(r, "grad.", &I->ps[i]);
-        if (!g) return false;
+        if (!g) return internal("a train-step output is missing");
         memcpy(I->ps[i].grad1, g, (size_t)I->ps[i].numel * sizeof(double));
     }
-    return take_update(I, r);
+    return take_update(I, r, "a train-step output is missing");
 }
 
 /* Step s as accumulate over the microbatches, then update. */
@@ -439,7 +459,7 @@ static bool accum_step(Interp *I, long s, const InterpOpts *io) {
         loss_sum += out_data(r, "loss")[0];
         for (int i = 0; i < I->np; i++) {
             const double *x = state_out(r, "grad_acc.", &I->ps[i]);
-            if (!x) return false;
+            if (!x) return internal("a gradient accumulator output is missing");
             memcpy(I->ps[i].acc, x, (size_t)I->ps[i].numel * sizeof(double));
         }
         reset(r);
@@ -454,7 +474,7 @@ static bool accum_step(Interp *I, long s, const InterpOpts *io) {
               bind_state(u, "adam_m.", &I->ps[i], I->ps[i].m) && bind_state(u, "adam_v.", &I->ps[i], I->ps[i].v);
     if (!okb || !execute(u, io)) return false;
     I->norms[s - 1] = out_data(u, "grad_norm")[0];
-    return take_update(I, u);
+    return take_update(I, u, "an update output is missing");
 }
 
 /* OUT: loss, grad_norm, grad.<p> (of step 1), param.<p> (after the last step). */
@@ -556,8 +576,9 @@ static int interpret(const IArgs *a, const Graph *fwd) {
     I.scale_v = 1.0 / (double)a->accum;
     if (a->prec == INTERP_F32) I.scale_v = interp_round_f32(I.scale_v);
     InterpOpts io = {.prec = a->prec, .training = false, .seed = 0};
-    bool ok = I.losses && I.norms && build_graphs(&I, &d) && load_params(&I) && load_batch(&I) &&
-              run_init(&I.r1, I.ts ? I.ts : I.acc) && (!I.up || run_init(&I.r2, I.up));
+    bool ok = (I.losses && I.norms) || oom("the loss and norm tables");
+    ok = ok && build_graphs(&I, &d) && load_params(&I) && load_batch(&I);
+    ok = ok && ((run_init(&I.r1, I.ts ? I.ts : I.acc) && (!I.up || run_init(&I.r2, I.up))) || oom("the graphs' buffer tables"));
     for (long s = 1; ok && s <= a->steps; s++) {
         I.step_v = (double)s;
         ok = I.ts ? train_step(&I, s, &io) : accum_step(&I, s, &io);

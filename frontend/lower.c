@@ -620,6 +620,16 @@ static Val eval_call(Lower *L, const Expr *e) {
   Call c = {.b = b, .loc = e->loc};
   bool bad = false;
   int npos = 0;
+  /* Surplus positional arguments first: they shift every other argument, so
+   * the kind mismatches they cause would only hide the real mistake. */
+  int ngiven = 0, surplus = -1;
+  for (int i = 0; i < e->nargs; i++)
+    if (!e->args[i].key && ++ngiven > b->np && surplus < 0) surplus = i;
+  if (surplus >= 0) {
+    for (int i = 0; i < e->nargs; i++) eval(L, e->args[i].val); /* errors inside the arguments, too */
+    return lw_error(L, e->args[surplus].loc, "too many arguments to %s(): it takes at most %d (%s), got %d positional",
+                    b->name, b->np, param_list(L, b), ngiven);
+  }
   for (int i = 0; i < e->nargs; i++) {
     const Arg *a = &e->args[i];
     Val v = eval(L, a->val);

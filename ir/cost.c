@@ -10,7 +10,8 @@
 int64_t ir_node_flops(const Graph *g, const Node *n) {
   if (ir_ops[n->op].cls != OC_GEMM) return 0;
   /* The result is [...,M,N]; each of its elements is a K-long dot product. */
-  const Shape *a = &g->nodes[n->in[0]].shape;
+  /* the GEMM's A operand: the act-grad epilogue ops read the pre-activation first */
+  const Shape *a = &g->nodes[n->in[n->op == OP_MATMUL_ACT_GRAD || n->op == OP_MATMUL_GLU_GRAD ? 1 : 0]].shape;
   int64_t k = ir_get_int(n, ATTR_TRANS_A) ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
   int64_t out = ir_shape_numel(&n->shape), f;
   /* numel <= 2^40 but K can be as large again: saturate rather than wrap. */

@@ -4,6 +4,7 @@
 #include "diag.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +39,16 @@ static void show_line(const Diag *d, SrcLoc loc) {
   for (uint32_t l = 1; l < loc.line && p < end; p++)
     if (*p == '\n') l++;
   if (p > end) return;
+  /* The line ends at \n or \r\n. A bare \r is not a line break to the lexer
+   * (old Mac line endings read as one long line), so it is shown as \x0D and
+   * the caret still lands under the byte it points at. */
   const char *e = p;
-  while (e < end && *e != '\n' && *e != '\r') e++;
+  bool bare_cr = false;
+  for (; e < end && *e != '\n'; e++)
+    if (*e == '\r') {
+      if (e + 1 == end || e[1] == '\n') break;
+      bare_cr = true;
+    }
   fprintf(d->out, "%5u | ", loc.line);
   for (const char *q = p; q < e; q++) put_escaped(d->out, (unsigned char)*q);
   fprintf(d->out, "\n      | ");
@@ -52,6 +61,8 @@ static void show_line(const Diag *d, SrcLoc loc) {
     else fputs((c >= 0x20 && c < 0x7f) ? " " : "    ", d->out);
   }
   fprintf(d->out, "^\n");
+  if (bare_cr)
+    fprintf(d->out, "      = note: this line holds bare carriage returns (\\x0D): cramc reads \\n or \\r\\n line endings\n");
 }
 
 static void vreport(Diag *d, SrcLoc loc, const char *kind, const char *fmt, va_list ap) {

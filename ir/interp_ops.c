@@ -325,7 +325,8 @@ bool interp_cross_entropy(InterpCall *c) {
 
 /* torch: x.reshape(shape) — row-major, so a plain copy */
 bool interp_reshape(InterpCall *c) {
-  memcpy(c->out, c->in[0], (size_t)ir_shape_numel(&c->n->shape) * sizeof(double));
+  if (c->out != c->in[0]) /* a planned run may alias the two (memplan.h) */
+    memcpy(c->out, c->in[0], (size_t)ir_shape_numel(&c->n->shape) * sizeof(double));
   return true;
 }
 

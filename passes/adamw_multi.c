@@ -15,7 +15,8 @@
 #include "pass.h"
 #include "passes.h"
 
-int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel) {
+int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel,
+                            const uint32_t *first_of) {
   const Node *n = &g->nodes[v];
   int grp = 0;
   switch (n->op) {
@@ -31,12 +32,7 @@ int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, c
   }
   uint32_t K = group_kernel[grp];
   if (K == IR_NONE) return grp; /* v heads the group */
-  uint32_t first = v; /* the group's first node: the oldest node in K */
-  for (ValueId u = 0; u < v; u++)
-    if (kernel[u] == K) {
-      first = u;
-      break;
-    }
+  uint32_t first = first_of[K]; /* the group's first node (a lookup: a scan from 0 per node was quadratic) */
   for (int k = 0; k < n->nin; k++) {
     ValueId q = n->in[k];
     if (kernel[q] != IR_NONE && kernel[q] != K && q >= first) return 0;

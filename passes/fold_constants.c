@@ -9,8 +9,12 @@
  *   scale(scale(x, a), b)                     -> scale(x, a*b)
  *   reshape/broadcast_to/sum_to to x's shape, identity permute, full slice -> x
  *   reshape(reshape(x))                       -> reshape(x)
+ *   add(pad(a), pad(b)), same axis and size, adjacent ranges
+ *                                             -> pad(concat(a, b)); a pad to x's own shape -> x
+ *     (autodiff's gradient of slices that tile an axis: the dQKV of attention
+ *     becomes one concat instead of three zero-filled pads and two adds)
  * Legal because a fill is the same value at every element, so a pointwise op
- * of fills is a fill; the identities are exact in IEEE arithmetic except
+ * of fills is a fill; x + 0 is x (up to the sign of a zero); the identities are exact in IEEE arithmetic except
  * scale chains, whose product a*b rounds once instead of twice (relative
  * 1e-16, within the equivalence tolerance). The sinusoid table is itself a
  * compile-time constant source (codegen bakes it); in every model it is
@@ -72,6 +76,39 @@ static ValueId emit_scale(Graph *g, ValueId x, double alpha, SrcLoc loc, Diag *d
   return ir_add(g, OP_SCALE, &x, 1, &a, 1, loc, d);
 }
 
+/* pad x along `axis` to `size` with x at `start` (x itself when that is its shape). */
+static ValueId emit_pad(Graph *g, ValueId x, int64_t axis, int64_t start, int64_t size, SrcLoc loc, Diag *d) {
+  if (start == 0 && g->nodes[x].shape.dim[axis] == size) return x;
+  Attr a[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_SIZE, size)};
+  return ir_add(g, OP_PAD, &x, 1, a, 3, loc, d);
+}
+
+/* The parts of x joined along axis: a concat's inputs (flattened), or x. */
+static int concat_parts(const Graph *g, ValueId x, int64_t axis, ValueId *out) {
+  const Node *n = &g->nodes[x];
+  if (n->op != OP_CONCAT || ir_get_int(n, ATTR_AXIS) != axis) return out[0] = x, 1;
+  for (int k = 0; k < n->nin; k++) out[k] = n->in[k];
+  return n->nin;
+}
+
+/* add(pad(a), pad(b)) with one axis and size and adjacent ranges: the pad of their concat (IR_NONE if not). */
+static ValueId fold_pad_add(Graph *g, const Node *n, const ValueId *ins, SrcLoc loc, Diag *d) {
+  const Node *p0 = &g->nodes[ins[0]], *p1 = &g->nodes[ins[1]];
+  if (p0->op != OP_PAD || p1->op != OP_PAD || !same_type(p0, n) || !same_type(p1, n)) return IR_NONE;
+  int64_t axis = ir_get_int(p0, ATTR_AXIS), size = ir_get_int(p0, ATTR_SIZE);
+  if (ir_get_int(p1, ATTR_AXIS) != axis || ir_get_int(p1, ATTR_SIZE) != size) return IR_NONE;
+  int64_t s0 = ir_get_int(p0, ATTR_START), s1 = ir_get_int(p1, ATTR_START);
+  int64_t l0 = g->nodes[p0->in[0]].shape.dim[axis], l1 = g->nodes[p1->in[0]].shape.dim[axis];
+  if (s0 + l0 != s1 && s1 + l1 != s0) return IR_NONE; /* overlapping or apart */
+  ValueId lo = s0 < s1 ? p0->in[0] : p1->in[0], hi = s0 < s1 ? p1->in[0] : p0->in[0], parts[8];
+  int np = concat_parts(g, lo, axis, parts);
+  np += concat_parts(g, hi, axis, parts + np);
+  if (np > 4) return IR_NONE; /* concat's arity */
+  Attr a = ir_attr_int(ATTR_AXIS, axis);
+  ValueId c = ir_add(g, OP_CONCAT, parts, np, &a, 1, loc, d);
+  return c == IR_NONE ? IR_NONE : emit_pad(g, c, axis, s0 < s1 ? s0 : s1, size, loc, d);
+}
+
 /* A replacement for n (inputs ins[] in g), or IR_NONE to copy n as it is. */
 static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
   SrcLoc loc = n->loc;
@@ -100,6 +137,10 @@ static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
   }
   case OP_MUL:
   case OP_ADD:
+    if (n->op == OP_ADD) {
+      ValueId c = fold_pad_add(g, n, ins, loc, d);
+      if (c != IR_NONE) return c;
+    }
     for (int k = 0; k < 2; k++) {
       double c;
       const Node *other = &g->nodes[ins[1 - k]];
@@ -114,7 +155,8 @@ static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
     return IR_NONE;
   case OP_BROADCAST_TO:
   case OP_SUM_TO: return ir_shape_eq(&x->shape, &n->shape) ? ins[0] : IR_NONE;
-  case OP_SLICE: return ir_shape_eq(&x->shape, &n->shape) ? ins[0] : IR_NONE;
+  case OP_SLICE:
+  case OP_PAD: return ir_shape_eq(&x->shape, &n->shape) ? ins[0] : IR_NONE;
   case OP_PERMUTE: {
     const Attr *p = ir_attr(n, ATTR_PERM);
     for (uint32_t i = 0; i < p->u.ints.n; i++)

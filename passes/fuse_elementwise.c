@@ -2,12 +2,14 @@
  * generated kernel computes together. The graph's nodes are unchanged.
  *
  * Greedy over node order. A node joins the kernel K of one of its inputs when
- *   - it is elementwise (ew classes, same element count as K) or a reshape
- *     (a relabelling), or a reduction over K's values (sum_to, sumsq, mean),
- *     which closes K;
- *   - K is open: headed by an elementwise op, a reshape or a row-wise norm
- *     (an elementwise epilogue on its rows). GEMMs, gathers, permutes and
- *     losses stay alone (GEMM epilogues are fuse_epilogue's business);
+ *   - it is elementwise (ew classes, same element count as K), or a
+ *     reduction over K's values (sum_to, sumsq, mean), which closes K;
+ *   - K is open: headed by an elementwise op or a row-wise norm (an
+ *     elementwise epilogue on its rows). GEMMs, gathers, permutes and losses
+ *     stay alone (GEMM epilogues are fuse_epilogue's business), and so do
+ *     reshapes: the memory planner makes a reshape its input's bytes (an
+ *     alias, memplan.h), which costs nothing only when it is a kernel of its
+ *     own (inside a kernel it would be a second store of the same values);
  *   - every other input is a source, in K, or older than K's first node.
  * The last rule makes the partition schedulable: every edge between kernels
  * goes from a kernel whose first node is older, so running kernels in order of
@@ -21,7 +23,7 @@ enum { OPEN = 1, CLOSED = 0 };
 
 static bool joins_ew(const Node *n) {
   OpClass c = ir_ops[n->op].cls;
-  return c == OC_EW_UNARY || c == OC_EW_BINARY || n->op == OP_RESHAPE;
+  return c == OC_EW_UNARY || c == OC_EW_BINARY;
 }
 
 static bool opens(const Node *n) { return joins_ew(n) || ir_ops[n->op].cls == OC_NORM; }
@@ -47,7 +49,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     const Node *n = &g->nodes[v];
     kernel[v] = IR_NONE;
     if (ir_ops[n->op].cls == OC_SOURCE) continue;
-    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel) : 0;
+    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel, first) : 0;
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];

@@ -10,6 +10,7 @@
 #include "memplan.h"
 #include "pass.h"
 #include "passes.h"
+#include "traffic.h"
 
 const Pass pass_pipeline[] = {
 #define PASS(name, doc, flags) {#name, doc, pass_##name, flags},
@@ -64,41 +65,16 @@ static Graph *copy_graph(const Graph *in, Diag *d) {
 
 /* ---- stats --------------------------------------------------------------- */
 
-static int64_t value_bytes(const Node *n) { return ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype); }
-
 bool pass_graph_stats(const Graph *g, PassStats *st) {
   memset(st, 0, sizeof *st);
   Arena *a = arena_new();
-  uint32_t *uses = pass_use_counts(g, a);
-  bool *is_out = ARENA_ARRAY(a, bool, g->n ? g->n : 1);
-  for (uint32_t i = 0; i < g->nout; i++) is_out[g->outputs[i].value] = true;
-  /* A value is written to memory when a consumer outside its kernel (or an
-   * output) needs it; an input is read once per kernel that uses it. */
-  uint32_t *ext_uses = ARENA_ARRAY(a, uint32_t, g->n ? g->n : 1);
-  uint32_t *seen = ARENA_ARRAY(a, uint32_t, g->n ? g->n : 1); /* kernel+1 that last counted a read */
-  for (ValueId v = 0; v < g->n; v++) {
-    const Node *n = &g->nodes[v];
-    if (ir_ops[n->op].cls == OC_SOURCE) continue;
-    st->ops++;
-    uint32_t kv = g->kernel ? g->kernel[v] : v;
-    for (int k = 0; k < n->nin; k++) {
-      ValueId q = n->in[k];
-      uint32_t kq = g->kernel ? g->kernel[q] : q;
-      bool src = ir_ops[g->nodes[q].op].cls == OC_SOURCE;
-      if (!src && kq == kv) continue; /* stays in registers inside the kernel */
-      if (!src) ext_uses[q]++;
-      if (seen[q] != kv + 1) {
-        seen[q] = kv + 1;
-        st->bytes_moved += value_bytes(&g->nodes[q]);
-      }
-    }
-  }
-  for (ValueId v = 0; v < g->n; v++)
-    if (ir_ops[g->nodes[v].op].cls != OC_SOURCE && (ext_uses[v] || is_out[v] || !uses[v]))
-      st->bytes_moved += value_bytes(&g->nodes[v]);
-  st->kernels = g->kernel ? g->nkernels : st->ops;
   MemPlanOpts mo = {0};
   MemPlan *p = memplan_run(g, &mo, a);
+  Traffic t;
+  traffic_run(g, p, &t, NULL, a);
+  for (ValueId v = 0; v < g->n; v++) st->ops += ir_ops[g->nodes[v].op].cls != OC_SOURCE;
+  st->kernels = t.launches;
+  st->bytes_moved = t.bytes;
   if (p) {
     st->arena_bytes = p->arena_bytes;
     st->peak_bytes = p->peak_bytes;
@@ -106,6 +82,17 @@ bool pass_graph_stats(const Graph *g, PassStats *st) {
   }
   arena_free(a);
   return p != NULL;
+}
+
+void pass_print_traffic(FILE *out, const Graph *g) {
+  Arena *a = arena_new();
+  MemPlanOpts mo = {0};
+  MemPlan *p = memplan_run(g, &mo, a);
+  Traffic t;
+  traffic_run(g, p, &t, NULL, a);
+  traffic_print(out, g, &t);
+  traffic_print_heaviest(out, g, p, 16, a);
+  arena_free(a);
 }
 
 void pass_print_stats(FILE *out, const char *name, const PassStats *st) {

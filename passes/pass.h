@@ -65,13 +65,15 @@ Graph *pass_pipeline_run(const Graph *in, PassCtx *cx);
 /* What --stats prints for one graph. */
 typedef struct PassStats {
   int64_t ops;          /* computed nodes (sources excluded) */
-  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node */
-  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory */
+  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node; aliased reshapes none */
+  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory (traffic.h) */
   int64_t arena_bytes;  /* activation arena of the memory plan (passes/memplan.h) */
   int64_t peak_bytes;   /* largest sum of simultaneously live activation bytes */
   int64_t sum_bytes;    /* sum of every activation buffer, unplanned */
 } PassStats;
 bool pass_graph_stats(const Graph *g, PassStats *st);
+/* The per-op-family breakdown of g's bytes_moved (traffic.h), as --stats prints it after the rows. */
+void pass_print_traffic(FILE *out, const Graph *g);
 /* "name ops kernels bytes arena" header and one row; name NULL prints the header. */
 void pass_print_stats(FILE *out, const char *name, const PassStats *st);
 
@@ -88,7 +90,9 @@ uint32_t *pass_use_counts(const Graph *g, Arena *a);
 Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d);
 /* adamw_multi.c: which multi-tensor kernel a node belongs in: 0 none,
  * 1 the global-norm kernel (sumsq of every gradient and their sum),
- * 2 the update kernel (clip coefficient, schedule, AdamW of every param). */
-int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel);
+ * 2 the update kernel (clip coefficient, schedule, AdamW of every param).
+ * first[K] is kernel K's first (oldest) node. */
+int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel,
+                            const uint32_t *first);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "loader.h"
@@ -199,6 +200,99 @@ static uint64_t host_maxrss(void) {
     return (uint64_t)ru.ru_maxrss * 1024u; /* kilobytes on Linux */
 }
 
+/* ---- the per-kernel profile (cpu target) -------------------------------------------- */
+
+/* The cpu step's raw profile (codegen/cpu_step/cpu_profile.c: one line per kernel,
+ * graph kernel family runs total_ns bytes ops) as two tables per iteration: by op
+ * family, then the heaviest kernels. An iteration runs the step graph (acc) accum
+ * times and the update graph (up) once; the first run of each is not counted. */
+#define PROF_MAX 8192
+#define PROF_TOP 15
+typedef struct prof_row {
+    char graph[8], family[16], ops[100];
+    unsigned kernel;
+    double ms, cpu, mb; /* per iteration: wall, the calling thread's CPU, bytes */
+} prof_row;
+
+static int prof_cmp(const void *a, const void *b) {
+    double x = ((const prof_row *)a)->ms, y = ((const prof_row *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void prof_line(FILE *o, const prof_row *r, double total, unsigned n) {
+    fprintf(o, "  %-14s %9.3f %6.1f%% %9.3f %10.2f %8.2f %7u\n", r->family, r->ms, total > 0 ? 100 * r->ms / total : 0,
+            r->cpu, r->mb, r->ms > 0 ? r->mb / r->ms : 0, n); /* MB/ms = GB/s */
+}
+
+static cram_status profile_report(const char *raw, const cram_bench_config *cfg, cram_err *err) {
+    FILE *in = fopen(raw, "r");
+    if (!in) return cram_err_set(err, CRAM_E_IO, "the step wrote no profile (%s)", raw);
+    prof_row *row = calloc(PROF_MAX, sizeof *row);
+    if (!row) {
+        fclose(in);
+        return cram_err_set(err, CRAM_E_NOMEM, "out of memory");
+    }
+    char line[512];
+    size_t n = 0;
+    prof_row tot = {.family = "total"};
+    while (n < PROF_MAX && fgets(line, sizeof line, in)) {
+        prof_row *r = &row[n];
+        unsigned long long runs, ns, cpu, bytes;
+        if (line[0] == '#' || sscanf(line, "%7s %u %15s %llu %llu %llu %llu %99[^\n]", r->graph, &r->kernel, r->family, &runs,
+                                     &ns, &cpu, &bytes, r->ops) != 8)
+            continue;
+        double per_iter = strcmp(r->graph, "acc") == 0 ? (double)cfg->accum : strcmp(r->graph, "up") == 0 ? 1.0 : 0.0;
+        if (!per_iter || !runs) continue;
+        r->ms = per_iter * (double)ns / (double)runs / 1e6;
+        r->cpu = per_iter * (double)cpu / (double)runs / 1e6;
+        r->mb = per_iter * (double)bytes / 1e6;
+        tot.ms += r->ms, tot.cpu += r->cpu, tot.mb += r->mb;
+        n++;
+    }
+    fclose(in);
+    if (!n) {
+        free(row);
+        return cram_err_set(err, CRAM_E_IO, "the step's profile has no kernel line this cram reads (an artifact of another cramc?)");
+    }
+    FILE *o = strcmp(cfg->profile, "-") == 0 ? stdout : fopen(cfg->profile, "w");
+    if (!o) {
+        free(row);
+        return cram_err_set(err, CRAM_E_IO, "%s: cannot write the profile: %s", cfg->profile, strerror(errno));
+    }
+    fprintf(o, "per-kernel profile, per iteration (kernels timed one by one: wall ms, share of the wall total, the\n"
+               "calling thread's cpu ms; MB moved as cramc --stats counts bytes_moved, GB/s = MB / wall ms):\n");
+    fprintf(o, "  %-14s %9s %7s %9s %10s %8s %7s\n", "family", "ms", "share", "cpu ms", "MB", "GB/s", "kernels");
+    static const char *const fams[] = {"gemm", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout",
+                                       "elementwise"};
+    prof_row fam[sizeof fams / sizeof fams[0]];
+    unsigned cnt[sizeof fams / sizeof fams[0]] = {0};
+    memset(fam, 0, sizeof fam);
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) snprintf(fam[f].family, sizeof fam[f].family, "%s", fams[f]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++)
+            if (strcmp(row[i].family, fams[f]) == 0)
+                fam[f].ms += row[i].ms, fam[f].cpu += row[i].cpu, fam[f].mb += row[i].mb, cnt[f]++;
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) fam[f].kernel = cnt[f];
+    qsort(fam, sizeof fams / sizeof fams[0], sizeof fam[0], prof_cmp);
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++)
+        if (fam[f].kernel) prof_line(o, &fam[f], tot.ms, fam[f].kernel);
+    prof_line(o, &tot, tot.ms, (unsigned)n);
+    qsort(row, n, sizeof *row, prof_cmp);
+    fprintf(o, "heaviest kernels:\n  %-10s %9s %7s %9s %10s %8s  %-11s %s\n", "kernel", "ms", "share", "cpu ms", "MB", "GB/s",
+            "family", "nodes");
+    for (size_t i = 0; i < n && i < PROF_TOP; i++) {
+        char k[24];
+        snprintf(k, sizeof k, "%s_k%u", row[i].graph, row[i].kernel);
+        fprintf(o, "  %-10s %9.3f %6.1f%% %9.3f %10.2f %8.2f  %-11s %s\n", k, row[i].ms,
+                tot.ms > 0 ? 100 * row[i].ms / tot.ms : 0, row[i].cpu, row[i].mb, row[i].ms > 0 ? row[i].mb / row[i].ms : 0,
+                row[i].family, row[i].ops);
+    }
+    free(row);
+    if (o != stdout ? fclose(o) != 0 : fflush(o) != 0)
+        return cram_err_set(err, CRAM_E_IO, "%s: error writing the profile", cfg->profile);
+    return CRAM_OK;
+}
+
 /* ---- the run ---------------------------------------------------------------------- */
 
 static cram_status step_fail(const cram_step_api *api, cram_ctx *ctx, const char *what, cram_step_rc rc,
@@ -282,6 +376,22 @@ cram_status cram_bench_run(const cram_step_api *api, const cram_bench_config *cf
     }
 
     int is_cuda = m->target && strcmp(m->target, "cuda") == 0;
+    char prof_raw[64] = "";
+    if (cfg->profile) { /* the cpu shim profiles when CRAM_CPU_PROFILE names a file at create() */
+        int fd = -1;
+        if (!m->target || strcmp(m->target, "cpu") != 0)
+            r = cram_err_set(err, CRAM_E_ARG, "--profile needs a cpu-target artifact (this one is %s)", m->target);
+        else if (snprintf(prof_raw, sizeof prof_raw, "/tmp/cram-profile-XXXXXX"), (fd = mkstemp(prof_raw)) < 0)
+            r = cram_err_set(err, CRAM_E_IO, "cannot create a temporary file for the profile: %s", strerror(errno));
+        if (fd >= 0) close(fd);
+        if (r != CRAM_OK) {
+            free(it);
+            pool_free(&p);
+            cram_bench_result_free(res);
+            return r;
+        }
+        setenv("CRAM_CPU_PROFILE", prof_raw, 1);
+    }
     cumem cm;
     int have_cm = is_cuda && cumem_begin(&cm, cfg->device);
     double t_create = now_s();
@@ -289,6 +399,7 @@ cram_status cram_bench_run(const cram_step_api *api, const cram_bench_config *cf
     cram_create_opts o = {.device = cfg->device, .training = 0, .dropout_seed = 0};
     char e[512] = "";
     cram_step_rc rc = api->create(&o, &ctx, e, sizeof e);
+    if (cfg->profile) unsetenv("CRAM_CPU_PROFILE");
     if (rc != CRAM_STEP_OK) {
         ctx = NULL;
         r = cram_err_set(err, rc == CRAM_STEP_E_DEVICE ? CRAM_E_ARG : CRAM_E_NOMEM, "%s", *e ? e : cram_step_rc_str(rc));
@@ -355,7 +466,9 @@ cram_status cram_bench_run(const cram_step_api *api, const cram_bench_config *cf
     }
     r = CRAM_OK;
 out:
-    if (ctx) api->destroy(ctx);
+    if (ctx) api->destroy(ctx); /* writes the raw profile */
+    if (r == CRAM_OK && cfg->profile) r = profile_report(prof_raw, cfg, err);
+    if (*prof_raw) unlink(prof_raw);
     if (is_cuda) cumem_end(&cm); /* cumem_begin zeroed it even when it failed */
     free(it);
     pool_free(&p);

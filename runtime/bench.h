@@ -50,6 +50,7 @@ typedef struct cram_bench_config {
     double peak_flops;      /* device peak FLOP/s for MFU */
     int device;
     const char *save_init;  /* directory: the initial parameters as a checkpoint (for `cram export`), or NULL */
+    const char *profile;    /* cpu target: the per-kernel profile table to this file ('-' = stdout), or NULL */
 } cram_bench_config;
 
 typedef struct cram_bench_result {

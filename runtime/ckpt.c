@@ -1,13 +1,16 @@
 /* ckpt.c - checkpoints in safetensors; see ckpt.h. */
 #include "ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checksum.h"
 #include "safetensors.h"
@@ -47,8 +50,40 @@ static char *dir_of(const char *path) {
     return d;
 }
 
+/* Removes "<path>.tmp.<pid>" files of writers that no longer run: what a
+ * kill -9 in the middle of cram_st_write leaves (the checkpoint itself is
+ * intact: the rename never happened). A live process's file is left alone. */
+static void remove_stale_tmp(const char *path) {
+    char *dir = dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t nb = strlen(base);
+    DIR *dh = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (dh && (de = readdir(dh)) != NULL) {
+        const char *n = de->d_name;
+        if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".tmp.", 5) != 0) continue;
+        const char *digits = n + nb + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (errno || end == digits || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may still be running */
+        size_t len = strlen(dir) + strlen(n) + 2;
+        char *p = malloc(len);
+        if (p) {
+            snprintf(p, len, "%s/%s", dir, n);
+            unlink(p);
+            free(p);
+        }
+    }
+    if (dh) closedir(dh);
+    free(dir);
+}
+
 cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx *ctx, const cram_train_state *st,
                            cram_err *err) {
+    remove_stale_tmp(path);
     const cram_step_meta *me = api->meta;
     size_t nt = (size_t)me->nparams * 3;
     cram_st_tensor *ts = calloc(nt ? nt : 1, sizeof *ts);
@@ -189,7 +224,7 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
 #define BAD(...) cram_err_set(err, CRAM_E_HEADER, __VA_ARGS__)
     if (st->batch == 0) return BAD("%s: checkpoint metadata 'batch' is 0", path);
     if (!(st->ramp >= 0 && st->ramp <= 1)) return BAD("%s: checkpoint metadata 'ramp' %g is not in [0, 1]", path, st->ramp);
-    if (!(st->peak_lr > 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is not positive", path, st->peak_lr);
+    if (!(st->peak_lr >= 0)) return BAD("%s: checkpoint metadata 'peak_lr' %g is negative", path, st->peak_lr);
     if (st->budget < 0) return BAD("%s: checkpoint metadata 'budget' %g is negative", path, st->budget);
     if (st->elapsed < 0) return BAD("%s: checkpoint metadata 'elapsed' %g is negative", path, st->elapsed);
     if (!st->steps && !(st->budget > 0))
@@ -216,8 +251,8 @@ static cram_status check_state(const char *path, const cram_step_meta *me, const
 #undef BAD
 }
 
-static cram_status parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
-                               cram_train_state *st, cram_err *err) {
+cram_status cram_ckpt_parse_state(const cram_st_file *f, const char *path, const cram_step_meta *me,
+                                  cram_train_state *st, cram_err *err) {
     const char *v;
     char b1[64], b2[64];
     cram_status r;
@@ -309,7 +344,7 @@ cram_status cram_ckpt_check_data(const char *ckpt_path, const cram_train_state *
 cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, cram_train_state *st, cram_err *err) {
     cram_st_file f;
     cram_status r = cram_st_read(path, &f, err);
-    if (r == CRAM_OK) r = parse_state(&f, path, meta, st, err);
+    if (r == CRAM_OK) r = cram_ckpt_parse_state(&f, path, meta, st, err);
     cram_st_free(&f);
     return r;
 }
@@ -317,9 +352,10 @@ cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, c
 cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx *ctx, cram_train_state *st,
                            cram_err *err) {
     const cram_step_meta *me = api->meta;
+    remove_stale_tmp(path);
     cram_st_file f;
     cram_status r = cram_st_read(path, &f, err);
-    if (r == CRAM_OK) r = parse_state(&f, path, me, st, err);
+    if (r == CRAM_OK) r = cram_ckpt_parse_state(&f, path, me, st, err);
     float *tmp[3] = {0};
     char *name = NULL;
     for (uint32_t i = 0; r == CRAM_OK && i < me->nparams; i++) {

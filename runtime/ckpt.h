@@ -61,10 +61,18 @@ cram_status cram_ckpt_check_data(const char *ckpt_path, const cram_train_state *
 /* Writes params, moments and state of ctx to path atomically. */
 cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx *ctx, const cram_train_state *st,
                            cram_err *err);
+struct cram_st_file;
+/* The state in an already read checkpoint file f (named path in messages):
+ * format, model and source hash against meta (if non-NULL), every value in
+ * range. */
+cram_status cram_ckpt_parse_state(const struct cram_st_file *f, const char *path, const cram_step_meta *meta,
+                                  cram_train_state *st, cram_err *err);
 /* Reads only the state (no tensors applied); checks format and model. */
 cram_status cram_ckpt_read_state(const char *path, const cram_step_meta *meta, cram_train_state *st, cram_err *err);
 /* Reads path, checks it belongs to api->meta (model, source hash, every
- * tensor present with the right shape) and sets params, moments and *st. */
+ * tensor present with the right shape) and sets params, moments and *st.
+ * Save and load both remove "<path>.tmp.<pid>" files whose writer is gone
+ * (a kill -9 during a save). */
 cram_status cram_ckpt_load(const char *path, const cram_step_api *api, cram_ctx *ctx, cram_train_state *st,
                            cram_err *err);
 

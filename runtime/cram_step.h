@@ -82,6 +82,11 @@ typedef struct cram_step_meta {
   uint64_t arena_bytes;                  /* device memory planned for one step */
   uint32_t kernel_count;
   double flops_per_token;                /* model FLOPs of one train step per token (for MFU) */
+  /* The forward graph's outputs besides the loss (`output` lines of the .cram
+   * file, e.g. a classifier's logits), in source order, as predict() writes
+   * them (host copies f32). */
+  uint32_t noutputs;
+  const cram_tensor_info *outputs;
 } cram_step_meta;
 
 /* Optimizer hyper-parameters fixed at compile time are in the graph; these
@@ -128,6 +133,12 @@ typedef struct cram_step_api {
    * parameters or moments (a skipped update). */
   cram_step_rc (*grad_norm)(cram_ctx *ctx, float *norm);
   cram_step_rc (*zero_grad)(cram_ctx *ctx);
+
+  /* eval() that also hands back the forward's other outputs: outputs[k]
+   * receives meta->outputs[k].numel floats (a NULL outputs, or a NULL
+   * outputs[k], skips it). Dropout off, no gradients, state untouched: what
+   * finetuning's dev evaluation needs (the class logits). */
+  cram_step_rc (*predict)(cram_ctx *ctx, const void *const *inputs, float *loss, float *const *outputs);
 } cram_step_api;
 
 typedef const cram_step_api *(*cram_step_entry_fn)(void);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "safetensors.h"
 
 /* ours (after "layers.N.") -> reference (after "encoder.layers.N.") */
@@ -120,19 +121,26 @@ cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char
                         cram_err *err) {
     cram_st_file f;
     cram_status r = cram_st_read(ckpt, &f, err);
+    cram_train_state st; /* a checkpoint of this model, whole, before anything is written */
+    if (r == CRAM_OK) r = cram_ckpt_parse_state(&f, ckpt, meta, &st, err);
     if (r != CRAM_OK) {
         cram_st_free(&f);
         return r;
     }
     Out o = {0};
-    char key[512], name[512];
+    /* names are at most CRAM_STEP_MAX_NAME bytes (the loader checks), so these fit */
+    char key[CRAM_STEP_MAX_NAME + 16], name[2 * CRAM_STEP_MAX_NAME + 64];
     for (uint32_t i = 0; i < meta->nparams && r == CRAM_OK; i++) {
         const cram_tensor_info *p = &meta->params[i];
         snprintf(key, sizeof key, "param.%s", p->name);
         const cram_st_tensor *t = cram_st_find(&f, key);
-        if (!t || t->dtype != CRAM_ST_F32 || t->numel != p->numel) {
-            r = cram_err_set(err, CRAM_E_HEADER, "%s: no f32 tensor '%s' with %" PRId64 " elements (checkpoint of another model?)",
-                             ckpt, key, p->numel);
+        int same = t && t->dtype == CRAM_ST_F32 && t->rank == (int)p->rank;
+        for (uint32_t d = 0; same && d < p->rank; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            r = cram_err_set(err, CRAM_E_HEADER,
+                             t ? "%s: tensor '%s' is not F32 of the parameter's shape (checkpoint of another model?)"
+                               : "%s: checkpoint has no tensor '%s' (checkpoint of another model?)",
+                             ckpt, key);
             break;
         }
         if (names == CRAM_NAMES_CRAMC) snprintf(name, sizeof name, "%s", p->name);

@@ -68,9 +68,10 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
                             api->abi_version);
     if (!api->create || !api->destroy || !api->last_error || !api->init_params || !api->get_param ||
         !api->set_param || !api->get_moments || !api->set_moments || !api->step || !api->update || !api->eval ||
-        !api->grad_norm || !api->zero_grad)
+        !api->grad_norm || !api->zero_grad || !api->predict)
         return cram_err_set(err, CRAM_E_HEADER, "%s: step table has a missing entry point", label);
-    if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params))
+    if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params) ||
+        (m->noutputs && !m->outputs))
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata arrays missing", label);
     if (m->nparams > STEP_MAX_TENSORS || m->ninputs > STEP_MAX_TENSORS || m->ndims > STEP_MAX_TENSORS)
         return cram_err_set(err, CRAM_E_HEADER, "%s: metadata declares %u parameters, %u inputs, %u dims (at most %u each)",
@@ -91,6 +92,13 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
         if (!tensor_ok(&m->inputs[i]))
             return cram_err_set(err, CRAM_E_HEADER,
                                 "%s: input %u has an inconsistent shape, over 2^40 elements or a bad name", label, i);
+    if (m->noutputs > STEP_MAX_TENSORS)
+        return cram_err_set(err, CRAM_E_HEADER, "%s: metadata declares %u outputs (at most %u)", label, m->noutputs,
+                            STEP_MAX_TENSORS);
+    for (uint32_t i = 0; i < m->noutputs; i++)
+        if (!tensor_ok(&m->outputs[i]))
+            return cram_err_set(err, CRAM_E_HEADER,
+                                "%s: output %u has an inconsistent shape, over 2^40 elements or a bad name", label, i);
     if (total != m->nparam_elems)
         return cram_err_set(err, CRAM_E_HEADER, "%s: parameter table sums to %lld elements, metadata says %lld", label,
                             (long long)total, (long long)m->nparam_elems);

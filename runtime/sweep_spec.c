@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,9 @@ static int parse_count(const char *s, uint64_t *out) {
     if (*end == 'k' || *end == 'K') mult = 1e3, end++;
     else if (*end == 'M') mult = 1e6, end++;
     else if (*end == 'G') mult = 1e9, end++;
-    if (*end || !(v > 0) || v * mult > 1e18 || v * mult != (double)(uint64_t)(v * mult)) return -1;
-    *out = (uint64_t)(v * mult);
+    double x = v * mult, r = nearbyint(x);
+    if (*end || !(v > 0) || x > 1e18 || r < 1 || fabs(x - r) > 1e-9 * x) return -1; /* 1.2M is whole; 1.5 is not */
+    *out = (uint64_t)r;
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_profile.h"
 #include "cram_cpu_step.h"
 #include "diag.h"
 #include "init.h"
@@ -37,6 +38,7 @@ struct cram_ctx {
   GBind fwd, acc, up;
   float scale_v, step_v, lr_v;
   long pending;
+  cram_cpu_prof *prof; /* NULL unless CRAM_CPU_PROFILE names a file */
   char err[1024];
   char kerr[900];
 };
@@ -79,6 +81,7 @@ void cram_cpu_destroy(cram_ctx *c) {
   bind_free(&c->up);
   free(c->arena);
   ir_graph_free(c->fwd_ir);
+  cram_cpu_prof_close(c->prof);
   free(c);
 }
 
@@ -125,6 +128,13 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
       goto oom;
   }
   if (!bind_init(c, &c->fwd, &a->fwd) || !bind_init(c, &c->acc, &a->acc) || !bind_init(c, &c->up, &a->up)) goto oom;
+  int pfail;
+  c->prof = cram_cpu_prof_open(a, &pfail, c->kerr, sizeof c->kerr);
+  if (pfail) {
+    fail(c, CRAM_STEP_E_ARG, "%s", c->kerr);
+    rc = CRAM_STEP_E_ARG;
+    goto bad;
+  }
   *out = c;
   return CRAM_STEP_OK;
 oom:
@@ -232,7 +242,7 @@ static cram_step_rc run(cram_ctx *c, GBind *b, int training) {
   cram_cpu_run R = {c->arena, b->slot, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training, c->kerr,
                     sizeof c->kerr};
   c->kerr[0] = '\0';
-  if (b->g->run(&R)) {
+  if (c->prof ? cram_cpu_prof_run(c->prof, b == &c->fwd ? 0 : b == &c->acc ? 1 : 2, &R) : b->g->run(&R)) {
     bool oom = strstr(c->kerr, "out of memory") != NULL;
     return fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", c->kerr);
   }
@@ -285,6 +295,10 @@ cram_step_rc cram_cpu_update(cram_ctx *c, const cram_update_args *args, float *g
 }
 
 cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cpu_predict(c, inputs, loss, NULL);
+}
+
+cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   GBind *b = &c->fwd;
@@ -292,6 +306,11 @@ cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) 
   if (rc != CRAM_STEP_OK || (rc = run(c, b, 0)) != CRAM_STEP_OK) return rc;
   const float *l = outp(b, CRAM_O_LOSS, 0);
   *loss = l ? l[0] : NAN;
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++) {
+    const float *o = outp(b, CRAM_O_OTHER, k);
+    if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+    if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
+  }
   return CRAM_STEP_OK;
 }
 

@@ -26,7 +26,49 @@ typedef struct cram_cpu_run {
   size_t errlen;
 } cram_cpu_run;
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define CC_PAR_MIN 32768 /* elements below which a loop stays single-threaded */
+/* multiply-adds below which a GEMM stays on one thread: a fork/join and the
+ * per-thread packing of the operands cost more than they save */
+#define CC_GEMM_PAR_MIN (1 << 20)
+
+static inline int cc_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/* One thread pool: the generated loops and cc_gemm split work over OpenMP's
+ * threads, so OpenBLAS runs each call on the calling thread. Its own pthread
+ * pool would spin on the cores OpenMP's threads need (2 threads slower than 1). */
+static inline void cc_blas_serial(void) {
+#ifdef OPENBLAS_VERSION
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1); /* process-wide; checked per run */
+#endif
+}
+
+/* exp(x) in f32 without libm, branch-free so loops over it vectorise
+ * (Cephes expf: 2^n e^r, |r| <= ln2/2, degree-6 polynomial; ~1 ulp).
+ * 0 below -87.3 (incl. -inf), +inf above 88.7, NaN stays NaN. */
+static inline float cc_expf(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  xc = xc > 88.3f ? 88.3f : xc;
+  float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float z = r * r;
+  float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+             1.6666665459e-1f) * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
+  y *= scale.f;
+  y = x < -87.3f ? 0.0f : y;
+  return x > 88.72f ? INFINITY : y;
+}
 
 static inline double cc_gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 static inline double cc_gelu_deriv(double x) {
@@ -151,11 +193,63 @@ static inline void cc_masked_rows_grad(float *o, const float *dy, const int32_t 
 
 /* ---- GEMM: C[p] = op(A[p]) op(B[p]), row-major ----------------------------------- */
 
-static inline void cc_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, const float *A, int64_t lda,
-                    int64_t sa, const float *B, int64_t ldb, int64_t sb, float *C, int64_t ldc, int64_t sc) {
-  for (int64_t p = 0; p < batch; p++)
+static inline void cc_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                            int64_t ldb, float beta, float *C, int64_t ldc) {
+  if (M > 0 && N > 0)
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-                1.0f, A + p * sa, (int)lda, B + p * sb, (int)ldb, 0.0f, C + p * sc, (int)ldc);
+                1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* [lo, hi) of part t of n items split T ways, in multiples of `align` */
+static inline void cc_part(int64_t n, int t, int T, int64_t align, int64_t *lo, int64_t *hi) {
+  int64_t blocks = (n + align - 1) / align, per = blocks / T, extra = blocks % T;
+  int64_t b0 = t * per + (t < extra ? t : extra), b1 = b0 + per + (t < extra);
+  *lo = b0 * align < n ? b0 * align : n;
+  *hi = b1 * align < n ? b1 * align : n;
+}
+
+/* C = op(A) op(B) (+ beta C), split over the OpenMP threads: by batch entry
+ * when there are enough of them, else by rows (or columns, when wider) of
+ * each C, so every thread runs single-threaded sgemm on its own block. */
+static inline void cc_gemm_beta(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, const float *A,
+                                int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb, float beta, float *C,
+                                int64_t ldc, int64_t sc) {
+  if (batch > 1 && sb == 0 && !ta && sa == M * lda && sc == M * ldc) /* a shared B over consecutive row blocks: */
+    M *= batch, batch = 1;                                          /* one GEMM, B packed once */
+  if (cc_threads() <= 1 || (double)M * (double)N * (double)K * (double)batch < CC_GEMM_PAR_MIN) {
+    for (int64_t p = 0; p < batch; p++) cc_sgemm(ta, tb, M, N, K, A + p * sa, lda, B + p * sb, ldb, beta, C + p * sc, ldc);
+    return;
+  }
+  if (batch >= 2 * cc_threads() || batch % cc_threads() == 0) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < batch; p++) cc_sgemm(ta, tb, M, N, K, A + p * sa, lda, B + p * sb, ldb, beta, C + p * sc, ldc);
+    return;
+  }
+#pragma omp parallel
+  {
+#ifdef _OPENMP
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+    int t = 0, T = 1;
+#endif
+    int64_t lo, hi;
+    for (int64_t p = 0; p < batch; p++) {
+      const float *a = A + p * sa, *b = B + p * sb;
+      float *c = C + p * sc;
+      if (M >= N) {
+        cc_part(M, t, T, 16, &lo, &hi);
+        cc_sgemm(ta, tb, hi - lo, N, K, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+      } else {
+        cc_part(N, t, T, 16, &lo, &hi);
+        cc_sgemm(ta, tb, M, hi - lo, K, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+      }
+    }
+  }
+}
+
+static inline void cc_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, const float *A, int64_t lda,
+                           int64_t sa, const float *B, int64_t ldb, int64_t sb, float *C, int64_t ldc, int64_t sc) {
+  cc_gemm_beta(ta, tb, M, N, K, batch, A, lda, sa, B, ldb, sb, 0.0f, C, ldc, sc);
 }
 
 /* y = act(y + bias) in place, rows x N */
@@ -211,17 +305,20 @@ static inline void cc_layernorm(float *o, const float *xa, const float *xb, cons
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     double mean = 0, var = 0;
+#pragma omp simd reduction(+ : mean)
     for (int64_t j = 0; j < H; j++) {
       double x = xb ? (double)(float)((double)xa[r * H + j] + (double)xb[r * H + j]) : xa[r * H + j];
       mean += x;
     }
     mean /= (double)H;
+#pragma omp simd reduction(+ : var)
     for (int64_t j = 0; j < H; j++) {
       double x = xb ? (double)(float)((double)xa[r * H + j] + (double)xb[r * H + j]) : xa[r * H + j];
       var += (x - mean) * (x - mean);
     }
     var /= (double)H;
     double rstd = 1.0 / sqrt(var + eps);
+#pragma omp simd
     for (int64_t j = 0; j < H; j++) {
       double x = xb ? (double)(float)((double)xa[r * H + j] + (double)xb[r * H + j]) : xa[r * H + j];
       o[r * H + j] = (float)((x - mean) * rstd * (w ? w[j] : 1.0) + (bias ? bias[j] : 0.0));
@@ -239,13 +336,32 @@ static inline void cc_rmsnorm(float *o, const float *x, const float *w, int64_t 
   }
 }
 
+/* max of a row (a NaN in the row comes out of cc_row_exp anyway) */
+static inline float cc_row_max(const float *x, int64_t n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+
+/* o[j] = exp(x[j] - mx), returning the sum (in double); o may be x.
+ * Two loops: gcc vectorises neither a mixed f32/f64 one nor, with FP traps
+ * assumed, cc_expf's selects (the cpu target builds with -fno-trapping-math). */
+static inline double cc_row_exp(float *o, const float *x, float mx, int64_t n) {
+  for (int64_t j = 0; j < n; j++) o[j] = cc_expf(x[j] - mx);
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; j++) sum += o[j];
+  return sum;
+}
+
 static inline void cc_softmax(float *o, const float *x, int64_t rows, int64_t H) {
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
-    double mx = -INFINITY, sum = 0;
-    for (int64_t j = 0; j < H; j++) mx = x[r * H + j] > mx ? x[r * H + j] : mx;
-    for (int64_t j = 0; j < H; j++) sum += exp(x[r * H + j] - mx);
-    for (int64_t j = 0; j < H; j++) o[r * H + j] = (float)(exp(x[r * H + j] - mx) / sum);
+    float *orow = o + r * H;
+    float inv = (float)(1.0 / cc_row_exp(orow, x + r * H, cc_row_max(x + r * H, H), H));
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) orow[j] *= inv;
   }
 }
 
@@ -256,10 +372,13 @@ static inline void cc_layernorm_grad(float *o, const float *x, const float *w, c
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * H, *d = dy + r * H;
     double mean = 0, var = 0, mg = 0, mgx = 0;
+#pragma omp simd reduction(+ : mean)
     for (int64_t j = 0; j < H; j++) mean += xr[j];
     mean /= (double)H;
+#pragma omp simd reduction(+ : var)
     for (int64_t j = 0; j < H; j++) var += (xr[j] - mean) * (xr[j] - mean);
     double rstd = 1.0 / sqrt(var / (double)H + eps);
+#pragma omp simd reduction(+ : mg, mgx)
     for (int64_t j = 0; j < H; j++) {
       double g = d[j] * (w ? w[j] : 1.0);
       mg += g;
@@ -267,6 +386,7 @@ static inline void cc_layernorm_grad(float *o, const float *x, const float *w, c
     }
     mg /= (double)H;
     mgx /= (double)H;
+#pragma omp simd
     for (int64_t j = 0; j < H; j++) {
       double g = d[j] * (w ? w[j] : 1.0);
       double v = rstd * (g - mg - (xr[j] - mean) * rstd * mgx);
@@ -295,7 +415,9 @@ static inline void cc_softmax_grad(float *o, const float *y, const float *dy, in
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < H; j++) s += (double)y[r * H + j] * dy[r * H + j];
+#pragma omp simd
     for (int64_t j = 0; j < H; j++) o[r * H + j] = (float)(y[r * H + j] * (dy[r * H + j] - s));
   }
 }
@@ -365,28 +487,28 @@ static inline int cc_cross_entropy_grad(const cram_cpu_run *R, const char *node,
   return 0;
 }
 
-/* Fused decoder + cross-entropy (interp_fused.c xent_linear*): logits of a
- * chunk of rows by sgemm into scratch, then log-softmax per row in double.
- * wrt < 0: the mean loss into o[0]; wrt 0/1/2: d/dx, d/dW, d/db into o. */
-#define CC_XENT_CHUNK 64
-static inline int cc_xent_linear(const cram_cpu_run *R, const char *node, float *o, const float *x, const float *W,
-                          const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V, int tb, int64_t ignore,
-                          int wrt) {
+/* Fused decoder + cross-entropy (interp_fused.c xent_linear*) for every
+ * output of one group at once (any may be NULL): per chunk of rows the logits
+ * by one sgemm into scratch, log-softmax per row in f32 with double sums, the
+ * mean loss into loss[0], and from the same probabilities dx = G op(W)^T,
+ * dW = G^T x (or x^T G), db = sum_rows G. */
+#define CC_XENT_CHUNK_ELEMS (1 << 21) /* logits per chunk: 8 MB of scratch */
+static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, float *dx, float *dW, float *db,
+                          const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
+                          int tb, int64_t ignore) {
   int64_t used;
   if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
-  float *z = malloc((size_t)(CC_XENT_CHUNK * V) * sizeof(float));
-  if (!z) return cc_fail(R, node, "out of memory for the logits chunk");
-  double total = 0, k = used ? 1.0 / (double)used : 0.0;
-  if (wrt == 0) memset(o, 0, (size_t)(N * H) * sizeof(float));
-  if (wrt == 1) memset(o, 0, (size_t)(V * H) * sizeof(float));
-  if (wrt == 2) memset(o, 0, (size_t)V * sizeof(float));
-  double *acc = wrt == 2 ? calloc((size_t)V, sizeof(double)) : NULL;
-  if (wrt == 2 && !acc) return free(z), cc_fail(R, node, "out of memory");
-  for (int64_t r0 = 0; r0 < N; r0 += CC_XENT_CHUNK) {
-    int64_t nr = N - r0 < CC_XENT_CHUNK ? N - r0 : CC_XENT_CHUNK;
-    /* z[nr,V] = x[r0:r0+nr] op(W) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)nr, (int)V, (int)H, 1.0f, x + r0 * H,
-                (int)H, W, tb ? (int)H : (int)V, 0.0f, z, (int)V);
+  int64_t chunk = CC_XENT_CHUNK_ELEMS / (V > 0 ? V : 1);
+  chunk = chunk < 16 ? 16 : chunk > N ? (N > 0 ? N : 1) : chunk;
+  float *z = malloc((size_t)(chunk * V) * sizeof(float));
+  double *acc = db ? calloc((size_t)V, sizeof(double)) : NULL;
+  if (!z || (db && !acc)) return free(z), free(acc), cc_fail(R, node, "out of memory for the logits chunk");
+  int grad = dx || dW || db;
+  double total = 0;
+  float k = used ? (float)(1.0 / (double)used) : 0.0f;
+  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+    int64_t nr = N - r0 < chunk ? N - r0 : chunk;
+    cc_gemm(0, tb, nr, V, H, 1, x + r0 * H, H, 0, W, tb ? H : V, 0, z, V, 0); /* z[nr,V] = x op(W) */
 #pragma omp parallel for reduction(+ : total) if (nr * V > CC_PAR_MIN)
     for (int64_t i = 0; i < nr; i++) {
       float *zr = z + i * V;
@@ -395,35 +517,32 @@ static inline int cc_xent_linear(const cram_cpu_run *R, const char *node, float 
         memset(zr, 0, (size_t)V * sizeof(float));
         continue;
       }
-      double mx = -INFINITY, sum = 0;
-      for (int64_t j = 0; j < V; j++) {
-        if (b) zr[j] = (float)((double)zr[j] + (double)b[j]);
-        mx = zr[j] > mx ? zr[j] : mx;
+      if (b) {
+#pragma omp simd
+        for (int64_t j = 0; j < V; j++) zr[j] += b[j];
       }
-      for (int64_t j = 0; j < V; j++) sum += exp(zr[j] - mx);
-      if (wrt < 0) {
-        total += mx + log(sum) - zr[tr];
-        continue;
-      }
-      for (int64_t j = 0; j < V; j++) zr[j] = (float)(k * exp(zr[j] - mx) / sum - (j == tr ? k : 0.0));
+      float mx = cc_row_max(zr, V), ztr = zr[tr];
+      double sum = cc_row_exp(zr, zr, mx, V);
+      total += mx + log(sum) - ztr;
+      if (!grad) continue;
+      float s = (float)(k / sum);
+#pragma omp simd
+      for (int64_t j = 0; j < V; j++) zr[j] *= s;
+      zr[tr] -= k;
     }
-    if (wrt == 0) /* dx[r0..] = G W^T-ish: G[nr,V] op(W)^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, (int)nr, (int)H, (int)V, 1.0f, z, (int)V,
-                  W, tb ? (int)H : (int)V, 0.0f, o + r0 * H, (int)H);
-    else if (wrt == 1) { /* dW += G^T x (tb: [V,H]) or x^T G ([H,V]) */
-      if (tb)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)H, (int)nr, 1.0f, z, (int)V, x + r0 * H, (int)H,
-                    1.0f, o, (int)H);
-      else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)V, (int)nr, 1.0f, x + r0 * H, (int)H, z, (int)V,
-                    1.0f, o, (int)V);
-    } else if (wrt == 2)
-      for (int64_t i = 0; i < nr; i++)
-        for (int64_t j = 0; j < V; j++) acc[j] += z[i * V + j];
+    if (dx) cc_gemm(0, !tb, nr, H, V, 1, z, V, 0, W, tb ? H : V, 0, dx + r0 * H, H, 0);
+    if (dW && tb) cc_gemm_beta(1, 0, V, H, nr, 1, z, V, 0, x + r0 * H, H, 0, r0 ? 1.0f : 0.0f, dW, H, 0);
+    if (dW && !tb) cc_gemm_beta(1, 0, H, V, nr, 1, x + r0 * H, H, 0, z, V, 0, r0 ? 1.0f : 0.0f, dW, V, 0);
+    if (db)
+#pragma omp parallel for if (nr * V > CC_PAR_MIN)
+      for (int64_t j0 = 0; j0 < V; j0 += 1024)
+        for (int64_t i = 0; i < nr; i++)
+#pragma omp simd
+          for (int64_t j = j0; j < (V - j0 < 1024 ? V : j0 + 1024); j++) acc[j] += z[i * V + j];
   }
-  if (wrt < 0) o[0] = (float)(used ? total / (double)used : 0.0);
-  if (wrt == 2)
-    for (int64_t j = 0; j < V; j++) o[j] = (float)acc[j];
+  if (loss) loss[0] = (float)(used ? total / (double)used : 0.0);
+  if (dW && N <= 0) memset(dW, 0, (size_t)(V * H) * sizeof(float));
+  for (int64_t j = 0; db && j < V; j++) db[j] = (float)acc[j];
   free(acc);
   free(z);
   return 0;
@@ -435,14 +554,18 @@ static inline int cc_xent_linear(const cram_cpu_run *R, const char *node, float 
 static inline void cc_permute(void *o, const void *x, int rank, const int64_t *od, const int64_t *istride, int64_t n) {
   const int32_t *xi = x;
   int32_t *oi = o;
+  int64_t inner = rank ? od[rank - 1] : 1, ist = rank ? istride[rank - 1] : 1;
 #pragma omp parallel for if (n > CC_PAR_MIN)
-  for (int64_t e = 0; e < n; e++) {
-    int64_t rem = e, src = 0;
-    for (int a = rank - 1; a >= 0; a--) {
+  for (int64_t row = 0; row < n / inner; row++) {
+    int64_t rem = row, src = 0;
+    for (int a = rank - 2; a >= 0; a--) {
       src += (rem % od[a]) * istride[a];
       rem /= od[a];
     }
-    oi[e] = xi[src];
+    int32_t *dst = oi + row * inner;
+    if (ist == 1) memcpy(dst, xi + src, (size_t)inner * 4);
+    else
+      for (int64_t j = 0; j < inner; j++) dst[j] = xi[src + j * ist];
   }
 }
 
@@ -453,8 +576,57 @@ static inline void cc_blocks(void *o, int64_t ostride, int64_t ooff, const void 
     memcpy((int32_t *)o + a * ostride + ooff, (const int32_t *)x + a * istride + ioff, (size_t)len * 4);
 }
 
+/* sum over leading axes: o[j] = sum_r x[r, j], x viewed as [rows, no];
+ * columns split over the threads (each sums its columns in row order) */
+static inline void cc_sum_rows(float *o, const float *x, int64_t rows, int64_t no) {
+  int par = rows * no > CC_PAR_MIN && no >= 32 * cc_threads();
+  (void)par; /* unused without OpenMP */
+#pragma omp parallel if (par)
+  {
+#ifdef _OPENMP
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+    int t = 0, T = 1;
+#endif
+    int64_t lo, hi;
+    cc_part(no, t, T, 16, &lo, &hi);
+    for (int64_t j0 = lo; j0 < hi; j0 += 256) {
+      double acc[256];
+      int64_t w = hi - j0 < 256 ? hi - j0 : 256;
+      for (int64_t j = 0; j < w; j++) acc[j] = 0;
+      for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * no + j0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; j++) acc[j] += xr[j];
+      }
+      for (int64_t j = 0; j < w; j++) o[j0 + j] = (float)acc[j];
+    }
+  }
+}
+
+/* sum over trailing axes: o[r] = sum_j x[r, j], x viewed as [no, len] */
+static inline void cc_sum_cols(float *o, const float *x, int64_t no, int64_t len) {
+#pragma omp parallel for if (no * len > CC_PAR_MIN)
+  for (int64_t r = 0; r < no; r++) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < len; j++) s += x[r * len + j];
+    o[r] = (float)s;
+  }
+}
+
 static inline int cc_sum_to(const cram_cpu_run *R, const char *node, float *o, const float *x, int xrank,
                             const int64_t *xd, int orank, const int64_t *od, int64_t nx, int64_t no) {
+  /* the output's shape without leading 1s: a suffix of x's (sum over rows), or
+   * x's leading dims followed by 1s (sum within rows)? */
+  int lead = 0;
+  while (lead < orank && od[lead] == 1) lead++;
+  int suffix = orank - lead <= xrank, prefix = orank == xrank, k = 0;
+  for (int a = lead; suffix && a < orank; a++) suffix = od[a] == xd[xrank - orank + a];
+  while (k < orank && od[k] == xd[k]) k++;
+  for (int a = k; prefix && a < orank; a++) prefix = od[a] == 1;
+  if (no > 0 && suffix) return cc_sum_rows(o, x, nx / no, no), 0;
+  if (no > 0 && prefix) return cc_sum_cols(o, x, no, nx / no), 0;
   double *acc = calloc((size_t)(no > 0 ? no : 1), sizeof(double)); /* sums in double, as the interpreter */
   if (!acc) return cc_fail(R, node, "out of memory for the reduction");
   for (int64_t e = 0; e < nx; e++) acc[cc_bcast(xrank, xd, orank, od, e)] += x[e];

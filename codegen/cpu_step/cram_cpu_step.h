@@ -13,7 +13,7 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CPU_SHIM_VERSION 1u
+#define CRAM_CPU_SHIM_VERSION 2u /* 2: per-graph kernel tables (profiling) */
 
 typedef struct cram_cpu_slot {
   uint32_t kind, index; /* kind: CRAM_S_* (slots.def) */
@@ -24,6 +24,16 @@ typedef struct cram_cpu_out {
   uint32_t kind, index, slot; /* kind: CRAM_O_* */
 } cram_cpu_out;
 
+/* One kernel of a graph, for `CRAM_CPU_PROFILE` (cpu_profile.c): the
+ * function the host function calls, what it computes, and the bytes it
+ * moves counted as `cramc --stats` counts bytes_moved (docs/benchmarks.md). */
+typedef struct cram_cpu_kernel {
+  int (*run)(const cram_cpu_run *R);
+  const char *ops;    /* "%12 layernorm+mul+sum_to" */
+  const char *family; /* gemm, loss, norm, softmax, optimizer, reduction, gather, layout, elementwise */
+  uint64_t bytes;
+} cram_cpu_kernel;
+
 typedef struct cram_cpu_graph {
   uint32_t nslots;
   const cram_cpu_slot *slots;
@@ -31,6 +41,8 @@ typedef struct cram_cpu_graph {
   const cram_cpu_out *outs;
   uint64_t arena_bytes;
   int (*run)(const cram_cpu_run *R);
+  uint32_t nkernels;              /* the kernels run() calls, in order */
+  const cram_cpu_kernel *kernels;
 } cram_cpu_graph;
 
 typedef struct cram_cpu_artifact {

@@ -653,6 +653,38 @@ cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *
 }
 
 cram_step_rc cram_cuda_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_cuda_predict(c, inputs, loss, NULL);
+}
+
+/* Output k of the forward graph to host f32: the slot holds f32, or bf16
+ * (autocast) which is widened here (bf16 = the top half of an f32). */
+static cram_step_rc read_output(cram_ctx *c, uint32_t k, float *dst) {
+  const cram_cuda_graph *g = c->fwd.g;
+  size_t n = (size_t)c->meta->outputs[k].numel;
+  for (uint32_t i = 0; i < g->nouts; i++) {
+    if (g->outs[i].kind != CRAM_O_OTHER || g->outs[i].index != k) continue;
+    uint64_t bytes = g->slots[g->outs[i].slot].bytes;
+    CUdeviceptr src = c->fwd.slot[g->outs[i].slot];
+    if (bytes == n * 4) {
+      CU(c->d.MemcpyDtoH(dst, src, n * 4), "reading an output");
+      return CRAM_STEP_OK;
+    }
+    if (bytes != n * 2) break;
+    uint16_t *h = malloc((n ? n : 1) * 2);
+    if (!h) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+    CUresult r = c->d.MemcpyDtoH(h, src, n * 2);
+    for (size_t j = 0; r == CUDA_SUCCESS && j < n; j++) {
+      uint32_t u = (uint32_t)h[j] << 16;
+      memcpy(&dst[j], &u, 4);
+    }
+    free(h);
+    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "reading an output: %s", cuerr(c, r));
+    return CRAM_STEP_OK;
+  }
+  return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+}
+
+cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
@@ -661,6 +693,8 @@ cram_step_rc cram_cuda_eval(cram_ctx *c, const void *const *inputs, float *loss)
   CUdeviceptr l = outp(&c->fwd, CRAM_O_LOSS, 0);
   *loss = NAN;
   if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
+    if (outputs[k] && (rc = read_output(c, k, outputs[k])) != CRAM_STEP_OK) return rc;
   return CRAM_STEP_OK;
 }
 

@@ -44,7 +44,7 @@ struct cram_ctx {
   double **p, **m, **v, **g;   /* per parameter, meta->params[i].numel values */
   double **in;                 /* per input: the current microbatch as doubles */
   /* node ids: f_ forward, a_ accumulate, u_ update; per param unless scalar */
-  ValueId *f_param, *f_in, f_loss;
+  ValueId *f_param, *f_in, f_loss, *f_out; /* f_out: meta->outputs */
   ValueId *a_param, *a_acc, *a_in, *a_out_acc, a_scale, a_loss;
   ValueId *u_param, *u_acc, *u_m, *u_v, *u_out_p, *u_out_m, *u_out_v, u_step, u_lr, u_norm;
   double scale_v, step_v, lr_v;
@@ -150,6 +150,14 @@ static bool resolve(cram_ctx *c) {
         ir_shape_numel(&F->nodes[c->f_in[j]].shape) != mt->inputs[j].numel)
       return fail(c, CRAM_STEP_E_STATE, "input '%s' of the table is not in the embedded graphs", nm), false;
   }
+  if (!(c->f_out = calloc(mt->noutputs ? mt->noutputs : 1, sizeof(ValueId))))
+    return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
+  for (uint32_t k = 0; k < mt->noutputs; k++) {
+    c->f_out[k] = find_out(F, "", mt->outputs[k].name);
+    if (c->f_out[k] == IR_NONE || ir_shape_numel(&F->nodes[c->f_out[k]].shape) != mt->outputs[k].numel)
+      return fail(c, CRAM_STEP_E_STATE, "output '%s' of the table is not in the embedded forward graph",
+                  mt->outputs[k].name), false;
+  }
   c->f_loss = find_out(F, "", "loss");
   c->a_loss = find_out(A, "", "loss");
   c->a_scale = find_src(A, OP_INPUT, "", "accum_scale");
@@ -226,6 +234,7 @@ void cram_interp_destroy(cram_ctx *c) {
   }
   for (uint32_t j = 0; c->in && j < c->nin; j++) free(c->in[j]);
   free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
+  free(c->f_out);
   ValueId *ids[] = {c->f_param, c->f_in,  c->a_param, c->a_acc,   c->a_in,    c->a_out_acc, c->u_param,
                     c->u_acc,   c->u_m,   c->u_v,     c->u_out_p, c->u_out_m, c->u_out_v};
   for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) free(ids[k]);
@@ -384,6 +393,10 @@ cram_step_rc cram_interp_update(cram_ctx *c, const cram_update_args *args, float
 }
 
 cram_step_rc cram_interp_eval(cram_ctx *c, const void *const *inputs, float *loss) {
+  return cram_interp_predict(c, inputs, loss, NULL);
+}
+
+cram_step_rc cram_interp_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   cram_step_rc rc = load_inputs(c, inputs);
@@ -398,6 +411,8 @@ cram_step_rc cram_interp_eval(cram_ctx *c, const void *const *inputs, float *los
   c->training = tr;
   if (rc != CRAM_STEP_OK) return rc;
   *loss = (float)outv(r, c->f_loss)[0];
+  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
+    if (outputs[k]) to_f32(outputs[k], outv(r, c->f_out[k]), c->meta->outputs[k].numel);
   interp_free(r->g, r->bufs, r->owned);
   return CRAM_STEP_OK;
 }

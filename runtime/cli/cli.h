@@ -17,6 +17,9 @@ int cram_cmd_eval(int argc, char **argv);
 int cram_cmd_plot(int argc, char **argv);
 int cram_cmd_export(int argc, char **argv);
 int cram_cmd_bench(int argc, char **argv);
+int cram_cmd_tokenize(int argc, char **argv);
+int cram_cmd_finetune(int argc, char **argv);
+int cram_cmd_glue(int argc, char **argv);
 int cram_cmd_sweep(int argc, char **argv);
 
 /* Option parsing helpers: "--name value" or "--name=value". match_opt returns

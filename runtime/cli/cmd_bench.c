@@ -46,6 +46,10 @@ static void bench_usage(FILE *f) {
 "                      the summary then goes to stderr)\n"
 "  --save-init DIR     write the initial parameters as DIR/checkpoint.safetensors,\n"
 "                      for `cram export STEP.so DIR` (same init for a reference run)\n"
+"  --profile FILE      cpu target: time every kernel and write each op family's and\n"
+"                      the heaviest kernels' share of an iteration (ms, MB, GB/s)\n"
+"                      to FILE ('-' = stdout); the kernels then run one by one\n"
+"                      under a clock (docs/benchmarks.md)\n"
 "  --quiet             no summary\n"
 "  -h, --help          this help\n"
 "\n"
@@ -169,6 +173,7 @@ int cram_cmd_bench(int argc, char **argv) {
         if (OPT("--batch-file")) { NEEDV c.batch_file = v; continue; }
         if (OPT("--json")) { NEEDV json = v; continue; }
         if (OPT("--save-init")) { NEEDV c.save_init = v; continue; }
+        if (OPT("--profile")) { NEEDV c.profile = v; continue; }
         if (OPT("--warmup")) {
             NEEDV if (cli_parse_u64(v, &u) || u > 1000000) BAD("expected a non-negative integer");
             c.warmup = u;

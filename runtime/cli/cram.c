@@ -27,6 +27,9 @@ static const command commands[] = {
     {"bench", cram_cmd_bench, "time a step.so: warm-up, timed step+update, tokens/s, MFU, peak memory (JSON)"},
     {"eval", cram_cmd_eval, "masked-LM loss of a step.so (+ checkpoint) on held-out shards"},
     {"export", cram_cmd_export, "a checkpoint's parameters as safetensors with the reference's tensor names"},
+    {"finetune", cram_cmd_finetune, "finetune a compiled classifier on a GLUE-layout task (GLUE recipe, dev metrics per epoch)"},
+    {"glue", cram_cmd_glue, "the GLUE table of a pretrained encoder: compile, finetune per task and seed, median, average"},
+    {"tokenize", cram_cmd_tokenize, "token ids of text as finetuning encodes it (a cram data vocab.txt, WordPiece)"},
     {"sweep", cram_cmd_sweep, "an ablation study in one command: compile, train, evaluate K variants; one table and plot"},
     {"plot", cram_cmd_plot, "SVG of loss, learning rate and batch size from a run's metrics.jsonl"},
 };

@@ -243,7 +243,7 @@ static bool build_case(Case *c, Graph *g, Arena *ar) {
     if (n->op == OP_INPUT) in[ni++] = ir_get_str(n, ATTR_NAME);
     if (n->op == OP_PARAM || n->op == OP_INPUT) fill_input(c, v, vocab);
   }
-  KNames names = {pn, np, in, ni};
+  KNames names = {pn, np, in, ni, .state_in_place = false};
   char err[512];
   if (!(c->P = kernel_build(g, &names, ar, err, sizeof err))) {
     fail("%s: kernel_build: %s", c->name, err);

@@ -1,4 +1,4 @@
-/* test_codegen_abi.c TARGET CRAMC SOURCE_DIR [-O2|-O0] [CC] - step.so
+/* test_codegen_abi.c TARGET CRAMC SOURCE_DIR [-O2|-O0] [CC] [ABLATION,...] - step.so
  * artifacts of one target through the step ABI against `cramc --interpret`,
  * the reference interpreter in f32 mode:
  *   interp  the same interpreter inside the artifact: loss, grad norm and
@@ -18,6 +18,9 @@
  *     and two ablations (small -D dims, so it is quick under ASan);
  *   - accumulation k = 2 through the ABI == the driver's --accum 2;
  *   - eval == the step's loss; grad_norm()/zero_grad(); moments round trip;
+ *   - with a list of models/ablations/ names instead (the language's
+ *     variants: rotary, alibi, ...): the 5 steps of each at its own widths
+ *     (batch 2, seq 16, vocab 96) and the metadata;
  *   - a token id outside the vocabulary -> CRAM_STEP_E_DATA with a message
  *     naming the .cram line; update() without step() -> CRAM_STEP_E_STATE.
  * Prints "N checks, M failed"; exit status 1 on failure. */
@@ -299,7 +302,7 @@ static void check_entries(const cram_step_api *api) {
 
 int main(int argc, char **argv) {
   if (argc < 4 || (strcmp(argv[1], "interp") && strcmp(argv[1], "interp-bf16") && strcmp(argv[1], "cpu"))) {
-    fprintf(stderr, "usage: test_codegen_abi interp|interp-bf16|cpu CRAMC SOURCE_DIR [-O2|-O0] [CC]\n");
+    fprintf(stderr, "usage: test_codegen_abi interp|interp-bf16|cpu CRAMC SOURCE_DIR [-O2|-O0] [CC] [ABLATION,...]\n");
     return 2;
   }
   target = argv[1];
@@ -313,10 +316,22 @@ int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s/test_codegen_abi.XXXXXX", tbase && *tbase ? tbase : "/tmp");
   if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
   const char *D = "-D batch=2 -D seq=16 -D hidden=16 -D heads=2 -D ffn=32 -D layers=1 -D vocab=96";
-  const Model models[] = {{"tiny", "models/tiny.cram", D},
-                          {"postln_noglu", "models/ablations/postln_noglu.cram", D},
-                          {"learned_positions", "models/ablations/learned_positions.cram", D}};
-  for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+  Model models[16] = {{"tiny", "models/tiny.cram", D},
+                       {"postln_noglu", "models/ablations/postln_noglu.cram", D},
+                       {"learned_positions", "models/ablations/learned_positions.cram", D}};
+  size_t nmodels = 3;
+  bool variants = argc > 6;
+  if (variants) { /* a comma-separated list of ablations, each at its own widths */
+    static char names[1024], files[16][160];
+    snprintf(names, sizeof names, "%s", argv[6]);
+    nmodels = 0;
+    for (char *save = NULL, *t = strtok_r(names, ",", &save); t && nmodels < 16; t = strtok_r(NULL, ",", &save)) {
+      snprintf(files[nmodels], sizeof files[nmodels], "models/ablations/%s.cram", t);
+      models[nmodels] = (Model){t, files[nmodels], "-D batch=2 -D seq=16 -D vocab=96"};
+      nmodels++;
+    }
+  }
+  for (size_t i = 0; i < nmodels; i++) {
     const Model *md = &models[i];
     char so[512];
     snprintf(so, sizeof so, "%s/%s.so", tmp, md->label);
@@ -335,7 +350,7 @@ int main(int argc, char **argv) {
     }
     check_meta(md, lib.api->meta);
     compare_train(md, lib.api, 1, 5);
-    if (i == 0) {
+    if (i == 0 && !variants) {
       compare_train(md, lib.api, 2, 3);
       check_entries(lib.api);
     }

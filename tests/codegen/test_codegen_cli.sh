@@ -3,6 +3,7 @@
 # artifact in the trainer and the artifact build's errors:
 #   cram info; cram train 20 steps on synthetic shards, the loss falls; resume
 #   (--stop-at + --resume) == uninterrupted, for the interp and the cpu target;
+#   a cpu step.c split into parallel-compiled units trains as the single unit;
 #   cram export; an artifact built for another
 #   step ABI version is refused by the loader with the clear message; compiler
 #   failure, missing library, unwritable output: one line, exit 1, and no
@@ -55,6 +56,15 @@ echo "train (cpu target): mean loss of the first 3 updates $cfirst, of the last 
 check "awk -v a=$cfirst -v b=$clast 'BEGIN {exit !(b < a - 0.05)}'"
 "$CRAM" train "$T/tiny_cpu.so" $R --out "$T/chalf" --steps 20 --stop-at 9; check "[ $? = 0 ]"
 "$CRAM" train "$T/tiny_cpu.so" --data "$T/data" --resume "$T/chalf" --quiet; check "[ $? = 0 ]"
+# a step.c split into translation units (CRAMC_CPU_UNIT_NODES: a few hundred nodes per
+# unit, compiled in parallel) trains exactly as the single-unit build; a unit that does
+# not compile fails the build with the compiler's message and leaves nothing behind
+CRAMC_CPU_UNIT_NODES=150 "$CRAMC" "$SRC/models/tiny.cram" $D --target cpu --cc "$BUILD_CC" -o "$T/tiny_units.so"
+check "[ $? = 0 ] && [ \$(nm $T/tiny_units.so | grep -c ' t acc_k') -gt 10 ]"
+"$CRAM" train "$T/tiny_units.so" $R --out "$T/ufull" --steps 20 --quiet; check "[ $? = 0 ]"
+check "cmp -s <(losses $T/cfull/metrics.jsonl) <(losses $T/ufull/metrics.jsonl)"
+CRAMC_CPU_UNIT_NODES=150 "$CRAMC" "$SRC/models/tiny.cram" $D --target cpu --cc "$BUILD_CC -DCRAM_CPU_KERNELS_H" -o "$T/bad_units.so" 2> "$T/u.err"
+check "[ $? = 1 ] && grep -q 'failed on .*/unit0.c' $T/u.err && [ ! -e $T/bad_units.so ]"
 check "cmp -s <(losses $T/cfull/metrics.jsonl) <(losses $T/chalf/metrics.jsonl)"
 # export: the reference's state-dict names, bytes identical to the checkpoint
 "$CRAM" export "$T/tiny.so" "$T/full" --out "$T/export.safetensors" > /dev/null; check "[ $? = 0 ]"

@@ -15,6 +15,9 @@
  * the losses must still agree; then two more step()s from the same
  * parameters and batch must agree with the reference's and differ from each
  * other (a fresh mask per run, also when the runs are CUDA graph replays).
+ * Then bad data: a token id outside the vocabulary makes step() fail with
+ * CRAM_STEP_E_DATA and leaves the gradients as they were; update() with
+ * step 0 fails the same way and leaves parameters, moments and gradients.
  * Inputs: i32 ids in [0, vocab), targets ~25% set, `labels` in [0, classes),
  * f32 inputs (an additive attention mask) 0 or -10000 (1 in 8). */
 #include <math.h>
@@ -121,6 +124,38 @@ int main(int argc, char **argv) {
     printf("dropout: two runs of one batch: loss cuda %.6f, %.6f ref %.6f, %.6f%s\n", la[0], la[1], lb[0], lb[1],
            ok ? "" : "  FAIL");
     A->zero_grad(ca), B->zero_grad(cb);
+  }
+  { /* bad data leaves the state as it was: the cuda step computes gradients, moments and parameters in
+     * their own buffers (no copy back), so its state writes must skip a run that reported bad data */
+    float g0 = 0, g1 = -1, l = 0;
+    int32_t *tok = NULL;
+    for (uint32_t i = 0; i < m->ninputs; i++)
+      if (!strcmp(m->inputs[i].name, "tokens")) tok = in[i];
+    bool ok = tok && !A->step(ca, (const void *const *)in, 1.0f, &l) && !A->grad_norm(ca, &g0);
+    if (tok) {
+      int32_t keep = tok[0];
+      tok[0] = (int32_t)vocab; /* outside the vocabulary */
+      ok = ok && A->step(ca, (const void *const *)in, 1.0f, &l) == CRAM_STEP_E_DATA;
+      tok[0] = keep;
+    }
+    ok = ok && !A->grad_norm(ca, &g1) && g1 == g0 && g0 > 0;
+    size_t nall = 0;
+    for (uint32_t i = 0; i < m->nparams; i++) nall += (size_t)m->params[i].numel;
+    float *before = malloc(nall * 3 * 4), *after = malloc(nall * 3 * 4);
+    for (int pass = 0; pass < 2 && ok; pass++) {
+      float *dst = pass ? after : before;
+      if (pass) { /* step 0: the update graph reports bad data (adam_sched) after the global norm ran */
+        cram_update_args bad = {1e-3f, 0};
+        ok = A->update(ca, &bad, &g1) == CRAM_STEP_E_DATA;
+      }
+      for (uint32_t i = 0, off = 0; ok && i < m->nparams; off += (uint32_t)m->params[i].numel, i++)
+        ok = !A->get_param(ca, i, dst + off) && !A->get_moments(ca, i, dst + nall + off, dst + 2 * nall + off);
+    }
+    ok = ok && !memcmp(before, after, nall * 3 * 4) && !A->grad_norm(ca, &g1) && g1 == g0;
+    free(before), free(after);
+    A->zero_grad(ca);
+    fails += !ok;
+    printf("bad data: step() and update() refused, gradients, moments and parameters unchanged%s\n", ok ? "" : "  FAIL");
   }
   double worst = 0;
   const char *wname = "";

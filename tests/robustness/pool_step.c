@@ -4,9 +4,14 @@
  * unmap the library (dlclose of the last reference), the thread would wake
  * into unmapped code and the process would die with SIGSEGV after the command
  * had done its work; tests/robustness/test_unload.sh runs every command that
- * loads a step many times and checks the exit code and the output. */
+ * loads a step many times and checks the exit code and the output. The
+ * destructor makes that certain: called from dlclose, it aborts. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include "../train/fixture_step.c"
 
@@ -27,4 +32,22 @@ static void *pool_worker(void *arg) {
 __attribute__((constructor)) static void pool_start(void) {
     pthread_t t;
     if (pthread_create(&t, NULL, pool_worker, NULL) == 0) pthread_detach(t);
+}
+
+/* The worker above crashes the process only if it happens to run between
+ * the unmapping and the exit, which a loaded machine may never schedule. So
+ * the destructor says it outright: destructors run at exit (fine, the
+ * threads die with the process) or from dlclose, which then unmaps the code
+ * the worker is in. Being called from dlclose is the bug: abort. */
+__attribute__((destructor)) static void pool_stop(void) {
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    for (int i = 0; i < n; i++) {
+        Dl_info di;
+        if (dladdr(frames[i], &di) && di.dli_sname && strstr(di.dli_sname, "dlclose")) {
+            static const char msg[] = "pool_step: unloaded by dlclose while its worker thread runs\n";
+            if (write(2, msg, sizeof msg - 1) < 0) abort();
+            abort();
+        }
+    }
 }

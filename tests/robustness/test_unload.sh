@@ -24,13 +24,13 @@ repeat() {
 }
 
 "$MK" "$T/data" 50 > /dev/null || { echo "mkshards failed"; exit 1; }
-repeat 20 'fixture_bigram' "$CRAM" info "$POOL"
-repeat 20 'heldout loss' "$CRAM" eval "$POOL" --data "$T/data" --max-seqs 16
-repeat 20 'ms/step' "$CRAM" bench "$POOL" --warmup 1 --steps 2
-repeat 10 '"final_loss"' "$CRAM" bench "$POOL" --data "$T/data" --warmup 1 --steps 2 --json -
+repeat 10 'fixture_bigram' "$CRAM" info "$POOL"
+repeat 10 'heldout loss' "$CRAM" eval "$POOL" --data "$T/data" --max-seqs 16
+repeat 10 'ms/step' "$CRAM" bench "$POOL" --warmup 1 --steps 2
+repeat 5 '"final_loss"' "$CRAM" bench "$POOL" --data "$T/data" --warmup 1 --steps 2 --json -
 "$CRAM" bench "$POOL" --warmup 0 --steps 1 --save-init "$T/init" > /dev/null || no "bench --save-init"
-repeat 10 'tensors' "$CRAM" export "$POOL" "$T/init" --out "$T/x.safetensors" --names cramc
-for ((i = 0; i < 5; i++)); do
+repeat 5 'tensors' "$CRAM" export "$POOL" "$T/init" --out "$T/x.safetensors" --names cramc
+for ((i = 0; i < 3; i++)); do
   rm -rf "$T/run"
   "$CRAM" train "$POOL" --data "$T/data" --out "$T/run" --steps 3 --batch 4 --ramp 0 2> "$T/train.err"; rc=$?
   if [ $rc = 0 ] && grep -q 'done at step 3' "$T/train.err"; then ok; else no "train run $i: exit $rc: $(tail -1 "$T/train.err")"; fi
@@ -39,8 +39,8 @@ done
 if [ -n "$CRAMC" ]; then # a real cpu artifact: OpenBLAS + libgomp threads
   D="-D batch=4 -D seq=16 -D hidden=32 -D heads=2 -D ffn=64 -D layers=1 -D vocab=64"
   if "$CRAMC" "$SRC/models/tiny.cram" $D --target cpu --cc "$BUILD_CC" -o "$T/cpu.so"; then
-    repeat 10 'heldout loss' "$CRAM" eval "$T/cpu.so" --data "$T/data" --max-seqs 16
-    repeat 5 'ms/step' "$CRAM" bench "$T/cpu.so" --warmup 1 --steps 2
+    repeat 6 'heldout loss' "$CRAM" eval "$T/cpu.so" --data "$T/data" --max-seqs 16
+    repeat 3 'ms/step' "$CRAM" bench "$T/cpu.so" --warmup 1 --steps 2
   else no "cramc --target cpu"; fi
 fi
 echo "$pass passed, $fail failed"

@@ -241,6 +241,11 @@ static cram_step_rc fx_eval(cram_ctx *c, const void *const *in, float *loss) {
     return run(c, in, 0, 0, loss);
 }
 
+static cram_step_rc fx_predict(cram_ctx *c, const void *const *in, float *loss, float *const *out) {
+    (void)out; /* no outputs besides the loss */
+    return fx_eval(c, in, loss);
+}
+
 static const cram_step_api api = {
     .abi_version = CRAM_STEP_ABI_VERSION,
     .struct_size = sizeof(cram_step_api),
@@ -258,6 +263,7 @@ static const cram_step_api api = {
     .eval = fx_eval,
     .grad_norm = fx_grad_norm,
     .zero_grad = fx_zero_grad,
+    .predict = fx_predict,
 };
 
 

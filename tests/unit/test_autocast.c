@@ -215,7 +215,8 @@ int main(void) {
   check_structure("models/tiny.cram");
   check_structure("models/bert_crammed.cram");
   static const char *ablations[] = {"dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
-                                    "postln_noglu", "rmsnorm", "untied_biases"};
+                                    "postln_noglu", "rmsnorm", "untied_biases", "rotary", "alibi",
+                                    "attention_temperature", "multi_query", "swiglu", "scalenorm"};
   for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {
     char path[128];
     snprintf(path, sizeof path, "models/ablations/%s.cram", ablations[i]);

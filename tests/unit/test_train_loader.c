@@ -47,7 +47,7 @@ static void expect(const char *file, const char *needle) {
     "static const cram_step_meta meta = {.abi_version = " ver ", .model = \"m\", .target = \"cpu\"};\n" \
     "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"                                              \
     "#define F (void *)f\n"                                                                               \
-    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"    \
+    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
     "const cram_step_api *cram_step_entry(void) { return &api; }\n"
 
 int main(void) {
@@ -109,7 +109,7 @@ int main(void) {
                             "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"
                             "#define F (void *)f\n"
                             "static const cram_step_api api = {CRAM_STEP_ABI_VERSION, sizeof(cram_step_api), &meta,"
-                            " F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
+                            " F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
                             "const cram_step_api *cram_step_entry(void) { return &api; }\n") == 0);
         expect("huge.so", "over 2^40 elements");
     }
