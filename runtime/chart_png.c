@@ -1,7 +1,10 @@
 /* chart_png.c - the charts of chart.h as a PNG: the SVG's layout rasterised
  * into an RGB buffer (lines, grid, a 5x7 bitmap font, upper case) and
- * written as a PNG with no library: zlib's compress2 when the build found
- * zlib (CRAM_HAVE_ZLIB), else deflate "stored" blocks. */
+ * written as a PNG with no link-time library: zlib's compress2 when
+ * libz.so.1 can be opened at run time, else deflate "stored" blocks (so
+ * `cram` itself needs only libc: the GPU bundle's binaries must load on a
+ * machine with nothing else). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,9 +14,6 @@
 
 #include "chart.h"
 #include "checksum.h"
-#ifdef CRAM_HAVE_ZLIB
-#include <zlib.h>
-#endif
 
 enum { W = 960, PH = 300, ML = 80, MR = 220, MT = 56, GAP = 76 };
 
@@ -177,15 +177,30 @@ static int chunk(FILE *f, const char *type, const uint8_t *data, size_t n) {
     return fwrite(h, 1, 8, f) != 8 || (n && fwrite(data, 1, n, f) != n) || fwrite(t, 1, 4, f) != 4;
 }
 
-/* The zlib stream of raw (n bytes): compressed with zlib when built with it, else stored blocks. */
+/* zlib's compress2 through libz.so.1 when it loads (level 6); NULL otherwise.
+ * zlib's uLong is unsigned long on every platform it runs on here. */
+static uint8_t *zlib_compress(const uint8_t *raw, size_t n, size_t *out_n) {
+    void *lib = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return NULL;
+    int (*compress2_fn)(uint8_t *, unsigned long *, const uint8_t *, unsigned long, int);
+    unsigned long (*bound_fn)(unsigned long);
+    *(void **)&compress2_fn = dlsym(lib, "compress2");
+    *(void **)&bound_fn = dlsym(lib, "compressBound");
+    uint8_t *z = NULL;
+    if (compress2_fn && bound_fn) {
+        unsigned long cap = bound_fn((unsigned long)n);
+        z = malloc(cap);
+        if (z && compress2_fn(z, &cap, raw, (unsigned long)n, 6) == 0) *out_n = cap;
+        else free(z), z = NULL;
+    }
+    dlclose(lib);
+    return z;
+}
+
+/* The zlib stream of raw (n bytes): compressed when zlib is there, else stored blocks. */
 static uint8_t *zstream(const uint8_t *raw, size_t n, size_t *out_n) {
-#ifdef CRAM_HAVE_ZLIB
-    uLongf cap = compressBound((uLong)n);
-    uint8_t *z = malloc(cap);
-    if (z && compress2(z, &cap, raw, (uLong)n, 6) == Z_OK) return *out_n = cap, z;
-    free(z);
-    return NULL;
-#else
+    uint8_t *c = zlib_compress(raw, n, out_n);
+    if (c) return c;
     size_t nblk = n / 65535 + 1, cap = 2 + nblk * 5 + n + 4, o = 0;
     uint8_t *z = malloc(cap);
     if (!z) return NULL;
@@ -203,7 +218,6 @@ static uint8_t *zstream(const uint8_t *raw, size_t n, size_t *out_n) {
     be32(z + o, b << 16 | a);
     *out_n = o + 4;
     return z;
-#endif
 }
 
 cram_status cram_chart_png(const char *path, const char *heading, const cram_chart *charts, size_t ncharts,
