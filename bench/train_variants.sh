@@ -8,6 +8,7 @@
 #   2. the same model as an interp-target artifact (the reference
 #      interpreter) for CHECK_STEPS updates (default 5) from the same seed and
 #      data: the largest relative difference of the per-update losses.
+# MODELS replaces the list (names under models/, e.g. MODELS="ablations/rotary").
 # DIMS adds -D overrides to every model (e.g. DIMS="-D seq=32" with shards of
 # `cram data --seq-len 32`). Prints one markdown row per model. Slow (minutes
 # per model on 2 cores); not part of CI, which runs codegen.cpu.variants (5
@@ -23,8 +24,9 @@ losses() { sed -E 's/.*"loss":([^,]*),.*/\1/' "$1"; }
 mean() { awk '{s += $1} END {printf "%.3f", s / NR}'; }
 echo "| model | parameters | loss, first 10 updates | loss, last 10 of $STEPS | s / update (cpu) | cpu vs interp, $CHECK updates |"
 echo "|---|---|---|---|---|---|"
-for m in tiny ablations/attention_explicit ablations/rotary ablations/alibi ablations/attention_temperature \
-         ablations/multi_query ablations/swiglu ablations/scalenorm ablations/deep_narrow ablations/shallow_wide; do
+MODELS=${MODELS:-tiny ablations/attention_explicit ablations/rotary ablations/alibi ablations/attention_temperature
+  ablations/multi_query ablations/swiglu ablations/scalenorm ablations/deep_narrow ablations/shallow_wide}
+for m in $MODELS; do
   name=$(basename "$m")
   src=$ROOT/models/$m.cram
   # shellcheck disable=SC2086
