@@ -14,7 +14,6 @@
 
 #include "arena.h"
 #include "artifact.h"
-#include "ast.h"
 #include "build_cleanup.h"
 #include "cram_step.h"
 #include "cram_step_shim.h"
@@ -33,8 +32,6 @@ _Static_assert(CRAM_SHIM_NHYPER == IR_ADAM_HYPER, "the shims' hyper vector is th
 #define CRAMC_STEP_CFLAGS ""
 #endif
 
-#define CG_MAX_DIMS 256
-
 bool cg_fail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -47,59 +44,6 @@ void cg_source_hash(const char *text, size_t len, char buf[17]) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 0x100000001b3ull;
   snprintf(buf, 17, "%016llx", (unsigned long long)h);
-}
-
-/* ---- the dims table ------------------------------------------------------------ */
-
-typedef struct Dim {
-  const char *name;
-  int64_t value;
-} Dim;
-
-/* Integer value of a dim expression over the dims before it; false for
- * anything else (the frontend has already accepted the file). */
-static bool eval_dim(const Expr *e, const Dim *dims, int n, int64_t *out) {
-  int64_t a, b;
-  const char *why;
-  switch (e->kind) {
-  case EX_INT: *out = e->ival; return true;
-  case EX_IDENT:
-    for (int i = n - 1; i >= 0; i--)
-      if (!strcmp(dims[i].name, e->str)) return *out = dims[i].value, true;
-    return false;
-  case EX_NEG: return eval_dim(e->lhs, dims, n, &a) && fe_int_binop('-', 0, a, out, &why);
-  case EX_BIN:
-    return eval_dim(e->lhs, dims, n, &a) && eval_dim(e->rhs, dims, n, &b) && fe_int_binop(e->op, a, b, out, &why);
-  default: return false;
-  }
-}
-
-/* The `dims` of the .cram file with -D overrides applied (the frontend does
- * not keep them in the graph, and the trainer needs batch/seq/vocab/masked). */
-static int collect_dims(Arena *ar, const CgOptions *o, Dim *dims) {
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *sink = open_memstream(&dbuf, &dlen);
-  if (!sink) return 0;
-  Diag d;
-  diag_init(&d, sink);
-  Program *p = fe_parse(ar, o->src_path, o->src_text, o->src_len, &d);
-  int n = 0;
-  for (const Stmt *s = p ? p->stmts : NULL; s; s = s->next) {
-    if (s->kind != ST_DIMS) continue;
-    for (int i = 0; i < s->ndims && n < CG_MAX_DIMS; i++) {
-      const DimDef *dd = &s->dims[i];
-      int64_t v = 0;
-      bool ok = false;
-      for (int j = 0; j < o->ndefs; j++)
-        if (!strcmp(o->defs[j].name, dd->name)) ok = fe_parse_int(o->defs[j].value, &v);
-      if (!ok) ok = dd->val && eval_dim(dd->val, dims, n, &v);
-      if (ok) dims[n++] = (Dim){arena_strdup(ar, dd->name), v};
-    }
-  }
-  fclose(sink);
-  free(dbuf);
-  return n;
 }
 
 /* ---- writing C ------------------------------------------------------------------ */
@@ -157,8 +101,8 @@ static void put_cstr_line(FILE *out, const char *s, size_t len) {
 
 bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *m, char *err, size_t errlen) {
   Arena *ar = arena_new();
-  Dim *dims = ARENA_ARRAY(ar, Dim, CG_MAX_DIMS);
-  int ndims = collect_dims(ar, o, dims);
+  const IrDim *dims = fwd->dims; /* the frontend's values, -D overrides applied */
+  int ndims = (int)fwd->ndims;
   char hash[17];
   cg_source_hash(o->src_text, o->src_len, hash);
   fputs("static const cram_dim dims[] = {\n", out);
@@ -473,8 +417,10 @@ bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *er
   bool ok = G[2] != NULL;
   if (!ok) {
     for (int i = 0; i < 3; i++) ir_graph_free(G[i]), G[i] = NULL;
-    if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
-    cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
+    /* every diagnostic line (a failing pass may report several), without the last newline */
+    size_t n = dbuf ? strlen(dbuf) : 0;
+    while (n && dbuf[n - 1] == '\n') dbuf[--n] = '\0';
+    cg_fail(err, errlen, "building the train graphs failed: %s", n ? dbuf : "unknown reason");
   }
   free(dbuf);
   return ok;

@@ -24,8 +24,8 @@ bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t 
 /* The artifact's three graphs of model fwd, each through the pass pipeline
  * at o->opt_level: G[0] the forward (eval), G[1] accumulate (step: forward,
  * backward, gradient accumulation), G[2] update (clip + AdamW). The caller
- * frees G[]; on failure all three are NULL and err holds the first
- * diagnostic. */
+ * frees G[]; on failure all three are NULL and err holds every diagnostic
+ * line the passes wrote (newline-separated). */
 bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *err, size_t errlen);
 
 /* What differs between targets in the metadata. */

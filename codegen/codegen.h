@@ -16,21 +16,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "frontend.h"
 #include "ir.h"
 
 typedef struct CgOptions {
   const char *src_path;        /* the .cram file (names it in metadata) */
-  const char *src_text;        /* its text: source hash and the dims table */
+  const char *src_text;        /* its text: the source hash (the dims table comes from the graph: Graph.dims) */
   size_t src_len;
-  const FeDefine *defs;        /* -D overrides, for the dims table */
-  int ndefs;
   bool f64;                    /* --precision f64: interpreter f64 mode */
   bool bf16;                   /* --precision bf16: fwd went through pass_autocast_bf16 (metadata says "bf16") */
   const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
   const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
   int opt_level;               /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */
   int64_t xent_chunk;          /* cuda: rows per chunk of the fused decoder (0: 1024; cramc reads CRAMC_XENT_CHUNK) */
+  bool no_ptx;                 /* cuda: embed only the sm_80/sm_90 cubins, no compute_90 PTX (cramc: CRAMC_NVRTC_PTX=0) */
+  FILE *nvrtc_log;             /* cuda: where to report NVRTC's compile times, or NULL (cramc: CRAMC_NVRTC_TIMES) */
 } CgOptions;
 
 /* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */

@@ -89,12 +89,14 @@ static ValueId state_source(const Graph *g, const KOut *o, const KNames *nm) {
  * Kernels run in node order (kernel_build splits any that would not), so it
  * may when no node after v reads s, and v itself reads s only as a
  * pointwise op reads its in-place input: element i before writing element i
- * (memplan_inplace_op, same shape). v must be v's only output, computed, of
- * s's dtype and shape. A renderer that fuses nodes into one launch keeps its
+ * (memplan_inplace_op, same shape). v must be pointwise, the graph's only
+ * output of v, and of s's dtype and shape. A renderer that fuses nodes into one launch keeps its
  * own rule for reads of s inside the launch (render_cuda: can_join). */
 static bool state_in_place(const Graph *g, ValueId v, ValueId s, const uint32_t *nout_of) {
   const Node *n = &g->nodes[v];
-  if (ir_ops[n->op].cls == OC_SOURCE || nout_of[v] != 1 || n->dtype != g->nodes[s].dtype || !ir_shape_eq(&n->shape, &g->nodes[s].shape))
+  /* pointwise ops only (the cuda renderer guards state writes in its elementwise launches); dropout is its own kernel */
+  if (!memplan_inplace_op(n->op) || n->op == OP_DROPOUT || nout_of[v] != 1 || n->dtype != g->nodes[s].dtype ||
+      !ir_shape_eq(&n->shape, &g->nodes[s].shape))
     return false;
   for (ValueId u = v; u < g->n; u++)
     for (int k = 0; k < g->nodes[u].nin; k++)

@@ -170,7 +170,7 @@ static void mkdirs(const char *path) {
   mkdir(tmp, 0777);
 }
 
-/* The toolkit's include directory, which the prelude's #include <cuda_bf16.h>
+/* The toolkit's include directory, which the kernel library's #include <cuda_bf16.h>
  * needs (NVRTC searches no directory by itself): $CRAMC_CUDA_INCLUDE, else the
  * include/ next to the loaded libnvrtc (lib64/.. or targets/<arch>/lib/..),
  * else $CUDA_HOME/include, /usr/local/cuda/include. "" when none has it. */

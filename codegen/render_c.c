@@ -7,11 +7,13 @@
  *   render_op[]    per op, the statement(s) computing one node: elementwise
  *                  ops share one loop template over those expressions, the rest call
  *                  the kernel library (codegen/cpu_step/cram_cpu_kernels.h)
- *                  with constant shapes; GEMM nodes become cblas_sgemm calls
- *                  (a loop of calls when batched) + the epilogue.
+ *                  with constant shapes; GEMM nodes become cc_gemm calls
+ *                  (sgemm split over the OpenMP threads) + the epilogue.
+ *   plan_groups    nodes rendered together: a run of elementwise nodes of one
+ *                  element count as one loop (joins_loop), the xent_linear
+ *                  loss and gradients of one input set as one pass (joins_xent).
  *
- * A kernel is one C function running its nodes' loops in node order (true
- * loop fusion of a kernel's elementwise chain into one loop is a later step).
+ * A kernel is one C function running its groups in node order.
  * The host function of a graph calls the kernels in list order with the
  * arena base and constant offsets; the list is data, so the LLVM-C emission
  * of this host code can replace render_c_host without touching the kernels. */
@@ -58,9 +60,9 @@ static void decl_bufs(RCtx *c) {
 static const Shape *in_shape(const RCtx *c, int i) { return &c->p->g->nodes[c->k->n->in[i]].shape; }
 static int64_t numel(const Shape *s) { return ir_shape_numel(s); }
 static int64_t lastd(const Shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
-static int act_code(const char *a) {
-  return !strcmp(a, "gelu") ? 1 : !strcmp(a, "relu") ? 2 : !strcmp(a, "sigmoid") ? 3 : 0;
-}
+/* cram_cpu_kernels.h's act codes (0 none, 1 gelu, 2 relu, 3 sigmoid) are acts.def's numbering */
+_Static_assert(ACT_NONE == 0 && ACT_GELU == 1 && ACT_RELU == 2 && ACT_SIGMOID == 3, "cc_act_pair's codes follow ir/acts.def");
+static int act_code(const char *a) { return a && ir_act_parse(a) > 0 ? ir_act_parse(a) : ACT_NONE; }
 static void put_dims(FILE *out, const char *name, const Shape *s) {
   fprintf(out, "    static const int64_t %s[] = {", name);
   for (int d = 0; d < s->rank; d++) fprintf(out, "%s%" PRId64, d ? ", " : "", s->dim[d]);

@@ -138,17 +138,16 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
   CudaProg p;
   if (!prog_build(&p, fwd, o, err, errlen)) return prog_free(&p), false;
   if (obj && !host_code(&p, 0, NULL, obj, err, errlen)) return prog_free(&p), false;
-  /* cubins for sm_80 (runs on 8.x) and sm_90, PTX for newer GPUs (CRAMC_NVRTC_PTX=0: none) */
+  /* cubins for sm_80 (runs on 8.x) and sm_90, PTX for newer GPUs (o->no_ptx: none) */
   CgCubin img[3] = {{.sm = 80}, {.sm = 90}, {.sm = 90, .ptx = true}};
-  const char *ptxenv = getenv("CRAMC_NVRTC_PTX");
-  int nimg = ptxenv && !strcmp(ptxenv, "0") ? 2 : 3;
+  int nimg = o->no_ptx ? 2 : 3;
   bool ok = false;
   char *meta = NULL;
   size_t metalen = 0;
   if (!cg_nvrtc_compile(p.cu, "step.cu", cg_cuda_lib, cg_cuda_lib_count, NULL, img, nimg, err, errlen)) goto out;
-  if (getenv("CRAMC_NVRTC_TIMES"))
+  if (o->nvrtc_log)
     for (int i = 0; i < nimg; i++)
-      fprintf(stderr, "cramc: nvrtc %s_%d: %.2f s%s, %zu bytes\n", img[i].ptx ? "compute" : "sm", img[i].sm, img[i].seconds,
+      fprintf(o->nvrtc_log, "cramc: nvrtc %s_%d: %.2f s%s, %zu bytes\n", img[i].ptx ? "compute" : "sm", img[i].sm, img[i].seconds,
               img[i].cached ? " (cached)" : "", img[i].len);
   char hash[17];
   cg_source_hash(o->src_text, o->src_len, hash);

@@ -47,7 +47,8 @@ static const char usage_text[] =
     "  --dump-after=P   print the IR after pass P (or 'all') to stderr\n"
     "  --verify-each    run the IR verifier after every pass\n"
     "  --stats          per pass: ops, kernels, bytes moved, arena (docs/passes.md);\n"
-    "                   alone (no --emit) it prints only the table\n"
+    "                   alone (no --emit) it prints only the table, then where the\n"
+    "                   bytes go (per op family, heaviest nodes, an H100 estimate)\n"
     "  --list-passes    list the pipeline's passes in order\n"
     "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
     "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
@@ -421,11 +422,18 @@ static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   return rc;
 }
 
-/* A positive integer from the environment (a test knob the CLI passes into the options), else 0. */
+/* The environment knobs of cramc (documented in docs/codegen.md) are read
+ * here, in the CLI, and passed to the library as CgOptions. */
+/* A positive integer from the environment, else 0. */
 static int64_t env_int(const char *name) {
   const char *e = getenv(name);
   long long v = e ? strtoll(e, NULL, 10) : 0;
   return v > 0 ? v : 0;
+}
+
+static bool env_is(const char *name, const char *value) {
+  const char *e = getenv(name);
+  return e && !strcmp(e, value);
 }
 
 int main(int argc, char **argv) {
@@ -450,9 +458,10 @@ int main(int argc, char **argv) {
     free(text);
     goto done;
   }
-  CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len, .defs = o.defs, .ndefs = o.ndefs,
+  CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len,
                   .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2,
-                  .xent_chunk = env_int("CRAMC_XENT_CHUNK")};
+                  .xent_chunk = env_int("CRAMC_XENT_CHUNK"), .no_ptx = env_is("CRAMC_NVRTC_PTX", "0"),
+                  .nvrtc_log = getenv("CRAMC_NVRTC_TIMES") ? stderr : NULL};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = compile_fwd(&o, text, len, &d);

@@ -232,61 +232,92 @@ static void round_all(double *x, int64_t n, InterpPrecision prec) {
 }
 
 /* Every failure path says why: an allocation failure used to exit 1 silently. */
-#define OOM(what)                                                                                 \
-    do {                                                                                          \
-        fprintf(stderr, "cramc: error: --interpret: out of memory for %s\n", what);               \
-        goto out;                                                                                 \
-    } while (0)
-#define INTERNAL(what)                                                                            \
-    do {                                                                                          \
-        fprintf(stderr, "cramc: internal error: --interpret: %s (or out of memory)\n", what);     \
-        goto out;                                                                                 \
-    } while (0)
+static bool oom(const char *what) {
+    fprintf(stderr, "cramc: error: --interpret: out of memory for %s\n", what);
+    return false;
+}
+static bool internal(const char *what) {
+    fprintf(stderr, "cramc: internal error: --interpret: %s (or out of memory)\n", what);
+    return false;
+}
 
-static int interpret(const IArgs *a, const Graph *fwd) {
-    int rc = 1;
-    Diag d;
-    diag_init(&d, stderr);
-    cram_err err = {0};
-    cram_st_file batch = {0}, pfile = {0};
-    Graph *ad = NULL, *ts = NULL, *acc = NULL, *up = NULL;
-    Param *ps = NULL;
-    int np = 0;
-    double **inputs = NULL; /* per microbatch, per forward INPUT node */
-    ValueId *in_nodes = NULL;
-    int nin = 0;
-    Run r1 = {0}, r2 = {0};
-    double *losses = calloc((size_t)a->steps, sizeof(double)), *norms = calloc((size_t)a->steps, sizeof(double));
-    double step_v = 0, lr_v = a->prec == INTERP_F32 ? interp_round_f32(a->lr) : a->lr, scale_v = 1.0 / (double)a->accum;
-    if (a->prec == INTERP_F32) scale_v = interp_round_f32(scale_v);
-    if (!losses || !norms) OOM("the loss and norm tables");
+/* The state of one `cramc --interpret` run; each step below fills or uses
+ * part of it, and interp_free_state() releases all of it. */
+typedef struct Interp {
+    const IArgs *a;
+    const Graph *fwd;
+    Graph *ad, *ts, *acc, *up; /* ts: the single train-step graph (accum 1), else acc + up */
+    Param *ps;
+    int np;
+    double **inputs;     /* per forward INPUT node, per microbatch */
+    ValueId *in_nodes;
+    int nin;
+    Run r1, r2;          /* the train-step (or accumulate) graph's run; the update's */
+    double *losses, *norms;
+    double step_v, lr_v, scale_v;
+    double hyper_v[IR_ADAM_HYPER]; /* betas, eps, both weight decays, clip: the update graph's `hyper` input */
+    cram_st_file batch, pfile;
+} Interp;
 
+/* autodiff, then the train-step graph (accum 1) or the accumulate + update graphs */
+static bool build_graphs(Interp *I, Diag *d) {
+    const IArgs *a = I->a;
     AdamWOptions o = pass_adamw_defaults();
     o.max_norm = a->clip;
     o.weight_decay = a->wd;
     o.accum = (int)a->accum;
     o.emit_grads = true;
-    double hyper_v[IR_ADAM_HYPER];
-    pass_adamw_hyper(&o, hyper_v);
-    for (int i = 0; i < IR_ADAM_HYPER && a->prec == INTERP_F32; i++) hyper_v[i] = interp_round_f32(hyper_v[i]);
-    if (!(ad = pass_autodiff(fwd, &d))) goto out;
-    if (a->accum == 1) {
-        if (!(ts = pass_train_step(ad, &o, &d))) goto out;
-    } else if (!(acc = pass_accumulate(ad, &d)) || !(up = pass_update(fwd, &o, &d))) goto out;
+    pass_adamw_hyper(&o, I->hyper_v);
+    for (int i = 0; i < IR_ADAM_HYPER && a->prec == INTERP_F32; i++) I->hyper_v[i] = interp_round_f32(I->hyper_v[i]);
+    if (!(I->ad = pass_autodiff(I->fwd, d))) return false;
+    if (a->accum == 1) return (I->ts = pass_train_step(I->ad, &o, d)) != NULL;
+    return (I->acc = pass_accumulate(I->ad, d)) && (I->up = pass_update(I->fwd, &o, d));
+}
 
-    /* params */
-    for (ValueId v = 0; v < fwd->n; v++) np += fwd->nodes[v].op == OP_PARAM;
-    ps = calloc((size_t)(np ? np : 1), sizeof *ps);
-    if (!ps) OOM("the parameter table");
-    if (a->params && cram_st_read(a->params, &pfile, &err) != CRAM_OK) {
+/* One parameter's values: from --params (checked against the model) or its init rule. */
+static bool param_values(Interp *I, Param *p, const Node *n) {
+    const IArgs *a = I->a;
+    if (!a->params) {
+        char msg[256];
+        if (!ir_init_param(n, (uint64_t)a->seed, p->p, msg, sizeof msg)) {
+            fprintf(stderr, "cramc: error: %s\n", msg);
+            return false;
+        }
+        return true;
+    }
+    const cram_st_tensor *t = cram_st_find(&I->pfile, p->name);
+    if (!t) {
+        fprintf(stderr, "cramc: error: %s: no tensor '%s' (a parameter of model %s)\n", a->params, p->name, I->fwd->name);
+        return false;
+    }
+    bool same = t->rank == n->shape.rank && t->dtype != CRAM_ST_I32 && t->dtype != CRAM_ST_I64;
+    for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == n->shape.dim[i];
+    if (!same) {
+        char ty[200];
+        fprintf(stderr, "cramc: error: %s: tensor '%s' is %s with %d dims; the model wants %s\n", a->params, p->name,
+                cram_st_dtype_name(t->dtype), t->rank, ir_type_str(n->dtype, &n->shape, ty, sizeof ty));
+        return false;
+    }
+    for (int64_t i = 0; i < p->numel; i++) p->p[i] = cram_st_get(t, i);
+    return true;
+}
+
+/* The parameters and their Adam state; every tensor of --params must be one of them. */
+static bool load_params(Interp *I) {
+    const IArgs *a = I->a;
+    const Graph *fwd = I->fwd;
+    cram_err err = {0};
+    for (ValueId v = 0; v < fwd->n; v++) I->np += fwd->nodes[v].op == OP_PARAM;
+    if (!(I->ps = calloc((size_t)(I->np ? I->np : 1), sizeof *I->ps))) return oom("the parameter table");
+    if (a->params && cram_st_read(a->params, &I->pfile, &err) != CRAM_OK) {
         fprintf(stderr, "cramc: error: %s\n", err.msg);
-        goto out;
+        return false;
     }
     int k = 0;
     for (ValueId v = 0; v < fwd->n; v++) {
         const Node *n = &fwd->nodes[v];
         if (n->op != OP_PARAM) continue;
-        Param *p = &ps[k++];
+        Param *p = &I->ps[k++];
         p->name = ir_get_str(n, ATTR_NAME);
         p->node = v;
         p->numel = ir_shape_numel(&n->shape);
@@ -296,64 +327,47 @@ static int interpret(const IArgs *a, const Graph *fwd) {
         p->v = calloc(1, sz);
         p->acc = calloc(1, sz);
         p->grad1 = calloc(1, sz);
-        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1) OOM(p->name);
-        if (a->params) {
-            const cram_st_tensor *t = cram_st_find(&pfile, p->name);
-            if (!t) {
-                fprintf(stderr, "cramc: error: %s: no tensor '%s' (a parameter of model %s)\n", a->params, p->name,
-                        fwd->name);
-                goto out;
-            }
-            bool same = t->rank == n->shape.rank && t->dtype != CRAM_ST_I32 && t->dtype != CRAM_ST_I64;
-            for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == n->shape.dim[i];
-            if (!same) {
-                char ty[200];
-                fprintf(stderr, "cramc: error: %s: tensor '%s' is %s with %d dims; the model wants %s\n", a->params,
-                        p->name, cram_st_dtype_name(t->dtype), t->rank, ir_type_str(n->dtype, &n->shape, ty, sizeof ty));
-                goto out;
-            }
-            for (int64_t i = 0; i < p->numel; i++) p->p[i] = cram_st_get(t, i);
-        } else {
-            char msg[256];
-            if (!ir_init_param(n, (uint64_t)a->seed, p->p, msg, sizeof msg)) {
-                fprintf(stderr, "cramc: error: %s\n", msg);
-                goto out;
-            }
-        }
+        if (!p->p || !p->m || !p->v || !p->acc || !p->grad1) return oom(p->name);
+        if (!param_values(I, p, n)) return false;
         round_all(p->p, p->numel, a->prec);
     }
-    if (a->params)
-        for (size_t i = 0; i < pfile.count; i++) {
-            bool known = false;
-            for (int j = 0; j < np && !known; j++) known = !strcmp(ps[j].name, pfile.tensors[i].name);
-            if (!known) {
-                fprintf(stderr, "cramc: error: %s: tensor '%s' is not a parameter of model %s\n", a->params,
-                        pfile.tensors[i].name, fwd->name);
-                goto out;
-            }
+    for (size_t i = 0; a->params && i < I->pfile.count; i++) {
+        bool known = false;
+        for (int j = 0; j < I->np && !known; j++) known = !strcmp(I->ps[j].name, I->pfile.tensors[i].name);
+        if (!known) {
+            fprintf(stderr, "cramc: error: %s: tensor '%s' is not a parameter of model %s\n", a->params,
+                    I->pfile.tensors[i].name, fwd->name);
+            return false;
         }
-
-    /* batch: every forward INPUT, with accum * B rows split into microbatches */
-    if (cram_st_read(a->batch, &batch, &err) != CRAM_OK) {
-        fprintf(stderr, "cramc: error: %s\n", err.msg);
-        goto out;
     }
-    for (ValueId v = 0; v < fwd->n; v++) nin += fwd->nodes[v].op == OP_INPUT;
-    in_nodes = calloc((size_t)(nin ? nin : 1), sizeof *in_nodes);
-    inputs = calloc((size_t)(nin ? nin : 1) * (size_t)a->accum, sizeof *inputs);
-    if (!in_nodes || !inputs) OOM("the input table");
-    k = 0;
+    return true;
+}
+
+/* The batch: every forward INPUT, with accum * B rows split into microbatches. */
+static bool load_batch(Interp *I) {
+    const IArgs *a = I->a;
+    const Graph *fwd = I->fwd;
+    cram_err err = {0};
+    if (cram_st_read(a->batch, &I->batch, &err) != CRAM_OK) {
+        fprintf(stderr, "cramc: error: %s\n", err.msg);
+        return false;
+    }
+    for (ValueId v = 0; v < fwd->n; v++) I->nin += fwd->nodes[v].op == OP_INPUT;
+    I->in_nodes = calloc((size_t)(I->nin ? I->nin : 1), sizeof *I->in_nodes);
+    I->inputs = calloc((size_t)(I->nin ? I->nin : 1) * (size_t)a->accum, sizeof *I->inputs);
+    if (!I->in_nodes || !I->inputs) return oom("the input table");
+    int k = 0;
     for (ValueId v = 0; v < fwd->n; v++) {
         const Node *n = &fwd->nodes[v];
         if (n->op != OP_INPUT) continue;
-        in_nodes[k] = v;
+        I->in_nodes[k] = v;
         const char *name = ir_get_str(n, ATTR_NAME);
-        const cram_st_tensor *t = cram_st_find(&batch, name);
+        const cram_st_tensor *t = cram_st_find(&I->batch, name);
         char ty[200];
         ir_type_str(n->dtype, &n->shape, ty, sizeof ty);
         if (!t) {
             fprintf(stderr, "cramc: error: %s: no tensor '%s' (model input %s)\n", a->batch, name, ty);
-            goto out;
+            return false;
         }
         bool ok = t->rank == n->shape.rank && t->rank >= 1 && t->shape[0] == n->shape.dim[0] * a->accum;
         for (int i = 1; ok && i < t->rank; i++) ok = t->shape[i] == n->shape.dim[i];
@@ -363,202 +377,222 @@ static int interpret(const IArgs *a, const Graph *fwd) {
                     "cramc: error: %s: tensor '%s' (%s, %d dims, first dim %lld) does not fit model input %s%s\n",
                     a->batch, name, cram_st_dtype_name(t->dtype), t->rank, (long long)(t->rank ? t->shape[0] : 0), ty,
                     a->accum > 1 ? " with --accum rows per microbatch" : "");
-            goto out;
+            return false;
         }
         int64_t per = ir_shape_numel(&n->shape);
         for (long mb = 0; mb < a->accum; mb++) {
             double *x = malloc((size_t)per * sizeof(double));
-            if (!x) OOM("a batch input");
-            inputs[(size_t)k * (size_t)a->accum + (size_t)mb] = x;
+            if (!x) return oom("a batch input");
+            I->inputs[(size_t)k * (size_t)a->accum + (size_t)mb] = x;
             for (int64_t i = 0; i < per; i++) x[i] = cram_st_get(t, (int64_t)mb * per + i);
             if (n->dtype != DT_I32) round_all(x, per, a->prec);
         }
         k++;
     }
+    return true;
+}
 
+/* Binds parameter i's `prefix<name>` input of run r to data. */
+static bool bind_state(Run *r, const char *prefix, const Param *p, double *data) {
+    char *nm = join(prefix, p->name);
+    bool ok = nm && bind(r, OP_INPUT, nm, data);
+    free(nm);
+    return ok;
+}
+/* Run r's `prefix<name>` output of parameter p (NULL if missing). */
+static const double *state_out(const Run *r, const char *prefix, const Param *p) {
+    char *nm = join(prefix, p->name);
+    const double *d = nm ? out_data(r, nm) : NULL;
+    free(nm);
+    return d;
+}
+
+/* Copies the new parameters and moments out of run r (staged: r's inputs stay bound until reset);
+ * missing: what to say if an output is missing. */
+static bool take_update(Interp *I, Run *r, const char *missing) {
+    for (int i = 0; i < I->np; i++) {
+        Param *p = &I->ps[i];
+        const double *np_ = state_out(r, "param.", p), *nm = state_out(r, "adam_m.", p), *nv = state_out(r, "adam_v.", p);
+        if (!np_ || !nm || !nv) return internal(missing);
+        size_t sz = (size_t)p->numel * sizeof(double);
+        memcpy(p->acc, np_, sz); /* staging */
+        memcpy(p->m, nm, sz);
+        memcpy(p->v, nv, sz);
+    }
+    reset(r);
+    for (int i = 0; i < I->np; i++) memcpy(I->ps[i].p, I->ps[i].acc, (size_t)I->ps[i].numel * sizeof(double));
+    return true;
+}
+
+/* Step s with the single train-step graph (accum 1). */
+static bool train_step(Interp *I, long s, const InterpOpts *io) {
+    Run *r = &I->r1;
+    for (int j = 0; j < I->nin; j++) r->bufs[I->in_nodes[j]] = I->inputs[(size_t)j * (size_t)I->a->accum];
+    bool okb = bind(r, OP_INPUT, "step", &I->step_v) && bind(r, OP_INPUT, "lr", &I->lr_v) &&
+               bind(r, OP_INPUT, "hyper", I->hyper_v);
+    for (int i = 0; okb && i < I->np; i++)
+        okb = bind(r, OP_PARAM, I->ps[i].name, I->ps[i].p) && bind_state(r, "adam_m.", &I->ps[i], I->ps[i].m) &&
+              bind_state(r, "adam_v.", &I->ps[i], I->ps[i].v);
+    if (!okb) {
+        fprintf(stderr, "cramc: internal error: train-step graph inputs do not match the model\n");
+        return false;
+    }
+    if (!execute(r, io)) return false;
+    I->losses[s - 1] = out_data(r, "loss")[0];
+    I->norms[s - 1] = out_data(r, "grad_norm")[0];
+    for (int i = 0; s == 1 && i < I->np; i++) {
+        const double *g = state_out(r, "grad.", &I->ps[i]);
+        if (!g) return internal("a train-step output is missing");
+        memcpy(I->ps[i].grad1, g, (size_t)I->ps[i].numel * sizeof(double));
+    }
+    return take_update(I, r, "a train-step output is missing");
+}
+
+/* Step s as accumulate over the microbatches, then update. */
+static bool accum_step(Interp *I, long s, const InterpOpts *io) {
+    const IArgs *a = I->a;
+    Run *r = &I->r1;
+    double loss_sum = 0;
+    for (int i = 0; i < I->np; i++) memset(I->ps[i].acc, 0, (size_t)I->ps[i].numel * sizeof(double));
+    for (long mb = 0; mb < a->accum; mb++) {
+        for (int j = 0; j < I->nin; j++) r->bufs[I->in_nodes[j]] = I->inputs[(size_t)j * (size_t)a->accum + (size_t)mb];
+        bool okb = bind(r, OP_INPUT, "accum_scale", &I->scale_v);
+        for (int i = 0; okb && i < I->np; i++)
+            okb = bind(r, OP_PARAM, I->ps[i].name, I->ps[i].p) && bind_state(r, "grad_acc.", &I->ps[i], I->ps[i].acc);
+        if (!okb || !execute(r, io)) return false;
+        loss_sum += out_data(r, "loss")[0];
+        for (int i = 0; i < I->np; i++) {
+            const double *x = state_out(r, "grad_acc.", &I->ps[i]);
+            if (!x) return internal("a gradient accumulator output is missing");
+            memcpy(I->ps[i].acc, x, (size_t)I->ps[i].numel * sizeof(double));
+        }
+        reset(r);
+    }
+    I->losses[s - 1] = loss_sum / (double)a->accum;
+    if (s == 1)
+        for (int i = 0; i < I->np; i++) memcpy(I->ps[i].grad1, I->ps[i].acc, (size_t)I->ps[i].numel * sizeof(double));
+    Run *u = &I->r2;
+    bool okb = bind(u, OP_INPUT, "step", &I->step_v) && bind(u, OP_INPUT, "lr", &I->lr_v) &&
+               bind(u, OP_INPUT, "hyper", I->hyper_v);
+    for (int i = 0; okb && i < I->np; i++)
+        okb = bind(u, OP_PARAM, I->ps[i].name, I->ps[i].p) && bind_state(u, "grad_acc.", &I->ps[i], I->ps[i].acc) &&
+              bind_state(u, "adam_m.", &I->ps[i], I->ps[i].m) && bind_state(u, "adam_v.", &I->ps[i], I->ps[i].v);
+    if (!okb || !execute(u, io)) return false;
+    I->norms[s - 1] = out_data(u, "grad_norm")[0];
+    return take_update(I, u, "an update output is missing");
+}
+
+/* OUT: loss, grad_norm, grad.<p> (of step 1), param.<p> (after the last step). */
+static bool write_out(const Interp *I) {
+    const IArgs *a = I->a;
+    cram_err err = {0};
+    cram_st_dtype dt = a->prec == INTERP_F64 ? CRAM_ST_F64 : CRAM_ST_F32;
+    size_t es = cram_st_dtype_size(dt), nt = 2 + 2 * (size_t)I->np;
+    cram_st_tensor *t = calloc(nt, sizeof *t);
+    unsigned char **blobs = calloc(nt, sizeof *blobs);
+    char **names = calloc(nt, sizeof *names);
+    bool ok = t && blobs && names;
+    for (size_t i = 0; ok && i < nt; i++) {
+        const double *src;
+        int64_t count;
+        if (i < 2) {
+            names[i] = strdup(i == 0 ? "loss" : "grad_norm");
+            src = i == 0 ? I->losses : I->norms;
+            count = a->steps;
+            t[i].rank = 1;
+            t[i].shape[0] = a->steps;
+        } else {
+            const Param *p = &I->ps[(i - 2) % (size_t)I->np];
+            bool is_grad = i - 2 < (size_t)I->np;
+            names[i] = join(is_grad ? "grad." : "param.", p->name);
+            src = is_grad ? p->grad1 : p->p;
+            count = p->numel;
+            const Node *pn = &I->fwd->nodes[p->node];
+            t[i].rank = pn->shape.rank;
+            for (int j = 0; j < pn->shape.rank; j++) t[i].shape[j] = pn->shape.dim[j];
+        }
+        blobs[i] = malloc((size_t)(count ? count : 1) * es);
+        if (!names[i] || !blobs[i]) {
+            ok = false;
+            break;
+        }
+        for (int64_t j = 0; j < count; j++) cram_st_put(dt, blobs[i], j, src[j]);
+        t[i].name = names[i];
+        t[i].dtype = dt;
+        t[i].data = blobs[i];
+    }
+    char steps_s[32];
+    snprintf(steps_s, sizeof steps_s, "%ld", a->steps);
+    cram_st_meta meta[3] = {{"model", (char *)I->fwd->name},
+                            {"steps", steps_s},
+                            {"producer", a->prec == INTERP_F64 ? "cramc --interpret f64" : "cramc --interpret f32"}};
+    bool written = false;
+    if (!ok) fprintf(stderr, "cramc: error: out of memory writing '%s'\n", a->out);
+    else if (cram_st_write(a->out, t, nt, meta, 3, &err) != CRAM_OK) fprintf(stderr, "cramc: error: %s\n", err.msg);
+    else written = true;
+    for (size_t i = 0; i < nt && names && blobs; i++) {
+        free(names[i]);
+        free(blobs[i]);
+    }
+    free(names);
+    free(blobs);
+    free(t);
+    return written;
+}
+
+static void interp_free_state(Interp *I) {
+    if (I->r1.bufs) reset(&I->r1);
+    if (I->r2.bufs) reset(&I->r2);
+    free(I->r1.bufs);
+    free(I->r1.owned);
+    free(I->r2.bufs);
+    free(I->r2.owned);
+    if (I->inputs)
+        for (size_t i = 0; i < (size_t)I->nin * (size_t)I->a->accum; i++) free(I->inputs[i]);
+    free(I->inputs);
+    free(I->in_nodes);
+    for (int i = 0; I->ps && i < I->np; i++) {
+        free(I->ps[i].p);
+        free(I->ps[i].m);
+        free(I->ps[i].v);
+        free(I->ps[i].acc);
+        free(I->ps[i].grad1);
+    }
+    free(I->ps);
+    free(I->losses);
+    free(I->norms);
+    cram_st_free(&I->batch);
+    cram_st_free(&I->pfile);
+    ir_graph_free(I->ad);
+    ir_graph_free(I->ts);
+    ir_graph_free(I->acc);
+    ir_graph_free(I->up);
+}
+
+/* `cramc --interpret`: the graphs, the parameters, the batch, then the steps
+ * (one train-step graph, or accumulate + update per step), then OUT. */
+static int interpret(const IArgs *a, const Graph *fwd) {
+    Diag d;
+    diag_init(&d, stderr);
+    Interp I = {.a = a, .fwd = fwd};
+    I.losses = calloc((size_t)a->steps, sizeof(double));
+    I.norms = calloc((size_t)a->steps, sizeof(double));
+    I.lr_v = a->prec == INTERP_F32 ? interp_round_f32(a->lr) : a->lr;
+    I.scale_v = 1.0 / (double)a->accum;
+    if (a->prec == INTERP_F32) I.scale_v = interp_round_f32(I.scale_v);
     InterpOpts io = {.prec = a->prec, .training = false, .seed = 0};
-    if (!run_init(&r1, ts ? ts : acc) || (up && !run_init(&r2, up))) OOM("the graphs' buffer tables");
-    for (long s = 1; s <= a->steps; s++) {
-        step_v = (double)s;
-        double loss_sum = 0;
-        if (ts) {
-            for (int j = 0; j < nin; j++) r1.bufs[in_nodes[j]] = inputs[(size_t)j * (size_t)a->accum];
-            bool okb = bind(&r1, OP_INPUT, "step", &step_v) && bind(&r1, OP_INPUT, "lr", &lr_v) &&
-                       bind(&r1, OP_INPUT, "hyper", hyper_v);
-            for (int i = 0; okb && i < np; i++) {
-                char *mn = join("adam_m.", ps[i].name), *vn = join("adam_v.", ps[i].name);
-                okb = mn && vn && bind(&r1, OP_PARAM, ps[i].name, ps[i].p) && bind(&r1, OP_INPUT, mn, ps[i].m) &&
-                      bind(&r1, OP_INPUT, vn, ps[i].v);
-                free(mn);
-                free(vn);
-            }
-            if (!okb) {
-                fprintf(stderr, "cramc: internal error: train-step graph inputs do not match the model\n");
-                goto out;
-            }
-            if (!execute(&r1, &io)) goto out;
-            losses[s - 1] = out_data(&r1, "loss")[0];
-            norms[s - 1] = out_data(&r1, "grad_norm")[0];
-            for (int i = 0; i < np; i++) {
-                char *pn = join("param.", ps[i].name), *mn = join("adam_m.", ps[i].name),
-                     *vn = join("adam_v.", ps[i].name), *gn = join("grad.", ps[i].name);
-                const double *np_ = pn ? out_data(&r1, pn) : NULL, *nm = mn ? out_data(&r1, mn) : NULL,
-                             *nv = vn ? out_data(&r1, vn) : NULL, *gg = gn ? out_data(&r1, gn) : NULL;
-                free(pn);
-                free(mn);
-                free(vn);
-                free(gn);
-                if (!np_ || !nm || !nv || !gg) INTERNAL("a train-step output is missing");
-                size_t sz = (size_t)ps[i].numel * sizeof(double);
-                if (s == 1) memcpy(ps[i].grad1, gg, sz);
-                /* copy new state before freeing the run's buffers */
-                memcpy(ps[i].acc, np_, sz); /* staging */
-                memcpy(ps[i].m, nm, sz);
-                memcpy(ps[i].v, nv, sz);
-            }
-            reset(&r1);
-            for (int i = 0; i < np; i++) memcpy(ps[i].p, ps[i].acc, (size_t)ps[i].numel * sizeof(double));
-            continue;
-        }
-        /* accumulate over microbatches, then update */
-        for (int i = 0; i < np; i++) memset(ps[i].acc, 0, (size_t)ps[i].numel * sizeof(double));
-        for (long mb = 0; mb < a->accum; mb++) {
-            for (int j = 0; j < nin; j++) r1.bufs[in_nodes[j]] = inputs[(size_t)j * (size_t)a->accum + (size_t)mb];
-            bool okb = bind(&r1, OP_INPUT, "accum_scale", &scale_v);
-            for (int i = 0; okb && i < np; i++) {
-                char *an = join("grad_acc.", ps[i].name);
-                okb = an && bind(&r1, OP_PARAM, ps[i].name, ps[i].p) && bind(&r1, OP_INPUT, an, ps[i].acc);
-                free(an);
-            }
-            if (!okb) goto out;
-            if (!execute(&r1, &io)) goto out;
-            loss_sum += out_data(&r1, "loss")[0];
-            for (int i = 0; i < np; i++) {
-                char *an = join("grad_acc.", ps[i].name);
-                const double *x = an ? out_data(&r1, an) : NULL;
-                free(an);
-                if (!x) INTERNAL("a gradient accumulator output is missing");
-                memcpy(ps[i].acc, x, (size_t)ps[i].numel * sizeof(double));
-            }
-            reset(&r1);
-        }
-        losses[s - 1] = loss_sum / (double)a->accum;
-        if (s == 1)
-            for (int i = 0; i < np; i++) memcpy(ps[i].grad1, ps[i].acc, (size_t)ps[i].numel * sizeof(double));
-        bool okb = bind(&r2, OP_INPUT, "step", &step_v) && bind(&r2, OP_INPUT, "lr", &lr_v) &&
-                   bind(&r2, OP_INPUT, "hyper", hyper_v);
-        for (int i = 0; okb && i < np; i++) {
-            char *an = join("grad_acc.", ps[i].name), *mn = join("adam_m.", ps[i].name),
-                 *vn = join("adam_v.", ps[i].name);
-            okb = an && mn && vn && bind(&r2, OP_PARAM, ps[i].name, ps[i].p) && bind(&r2, OP_INPUT, an, ps[i].acc) &&
-                  bind(&r2, OP_INPUT, mn, ps[i].m) && bind(&r2, OP_INPUT, vn, ps[i].v);
-            free(an);
-            free(mn);
-            free(vn);
-        }
-        if (!okb || !execute(&r2, &io)) goto out;
-        norms[s - 1] = out_data(&r2, "grad_norm")[0];
-        for (int i = 0; i < np; i++) {
-            char *pn = join("param.", ps[i].name), *mn = join("adam_m.", ps[i].name), *vn = join("adam_v.", ps[i].name);
-            const double *a1 = pn ? out_data(&r2, pn) : NULL, *a2 = mn ? out_data(&r2, mn) : NULL,
-                         *a3 = vn ? out_data(&r2, vn) : NULL;
-            free(pn);
-            free(mn);
-            free(vn);
-            if (!a1 || !a2 || !a3) INTERNAL("an update output is missing");
-            size_t sz = (size_t)ps[i].numel * sizeof(double);
-            memcpy(ps[i].acc, a1, sz); /* staging: the update's inputs stay bound until reset */
-            memcpy(ps[i].m, a2, sz);
-            memcpy(ps[i].v, a3, sz);
-        }
-        reset(&r2);
-        for (int i = 0; i < np; i++) memcpy(ps[i].p, ps[i].acc, (size_t)ps[i].numel * sizeof(double));
+    bool ok = (I.losses && I.norms) || oom("the loss and norm tables");
+    ok = ok && build_graphs(&I, &d) && load_params(&I) && load_batch(&I);
+    ok = ok && ((run_init(&I.r1, I.ts ? I.ts : I.acc) && (!I.up || run_init(&I.r2, I.up))) || oom("the graphs' buffer tables"));
+    for (long s = 1; ok && s <= a->steps; s++) {
+        I.step_v = (double)s;
+        ok = I.ts ? train_step(&I, s, &io) : accum_step(&I, s, &io);
     }
-    for (long s = 0; s < a->steps; s++)
-        fprintf(stderr, "step %ld: loss %.6f grad_norm %.6f\n", s + 1, losses[s], norms[s]);
-
-    /* write OUT: loss, grad_norm, grad.<p>, param.<p> */
-    {
-        cram_st_dtype dt = a->prec == INTERP_F64 ? CRAM_ST_F64 : CRAM_ST_F32;
-        size_t es = cram_st_dtype_size(dt), nt = 2 + 2 * (size_t)np;
-        cram_st_tensor *t = calloc(nt, sizeof *t);
-        unsigned char **blobs = calloc(nt, sizeof *blobs);
-        char **names = calloc(nt, sizeof *names);
-        bool ok = t && blobs && names;
-        for (size_t i = 0; ok && i < nt; i++) {
-            const double *src;
-            int64_t count;
-            const Node *pn = NULL;
-            if (i < 2) {
-                names[i] = strdup(i == 0 ? "loss" : "grad_norm");
-                src = i == 0 ? losses : norms;
-                count = a->steps;
-                t[i].rank = 1;
-                t[i].shape[0] = a->steps;
-            } else {
-                const Param *p = &ps[(i - 2) % (size_t)np];
-                bool is_grad = i - 2 < (size_t)np;
-                names[i] = join(is_grad ? "grad." : "param.", p->name);
-                src = is_grad ? p->grad1 : p->p;
-                count = p->numel;
-                pn = &fwd->nodes[p->node];
-                t[i].rank = pn->shape.rank;
-                for (int j = 0; j < pn->shape.rank; j++) t[i].shape[j] = pn->shape.dim[j];
-            }
-            blobs[i] = malloc((size_t)(count ? count : 1) * es);
-            if (!names[i] || !blobs[i]) {
-                ok = false;
-                break;
-            }
-            for (int64_t j = 0; j < count; j++) cram_st_put(dt, blobs[i], j, src[j]);
-            t[i].name = names[i];
-            t[i].dtype = dt;
-            t[i].data = blobs[i];
-        }
-        char steps_s[32];
-        snprintf(steps_s, sizeof steps_s, "%ld", a->steps);
-        cram_st_meta meta[3] = {{"model", (char *)fwd->name},
-                                {"steps", steps_s},
-                                {"producer", a->prec == INTERP_F64 ? "cramc --interpret f64" : "cramc --interpret f32"}};
-        if (!ok) fprintf(stderr, "cramc: error: out of memory writing '%s'\n", a->out);
-        else if (cram_st_write(a->out, t, nt, meta, 3, &err) != CRAM_OK) fprintf(stderr, "cramc: error: %s\n", err.msg);
-        else rc = 0;
-        for (size_t i = 0; i < nt && names && blobs; i++) {
-            free(names[i]);
-            free(blobs[i]);
-        }
-        free(names);
-        free(blobs);
-        free(t);
-    }
-out:
-    if (r1.bufs) reset(&r1);
-    if (r2.bufs) reset(&r2);
-    free(r1.bufs);
-    free(r1.owned);
-    free(r2.bufs);
-    free(r2.owned);
-    if (inputs)
-        for (size_t i = 0; i < (size_t)nin * (size_t)a->accum; i++) free(inputs[i]);
-    free(inputs);
-    free(in_nodes);
-    for (int i = 0; ps && i < np; i++) {
-        free(ps[i].p);
-        free(ps[i].m);
-        free(ps[i].v);
-        free(ps[i].acc);
-        free(ps[i].grad1);
-    }
-    free(ps);
-    free(losses);
-    free(norms);
-    cram_st_free(&batch);
-    cram_st_free(&pfile);
-    ir_graph_free(ad);
-    ir_graph_free(ts);
-    ir_graph_free(acc);
-    ir_graph_free(up);
-    return rc;
+    for (long s = 0; ok && s < a->steps; s++)
+        fprintf(stderr, "step %ld: loss %.6f grad_norm %.6f\n", s + 1, I.losses[s], I.norms[s]);
+    ok = ok && write_out(&I);
+    interp_free_state(&I);
+    return ok ? 0 : 1;
 }
 
 int cramc_interpret_main(int argc, char **argv) {

@@ -784,6 +784,7 @@ static void lower_dims(Lower *L, const Stmt *s) {
       v.kind = V_ERR;
     }
     bind(L, d->name, v.kind == V_INT ? B_DIM : B_POISON, d->loc, v, v.i);
+    if (v.kind == V_INT) ir_graph_add_dim(L->g, d->name, v.i); /* the artifact's dims table (codegen) */
   }
 }
 

@@ -20,6 +20,22 @@ Graph *ir_graph_new(const char *name) {
   return g;
 }
 
+Graph *ir_graph_new_like(const Graph *in) {
+  Graph *g = ir_graph_new(in->name);
+  for (uint32_t i = 0; i < in->ndims; i++) ir_graph_add_dim(g, in->dims[i].name, in->dims[i].value);
+  return g;
+}
+
+void ir_graph_add_dim(Graph *g, const char *name, int64_t value) {
+  if (g->ndims == g->dimcap) { /* arena arrays do not grow: a doubled copy */
+    uint32_t cap = g->dimcap ? 2 * g->dimcap : 16;
+    IrDim *d = ARENA_ARRAY(g->arena, IrDim, cap);
+    if (g->ndims) memcpy(d, g->dims, g->ndims * sizeof *d);
+    g->dims = d, g->dimcap = cap;
+  }
+  g->dims[g->ndims++] = (IrDim){arena_strdup(g->arena, name), value};
+}
+
 void ir_graph_free(Graph *g) {
   if (g) arena_free(g->arena); /* the Graph itself lives in its arena */
 }

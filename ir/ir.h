@@ -179,9 +179,19 @@ typedef struct Output {
   ValueId value;
 } Output;
 
+/* A dim of the model (`dims` in the .cram, after -D overrides): metadata the
+ * frontend records and every pass carries (ir_graph_new_like), so that
+ * codegen writes the artifact's dims table without the frontend. */
+typedef struct IrDim {
+  const char *name;
+  int64_t value;
+} IrDim;
+
 struct Graph {
   Arena *arena;                  /* owns nodes, strings, attribute arrays */
   const char *name;              /* model name */
+  IrDim *dims;                   /* the model's dims, in source order */
+  uint32_t ndims, dimcap;
   Node *nodes;
   uint32_t n, cap;
   Output *outputs;
@@ -195,6 +205,8 @@ struct Graph {
 };
 
 Graph *ir_graph_new(const char *name);          /* own arena */
+Graph *ir_graph_new_like(const Graph *in);      /* empty, with in's name and dims: a pass's output */
+void ir_graph_add_dim(Graph *g, const char *name, int64_t value);
 void ir_graph_free(Graph *g);                    /* NULL is fine */
 
 /* Append a source node (input, param, sinusoid) with an explicit type. */

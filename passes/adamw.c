@@ -149,7 +149,7 @@ Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d) {
     diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'loss'");
     return NULL;
   }
-  Graph *g = ir_graph_new(ad->name);
+  Graph *g = ir_graph_new_like(ad);
   ValueId *map = pass_copy_nodes(g, ad, d);
   int np = count_params(ad);
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
@@ -170,7 +170,7 @@ Graph *pass_accumulate(const Graph *ad, Diag *d) {
     diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'loss'");
     return NULL;
   }
-  Graph *g = ir_graph_new(ad->name);
+  Graph *g = ir_graph_new_like(ad);
   ValueId *map = pass_copy_nodes(g, ad, d);
   int np = count_params(ad);
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
@@ -197,7 +197,7 @@ fail:
 
 Graph *pass_update(const Graph *fwd, const AdamWOptions *o, Diag *d) {
   if (!pass_adamw_check(o, d)) return NULL;
-  Graph *g = ir_graph_new(fwd->name);
+  Graph *g = ir_graph_new_like(fwd);
   int np = count_params(fwd);
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
   int k = 0;

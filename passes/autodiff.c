@@ -83,7 +83,7 @@ Graph *pass_autodiff(const Graph *fwd, Diag *d) {
     return NULL;
   }
 
-  Graph *g = ir_graph_new(fwd->name);
+  Graph *g = ir_graph_new_like(fwd);
   GradCtx cx = {.g = g, .fwd = fwd, .d = d};
   ValueId *map = pass_copy_nodes(g, fwd, d);
   if (!map) goto fail;

@@ -72,7 +72,7 @@ static uint64_t node_hash(const Node *n, const ValueId *in) {
 }
 
 Graph *pass_cse(const Graph *in, PassCtx *cx) {
-  Graph *g = ir_graph_new(in->name);
+  Graph *g = ir_graph_new_like(in);
   ValueId *map = ARENA_ARRAY(g->arena, ValueId, in->n ? in->n : 1);
   uint32_t cap = 16;
   while (cap < 2 * in->n) cap *= 2;

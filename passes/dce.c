@@ -21,7 +21,7 @@ Graph *pass_dce(const Graph *in, PassCtx *cx) {
     if (!live[v]) continue;
     for (int k = 0; k < n->nin; k++) live[n->in[k]] = true;
   }
-  Graph *g = ir_graph_new(in->name);
+  Graph *g = ir_graph_new_like(in);
   ValueId *map = ARENA_ARRAY(scratch, ValueId, in->n ? in->n : 1);
   for (ValueId v = 0; v < in->n; v++) {
     map[v] = IR_NONE;

@@ -168,7 +168,7 @@ static ValueId fold(Graph *g, const Node *n, const ValueId *ins, Diag *d) {
 }
 
 Graph *pass_fold(const Graph *in, PassCtx *cx) {
-  Graph *g = ir_graph_new(in->name);
+  Graph *g = ir_graph_new_like(in);
   ValueId *map = ARENA_ARRAY(g->arena, ValueId, in->n ? in->n : 1);
   for (ValueId v = 0; v < in->n; v++) {
     const Node *n = &in->nodes[v];

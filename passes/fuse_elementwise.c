@@ -31,7 +31,7 @@ static bool opens(const Node *n) { return joins_ew(n) || ir_ops[n->op].cls == OC
 static bool closes(const Node *n) { return ir_op_is(n->op, OPP_CLOSES); }
 
 Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
-  Graph *g = ir_graph_new(in->name);
+  Graph *g = ir_graph_new_like(in);
   ValueId *map = pass_copy_nodes(g, in, d);
   if (!map) {
     ir_graph_free(g);

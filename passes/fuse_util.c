@@ -7,7 +7,7 @@ void fu_begin(Rewriter *rw, const Graph *in, PassCtx *cx) {
   memset(rw, 0, sizeof *rw);
   rw->in = in;
   rw->d = cx ? cx->diag : NULL;
-  rw->out = ir_graph_new(in->name);
+  rw->out = ir_graph_new_like(in);
   rw->scratch = arena_new();
   uint32_t n = in->n ? in->n : 1;
   rw->map = ARENA_ARRAY(rw->scratch, ValueId, n);

@@ -53,7 +53,7 @@ uint32_t *pass_use_counts(const Graph *g, Arena *a) {
 
 /* A plain copy (nodes and outputs), for -O0 and the pipeline's first input. */
 static Graph *copy_graph(const Graph *in, Diag *d) {
-  Graph *g = ir_graph_new(in->name);
+  Graph *g = ir_graph_new_like(in);
   ValueId *map = pass_copy_nodes(g, in, d);
   if (!map) {
     ir_graph_free(g);

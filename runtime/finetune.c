@@ -357,11 +357,12 @@ static cram_status trim_metrics(const char *path, uint64_t step, uint64_t epoch_
     return r;
 }
 
+/* The GLUE recipe's AdamW and clip (cram_ft_config), passed per update
+ * (step ABI v2); norm weights and biases skip weight decay as in pretraining. */
 static cram_update_args update_args(const cram_ft_config *c, double lr, uint64_t step) {
-    /* step ABI v2 carries beta1/beta2/eps/weight decay/clip per update; finetuning
-     * passes the pretraining recipe's until it grows flags of its own */
-    (void)c;
-    return CRAM_UPDATE_ARGS_RECIPE((float)lr, (int64_t)step);
+    return (cram_update_args){.lr = (float)lr, .step = (int64_t)step, .beta1 = c->beta1, .beta2 = c->beta2,
+                              .eps = c->eps, .weight_decay = c->weight_decay, .weight_decay_other = 0.0,
+                              .max_norm = c->max_norm};
 }
 
 cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, cram_ft_result *res, cram_err *err) {
@@ -391,7 +392,9 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
 
     uint64_t spe = (R.train.n + R.B - 1) / R.B, total = spe * cfg->epochs, dev_runs = 0;
     for (uint32_t d = 0; d < R.ndev; d++) dev_runs += (R.dev[d].n + R.B - 1) / R.B;
-    cram_train_state st = {.seed = cfg->seed, .shuffle = 1, .steps = total, .batch = R.B, .peak_lr = cfg->lr};
+    cram_train_state st = {.seed = cfg->seed, .shuffle = 1, .steps = total, .batch = R.B, .peak_lr = cfg->lr,
+                           .beta1 = cfg->beta1, .beta2 = cfg->beta2, .eps = cfg->eps,
+                           .weight_decay = cfg->weight_decay, .max_norm = cfg->max_norm};
     char ckpt[4096] = "", metrics[4096] = "";
     if (cfg->out_dir) {
         if (mkdir(cfg->out_dir, 0777) != 0 && errno != EEXIST) {

@@ -111,12 +111,14 @@ static const Sample samples[] = {
   {"pad", PRM(0, "x", "2,3,2") "%1 = pad %0 {axis=1, start=1, size=5} : f32[2,5,2]\n"},
   {"sumsq", PRM(0, "x", "3,8") "%1 = sumsq %0 : f32[]\n"},
   {"sqrt", PRM(0, "pos", "3,8") "%1 = sqrt %0 : f32[3,8]\n"},
-  {"clip_coef", PRM(0, "pos", "") "%1 = clip_coef %0 {max_norm=0.5} : f32[]\n"},
-  {"adam_sched", INP(0, "step", "f32[]") INP(1, "lr", "f32[]") "%2 = adam_sched %0, %1 {beta1=0.9, beta2=0.98} : f32[3]\n"},
-  {"adam_m", PRM(0, "m", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") "%3 = adam_m %0, %1, %2 {beta1=0.9} : f32[3,8]\n"},
-  {"adam_v", PRM(0, "pos", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") "%3 = adam_v %0, %1, %2 {beta2=0.98} : f32[3,8]\n"},
-  {"adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8") PRM(3, "pos_s", "3")
-                  "%4 = adamw_param %0, %1, %2, %3 {eps=1e-08, wd=0.01} : f32[3,8]\n"},
+  {"clip_coef", PRM(0, "pos", "") INP(1, "hyper", "f32[6]") "%2 = clip_coef %0, %1 : f32[]\n"},
+  {"adam_sched", INP(0, "step", "f32[]") INP(1, "lr", "f32[]") INP(2, "hyper", "f32[6]") "%3 = adam_sched %0, %1, %2 : f32[8]\n"},
+  {"adam_m", PRM(0, "m", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_m %0, %1, %2, %3 : f32[3,8]\n"},
+  {"adam_v", PRM(0, "pos", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_v %0, %1, %2, %3 : f32[3,8]\n"},
+  {"adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8") INP(3, "sched", "f32[8]")
+                  "%4 = adamw_param %0, %1, %2, %3 {decay=1} : f32[3,8]\n"},
+  {"adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8") INP(3, "sched", "f32[8]")
+                  "%4 = adamw_param %0, %1, %2, %3 {decay=0} : f32[3,8]\n"},
   {"concat", PRM(0, "a", "2,3") PRM(1, "b", "2,2") PRM(2, "c", "2,1") "%3 = concat %0, %1, %2 {axis=1} : f32[2,6]\n"},
   {"matmul_act", PRM(0, "a", "2,3,4") PRM(1, "b", "5,4") PRM(2, "bias", "5")
                  "%3 = matmul_act %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[2,3,5]\n"},
@@ -179,6 +181,9 @@ static void fill_input(Case *c, ValueId v, int64_t vocab) {
   for (int64_t i = 0; i < N; i++) {
     if (!strcmp(nm, "step")) d[i] = 3.f;
     else if (!strcmp(nm, "lr")) d[i] = 1e-3f;
+    /* the optimizer's run-time vectors (ir.h IR_HYP_*, IR_SCH_*): betas, eps, decays, clip; lr, bias corrections */
+    else if (!strcmp(nm, "hyper")) d[i] = (const float[]){0.9f, 0.98f, 1e-8f, 0.01f, 0.02f, 0.5f}[i % 6];
+    else if (!strcmp(nm, "sched")) d[i] = (const float[]){1e-3f, 0.271f, 0.059f, 0.9f, 0.98f, 1e-8f, 0.01f, 0.02f}[i % 8];
     else if (!strncmp(nm, "pos", 3)) d[i] = (float)(0.25 + urand());
     else d[i] = (float)(2.0 * urand() - 1.0);
   }
