@@ -50,7 +50,8 @@ int cram_cmd_sweep(int argc, char **argv) {
                              "Run the ablation study described by SPEC (docs/sweep.md): compile every\n"
                              "variant with cramc (cached by source hash), train each with the same seed,\n"
                              "data order, recipe and budget, evaluate it on the held-out shards, and write\n"
-                             "DIR/results.md, results.csv, results.json and the loss plot DIR/loss.svg.\n"
+                             "DIR/results.md, results.csv, results.json and the loss plot DIR/loss.svg\n"
+                             "(and loss.png).\n"
                              "Interrupted (Ctrl-C, SIGTERM), it stops at the running variant's checkpoint;\n"
                              "the same command resumes, keeping finished variants.\n"
                              "\n",
