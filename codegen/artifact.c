@@ -235,11 +235,15 @@ static void log_line(const char *path, char *buf, size_t n) {
   fclose(f);
 }
 
-/* Starts argv with stdout and stderr into log; the child's pid, or -1. */
-static pid_t spawn(char *const *argv, const char *log) {
+/* Starts argv with stdout and stderr into log, in process group `group` (0: a
+ * new group led by the child), so that a signal can stop the compiler driver
+ * and the cc1/as/ld it runs together; the child's pid, or -1. */
+static pid_t spawn(char *const *argv, const char *log, pid_t group) {
   fflush(NULL);
   pid_t pid = fork();
+  if (pid > 0) setpgid(pid, group ? group : pid); /* also here: no race with a signal before the child's own call */
   if (pid == 0) {
+    setpgid(0, group);
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
     execvp(argv[0], argv);
@@ -261,7 +265,7 @@ static bool reap(pid_t pid) {
  * step.c's compiler and flags (-c) into objects that replace them in objs. */
 static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, CgObjs *objs, char *err,
                           size_t errlen) {
-  pid_t pid[CG_MAX_OBJS];
+  pid_t pid[CG_MAX_OBJS], group = 0;
   char *obj[CG_MAX_OBJS], *log[CG_MAX_OBJS];
   bool ok = true;
   for (int i = 0; i < objs->n; i++) {
@@ -281,13 +285,12 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
     argv[ac++] = obj[i];
     argv[ac++] = objs->path[i];
     argv[ac] = NULL;
-    if ((pid[i] = spawn(argv, log[i])) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
+    if ((pid[i] = spawn(argv, log[i], group)) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
+    else if (!group) group = pid[i], cg_cleanup_child(group); /* one group: a signal stops every unit's compiler */
   }
   for (int i = 0; i < objs->n; i++) {
     if (!objs->c_source[i]) continue;
-    cg_cleanup_child(pid[i]); /* a signal stops the one waited for; the others fail on the removed directory */
     bool built = pid[i] >= 0 && reap(pid[i]);
-    cg_cleanup_child(0);
     if (!built && ok) {
       char line[400];
       log_line(log[i], line, sizeof line);
@@ -298,6 +301,7 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
     snprintf(objs->path[i], sizeof objs->path[i], "%s", obj[i]); /* removed with the other objects */
     objs->c_source[i] = false;
   }
+  cg_cleanup_child(0);
   return ok;
 }
 
@@ -362,7 +366,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   argv[ac++] = lib;
   for (int i = 0; t->libs && t->libs[i] && ac < 126; i++) argv[ac++] = (char *)t->libs[i];
   argv[ac] = NULL;
-  pid_t pid = spawn(argv, clog);
+  pid_t pid = spawn(argv, clog, 0);
   if (pid < 0) {
     cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     goto out;

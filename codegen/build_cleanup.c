@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* SYS_getdents64 */
 #include "build_cleanup.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
@@ -29,9 +30,9 @@ struct dent64 {
 
 static void on_signal(int sig) {
   pid_t child = g_child;
-  if (child > 0) { /* the same signal: the compiler driver then removes its own temporary files */
-    kill(child, sig);
-    while (waitpid(child, NULL, 0) < 0 && kill(child, 0) == 0) {
+  if (child > 0) { /* the same signal to the compiler's process group: the driver and the cc1/as/ld it runs */
+    kill(-child, sig);
+    while (waitpid(-child, NULL, 0) > 0 || errno == EINTR) {
     }
   }
   const char *out = g_tmpout;

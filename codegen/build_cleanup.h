@@ -18,7 +18,8 @@ void cg_cleanup_install(void);
 /* The build's temporary directory (its every file is removed on a signal);
  * the string must stay valid until cg_cleanup_end. */
 void cg_cleanup_begin(const char *tmpdir);
-/* The temporary output beside the artifact, and the running compiler. */
+/* The temporary output beside the artifact, and the running compiler's
+ * process group (the pid of its leader; artifact.c's spawn() makes one). */
 void cg_cleanup_output(const char *tmpout);
 void cg_cleanup_child(pid_t pid);
 /* The build is over (its own error paths cleaned up): forget everything. */
