@@ -237,13 +237,16 @@ static void log_line(const char *path, char *buf, size_t n) {
 
 /* Starts argv with stdout and stderr into log, in process group `group` (0: a
  * new group led by the child), so that a signal can stop the compiler driver
- * and the cc1/as/ld it runs together; the child's pid, or -1. */
-static pid_t spawn(char *const *argv, const char *log, pid_t group) {
+ * and the cc1/as/ld it runs together, and with TMPDIR = the build's own
+ * directory, so that the compiler's temporaries (cc*.s, clang's *.o) are
+ * removed with it; the child's pid, or -1. */
+static pid_t spawn(char *const *argv, const char *log, pid_t group, const char *tmpdir) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid > 0) setpgid(pid, group ? group : pid); /* also here: no race with a signal before the child's own call */
   if (pid == 0) {
     setpgid(0, group);
+    setenv("TMPDIR", tmpdir, 1);
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
     execvp(argv[0], argv);
@@ -263,8 +266,8 @@ static bool reap(pid_t pid) {
 
 /* The C units of a split step.c (objs->c_source), all compiled at once with
  * step.c's compiler and flags (-c) into objects that replace them in objs. */
-static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, CgObjs *objs, char *err,
-                          size_t errlen) {
+static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, const char *tmpdir,
+                          CgObjs *objs, char *err, size_t errlen) {
   pid_t pid[CG_MAX_OBJS], group = 0;
   char *obj[CG_MAX_OBJS], *log[CG_MAX_OBJS];
   bool ok = true;
@@ -285,7 +288,7 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
     argv[ac++] = obj[i];
     argv[ac++] = objs->path[i];
     argv[ac] = NULL;
-    if ((pid[i] = spawn(argv, log[i], group)) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
+    if ((pid[i] = spawn(argv, log[i], group, tmpdir)) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     else if (!group) group = pid[i], cg_cleanup_child(group); /* one group: a signal stops every unit's compiler */
   }
   for (int i = 0; i < objs->n; i++) {
@@ -348,7 +351,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   tmpout = arena_printf(ar, "%s.tmp.%ld", output, (long)getpid());
   cg_cleanup_output(tmpout);
   const char *cc = pick_cc(o);
-  if (!compile_units(ar, t, cc, inc, objs, err, errlen)) goto out;
+  if (!compile_units(ar, t, cc, inc, tmpdir, objs, err, errlen)) goto out;
   char *argv[128];
   int ac = split(ar, cc, argv, 32);
   if (!ac) {
@@ -366,7 +369,7 @@ bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, co
   argv[ac++] = lib;
   for (int i = 0; t->libs && t->libs[i] && ac < 126; i++) argv[ac++] = (char *)t->libs[i];
   argv[ac] = NULL;
-  pid_t pid = spawn(argv, clog, 0);
+  pid_t pid = spawn(argv, clog, 0, tmpdir);
   if (pid < 0) {
     cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     goto out;
