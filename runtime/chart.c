@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { W = 960, PH = 300, ML = 80, MR = 220, MT = 56, GAP = 76 };
+enum { W = CRAM_CHART_W, PH = CRAM_CHART_PH, ML = CRAM_CHART_ML, MR = CRAM_CHART_MR, MT = CRAM_CHART_MT, GAP = CRAM_CHART_GAP };
 
 /* A categorical palette that stays distinguishable for ~10 series. */
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -25,50 +25,53 @@ static double nice_step(double range, int ticks) {
     return (fr < 1.5 ? 1 : fr < 3 ? 2 : fr < 7 ? 5 : 10) * mag;
 }
 
-static void fmt_num(char *b, size_t n, double v) {
+void cram_chart_tick_label(char *b, size_t n, double v) {
     double a = fabs(v);
     if (a == 0) snprintf(b, n, "0");
     else if (a >= 1e5 || a < 1e-2) snprintf(b, n, "%.3g", v);
     else snprintf(b, n, "%.5g", v);
 }
 
-typedef struct range {
-    double lo, hi;
-} range;
-
-static range data_range(const cram_chart *c, int ys) {
-    range r = {INFINITY, -INFINITY};
+/* Range of the x (ys = 0) or y values over the points finite in both. */
+static void data_range(const cram_chart *c, int ys, double *lo, double *hi) {
+    *lo = INFINITY, *hi = -INFINITY;
     for (size_t s = 0; s < c->nseries; s++)
         for (size_t i = 0; i < c->series[s].n; i++) {
-            double v = ys ? c->series[s].y[i] : c->series[s].x[i];
-            if (isfinite(v) && isfinite(ys ? c->series[s].x[i] : c->series[s].y[i])) r.lo = fmin(r.lo, v), r.hi = fmax(r.hi, v);
+            double v = ys ? c->series[s].y[i] : c->series[s].x[i], o = ys ? c->series[s].x[i] : c->series[s].y[i];
+            if (isfinite(v) && isfinite(o)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
         }
-    if (!isfinite(r.lo)) r.lo = 0, r.hi = 1;
-    if (!ys) r.lo = fmin(r.lo, 0);
-    if (r.hi - r.lo < 1e-12 * fmax(1, fabs(r.hi))) r.hi = r.lo + (r.lo ? fabs(r.lo) * 0.1 : 1);
-    return r;
+    if (!isfinite(*lo)) *lo = 0, *hi = 1;
+    if (!ys) *lo = fmin(*lo, 0);
+    if (*hi - *lo < 1e-12 * fmax(1, fabs(*hi))) *hi = *lo + (*lo ? fabs(*lo) * 0.1 : 1);
+}
+
+void cram_chart_axes_of(const cram_chart *c, cram_chart_axes *a) {
+    data_range(c, 0, &a->xlo, &a->xhi);
+    data_range(c, 1, &a->ylo, &a->yhi);
+    a->ystep = nice_step(a->yhi - a->ylo, 5), a->xstep = nice_step(a->xhi - a->xlo, 6);
+    a->ylo = floor(a->ylo / a->ystep) * a->ystep, a->yhi = ceil(a->yhi / a->ystep) * a->ystep;
+    a->xhi = ceil(a->xhi / a->xstep) * a->xstep;
 }
 
 static void panel(FILE *f, const cram_chart *c, int y0) {
     int pw = W - ML - MR;
-    range xr = data_range(c, 0), yr = data_range(c, 1);
-    double ys = nice_step(yr.hi - yr.lo, 5), xs = nice_step(xr.hi - xr.lo, 6);
-    yr.lo = floor(yr.lo / ys) * ys, yr.hi = ceil(yr.hi / ys) * ys;
-    xr.hi = ceil(xr.hi / xs) * xs;
+    cram_chart_axes ax;
+    cram_chart_axes_of(c, &ax);
+    const double ys = ax.ystep, xs = ax.xstep;
     fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='#fafafa' stroke='#888'/>\n", ML, y0, pw, PH);
     fprintf(f, "<text x='%d' y='%d' font-size='14' font-weight='bold'>", ML, y0 - 10);
     xml_text(f, c->title);
     fprintf(f, "</text>\n");
     char b[32];
-    for (double v = yr.lo; v <= yr.hi + ys * 1e-6; v += ys) {
-        double y = y0 + PH - (v - yr.lo) / (yr.hi - yr.lo) * PH;
-        fmt_num(b, sizeof b, fabs(v) < ys * 1e-9 ? 0 : v);
+    for (double v = ax.ylo; v <= ax.yhi + ys * 1e-6; v += ys) {
+        double y = y0 + PH - (v - ax.ylo) / (ax.yhi - ax.ylo) * PH;
+        cram_chart_tick_label(b, sizeof b, fabs(v) < ys * 1e-9 ? 0 : v);
         fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#ddd'/>\n", ML, y, ML + pw, y);
         fprintf(f, "<text x='%d' y='%.1f' font-size='12' text-anchor='end'>%s</text>\n", ML - 6, y + 4, b);
     }
-    for (double v = xr.lo; v <= xr.hi + xs * 1e-6; v += xs) {
-        double x = ML + (v - xr.lo) / (xr.hi - xr.lo) * pw;
-        fmt_num(b, sizeof b, v);
+    for (double v = ax.xlo; v <= ax.xhi + xs * 1e-6; v += xs) {
+        double x = ML + (v - ax.xlo) / (ax.xhi - ax.xlo) * pw;
+        cram_chart_tick_label(b, sizeof b, v);
         fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#ddd'/>\n", x, y0, x, y0 + PH);
         fprintf(f, "<text x='%.1f' y='%d' font-size='12' text-anchor='middle'>%s</text>\n", x, y0 + PH + 16, b);
     }
@@ -89,13 +92,13 @@ static void panel(FILE *f, const cram_chart *c, int y0) {
                 continue;
             }
             if (!open) fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6'%s points='", col, dash), open = 1;
-            fprintf(f, "%.1f,%.1f ", ML + (se->x[i] - xr.lo) / (xr.hi - xr.lo) * pw,
-                    y0 + PH - (se->y[i] - yr.lo) / (yr.hi - yr.lo) * PH);
+            fprintf(f, "%.1f,%.1f ", ML + (se->x[i] - ax.xlo) / (ax.xhi - ax.xlo) * pw,
+                    y0 + PH - (se->y[i] - ax.ylo) / (ax.yhi - ax.ylo) * PH);
         }
         if (open) fprintf(f, "'/>\n");
         if (se->n == 1 && isfinite(se->x[0]) && isfinite(se->y[0])) /* a single point shows as a dot */
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
-                    ML + (se->x[0] - xr.lo) / (xr.hi - xr.lo) * pw, y0 + PH - (se->y[0] - yr.lo) / (yr.hi - yr.lo) * PH,
+                    ML + (se->x[0] - ax.xlo) / (ax.xhi - ax.xlo) * pw, y0 + PH - (se->y[0] - ax.ylo) / (ax.yhi - ax.ylo) * PH,
                     col);
         int ly = y0 + 14 + 18 * (int)s;
         fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='%s' stroke-width='3'%s/>\n", ML + pw + 12, ly - 4,

@@ -15,7 +15,7 @@
 #include "chart.h"
 #include "checksum.h"
 
-enum { W = 960, PH = 300, ML = 80, MR = 220, MT = 56, GAP = 76 };
+enum { W = CRAM_CHART_W, PH = CRAM_CHART_PH, ML = CRAM_CHART_ML, MR = CRAM_CHART_MR, MT = CRAM_CHART_MT, GAP = CRAM_CHART_GAP };
 
 static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd,
                                    0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf};
@@ -94,50 +94,24 @@ static int text(img *m, int x, int y, const char *str, int s, int align, uint32_
     return w;
 }
 
-static double nice_step(double range, int ticks) {
-    double raw = range / ticks, mag = pow(10, floor(log10(raw))), fr = raw / mag;
-    return (fr < 1.5 ? 1 : fr < 3 ? 2 : fr < 7 ? 5 : 10) * mag;
-}
-
-static void fmt_num(char *b, size_t n, double v) {
-    double a = fabs(v);
-    if (a == 0) snprintf(b, n, "0");
-    else if (a >= 1e5 || a < 1e-2) snprintf(b, n, "%.3g", v);
-    else snprintf(b, n, "%.5g", v);
-}
-
-static void data_range(const cram_chart *c, int ys, double *lo, double *hi) {
-    *lo = INFINITY, *hi = -INFINITY;
-    for (size_t s = 0; s < c->nseries; s++)
-        for (size_t i = 0; i < c->series[s].n; i++) {
-            double v = ys ? c->series[s].y[i] : c->series[s].x[i], o = ys ? c->series[s].x[i] : c->series[s].y[i];
-            if (isfinite(v) && isfinite(o)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
-        }
-    if (!isfinite(*lo)) *lo = 0, *hi = 1;
-    if (!ys) *lo = fmin(*lo, 0);
-    if (*hi - *lo < 1e-12 * fmax(1, fabs(*hi))) *hi = *lo + (*lo ? fabs(*lo) * 0.1 : 1);
-}
-
 static void panel(img *m, const cram_chart *c, int y0) {
     int pw = W - ML - MR;
-    double xlo, xhi, ylo, yhi;
-    data_range(c, 0, &xlo, &xhi);
-    data_range(c, 1, &ylo, &yhi);
-    double ys = nice_step(yhi - ylo, 5), xs = nice_step(xhi - xlo, 6);
-    ylo = floor(ylo / ys) * ys, yhi = ceil(yhi / ys) * ys, xhi = ceil(xhi / xs) * xs;
+    cram_chart_axes ax;
+    cram_chart_axes_of(c, &ax);
+    const double xlo = ax.xlo, xhi = ax.xhi, xs = ax.xstep, ylo = ax.ylo, yhi = ax.yhi, ys = ax.ystep;
     fill(m, ML, y0, ML + pw, y0 + PH, 0xfafafa);
     text(m, ML, y0 - 22, c->title, 2, 0, 0x000000);
     char b[32];
     for (double v = ylo; v <= yhi + ys * 1e-6; v += ys) {
         double y = y0 + PH - (v - ylo) / (yhi - ylo) * PH;
         line(m, ML, y, ML + pw, y, 0xdddddd, 1);
-        fmt_num(b, sizeof b, fabs(v) < ys * 1e-9 ? 0 : v);
+        cram_chart_tick_label(b, sizeof b, fabs(v) < ys * 1e-9 ? 0 : v);
         text(m, ML - 6, (int)y - 3, b, 1, 2, 0x000000);
     }
     for (double v = xlo; v <= xhi + xs * 1e-6; v += xs) {
         double x = ML + (v - xlo) / (xhi - xlo) * pw;
         line(m, x, y0, x, y0 + PH, 0xdddddd, 1);
-        fmt_num(b, sizeof b, v);
+        cram_chart_tick_label(b, sizeof b, v);
         text(m, (int)x, y0 + PH + 8, b, 1, 1, 0x000000);
     }
     text(m, ML + pw / 2, y0 + PH + 24, c->xlabel, 2, 1, 0x000000);
