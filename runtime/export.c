@@ -13,6 +13,7 @@
 
 #include "checksum.h"
 #include "ckpt.h"
+#include "json.h"
 #include "safetensors.h"
 
 /* ours (after "layers.N.") -> reference (after "encoder.layers.N.") */
@@ -218,16 +219,6 @@ static cram_status write_file(const char *path, const void *data, size_t n, cram
     return CRAM_OK;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 static void note(char *w, size_t wl, const char *path) {
     size_t l = strlen(w);
@@ -305,14 +296,14 @@ cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, con
     if (!j) return cram_err_set(err, CRAM_E_NOMEM, "out of memory");
     const char *base = strrchr(stem, '/') ? strrchr(stem, '/') + 1 : stem;
     fprintf(j, "{\n  \"model\": ");
-    json_str(j, meta->model);
+    cram_json_put_str(j, meta->model);
     fprintf(j, ",\n  \"source\": ");
     if (meta->source) fprintf(j, "\"%s.cram\"", base);
     else fprintf(j, "null");
     fprintf(j, ",\n  \"source_hash\": ");
-    json_str(j, meta->source_hash);
+    cram_json_put_str(j, meta->source_hash);
     fprintf(j, ",\n  \"cramc_version\": ");
-    json_str(j, meta->cramc_version);
+    cram_json_put_str(j, meta->cramc_version);
     fprintf(j, ",\n  \"weights\": \"%s.safetensors\",\n  \"names\": \"%s\",\n", base,
             names == CRAM_NAMES_CRAMC ? "cramc" : "cramming");
     if (*got) {
@@ -326,7 +317,7 @@ cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, con
     fprintf(j, "  \"dims\": {");
     for (uint32_t i = 0; i < meta->ndims; i++) {
         fprintf(j, "%s", i ? ", " : "");
-        json_str(j, meta->dims[i].name);
+        cram_json_put_str(j, meta->dims[i].name);
         fprintf(j, ": %" PRId64, meta->dims[i].value);
     }
     fprintf(j, "},\n  \"parameters\": [\n");
@@ -335,9 +326,9 @@ cram_status cram_export_bundle(const cram_step_meta *meta, const char *ckpt, con
         char nm[512];
         if (names == CRAM_NAMES_CRAMC || !cram_export_name(p->name, nm, sizeof nm)) snprintf(nm, sizeof nm, "%s", p->name);
         fprintf(j, "    {\"name\": ");
-        json_str(j, nm);
+        cram_json_put_str(j, nm);
         fprintf(j, ", \"cramc_name\": ");
-        json_str(j, p->name);
+        cram_json_put_str(j, p->name);
         fprintf(j, ", \"shape\": [");
         for (uint32_t d = 0; d < p->rank; d++) fprintf(j, "%s%" PRId64, d ? ", " : "", p->shape[d]);
         fprintf(j, "], \"decay\": %u}%s\n", p->decay, i + 1 < meta->nparams ? "," : "");

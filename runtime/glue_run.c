@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "loader.h"
 #include "metrics.h"
 
@@ -208,15 +209,6 @@ void cram_glue_print(FILE *f, const cram_glue_table *t, uint32_t seeds) {
     else fprintf(f, "GLUE average: no task ran\n");
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 static void json_num(FILE *f, double x) {
     if (isfinite(x)) fprintf(f, "%.4f", x);
@@ -232,16 +224,16 @@ static cram_status close_report(FILE *f, const char *path, cram_err *err) {
 cram_status cram_glue_write_json(const char *path, const cram_glue_opts *o, const cram_glue_table *t, cram_err *err) {
     FILE *f = fopen(path, "w");
     if (!f) return cram_err_set(err, CRAM_E_IO, "%s: %s", path, strerror(errno));
-    fputs("{\"model\":", f), json_str(f, o->model);
-    fputs(",\"init\":", f), json_str(f, o->ft.init ? o->ft.init : "random");
+    fputs("{\"model\":", f), cram_json_put_str(f, o->model);
+    fputs(",\"init\":", f), cram_json_put_str(f, o->ft.init ? o->ft.init : "random");
     fprintf(f, ",\"seeds\":%u,\"epochs\":%u,\"lr\":%.6g,\"batch\":%u,\"tasks\":[", o->seeds, o->ft.epochs, o->ft.lr, o->batch);
     for (int i = 0; i < CRAM_GLUE_ROWS; i++) {
         const cram_glue_row *r = &t->rows[i];
         fprintf(f, "%s\n{\"task\":", i ? "," : "");
-        json_str(f, r->name);
-        fputs(",\"metric\":", f), json_str(f, r->metric);
+        cram_json_put_str(f, r->name);
+        fputs(",\"metric\":", f), cram_json_put_str(f, r->metric);
         if (!r->done) {
-            fputs(",\"status\":\"skipped\",\"why\":", f), json_str(f, r->why), fputs("}", f);
+            fputs(",\"status\":\"skipped\",\"why\":", f), cram_json_put_str(f, r->why), fputs("}", f);
             continue;
         }
         fputs(",\"status\":\"done\",\"values\":[", f);

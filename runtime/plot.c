@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "chart.h"
-#include "sweep_json.h"
+#include "json.h"
 
 /* One run's columns. */
 typedef struct run {

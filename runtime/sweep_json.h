@@ -1,6 +1,5 @@
-/* sweep_json.h - the little JSON `cram sweep` reads and writes: numbers and
- * strings of flat objects (metrics.jsonl lines, `cram eval --json`, its own
- * result.json), and one table row per variant. */
+/* sweep_json.h - a sweep's table rows as JSON: results.json and each
+ * variant's result.json (read back on a re-run). */
 #ifndef CRAM_SWEEP_JSON_H
 #define CRAM_SWEEP_JSON_H
 
@@ -8,15 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json.h"
 #include "status.h"
 #include "sweep.h"
-
-/* Value of the number "key": in a flat JSON object (NAN when null or missing). */
-double cram_json_num(const char *obj, const char *key);
-/* String "key": copied unescaped into out (cap bytes); -1 when missing. */
-int cram_json_str(const char *obj, const char *key, char *out, size_t cap);
-/* A JSON string literal of s (quotes, escapes; control bytes as \u00XX). */
-void cram_json_put_str(FILE *f, const char *s);
 
 /* One row as a JSON object (no newline). */
 void cram_sweep_row_json(FILE *f, const cram_sweep_row *row);

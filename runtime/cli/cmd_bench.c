@@ -9,18 +9,9 @@
 #include <string.h>
 
 #include "../bench.h"
+#include "../json.h"
 #include "../loader.h"
 #include "cli.h"
-
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
 
 static void jnum(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.9g", v);
@@ -30,27 +21,27 @@ static void jnum(FILE *f, double v) {
 static void write_json(FILE *f, const char *path, const cram_step_meta *m, const cram_bench_config *c,
                        const cram_bench_result *r) {
     fputs("{\"impl\":\"cramc\",\"mode\":\"step.so\",\"artifact\":", f);
-    jstr(f, path);
+    cram_json_put_str(f, path);
     fputs(",\"model\":", f);
-    jstr(f, m->model);
+    cram_json_put_str(f, m->model);
     fputs(",\"target\":", f);
-    jstr(f, m->target);
+    cram_json_put_str(f, m->target);
     fputs(",\"device\":", f);
-    jstr(f, m->target && strcmp(m->target, "cuda") == 0 ? "cuda" : "cpu");
+    cram_json_put_str(f, m->target && strcmp(m->target, "cuda") == 0 ? "cuda" : "cpu");
     fputs(",\"precision\":", f);
-    jstr(f, m->precision);
+    cram_json_put_str(f, m->precision);
     fputs(",\"cramc_version\":", f);
-    jstr(f, m->cramc_version);
+    cram_json_put_str(f, m->cramc_version);
     fputs(",\"source_hash\":", f);
-    jstr(f, m->source_hash);
+    cram_json_put_str(f, m->source_hash);
     fputs(",\"dims\":{", f);
     for (uint32_t i = 0; i < m->ndims; i++) {
         if (i) fputc(',', f);
-        jstr(f, m->dims[i].name);
+        cram_json_put_str(f, m->dims[i].name);
         fprintf(f, ":%" PRId64, m->dims[i].value);
     }
     fputs("},\"data\":", f);
-    jstr(f, r->data_kind);
+    cram_json_put_str(f, r->data_kind);
     fprintf(f,
             ",\"distinct_batches\":%" PRIu64 ",\"params\":%" PRId64 ",\"microbatch\":%" PRIu64 ",\"seq\":%" PRIu64
             ",\"accum\":%" PRIu64 ",\"warmup\":%" PRIu64 ",\"steps\":%" PRIu64 ",\"tokens_per_step\":%" PRIu64,
@@ -76,7 +67,7 @@ static void write_json(FILE *f, const char *path, const cram_step_meta *m, const
         jnum(f, nums[i].v);
     }
     fprintf(f, ",\"peak_memory_bytes\":%" PRIu64 ",\"memory_kind\":", r->peak_bytes);
-    jstr(f, r->mem_kind);
+    cram_json_put_str(f, r->mem_kind);
     fprintf(f, ",\"arena_bytes\":%" PRIu64 ",\"kernel_count\":%u,\"nonfinite_losses\":%" PRIu64 ",\"final_loss\":",
             m->arena_bytes, m->kernel_count, r->nonfinite);
     jnum(f, r->nlosses ? r->losses[r->nlosses - 1] : NAN);

@@ -6,23 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../json.h"
 #include "../loader.h"
 #include "../train.h"
 #include "cli.h"
 
 static const char *const splits[] = {"heldout", "train", NULL};
-
-/* s as a JSON string (the paths a user gave). */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 int cram_cmd_eval(int argc, char **argv) {
     const char *data = NULL, *ckpt = NULL;
@@ -81,9 +70,9 @@ int cram_cmd_eval(int argc, char **argv) {
         code = 1;
     } else if (json) {
         printf("{\"data\":");
-        json_str(stdout, data);
+        cram_json_put_str(stdout, data);
         printf(",\"split\":\"%s\",\"checkpoint\":", splits[split]);
-        if (ckpt) json_str(stdout, ckpt);
+        if (ckpt) cram_json_put_str(stdout, ckpt);
         else printf("null");
         printf(",\"loss\":%.9g,\"perplexity\":%.9g,\"sequences\":%" PRIu64 ",\"left_out\":%" PRIu64 "}\n", res.loss,
                exp(res.loss), res.nseqs, res.left_out);
