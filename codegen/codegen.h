@@ -30,6 +30,7 @@ typedef struct CgOptions {
   int64_t xent_chunk;          /* cuda: rows per chunk of the fused decoder (0: 1024; cramc reads CRAMC_XENT_CHUNK) */
   bool no_ptx;                 /* cuda: embed only the sm_80/sm_90 cubins, no compute_90 PTX (cramc: CRAMC_NVRTC_PTX=0) */
   FILE *nvrtc_log;             /* cuda: where to report NVRTC's compile times, or NULL (cramc: CRAMC_NVRTC_TIMES) */
+  int64_t cpu_unit_nodes;      /* cpu: kernel nodes per parallel-compiled unit of a split build (0: 4000; cramc: CRAMC_CPU_UNIT_NODES) */
 } CgOptions;
 
 /* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */

@@ -42,15 +42,8 @@ static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
 
 /* Kernel nodes per translation unit of a split build: a large model's step.c
  * (a 128-layer model: ~15 MB) becomes units of about this many nodes, compiled
- * in parallel. $CRAMC_CPU_UNIT_NODES overrides it (tests split small models). */
+ * in parallel. CgOptions.cpu_unit_nodes overrides it (tests split small models). */
 #define CPU_UNIT_NODES 4000
-
-static uint64_t unit_nodes(void) {
-  const char *e = getenv("CRAMC_CPU_UNIT_NODES");
-  char *end;
-  unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
-  return e && *e && !*end && v > 0 ? (uint64_t)v : CPU_UNIT_NODES;
-}
 
 static FILE *open_unit(const char *dir, CgObjs *objs, char *err, size_t errlen) {
   int i = objs->n;
@@ -92,7 +85,7 @@ static bool put_units(KProgram *const P[3], const char *const pfx[3], int parts,
 }
 
 /* step.c to out; with dir and objs (a build), the kernels of a model of
- * more than unit_nodes() kernel nodes go to parallel-compiled units instead. */
+ * more than CPU_UNIT_NODES (or o->cpu_unit_nodes) kernel nodes go to parallel-compiled units instead. */
 static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
                      size_t errlen) {
   Graph *G[3];
@@ -126,7 +119,7 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
     if ((uint64_t)P[i]->arena_bytes > arena) arena = (uint64_t)P[i]->arena_bytes;
     if (i) nk += P[i]->nkernels;
   }
-  uint64_t nodes = (uint64_t)P[0]->nnodes + P[1]->nnodes + P[2]->nnodes, per = unit_nodes();
+  uint64_t nodes = (uint64_t)P[0]->nnodes + P[1]->nnodes + P[2]->nnodes, per = o->cpu_unit_nodes > 0 ? (uint64_t)o->cpu_unit_nodes : CPU_UNIT_NODES;
   uint64_t parts = dir ? (nodes + per - 1) / per : 1;
   if (parts > CG_MAX_OBJS) parts = CG_MAX_OBJS;
   if (parts > 1 && !put_units(P, pfx, (int)parts, dir, objs, err, errlen)) goto out;

@@ -461,7 +461,8 @@ int main(int argc, char **argv) {
   CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len,
                   .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2,
                   .xent_chunk = env_int("CRAMC_XENT_CHUNK"), .no_ptx = env_is("CRAMC_NVRTC_PTX", "0"),
-                  .nvrtc_log = getenv("CRAMC_NVRTC_TIMES") ? stderr : NULL};
+                  .nvrtc_log = getenv("CRAMC_NVRTC_TIMES") ? stderr : NULL,
+                  .cpu_unit_nodes = env_int("CRAMC_CPU_UNIT_NODES")};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = compile_fwd(&o, text, len, &d);
