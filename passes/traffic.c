@@ -42,6 +42,7 @@ TrafficFamily traffic_family(const Graph *g, ValueId v) {
   case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return TF_ATTENTION;
   default: break;
   }
+  if (c == OC_ATTENTION) return TF_ATTENTION;
   if (score_shaped(&n->shape) && c != OC_VIEW) return TF_ATTENTION;
   switch (c) {
   case OC_VIEW: return TF_LAYOUT;

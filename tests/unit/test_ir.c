@@ -504,7 +504,7 @@ static void test_verify(void) {
 
   verify_base(&t);
   t.g->nodes[3].nattr = 9;
-  VERIFY_BAD(&t, "9 attributes (a node holds at most 4)");
+  VERIFY_BAD(&t, "9 attributes (a node holds at most 6)");
   t_free(&t);
 
   verify_base(&t);
