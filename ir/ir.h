@@ -258,6 +258,11 @@ typedef struct IrAttnGeom {
 /* Fills geo from n (an OC_ATTENTION node) and its inputs; false with a
  * one-line reason in msg when they do not fit together. */
 bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg, size_t msglen);
+/* lse is the attention_lse sibling of attention node o: same inputs, same
+ * attributes. A backend computes the two in one kernel (the forward writes o
+ * and lse); the passes keep such a pair adjacent (fuse_attention emits them
+ * so, sink leaves them, the partition makes them one kernel). */
+bool ir_attention_siblings(const Node *o, const Node *lse);
 
 /* ---- facts for --summary ------------------------------------------------- */
 
