@@ -202,7 +202,8 @@ static int match(Ctx *c, ValueId sm, Site *st) {
     /* multi-query: Q = reshape([B,H,S,dh] -> [B,H*S,dh]), K and V [B,S,dh] */
     st->mq = true;
     st->S = K->shape.dim[1];
-    if (Q->op != OP_RESHAPE || fu_node(rw, Q->in[0])->shape.rank != 4 || fu_node(rw, Q->in[0])->shape.dim[2] != st->S)
+    const Shape *xs = &fu_node(rw, Q->in[0])->shape;
+    if (Q->op != OP_RESHAPE || xs->rank != 4 || xs->dim[0] != st->B || xs->dim[2] != st->S || xs->dim[3] != st->dh)
       return refuse(c, "rank-3 scores whose queries are not [B,heads,S,dh] folded to [B,heads*S,dh]");
     st->H = fu_node(rw, Q->in[0])->shape.dim[1];
     st->part[0] = part4(rw, Q->in[0]);
