@@ -58,6 +58,7 @@ typedef struct CgTargetInfo {
   const char *refuse;     /* why another precision is refused (printf, %s: the precision) */
   bool (*build)(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
   bool (*emit_c)(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen); /* --emit=step-c */
+  bool fused_attention;   /* renders the fused attention ops (OC_ATTENTION): the driver runs fuse_attention */
 } CgTargetInfo;
 extern const CgTargetInfo cg_targets[];
 extern const int cg_ntargets;

@@ -630,6 +630,7 @@ static const char *op_family(const Node *n) {
   case OC_REDUCE: return "reduction";
   case OC_GATHER: return "gather";
   case OC_VIEW: return "layout";
+  case OC_ATTENTION: return "attention";
   default: return "elementwise";
   }
 }

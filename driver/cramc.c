@@ -246,6 +246,7 @@ static int parse_args(int argc, char **argv, Options *o) {
   for (int i = 0; !o->target && o->precision && !cg_target_accepts(t, o->precision) && i < cg_ntargets; i++)
     if (cg_target_accepts(&cg_targets[i], o->precision)) t = &cg_targets[i];
   o->target = t->name;
+  o->popt.fused_attention = t->fused_attention;
   /* the target's own precision (bf16 for cuda) for what builds or prints the artifact; the IR views stay f32 unless asked */
   bool ir_view = o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") ||
                              !strcmp(o->emit, "ast"));
@@ -383,13 +384,22 @@ static bool names_fit(const Graph *g, Diag *d) {
   return ok;
 }
 
-/* The forward graph of the model, with autocast_bf16 applied at --precision
+/* The forward graph of the model: the forward passes (fuse_attention,
+ * passes.def section 0) when `optimise`, then autocast_bf16 at --precision
  * bf16 (before autodiff, so every later graph is mixed precision). */
-static Graph *compile_fwd(const Options *o, const char *text, size_t len, Diag *d) {
+static Graph *compile_fwd(const Options *o, bool optimise, const char *text, size_t len, Diag *d) {
   Graph *g = fe_compile(o->input, text, len, o->defs, o->ndefs, d);
   if (g && !names_fit(g, d)) {
     ir_graph_free(g);
     return NULL;
+  }
+  if (g && optimise) {
+    PassOptions po = o->popt;
+    if (!o->opt_given) po.opt_level = 2; /* builds and --stats default to -O2 */
+    PassCtx cx = {d, &po};
+    Graph *f = pass_forward_run(g, &cx);
+    ir_graph_free(g);
+    g = f;
   }
   if (g && !strcmp(o->precision, "bf16")) {
     Graph *m = pass_autocast_bf16(g, d);
@@ -413,7 +423,7 @@ static Graph *optimise(Graph *g, Options *o, Diag *d) {
 static int stats_only(Options *o, const char *text, size_t len, Diag *d) {
   if (!o->opt_given) o->popt.opt_level = 2;
   o->popt.stats_out = stdout;
-  Graph *fwd = compile_fwd(o, text, len, d);
+  Graph *fwd = compile_fwd(o, true, text, len, d);
   Graph *g = fwd ? optimise(cramc_train_ir(fwd, d), o, d) : NULL;
   ir_graph_free(fwd);
   if (g) pass_print_traffic(stdout, g);
@@ -465,7 +475,7 @@ int main(int argc, char **argv) {
                   .cpu_unit_nodes = env_int("CRAMC_CPU_UNIT_NODES")};
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
-    Graph *g = compile_fwd(&o, text, len, &d);
+    Graph *g = compile_fwd(&o, !o.opt_given || o.popt.opt_level >= 2 || o.popt.only, text, len, &d);
     char err[1024];
     if (g && !cg_target_find(o.target)->build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
@@ -485,7 +495,11 @@ int main(int argc, char **argv) {
     rc = fe_print_ast(o.input, text, len, out, &d) ? 0 : 1;
     if (o.summary) fprintf(stderr, "cramc: note: --summary is ignored with --emit=ast\n");
   } else {
-    Graph *g = compile_fwd(&o, text, len, &d);
+    /* the IR views stay as the frontend built them unless -O / --passes / --stats / --dump-after ask; artifacts default to -O2 */
+    bool ir_view = o.emit && (!strcmp(o.emit, "ir") || !strcmp(o.emit, "grad-ir") || !strcmp(o.emit, "train-ir"));
+    bool fwd_opt = ir_view ? (o.opt_given && (o.popt.opt_level >= 2 || o.popt.only)) || o.popt.stats || o.popt.dump_after
+                           : !o.opt_given || o.popt.opt_level >= 2 || o.popt.only;
+    Graph *g = compile_fwd(&o, fwd_opt, text, len, &d);
     if (g && o.emit && !strcmp(o.emit, "grad-ir")) { /* forward + backward */
       Graph *fwd = g;
       g = pass_autodiff(fwd, &d);

@@ -174,7 +174,7 @@ bool interp_cast(InterpCall *c) {
 }
 
 /* splitmix64 of (seed, mask key, element): a reproducible uniform in [0,1). */
-static double hash_uniform(uint64_t seed, uint64_t key, uint64_t e) {
+double interp_hash_uniform(uint64_t seed, uint64_t key, uint64_t e) {
   uint64_t z = seed ^ (key * 0x9E3779B97F4A7C15ull) ^ (e * 0xD1B54A32D192ED03ull);
   z += 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -192,7 +192,7 @@ bool interp_dropout(InterpCall *c) {
   int64_t n = ir_shape_numel(&c->n->shape);
   for (int64_t e = 0; e < n; e++) {
     if (!c->opts->training || p == 0) c->out[e] = c->in[0][e];
-    else c->out[e] = hash_uniform(c->opts->seed, key, (uint64_t)e) < p ? 0.0 : c->in[0][e] / (1.0 - p);
+    else c->out[e] = interp_hash_uniform(c->opts->seed, key, (uint64_t)e) < p ? 0.0 : c->in[0][e] / (1.0 - p);
   }
   return true;
 }

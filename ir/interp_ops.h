@@ -24,6 +24,11 @@ typedef bool (*InterpFn)(InterpCall *c);
  * fused GEMM epilogues of every interpreter kernel. */
 void interp_act_pair(int act, double x, double *f, double *df);
 
+/* The dropout op's mask: a uniform in [0,1) of (seed, key, element index);
+ * element e is dropped when it is < p. Fused ops that contain a dropout
+ * (attention) draw from it with the unfused node's key and element index. */
+double interp_hash_uniform(uint64_t seed, uint64_t key, uint64_t e);
+
 /* The kernels named in the interp column of ops.def. */
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) bool interp(InterpCall *c);
 #define NONE interp_none_ /* rows without a kernel declare this dummy; it is never defined */

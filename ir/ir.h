@@ -75,7 +75,7 @@ typedef struct Attr {
   } u;
 } Attr;
 
-#define IR_MAX_ATTRS 4                  /* most attributes any op row asks for */
+#define IR_MAX_ATTRS 6                  /* most attributes any op row asks for (attention_grad) */
 
 /* Attribute constructors for builders. */
 static inline Attr ir_attr_int(AttrId id, int64_t v) { Attr a = {.id = id}; a.u.i = v; return a; }
@@ -104,6 +104,7 @@ typedef enum {
   OC_REDUCE,    /* reductions over an axis */
   OC_LOSS,      /* scalar objectives */
   OC_VIEW,      /* layout changes: reshape, permute, slice */
+  OC_ATTENTION, /* fused attention (forward, log-sum-exp, backward): one kernel per (batch, head) tile */
 } OpClass;
 
 typedef struct Graph Graph;
@@ -161,7 +162,7 @@ int ir_act_parse(const char *s);
 
 typedef uint32_t ValueId;
 #define IR_NONE ((ValueId)UINT32_MAX)
-#define IR_MAX_IN 4
+#define IR_MAX_IN 7 /* attention_grad: q, k, v, o, lse, do, bias */
 
 struct Node {
   OpKind op;
@@ -236,6 +237,32 @@ void ir_print(const Graph *g, FILE *out);
 /* Parse the text form; `file` names the text for diagnostics. Returns NULL
  * after reporting errors to d. */
 Graph *ir_parse(const char *text, size_t len, const char *file, Diag *d);
+
+/* ---- fused attention (ir/shape_attention.c) ---------------------------------
+ * The geometry of an attention / attention_lse / attention_grad node, as the
+ * shape rules check it and every kernel (interpreter, renderers) reads it.
+ * Sources are "bshd": q, k, v are rank-4 [B, S, G, W] tensors; part t (0 = q,
+ * 1 = k, 2 = v) of head g is X_t[b, s, g, off[t] : off[t] + dh]. Query head h
+ * uses key/value group h / (heads / kv_heads). Element strides below are in
+ * elements of the source (the last axis is contiguous). */
+typedef struct IrAttnGeom {
+  int64_t B, S, heads, kv_heads, dh;
+  int64_t off[3];          /* q_off, k_off, v_off */
+  int64_t width[3];        /* W of the q, k, v sources (row length of one (b, s, g) entry: G * W per s) */
+  int64_t stride[3][3];    /* part t: element strides of batch, seq, head */
+  int bias;                /* input index of the bias, or -1 */
+  int64_t bias_stride[4];  /* bias element strides over (b, h, i, j); 0 = broadcast */
+  double alpha, p;         /* score scale; dropout probability */
+  int64_t key;             /* dropout mask stream (as the dropout op's key) */
+} IrAttnGeom;
+/* Fills geo from n (an OC_ATTENTION node) and its inputs; false with a
+ * one-line reason in msg when they do not fit together. */
+bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg, size_t msglen);
+/* lse is the attention_lse sibling of attention node o: same inputs, same
+ * attributes. A backend computes the two in one kernel (the forward writes o
+ * and lse); the passes keep such a pair adjacent (fuse_attention emits them
+ * so, sink leaves them, the partition makes them one kernel). */
+bool ir_attention_siblings(const Node *o, const Node *lse);
 
 /* ---- facts for --summary ------------------------------------------------- */
 

@@ -54,6 +54,9 @@ IR_SHAPE_RULE(shape_add_norm);
 IR_SHAPE_RULE(shape_norm_grad_add);
 IR_SHAPE_RULE(shape_xent_linear);
 IR_SHAPE_RULE(shape_xent_linear_grad);
+/* fused attention (ir/shape_attention.c) */
+IR_SHAPE_RULE(shape_attention);
+IR_SHAPE_RULE(shape_attention_grad);
 
 /* A type is well formed: known dtype, rank <= IR_MAX_RANK, dims >= 1,
  * element count <= IR_MAX_NUMEL (computed without overflow). */

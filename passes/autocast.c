@@ -14,6 +14,9 @@
  *                        "promote"): so a residual stream stays f32 and a
  *                        GEMM -> glu -> GEMM chain stays bf16, each stored
  *                        result rounded to bf16
+ *   attention            (attention, attention_lse) q, k, v cast to bf16 as
+ *                        a GEMM's operands; the bias keeps its dtype; o is
+ *                        bf16, lse f32 (their shape rules)
  *   sources              unchanged: parameters stay f32 master weights and
  *                        their bf16 copies are cast nodes (one per value and
  *                        dtype: the pass memoises them, so a tied matrix used
@@ -82,8 +85,10 @@ Graph *pass_autocast_bf16(const Graph *fwd, Diag *d) {
       }
       if (any_f32 && any_bf16) want = DT_F32;
     }
+    int ncast = n->nin;
+    if (cls == OC_ATTENTION) want = DT_BF16, ncast = 3; /* q, k, v run on tensor cores; bias, lse stay as they are */
     if (want != DT_COUNT)
-      for (int k = 0; k < n->nin; k++) ins[k] = as(&ac, ins[k], want, loc);
+      for (int k = 0; k < ncast; k++) ins[k] = as(&ac, ins[k], want, loc);
     for (int k = 0; k < n->nin; k++)
       if (ins[k] == IR_NONE) goto fail;
     if (cls == OC_SOURCE) {

@@ -11,6 +11,9 @@
  *     alias, memplan.h), which costs nothing only when it is a kernel of its
  *     own (inside a kernel it would be a second store of the same values);
  *   - every other input is a source, in K, or older than K's first node.
+ * An attention_lse right after its attention sibling (same inputs and
+ * attributes, ir_attention_siblings) joins that kernel: the fused attention
+ * kernel writes o and lse in one pass over q, k, v.
  * The last rule makes the partition schedulable: every edge between kernels
  * goes from a kernel whose first node is older, so running kernels in order of
  * their first node respects all dependencies (tests/unit/test_passes.c checks
@@ -53,6 +56,8 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];
+    } else if (v > 0 && ir_attention_siblings(&g->nodes[v - 1], n)) {
+      K = kernel[v - 1]; /* attention_lse: the second output of its sibling's kernel */
     } else if (joins_ew(n) || closes(n)) {
       int64_t want = closes(n) ? ir_shape_numel(&g->nodes[n->in[0]].shape) : ir_shape_numel(&n->shape);
       for (int k = 0; k < n->nin && K == IR_NONE; k++) {

@@ -62,5 +62,6 @@ Graph *pass_fuse_linear(const Graph *in, PassCtx *cx);
 Graph *pass_fuse_epilogue(const Graph *in, PassCtx *cx);
 Graph *pass_fuse_ln_residual(const Graph *in, PassCtx *cx);
 Graph *pass_fuse_xent(const Graph *in, PassCtx *cx);
+Graph *pass_fuse_attention(const Graph *in, PassCtx *cx); /* PASS_FORWARD: on the forward graph */
 
 #endif

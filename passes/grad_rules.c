@@ -283,3 +283,46 @@ void grad_slice(GradCtx *cx, ValueId v, ValueId dy) {
                ir_attr_int(ATTR_SIZE, in_shape(cx, v, 0)->dim[axis])};
   grad_accum(cx, v, 0, unary(cx, OP_PAD, dy, a, 3));
 }
+
+/* ---- fused attention ---------------------------------------------------------- */
+
+/* o = attention(q, k, v, [bias]): the backward is attention_grad, one node per
+ * distinct source among q, k, v (packed qkv: one node, wrt = 7, the whole
+ * dqkv in the GEMM output's layout), reading the forward's o, the
+ * attention_lse sibling (CSE merges it with the forward's when both exist) and
+ * dy. Parts of one source that overlap (q and k reading the same columns) get
+ * separate nodes, summed by grad_accum. The bias gets no gradient: the pass
+ * only fuses a bias that needs none, and the rule refuses one that does. */
+void grad_attention(GradCtx *cx, ValueId v, ValueId dy) {
+  const Node *n = fnode(cx, v);
+  if (n->nin > 3 && grad_wants(cx, v, 3)) {
+    diag_error(cx->d, n->loc, "autodiff: attention has no gradient for its bias input (%%%u)", n->in[3]);
+    cx->failed = true;
+    return;
+  }
+  ValueId in[IR_MAX_IN];
+  for (int k = 0; k < n->nin; k++) in[k] = grad_in(cx, v, k);
+  ValueId lse = gb(cx, OP_ATTENTION_LSE, in, n->nin, n->attr, n->nattr);
+  const Attr *offs = ir_attr(n, ATTR_OFFSETS);
+  int64_t dh = ir_get_int(n, ATTR_HEAD_DIM);
+  unsigned done = 0;
+  for (int t = 0; t < 3; t++) {
+    if (done >> t & 1 || !grad_wants(cx, v, t)) continue;
+    int64_t wrt = 0;
+    for (int u = t; u < 3; u++) {
+      bool overlaps = false;
+      for (int w = 0; w < 3; w++)
+        if (wrt >> w & 1)
+          overlaps |= offs->u.ints.v[u] < offs->u.ints.v[w] + dh && offs->u.ints.v[w] < offs->u.ints.v[u] + dh;
+      if (!(done >> u & 1) && n->in[u] == n->in[t] && !overlaps) wrt |= 1 << u, done |= 1u << u;
+    }
+    ValueId gin[IR_MAX_IN] = {in[0], in[1], in[2], grad_out(cx, v), lse, dy};
+    int nin = 6;
+    if (n->nin > 3) gin[nin++] = in[3];
+    Attr at[IR_MAX_ATTRS];
+    int na = 0;
+    for (int k = 0; k < n->nattr; k++) at[na++] = n->attr[k];
+    at[na++] = ir_attr_int(ATTR_WRT, wrt);
+    grad_accum(cx, v, t, gb(cx, OP_ATTENTION_GRAD, gin, nin, at, na));
+  }
+}

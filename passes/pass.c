@@ -145,7 +145,8 @@ static bool check_list(const char *list, Diag *d) {
   return ok;
 }
 
-Graph *pass_pipeline_run(const Graph *in, PassCtx *cx) {
+/* The rows whose PASS_FORWARD flag equals `forward`, in order. */
+static Graph *run_rows(const Graph *in, PassCtx *cx, bool forward) {
   const PassOptions *o = cx->opt;
   if (o->only && !check_list(o->only, cx->diag)) return NULL;
   if (o->dump_after && strcmp(o->dump_after, "all") && !pass_find(o->dump_after)) {
@@ -154,12 +155,13 @@ Graph *pass_pipeline_run(const Graph *in, PassCtx *cx) {
   }
   Graph *g = copy_graph(in, cx->diag);
   if (!g) return NULL;
-  if (o->stats) {
+  if (o->stats && !forward) {
     pass_print_stats(o->stats_out ? o->stats_out : stderr, NULL, NULL);
     stats_row(o, "(input)", g);
   }
   for (int i = 0; i < pass_pipeline_len; i++) {
     const Pass *p = &pass_pipeline[i];
+    if (!(p->flags & PASS_FORWARD) != !forward) continue;
     if (o->only ? !in_list(o->only, p->name) : o->opt_level < 2) continue;
     Graph *ng = p->run(g, cx);
     if (!ng) {
@@ -180,7 +182,10 @@ Graph *pass_pipeline_run(const Graph *in, PassCtx *cx) {
       fprintf(f, "# after %s\n", p->name);
       ir_print(g, f);
     }
-    if (o->stats) stats_row(o, p->name, g);
+    if (o->stats && !forward) stats_row(o, p->name, g); /* forward rows report for themselves */
   }
   return g;
 }
+
+Graph *pass_pipeline_run(const Graph *in, PassCtx *cx) { return run_rows(in, cx, false); }
+Graph *pass_forward_run(const Graph *fwd, PassCtx *cx) { return run_rows(fwd, cx, true); }

@@ -19,6 +19,8 @@
 
 enum {
   PASS_PRESERVES_SEMANTICS = 1u << 0, /* outputs are identical (to rounding) before and after */
+  PASS_FORWARD = 1u << 1,             /* runs on the model's forward graph before autocast and autodiff
+                                         (pass_forward_run), not on the train step (pass_pipeline_run) */
 };
 
 typedef struct PassOptions {
@@ -27,6 +29,8 @@ typedef struct PassOptions {
   const char *dump_after;   /* --dump-after=NAME ("all" = after every pass) */
   bool verify_each;         /* ir_verify after every pass (on in tests and debug builds) */
   bool stats;               /* --stats: one line per pass to stats_out */
+  bool fused_attention;     /* the target renders the fused attention ops (ops.def class OC_ATTENTION):
+                               fuse_attention rewrites only then (CgTargetInfo.fused_attention) */
   FILE *dump_out, *stats_out;
 } PassOptions;
 
@@ -61,6 +65,9 @@ void pass_list(FILE *out);                /* `cramc --list-passes` */
  * that failed, ir_verify failing under verify_each). Honours dump_after and
  * stats. */
 Graph *pass_pipeline_run(const Graph *in, PassCtx *cx);
+/* The PASS_FORWARD rows (same selection rules) on a model's forward graph,
+ * before autocast_bf16 and autodiff. Returns a new graph or NULL. */
+Graph *pass_forward_run(const Graph *fwd, PassCtx *cx);
 
 /* What --stats prints for one graph. */
 typedef struct PassStats {

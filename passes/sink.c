@@ -14,10 +14,11 @@
  * not in the arena). Nodes are taken last to first, so a chain (the gradient
  * GEMM, its cast) can follow its tail down.
  *
- * Not moved: sources, outputs, and nodes whose first consumer is an
+ * Not moved: sources, outputs, nodes whose first consumer is an
  * optimizer op (the global norm / AdamW groups of adamw_multi: their members
  * are one multi-tensor kernel, which needs every gradient made before the
- * first of them).
+ * first of them), and an attention with its adjacent attention_lse sibling
+ * (ir_attention_siblings: one kernel writing both).
  *
  * Legal: only the order changes, and every node still comes after its inputs
  * (v stays before each consumer; nodes move only later, past nodes that do not
@@ -72,6 +73,8 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
   for (ValueId v = n; v-- > 0;) {
     const Node *nd = &in->nodes[v];
     if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v]) continue;
+    if ((v > 0 && ir_attention_siblings(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_attention_siblings(nd, &in->nodes[v + 1])))
+      continue; /* attention + its attention_lse: one kernel with two outputs, kept adjacent */
     int64_t first = INT64_MAX;
     bool to_optimizer = false;
     for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++) {

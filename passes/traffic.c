@@ -13,7 +13,8 @@
  * node came from in the .cram source): "attention" is every op on a
  * score-shaped value (rank >= 4, the last two axes equal: [B,heads,S,S]) and
  * every GEMM whose both operands are batched (QK^T, PV and their gradients);
- * the rest goes by op class. */
+ * the rest goes by op class; the fused attention ops (class attention) are
+ * "attention" too, and read only the q/k/v columns of their sources. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ TrafficFamily traffic_family(const Graph *g, ValueId v) {
   case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return TF_ATTENTION;
   default: break;
   }
+  if (c == OC_ATTENTION) return TF_ATTENTION;
   if (score_shaped(&n->shape) && c != OC_VIEW) return TF_ATTENTION;
   switch (c) {
   case OC_VIEW: return TF_LAYOUT;
@@ -54,6 +56,25 @@ TrafficFamily traffic_family(const Graph *g, ValueId v) {
 }
 
 static int64_t value_bytes(const Node *n) { return ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype); }
+
+/* Bytes node v's kernel reads of its input k: the whole value, except a fused
+ * attention's q/k/v source, of which it reads only the columns its parts
+ * cover (a source wider than q|k|v is not read in full). */
+static int64_t read_bytes(const Graph *g, ValueId v, int k) {
+  const Node *n = &g->nodes[v], *x = &g->nodes[n->in[k]];
+  IrAttnGeom geo;
+  char msg[256];
+  if (ir_ops[n->op].cls != OC_ATTENTION || k > 2 || !ir_attention_geom(g, n, &geo, msg, sizeof msg))
+    return value_bytes(x);
+  int64_t cols = 0; /* distinct parts of this node that read input k's value */
+  for (int t = 0; t < 3; t++) {
+    bool dup = false;
+    for (int u = 0; u < t; u++) dup |= n->in[u] == n->in[t] && geo.off[u] == geo.off[t];
+    if (n->in[t] == n->in[k] && !dup) cols += geo.dh;
+  }
+  if (cols > geo.width[k]) cols = geo.width[k];
+  return value_bytes(x) / geo.width[k] * cols;
+}
 
 void traffic_run(const Graph *g, const MemPlan *p, Traffic *t, int64_t *node_bytes, Arena *a) {
   memset(t, 0, sizeof *t);
@@ -84,7 +105,7 @@ void traffic_run(const Graph *g, const MemPlan *p, Traffic *t, int64_t *node_byt
       if (!src) ext_use[q] = true;
       if (seen[q] == kv + 1) continue;
       seen[q] = kv + 1;
-      int64_t b = value_bytes(&g->nodes[q]);
+      int64_t b = read_bytes(g, v, k);
       row->read += b;
       if (node_bytes) node_bytes[v] += b;
     }
@@ -117,7 +138,7 @@ double traffic_h100_seconds(const Graph *g, const Traffic *t, const int64_t *nod
     const Node *n = &g->nodes[v];
     if (ir_ops[n->op].cls == OC_SOURCE) continue;
     double b = (double)node_bytes[v];
-    if (ir_ops[n->op].cls == OC_GEMM) {
+    if (ir_ops[n->op].cls == OC_GEMM || ir_ops[n->op].cls == OC_ATTENTION) { /* attention: its tensor-core GEMMs */
       double f = (double)ir_node_flops(g, n) / H100_GEMM_FLOPS, m = b / H100_GEMM_BYTES;
       gs += f > m ? f : m;
     } else {

@@ -15,7 +15,7 @@
 
 typedef enum {
   TF_GEMM,         /* linears: operands read, products written */
-  TF_ATTENTION,    /* batched score GEMMs, scale/cast/softmax/dropout of [.., S, S], softmax_grad */
+  TF_ATTENTION,    /* batched score GEMMs, scale/cast/softmax/dropout of [.., S, S], softmax_grad; fused attention ops */
   TF_LAYOUT,       /* reshape (not aliased), permute, slice, pad, concat, broadcast_to */
   TF_CAST,         /* f32 <-> bf16 casts outside attention */
   TF_NORM,         /* layernorm, rmsnorm (+ add / grad variants) */

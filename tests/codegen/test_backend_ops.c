@@ -141,7 +141,42 @@ static const Sample samples[] = {
                        "%3 = xent_linear_grad %0, %1, %2 {trans_b=0, ignore=-100, wrt=1} : f32[4,6]\n"},
   {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]") PRM(3, "b", "6")
                        "%4 = xent_linear_grad %0, %1, %2, %3 {trans_b=1, ignore=-100, wrt=2} : f32[6]\n"},
+  /* fused attention: packed qkv [B,S,heads,3dh] with a key-padding bias and dropout; multi-query (k/v one group);
+   * the backward of packed qkv (wrt=7) and of a shared k/v source (wrt=6) */
+#define ATT_ATTRS(extra) "{alpha=0.7, p=0.25, key=3" extra ", head_dim=2, offsets=[0, 2, 4]}"
+  {"attention", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]")
+                "%2 = attention %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,5,3,2]\n"},
+  {"attention", PRM(0, "q", "2,5,2,2") PRM(1, "kv", "2,5,1,4")
+                "%2 = attention %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,5,2,2]\n"},
+  {"attention_lse", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]")
+                    "%2 = attention_lse %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,3,5]\n"},
+  {"attention_grad", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]") PRM(2, "o", "2,5,3,2") PRM(3, "do", "2,5,3,2")
+                     "%4 = attention_lse %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,3,5]\n"
+                     "%5 = attention_grad %0, %0, %0, %2, %4, %3, %1 " ATT_ATTRS(", wrt=7") " : f32[2,5,3,6]\n"},
+  {"attention_grad", PRM(0, "q", "2,5,2,2") PRM(1, "kv", "2,5,1,4") PRM(2, "o", "2,5,2,2") PRM(3, "do", "2,5,2,2")
+                     "%4 = attention_lse %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,2,5]\n"
+                     "%5 = attention_grad %0, %1, %1, %2, %4, %3 {alpha=0.7, p=0, key=3, wrt=6, head_dim=2, offsets=[0, 0, 2]} : f32[2,5,1,4]\n"},
+#undef ATT_ATTRS
 };
+
+/* Ops whose kernel a backend does not have YET (the fused attention ops land in
+ * the IR before the cpu and cuda kernels; docs/fusions.md). Their samples still
+ * run on the interpreter; on a listed backend the renderer must refuse them
+ * with an error, and the moment it renders one the test fails, asking for the
+ * entry to be removed here: so the list cannot outlive the kernels it waits
+ * for, and an op cannot be forgotten. The fuse_attention pass only fires for
+ * targets that render these ops (PassOptions.fused_attention). */
+static const char *const not_rendered[][2] = {
+  /* backend, op */
+  {"cpu", "attention"},  {"cpu", "attention_lse"},  {"cpu", "attention_grad"},
+  {"cuda", "attention"}, {"cuda", "attention_lse"}, {"cuda", "attention_grad"},
+};
+static bool is_not_rendered(const char *backend, const Graph *g) {
+  for (size_t i = 0; i < sizeof not_rendered / sizeof not_rendered[0]; i++)
+    for (ValueId v = 0; v < g->n; v++)
+      if (!strcmp(not_rendered[i][0], backend) && !strcmp(not_rendered[i][1], ir_ops[g->nodes[v].op].name)) return true;
+  return false;
+}
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
 /* ---- one case: a graph, its inputs, and what each backend made of it ------------------- */
@@ -156,6 +191,7 @@ typedef struct Case {
   RenderCudaHost h; /* the CUDA launch list */
   uint64_t scratch;
   bool ok;          /* built and rendered */
+  bool pending[2];  /* cpu, cuda: a not_rendered op; the interpreter alone runs it */
 } Case;
 
 static uint64_t rng_state;
@@ -321,7 +357,7 @@ typedef struct cram_cpu_run_t {
 static void run_cpu(Case *cs, size_t n, void *so, double ***ref) {
   for (size_t i = 0; i < n; i++) {
     Case *c = &cs[i];
-    if (!c->ok) continue;
+    if (!c->ok || c->pending[0]) continue;
     char sym[64];
     snprintf(sym, sizeof sym, "t%zu_entry", i);
     int (*run)(const cram_cpu_run_t *) = (int (*)(const cram_cpu_run_t *))dlsym(so, sym);
@@ -375,7 +411,7 @@ static void run_cuda(Case *cs, size_t n, void *so, double ***ref) {
   (void)bf16_load;
   for (size_t i = 0; i < n; i++) {
     Case *c = &cs[i];
-    if (!c->ok) continue;
+    if (!c->ok || c->pending[1]) continue;
     char *arena = calloc(1, (size_t)c->P->arena_bytes + 64);
     char *scratch = calloc(1, (size_t)c->scratch + 64);
     void **slot = bind_slots(c);
@@ -515,14 +551,37 @@ int main(int argc, char **argv) {
     if (!c->ok) continue;
     char pfx[32], err[512];
     snprintf(pfx, sizeof pfx, "t%zu", i);
-    if (!render_c_kernels(cf, c->P, pfx, err, sizeof err)) {
-      fail("%s on cpu: %s", c->name, err);
-      c->ok = false;
-      continue;
+    c->pending[0] = is_not_rendered("cpu", c->g), c->pending[1] = is_not_rendered("cuda", c->g);
+    if (c->pending[0] || c->pending[1]) {
+      /* a scratch stream: a refused render leaves partial text behind */
+      FILE *tmp = tmpfile();
+      RenderCudaSeen tseen = {NULL, 0, 0};
+      uint64_t tscratch = 0;
+      RenderCudaHost th = {0};
+      bool cpu_ok = c->pending[0] && tmp && render_c_kernels(tmp, c->P, pfx, err, sizeof err);
+      bool cuda_ok = c->pending[1] && tmp && render_cuda_graph(tmp, host, c->P, pfx, 0, &tseen, &tscratch, &th, err, sizeof err);
+      free(tseen.h);
+      render_cuda_host_free(&th);
+      if (tmp) fclose(tmp);
+      if (cpu_ok) fail("%s on cpu: renders now: remove its op from not_rendered[] in test_backend_ops.c", c->name);
+      else if (c->pending[0]) pass++, printf("%s on cpu: not rendered yet (expected: not_rendered[])\n", c->name);
+      if (cuda_ok) fail("%s on cuda: renders now: remove its op from not_rendered[] in test_backend_ops.c", c->name);
+      else if (c->pending[1]) pass++, printf("%s on cuda: not rendered yet (expected: not_rendered[])\n", c->name);
+      if (c->pending[0] && c->pending[1]) {
+        c->ok = false; /* the interpreter ran it; nothing to compare against */
+        continue;
+      }
     }
-    render_c_host(cf, c->P, pfx);
-    fprintf(cf, "int %s_entry(const cram_cpu_run *R) { return %s_run(R); }\n", pfx, pfx);
-    if (!render_cuda_graph(cuf, host, c->P, pfx, 0, &seen, &c->scratch, &c->h, err, sizeof err)) {
+    if (!c->pending[0]) {
+      if (!render_c_kernels(cf, c->P, pfx, err, sizeof err)) {
+        fail("%s on cpu: %s", c->name, err);
+        c->ok = false;
+        continue;
+      }
+      render_c_host(cf, c->P, pfx);
+      fprintf(cf, "int %s_entry(const cram_cpu_run *R) { return %s_run(R); }\n", pfx, pfx);
+    }
+    if (!c->pending[1] && !render_cuda_graph(cuf, host, c->P, pfx, 0, &seen, &c->scratch, &c->h, err, sizeof err)) {
       fail("%s on cuda: %s", c->name, err);
       c->ok = false;
     }

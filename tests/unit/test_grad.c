@@ -366,6 +366,41 @@ static ValueId sample_concat(T *t, int variant) {
   return add(t, OP_CONCAT, nin, in, ATTRS(ir_attr_int(ATTR_AXIS, axis)));
 }
 
+/* Fused attention, through its rule's attention_grad (and attention_lse):
+ * 0 packed qkv [B,S,H,3dh] (one source, wrt = 7); 1 packed + key-padding bias
+ * [B,1,1,S] + dropout; 2 multi-query: q [B,S,H,dh], k/v one group [B,S,1,2dh],
+ * ALiBi-shaped bias [H,S,S]; 3 separate q, k, v sources + dropout (one
+ * attention_grad each); 4 q and k reading the same columns of one source
+ * (overlapping parts: two nodes, summed), v at offset 1 of a wider source;
+ * 5 grouped-query: q [B,S,4,dh], k/v [B,S,2,2dh] (two query heads per group). */
+static ValueId sample_attention(T *t, int variant) {
+  if (variant > 5) return IR_NONE;
+  int64_t B = rdim(&t->rng), S = 1 + rdim(&t->rng), H = variant == 5 ? 4 : 2, dh = 1 + rdim(&t->rng);
+  double p = variant == 1 || variant == 3 ? 0.3 : 0.0;
+  ValueId in[4];
+  int nin = 3;
+  int64_t off[3] = {0, dh, 2 * dh};
+  if (variant <= 1) {
+    in[0] = in[1] = in[2] = t_param(t, 4, (int64_t[]){B, S, H, 3 * dh});
+  } else if (variant == 2 || variant == 5) {
+    in[0] = t_param(t, 4, (int64_t[]){B, S, H, dh});
+    in[1] = in[2] = t_param(t, 4, (int64_t[]){B, S, variant == 2 ? 1 : 2, 2 * dh});
+    off[0] = 0, off[1] = 0, off[2] = dh;
+  } else if (variant == 3) {
+    for (int k = 0; k < 3; k++) in[k] = t_param(t, 4, (int64_t[]){B, S, H, dh});
+    off[0] = off[1] = off[2] = 0;
+  } else {
+    in[0] = in[1] = t_param(t, 4, (int64_t[]){B, S, H, dh});
+    in[2] = t_param(t, 4, (int64_t[]){B, S, H, dh + 1});
+    off[0] = off[1] = 0, off[2] = 1;
+  }
+  if (variant == 1) in[nin++] = t_input(t, DT_F32, 4, (int64_t[]){B, 1, 1, S}, 0, 0);
+  if (variant == 2) in[nin++] = t_input(t, DT_F32, 3, (int64_t[]){H, S, S}, 0, 0);
+  return add(t, OP_ATTENTION, nin, in,
+             ATTRS(ir_attr_float(ATTR_ALPHA, 1.0 / sqrt((double)dh)), ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, 5),
+                   ir_attr_int(ATTR_HEAD_DIM, dh), ir_attr_ints(ATTR_OFFSETS, off, 3)));
+}
+
 static const SampleFn samples[OP_COUNT] = {
     [OP_EMBEDDING] = sample_embedding, [OP_MASKED_ROWS] = sample_masked_rows, [OP_MATMUL] = sample_matmul,
     [OP_ADD] = sample_add,             [OP_MUL] = sample_mul,                 [OP_SCALE] = sample_scale,
@@ -376,6 +411,7 @@ static const SampleFn samples[OP_COUNT] = {
     [OP_SLICE] = sample_slice, [OP_CAST] = sample_cast,
     [OP_EXP] = sample_exp, [OP_SQRT] = sample_sqrt, [OP_RSQRT] = sample_rsqrt, [OP_SIGMOID] = sample_sigmoid,
     [OP_SILU] = sample_silu, [OP_SIN] = sample_sin, [OP_COS] = sample_cos, [OP_CONCAT] = sample_concat,
+    [OP_ATTENTION] = sample_attention,
 };
 
 static uint64_t name_seed(const char *s) {

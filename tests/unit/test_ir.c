@@ -504,7 +504,7 @@ static void test_verify(void) {
 
   verify_base(&t);
   t.g->nodes[3].nattr = 9;
-  VERIFY_BAD(&t, "9 attributes (a node holds at most 4)");
+  VERIFY_BAD(&t, "9 attributes (a node holds at most 6)");
   t_free(&t);
 
   verify_base(&t);
@@ -566,6 +566,68 @@ static void test_flops(void) {
   t_free(&t);
 }
 
+/* Fused attention: the geometry (ir_attention_geom) its shape rules check, good and bad cases, and its FLOPs. */
+static ValueId attn(T *t, OpKind op, int nin, const ValueId *in, int64_t dh, int64_t q_off, int64_t k_off, int64_t v_off,
+                    double p, int64_t wrt) {
+  int64_t off[3] = {q_off, k_off, v_off};
+  Attr a[6] = {ir_attr_float(ATTR_ALPHA, 0.125), ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, 1),
+               ir_attr_int(ATTR_HEAD_DIM, dh), ir_attr_ints(ATTR_OFFSETS, off, 3), ir_attr_int(ATTR_WRT, wrt)};
+  return ir_add(t->g, op, in, nin, a, op == OP_ATTENTION_GRAD ? 6 : 5, NOLOC, &t->d);
+}
+
+static void test_attention(void) {
+  T t;
+  t_init(&t);
+  ValueId qkv = SRC(&t, DT_F32, 2, 16, 4, 24), mask = SRC(&t, DT_F32, 2, 1, 1, 16);
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 16, 0, 0), "f32[2,16,4,8]");
+  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0), "f32[2,16,4,8]");
+  OK(&t, attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0), "f32[2,4,16]");
+  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, SRC(&t, DT_F32, 4, 16, 16)}, 8, 0, 8, 16, 0, 0),
+     "f32[2,16,4,8]"); /* ALiBi [heads,S,S] */
+  ValueId q = SRC(&t, DT_BF16, 2, 16, 4, 8), kv = SRC(&t, DT_BF16, 2, 16, 2, 16), kv1 = SRC(&t, DT_BF16, 2, 16, 1, 16);
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv, kv}, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]");  /* grouped-query */
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]"); /* multi-query */
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 17, 0, 0),
+      "attention: v part [17, 17+8) is outside the source's width 24");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, SRC(&t, DT_BF16, 2, 16, 3, 16), SRC(&t, DT_BF16, 2, 16, 3, 16)}, 8, 0, 0, 8, 0, 0),
+      "k/v heads (3) must divide the query heads (4)");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv, kv1}, 8, 0, 0, 8, 0, 0), "differ in heads");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, kv, kv}, 8, 0, 0, 8, 0, 0), "differ in dtype");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, SRC(&t, DT_F32, 2, 8, 4, 24), qkv}, 8, 0, 8, 16, 0, 0),
+      "differ in batch or sequence");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){SRC(&t, DT_F32, 2, 16, 96), qkv, qkv}, 8, 0, 8, 16, 0, 0),
+      "q source must be rank 4 [batch, seq, groups, width], got f32[2,16,96]");
+  BAD(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, SRC(&t, DT_F32, 3, 16, 16)}, 8, 0, 8, 16, 0, 0),
+      "bias f32[3,16,16] does not broadcast to [2,4,16,16]");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 16, 1.0, 0), "p=1 must be in [0, 1)");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 0, 0, 8, 16, 0, 0), "head_dim=0 must be positive");
+  /* the backward: one source's gradient */
+  ValueId o = attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0);
+  ValueId l = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0);
+  CHECK(ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l)));
+  ValueId l2 = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.2, 0);
+  CHECK(!ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l2))); /* other p */
+  t_clear(&t);
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 7), "f32[2,16,4,24]");
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 2), "f32[2,16,4,24]");
+  ValueId mo = attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0);
+  ValueId ml = attn(&t, OP_ATTENTION_LSE, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0);
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 6), "bf16[2,16,1,16]");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 3),
+      "wrt=3 selects q and k, which read different sources");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 4, 16, 0.1, 3),
+      "parts q and k overlap");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 0), "wrt=0 must be a non-empty mask");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, mo, mo}, 8, 0, 0, 8, 0, 6), "lse must be f32[2,4,16]");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, q}, 8, 0, 0, 8, 1, 6), "p=1 must be in [0, 1)");
+  /* FLOPs: the GEMMs it replaces (B*heads*S*S*dh multiply-adds each) */
+  int64_t unit = INT64_C(2) * 2 * 4 * 16 * 16 * 8;
+  CHECK(ir_node_flops(t.g, ir_node(t.g, o)) == 2 * unit && ir_node_flops(t.g, ir_node(t.g, l)) == 0);
+  ValueId g7 = attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 7);
+  CHECK(g7 != IR_NONE && ir_node_flops(t.g, ir_node(t.g, g7)) == 4 * unit);
+  t_free(&t);
+}
+
 int main(void) {
   test_tables();
   test_shape_helpers();
@@ -577,5 +639,6 @@ int main(void) {
   test_builder();
   test_verify();
   test_flops();
+  test_attention();
   return check_summary("test_ir");
 }

@@ -247,6 +247,20 @@ static void test_round_trip_every_op(void) {
     node(g, OP_XENT_LINEAR, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
     node(g, OP_XENT_LINEAR_GRAD, 4, IN(rows, emb, mt, db), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100), ir_attr_int(ATTR_WRT, 2)), NOLOC);
   }
+  /* fused attention: packed qkv [B,S,heads,3dh] + a key-padding bias, its lse and backward */
+  {
+    int64_t off[3] = {0, 2, 4};
+    Attr at[] = {ir_attr_float(ATTR_ALPHA, 0.5), ir_attr_float(ATTR_P, 0.1), ir_attr_int(ATTR_KEY, 9),
+                 ir_attr_int(ATTR_HEAD_DIM, 2), ir_attr_ints(ATTR_OFFSETS, off, 3)};
+    ValueId pk = param(g, "qkv", "normal", 0.02, 1, 4, (int64_t[]){2, 3, 2, 6});
+    ValueId mk = input(g, "mask", DT_F32, 4, (int64_t[]){2, 1, 1, 3}, NOLOC);
+    ValueId o = node(g, OP_ATTENTION, 4, IN(pk, pk, pk, mk), at, 5, NOLOC);
+    ValueId l = node(g, OP_ATTENTION_LSE, 4, IN(pk, pk, pk, mk), at, 5, NOLOC);
+    Attr ag[6];
+    memcpy(ag, at, sizeof at);
+    ag[5] = ir_attr_int(ATTR_WRT, 7);
+    node(g, OP_ATTENTION_GRAD, 7, IN(pk, pk, pk, o, l, o, mk), ag, 6, NOLOC);
+  }
   ir_add_output(g, "loss", loss);
   ir_add_output(g, "attn", pm);
   for (ValueId v = 0; v < g->n; v++) used[g->nodes[v].op] = true;

@@ -4,7 +4,9 @@
  *      forward after cse + dce, and the -O2 train step, node for node (op,
  *      type, inputs, attributes; only source positions differ), at tiny's
  *      dims and at toy dims; and bert_crammed's at toy dims. Their losses in
- *      the interpreter agree bit for bit.
+ *      the interpreter agree bit for bit. With fuse_attention on, both fuse
+ *      both layers into attention / attention_grad, to the same -O2 step,
+ *      whose loss is the unfused one to 1e-12.
  *   2. primitives' values in the f64 interpreter against a direct
  *      computation: softmax over a middle axis, rotary, sum/mean with keepdim,
  *      tensor - tensor and +- number, concat of five, full, param init, the
@@ -104,6 +106,18 @@ static Graph *train_step_o2(const Graph *fwd) {
   return o2;
 }
 
+/* The forward graph through the forward passes, fused attention on (as for a target that renders it). */
+static Graph *fuse_attention(const Graph *fwd) {
+  PassOptions po = {.opt_level = 2, .fused_attention = true, .verify_each = true};
+  return pass_forward_run(fwd, &(PassCtx){&diag, &po});
+}
+
+static int count_op(const Graph *g, OpKind op) {
+  int k = 0;
+  for (ValueId v = 0; v < g->n; v++) k += g->nodes[v].op == op;
+  return k;
+}
+
 /* Sources: params from their init (seed 1, by name), ids and targets from a
  * fixed pattern below vocab. Returns the buffers after a forward run (f64). */
 static double **run_forward(const Graph *g, bool **owned, int64_t vocab, bool *ok) {
@@ -166,6 +180,18 @@ static void test_explicit_equals_builtin(void) {
     Graph *ta = train_step_o2(a), *tb = train_step_o2(b);
     CHECK(ta && tb && same_graph(ta, tb, "-O2 train step"));
     CHECK(ta && ta->kernel && tb && tb->kernel && ta->nkernels == tb->nkernels);
+    /* fused attention (fuse_attention on the forward graph): both fuse every layer, to one step */
+    Graph *fa = fuse_attention(a), *fb = fuse_attention(b);
+    CHECK(fa && fb && count_op(fa, OP_ATTENTION) == 2 && count_op(fb, OP_ATTENTION) == 2);
+    Graph *tfa = fa ? train_step_o2(fa) : NULL, *tfb = fb ? train_step_o2(fb) : NULL;
+    CHECK(tfa && tfb && same_graph(tfa, tfb, "-O2 train step, attention fused"));
+    CHECK(tfa && count_op(tfa, OP_ATTENTION) == 2 && count_op(tfa, OP_ATTENTION_GRAD) == 2 &&
+          count_op(tfa, OP_SOFTMAX) == 0 && count_op(tfa, OP_SOFTMAX_GRAD) == 0);
+    if (dims && fa && fb) {
+      double la = loss_of(a, 96), lfa = loss_of(fa, 96), lfb = loss_of(fb, 96);
+      CHECK(lfa == lfb && fabs(lfa - la) <= 1e-12 * fabs(la));
+    }
+    ir_graph_free(fa), ir_graph_free(fb), ir_graph_free(tfa), ir_graph_free(tfb);
     if (dims) {
       double la = loss_of(a, 96), lb = loss_of(b, 96);
       CHECK(isfinite(la) && la == lb);

@@ -48,6 +48,7 @@
 #define BF16_TOL 2e-2
 
 static InterpPrecision run_prec = INTERP_F64; /* the mode run_graph interprets in */
+static bool run_training;                     /* run_graph with dropout live (check_fused) */
 
 static uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -104,7 +105,7 @@ static bool run_graph(const Graph *g, int64_t vocab, const MemPlan *plan, double
     else if (plan && plan->kind[v] == MP_ARENA) bufs[v] = base + plan->offset[v] / (int64_t)sizeof(double);
   }
   char err[512] = "";
-  InterpOpts o = {run_prec, false, 1};
+  InterpOpts o = {run_prec, run_training, 1};
   bool ok = interp_run(g, &o, bufs, owned, err, sizeof err);
   if (!ok) fprintf(stderr, "interp: %s\n", err);
   r->nout = g->nout;
@@ -374,6 +375,66 @@ static void check_bf16_rounded(const char *path, const Graph *ts, const Graph *o
   run_prec = INTERP_F64;
 }
 
+static int count_op(const Graph *g, OpKind op) {
+  int k = 0;
+  for (ValueId v = 0; v < g->n; v++) k += g->nodes[v].op == op;
+  return k;
+}
+
+/* fuse_attention (passes.def's forward row) on the model's forward graph:
+ * every attention site fuses (attention_temperature's learned scale: none),
+ * and the train step built from the fused forward gives the unfused step's
+ * outputs within TOL (f64) -- in eval mode, and in training mode, where the
+ * fused op must draw the unfused dropout node's mask (finetune_classifier:
+ * attention dropout 0.1 and a key-padding mask). Its -O2 pipeline keeps
+ * attention_lse in its sibling's kernel, and the memory plan of that step
+ * runs the interpreter right. */
+static void check_fused(const char *path, const Graph *fused, const Graph *ts_ref, int64_t vocab, const Run *ref) {
+  Diag d;
+  diag_init(&d, stderr);
+  int want = strstr(path, "attention_temperature") ? 0 : 2;
+  CHECK(count_op(fused, OP_ATTENTION) == want);
+  if (count_op(fused, OP_ATTENTION) != want) fprintf(stderr, "%s: %d attention sites fused, want %d\n", path, count_op(fused, OP_ATTENTION), want);
+  Graph *ad = pass_autodiff(fused, &d);
+  AdamWOptions ao = pass_adamw_defaults();
+  ao.emit_grads = true;
+  Graph *ts = ad ? pass_train_step(ad, &ao, &d) : NULL;
+  CHECK(ts != NULL);
+  if (!ts) goto out;
+  /* one attention_grad per distinct q/k/v source: packed qkv 1, multi-query q + kv 2, rotary q, k (each
+   * rotated, permuted to bshd) + v 3 */
+  int per_site = strstr(path, "rotary") ? 3 : strstr(path, "multi_query") ? 2 : 1;
+  CHECK(count_op(ts, OP_ATTENTION_GRAD) == want * per_site);
+  Run r;
+  CHECK(run_graph(ts, vocab, NULL, NULL, &r));
+  double diff = run_diff(ref, &r);
+  if (!(diff <= TOL)) fprintf(stderr, "%s: fused attention: outputs differ by %g\n", path, diff);
+  CHECK(diff <= TOL);
+  run_free(&r);
+  run_training = true; /* dropout live */
+  Run rt, rf;
+  CHECK(run_graph(ts_ref, vocab, NULL, NULL, &rt) && run_graph(ts, vocab, NULL, NULL, &rf));
+  diff = run_diff(&rt, &rf);
+  if (!(diff <= TOL)) fprintf(stderr, "%s: fused attention, training: outputs differ by %g\n", path, diff);
+  CHECK(diff <= TOL);
+  run_free(&rt), run_free(&rf);
+  run_training = false;
+  PassOptions po = {.opt_level = 2, .verify_each = true};
+  Graph *o2 = pass_pipeline_run(ts, &(PassCtx){&d, &po});
+  CHECK(o2 != NULL && partition_schedulable(o2));
+  if (o2) {
+    int pairs = 0;
+    for (ValueId v = 1; v < o2->n; v++)
+      if (ir_attention_siblings(&o2->nodes[v - 1], &o2->nodes[v])) pairs += o2->kernel[v - 1] == o2->kernel[v];
+    CHECK(pairs == want && count_op(o2, OP_ATTENTION_LSE) == want); /* one lse per site, in its sibling's kernel */
+    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, ref, "O2 plan, attention fused");
+  }
+  ir_graph_free(o2);
+out:
+  ir_graph_free(ts);
+  ir_graph_free(ad);
+}
+
 static void check_model(const char *path, bool bf16) {
   FILE *f = fopen(path, "rb");
   CHECK(f != NULL);
@@ -392,6 +453,16 @@ static void check_model(const char *path, bool bf16) {
   Graph *fwd = fe_compile(path, text, len, defs, nd, &d);
   CHECK(fwd != NULL);
   if (!fwd) return;
+  /* fuse_attention runs on the forward graph before autocast (pass_forward_run, as the driver does) */
+  PassOptions fo = {.opt_level = 2, .verify_each = true, .fused_attention = true};
+  Graph *fused = pass_forward_run(fwd, &(PassCtx){&d, &fo});
+  CHECK(fused != NULL);
+  if (bf16) {
+    Graph *m = fused ? pass_autocast_bf16(fused, &d) : NULL;
+    ir_graph_free(fused);
+    fused = m;
+    CHECK(fused != NULL && ir_verify(fused, &d));
+  }
   if (bf16) {
     Graph *m = pass_autocast_bf16(fwd, &d);
     ir_graph_free(fwd);
@@ -414,6 +485,7 @@ static void check_model(const char *path, bool bf16) {
   /* each pass alone, on the unoptimised train step */
   for (int i = 0; i < pass_pipeline_len; i++) {
     const Pass *p = &pass_pipeline[i];
+    if (p->flags & PASS_FORWARD) continue; /* forward-graph rows: check_fused */
     Graph *g = p->run(ts, &cx);
     CHECK(g != NULL);
     if (!g) continue;
@@ -435,6 +507,7 @@ static void check_model(const char *path, bool bf16) {
   CHECK(g != NULL);
   for (int i = 0; g && i < pass_pipeline_len; i++) {
     const Pass *p = &pass_pipeline[i];
+    if (p->flags & PASS_FORWARD) continue;
     Graph *ng = p->run(g, &cx);
     CHECK(ng != NULL);
     if (!ng) break;
@@ -488,11 +561,13 @@ static void check_model(const char *path, bool bf16) {
     }
   }
   ir_graph_free(o2);
+  if (fused) check_fused(path, fused, ts, vocab, &ref);
   run_free(&ref);
 out:
   ir_graph_free(ts);
   ir_graph_free(ad);
   ir_graph_free(fwd);
+  ir_graph_free(fused);
 }
 
 /* The manager: names, --passes selection, unknown names, -O0 copies. */
