@@ -170,6 +170,10 @@ static uint32_t *plan_groups(const KProgram *p) {
       i = last + 1;
     }
   }
+  /* attention + its attention_lse sibling: one pass writes both (kept adjacent by the passes) */
+  for (uint32_t i = 0; i + 1 < p->nnodes; i++)
+    if (group[i] == i && group[i + 1] == i + 1 && ir_attention_siblings(p->nodes[i].n, p->nodes[i + 1].n))
+      group[i] = i + 1, group[i + 1] = i, i++;
   for (uint32_t i = 0; i < p->nnodes; i++) {
     if (!xent_op(p->nodes[i].n->op)) continue;
     uint32_t last = i;
@@ -458,6 +462,59 @@ static void r_xent_linear(RCtx *c) {
   fprintf(c->out, ", x0, x1, x2, %s, %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, %" PRId64 ")) return -1;\n",
           n->nin == 4 ? "x3" : "NULL", xs->dim[0], xs->dim[1], ws->dim[tb ? 0 : 1], tb, ir_get_int(n, ATTR_IGNORE));
 }
+/* ---- fused attention (cram_cpu_attention.h) ------------------------------------------ */
+
+/* The node's geometry as a static cc_attn named `geo`; false (err set) if it does not fit. */
+static bool put_attn_geom(RCtx *c, const Node *n, IrAttnGeom *g) {
+  char msg[160];
+  if (!ir_attention_geom(c->p->g, n, g, msg, sizeof msg)) {
+    fprintf(c->out, "#error \"%%%u: %s\"\n", c->k->id, msg); /* the verifier accepted it: cannot happen */
+    return false;
+  }
+  fprintf(c->out,
+          "    static const cc_attn geo = {%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ",\n"
+          "      {{%" PRId64 ", %" PRId64 ", %" PRId64 "}, {%" PRId64 ", %" PRId64 ", %" PRId64 "}, {%" PRId64 ", %" PRId64
+          ", %" PRId64 "}},\n      {%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "}, %.9gf, %.17g, %" PRIu64 "ull};\n",
+          g->B, g->S, g->heads, g->kv_heads, g->dh, g->stride[0][0], g->stride[0][1], g->stride[0][2], g->stride[1][0],
+          g->stride[1][1], g->stride[1][2], g->stride[2][0], g->stride[2][1], g->stride[2][2], g->bias_stride[0],
+          g->bias_stride[1], g->bias_stride[2], g->bias_stride[3], g->alpha, g->p, (uint64_t)g->key);
+  return true;
+}
+static void put_bias(RCtx *c, const IrAttnGeom *g) {
+  if (g->bias >= 0) fprintf(c->out, "x%d", g->bias);
+  else fputs("NULL", c->out);
+}
+/* attention, with its attention_lse sibling when plan_groups joined them: one pass writes o and lse */
+static void r_attention(RCtx *c) {
+  const Node *n = c->k->n;
+  IrAttnGeom g;
+  decl_bufs(c);
+  if (!put_attn_geom(c, n, &g)) return;
+  bool lse_only = n->op == OP_ATTENTION_LSE;
+  const KNode *lse = lse_only ? c->k : c->group[c->ki] > c->ki ? &c->p->nodes[c->ki + 1] : NULL;
+  fprintf(c->out, "    if (cc_attention(R, NODE, &geo, x0 + %" PRId64 ", x1 + %" PRId64 ", x2 + %" PRId64 ", ", g.off[0], g.off[1],
+          g.off[2]);
+  put_bias(c, &g);
+  fputs(lse_only ? ", NULL, " : ", o, ", c->out);
+  if (lse) put_buf(c->out, "float", lse->out);
+  else fputs("NULL", c->out);
+  fputs(")) return -1;\n", c->out);
+}
+static void r_attention_grad(RCtx *c) {
+  const Node *n = c->k->n;
+  IrAttnGeom g;
+  decl_bufs(c);
+  if (!put_attn_geom(c, n, &g)) return;
+  int64_t wrt = ir_get_int(n, ATTR_WRT);
+  fputs("    float *const d[3] = {", c->out);
+  for (int t = 0; t < 3; t++)
+    if (wrt >> t & 1) fprintf(c->out, "%so + %" PRId64, t ? ", " : "", g.off[t]);
+    else fprintf(c->out, "%sNULL", t ? ", " : "");
+  fprintf(c->out, "};\n    if (cc_attention_grad(R, NODE, &geo, x0 + %" PRId64 ", x1 + %" PRId64 ", x2 + %" PRId64 ", ", g.off[0],
+          g.off[1], g.off[2]);
+  put_bias(c, &g);
+  fprintf(c->out, ", x3, x4, x5, o, %" PRId64 ", d)) return -1;\n", numel(&n->shape));
+}
 static void r_reshape(RCtx *c) {
   decl_bufs(c);
   fprintf(c->out, "    if ((const void *)o != (const void *)x0) memcpy(o, x0, %" PRId64 " * 4);\n", numel(&c->k->n->shape));
@@ -552,6 +609,7 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_SUM_TO] = r_sum_to, [OP_BROADCAST_TO] = r_broadcast_to,
   [OP_EMBEDDING_GRAD] = r_embedding_grad, [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
   [OP_SUMSQ] = r_sumsq, [OP_CLIP_COEF] = r_clip_coef, [OP_ADAM_SCHED] = r_adam_sched,
+  [OP_ATTENTION] = r_attention, [OP_ATTENTION_LSE] = r_attention, [OP_ATTENTION_GRAD] = r_attention_grad,
 };
 
 /* elementwise ops (an expression in render_expr.c) share one loop template */
@@ -637,7 +695,7 @@ static const char *op_family(const Node *n) {
 
 /* A kernel's family: its heaviest kind of node, in this order. */
 static int family_rank(const char *f) {
-  static const char *const order[] = {"gemm", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout"};
+  static const char *const order[] = {"gemm", "attention", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout"};
   for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
     if (!strcmp(f, order[i])) return i;
   return 99;

@@ -11,8 +11,7 @@ const CgTargetInfo cg_targets[] = {
   {"interp", "the reference interpreter behind the step ABI (the correctness baseline)", "f32", "f32 bf16 f64",
    "computes in f32, bf16 or f64, not %s", cg_interp_build, cg_interp_emit_c, true},
   {"cpu", "generated C kernels + OpenBLAS, -O2 fused, -O0 unfused", "f32", "f32",
-   "computes in f32 only; --precision %s is for the interp (and cuda) targets", cg_cpu_build, cg_cpu_emit_c,
-   false /* until render_c.c has the attention kernels (tests/codegen/test_backend_ops.c not_rendered[]) */},
+   "computes in f32 only; --precision %s is for the interp (and cuda) targets", cg_cpu_build, cg_cpu_emit_c, true},
   {"cuda",
    "CUDA C kernels compiled by NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code\n"
    "from LLVM; builds anywhere, needs a GPU to run (the default)",

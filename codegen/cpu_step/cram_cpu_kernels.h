@@ -674,4 +674,6 @@ static inline int cc_adam_sched(const cram_cpu_run *R, const char *node, float *
   return 0;
 }
 
+#include "cram_cpu_attention.h" /* the fused attention kernels */
+
 #endif

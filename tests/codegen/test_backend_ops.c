@@ -168,7 +168,6 @@ static const Sample samples[] = {
  * targets that render these ops (PassOptions.fused_attention). */
 static const char *const not_rendered[][2] = {
   /* backend, op */
-  {"cpu", "attention"},  {"cpu", "attention_lse"},  {"cpu", "attention_grad"},
   {"cuda", "attention"}, {"cuda", "attention_lse"}, {"cuda", "attention_grad"},
 };
 static bool is_not_rendered(const char *backend, const Graph *g) {
