@@ -20,6 +20,11 @@
  * first of them), and an attention with its adjacent attention_lse sibling
  * (ir_attention_siblings: one kernel writing both).
  *
+ * Nor the fused decoder's gradients (xent_linear_grad): they stay next to
+ * their loss, so a backend computes the loss, dx and dW of one chunk from one
+ * logits GEMM (moving dW to the end of the backward would save its buffer's
+ * bytes over the backward but compute the [rows x vocab] logits twice).
+ *
  * Legal: only the order changes, and every node still comes after its inputs
  * (v stays before each consumer; nodes move only later, past nodes that do not
  * read them).
@@ -72,7 +77,7 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
     }
   for (ValueId v = n; v-- > 0;) {
     const Node *nd = &in->nodes[v];
-    if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v]) continue;
+    if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v] || nd->op == OP_XENT_LINEAR_GRAD) continue;
     if ((v > 0 && ir_attention_siblings(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_attention_siblings(nd, &in->nodes[v + 1])))
       continue; /* attention + its attention_lse: one kernel with two outputs, kept adjacent */
     int64_t first = INT64_MAX;
