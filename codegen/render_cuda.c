@@ -276,6 +276,8 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_SUM_TO] = r_sum_to, [OP_BROADCAST_TO] = r_broadcast_to,
   [OP_EMBEDDING_GRAD] = r_embedding_grad, [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
   [OP_SUMSQ] = r_sumsq, [OP_CLIP_COEF] = r_clip_coef, [OP_ADAM_SCHED] = r_adam_sched,
+  [OP_ATTENTION] = rc_render_attention, [OP_ATTENTION_LSE] = rc_render_attention,
+  [OP_ATTENTION_GRAD] = rc_render_attention_grad,
 };
 
 bool render_cuda_supports(OpKind op) { return op < OP_COUNT && (render_op[op] != NULL || rc_ew_supports(op)); }
@@ -348,8 +350,9 @@ static bool render_graph(RCu *c, char *err, size_t errlen) {
         return false;
       }
       rc_node_desc(c);
+      c->next = j + 1, c->end = endn;
       render_op[n->op](c);
-      j++;
+      j = c->next;
     }
   }
   return true;

@@ -7,6 +7,7 @@
  *   render_cuda_ew.c      runs of elementwise nodes as one launch
  *   render_cuda_gemm.c    GEMM nodes: cuBLASLt + our epilogue kernels
  *   render_cuda_xent.c    cross-entropy and the chunked fused decoder
+ *   render_cuda_attention.c  the fused attention ops (attention.cuh)
  *
  * A kernel is a thin extern "C" __global__ wrapper whose body calls a
  * function of the kernel library (codegen/cuda_kernels/<family>.cuh) with the
@@ -48,6 +49,10 @@ typedef struct RCu {
   bool local;           /* rendering a device function: P indices from lbase, no sharing */
   uint32_t lbase;
   bool oom;
+  /* the graph walk: the index after the current node and the kernel's end; a
+   * render function that computes a following node too (attention's lse
+   * sibling) advances next */
+  uint32_t next, end;
 } RCu;
 
 /* ---- shapes and grids (render_cuda_launch.c) ---- */
@@ -65,6 +70,8 @@ void rc_need_scratch(RCu *c, uint64_t bytes);
 /* ---- kernels ---- */
 /* Declares the node's buffers o, x0, x1, ... (suffixed with sfx) from the pointer table P. */
 void rc_decl_bufs(RCu *c, const char *sfx);
+/* Declares `NAME` as another node's output buffer (a second output of the launch). */
+void rc_decl_out(RCu *c, const char *name, const KNode *k);
 /* `const long long NAME[] = {dims};` */
 void rc_put_dims(FILE *out, const char *name, const Shape *s);
 /* Opens a kernel of grid x block threads: its body goes to a buffer until rc_end(). */
@@ -103,6 +110,8 @@ void rc_render_gemm(RCu *c);                              /* render_cuda_gemm.c 
 bool rc_gemm_to_scratch(const Graph *g, const KNode *k);
 void rc_render_cross_entropy(RCu *c);                     /* render_cuda_xent.c */
 void rc_render_xent_linear(RCu *c);
+void rc_render_attention(RCu *c);                        /* render_cuda_attention.c */
+void rc_render_attention_grad(RCu *c);
 void rc_node_desc(RCu *c);
 
 #endif

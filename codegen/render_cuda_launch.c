@@ -68,6 +68,12 @@ void rc_decl_bufs(RCu *c, const char *sfx) {
   }
   fprintf(c->cu, "  (void)o%s;\n", sfx);
 }
+void rc_decl_out(RCu *c, const char *name, const KNode *k) {
+  const char *t = ptype(rc_graph(c), k->id);
+  fprintf(c->cu, "  %s%s = ", t, name);
+  put_buf(c, t, k->out);
+  fputs(";\n", c->cu);
+}
 void rc_put_dims(FILE *out, const char *name, const Shape *s) {
   fprintf(out, "  const long long %s[] = {", name);
   for (int d = 0; d < s->rank; d++) fprintf(out, "%s%" PRId64, d ? ", " : "", s->dim[d]);

@@ -15,8 +15,7 @@ const CgTargetInfo cg_targets[] = {
   {"cuda",
    "CUDA C kernels compiled by NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code\n"
    "from LLVM; builds anywhere, needs a GPU to run (the default)",
-   "bf16", "bf16 f32", "computes in bf16 or f32; --precision %s is for the interp target", cg_cuda_build, cg_cuda_emit_c,
-   false /* until the cuda renderer has attention.cuh (test_backend_ops.c not_rendered[]) */},
+   "bf16", "bf16 f32", "computes in bf16 or f32; --precision %s is for the interp target", cg_cuda_build, cg_cuda_emit_c, true},
 };
 const int cg_ntargets = (int)(sizeof cg_targets / sizeof cg_targets[0]);
 const char *const cg_default_target = "cuda";
