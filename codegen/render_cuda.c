@@ -260,6 +260,81 @@ static void r_adam_sched(RCu *c) {
   rc_launch(c, 1, 32, "cr_adam_sched(o, x0, x1, x2, E, code)");
 }
 
+/* adamw_multi's global-norm group: a kernel of sumsq nodes, the scalar adds
+ * summing them and optionally the sqrt of the total (the reported norm), read
+ * outside only through the total and the norm. Rendered as one partials launch
+ * over every tensor + one launch writing the total and the norm (instead of
+ * two launches per parameter and one per add). */
+static bool is_norm_group(const KProgram *p, const Kernel *K) {
+  if (K->count < 3) return false;
+  uint32_t nsq = 0, nadd = 0, last = K->first + K->count - 1;
+  for (uint32_t j = K->first; j <= last; j++) {
+    const Node *n = p->nodes[j].n;
+    if (n->op == OP_SUMSQ && n->dtype == DT_F32 && p->g->nodes[n->in[0]].dtype == DT_F32) nsq++;
+    else if (n->op == OP_ADD && n->dtype == DT_F32 && rc_numel(&n->shape) == 1) nadd++;
+    else if (!(j == last && n->op == OP_SQRT && n->dtype == DT_F32 && n->in[0] == p->nodes[last - 1].id)) return false;
+  }
+  if (p->nodes[last].n->op == OP_SQRT) last--; /* the norm itself, from the total */
+  if (nsq < 2 || nadd != nsq - 1 || p->nodes[last].n->op != OP_ADD) return false;
+  /* each add reads two earlier values of the group, each value but the total
+   * is read by exactly one add (so the total counts every sumsq once), and no
+   * other node reads a group value but the total */
+  for (uint32_t j = K->first; j <= last; j++) {
+    const Node *n = p->nodes[j].n;
+    uint32_t reads = 0;
+    for (uint32_t m = j + 1; m <= last; m++)
+      for (int i = 0; i < 2; i++) reads += p->nodes[m].n->op == OP_ADD && p->nodes[m].n->in[i] == p->nodes[j].id;
+    if (j < last && reads != 1) return false;
+    if (n->op != OP_ADD) continue;
+    for (int i = 0; i < 2; i++) {
+      bool in = false;
+      for (uint32_t m = K->first; m < j; m++) in |= p->nodes[m].id == n->in[i];
+      if (!in) return false;
+    }
+  }
+  const Graph *g = p->g;
+  for (ValueId v = 0; v < g->n; v++) {
+    bool member = false;
+    for (uint32_t j = K->first; j <= last; j++) member |= p->nodes[j].id == v;
+    for (int i = 0; !member && i < g->nodes[v].nin; i++)
+      for (uint32_t j = K->first; j < last; j++)
+        if (g->nodes[v].in[i] == p->nodes[j].id) return false;
+  }
+  for (uint32_t i = 0; i < g->nout; i++)
+    for (uint32_t j = K->first; j < last; j++)
+      if (g->outputs[i].value == p->nodes[j].id) return false;
+  return true;
+}
+static void render_norm_group(RCu *c, const Kernel *K) {
+  const KProgram *p = c->p;
+  uint32_t last = K->first + K->count - 1, nsq = 0;
+  const KNode *norm = p->nodes[last].n->op == OP_SQRT ? &p->nodes[last] : NULL, *total = &p->nodes[norm ? last - 1 : last];
+  rc_need_scratch(c, CR_SCR_PART + CR_SUMSQ_BLOCKS * 8);
+  c->k = &p->nodes[K->first];
+  rc_node_desc(c);
+  rc_begin(c, CR_SUMSQ_BLOCKS, CR_BLOCK);
+  char name[32];
+  for (uint32_t j = K->first; j <= last; j++)
+    if (p->nodes[j].n->op == OP_SUMSQ)
+      snprintf(name, sizeof name, "x%u", nsq++), rc_decl_in(c, name, p->nodes[j].n->in[0], p->nodes[j].in[0]);
+  fputs("  const float *const xs[] = {", c->cu);
+  for (uint32_t i = 0; i < nsq; i++) fprintf(c->cu, "%sx%u", i ? ", " : "", i);
+  fputs("};\n  const long long ns[] = {", c->cu);
+  for (uint32_t j = K->first, i = 0; j <= last; j++)
+    if (p->nodes[j].n->op == OP_SUMSQ)
+      fprintf(c->cu, "%s%" PRId64 "ll", i++ ? ", " : "", rc_numel(&rc_graph(c)->nodes[p->nodes[j].n->in[0]].shape));
+  fprintf(c->cu, "};\n  cr_sumsq_multi_partials(xs, ns, %u, T);\n", nsq);
+  rc_end(c);
+  c->k = total;
+  rc_node_desc(c);
+  rc_begin(c, 1, CR_BLOCK);
+  rc_decl_out(c, "o", total);
+  if (norm) rc_decl_out(c, "norm", norm);
+  fprintf(c->cu, "  cr_sumsq_final(o, T, %d);\n", CR_SUMSQ_BLOCKS);
+  if (norm) fputs("  __syncthreads();\n  if (threadIdx.x == 0) norm[0] = sqrtf(o[0]);\n", c->cu);
+  rc_end(c);
+}
+
 typedef void (*RenderFn)(RCu *c);
 static const RenderFn render_op[OP_COUNT] = {
   [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
@@ -324,6 +399,10 @@ static bool render_graph(RCu *c, char *err, size_t errlen) {
   for (uint32_t ki = 0; ki < p->nkernels; ki++) {
     const Kernel *K = &p->kernels[ki];
     uint32_t j = K->first, endn = K->first + K->count;
+    if (is_norm_group(p, K)) {
+      render_norm_group(c, K);
+      continue;
+    }
     while (j < endn) {
       c->k = &p->nodes[j];
       const Node *n = c->k->n;

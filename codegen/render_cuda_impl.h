@@ -72,6 +72,8 @@ void rc_need_scratch(RCu *c, uint64_t bytes);
 void rc_decl_bufs(RCu *c, const char *sfx);
 /* Declares `NAME` as another node's output buffer (a second output of the launch). */
 void rc_decl_out(RCu *c, const char *name, const KNode *k);
+/* Declares `const T NAME` as buffer b holding value v (an input of another node of the launch). */
+void rc_decl_in(RCu *c, const char *name, ValueId v, KBuf b);
 /* `const long long NAME[] = {dims};` */
 void rc_put_dims(FILE *out, const char *name, const Shape *s);
 /* Opens a kernel of grid x block threads: its body goes to a buffer until rc_end(). */

@@ -74,6 +74,12 @@ void rc_decl_out(RCu *c, const char *name, const KNode *k) {
   put_buf(c, t, k->out);
   fputs(";\n", c->cu);
 }
+void rc_decl_in(RCu *c, const char *name, ValueId v, KBuf b) {
+  const char *t = ptype(rc_graph(c), v);
+  fprintf(c->cu, "  const %s%s = ", t, name);
+  put_buf(c, t, b);
+  fputs(";\n", c->cu);
+}
 void rc_put_dims(FILE *out, const char *name, const Shape *s) {
   fprintf(out, "  const long long %s[] = {", name);
   for (int d = 0; d < s->rank; d++) fprintf(out, "%s%" PRId64, d ? ", " : "", s->dim[d]);

@@ -11,6 +11,18 @@ template <class X> __device__ __forceinline__ void cr_sumsq_partials(X x, long l
   s = cr_block_sum_d(s);
   if (threadIdx.x == 0) ((double *)(T + CR_SCR_PART))[blockIdx.x] = s;
 }
+// phase 1 of the global gradient norm (adamw_multi's sumsq group) as ONE
+// launch: each block sums its grid-stride share of every tensor xs[t] (ns[t]
+// elements), in tensor order, so the result does not depend on timing
+template <class X> __device__ __forceinline__ void cr_sumsq_multi_partials(const X *xs, const long long *ns, int count, char *T) {
+  double s = 0;
+  for (int t = 0; t < count; t++) {
+    const X x = xs[t];
+    CR_GS(e, ns[t]) s += (double)x[e] * x[e];
+  }
+  s = cr_block_sum_d(s);
+  if (threadIdx.x == 0) ((double *)(T + CR_SCR_PART))[blockIdx.x] = s;
+}
 // phase 2 (one block): o[0] = the sum of the nb partials
 template <class O> __device__ __forceinline__ void cr_sumsq_final(O o, const char *T, int nb) {
   const double *part = (const double *)(T + CR_SCR_PART);
