@@ -135,6 +135,7 @@ static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) 
 #include "glu.cuh"
 #include "norm.cuh"
 #include "softmax.cuh"
+#include "attention.cuh"
 // codegen: CR_BLOCK threads a block; grid_for(n) = ceil(n / CR_BLOCK) capped (grid-stride loops); warp per row, 8 rows a block
 static const int CR_BLOCK = 256;
 static inline int cr_grid(long long n) {

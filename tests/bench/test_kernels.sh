@@ -18,7 +18,7 @@ make -C "$SRC/bench/kernels" OUT="$OUT" NVCC="$NVCC" -j2 > "$OUT.log" 2>&1; rc=$
 [ $rc = 0 ] || tail -30 "$OUT.log"
 check "[ $rc = 0 ]"
 kernels=$(cd "$SRC/bench/kernels" && ls *.cu | sed 's/\.cu$//' | tr '\n' ' ')
-check "[ \$(echo $kernels | wc -w) = 5 ]"
+check "[ \$(echo $kernels | wc -w) = 6 ]"
 CUOBJDUMP=$(dirname "$NVCC")/cuobjdump
 for k in $kernels; do
   check "[ -x $OUT/$k ]"
