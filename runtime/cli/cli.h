@@ -44,6 +44,7 @@ typedef enum cli_kind {
     CLI_DURATION, /* *(double *)dst seconds ("30s", "90m", "24h"), <= max; "0" allowed when min <= 0 */
     CLI_COUNT,    /* *(double *)dst, a count with SI suffix ("20M", "3e17"), in [min, max] */
     CLI_CHOICE,   /* *(int *)dst = index of the value in choices (NULL-terminated) */
+    CLI_LIST,     /* repeatable: ((const char **)dst)[(*count)++] = value, at most max values */
 } cli_kind;
 
 typedef struct cli_opt {
@@ -57,6 +58,7 @@ typedef struct cli_opt {
     int *seen;           /* optional: set to 1 when the option is given */
     const char *section; /* optional: a heading printed before this option in --help */
     const char *help;    /* '\n' separates help lines */
+    int *count;          /* CLI_LIST: values stored so far */
 } cli_opt;
 
 typedef struct cli_command {

@@ -111,6 +111,14 @@ static int set_value(const char *cmd, const cli_opt *o, const char *v) {
             snprintf(what + l, sizeof what - l, "%s %s", i ? "," : "", o->choices[i]);
         }
         return bad_value(cmd, o, v, what);
+    case CLI_LIST:
+        if (!*v) return bad_value(cmd, o, v, "expected a non-empty value");
+        if (*o->count >= (int)o->max) {
+            snprintf(what, sizeof what, "given more than %.0f times", o->max);
+            return bad_value(cmd, o, v, what);
+        }
+        ((const char **)o->dst)[(*o->count)++] = v;
+        return 0;
     case CLI_FLAG: break;
     }
     return 0;

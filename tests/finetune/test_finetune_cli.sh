@@ -147,5 +147,27 @@ $G --glue "$W/partial" --out "$W/glue2" --seeds 1 >"$W/glue2.out" 2>&1
 check "missing tasks listed as skipped" grep -q "^CoLA .*skipped: not in the GLUE directory" "$W/glue2.out"
 check "one task: average of 1 score" grep -q "1 of 9 scores" "$W/glue2.out"
 
+# 7. the option tables (runtime/cli/opts.c): --help from the table, a mistyped flag gets a
+# did-you-mean and exit status 2, a value out of range is refused before any work.
+for cmd in finetune glue tokenize; do
+  "$CRAM" $cmd --help >"$W/help-$cmd.out" 2>&1
+  check "cram $cmd --help" grep -q "^usage: cram $cmd" "$W/help-$cmd.out"
+done
+check "finetune --help lists --ckpt-every" grep -q "^  --ckpt-every N" "$W/help-finetune.out"
+"$CRAM" finetune "$W/cls.so" --task "$SRC/tests/finetune/glue/SST-2" --vocab "$VOCAB" --epoch 1 2>"$W/typo.err"
+check "finetune typo exit 2" test $? -eq 2
+check "finetune did-you-mean" grep -q "unknown option '--epoch'; did you mean '--epochs'" "$W/typo.err"
+"$CRAM" finetune "$W/cls.so" --task "$SRC/tests/finetune/glue/SST-2" --vocab "$VOCAB" --dropout maybe 2>"$W/drop.err"
+check "finetune --dropout on|off" grep -q "expected one of off, on, got 'maybe'" "$W/drop.err"
+$G --glue "$SRC/tests/finetune/glue" --out "$W/glue-typo" --seed 1 --sedes 2 2>"$W/gtypo.err"
+check "glue typo exit 2" test $? -eq 2
+check "glue did-you-mean" grep -q "unknown option '--sedes'; did you mean '--seeds'" "$W/gtypo.err"
+$G --glue "$SRC/tests/finetune/glue" --out "$W/glue-typo" -D hidden 2>"$W/gdef.err"
+check "glue -D needs NAME=VALUE" grep -q "expected NAME=VALUE, got 'hidden'" "$W/gdef.err"
+"$CRAM" tokenize --vocb "$VOCAB" hello 2>"$W/ttypo.err"
+check "tokenize typo exit 2" test $? -eq 2
+check "tokenize did-you-mean" grep -q "did you mean '--vocab'" "$W/ttypo.err"
+check "tokenize encodes" test -n "$("$CRAM" tokenize --vocab "$VOCAB" "the cat" | grep -E '^[0-9]+( [0-9]+)*$')"
+
 echo "$checks checks, $fails failed"
 test "$fails" -eq 0
