@@ -24,11 +24,6 @@ int cram_cmd_finetune(int argc, char **argv);
 int cram_cmd_glue(int argc, char **argv);
 int cram_cmd_sweep(int argc, char **argv);
 
-/* The hand-written parsing finetune, glue and tokenize still use (the other
- * commands parse from option tables): "--name value" or "--name=value";
- * returns 1 and sets *val (advancing *i past a separate value) when argv[*i]
- * is the option, 0 when it is not, -1 when its value is missing. */
-int cli_match_opt(int argc, char **argv, int *i, const char *name, const char **val);
 /* Number parsing of the option tables: 0 on success. */
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_double(const char *s, double *out);

@@ -78,20 +78,6 @@ int main(int argc, char **argv) {
 
 /* ---- helpers shared by subcommands ------------------------------------------ */
 
-int cli_match_opt(int argc, char **argv, int *i, const char *name, const char **val) {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return 0;
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    }
-    if (a[n] != 0) return 0;
-    if (*i + 1 >= argc) return -1;
-    *val = argv[++*i];
-    return 1;
-}
-
 int cli_parse_u64(const char *s, uint64_t *out) {
     if (!s || !*s || *s == '-') return -1;
     char *end;
