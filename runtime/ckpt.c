@@ -134,6 +134,7 @@ cram_status cram_ckpt_save(const char *path, const cram_step_api *api, cram_ctx 
     put(m, &nm, "tokens", "%" PRIu64, st->tokens);
     put(m, &nm, "skipped", "%" PRIu64, st->skipped);
     put(m, &nm, "bad_run", "%" PRIu64, st->bad_run);
+    put(m, &nm, "runs", "%" PRIu64, st->runs);
     put(m, &nm, "elapsed", "%.17g", st->elapsed);
     put(m, &nm, "seed", "%" PRIu64, st->seed);
     put(m, &nm, "shuffle", "%d", st->shuffle);
@@ -310,7 +311,9 @@ cram_status cram_ckpt_parse_state(const cram_st_file *f, const char *path, const
     uint64_t shape = 0;
     st->beta1 = rec.beta1, st->beta2 = rec.beta2, st->eps = rec.eps, st->weight_decay = rec.weight_decay;
     st->weight_decay_other = rec.weight_decay_other, st->max_norm = rec.max_norm;
-    if ((cram_st_meta_get(f, "budget_tokens") && (r = get_u64(f, path, "budget_tokens", &st->budget_tokens, err))) ||
+    st->runs = 0; /* absent: a checkpoint from before the dropout stream was resumable */
+    if ((cram_st_meta_get(f, "runs") && (r = get_u64(f, path, "runs", &st->runs, err))) ||
+        (cram_st_meta_get(f, "budget_tokens") && (r = get_u64(f, path, "budget_tokens", &st->budget_tokens, err))) ||
         (cram_st_meta_get(f, "budget_flops") && (r = get_f64(f, path, "budget_flops", &st->budget_flops, err))) ||
         (cram_st_meta_get(f, "lr_shape") && (r = get_u64(f, path, "lr_shape", &shape, err))) ||
         (cram_st_meta_get(f, "warmup") && (r = get_f64(f, path, "warmup", &st->warmup, err))) ||

@@ -27,6 +27,7 @@ typedef struct cram_train_state {
     uint64_t tokens;    /* tokens consumed */
     uint64_t skipped;   /* updates skipped for a non-finite loss/grad norm */
     uint64_t bad_run;   /* consecutive skipped updates */
+    uint64_t runs;      /* graph runs of the training context (step/update/eval calls): its dropout stream position */
     double elapsed;     /* training seconds (wall clock) so far */
     /* recipe (fixed for the run, checked on resume) */
     uint64_t seed;      /* init, masking and shuffle seed */

@@ -110,6 +110,11 @@ typedef struct cram_update_args {
   ((cram_update_args){.lr = (LR), .step = (STEP), .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, \
                       .weight_decay_other = 0.0, .max_norm = 0.5})
 
+/* The dropout seed of a context's run N (0-based: every step, update, eval and
+ * predict call is one run). A trainer resuming after N runs creates its context
+ * with dropout_seed = CRAM_STEP_RUN_SEED(seed, N) to continue the same masks. */
+#define CRAM_STEP_RUN_SEED(SEED, N) ((uint64_t)(SEED) + 0x9e3779b97f4a7c15ull * (uint64_t)(N))
+
 typedef struct cram_create_opts {
   int device;                            /* CUDA ordinal; ignored on CPU */
   int training;                          /* 1 = dropout active (finetuning) */

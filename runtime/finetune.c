@@ -426,7 +426,7 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
         }
         runs = saved.attempts + saved.step + (saved.attempts / spe) * dev_runs;
     }
-    cram_create_opts co = {.device = cfg->device, .training = cfg->dropout, .dropout_seed = cfg->seed * PHI + 1 + runs * PHI};
+    cram_create_opts co = {.device = cfg->device, .training = cfg->dropout, .dropout_seed = CRAM_STEP_RUN_SEED(cfg->seed * PHI + 1, runs)};
     char cerr[512] = "";
     if (api->create(&co, &R.ctx, cerr, sizeof cerr) != CRAM_STEP_OK) {
         r = cram_err_set(err, CRAM_E_IO, "%s", cerr);

@@ -325,8 +325,12 @@ static cram_status open_run(trainer *tr, cram_err *err) {
     if (cfg->resume && (r = cram_ckpt_read_state(ckpt, api->meta, &tr->st, err))) return r;
     /* The device first: without one (no GPU for a cuda artifact) nothing else
      * matters, and the user hears so before any data is read. Dropout masks
-     * continue from a fresh stream keyed by the step a resume starts at. */
-    if ((r = create_ctx(api, cfg->device, 1, cram_rng_key(tr->st.seed, 3, tr->st.step), &tr->ctx, err))) return r;
+     * continue the run's stream: the context starts at the checkpoint's run
+     * count (CRAM_STEP_RUN_SEED, docs/abi.md), so a resumed run draws the masks
+     * the uninterrupted one would have. */
+    if ((r = create_ctx(api, cfg->device, 1, CRAM_STEP_RUN_SEED(cram_rng_key(tr->st.seed, 3, 0), tr->st.runs), &tr->ctx,
+                        err)))
+        return r;
     if ((r = cram_dataset_open(&tr->d, cfg->data_dir, "train", NULL, 0, err))) return r;
     if ((r = bind(api, &tr->d, &tr->b, err))) return r;
     if ((r = make_run_dir(cfg->run_dir, err))) return r;
@@ -396,9 +400,10 @@ static cram_status open_heldout(trainer *tr, cram_err *err) {
     return CRAM_OK;
 }
 
-/* Mean loss over the first n sequences of d (masking keyed by seed, data in order). */
+/* Mean loss over the first n sequences of d (masking keyed by seed, data in
+ * order); *runs (if given) counts the context's graph runs. */
 static cram_status eval_loss(const cram_step_api *api, cram_ctx *ctx, const cram_dataset *d, const cram_mlm *mlm,
-                             binding *b, uint64_t n, uint64_t seed, double *loss, cram_err *err) {
+                             binding *b, uint64_t n, uint64_t seed, double *loss, uint64_t *runs, cram_err *err) {
     double sum = 0;
     uint64_t pos = 0;
     cram_status r;
@@ -407,6 +412,7 @@ static cram_status eval_loss(const cram_step_api *api, cram_ctx *ctx, const cram
         float l;
         cram_step_rc rc = api->eval(ctx, b->in, &l);
         if (rc != CRAM_STEP_OK) return step_err(api, ctx, "eval", rc, err);
+        if (runs) ++*runs;
         sum += l;
     }
     *loss = sum / (double)(n / b->mbs);
@@ -448,11 +454,13 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
             break;
         }
         u->done = j + 1;
+        st->runs++;
         if (!isfinite(l)) u->bad = 1;
         u->loss += (double)l * scale;
     }
     if (u->cut) {
         st->seq_pos = pos0;
+        st->runs -= u->done; /* a resume redoes them, with the same masks */
         tr->res->discarded = u->done;
         cram_status z = discard_grads(api, tr->ctx, NULL);
         return r ? r : z ? step_err(api, tr->ctx, "zero_grad", CRAM_STEP_E_STATE, err) : CRAM_OK;
@@ -475,6 +483,7 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
                           .weight_decay_other = st->weight_decay_other, .max_norm = st->max_norm};
     cram_step_rc rc = api->update(tr->ctx, &a, &u->gn);
     if (rc != CRAM_STEP_OK) return step_err(api, tr->ctx, "update", rc, err);
+    st->runs++;
     if (!isfinite(u->gn)) /* only without grad_norm(): the update already applied it */
         return cram_err_set(err, CRAM_E_ARG,
                             "non-finite gradient norm at step %" PRIu64 " was applied (this step.so has no grad_norm "
@@ -593,7 +602,7 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
         if (st->attempts == first + 1) warn_speed(tr, &u, now_s() - u0);
         tr->res->last_loss = u.loss;
         if (cfg->eval_every && !u.bad && st->step % cfg->eval_every == 0) {
-            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss, err)))
+            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss, &st->runs, err)))
                 return r;
             tr->res->last_eval = u.eval_loss;
             st->elapsed = elapsed_now(tr);
@@ -711,7 +720,7 @@ cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const 
                                data_dir, split, d.seq_count, b.mbs);
         goto out;
     }
-    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, err))) goto out;
+    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, NULL, err))) goto out;
     res->nseqs = n;
     res->left_out = want - n;
     res->mbs = b.mbs;

@@ -240,7 +240,7 @@ static cram_step_rc bind(cram_ctx *c, GBind *b, const void *const *inputs) {
 }
 
 static cram_step_rc run(cram_ctx *c, GBind *b, int training) {
-  cram_cpu_run R = {c->arena, b->slot, c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++, training, c->kerr,
+  cram_cpu_run R = {c->arena, b->slot, CRAM_STEP_RUN_SEED(c->dropout_seed, c->runs++), training, c->kerr,
                     sizeof c->kerr};
   c->kerr[0] = '\0';
   if (c->prof ? cram_cpu_prof_run(c->prof, b == &c->fwd ? 0 : b == &c->acc ? 1 : 2, &R) : b->g->run(&R)) {

@@ -594,7 +594,7 @@ static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int tr
     }
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
   /* the seed of this run (as the interp/cpu shims count runs), uploaded before the launches or the replay */
-  uint64_t seed = c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++;
+  uint64_t seed = CRAM_STEP_RUN_SEED(c->dropout_seed, c->runs++);
   if (training) CU(c->d.MemcpyHtoD(c->scal + SEED_OFF, &seed, 8), "uploading the dropout seed");
   RunState st = {c, b, (unsigned long long)(c->scal + SEED_OFF), training};
   cram_step_rc rc = launch_all(c, b, &st);

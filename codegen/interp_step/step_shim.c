@@ -328,7 +328,7 @@ static cram_step_rc load_inputs(cram_ctx *c, const void *const *inputs) {
  * outside the vocabulary, ...), its message naming the node and .cram line. */
 static cram_step_rc run(cram_ctx *c, GRun *r) {
   char msg[700];
-  InterpOpts o = {.prec = c->prec, .training = c->training, .seed = c->dropout_seed + 0x9e3779b97f4a7c15ull * c->runs++};
+  InterpOpts o = {.prec = c->prec, .training = c->training, .seed = CRAM_STEP_RUN_SEED(c->dropout_seed, c->runs++)};
   if (!interp_run(r->g, &o, r->bufs, r->owned, msg, sizeof msg)) {
     bool oom = strstr(msg, "out of memory") != NULL;
     interp_free(r->g, r->bufs, r->owned);

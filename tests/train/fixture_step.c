@@ -12,7 +12,13 @@
  *                              return a NaN loss and NaN gradients;
  *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients;
  *   CRAM_FIXTURE_DATA_ERR=A:N  same calls fail with CRAM_STEP_E_DATA (grad_acc untouched);
- *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device). */
+ *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device).
+ *
+ * Dropout, as far as the trainer can tell: created with training = 1, every
+ * step() scales its loss and gradients by a factor in [0.99, 1.01) drawn from
+ * the run's seed, CRAM_STEP_RUN_SEED(dropout_seed, run), where every step,
+ * update, eval and predict call is a run (docs/abi.md) - so a trainer that
+ * resumes without continuing the mask stream gets different losses. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,8 @@ static const int64_t numel[NP] = {V * H, H * V, V};
 struct cram_ctx {
     float *p[NP], *g[NP], *m[NP], *v[NP];
     long calls;
+    int training;
+    uint64_t dropout_seed, runs; /* the dropout stream: run n draws from CRAM_STEP_RUN_SEED(dropout_seed, n) */
     long nan_a, nan_n, gnan_a, gnan_n, derr_a, derr_n, sleep_us;
     char err[256];
 };
@@ -75,12 +83,13 @@ static void range_env(const char *name, long *a, long *n) {
 }
 
 static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {
-    (void)opts;
     cram_ctx *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "fixture: out of memory");
         return CRAM_STEP_E_NOMEM;
     }
+    c->training = opts ? opts->training : 0;
+    c->dropout_seed = opts ? opts->dropout_seed : 0;
     for (int i = 0; i < NP; i++) {
         c->p[i] = calloc((size_t)numel[i], sizeof(float));
         c->g[i] = calloc((size_t)numel[i], sizeof(float));
@@ -196,9 +205,19 @@ static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int bac
     return CRAM_STEP_OK;
 }
 
+/* Starts a run: its "dropout" factor (1 when not training). */
+static float run_factor(cram_ctx *c) {
+    uint64_t z = CRAM_STEP_RUN_SEED(c->dropout_seed, c->runs++);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return c->training ? 0.99f + 0.02f * (float)((double)(z >> 11) * 0x1.0p-53) : 1.0f;
+}
+
 static cram_step_rc fx_step(cram_ctx *c, const void *const *in, float scale, float *loss) {
     if (!in || !loss) return CRAM_STEP_E_ARG;
     long call = c->calls++;
+    float f = run_factor(c);
     if (c->sleep_us > 0) {
         struct timespec ts = {c->sleep_us / 1000000, (c->sleep_us % 1000000) * 1000};
         nanosleep(&ts, NULL);
@@ -207,8 +226,9 @@ static cram_step_rc fx_step(cram_ctx *c, const void *const *in, float scale, flo
         snprintf(c->err, sizeof c->err, "fixture: token id 99 at position 0 is outside the vocabulary [0, 64)");
         return CRAM_STEP_E_DATA;
     }
-    cram_step_rc rc = run(c, in, scale, 1, loss);
+    cram_step_rc rc = run(c, in, scale * f, 1, loss);
     if (rc != CRAM_STEP_OK) return rc;
+    *loss *= f;
     int nan_loss = c->nan_a >= 0 && call >= c->nan_a && call < c->nan_a + c->nan_n;
     int nan_grad = c->gnan_a >= 0 && call >= c->gnan_a && call < c->gnan_a + c->gnan_n;
     if (nan_loss) *loss = NAN;
@@ -231,6 +251,7 @@ static cram_step_rc fx_zero_grad(cram_ctx *c) {
 
 static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *grad_norm) {
     if (!a || a->step < 1) return CRAM_STEP_E_ARG;
+    c->runs++;
     float gn;
     fx_grad_norm(c, &gn);
     if (grad_norm) *grad_norm = gn;
@@ -252,6 +273,7 @@ static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *gra
 
 static cram_step_rc fx_eval(cram_ctx *c, const void *const *in, float *loss) {
     if (!in || !loss) return CRAM_STEP_E_ARG;
+    c->runs++;
     return run(c, in, 0, 0, loss);
 }
 
