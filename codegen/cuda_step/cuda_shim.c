@@ -126,6 +126,8 @@ struct cram_ctx {
   uint32_t np, nin;
   CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
   CUdeviceptr *p, *m, *v, *g, *in;
+  CUdeviceptr gblock;  /* every gradient accumulator in one allocation (g[i] point into it): zeroed by one memset */
+  uint64_t gbytes;
   GBind fwd, acc, up;
   long pending;
   char err[1024];
@@ -325,7 +327,8 @@ void cram_cuda_destroy(cram_ctx *c) {
   if (c->ctx_held) {
     c->d.CtxSynchronize();
     bind_free(c, &c->fwd), bind_free(c, &c->acc), bind_free(c, &c->up);
-    dfree_arr(c, c->p, c->np), dfree_arr(c, c->m, c->np), dfree_arr(c, c->v, c->np), dfree_arr(c, c->g, c->np);
+    dfree_arr(c, c->p, c->np), dfree_arr(c, c->m, c->np), dfree_arr(c, c->v, c->np), free(c->g);
+    if (c->gblock) c->d.MemFree(c->gblock);
     dfree_arr(c, c->in, c->nin);
     CUdeviceptr bufs[] = {c->arena, c->scratch, c->work, c->errw, c->scal};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
@@ -383,14 +386,17 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   if ((rc = dalloc(c, &c->arena, ab)) || (rc = dalloc(c, &c->scratch, sb)) || (rc = dalloc(c, &c->work, WORKSPACE)) ||
       (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, HYPER_OFF + 4 * CRAM_SHIM_NHYPER)))
     return rc;
+  for (uint32_t i = 0; i < c->np; i++) c->gbytes += ((uint64_t)c->meta->params[i].numel * 4 + 255) / 256 * 256;
+  if ((rc = dalloc(c, &c->gblock, c->gbytes))) return rc;
+  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "memset");
+  uint64_t off = 0;
   for (uint32_t i = 0; i < c->np; i++) {
     uint64_t n = (uint64_t)c->meta->params[i].numel * 4;
-    if ((rc = dalloc(c, &c->p[i], n)) || (rc = dalloc(c, &c->m[i], n)) || (rc = dalloc(c, &c->v[i], n)) ||
-        (rc = dalloc(c, &c->g[i], n)))
-      return rc;
+    if ((rc = dalloc(c, &c->p[i], n)) || (rc = dalloc(c, &c->m[i], n)) || (rc = dalloc(c, &c->v[i], n))) return rc;
+    c->g[i] = c->gblock + off; /* 256-byte aligned, as cuBLASLt prefers its operands */
+    off += (n + 255) / 256 * 256;
     CU(c->d.MemsetD8(c->m[i], 0, n), "memset");
     CU(c->d.MemsetD8(c->v[i], 0, n), "memset");
-    CU(c->d.MemsetD8(c->g[i], 0, n), "memset");
   }
   for (uint32_t i = 0; i < c->nin; i++)
     if ((rc = dalloc(c, &c->in[i], in_bytes(&c->meta->inputs[i])))) return rc;
@@ -654,8 +660,8 @@ cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *
         (rc = move(c, c->m[i], outp(&c->up, CRAM_O_MOM_M, i), psz(c, i))) ||
         (rc = move(c, c->v[i], outp(&c->up, CRAM_O_MOM_V, i), psz(c, i))))
       return rc;
-    CU(c->d.MemsetD8(c->g[i], 0, psz(c, i)), "zeroing gradients");
   }
+  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "zeroing gradients");
   c->pending = 0;
   return CRAM_STEP_OK;
 }
@@ -725,7 +731,7 @@ cram_step_rc cram_cuda_grad_norm(cram_ctx *c, float *norm) {
 
 cram_step_rc cram_cuda_zero_grad(cram_ctx *c) {
   if (!c) return CRAM_STEP_E_ARG;
-  for (uint32_t i = 0; i < c->np; i++) CU(c->d.MemsetD8(c->g[i], 0, psz(c, i)), "zeroing gradients");
+  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "zeroing gradients");
   c->pending = 0;
   return CRAM_STEP_OK;
 }
