@@ -108,6 +108,11 @@ cram_status cram_shard_header_decode(const unsigned char *buf, size_t n, const c
                             ", computed %08" PRIx32 "): the header is corrupt",
                             path, stored, actual);
     h->header_crc32 = stored;
+    for (size_t i = OFF_RESERVED; i < CRAM_SHARD_HEADER_SIZE; i++)
+        if (buf[i] != 0) /* docs/data.md: zero; the codec does not keep them, so a header that uses them is not ours */
+            return cram_err_set(err, CRAM_E_HEADER,
+                                "%s: bad header: reserved byte %zu is %u, not 0 (a shard from a newer format?)", path, i,
+                                buf[i]);
     h->vocab_size = get32(buf + OFF_VOCAB);
     h->dtype = get32(buf + OFF_DTYPE);
     h->seq_len = get32(buf + OFF_SEQ_LEN);
