@@ -161,7 +161,7 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
   if (o->src_text) put_cstr_line(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
   else fputs("0", out);
-  fputs(",\n};\n\n", out);
+  fprintf(out, ",\n  .has_accuracy = %d,\n};\n\n", pass_accuracy_loss(fwd) != IR_NONE);
   arena_free(ar);
   if (ferror(out)) return cg_fail(err, errlen, "cannot write the generated C");
   return true;
@@ -414,12 +414,13 @@ bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *er
   Graph *up0 = acc0 ? pass_update(fwd, &ao, &d) : NULL;
   PassOptions po = {.opt_level = o->opt_level};
   PassCtx cx = {&d, &po};
-  if (up0) {
-    G[0] = pass_pipeline_run(fwd, &cx);
+  Graph *ev = up0 ? pass_eval_metrics(fwd, &d) : NULL; /* eval's forward: + the accuracy counts */
+  if (ev) {
+    G[0] = pass_pipeline_run(ev, &cx);
     G[1] = G[0] ? pass_pipeline_run(acc0, &cx) : NULL;
     G[2] = G[1] ? pass_pipeline_run(up0, &cx) : NULL;
   }
-  ir_graph_free(ad), ir_graph_free(acc0), ir_graph_free(up0);
+  ir_graph_free(ad), ir_graph_free(acc0), ir_graph_free(up0), ir_graph_free(ev);
   fclose(dmem);
   bool ok = G[2] != NULL;
   if (!ok) {

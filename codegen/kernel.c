@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "passes.h"
 
 const char *const k_slot_kind_name[KS_COUNT] = {
 #define SLOT(id, what) "CRAM_S_" #id,
@@ -64,6 +65,7 @@ static void out_kind(const char *s, const KNames *nm, KOut *o) {
   o->index = 0;
   if (!strcmp(s, "loss")) o->kind = KO_LOSS;
   else if (!strcmp(s, "grad_norm")) o->kind = KO_GRAD_NORM;
+  else if (!strcmp(s, PASS_ACCURACY_OUTPUT)) o->kind = KO_HITS;
   else if (has_prefix(s, "grad_acc.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_GRAD, o->index = (uint32_t)i;
   else if (has_prefix(s, "param.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_PARAM, o->index = (uint32_t)i;
   else if (has_prefix(s, "adam_m.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_MOM_M, o->index = (uint32_t)i;

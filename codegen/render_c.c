@@ -124,9 +124,12 @@ static bool joins_loop(const KProgram *p, uint32_t first, uint32_t k) {
   return true;
 }
 
-static bool xent_op(OpKind op) { return op == OP_XENT_LINEAR || op == OP_XENT_LINEAR_GRAD; }
-/* 0 the loss, 1 + wrt for a gradient */
-static int xent_role(const Node *n) { return n->op == OP_XENT_LINEAR ? 0 : 1 + (int)ir_get_int(n, ATTR_WRT); }
+static bool xent_op(OpKind op) { return op == OP_XENT_LINEAR || op == OP_XENT_LINEAR_GRAD || op == OP_XENT_LINEAR_HITS; }
+/* 0 the loss, 1 + wrt for a gradient, 4 the accuracy counts: cc_xent's outputs in order */
+#define XENT_ROLES 5
+static int xent_role(const Node *n) {
+  return n->op == OP_XENT_LINEAR ? 0 : n->op == OP_XENT_LINEAR_HITS ? 4 : 1 + (int)ir_get_int(n, ATTR_WRT);
+}
 
 /* Whether xent node k can be computed in the pass of the group [first, k):
  * same inputs and attributes, a role of its own, and outputs that overlap
@@ -441,6 +444,9 @@ static void r_cross_entropy(RCtx *c) {
   if (c->k->n->op == OP_CROSS_ENTROPY)
     fprintf(c->out, "    if (cc_cross_entropy(R, NODE, o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
             ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
+  else if (c->k->n->op == OP_XENT_HITS)
+    fprintf(c->out, "    if (cc_xent_hits(R, NODE, o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
+            ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
   else
     fprintf(c->out, "    if (cc_cross_entropy_grad(R, NODE, o, x0, x1, x2, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
             ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
@@ -451,10 +457,10 @@ static void r_xent_linear(RCtx *c) {
   const Shape *xs = in_shape(c, 0), *ws = in_shape(c, 1);
   bool tb = ir_get_int(n, ATTR_TRANS_B) != 0;
   decl_bufs(c);
-  const KNode *role[4] = {NULL, NULL, NULL, NULL};
+  const KNode *role[XENT_ROLES] = {NULL};
   for (uint32_t j = c->ki; j <= c->group[c->ki]; j++) role[xent_role(c->p->nodes[j].n)] = &c->p->nodes[j];
   fputs("    if (cc_xent(R, NODE", c->out);
-  for (int r = 0; r < 4; r++) {
+  for (int r = 0; r < XENT_ROLES; r++) {
     fputs(", ", c->out);
     if (role[r]) put_buf(c->out, "float", role[r]->out);
     else fputs("NULL", c->out);
@@ -603,8 +609,8 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_LAYERNORM] = r_layernorm, [OP_ADD_LAYERNORM] = r_layernorm, [OP_RMSNORM] = r_rmsnorm, [OP_SOFTMAX] = r_softmax,
   [OP_LAYERNORM_GRAD] = r_layernorm_grad, [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
   [OP_RMSNORM_GRAD] = r_rmsnorm_grad, [OP_SOFTMAX_GRAD] = r_softmax_grad,
-  [OP_MEAN] = r_mean, [OP_CROSS_ENTROPY] = r_cross_entropy, [OP_CROSS_ENTROPY_GRAD] = r_cross_entropy,
-  [OP_XENT_LINEAR] = r_xent_linear, [OP_XENT_LINEAR_GRAD] = r_xent_linear,
+  [OP_MEAN] = r_mean, [OP_CROSS_ENTROPY] = r_cross_entropy, [OP_CROSS_ENTROPY_GRAD] = r_cross_entropy, [OP_XENT_HITS] = r_cross_entropy,
+  [OP_XENT_LINEAR] = r_xent_linear, [OP_XENT_LINEAR_GRAD] = r_xent_linear, [OP_XENT_LINEAR_HITS] = r_xent_linear,
   [OP_RESHAPE] = r_reshape, [OP_PERMUTE] = r_permute, [OP_SLICE] = r_slice, [OP_PAD] = r_pad, [OP_CONCAT] = r_concat,
   [OP_SUM_TO] = r_sum_to, [OP_BROADCAST_TO] = r_broadcast_to,
   [OP_EMBEDDING_GRAD] = r_embedding_grad, [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,

@@ -13,14 +13,22 @@ static void loss_reduce(RCu *c, int64_t n, int64_t off) {
   rc_launch(c, 1, 1024, "cr_loss_reduce(o, T, %" PRId64 "ll, %" PRId64 "ll)", off, n);
 }
 
+/* o[0] = the sum of n row hits at scratch offset off, o[1] = used rows */
+static void hits_reduce(RCu *c, int64_t n, int64_t off) {
+  rc_launch(c, 1, 1024, "cr_hits_reduce(o, T, %" PRId64 "ll, %" PRId64 "ll)", off, n);
+}
+
 void rc_render_cross_entropy(RCu *c) {
   const Shape *ls = rc_in_shape(c, 0);
   int64_t N = ls->dim[0], V = ls->dim[1], ignore = ir_get_int(c->k->n, ATTR_IGNORE);
   count_targets(c, 1, N, V, ignore);
-  if (c->k->n->op == OP_CROSS_ENTROPY) {
+  if (c->k->n->op == OP_CROSS_ENTROPY || c->k->n->op == OP_XENT_HITS) {
+    bool hits = c->k->n->op == OP_XENT_HITS;
     rc_need_scratch(c, CR_SCR_PART + (uint64_t)N * 8);
-    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_loss(x0, x1, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", N, V, ignore);
-    loss_reduce(c, N, CR_SCR_PART);
+    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_%s(x0, x1, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)",
+              hits ? "hits" : "loss", N, V, ignore);
+    if (hits) hits_reduce(c, N, CR_SCR_PART);
+    else loss_reduce(c, N, CR_SCR_PART);
   } else {
     rc_need_scratch(c, CR_SCR_PART);
     rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_grad(o, x0, x1, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", N, V,
@@ -44,7 +52,8 @@ void rc_render_xent_linear(RCu *c) {
   bool tb = ir_get_int(n, ATTR_TRANS_B) != 0, bias = n->nin == 4, bf = rc_is_bf16(gr, n->in[0]);
   int64_t N = xs->dim[0], H = xs->dim[1], V = ws->dim[tb ? 0 : 1], ignore = ir_get_int(n, ATTR_IGNORE);
   int64_t es = bf ? 2 : 4, os = rc_is_bf16(gr, k->id) ? 2 : 4; /* bytes per element: x, W, z; the result */
-  int wrt = n->op == OP_XENT_LINEAR ? -1 : (int)ir_get_int(n, ATTR_WRT);
+  /* -1 the loss, -2 the accuracy counts, else the gradient's wrt */
+  int wrt = n->op == OP_XENT_LINEAR ? -1 : n->op == OP_XENT_LINEAR_HITS ? -2 : (int)ir_get_int(n, ATTR_WRT);
   int64_t chunk = N < c->xent_chunk ? N : c->xent_chunk;
   bool acc32 = wrt == 1 && os == 2 && chunk < N; /* dW summed over chunks in f32 */
   int64_t zoff = CR_SCR_PART + N * 8; /* z after the per-row losses */
@@ -71,7 +80,7 @@ void rc_render_xent_linear(RCu *c) {
     rc_gemm_entry(c, &z);
     rc_launch(c, rc_grid_rows(nr), CR_BLOCK,
               "cr_xent_chunk_rows<%s, %s>(%s, %s, %s, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)",
-              wrt < 0 ? "false" : "true", bias && bf ? "true" : "false", zp, bias && bf ? "x3" : "(const float *)0", gp, r0,
+              wrt == -1 ? "CR_XENT_LOSS" : wrt == -2 ? "CR_XENT_HITS" : "CR_XENT_GRAD", bias && bf ? "true" : "false", zp, bias && bf ? "x3" : "(const float *)0", gp, r0,
               nr, V, ignore);
     if (wrt == 0) {
       KBuf oc = rc_norm(k->out);
@@ -93,7 +102,8 @@ void rc_render_xent_linear(RCu *c) {
                 r0 ? "true" : "false", gf, nr, V);
     }
   }
-  if (wrt < 0) loss_reduce(c, N, CR_SCR_PART);
+  if (wrt == -1) loss_reduce(c, N, CR_SCR_PART);
+  if (wrt == -2) hits_reduce(c, N, CR_SCR_PART);
   if (acc32) /* the f32 sum of the chunks' dW, rounded once */
     rc_launch(c, rc_grid_for(V * H, 1), CR_BLOCK, "cr_copy(o, (const float *)(T + %" PRId64 "), %" PRId64 "ll)", goff, V * H);
 }

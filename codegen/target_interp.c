@@ -48,9 +48,10 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   Graph *ad = pass_autodiff(fwd, &d), *acc = ad ? pass_accumulate(ad, &d) : NULL;
   AdamWOptions ao = pass_adamw_defaults();
   Graph *up = acc ? pass_update(fwd, &ao, &d) : NULL;
+  Graph *ev = up ? pass_eval_metrics(fwd, &d) : NULL; /* eval's forward: + the accuracy counts */
   fclose(dmem);
   bool ok = false;
-  if (!up) {
+  if (!ev) {
     if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
     cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
     goto out;
@@ -66,7 +67,7 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
         "/* Tests build with -DCRAM_INTERP_ABI_VERSION=N to make an artifact the loader must refuse. */\n"
         "#ifndef CRAM_INTERP_ABI_VERSION\n#define CRAM_INTERP_ABI_VERSION CRAM_STEP_ABI_VERSION\n#endif\n\n",
         out);
-  if (!cg_put_graph(out, "fwd_ir", fwd, err, errlen) || !cg_put_graph(out, "acc_ir", acc, err, errlen) ||
+  if (!cg_put_graph(out, "fwd_ir", ev, err, errlen) || !cg_put_graph(out, "acc_ir", acc, err, errlen) ||
       !cg_put_graph(out, "up_ir", up, err, errlen))
     goto out;
   /* The interpreter keeps every value of a run (as a double) until it ends. */
@@ -85,6 +86,7 @@ out:
   ir_graph_free(ad);
   ir_graph_free(acc);
   ir_graph_free(up);
+  ir_graph_free(ev);
   return ok;
 }
 

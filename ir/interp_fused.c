@@ -261,6 +261,23 @@ bool interp_xent_linear(InterpCall *c) {
   return true;
 }
 
+/* xent_hits of the logits the chain computes (rounded as it rounds them) */
+bool interp_xent_linear_hits(InterpCall *c) {
+  Xent e;
+  if (!xent_setup(c, &e)) return false;
+  double *z = scratch(c, e.V), hits = 0;
+  if (!z) return false;
+  for (int64_t r = 0; r < e.N; r++) {
+    if (e.t[r] == (double)e.ignore) continue;
+    double mx, sum;
+    xent_row(&e, r, z, &mx, &sum);
+    hits += interp_argmax(z, e.V) == (int64_t)e.t[r];
+  }
+  free(z);
+  c->out[0] = hits, c->out[1] = (double)e.used;
+  return true;
+}
+
 /* g = (softmax(z_r) - onehot(t_r)) / used per row; dx = g W, dW = g^T x, db = sum g */
 bool interp_xent_linear_grad(InterpCall *c) {
   Xent e;

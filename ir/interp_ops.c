@@ -321,6 +321,32 @@ bool interp_cross_entropy(InterpCall *c) {
   return true;
 }
 
+/* the first index of the largest of x[0..V) (torch.argmax's choice among ties) */
+int64_t interp_argmax(const double *x, int64_t V) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < V; j++)
+    if (x[j] > x[best]) best = j;
+  return best;
+}
+
+/* torch: ((logits.argmax(-1) == targets) & (targets != ignore)).sum(), (targets != ignore).sum() */
+bool interp_xent_hits(InterpCall *c) {
+  const Shape *ls = IN_SHAPE(c, 0);
+  int64_t N = ls->dim[0], V = ls->dim[1], ignore = ir_get_int(c->n, ATTR_IGNORE), used = 0, hits = 0;
+  for (int64_t r = 0; r < N; r++) {
+    double t = c->in[1][r];
+    if (t == (double)ignore) continue;
+    if (!(t >= 0 && t < (double)V)) {
+      snprintf(c->msg, c->msglen, "target %.0f in row %lld is outside [0, %lld)", t, (long long)r, (long long)V);
+      return false;
+    }
+    hits += interp_argmax(c->in[0] + r * V, V) == (int64_t)t;
+    used++;
+  }
+  c->out[0] = (double)hits, c->out[1] = (double)used;
+  return true;
+}
+
 /* ---- layout --------------------------------------------------------------- */
 
 /* torch: x.reshape(shape) — row-major, so a plain copy */

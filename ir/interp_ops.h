@@ -28,6 +28,8 @@ void interp_act_pair(int act, double x, double *f, double *df);
  * element e is dropped when it is < p. Fused ops that contain a dropout
  * (attention) draw from it with the unfused node's key and element index. */
 double interp_hash_uniform(uint64_t seed, uint64_t key, uint64_t e);
+/* The first index of the largest of x[0..V) (torch.argmax among ties): xent_hits. */
+int64_t interp_argmax(const double *x, int64_t V);
 
 /* The kernels named in the interp column of ops.def. */
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) bool interp(InterpCall *c);

@@ -27,6 +27,7 @@ IR_SHAPE_RULE(shape_glu);
 IR_SHAPE_RULE(shape_norm);
 IR_SHAPE_RULE(shape_mean);
 IR_SHAPE_RULE(shape_cross_entropy);
+IR_SHAPE_RULE(shape_xent_hits);
 IR_SHAPE_RULE(shape_reshape);
 IR_SHAPE_RULE(shape_permute);
 IR_SHAPE_RULE(shape_slice);
@@ -54,6 +55,7 @@ IR_SHAPE_RULE(shape_add_norm);
 IR_SHAPE_RULE(shape_norm_grad_add);
 IR_SHAPE_RULE(shape_xent_linear);
 IR_SHAPE_RULE(shape_xent_linear_grad);
+IR_SHAPE_RULE(shape_xent_linear_hits);
 /* fused attention (ir/shape_attention.c) */
 IR_SHAPE_RULE(shape_attention);
 IR_SHAPE_RULE(shape_attention_grad);

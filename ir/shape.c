@@ -310,6 +310,13 @@ bool shape_cross_entropy(const Graph *g, const Node *n, DType *dtype, Shape *sha
   return result(DT_F32, &out, dtype, shape, msg, msglen);
 }
 
+/* (logits[N,V], targets i32[N]) -> f32[2]: the counts of correct and of counted rows */
+bool shape_xent_hits(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
+  if (!shape_cross_entropy(g, n, dtype, shape, msg, msglen)) return false;
+  *shape = (Shape){.rank = 1, .dim = {2}};
+  return true;
+}
+
 /* ---- layout (any dtype) -------------------------------------------------- */
 
 bool shape_reshape(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {

@@ -139,6 +139,13 @@ bool shape_xent_linear(const Graph *g, const Node *n, DType *dtype, Shape *shape
   return result(DT_F32, &s, dtype, shape, msg, msglen);
 }
 
+bool shape_xent_linear_hits(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
+  int64_t V;
+  if (!xent_inputs(g, n, &V, msg, msglen)) return false;
+  Shape s = {.rank = 1, .dim = {2}};
+  return result(DT_F32, &s, dtype, shape, msg, msglen);
+}
+
 bool shape_xent_linear_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   int64_t V, wrt = ir_get_int(n, ATTR_WRT);
   if (!xent_inputs(g, n, &V, msg, msglen)) return false;

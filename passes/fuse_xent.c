@@ -15,7 +15,9 @@
  *   %dx = xent_linear_grad %x, %w, %t {trans_b=1, ignore=-100, wrt=0} : f32[N,H]
  *   %dw = xent_linear_grad %x, %w, %t {trans_b=1, ignore=-100, wrt=1} : f32[V,H]
  * A decoder bias b[V] (logits = add(matmul, b)) is a fourth input, and its
- * gradient (sum_to of %g) becomes wrt=2. A loss seed other than `fill 1` is
+ * gradient (sum_to of %g) becomes wrt=2. The accuracy count of eval's
+ * forward (xent_hits %l, %t: passes/eval_metrics.c) becomes
+ * xent_linear_hits %x, %w, %t [, %b] beside the loss. A loss seed other than `fill 1` is
  * applied with a `mul` by the scalar. Legal only when the logits and their
  * gradient have no other consumers (no "logits" output, ...). Codegen: a
  * chunked GEMM over the vocabulary with an online softmax (Liger-style fused
@@ -110,9 +112,15 @@ static bool grad_ok(const Rewriter *rw, const Xent *e, ValueId g) {
   return true;
 }
 
+/* n is the accuracy count of e's logits (pass_eval_metrics) */
+static bool is_hits(const Xent *e, const Node *n) {
+  return n->op == OP_XENT_HITS && n->in[0] == e->logits && n->in[1] == e->t && ir_get_int(n, ATTR_IGNORE) == e->ignore;
+}
+
 /* Match at the cross_entropy node v: every consumer of the logits is this
- * loss or a cross_entropy_grad with the same targets, and every consumer of
- * each such gradient is a dx / dW / db GEMM or reduction. */
+ * loss, its accuracy count, or a cross_entropy_grad with the same targets,
+ * and every consumer of each such gradient is a dx / dW / db GEMM or
+ * reduction. */
 static bool match(const Rewriter *rw, ValueId v, Xent *e) {
   const Node *c = fu_node(rw, v);
   if (c->op != OP_CROSS_ENTROPY || !match_logits(rw, c->in[0], e) || fu_is_output(rw, e->logits)) return false;
@@ -121,7 +129,7 @@ static bool match(const Rewriter *rw, ValueId v, Xent *e) {
   for (uint32_t i = rw->ustart[e->logits]; i < rw->ustart[e->logits + 1]; i++) {
     ValueId u = rw->users[i];
     const Node *n = fu_node(rw, u);
-    if (u == v) continue;
+    if (u == v || is_hits(e, n)) continue;
     if (n->op != OP_CROSS_ENTROPY_GRAD || n->in[0] != e->logits || n->in[1] != e->t ||
         ir_get_int(n, ATTR_IGNORE) != e->ignore || fu_is_output(rw, u))
       return false;
@@ -130,12 +138,15 @@ static bool match(const Rewriter *rw, ValueId v, Xent *e) {
   return true;
 }
 
+#define WRT_LOSS (-1)
+#define WRT_HITS (-2)
 static ValueId emit_xent(Rewriter *rw, const Xent *e, int wrt, SrcLoc loc) {
   ValueId in[4] = {fu_get(rw, e->x), fu_get(rw, e->w), fu_get(rw, e->t)};
   int nin = 3;
   if (e->b != IR_NONE) in[nin++] = fu_get(rw, e->b);
   Attr a[3] = {ir_attr_int(ATTR_TRANS_B, e->tb), ir_attr_int(ATTR_IGNORE, e->ignore), ir_attr_int(ATTR_WRT, wrt)};
-  return fu_emit(rw, wrt < 0 ? OP_XENT_LINEAR : OP_XENT_LINEAR_GRAD, in, nin, a, wrt < 0 ? 2 : 3, loc);
+  OpKind op = wrt == WRT_LOSS ? OP_XENT_LINEAR : wrt == WRT_HITS ? OP_XENT_LINEAR_HITS : OP_XENT_LINEAR_GRAD;
+  return fu_emit(rw, op, in, nin, a, wrt < 0 ? 2 : 3, loc);
 }
 
 /* The consumers of gradient g that become fused nodes (through a cast of g
@@ -172,15 +183,22 @@ Graph *pass_fuse_xent(const Graph *in, PassCtx *cx) {
     rw.drop[e.logits] = true;
     rw.drop[e.mm] = true;
     if (e.up != IR_NONE) rw.drop[e.up] = true;
-    for (uint32_t i = rw.ustart[e.logits]; i < rw.ustart[e.logits + 1]; i++)
-      if (rw.users[i] != v) plan_grad(&rw, &e, v, rw.users[i], rw.users[i], loss_of, wrt, gof);
+    for (uint32_t i = rw.ustart[e.logits]; i < rw.ustart[e.logits + 1]; i++) {
+      ValueId u = rw.users[i];
+      if (u == v) continue;
+      if (is_hits(&e, fu_node(&rw, u))) loss_of[u] = v + 1, wrt[u] = WRT_HITS;
+      else plan_grad(&rw, &e, v, u, u, loss_of, wrt, gof);
+    }
   }
   for (ValueId v = 0; v < in->n; v++) {
     if (fu_done(&rw, v)) continue;
     Xent e;
     if (is_loss[v]) {
       match(&rw, v, &e);
-      rw.map[v] = emit_xent(&rw, &e, -1, fu_node(&rw, v)->loc);
+      rw.map[v] = emit_xent(&rw, &e, WRT_LOSS, fu_node(&rw, v)->loc);
+    } else if (loss_of[v] && wrt[v] == WRT_HITS) {
+      match(&rw, loss_of[v] - 1, &e);
+      rw.map[v] = emit_xent(&rw, &e, WRT_HITS, fu_node(&rw, v)->loc);
     } else if (loss_of[v]) {
       match(&rw, loss_of[v] - 1, &e);
       const Node *n = fu_node(&rw, v);

@@ -73,4 +73,13 @@ Graph *pass_accumulate(const Graph *ad, Diag *d);
  * "grad_norm", "param.<p>", "adam_m.<p>", "adam_v.<p>". */
 Graph *pass_update(const Graph *fwd, const AdamWOptions *o, Diag *d);
 
+/* The forward graph for eval()/predict(): fwd plus, when its "loss" output
+ * is a cross_entropy (pass_accuracy_loss: that node, else IR_NONE), the
+ * output PASS_ACCURACY_OUTPUT = xent_hits of its logits and targets, f32[2]
+ * = [rows predicted right, rows counted] (eval_metrics.c). NULL after
+ * reporting to d. */
+#define PASS_ACCURACY_OUTPUT "accuracy.hits"
+ValueId pass_accuracy_loss(const Graph *fwd);
+Graph *pass_eval_metrics(const Graph *fwd, Diag *d);
+
 #endif

@@ -29,7 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CRAM_STEP_ABI_VERSION 2u /* 2: cram_update_args carries the AdamW/clip hyper-parameters */
+/* 2: cram_update_args carries the AdamW/clip hyper-parameters;
+ * 3: eval_accuracy() and cram_step_meta.has_accuracy */
+#define CRAM_STEP_ABI_VERSION 3u
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
 /* Longest parameter or input name, in bytes without the NUL: cramc refuses
@@ -90,6 +92,7 @@ typedef struct cram_step_meta {
   uint32_t noutputs;
   const cram_tensor_info *outputs;
   const char *source;                    /* the .cram text it was compiled from (v2; NULL if not kept) */
+  uint32_t has_accuracy;                 /* 1: the loss is a cross_entropy and eval_accuracy() counts hits (v3) */
 } cram_step_meta;
 
 /* Everything update() needs besides the step's state: nothing about the
@@ -158,6 +161,13 @@ typedef struct cram_step_api {
    * outputs[k], skips it). Dropout off, no gradients, state untouched: what
    * finetuning's dev evaluation needs (the class logits). */
   cram_step_rc (*predict)(cram_ctx *ctx, const void *const *inputs, float *loss, float *const *outputs);
+
+  /* eval() plus the masked-token accuracy of the batch (v3): *correct = the
+   * rows whose argmax over the logits is the target (the first index among
+   * ties, as torch.argmax), *counted = the rows whose target is not ignored,
+   * so accuracy = sum correct / sum counted over a data set. Both 0 when
+   * meta->has_accuracy is 0 (the loss is not a cross_entropy). */
+  cram_step_rc (*eval_accuracy)(cram_ctx *ctx, const void *const *inputs, float *loss, double *correct, double *counted);
 } cram_step_api;
 
 typedef const cram_step_api *(*cram_step_entry_fn)(void);

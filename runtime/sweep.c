@@ -504,6 +504,7 @@ static cram_status eval_variant(const cram_sweep_spec *s, const cram_sweep_opts 
     char *t = r.code == 0 ? slurp(p->eval_log, NULL) : NULL;
     const char *js = t ? strchr(t, '{') : NULL;
     row->heldout_loss = js ? cram_json_num(js, "loss") : NAN;
+    row->heldout_accuracy = js ? cram_json_num(js, "accuracy") : NAN;
     double n = js ? cram_json_num(js, "sequences") : NAN;
     row->heldout_seqs = isfinite(n) ? (uint64_t)n : 0;
     free(t);
@@ -544,7 +545,7 @@ static cram_status run_variant(const cram_sweep_spec *s, const cram_sweep_opts *
     if (kf) fprintf(kf, "%s\n", rk), fclose(kf);
     memset(row, 0, sizeof *row);
     snprintf(row->name, sizeof row->name, "%s", v->name);
-    row->heldout_loss = row->train_loss = row->tok_s = row->compile_s = row->load_mean = NAN;
+    row->heldout_loss = row->heldout_accuracy = row->train_loss = row->tok_s = row->compile_s = row->load_mean = NAN;
     row->outcome = CRAM_ROW_DONE;
     if ((st = compile_variant(s, o, v, cramc, &p, row, err))) return st;
     if (row->outcome == CRAM_ROW_DONE && (st = read_meta(&p, row, err))) {
@@ -583,7 +584,7 @@ cram_status cram_sweep_run(const cram_sweep_spec *s, const cram_sweep_opts *o, c
         memset(&rows[i], 0, sizeof rows[i]);
         snprintf(rows[i].name, sizeof rows[i].name, "%s", s->variants[i].name);
         rows[i].outcome = CRAM_ROW_PENDING;
-        rows[i].heldout_loss = rows[i].train_loss = rows[i].tok_s = rows[i].compile_s = rows[i].load_mean = NAN;
+        rows[i].heldout_loss = rows[i].heldout_accuracy = rows[i].train_loss = rows[i].tok_s = rows[i].compile_s = rows[i].load_mean = NAN;
     }
     for (int i = 0; i < s->nvariants && !st; i++) {
         if (o->stop && *o->stop) st = cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted before %s", s->variants[i].name);

@@ -37,6 +37,7 @@ typedef struct cram_sweep_row {
     double tok_s;           /* tokens / train_s */
     double train_loss;      /* mean of the last (up to) 10 finite update losses */
     double heldout_loss;    /* final held-out MLM loss, NAN when not evaluated */
+    double heldout_accuracy; /* its masked-token accuracy, NAN when not evaluated or not a cross-entropy model */
     uint64_t heldout_seqs;
     double peak_rss_mib;    /* max resident set of the training process */
     double load_mean;       /* mean 1-minute load average while it trained, NAN when unknown */

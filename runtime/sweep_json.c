@@ -27,6 +27,7 @@ void cram_sweep_row_json(FILE *f, const cram_sweep_row *r) {
     num(f, "tok_s", r->tok_s, 0);
     num(f, "train_loss", r->train_loss, 0);
     num(f, "heldout_loss", r->heldout_loss, 0);
+    num(f, "heldout_accuracy", r->heldout_accuracy, 0);
     fprintf(f, "\"heldout_seqs\":%" PRIu64 ",", r->heldout_seqs);
     num(f, "peak_rss_mib", r->peak_rss_mib, 0);
     num(f, "load_mean", r->load_mean, 1);
@@ -66,6 +67,7 @@ int cram_sweep_row_load(const char *path, uint64_t key, cram_sweep_row *r) {
     r->tok_s = cram_json_num(b, "tok_s");
     r->train_loss = cram_json_num(b, "train_loss");
     r->heldout_loss = cram_json_num(b, "heldout_loss");
+    r->heldout_accuracy = cram_json_num(b, "heldout_accuracy");
     r->peak_rss_mib = cram_json_num(b, "peak_rss_mib");
     r->load_mean = cram_json_num(b, "load_mean");
     return r->outcome == CRAM_ROW_PENDING ? -1 : 0;

@@ -63,12 +63,12 @@ static void md_table(FILE *f, const cram_sweep_row *rows, int n, const int *orde
     const cram_sweep_row *base = &rows[0];
     int have_base = base->outcome == CRAM_ROW_DONE && isfinite(base->heldout_loss);
     fprintf(f, "| rank | variant | outcome | params | GFLOP/token | tok/s | tokens | train s | train loss | "
-               "held-out loss | vs base | peak MiB | compile s | load |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "held-out loss | vs base | held-out acc | peak MiB | compile s | load |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     int rank = 0;
     for (int i = 0; i < n; i++) {
         const cram_sweep_row *r = &rows[order[i]];
-        char c[10][32];
+        char c[11][32];
         fmt(c[0], 32, r->flops_per_token / 1e9, "%.4f");
         fmt(c[1], 32, r->tok_s, "%.0f");
         fmt(c[2], 32, r->train_s, "%.1f");
@@ -78,11 +78,12 @@ static void md_table(FILE *f, const cram_sweep_row *rows, int n, const int *orde
         fmt(c[6], 32, r->peak_rss_mib, "%.0f");
         fmt(c[7], 32, r->compile_s, "%.1f");
         fmt(c[8], 32, r->load_mean, "%.2f");
+        fmt(c[10], 32, r->heldout_accuracy, "%.4f");
         if (r->outcome == CRAM_ROW_DONE) snprintf(c[9], 32, "%d", ++rank);
         else snprintf(c[9], 32, "-");
-        fprintf(f, "| %s | %s%s | %s | %" PRId64 " | %s | %s | %" PRIu64 " | %s | %s | %s | %s | %s | %s | %s |\n", c[9],
-                r->name, order[i] == 0 ? " (base)" : "", cram_sweep_outcome_str(r->outcome), r->params, c[0], c[1],
-                r->tokens, c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+        fprintf(f, "| %s | %s%s | %s | %" PRId64 " | %s | %s | %" PRIu64 " | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                c[9], r->name, order[i] == 0 ? " (base)" : "", cram_sweep_outcome_str(r->outcome), r->params, c[0], c[1],
+                r->tokens, c[2], c[3], c[4], c[5], c[10], c[6], c[7], c[8]);
     }
     int notes = 0;
     for (int i = 0; i < n; i++) {
@@ -110,7 +111,7 @@ static void csv_num(FILE *f, double v, const char *fm) {
 }
 
 static void csv_table(FILE *f, const cram_sweep_row *rows, int n, const int *order) {
-    fprintf(f, "variant,outcome,params,flops_per_token,tok_s,tokens,steps,train_s,train_loss,heldout_loss,heldout_seqs,"
+    fprintf(f, "variant,outcome,params,flops_per_token,tok_s,tokens,steps,train_s,train_loss,heldout_loss,heldout_accuracy,heldout_seqs,"
                "peak_rss_mib,compile_s,load_mean,why\n");
     for (int i = 0; i < n; i++) {
         const cram_sweep_row *r = &rows[order[i]];
@@ -122,6 +123,7 @@ static void csv_table(FILE *f, const cram_sweep_row *rows, int n, const int *ord
         csv_num(f, r->train_s, "%.6g");
         csv_num(f, r->train_loss, "%.9g");
         csv_num(f, r->heldout_loss, "%.9g");
+        csv_num(f, r->heldout_accuracy, "%.9g");
         fprintf(f, ",%" PRIu64, r->heldout_seqs);
         csv_num(f, r->peak_rss_mib, "%.6g");
         csv_num(f, r->compile_s, "%.6g");

@@ -235,7 +235,7 @@ typedef struct trainer {
 /* What one update did. */
 typedef struct update_out {
     uint64_t bs;     /* sequences */
-    double lr, loss, tok_s, eval_loss;
+    double lr, loss, tok_s, eval_loss, eval_accuracy;
     float gn;
     int bad;         /* skipped: non-finite loss or grad norm */
     int cut;         /* stopped between microbatches: partial update discarded, nothing logged */
@@ -401,21 +401,25 @@ static cram_status open_heldout(trainer *tr, cram_err *err) {
 }
 
 /* Mean loss over the first n sequences of d (masking keyed by seed, data in
- * order); *runs (if given) counts the context's graph runs. */
+ * order) and the masked-token accuracy (NaN when the model has none or no
+ * target was counted); *runs (if given) counts the context's graph runs. */
 static cram_status eval_loss(const cram_step_api *api, cram_ctx *ctx, const cram_dataset *d, const cram_mlm *mlm,
-                             binding *b, uint64_t n, uint64_t seed, double *loss, uint64_t *runs, cram_err *err) {
-    double sum = 0;
+                             binding *b, uint64_t n, uint64_t seed, double *loss, double *accuracy, uint64_t *runs,
+                             cram_err *err) {
+    double sum = 0, correct = 0, counted = 0;
     uint64_t pos = 0;
     cram_status r;
     while (pos < n) {
         if ((r = fill(d, mlm, b, &pos, seed, 0, err))) return r;
         float l;
-        cram_step_rc rc = api->eval(ctx, b->in, &l);
+        double c, k;
+        cram_step_rc rc = api->eval_accuracy(ctx, b->in, &l, &c, &k);
         if (rc != CRAM_STEP_OK) return step_err(api, ctx, "eval", rc, err);
         if (runs) ++*runs;
-        sum += l;
+        sum += l, correct += c, counted += k;
     }
     *loss = sum / (double)(n / b->mbs);
+    *accuracy = api->meta->has_accuracy && counted > 0 ? correct / counted : NAN;
     return CRAM_OK;
 }
 
@@ -434,7 +438,7 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
     cram_train_state *st = &tr->st;
     double t = progress_t(tr), u0 = now_s();
     memset(u, 0, sizeof *u);
-    u->eval_loss = NAN;
+    u->eval_loss = u->eval_accuracy = NAN;
     u->bs = cram_batch_size(t, tr->b.mbs, st->batch, st->ramp);
     uint64_t k = u->bs / tr->b.mbs, pos0 = st->seq_pos;
     u->lr = st->peak_lr * cram_lr_shape_mult(st->lr_shape, st->warmup, t);
@@ -550,6 +554,7 @@ static cram_status log_update(trainer *tr, const update_out *u, cram_err *err) {
     jnum(mf, "tok_s", u->tok_s);
     if (mfu >= 0) jnum(mf, "mfu", mfu);
     if (!isnan(u->eval_loss)) jnum(mf, "eval_loss", u->eval_loss);
+    if (!isnan(u->eval_accuracy)) jnum(mf, "eval_accuracy", u->eval_accuracy);
     fprintf(mf, ",\"skipped\":%d}\n", u->bad);
     if (fflush(mf) != 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", tr->metrics, strerror(errno));
     cram_train_progress p = {.step = st->step, .attempts = st->attempts, .tokens = st->tokens, .skipped = st->skipped,
@@ -602,9 +607,11 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
         if (st->attempts == first + 1) warn_speed(tr, &u, now_s() - u0);
         tr->res->last_loss = u.loss;
         if (cfg->eval_every && !u.bad && st->step % cfg->eval_every == 0) {
-            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss, &st->runs, err)))
+            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss,
+                               &u.eval_accuracy, &st->runs, err)))
                 return r;
             tr->res->last_eval = u.eval_loss;
+            tr->res->last_eval_accuracy = u.eval_accuracy;
             st->elapsed = elapsed_now(tr);
         }
         if ((r = log_update(tr, &u, err))) return r;
@@ -625,7 +632,7 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
 cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cfg, cram_train_result *res,
                            cram_err *err) {
     memset(res, 0, sizeof *res);
-    res->last_eval = NAN;
+    res->last_eval = res->last_eval_accuracy = NAN;
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.api = api, tr.cfg = cfg, tr.res = res, tr.st = cfg->recipe;
@@ -720,7 +727,7 @@ cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const 
                                data_dir, split, d.seq_count, b.mbs);
         goto out;
     }
-    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, NULL, err))) goto out;
+    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, &res->accuracy, NULL, err))) goto out;
     res->nseqs = n;
     res->left_out = want - n;
     res->mbs = b.mbs;

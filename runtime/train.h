@@ -74,6 +74,7 @@ typedef struct cram_train_result {
     cram_train_state state;
     double last_loss;
     double last_eval;      /* last held-out loss, NaN if none */
+    double last_eval_accuracy; /* its masked-token accuracy, NaN if none */
     uint64_t discarded;    /* microbatches of a partial update discarded at the end (stop, budget, data error) */
     char checkpoint[1024]; /* path of the last checkpoint written, "" if none */
 } cram_train_result;
@@ -100,6 +101,7 @@ const char *cram_train_horizon(const cram_train_state *st);
  * `masked` dim). */
 typedef struct cram_eval_result {
     double loss;
+    double accuracy;       /* masked-token accuracy (argmax == target), NaN when the model has none */
     uint64_t nseqs, left_out, mbs;
 } cram_eval_result;
 cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const char *split, const char *ckpt_path,

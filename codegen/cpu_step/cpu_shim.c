@@ -302,7 +302,9 @@ cram_step_rc cram_cpu_eval(cram_ctx *c, const void *const *inputs, float *loss) 
   return cram_cpu_predict(c, inputs, loss, NULL);
 }
 
-cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+/* The forward graph with dropout off: the loss, the outputs predict() asks
+ * for, the accuracy counts eval_accuracy() asks for (hits NULL: not asked). */
+static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs, double *hits) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   GBind *b = &c->fwd;
@@ -315,7 +317,22 @@ cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *los
     if (!o) return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
     if (outputs[k]) memcpy(outputs[k], o, (size_t)c->meta->outputs[k].numel * sizeof(float));
   }
+  const float *h = outp(b, CRAM_O_HITS, 0);
+  if (hits) hits[0] = h ? h[0] : 0, hits[1] = h ? h[1] : 0;
   return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cpu_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+  return forward(c, inputs, loss, outputs, NULL);
+}
+
+cram_step_rc cram_cpu_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct,
+                                    double *counted) {
+  double h[2];
+  if (c && (!correct || !counted)) return fail(c, CRAM_STEP_E_ARG, "%s", "correct or counted is NULL");
+  cram_step_rc rc = forward(c, inputs, loss, NULL, h);
+  if (rc == CRAM_STEP_OK) *correct = h[0], *counted = h[1];
+  return rc;
 }
 
 cram_step_rc cram_cpu_grad_norm(cram_ctx *c, float *norm) {

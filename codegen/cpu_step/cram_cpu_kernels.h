@@ -500,14 +500,34 @@ static inline int cc_cross_entropy_grad(const cram_cpu_run *R, const char *node,
   return 0;
 }
 
+/* the first index of the largest of x[0..V) (torch.argmax among ties) */
+static inline int64_t cc_row_argmax(const float *x, int64_t V) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < V; j++)
+    if (x[j] > x[best]) best = j;
+  return best;
+}
+
+/* o[0] = rows whose argmax is the target, o[1] = rows counted (xent_hits) */
+static inline int cc_xent_hits(const cram_cpu_run *R, const char *node, float *o, const float *x, const int32_t *t, int64_t N,
+                               int64_t V, int64_t ignore) {
+  int64_t used, hits = 0;
+  if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
+#pragma omp parallel for reduction(+ : hits) if (N * V > CC_PAR_MIN)
+  for (int64_t r = 0; r < N; r++) hits += t[r] != ignore && cc_row_argmax(x + r * V, V) == t[r];
+  o[0] = (float)hits, o[1] = (float)used;
+  return 0;
+}
+
 /* Fused decoder + cross-entropy (interp_fused.c xent_linear*) for every
  * output of one group at once (any may be NULL): per chunk of rows the logits
  * by one sgemm into scratch, log-softmax per row in f32 with double sums, the
  * mean loss into loss[0], and from the same probabilities dx = G op(W)^T,
- * dW = G^T x (or x^T G), db = sum_rows G. */
+ * dW = G^T x (or x^T G), db = sum_rows G; the accuracy counts (xent_hits)
+ * into hits[2]. */
 #define CC_XENT_CHUNK_ELEMS (1 << 23) /* logits per chunk: 32 MB of scratch, so that dW is one GEMM over many rows */
 static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, float *dx, float *dW, float *db,
-                          const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
+                          float *hits, const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
                           int tb, int64_t ignore) {
   int64_t used;
   if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
@@ -518,11 +538,12 @@ static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, 
   if (!z || (db && !acc)) return free(z), free(acc), cc_fail(R, node, "out of memory for the logits chunk");
   int grad = dx || dW || db;
   double total = 0;
+  int64_t nhit = 0;
   float k = used ? (float)(1.0 / (double)used) : 0.0f;
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     int64_t nr = N - r0 < chunk ? N - r0 : chunk;
     cc_gemm(0, tb, nr, V, H, 1, x + r0 * H, H, 0, W, tb ? H : V, 0, z, V, 0); /* z[nr,V] = x op(W) */
-#pragma omp parallel for reduction(+ : total) if (nr * V > CC_PAR_MIN)
+#pragma omp parallel for reduction(+ : total, nhit) if (nr * V > CC_PAR_MIN)
     for (int64_t i = 0; i < nr; i++) {
       float *zr = z + i * V;
       int32_t tr = t[r0 + i];
@@ -534,6 +555,7 @@ static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, 
 #pragma omp simd
         for (int64_t j = 0; j < V; j++) zr[j] += b[j];
       }
+      if (hits) nhit += cc_row_argmax(zr, V) == tr;
       float mx = cc_row_max(zr, V), ztr = zr[tr];
       double sum = cc_row_exp(zr, zr, mx, V);
       total += mx + log(sum) - ztr;
@@ -554,6 +576,7 @@ static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, 
           for (int64_t j = j0; j < (V - j0 < 1024 ? V : j0 + 1024); j++) acc[j] += z[i * V + j];
   }
   if (loss) loss[0] = (float)(used ? total / (double)used : 0.0);
+  if (hits) hits[0] = (float)nhit, hits[1] = (float)used;
   if (dW && N <= 0) memset(dW, 0, (size_t)(V * H) * sizeof(float));
   for (int64_t j = 0; db && j < V; j++) db[j] = (float)acc[j];
   free(acc);

@@ -107,6 +107,15 @@ __device__ __forceinline__ float cr_warp_max(float v) {
   for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+// the warp's largest v and, among equal ones, the smallest index i (torch.argmax's
+// choice when each lane scanned its columns in ascending order), in every lane
+__device__ __forceinline__ void cr_warp_argmax(float &v, long long &i) {
+  for (int o = 16; o; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const long long oi = __shfl_xor_sync(0xffffffffu, i, o);
+    if (ov > v || (ov == v && oi < i)) v = ov, i = oi;
+  }
+}
 __device__ __forceinline__ double cr_warp_sum_d(double v) {
   for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

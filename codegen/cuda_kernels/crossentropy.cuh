@@ -55,6 +55,37 @@ __device__ __forceinline__ void cr_xent_row_loss(X x, const int *tg, char *T, lo
   s = cr_warp_sum(s);
   if (lane == 0) part[r] = (double)m + log((double)s) - (double)xr[t];
 }
+// o[0] = the sum of the n per-row hits (doubles at T + off), o[1] = used rows (xent_hits)
+template <class O> __device__ __forceinline__ void cr_hits_reduce(O o, const char *T, long long off, long long n) {
+  const double *part = (const double *)(T + off);
+  double s = 0;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
+  s = cr_block_sum_d(s);
+  if (threadIdx.x == 0) o[0] = (float)s, o[1] = (float)*(const int *)(T + CR_SCR_USED);
+}
+// *part = 1 when the first argmax of the row's logits z(0 .. V) is its target t, else 0
+template <class Z> __device__ __forceinline__ void cr_row_hit(Z z, int t, long long V, int lane, double *part) {
+  float m = -INFINITY;
+  long long at = V;
+  for (long long j = lane; j < V; j += 32)
+    if (z(j) > m) m = z(j), at = j;
+  cr_warp_argmax(m, at);
+  if (lane == 0) *part = at == t ? 1.0 : 0.0;
+}
+template <class X>
+__device__ __forceinline__ void cr_xent_row_hits(X x, const int *tg, char *T, long long N, long long V, long long ignore) {
+  long long r;
+  int lane;
+  if (!cr_row(N, &r, &lane)) return;
+  double *part = (double *)(T + CR_SCR_PART);
+  const int t = tg[r];
+  if (t == ignore || t < 0 || t >= V) {
+    if (lane == 0) part[r] = 0;
+    return;
+  }
+  const auto xr = x + r * V;
+  cr_row_hit([&](long long j) -> float { return (float)xr[j]; }, t, V, lane, part + r);
+}
 // dlogits = dloss / used * (softmax(x[r]) - onehot(t)); zero rows for unused targets
 template <class O, class X, class S>
 __device__ __forceinline__ void cr_xent_row_grad(O o, X x, const int *tg, S dloss, const char *T, long long N, long long V,
@@ -82,10 +113,12 @@ __device__ __forceinline__ void cr_xent_row_grad(O o, X x, const int *tg, S dlos
 
 // The row kernel of one chunk of the fused decoder: rows r0 .. r0+nr of the
 // batch, logits z[nr, V] in scratch (bf16 or f32) [+ an f32 bias added after
-// the bf16 GEMM, as the unfused chain rounds]. Without GRAD: the row losses
-// into the partials at r0. With GRAD: g[nr, V] = dlogits / used (g is z
-// itself, or an f32 copy for db when z is bf16).
-template <bool GRAD, bool BIAS, class ZP, class B, class G>
+// the bf16 GEMM, as the unfused chain rounds]. MODE CR_XENT_LOSS: the row
+// losses into the partials at r0; CR_XENT_GRAD: g[nr, V] = dlogits / used (g
+// is z itself, or an f32 copy for db when z is bf16); CR_XENT_HITS: 1 per row
+// whose argmax is its target into the partials (accuracy).
+enum { CR_XENT_LOSS, CR_XENT_GRAD, CR_XENT_HITS };
+template <int MODE, bool BIAS, class ZP, class B, class G>
 __device__ __forceinline__ void cr_xent_chunk_rows(ZP z, B bias, G g, const int *tg, char *T, long long r0, long long nr,
                                                    long long V, long long ignore) {
   long long r;
@@ -101,7 +134,12 @@ __device__ __forceinline__ void cr_xent_chunk_rows(ZP z, B bias, G g, const int 
   };
   if (t == ignore || t < 0 || t >= V) {
     if (lane == 0) part[r0 + r] = 0;
-    for (long long j = lane; j < V; j += 32) gr[j] = 0.f;
+    if constexpr (MODE == CR_XENT_GRAD)
+      for (long long j = lane; j < V; j += 32) gr[j] = 0.f;
+    return;
+  }
+  if constexpr (MODE == CR_XENT_HITS) {
+    cr_row_hit(Z, t, V, lane, part + r0 + r);
     return;
   }
   float m = -INFINITY;
@@ -110,7 +148,7 @@ __device__ __forceinline__ void cr_xent_chunk_rows(ZP z, B bias, G g, const int 
   float s = 0.f;
   for (long long j = lane; j < V; j += 32) s += __expf(Z(j) - m);
   s = cr_warp_sum(s);
-  if constexpr (!GRAD) {
+  if constexpr (MODE == CR_XENT_LOSS) {
     if (lane == 0) part[r0 + r] = (double)m + log((double)s) - (double)Z(t);
   } else {
     const int used = *(const int *)(T + CR_SCR_USED);

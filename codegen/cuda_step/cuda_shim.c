@@ -698,7 +698,9 @@ static cram_step_rc read_output(cram_ctx *c, uint32_t k, float *dst) {
   return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
 }
 
-cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+/* The forward graph with dropout off: the loss, the outputs predict() asks
+ * for, the accuracy counts eval_accuracy() asks for (hits NULL: not asked). */
+static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs, double *hits) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
@@ -709,7 +711,24 @@ cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *lo
   if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
   for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
     if (outputs[k] && (rc = read_output(c, k, outputs[k])) != CRAM_STEP_OK) return rc;
+  CUdeviceptr hp = outp(&c->fwd, CRAM_O_HITS, 0);
+  float h[2] = {0, 0};
+  if (hits && hp) CU(c->d.MemcpyDtoH(h, hp, sizeof h), "reading the accuracy counts");
+  if (hits) hits[0] = h[0], hits[1] = h[1];
   return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+  return forward(c, inputs, loss, outputs, NULL);
+}
+
+cram_step_rc cram_cuda_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct,
+                                     double *counted) {
+  double h[2];
+  if (c && (!correct || !counted)) return fail(c, CRAM_STEP_E_ARG, "%s", "correct or counted is NULL");
+  cram_step_rc rc = forward(c, inputs, loss, NULL, h);
+  if (rc == CRAM_STEP_OK) *correct = h[0], *counted = h[1];
+  return rc;
 }
 
 cram_step_rc cram_cuda_grad_norm(cram_ctx *c, float *norm) {

@@ -44,7 +44,7 @@ struct cram_ctx {
   double **p, **m, **v, **g;   /* per parameter, meta->params[i].numel values */
   double **in;                 /* per input: the current microbatch as doubles */
   /* node ids: f_ forward, a_ accumulate, u_ update; per param unless scalar */
-  ValueId *f_param, *f_in, f_loss, *f_out; /* f_out: meta->outputs */
+  ValueId *f_param, *f_in, f_loss, *f_out, f_hits; /* f_out: meta->outputs; f_hits: IR_NONE without */
   ValueId *a_param, *a_acc, *a_in, *a_out_acc, a_scale, a_loss;
   ValueId *u_param, *u_acc, *u_m, *u_v, *u_out_p, *u_out_m, *u_out_v, u_step, u_lr, u_hyper, u_norm;
   double scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
@@ -159,6 +159,7 @@ static bool resolve(cram_ctx *c) {
                   mt->outputs[k].name), false;
   }
   c->f_loss = find_out(F, "", "loss");
+  c->f_hits = find_out(F, "", "accuracy.hits");
   c->a_loss = find_out(A, "", "loss");
   c->a_scale = find_src(A, OP_INPUT, "", "accum_scale");
   c->u_step = find_src(U, OP_INPUT, "", "step");
@@ -400,7 +401,9 @@ cram_step_rc cram_interp_eval(cram_ctx *c, const void *const *inputs, float *los
   return cram_interp_predict(c, inputs, loss, NULL);
 }
 
-cram_step_rc cram_interp_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+/* The forward graph with dropout off: the loss, the outputs predict() asks
+ * for, the accuracy counts eval_accuracy() asks for (hits NULL: not asked). */
+static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs, double *hits) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
   cram_step_rc rc = load_inputs(c, inputs);
@@ -417,8 +420,23 @@ cram_step_rc cram_interp_predict(cram_ctx *c, const void *const *inputs, float *
   *loss = (float)outv(r, c->f_loss)[0];
   for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
     if (outputs[k]) to_f32(outputs[k], outv(r, c->f_out[k]), c->meta->outputs[k].numel);
+  if (hits) hits[0] = c->f_hits == IR_NONE ? 0 : outv(r, c->f_hits)[0];
+  if (hits) hits[1] = c->f_hits == IR_NONE ? 0 : outv(r, c->f_hits)[1];
   interp_free(r->g, r->bufs, r->owned);
   return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_interp_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
+  return forward(c, inputs, loss, outputs, NULL);
+}
+
+cram_step_rc cram_interp_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct,
+                                       double *counted) {
+  double h[2];
+  if (c && (!correct || !counted)) return fail(c, CRAM_STEP_E_ARG, "%s", "correct or counted is NULL");
+  cram_step_rc rc = forward(c, inputs, loss, NULL, h);
+  if (rc == CRAM_STEP_OK) *correct = h[0], *counted = h[1];
+  return rc;
 }
 
 cram_step_rc cram_interp_grad_norm(cram_ctx *c, float *norm) {

@@ -32,7 +32,9 @@ int cram_cmd_eval(int argc, char **argv) {
                              "usage: cram eval STEP.so --data DIR [options]\n"
                              "\n"
                              "Mean masked-LM loss of the model over the held-out shards of DIR (masking as\n"
-                             "in training: the model's `masked` count per sequence, 80/10/10, seeded).\n"
+                             "in training: the model's `masked` count per sequence, 80/10/10, seeded), and\n"
+                             "the masked-token accuracy (argmax of the logits == target, over every\n"
+                             "predicted position) when the model's loss is a cross_entropy.\n"
                              "\n",
                              opts, sizeof opts / sizeof opts[0], NULL};
     const char *pos[1];
@@ -74,11 +76,15 @@ int cram_cmd_eval(int argc, char **argv) {
         printf(",\"split\":\"%s\",\"checkpoint\":", splits[split]);
         if (ckpt) cram_json_put_str(stdout, ckpt);
         else printf("null");
-        printf(",\"loss\":%.9g,\"perplexity\":%.9g,\"sequences\":%" PRIu64 ",\"left_out\":%" PRIu64 "}\n", res.loss,
-               exp(res.loss), res.nseqs, res.left_out);
+        printf(",\"loss\":%.9g,\"perplexity\":%.9g,\"accuracy\":", res.loss, exp(res.loss));
+        if (isnan(res.accuracy)) printf("null"); /* the model's loss is not a cross-entropy */
+        else printf("%.9g", res.accuracy);
+        printf(",\"sequences\":%" PRIu64 ",\"left_out\":%" PRIu64 "}\n", res.nseqs, res.left_out);
     } else {
-        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f)\n", data, splits[split], res.loss,
-               res.nseqs, exp(res.loss));
+        char acc[64] = "";
+        if (!isnan(res.accuracy)) snprintf(acc, sizeof acc, ", masked-token accuracy %.4f", res.accuracy);
+        printf("%s: %s loss %.6f over %" PRIu64 " sequences (perplexity %.3f%s)\n", data, splits[split], res.loss,
+               res.nseqs, exp(res.loss), acc);
         if (res.left_out)
             printf("(%" PRIu64 " more sequences do not fill a microbatch of %" PRIu64 " and were not evaluated)\n",
                    res.left_out, res.mbs);

@@ -195,8 +195,11 @@ static int report(const cram_train_result *res, cram_status r, const cram_err *e
     default: break;
     }
     if (!pg->quiet) {
-        char ev[64] = "";
-        if (!isnan(res->last_eval)) snprintf(ev, sizeof ev, ", held-out loss %.4f", res->last_eval);
+        char ev[96] = "";
+        if (!isnan(res->last_eval) && !isnan(res->last_eval_accuracy))
+            snprintf(ev, sizeof ev, ", held-out loss %.4f, accuracy %.4f", res->last_eval, res->last_eval_accuracy);
+        else if (!isnan(res->last_eval))
+            snprintf(ev, sizeof ev, ", held-out loss %.4f", res->last_eval);
         fprintf(stderr, "cram train: %s at step %" PRIu64 " (loss %.4f%s, %" PRIu64 " skipped); checkpoint %s\n",
                 res->end == CRAM_END_STOP_AT ? "stopped" : "done", res->state.step, res->last_loss, ev,
                 res->state.skipped, res->checkpoint);

@@ -89,6 +89,7 @@ static const Sample samples[] = {
   {"softmax", PRM(0, "x", "2,3,8") "%1 = softmax %0 : f32[2,3,8]\n"},
   {"mean", PRM(0, "x", "2,3,4") "%1 = mean %0 {axis=1} : f32[2,4]\n"},
   {"cross_entropy", PRM(0, "z", "4,6") INP(1, "tg", "i32[4]") "%2 = cross_entropy %0, %1 {ignore=-100} : f32[]\n"},
+  {"xent_hits", PRM(0, "z", "7,6") INP(1, "tg", "i32[7]") "%2 = xent_hits %0, %1 {ignore=-100} : f32[2]\n"},
   {"reshape", PRM(0, "x", "2,3,4") "%1 = reshape %0 {shape=[6,4]} : f32[6,4]\n"},
   {"permute", PRM(0, "x", "2,3,4") "%1 = permute %0 {perm=[2,0,1]} : f32[4,2,3]\n"},
   {"slice", PRM(0, "x", "2,6,3") "%1 = slice %0 {axis=1, start=2, len=3} : f32[2,3,3]\n"},
@@ -135,6 +136,10 @@ static const Sample samples[] = {
                          "%4 = layernorm_grad_add %0, %1, %2, %3 {eps=1e-05} : f32[3,8]\n"},
   {"xent_linear", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]") PRM(3, "b", "6")
                   "%4 = xent_linear %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[]\n"},
+  {"xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[9]") PRM(3, "b", "6")
+                       "%4 = xent_linear_hits %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[2]\n"},
+  {"xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "4,6") INP(2, "tg", "i32[9]")
+                       "%3 = xent_linear_hits %0, %1, %2 {trans_b=0, ignore=-100} : f32[2]\n"},
   {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]")
                        "%3 = xent_linear_grad %0, %1, %2 {trans_b=1, ignore=-100, wrt=0} : f32[5,4]\n"},
   {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "4,6") INP(2, "tg", "i32[5]")
@@ -239,8 +244,9 @@ static int64_t vocab_of(const Graph *g) {
     const Node *m = &g->nodes[v];
     if (m->op == OP_EMBEDDING) return g->nodes[m->in[0]].shape.dim[0];
     if (m->op == OP_EMBEDDING_GRAD) return ir_get_int(m, ATTR_ROWS);
-    if (m->op == OP_CROSS_ENTROPY || m->op == OP_CROSS_ENTROPY_GRAD) return g->nodes[m->in[0]].shape.dim[1];
-    if (m->op == OP_XENT_LINEAR || m->op == OP_XENT_LINEAR_GRAD)
+    if (m->op == OP_CROSS_ENTROPY || m->op == OP_CROSS_ENTROPY_GRAD || m->op == OP_XENT_HITS)
+      return g->nodes[m->in[0]].shape.dim[1];
+    if (m->op == OP_XENT_LINEAR || m->op == OP_XENT_LINEAR_GRAD || m->op == OP_XENT_LINEAR_HITS)
       return g->nodes[m->in[1]].shape.dim[ir_get_int(m, ATTR_TRANS_B) ? 0 : 1];
   }
   (void)n;

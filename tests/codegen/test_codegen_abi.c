@@ -204,6 +204,14 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
       if (s == 1 && mb == 0 && accum == 1) {
         float e = 0;
         CHECK(api->eval(c, in, &e) == CRAM_STEP_OK && (exact_target ? e == l : close_rel(e, l, tol)), "%s: eval %g vs step loss %g", md->label, e, l);
+        /* the accuracy counts: eval's loss, every set target counted, hits among them */
+        float ea = 0;
+        double right = -1, counted = -1, set = 0;
+        for (int64_t k = 0; k < per; k++) set += tgt[k] != -100;
+        CHECK(m->has_accuracy && api->eval_accuracy(c, in, &ea, &right, &counted) == CRAM_STEP_OK && ea == e &&
+                  counted == set && right >= 0 && right <= counted && right == floor(right),
+              "%s: eval_accuracy loss %g (eval %g), %g right of %g counted (%g targets set)", md->label, ea, e, right,
+              counted, set);
       }
       sum += l;
     }
@@ -296,6 +304,8 @@ static void check_entries(const cram_step_api *api) {
   CHECK(api->get_param(c, m->nparams, a) == CRAM_STEP_E_ARG, "index out of range");
   CHECK(api->set_param(c, 0, NULL) == CRAM_STEP_E_ARG, "NULL buffer");
   CHECK(api->step(c, in, 1.0f, NULL) == CRAM_STEP_E_ARG, "NULL loss");
+  double right;
+  CHECK(api->eval_accuracy(c, in, &l, &right, NULL) == CRAM_STEP_E_ARG, "NULL counted");
   free(a), free(b), free(a2), free(b2), free(tok), free(tgt);
   api->destroy(c);
 }

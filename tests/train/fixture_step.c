@@ -73,6 +73,7 @@ static const cram_step_meta meta = {
     .arena_bytes = 4096,
     .kernel_count = 0,
     .flops_per_token = 6.0 * (H * V),
+    .has_accuracy = 1,
 };
 
 static void range_env(const char *name, long *a, long *n) {
@@ -155,10 +156,11 @@ static cram_step_rc fx_setm(cram_ctx *c, uint32_t i, const float *m, const float
 }
 
 /* Forward (and backward when scale != 0 or grads wanted). */
-static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int backward, float *loss) {
+/* hits (or NULL): the accuracy counts, correct and counted rows */
+static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int backward, float *loss, double *hits) {
     const int32_t *tok = in[0], *tgt = in[1];
     double total = 0;
-    int count = 0;
+    int count = 0, correct = 0;
     for (int i = 0; i < B * S; i++) {
         if (tok[i] < 0 || tok[i] >= V || tgt[i] < -100 || tgt[i] >= V || (tgt[i] < 0 && tgt[i] != -100)) {
             snprintf(c->err, sizeof c->err, "fixture: token id out of range at %d", i);
@@ -166,6 +168,7 @@ static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int bac
         }
         if (tgt[i] != -100) count++;
     }
+    if (hits) hits[0] = hits[1] = 0;
     if (!count) {
         *loss = 0;
         return CRAM_STEP_OK;
@@ -178,12 +181,14 @@ static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int bac
             int x = s ? tok[b * S + s - 1] : 0;
             const float *h = c->p[P_EMB] + x * H;
             float mx = -INFINITY;
+            int best = 0;
             for (int v = 0; v < V; v++) {
                 float z = c->p[P_B][v];
                 for (int k = 0; k < H; k++) z += h[k] * c->p[P_W][k * V + v];
                 logits[v] = z;
-                if (z > mx) mx = z;
+                if (z > mx) mx = z, best = v;
             }
+            correct += best == y;
             double se = 0;
             for (int v = 0; v < V; v++) se += exp((double)(logits[v] - mx));
             total += log(se) + mx - logits[y];
@@ -202,6 +207,7 @@ static cram_step_rc run(cram_ctx *c, const void *const *in, float scale, int bac
             }
         }
     *loss = (float)(total / count);
+    if (hits) hits[0] = correct, hits[1] = count;
     return CRAM_STEP_OK;
 }
 
@@ -226,7 +232,7 @@ static cram_step_rc fx_step(cram_ctx *c, const void *const *in, float scale, flo
         snprintf(c->err, sizeof c->err, "fixture: token id 99 at position 0 is outside the vocabulary [0, 64)");
         return CRAM_STEP_E_DATA;
     }
-    cram_step_rc rc = run(c, in, scale * f, 1, loss);
+    cram_step_rc rc = run(c, in, scale * f, 1, loss, NULL);
     if (rc != CRAM_STEP_OK) return rc;
     *loss *= f;
     int nan_loss = c->nan_a >= 0 && call >= c->nan_a && call < c->nan_a + c->nan_n;
@@ -274,7 +280,16 @@ static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *gra
 static cram_step_rc fx_eval(cram_ctx *c, const void *const *in, float *loss) {
     if (!in || !loss) return CRAM_STEP_E_ARG;
     c->runs++;
-    return run(c, in, 0, 0, loss);
+    return run(c, in, 0, 0, loss, NULL);
+}
+
+static cram_step_rc fx_eval_accuracy(cram_ctx *c, const void *const *in, float *loss, double *correct, double *counted) {
+    if (!in || !loss || !correct || !counted) return CRAM_STEP_E_ARG;
+    c->runs++;
+    double h[2];
+    cram_step_rc rc = run(c, in, 0, 0, loss, h);
+    *correct = h[0], *counted = h[1];
+    return rc;
 }
 
 static cram_step_rc fx_predict(cram_ctx *c, const void *const *in, float *loss, float *const *out) {
@@ -300,6 +315,7 @@ static const cram_step_api api = {
     .grad_norm = fx_grad_norm,
     .zero_grad = fx_zero_grad,
     .predict = fx_predict,
+    .eval_accuracy = fx_eval_accuracy,
 };
 
 

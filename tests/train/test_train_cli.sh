@@ -147,8 +147,9 @@ check "[ \$(e $CRAM train $FX $R --out $T/old --steps 2 --force) = 0 ] && [ \$(w
 # 10. held-out evaluation during training; eval --json, a run directory as --checkpoint
 "$CRAM" train "$FX" $R --out "$T/ev" --steps 6 --eval-every 3 --eval-seqs 16; check "[ $? = 0 ]"
 check "[ \$(grep -c '\"eval_loss\":' $T/ev/metrics.jsonl) = 2 ]"
+check "[ \$(grep -c '\"eval_accuracy\":[0-9.e-]*,' $T/ev/metrics.jsonl) = 2 ]"
 "$CRAM" eval "$FX" --data "$T/data" --checkpoint "$T/full" --json --max-seqs 10 > "$T/ev.json"; check "[ $? = 0 ]"
-check "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"sequences\"]==8 and d[\"left_out\"]==2 and d[\"loss\"]>0' $T/ev.json"
+check "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"sequences\"]==8 and d[\"left_out\"]==2 and d[\"loss\"]>0 and 0<=d[\"accuracy\"]<=1' $T/ev.json"
 check "[ \$(e $CRAM eval $FX --data $T/data --max-seqs 3) = 2 ] && grep -q 'less than one microbatch' $T/e.err"
 
 # 11. cram plot: several runs on one figure, any x axis, smoothing, SVG and PNG

@@ -194,6 +194,7 @@ static void test_round_trip_every_op(void) {
   ValueId mt = node(g, OP_MASKED_TARGETS, 1, IN(tgt), ATTRS(ir_attr_int(ATTR_SLOTS, 3)), NOLOC);
   ValueId logits = node(g, OP_MATMUL, 2, IN(rows, emb), nt, 2, NOLOC);
   ValueId loss = node(g, OP_CROSS_ENTROPY, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), (SrcLoc){"m.cram", 4294967295u, 0});
+  node(g, OP_XENT_HITS, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
   ValueId pm = node(g, OP_MEAN, 1, IN(p), ATTRS(ir_attr_int(ATTR_AXIS, 3)), NOLOC);
   /* precision: a bf16 copy of a master weight, a bf16 GEMM, its result back to f32 */
   {
@@ -246,6 +247,7 @@ static void test_round_trip_every_op(void) {
     node(g, OP_LAYERNORM_GRAD_ADD, 4, IN(x, lnw, x, x), &eps, 1, NOLOC);
     node(g, OP_XENT_LINEAR, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
     node(g, OP_XENT_LINEAR_GRAD, 4, IN(rows, emb, mt, db), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100), ir_attr_int(ATTR_WRT, 2)), NOLOC);
+    node(g, OP_XENT_LINEAR_HITS, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
   }
   /* fused attention: packed qkv [B,S,heads,3dh] + a key-padding bias, its lse and backward */
   {
