@@ -377,29 +377,33 @@ cram_status cram_bench_run(const cram_step_api *api, const cram_bench_config *cf
 
     int is_cuda = m->target && strcmp(m->target, "cuda") == 0;
     char prof_raw[64] = "";
-    if (cfg->profile) { /* the cpu shim profiles when CRAM_CPU_PROFILE names a file at create() */
+    if (cfg->profile) { /* the cpu shim profiles when cram_create_opts.cpu_profile names a file */
         int fd = -1;
+        FILE *out = NULL; /* the report's file, tried before the run rather than after it */
         if (!m->target || strcmp(m->target, "cpu") != 0)
             r = cram_err_set(err, CRAM_E_ARG, "--profile needs a cpu-target artifact (this one is %s)", m->target);
+        else if (strcmp(cfg->profile, "-") != 0 && !(out = fopen(cfg->profile, "a")))
+            r = cram_err_set(err, CRAM_E_IO, "%s: cannot write the profile: %s", cfg->profile, strerror(errno));
         else if (snprintf(prof_raw, sizeof prof_raw, "/tmp/cram-profile-XXXXXX"), (fd = mkstemp(prof_raw)) < 0)
             r = cram_err_set(err, CRAM_E_IO, "cannot create a temporary file for the profile: %s", strerror(errno));
         if (fd >= 0) close(fd);
+        if (out) fclose(out);
         if (r != CRAM_OK) {
             free(it);
             pool_free(&p);
             cram_bench_result_free(res);
             return r;
         }
-        setenv("CRAM_CPU_PROFILE", prof_raw, 1);
     }
     cumem cm;
     int have_cm = is_cuda && cumem_begin(&cm, cfg->device);
     double t_create = now_s();
     cram_ctx *ctx = NULL;
-    cram_create_opts o = {.device = cfg->device, .training = 0, .dropout_seed = 0};
+    cram_create_opts o = {.device = cfg->device, .training = 0, .dropout_seed = 0, .cpu_profile = *prof_raw ? prof_raw : NULL};
+    cram_step_opts_from_env(&o);
     char e[512] = "";
     cram_step_rc rc = api->create(&o, &ctx, e, sizeof e);
-    if (cfg->profile) unsetenv("CRAM_CPU_PROFILE");
+
     if (rc != CRAM_STEP_OK) {
         ctx = NULL;
         r = cram_err_set(err, rc == CRAM_STEP_E_DEVICE ? CRAM_E_ARG : CRAM_E_NOMEM, "%s", *e ? e : cram_step_rc_str(rc));

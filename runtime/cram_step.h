@@ -30,7 +30,9 @@
 #include <stdint.h>
 
 /* 2: cram_update_args carries the AdamW/clip hyper-parameters;
- * 3: eval_accuracy() and cram_step_meta.has_accuracy */
+ * 3: eval_accuracy(), cram_step_meta.has_accuracy, and the run-time settings
+ *    tf32 / no_graphs / cpu_profile in cram_create_opts (were environment
+ *    variables read by the shims) */
 #define CRAM_STEP_ABI_VERSION 3u
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
@@ -118,10 +120,17 @@ typedef struct cram_update_args {
  * with dropout_seed = CRAM_STEP_RUN_SEED(seed, N) to continue the same masks. */
 #define CRAM_STEP_RUN_SEED(SEED, N) ((uint64_t)(SEED) + 0x9e3779b97f4a7c15ull * (uint64_t)(N))
 
+/* How a context runs. Zero-initialised options are the defaults; the
+ * targets ignore the fields that are not theirs. Run-time settings live here,
+ * never in the environment: the runtime (cram_step_opts_from_env in
+ * runtime/loader.c) maps its environment variables onto them. */
 typedef struct cram_create_opts {
   int device;                            /* CUDA ordinal; ignored on CPU */
   int training;                          /* 1 = dropout active (finetuning) */
   uint64_t dropout_seed;
+  int tf32;                              /* cuda, f32 GEMMs: 1 = TF32 tensor cores (~1e-3 rounding) instead of exact f32 (v3) */
+  int no_graphs;                         /* cuda: 1 = launch kernels one by one instead of replaying CUDA graphs (v3) */
+  const char *cpu_profile;               /* cpu: time each kernel and write the profile to this file at destroy() (v3) */
 } cram_create_opts;
 
 typedef struct cram_ctx cram_ctx;

@@ -13,6 +13,7 @@
 #include "ckpt.h"
 #include "export.h"
 #include "metrics.h"
+#include "loader.h"
 #include "safetensors.h"
 #include "wordpiece.h"
 
@@ -427,6 +428,7 @@ cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, c
         runs = saved.attempts + saved.step + (saved.attempts / spe) * dev_runs;
     }
     cram_create_opts co = {.device = cfg->device, .training = cfg->dropout, .dropout_seed = CRAM_STEP_RUN_SEED(cfg->seed * PHI + 1, runs)};
+    cram_step_opts_from_env(&co);
     char cerr[512] = "";
     if (api->create(&co, &R.ctx, cerr, sizeof cerr) != CRAM_STEP_OK) {
         r = cram_err_set(err, CRAM_E_IO, "%s", cerr);

@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -237,4 +238,10 @@ cram_status cram_step_load(cram_step_lib *lib, const char *path, cram_err *err) 
 void cram_step_unload(cram_step_lib *lib) {
     if (lib->handle) dlclose(lib->handle);
     memset(lib, 0, sizeof *lib);
+}
+
+void cram_step_opts_from_env(cram_create_opts *o) {
+    const char *tf = getenv("CRAM_CUDA_TF32"), *gr = getenv("CRAM_CUDA_GRAPHS");
+    if (tf && !strcmp(tf, "1")) o->tf32 = 1;
+    if (gr && !strcmp(gr, "0")) o->no_graphs = 1;
 }

@@ -39,4 +39,10 @@ int cram_step_input(const cram_step_meta *m, const char *name);
 /* One-line text of a cram_step_rc ("bad batch data"). */
 const char *cram_step_rc_str(cram_step_rc rc);
 
+/* The create() options the environment sets, over *o's other fields: the one
+ * place cram reads them (the shims read none):
+ *   CRAM_CUDA_TF32=1    o->tf32 = 1 (TF32 tensor cores for f32 GEMMs)
+ *   CRAM_CUDA_GRAPHS=0  o->no_graphs = 1 (kernels launched one by one) */
+void cram_step_opts_from_env(cram_create_opts *o);
+
 #endif

@@ -142,6 +142,7 @@ static cram_status step_err(const cram_step_api *api, cram_ctx *ctx, const char 
 static cram_status create_ctx(const cram_step_api *api, int device, int training, uint64_t dropout_seed, cram_ctx **ctx,
                               cram_err *err) {
     cram_create_opts o = {.device = device, .training = training, .dropout_seed = dropout_seed};
+    cram_step_opts_from_env(&o);
     char e[512] = "";
     cram_step_rc rc = api->create(&o, ctx, e, sizeof e);
     if (rc != CRAM_STEP_OK) {

@@ -23,9 +23,8 @@ static const cram_cpu_graph *graph_of(const cram_cpu_artifact *a, int which) {
   return which == 0 ? &a->fwd : which == 1 ? &a->acc : &a->up;
 }
 
-cram_cpu_prof *cram_cpu_prof_open(const cram_cpu_artifact *a, int *failed, char *err, size_t errlen) {
+cram_cpu_prof *cram_cpu_prof_open(const cram_cpu_artifact *a, const char *path, int *failed, char *err, size_t errlen) {
   *failed = 0;
-  const char *path = getenv(CRAM_CPU_PROFILE_ENV);
   if (!path || !*path) return NULL;
   *failed = 1;
   cram_cpu_prof *p = calloc(1, sizeof *p);
@@ -39,7 +38,7 @@ cram_cpu_prof *cram_cpu_prof_open(const cram_cpu_artifact *a, int *failed, char 
       return NULL;
     }
   if (!(p->f = fopen(path, "w"))) {
-    snprintf(err, errlen, "%s=%s: cannot write the profile there", CRAM_CPU_PROFILE_ENV, path);
+    snprintf(err, errlen, "%s: cannot write the profile there", path);
     cram_cpu_prof_close(p);
     return NULL;
   }

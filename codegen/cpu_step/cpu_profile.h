@@ -1,6 +1,6 @@
 /* cpu_profile.h - the opt-in per-kernel profile of a cpu-target step
- * (cpu_profile.c): on when the environment names a file in CRAM_CPU_PROFILE
- * at create(); then each graph run calls its kernels one by one under a
+ * (cpu_profile.c): on when cram_create_opts.cpu_profile names a file at
+ * create(); then each graph run calls its kernels one by one under a
  * clock instead of its host function, and destroy() writes one line per
  * kernel. Off, it costs one pointer test per run. */
 #ifndef CRAM_CPU_PROFILE_H
@@ -10,13 +10,12 @@
 
 #include "cram_cpu_step.h"
 
-#define CRAM_CPU_PROFILE_ENV "CRAM_CPU_PROFILE"
-
 typedef struct cram_cpu_prof cram_cpu_prof;
 
-/* NULL with *failed = 0 when profiling is off; NULL with *failed = 1 and a
- * message in err when the file cannot be written or memory is short. */
-cram_cpu_prof *cram_cpu_prof_open(const cram_cpu_artifact *a, int *failed, char *err, size_t errlen);
+/* NULL with *failed = 0 when profiling is off (path NULL or empty); NULL with
+ * *failed = 1 and a message in err when the file cannot be written or memory
+ * is short. */
+cram_cpu_prof *cram_cpu_prof_open(const cram_cpu_artifact *a, const char *path, int *failed, char *err, size_t errlen);
 
 /* Runs graph `which` (0 fwd, 1 acc, 2 up) kernel by kernel, timing each
  * (the first run of each graph is not counted: first-touch page faults). */

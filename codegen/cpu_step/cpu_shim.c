@@ -38,7 +38,7 @@ struct cram_ctx {
   GBind fwd, acc, up;
   float scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
   long pending;
-  cram_cpu_prof *prof; /* NULL unless CRAM_CPU_PROFILE names a file */
+  cram_cpu_prof *prof; /* NULL unless cram_create_opts.cpu_profile names a file */
   char err[1024];
   char kerr[900];
 };
@@ -129,7 +129,7 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
   }
   if (!bind_init(c, &c->fwd, &a->fwd) || !bind_init(c, &c->acc, &a->acc) || !bind_init(c, &c->up, &a->up)) goto oom;
   int pfail;
-  c->prof = cram_cpu_prof_open(a, &pfail, c->kerr, sizeof c->kerr);
+  c->prof = cram_cpu_prof_open(a, opts ? opts->cpu_profile : NULL, &pfail, c->kerr, sizeof c->kerr);
   if (pfail) {
     fail(c, CRAM_STEP_E_ARG, "%s", c->kerr);
     rc = CRAM_STEP_E_ARG;

@@ -24,7 +24,7 @@ typedef struct cram_cpu_out {
   uint32_t kind, index, slot; /* kind: CRAM_O_* */
 } cram_cpu_out;
 
-/* One kernel of a graph, for `CRAM_CPU_PROFILE` (cpu_profile.c): the
+/* One kernel of a graph, for the per-kernel profile (cpu_profile.c): the
  * function the host function calls, what it computes, and the bytes it
  * moves counted as `cramc --stats` counts bytes_moved (docs/benchmarks.md). */
 typedef struct cram_cpu_kernel {

@@ -118,10 +118,11 @@ struct cram_ctx {
   CUdevice dev;
   CUcontext cx;
   CUstream stream;     /* every launch goes here (blocking: ordered with the synchronous copies) */
-  int graphs;          /* CUDA graphs for run() (CRAM_CUDA_GRAPHS=0: off, or the driver lacks them) */
+  int graphs;          /* CUDA graphs for run() (off: opts->no_graphs, or the driver lacks them) */
+  int no_graphs;       /* cram_create_opts.no_graphs */
   CUmodule mod;
   int training, ctx_held;
-  int tf32; /* CRAM_CUDA_TF32=1: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
+  int tf32; /* cram_create_opts.tf32: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
   uint64_t dropout_seed, runs;
   uint32_t np, nin;
   CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
@@ -174,8 +175,7 @@ static cram_step_rc load_driver(cram_ctx *c) {
     return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
   static const char *gnames[] = {"cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags",
                                  "cuGraphLaunch", "cuGraphDestroy", "cuGraphExecDestroy"};
-  const char *ge = getenv("CRAM_CUDA_GRAPHS");
-  c->graphs = !(ge && !strcmp(ge, "0")) &&
+  c->graphs = !c->no_graphs &&
               load_syms(c->d.h, (void **)&c->d.StreamBeginCapture, gnames, (int)(sizeof gnames / sizeof *gnames), &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
@@ -348,8 +348,8 @@ void cram_cuda_destroy(cram_ctx *c) {
 
 static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   const cram_cuda_artifact *a = c->a;
-  const char *tf = getenv("CRAM_CUDA_TF32");
-  c->tf32 = tf && !strcmp(tf, "1");
+  c->tf32 = opts && opts->tf32;
+  c->no_graphs = opts && opts->no_graphs;
   cram_step_rc rc = load_driver(c);
   if (rc != CRAM_STEP_OK) return rc;
   int ndev = 0, ord = opts ? opts->device : 0;

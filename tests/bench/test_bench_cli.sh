@@ -53,7 +53,7 @@ check "[ -n '$sum' ] && [ \"\$(j $T/cpu.json \"r['flops_per_token'] == 3 * $sum\
 check "[ \"\$(j $T/peak.json \"r['peak_tflops'] == 0.001 and abs(r['mfu'] - r['flops_per_token'] * r['tokens_per_s'] / 1e9) < 1e-6 * r['mfu']\")\" = True ]"
 check "grep -q 'of 0.001 TFLOP/s peak' $T/peak.txt"
 # --profile (cpu target): the op-family table and the heaviest kernels, from the same
-# computation (same losses as the unprofiled run); refused for interp; a bad CRAM_CPU_PROFILE fails create()
+# computation (same losses as the unprofiled run); refused for interp; an unwritable --profile file fails
 "$CRAM" bench "$T/cpu.so" --warmup 2 --steps 4 --seed 5 --profile "$T/prof.txt" --json "$T/prof.json" --quiet; check "[ $? = 0 ]"
 cat "$T/prof.txt"
 check "grep -q '^per-kernel profile' $T/prof.txt && grep -q '^heaviest kernels:' $T/prof.txt"
@@ -62,8 +62,8 @@ check "grep -qE '^  acc_k[0-9]+ .* gemm +%[0-9]+ matmul' $T/prof.txt"
 check "[ \"\$(j $T/prof.json \"r['losses'] == __import__('json').load(open('$T/cpu.json'))['losses']\")\" = True ]"
 "$CRAM" bench "$T/interp.so" --steps 1 --warmup 0 --profile "$T/p2.txt" --quiet 2> "$T/p2.err"
 check "[ $? = 1 ] && grep -q 'needs a cpu-target artifact' $T/p2.err"
-CRAM_CPU_PROFILE=/nonexistent/dir/p "$CRAM" bench "$T/cpu.so" --steps 1 --warmup 0 --quiet 2> "$T/p3.err"
-check "[ $? = 1 ] && grep -q 'cannot write the profile there' $T/p3.err"
+"$CRAM" bench "$T/cpu.so" --steps 1 --warmup 0 --profile /nonexistent/dir/p --quiet 2> "$T/p3.err"
+check "[ $? = 1 ] && grep -q '/nonexistent/dir/p: cannot write the profile' $T/p3.err"
 
 # 3. batch sources, accumulation, saved init
 "$MK" "$T/data" 64 skew > /dev/null || { echo "mkshards failed"; exit 1; }

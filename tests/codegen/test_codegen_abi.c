@@ -306,6 +306,12 @@ static void check_entries(const cram_step_api *api) {
   CHECK(api->step(c, in, 1.0f, NULL) == CRAM_STEP_E_ARG, "NULL loss");
   double right;
   CHECK(api->eval_accuracy(c, in, &l, &right, NULL) == CRAM_STEP_E_ARG, "NULL counted");
+  if (!strcmp(m->target, "cpu")) { /* the per-kernel profile is a create() option: an unwritable file fails create() */
+    cram_ctx *pc = NULL;
+    cram_create_opts po = {.cpu_profile = "/nonexistent/dir/profile.txt"};
+    CHECK(api->create(&po, &pc, err, sizeof err) != CRAM_STEP_OK && !pc && strstr(err, "cannot write the profile there"),
+          "create with an unwritable profile: %s", err);
+  }
   free(a), free(b), free(a2), free(b2), free(tok), free(tgt);
   api->destroy(c);
 }

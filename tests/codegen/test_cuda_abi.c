@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     total += m->params[i].numel;
   }
   CHECK(total == m->nparam_elems);
-  cram_create_opts o = {0, 0, 1};
+  cram_create_opts o = {.dropout_seed = 1};
   cram_ctx *ctx = NULL;
   char msg[1024] = "";
   cram_step_rc rc = api->create(&o, &ctx, msg, sizeof msg);

@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "the two artifacts are not the same model\n");
     return 1;
   }
-  cram_create_opts o = {0, training, training ? strtoull(argv[7], NULL, 10) : 1};
+  cram_create_opts o = {.training = training, .dropout_seed = training ? strtoull(argv[7], NULL, 10) : 1};
+  cram_step_opts_from_env(&o); /* CRAM_CUDA_GRAPHS=0: the emulator test's control run */
   cram_ctx *ca = NULL, *cb = NULL;
   char msg[1024];
   cram_step_rc rc = A->create(&o, &ca, msg, sizeof msg);
