@@ -23,10 +23,8 @@
 
 #include "checksum.h"
 #include "loader.h"
+#include "sweep_impl.h"
 #include "sweep_json.h"
-
-#define PATHMAX 4096
-#define MAX_ARGV 96
 
 static double now_s(void) {
     struct timespec t;
@@ -34,8 +32,7 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void say(const cram_sweep_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const cram_sweep_opts *o, const char *fmt, ...) {
+void sweep_say(const cram_sweep_opts *o, const char *fmt, ...) {
     if (!o->log) return;
     char line[1024];
     va_list ap;
@@ -45,7 +42,7 @@ static void say(const cram_sweep_opts *o, const char *fmt, ...) {
     o->log(line, o->user);
 }
 
-static int mkdir_p(const char *path) {
+int sweep_mkdir_p(const char *path) {
     char b[PATHMAX];
     if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b) return errno = ENAMETOOLONG, -1;
     for (char *c = b + 1; *c; c++) {
@@ -57,13 +54,13 @@ static int mkdir_p(const char *path) {
     return mkdir(b, 0777) && errno != EEXIST ? -1 : 0;
 }
 
-static int exists(const char *p) {
+int sweep_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
 }
 
 /* Whole file as a NUL-terminated string (NULL on error); *len without the NUL. */
-static char *slurp(const char *path, size_t *len) {
+char *sweep_slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     char *b = NULL;
@@ -121,13 +118,6 @@ static cram_status take_lock(const char *dir, int *fd_out, cram_err *err) {
 
 /* ---- child processes -------------------------------------------------------- */
 
-typedef struct child_result {
-    int code;          /* exit status, 128 + signal when killed */
-    double wall_s;
-    double maxrss_mib;
-    double load_mean;  /* NAN when /proc/loadavg is unreadable */
-} child_result;
-
 static double loadavg1(void) {
     FILE *f = fopen("/proc/loadavg", "r");
     double v = NAN;
@@ -140,7 +130,7 @@ static double loadavg1(void) {
 
 /* Runs argv with stdout and stderr appended to log_path; forwards a stop
  * request as SIGTERM (cram train checkpoints and exits 130 on it). */
-static cram_status run_child(const cram_sweep_opts *o, char *const argv[], const char *log_path, child_result *r,
+cram_status sweep_run_child(const cram_sweep_opts *o, char *const argv[], const char *log_path, child_result *r,
                              cram_err *err) {
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (fd < 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", log_path, strerror(errno));
@@ -188,10 +178,10 @@ static cram_status run_child(const cram_sweep_opts *o, char *const argv[], const
 }
 
 /* The last non-empty lines of a log (at most `lines`), joined by " | ". */
-static void log_tail(const char *path, int lines, char *out, size_t cap) {
+void sweep_log_tail(const char *path, int lines, char *out, size_t cap) {
     out[0] = 0;
     size_t n;
-    char *t = slurp(path, &n);
+    char *t = sweep_slurp(path, &n);
     if (!t) return;
     while (n && (t[n - 1] == '\n' || t[n - 1] == '\r')) t[--n] = 0;
     char *start = t + n;
@@ -219,7 +209,7 @@ static void log_tail(const char *path, int lines, char *out, size_t cap) {
  * diagnostic a failed row shows. */
 static void error_lines(const char *path, char *out, size_t cap) {
     out[0] = 0;
-    char *t = slurp(path, NULL);
+    char *t = sweep_slurp(path, NULL);
     size_t o = 0;
     for (char *line = t; line && *line;) {
         char *end = strchr(line, '\n');
@@ -232,7 +222,7 @@ static void error_lines(const char *path, char *out, size_t cap) {
     free(t);
     if (o >= cap) o = cap - 1;
     out[o] = 0;
-    if (!o) log_tail(path, 3, out, cap);
+    if (!o) sweep_log_tail(path, 3, out, cap);
 }
 
 /* ---- finding cramc ------------------------------------------------------------ */
@@ -256,27 +246,27 @@ static void find_cramc(const cram_sweep_opts *o, char *out, size_t cap) {
 
 /* ---- keys ---------------------------------------------------------------------- */
 
-static uint64_t hash_str(uint64_t h, const char *s) {
+uint64_t sweep_hash_str(uint64_t h, const char *s) {
     h = cram_fnv1a64(h, s, strlen(s));
     return cram_fnv1a64(h, "", 1); /* separator: "ab","c" != "a","bc" */
 }
 
-/* Artifact key: the model text, its overrides, the target and the compiler
+/* Build key: the model text, its overrides, the target and the compiler
  * binary (size and mtime stand for its version: a rebuilt cramc recompiles). */
-static cram_status artifact_key(const cram_sweep_spec *s, const cram_sweep_variant *v, const char *cramc,
-                                uint64_t *key, cram_err *err) {
+cram_status sweep_build_key(const cram_sweep_spec *s, const char *model, char *const *defines, int ndefines,
+                            const char *cramc, uint64_t *key, cram_err *err) {
     size_t n;
-    char *text = slurp(v->model, &n);
-    if (!text) return cram_err_set(err, CRAM_E_IO, "%s: %s", v->model, strerror(errno ? errno : EIO));
+    char *text = sweep_slurp(model, &n);
+    if (!text) return cram_err_set(err, CRAM_E_IO, "%s: %s", model, strerror(errno ? errno : EIO));
     uint64_t h = cram_fnv1a64(CRAM_FNV1A64_INIT, text, n);
     free(text);
-    for (int i = 0; i < v->ndefines; i++) h = hash_str(h, v->defines[i]);
-    h = hash_str(h, s->target);
+    for (int i = 0; i < ndefines; i++) h = sweep_hash_str(h, defines[i]);
+    h = sweep_hash_str(h, s->target);
     struct stat st;
     char id[96] = "PATH";
     if (strchr(cramc, '/') && stat(cramc, &st) == 0)
         snprintf(id, sizeof id, "%lld:%lld", (long long)st.st_size, (long long)st.st_mtime);
-    *key = hash_str(h, id);
+    *key = sweep_hash_str(h, id);
     return CRAM_OK;
 }
 
@@ -285,9 +275,9 @@ static uint64_t result_key(const cram_sweep_spec *s, uint64_t akey) {
     char b[256];
     snprintf(b, sizeof b, "%016" PRIx64 " %.17g %" PRIu64 " %" PRIu64 " %.17g %" PRIu64 " %" PRIu64 " %" PRIu64, akey,
              s->budget_s, s->budget_tokens, s->budget_steps, s->budget_flops, s->seed, s->eval_seqs, s->eval_every);
-    uint64_t h = hash_str(CRAM_FNV1A64_INIT, b);
-    h = hash_str(h, s->data);
-    for (int i = 0; i < s->ntrain_args; i++) h = hash_str(h, s->train_args[i]);
+    uint64_t h = sweep_hash_str(CRAM_FNV1A64_INIT, b);
+    h = sweep_hash_str(h, s->data);
+    for (int i = 0; i < s->ntrain_args; i++) h = sweep_hash_str(h, s->train_args[i]);
     return h;
 }
 
@@ -295,7 +285,7 @@ static uint64_t result_key(const cram_sweep_spec *s, uint64_t akey) {
 
 typedef struct vpaths {
     char dir[PATHMAX], run[PATHMAX], result[PATHMAX], compile_log[PATHMAX], train_log[PATHMAX], eval_log[PATHMAX];
-    char artifact[PATHMAX], artifact_meta[PATHMAX], artifact_err[PATHMAX];
+    char artifact[PATHMAX];
 } vpaths;
 
 static int variant_paths(const cram_sweep_opts *o, const char *name, uint64_t akey, vpaths *p) {
@@ -306,63 +296,84 @@ static int variant_paths(const cram_sweep_opts *o, const char *name, uint64_t ak
     bad |= snprintf(p->train_log, sizeof p->train_log, "%s/train.log", p->dir) < 0;
     bad |= snprintf(p->eval_log, sizeof p->eval_log, "%s/eval.log", p->dir) < 0;
     bad |= snprintf(p->artifact, sizeof p->artifact, "%s/cache/%016" PRIx64 ".so", o->out_dir, akey) < 0;
-    bad |= snprintf(p->artifact_meta, sizeof p->artifact_meta, "%s/cache/%016" PRIx64 ".json", o->out_dir, akey) < 0;
-    bad |= snprintf(p->artifact_err, sizeof p->artifact_err, "%s/cache/%016" PRIx64 ".err", o->out_dir, akey) < 0;
     return bad ? -1 : 0;
 }
 
-/* Compiles v into the cache unless it is there already. A refused variant is
- * cached too (its diagnostic): the same source fails the same way. */
-static cram_status compile_variant(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
-                                   const char *cramc, const vpaths *p, cram_sweep_row *row, cram_err *err) {
-    char *cached_err = slurp(p->artifact_err, NULL);
+/* Compiles b into the cache (<key>.so) unless it is there already. A
+ * refused model is cached too (<key>.err, its diagnostic): the same source
+ * fails the same way. */
+cram_status sweep_build(const cram_sweep_spec *s, const cram_sweep_opts *o, const char *cramc, const sweep_build_req *b,
+                        sweep_build_out *out, cram_err *err) {
+    char meta[PATHMAX], errf[PATHMAX];
+    out->refused = 0, out->why[0] = 0, out->compile_s = NAN;
+    int bad = snprintf(out->so, sizeof out->so, "%s/cache/%016" PRIx64 ".so", o->out_dir, b->key) >= (int)sizeof out->so;
+    bad |= snprintf(meta, sizeof meta, "%s/cache/%016" PRIx64 ".json", o->out_dir, b->key) >= (int)sizeof meta;
+    bad |= snprintf(errf, sizeof errf, "%s/cache/%016" PRIx64 ".err", o->out_dir, b->key) >= (int)sizeof errf;
+    if (bad) return cram_err_set(err, CRAM_E_ARG, "%s: path too long", o->out_dir);
+    char *cached_err = sweep_slurp(errf, NULL);
     if (cached_err) {
-        row->outcome = CRAM_ROW_COMPILE_ERROR;
-        snprintf(row->why, sizeof row->why, "%s", cached_err);
+        out->refused = 1;
+        snprintf(out->why, sizeof out->why, "%s", cached_err);
         free(cached_err);
-        say(o, "%s: compile error cached (%s)", v->name, p->artifact_err);
+        sweep_say(o, "%s: compile error cached (%s)", b->label, errf);
         return CRAM_OK;
     }
-    if (exists(p->artifact)) {
-        char *m = slurp(p->artifact_meta, NULL);
-        row->compile_s = m ? cram_json_num(m, "compile_s") : NAN;
+    if (sweep_exists(out->so)) {
+        char *m = sweep_slurp(meta, NULL);
+        out->compile_s = m ? cram_json_num(m, "compile_s") : NAN;
         free(m);
-        say(o, "%s: compiled artifact cached (%s)", v->name, p->artifact);
+        sweep_say(o, "%s: compiled artifact cached (%s)", b->label, out->so);
         return CRAM_OK;
     }
     char tmp[PATHMAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", p->artifact, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", out->so, (long)getpid());
     char *argv[MAX_ARGV];
     int a = 0;
     argv[a++] = (char *)cramc;
-    argv[a++] = v->model;
-    for (int i = 0; i < v->ndefines; i++) argv[a++] = "-D", argv[a++] = v->defines[i];
+    argv[a++] = (char *)b->model;
+    for (int i = 0; i < b->ndefines; i++) argv[a++] = "-D", argv[a++] = b->defines[i];
     argv[a++] = "--target";
     argv[a++] = s->target;
     argv[a++] = "-o";
     argv[a++] = tmp;
     argv[a] = NULL;
-    say(o, "%s: compiling %s (--target %s)", v->name, v->model, s->target);
-    remove(p->compile_log);
+    sweep_say(o, "%s: compiling %s (--target %s)", b->label, b->model, s->target);
+    remove(b->log);
     child_result r;
-    cram_status st = run_child(o, argv, p->compile_log, &r, err);
+    cram_status st = sweep_run_child(o, argv, b->log, &r, err);
     if (st) return st;
     if (r.code != 0) {
         remove(tmp);
-        if (o->stop && *o->stop) return cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted while compiling %s", v->name);
-        row->outcome = CRAM_ROW_COMPILE_ERROR;
-        error_lines(p->compile_log, row->why, sizeof row->why);
-        if (!row->why[0]) snprintf(row->why, sizeof row->why, "cramc exited with status %d", r.code);
-        FILE *f = r.code == 1 ? fopen(p->artifact_err, "w") : NULL; /* 1 = the model was refused; other codes may not repeat */
-        if (f) fputs(row->why, f), fclose(f);
+        if (o->stop && *o->stop) return cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted while compiling %s", b->label);
+        out->refused = 1;
+        error_lines(b->log, out->why, sizeof out->why);
+        if (!out->why[0]) snprintf(out->why, sizeof out->why, "cramc exited with status %d", r.code);
+        FILE *f = r.code == 1 ? fopen(errf, "w") : NULL; /* 1 = the model was refused; other codes may not repeat */
+        if (f) fputs(out->why, f), fclose(f);
         return CRAM_OK;
     }
-    if (rename(tmp, p->artifact) != 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", p->artifact, strerror(errno));
-    row->compile_s = r.wall_s;
-    FILE *f = fopen(p->artifact_meta, "w");
+    if (rename(tmp, out->so) != 0) return cram_err_set(err, CRAM_E_IO, "%s: %s", out->so, strerror(errno));
+    out->compile_s = r.wall_s;
+    FILE *f = fopen(meta, "w");
     if (f) {
         fprintf(f, "{\"compile_s\":%.3f}\n", r.wall_s);
         fclose(f);
+    }
+    return CRAM_OK;
+}
+
+/* The variant's own build: a refusal makes its row a compile error. */
+static cram_status compile_variant(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
+                                   const char *cramc, uint64_t akey, vpaths *p, cram_sweep_row *row, cram_err *err) {
+    sweep_build_req b = {v->name, v->model, v->defines, v->ndefines, akey, p->compile_log};
+    sweep_build_out out;
+    cram_status st = sweep_build(s, o, cramc, &b, &out, err);
+    if (st) return st;
+    snprintf(p->artifact, sizeof p->artifact, "%s", out.so);
+    row->compile_s = out.compile_s;
+    if (out.refused) {
+        row->outcome = CRAM_ROW_COMPILE_ERROR;
+        snprintf(row->why, sizeof row->why, "%s", out.why);
     }
     return CRAM_OK;
 }
@@ -382,7 +393,7 @@ static cram_status read_meta(const vpaths *p, cram_sweep_row *row, cram_err *err
 static void read_metrics(const char *run, cram_sweep_row *row) {
     char path[PATHMAX + 32];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run);
-    char *t = slurp(path, NULL);
+    char *t = sweep_slurp(path, NULL);
     if (!t) return;
     double last[10];
     int nl = 0, total = 0;
@@ -438,7 +449,7 @@ static cram_status train_variant(const cram_sweep_spec *s, const cram_sweep_opts
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", p->run);
     snprintf(seed, sizeof seed, "%" PRIu64, s->seed);
     char *argv[MAX_ARGV];
-    int a = 0, resume = exists(ckpt);
+    int a = 0, resume = sweep_exists(ckpt);
     argv[a++] = (char *)o->cram;
     argv[a++] = "train";
     argv[a++] = (char *)p->artifact;
@@ -462,9 +473,9 @@ static cram_status train_variant(const cram_sweep_spec *s, const cram_sweep_opts
     argv[a++] = "--progress-every";
     argv[a++] = "5s";
     argv[a] = NULL;
-    say(o, "%s: %s training", v->name, resume ? "resuming" : "starting");
+    sweep_say(o, "%s: %s training", v->name, resume ? "resuming" : "starting");
     child_result r;
-    cram_status st = run_child(o, argv, p->train_log, &r, err);
+    cram_status st = sweep_run_child(o, argv, p->train_log, &r, err);
     if (st) return st;
     if (r.code == 130 || (o->stop && *o->stop))
         return cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted while training %s (checkpoint kept in %s)", v->name,
@@ -474,10 +485,10 @@ static cram_status train_variant(const cram_sweep_spec *s, const cram_sweep_opts
     read_metrics(p->run, row);
     if (r.code == 3) {
         row->outcome = CRAM_ROW_DIVERGED;
-        log_tail(p->train_log, 1, row->why, sizeof row->why);
+        sweep_log_tail(p->train_log, 1, row->why, sizeof row->why);
     } else if (r.code != 0) {
         row->outcome = CRAM_ROW_FAILED;
-        log_tail(p->train_log, 2, row->why, sizeof row->why);
+        sweep_log_tail(p->train_log, 2, row->why, sizeof row->why);
         if (!row->why[0]) snprintf(row->why, sizeof row->why, "cram train exited with status %d", r.code);
     }
     return CRAM_OK;
@@ -498,10 +509,10 @@ static cram_status eval_variant(const cram_sweep_spec *s, const cram_sweep_opts 
     argv[a] = NULL;
     remove(p->eval_log);
     child_result r;
-    cram_status st = run_child(o, argv, p->eval_log, &r, err);
+    cram_status st = sweep_run_child(o, argv, p->eval_log, &r, err);
     if (st) return st;
     if (o->stop && *o->stop) return cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted while evaluating %s", v->name);
-    char *t = r.code == 0 ? slurp(p->eval_log, NULL) : NULL;
+    char *t = r.code == 0 ? sweep_slurp(p->eval_log, NULL) : NULL;
     const char *js = t ? strchr(t, '{') : NULL;
     row->heldout_loss = js ? cram_json_num(js, "loss") : NAN;
     row->heldout_accuracy = js ? cram_json_num(js, "accuracy") : NAN;
@@ -510,31 +521,41 @@ static cram_status eval_variant(const cram_sweep_spec *s, const cram_sweep_opts 
     free(t);
     if (!isfinite(row->heldout_loss)) {
         row->outcome = CRAM_ROW_FAILED;
-        log_tail(p->eval_log, 2, row->why, sizeof row->why);
+        sweep_log_tail(p->eval_log, 2, row->why, sizeof row->why);
         if (!row->why[0]) snprintf(row->why, sizeof row->why, "cram eval exited with status %d", r.code);
     }
     return CRAM_OK;
 }
 
+/* The SPEC's downstream task for a pretrained variant (sweep_downstream.c), its row saved again with the metric. */
+static cram_status downstream_step(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
+                                   const char *cramc, const vpaths *p, uint64_t rkey, cram_sweep_row *row, cram_err *err) {
+    if (!s->downstream.task || row->outcome != CRAM_ROW_DONE) return CRAM_OK;
+    cram_status st = sweep_downstream(s, o, v, cramc, p->dir, p->run, rkey, row, err);
+    if (st) return st;
+    if (row->downstream_why[0]) sweep_say(o, "%s: no downstream metric: %s", v->name, row->downstream_why);
+    return cram_sweep_row_save(p->result, rkey, row, err);
+}
+
 static cram_status run_variant(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
                                const char *cramc, cram_sweep_row *row, cram_err *err) {
     uint64_t akey = 0;
-    cram_status st = artifact_key(s, v, cramc, &akey, err);
+    cram_status st = sweep_build_key(s, v->model, v->defines, v->ndefines, cramc, &akey, err);
     if (st) return st;
     uint64_t rkey = result_key(s, akey);
     vpaths p;
     if (variant_paths(o, v->name, akey, &p)) return cram_err_set(err, CRAM_E_ARG, "%s: path too long", o->out_dir);
-    if (mkdir_p(p.dir)) return cram_err_set(err, CRAM_E_IO, "%s: %s", p.dir, strerror(errno));
+    if (sweep_mkdir_p(p.dir)) return cram_err_set(err, CRAM_E_IO, "%s: %s", p.dir, strerror(errno));
     if (cram_sweep_row_load(p.result, rkey, row) == 0 &&
         (!o->rerun_failed || row->outcome == CRAM_ROW_DONE || row->outcome == CRAM_ROW_COMPILE_ERROR)) {
-        say(o, "%s: kept (%s)", v->name, cram_sweep_outcome_str(row->outcome));
-        return CRAM_OK;
+        sweep_say(o, "%s: kept (%s)", v->name, cram_sweep_outcome_str(row->outcome));
+        return downstream_step(s, o, v, cramc, &p, rkey, row, err);
     }
     char rk[32];
     snprintf(rk, sizeof rk, "%016" PRIx64, rkey);
     char keyfile[PATHMAX + 16];
     snprintf(keyfile, sizeof keyfile, "%s/key", p.dir);
-    char *old = slurp(keyfile, NULL);
+    char *old = sweep_slurp(keyfile, NULL);
     if (old && strncmp(old, rk, 16) != 0) { /* the SPEC changed for this variant: start its run over */
         char ck[PATHMAX + 32];
         snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", p.run);
@@ -545,9 +566,9 @@ static cram_status run_variant(const cram_sweep_spec *s, const cram_sweep_opts *
     if (kf) fprintf(kf, "%s\n", rk), fclose(kf);
     memset(row, 0, sizeof *row);
     snprintf(row->name, sizeof row->name, "%s", v->name);
-    row->heldout_loss = row->heldout_accuracy = row->train_loss = row->tok_s = row->compile_s = row->load_mean = NAN;
+    row->heldout_loss = row->heldout_accuracy = row->downstream = row->train_loss = row->tok_s = row->compile_s = row->load_mean = NAN;
     row->outcome = CRAM_ROW_DONE;
-    if ((st = compile_variant(s, o, v, cramc, &p, row, err))) return st;
+    if ((st = compile_variant(s, o, v, cramc, akey, &p, row, err))) return st;
     if (row->outcome == CRAM_ROW_DONE && (st = read_meta(&p, row, err))) {
         row->outcome = CRAM_ROW_FAILED;
         snprintf(row->why, sizeof row->why, "%.500s", err->msg);
@@ -555,8 +576,9 @@ static cram_status run_variant(const cram_sweep_spec *s, const cram_sweep_opts *
     }
     if (row->outcome == CRAM_ROW_DONE && (st = train_variant(s, o, v, &p, row, err))) return st;
     if (row->outcome == CRAM_ROW_DONE && (st = eval_variant(s, o, v, &p, row, err))) return st;
-    say(o, "%s: %s%s%s", v->name, cram_sweep_outcome_str(row->outcome), row->why[0] ? ": " : "", row->why);
-    return cram_sweep_row_save(p.result, rkey, row, err);
+    sweep_say(o, "%s: %s%s%s", v->name, cram_sweep_outcome_str(row->outcome), row->why[0] ? ": " : "", row->why);
+    if ((st = cram_sweep_row_save(p.result, rkey, row, err))) return st;
+    return downstream_step(s, o, v, cramc, &p, rkey, row, err);
 }
 
 const char *cram_sweep_outcome_str(cram_sweep_outcome o) {
@@ -571,10 +593,10 @@ const char *cram_sweep_outcome_str(cram_sweep_outcome o) {
 }
 
 cram_status cram_sweep_run(const cram_sweep_spec *s, const cram_sweep_opts *o, cram_sweep_row *rows, cram_err *err) {
-    if (mkdir_p(o->out_dir)) return cram_err_set(err, CRAM_E_IO, "%s: %s", o->out_dir, strerror(errno));
+    if (sweep_mkdir_p(o->out_dir)) return cram_err_set(err, CRAM_E_IO, "%s: %s", o->out_dir, strerror(errno));
     char cache[PATHMAX];
     snprintf(cache, sizeof cache, "%s/cache", o->out_dir);
-    if (mkdir_p(cache)) return cram_err_set(err, CRAM_E_IO, "%s: %s", cache, strerror(errno));
+    if (sweep_mkdir_p(cache)) return cram_err_set(err, CRAM_E_IO, "%s: %s", cache, strerror(errno));
     int lock = -1;
     cram_status st = take_lock(o->out_dir, &lock, err);
     if (st) return st;
@@ -584,7 +606,7 @@ cram_status cram_sweep_run(const cram_sweep_spec *s, const cram_sweep_opts *o, c
         memset(&rows[i], 0, sizeof rows[i]);
         snprintf(rows[i].name, sizeof rows[i].name, "%s", s->variants[i].name);
         rows[i].outcome = CRAM_ROW_PENDING;
-        rows[i].heldout_loss = rows[i].heldout_accuracy = rows[i].train_loss = rows[i].tok_s = rows[i].compile_s = rows[i].load_mean = NAN;
+        rows[i].heldout_loss = rows[i].heldout_accuracy = rows[i].downstream = rows[i].train_loss = rows[i].tok_s = rows[i].compile_s = rows[i].load_mean = NAN;
     }
     for (int i = 0; i < s->nvariants && !st; i++) {
         if (o->stop && *o->stop) st = cram_err_set(err, CRAM_E_INTERRUPTED, "interrupted before %s", s->variants[i].name);

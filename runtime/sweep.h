@@ -38,6 +38,8 @@ typedef struct cram_sweep_row {
     double train_loss;      /* mean of the last (up to) 10 finite update losses */
     double heldout_loss;    /* final held-out MLM loss, NAN when not evaluated */
     double heldout_accuracy; /* its masked-token accuracy, NAN when not evaluated or not a cross-entropy model */
+    double downstream;      /* the downstream task's dev metric (cram finetune), NAN when not run or failed */
+    char downstream_why[256]; /* why there is no downstream metric (a classifier that does not fit, a failed run) */
     uint64_t heldout_seqs;
     double peak_rss_mib;    /* max resident set of the training process */
     double load_mean;       /* mean 1-minute load average while it trained, NAN when unknown */

@@ -28,6 +28,10 @@ void cram_sweep_row_json(FILE *f, const cram_sweep_row *r) {
     num(f, "train_loss", r->train_loss, 0);
     num(f, "heldout_loss", r->heldout_loss, 0);
     num(f, "heldout_accuracy", r->heldout_accuracy, 0);
+    num(f, "downstream", r->downstream, 0);
+    fputs("\"downstream_why\":", f);
+    cram_json_put_str(f, r->downstream_why);
+    fputc(',', f);
     fprintf(f, "\"heldout_seqs\":%" PRIu64 ",", r->heldout_seqs);
     num(f, "peak_rss_mib", r->peak_rss_mib, 0);
     num(f, "load_mean", r->load_mean, 1);
@@ -68,6 +72,8 @@ int cram_sweep_row_load(const char *path, uint64_t key, cram_sweep_row *r) {
     r->train_loss = cram_json_num(b, "train_loss");
     r->heldout_loss = cram_json_num(b, "heldout_loss");
     r->heldout_accuracy = cram_json_num(b, "heldout_accuracy");
+    r->downstream = cram_json_num(b, "downstream");
+    cram_json_str(b, "downstream_why", r->downstream_why, sizeof r->downstream_why);
     r->peak_rss_mib = cram_json_num(b, "peak_rss_mib");
     r->load_mean = cram_json_num(b, "load_mean");
     return r->outcome == CRAM_ROW_PENDING ? -1 : 0;

@@ -96,6 +96,40 @@ static void md_table(FILE *f, const cram_sweep_row *rows, int n, const int *orde
     }
 }
 
+/* The downstream table: the pretrained variants by their finetuned dev metric
+ * (higher is better: every GLUE metric is), with the difference to the base. */
+static void md_downstream(FILE *f, const cram_sweep_spec *s, const cram_sweep_row *rows, int n) {
+    const char *task = strrchr(s->downstream.task, '/');
+    task = task && task[1] ? task + 1 : s->downstream.task;
+    int *ord = malloc((size_t)n * sizeof *ord), m = 0;
+    if (!ord) return;
+    for (int i = 0; i < n; i++)
+        if (rows[i].outcome == CRAM_ROW_DONE) ord[m++] = i;
+    for (int i = 1; i < m; i++) /* insertion sort: scores descending, rows without one last, then SPEC order */
+        for (int j = i; j > 0; j--) {
+            double a = rows[ord[j - 1]].downstream, b = rows[ord[j]].downstream;
+            if (!(isfinite(b) && (!isfinite(a) || b > a))) break;
+            int t = ord[j - 1];
+            ord[j - 1] = ord[j], ord[j] = t;
+        }
+    double base = rows[0].downstream;
+    fprintf(f, "\n## Downstream: %s\n\n", task);
+    fprintf(f, "Each pretrained encoder finetuned with `cram finetune` on `%s` (dev metric, higher is better).\n\n",
+            s->downstream.task);
+    fprintf(f, "| rank | variant | %s dev | vs base | note |\n|---|---|---|---|---|\n", task);
+    for (int i = 0, rank = 0; i < m; i++) {
+        const cram_sweep_row *r = &rows[ord[i]];
+        char sc[32], d[32], rk[16] = "-";
+        fmt(sc, sizeof sc, r->downstream, "%.2f");
+        fmt(d, sizeof d, isfinite(base) ? r->downstream - base : NAN, "%+.2f");
+        if (isfinite(r->downstream)) snprintf(rk, sizeof rk, "%d", ++rank);
+        fprintf(f, "| %s | %s%s | %s | %s | ", rk, r->name, ord[i] == 0 ? " (base)" : "", sc, d);
+        for (const char *c = r->downstream_why; *c; c++) fputc(*c == '|' ? '/' : *c, f);
+        fputs(" |\n", f);
+    }
+    free(ord);
+}
+
 static void csv_field(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
@@ -112,7 +146,7 @@ static void csv_num(FILE *f, double v, const char *fm) {
 
 static void csv_table(FILE *f, const cram_sweep_row *rows, int n, const int *order) {
     fprintf(f, "variant,outcome,params,flops_per_token,tok_s,tokens,steps,train_s,train_loss,heldout_loss,heldout_accuracy,heldout_seqs,"
-               "peak_rss_mib,compile_s,load_mean,why\n");
+               "peak_rss_mib,compile_s,load_mean,why,downstream,downstream_why\n");
     for (int i = 0; i < n; i++) {
         const cram_sweep_row *r = &rows[order[i]];
         csv_field(f, r->name);
@@ -130,6 +164,9 @@ static void csv_table(FILE *f, const cram_sweep_row *rows, int n, const int *ord
         csv_num(f, r->load_mean, "%.4g");
         fputc(',', f);
         csv_field(f, r->why);
+        csv_num(f, r->downstream, "%.6g");
+        fputc(',', f);
+        csv_field(f, r->downstream_why);
         fputc('\n', f);
     }
 }
@@ -255,6 +292,7 @@ cram_status cram_sweep_report(const cram_sweep_spec *s, const cram_sweep_opts *o
         if (s->budget_flops > 0) fprintf(md.f, " %.3g model FLOPs", s->budget_flops);
         fprintf(md.f, "; data `%s`; ranked by held-out MLM loss (lower is better).\n\n", s->data);
         md_table(md.f, rows, n, order);
+        if (s->downstream.task) md_downstream(md.f, s, rows, n);
         fprintf(md.f, "\n");
         fairness(md.f, s, o, rows, n);
         fprintf(md.f, "\n![held-out loss](loss.svg)\n");

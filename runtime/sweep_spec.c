@@ -25,7 +25,7 @@ typedef struct parser {
     int line;
     cram_sweep_spec *spec;
     cram_err *err;
-    int seen_base, seen_data, seen_target, seen_seed, seen_eval, seen_title;
+    int seen_base, seen_data, seen_target, seen_seed, seen_eval, seen_title, finetune_line, classifier_line;
 } parser;
 
 static cram_status fail(parser *p, int col, const char *fmt, const char *a, const char *b) {
@@ -214,10 +214,56 @@ static cram_status once(parser *p, int *seen, const word *w) {
     return CRAM_OK;
 }
 
-/* Flags the sweep sets itself may not come through `train`. */
+/* Flags the sweep sets itself may not come through `train` / `finetune`. */
 static const char *const reserved_train_flags[] = {"--data", "--out", "--resume", "--force", "--seed", "--budget",
                                                    "--steps", "--tokens", "--flops", "--stop-at", "--eval-every",
                                                    "--eval-seqs", "--quiet", NULL};
+static const char *const reserved_finetune_flags[] = {"--task", "--vocab", "--init", "--out", "--resume", "--seed",
+                                                      "--quiet", NULL};
+
+/* Words 1.. of a `train` / `finetune` line appended to args[*n], none of them reserved. */
+static cram_status pass_through(parser *p, const word *w, int n, const char *const *reserved, char **args, int *nargs) {
+    for (int i = 1; i < n; i++) {
+        for (const char *const *r = reserved; *r; r++) {
+            size_t l = strlen(*r);
+            if (strncmp(w[i].s, *r, l) == 0 && (w[i].s[l] == 0 || w[i].s[l] == '='))
+                return fail(p, w[i].col, "'%s' is set by the sweep itself (see docs/sweep.md)", *r, NULL);
+        }
+        if (*nargs == CRAM_SWEEP_MAX_ARGS) return fail(p, w[i].col, "too many %s arguments", w[0].s, NULL);
+        if (!(args[*nargs] = dupstr(w[i].s))) return cram_err_set(p->err, CRAM_E_NOMEM, "out of memory");
+        ++*nargs;
+    }
+    return CRAM_OK;
+}
+
+/* downstream TASK_DIR CLASSIFIER.cram [-D k=v]... */
+static cram_status downstream(parser *p, const word *w, int n) {
+    cram_sweep_downstream *ds = &p->spec->downstream;
+    if (ds->task) return fail(p, w[0].col, "'downstream' given twice (one task per sweep)", NULL, NULL);
+    if (n < 3) return fail(p, w[0].col, "'downstream' needs a task directory and a classifier .cram", NULL, NULL);
+    ds->line = p->line;
+    if (!(ds->task = resolve(p, w[1].s))) return cram_err_set(p->err, CRAM_E_NOMEM, "out of memory");
+    cram_sweep_variant tmp = {.name = "downstream"}; /* reuses the -D parser */
+    cram_status st = model_and_defines(p, &tmp, w, 2, n, 1);
+    ds->model = tmp.model;
+    ds->ndefines = tmp.ndefines;
+    memcpy(ds->defines, tmp.defines, sizeof ds->defines);
+    return st;
+}
+
+/* classifier NAME CLASSIFIER.cram: a variant whose encoder the spec's classifier does not match */
+static cram_status classifier(parser *p, const word *w, int n) {
+    if (n != 3) return fail(p, w[0].col, "'classifier' takes a variant name and a .cram path", NULL, NULL);
+    cram_sweep_spec *s = p->spec;
+    for (int i = 0; i < s->nvariants; i++) {
+        if (strcmp(s->variants[i].name, w[1].s) != 0) continue;
+        if (s->variants[i].classifier) return fail(p, w[1].col, "variant '%s' already has a classifier", w[1].s, NULL);
+        if (!p->classifier_line) p->classifier_line = p->line;
+        return (s->variants[i].classifier = resolve(p, w[2].s)) ? CRAM_OK
+                                                                 : cram_err_set(p->err, CRAM_E_NOMEM, "out of memory");
+    }
+    return fail(p, w[1].col, "no variant '%s' above this line", w[1].s, NULL);
+}
 
 static cram_status directive(parser *p, word *w, int n) {
     cram_sweep_spec *s = p->spec;
@@ -302,19 +348,13 @@ static cram_status directive(parser *p, word *w, int n) {
         else s->eval_seqs = v[0], s->eval_every = v[1];
         return CRAM_OK;
     }
-    if (strcmp(d, "train") == 0) {
-        for (int i = 1; i < n; i++) {
-            for (const char *const *r = reserved_train_flags; *r; r++) {
-                size_t l = strlen(*r);
-                if (strncmp(w[i].s, *r, l) == 0 && (w[i].s[l] == 0 || w[i].s[l] == '='))
-                    return fail(p, w[i].col, "'%s' is set by the sweep itself (see docs/sweep.md)", *r, NULL);
-            }
-            if (s->ntrain_args == CRAM_SWEEP_MAX_ARGS) return fail(p, w[i].col, "too many train arguments", NULL, NULL);
-            if (!(s->train_args[s->ntrain_args] = dupstr(w[i].s))) return cram_err_set(p->err, CRAM_E_NOMEM, "out of memory");
-            s->ntrain_args++;
-        }
-        return CRAM_OK;
+    if (strcmp(d, "train") == 0) return pass_through(p, w, n, reserved_train_flags, s->train_args, &s->ntrain_args);
+    if (strcmp(d, "finetune") == 0) {
+        if (!p->finetune_line) p->finetune_line = p->line;
+        return pass_through(p, w, n, reserved_finetune_flags, s->downstream.args, &s->downstream.nargs);
     }
+    if (strcmp(d, "downstream") == 0) return downstream(p, w, n);
+    if (strcmp(d, "classifier") == 0) return classifier(p, w, n);
     if (strcmp(d, "variant") == 0) {
         if (n < 2) return fail(p, w[0].col, "'variant' needs a name", NULL, NULL);
         if (strcmp(w[1].s, "base") == 0) return fail(p, w[1].col, "'base' is the base model's row", NULL, NULL);
@@ -325,7 +365,9 @@ static cram_status directive(parser *p, word *w, int n) {
     }
     if (strcmp(d, "grid") == 0) return grid(p, w, n);
     return fail(p, w[0].col,
-                "unknown directive '%s' (sweep, base, data, target, budget, seed, eval, train, variant, grid)", d, NULL);
+                "unknown directive '%s' (sweep, base, data, target, budget, seed, eval, train, variant, grid, downstream,"
+                " finetune, classifier)",
+                d, NULL);
 #undef NEED
 }
 
@@ -372,6 +414,10 @@ cram_status cram_sweep_spec_parse(const char *path, const char *text, cram_sweep
     else if (!st && !spec->budget_s && !spec->budget_tokens && !spec->budget_steps && !(spec->budget_flops > 0))
         st = fail(&p, 1, "no 'budget' line: give 'budget tokens N', 'budget steps N', 'budget flops X' or 'budget time T'",
                   NULL, NULL);
+    if (!st && !spec->downstream.task && (p.finetune_line || p.classifier_line)) {
+        p.line = p.finetune_line ? p.finetune_line : p.classifier_line;
+        st = fail(&p, 1, "'%s' without a 'downstream' line", p.finetune_line ? "finetune" : "classifier", NULL);
+    }
     if (!st && !spec->target && !(spec->target = dupstr("cpu"))) st = cram_err_set(p.err, CRAM_E_NOMEM, "out of memory");
     if (!st && !spec->title) {
         const char *b = slash ? slash + 1 : path;
@@ -451,8 +497,13 @@ void cram_sweep_spec_free(cram_sweep_spec *spec) {
     free(spec->data);
     free(spec->target);
     for (int i = 0; i < spec->ntrain_args; i++) free(spec->train_args[i]);
+    free(spec->downstream.task);
+    free(spec->downstream.model);
+    for (int i = 0; i < spec->downstream.ndefines; i++) free(spec->downstream.defines[i]);
+    for (int i = 0; i < spec->downstream.nargs; i++) free(spec->downstream.args[i]);
     for (int i = 0; i < spec->nvariants; i++) {
         free(spec->variants[i].model);
+        free(spec->variants[i].classifier);
         for (int k = 0; k < spec->variants[i].ndefines; k++) free(spec->variants[i].defines[k]);
     }
     memset(spec, 0, sizeof *spec);

@@ -22,7 +22,22 @@ typedef struct cram_sweep_variant {
     int ndefines;
     char *defines[CRAM_SWEEP_MAX_DEFINES]; /* "k=v", after the base's own */
     int line;                        /* SPEC line that declared it (0 = the base row) */
+    char *classifier;                /* `classifier NAME FILE`: its own downstream model, else NULL (the spec's) */
 } cram_sweep_variant;
+
+/* `downstream` + `finetune`: after pretraining, every variant's encoder is
+ * finetuned on one GLUE-layout task with `cram finetune` and the dev metric
+ * goes into the table. The classifier is compiled with the variant's -D
+ * overrides of the dims it declares too, then the downstream line's own. */
+typedef struct cram_sweep_downstream {
+    char *task;            /* the task directory (NULL: no downstream) */
+    char *model;           /* the classifier .cram every variant uses unless it names its own */
+    int ndefines;
+    char *defines[CRAM_SWEEP_MAX_DEFINES]; /* "k=v" applied last (classes=2, batch=16) */
+    int nargs;
+    char *args[CRAM_SWEEP_MAX_ARGS];       /* `finetune ...`: extra `cram finetune` flags */
+    int line;                              /* SPEC line of `downstream` */
+} cram_sweep_downstream;
 
 typedef struct cram_sweep_spec {
     char *path;            /* the SPEC file */
@@ -38,6 +53,7 @@ typedef struct cram_sweep_spec {
     uint64_t eval_every;   /* `eval N every K`: also evaluate during training every K updates, 0 = only at the end */
     int ntrain_args;
     char *train_args[CRAM_SWEEP_MAX_ARGS]; /* `train ...`: extra `cram train` flags for every variant */
+    cram_sweep_downstream downstream;
     int nvariants;         /* variants[0] is the base */
     cram_sweep_variant variants[CRAM_SWEEP_MAX_VARIANTS];
 } cram_sweep_spec;

@@ -30,8 +30,16 @@ static void list_variants(const cram_sweep_spec *s) {
         const cram_sweep_variant *v = &s->variants[i];
         printf("  %-24s %s", v->name, v->model ? v->model : "?");
         for (int k = 0; k < v->ndefines; k++) printf(" -D %s", v->defines[k]);
+        if (v->classifier) printf(" (classifier %s)", v->classifier);
         printf("\n");
     }
+    const cram_sweep_downstream *ds = &s->downstream;
+    if (!ds->task) return;
+    printf("downstream %s: classifier %s", ds->task, ds->model);
+    for (int k = 0; k < ds->ndefines; k++) printf(" -D %s", ds->defines[k]);
+    if (ds->nargs) printf("; cram finetune");
+    for (int k = 0; k < ds->nargs; k++) printf(" %s", ds->args[k]);
+    printf("\n");
 }
 
 int cram_cmd_sweep(int argc, char **argv) {

@@ -7,7 +7,9 @@
 #   nothing; SIGTERM mid-sweep exits 130 and the re-run resumes the
 #   interrupted variant from its checkpoint (its metrics continue, no
 #   duplicated updates); a second sweep on a locked directory is refused;
-#   SPEC errors are one line with file:line:col. Prints "N passed, M failed".
+#   SPEC errors are one line with file:line:col; a `downstream` task finetunes
+#   every pretrained variant (cram finetune) into a second table, misfits are
+#   notes, re-runs keep results. Prints "N passed, M failed".
 CRAMC=$1 CRAM=$2 MK=$3 SRC=$4
 T=$(mktemp -d /tmp/test_sweep.XXXXXX)
 trap 'kill $bg 2>/dev/null; rm -rf "$T"' EXIT
@@ -105,6 +107,62 @@ if command -v flock > /dev/null; then
 else
   no "flock(1) missing: the lock test cannot run"
 fi
+
+# 6. downstream: every pretrained encoder finetuned on a toy SST-2-layout task (the label is
+# which of two tokens the sentence holds); a variant the classifier does not fit and one whose own
+# classifier does not compile are notes in their rows; a re-run keeps the results; new finetune
+# flags re-run the finetuning only
+python3 - "$T/SST-2" <<'PY'
+import os, random, sys
+rnd, d = random.Random(5), sys.argv[1]
+os.makedirs(d)
+for name, n in (("train", 48), ("dev", 16)):
+    with open(f"{d}/{name}.tsv", "w") as f:
+        f.write("sentence\tlabel\n")
+        for i in range(n):
+            w = [f"t{rnd.randint(12, 63)}" for _ in range(rnd.randint(3, 8))]
+            w.insert(rnd.randrange(len(w) + 1), "t10" if i % 2 else "t11")
+            f.write(" ".join(w) + f"\t{i % 2}\n")
+PY
+printf 'model broken\ndims batch=8\n' > "$T/broken_cls.cram"
+cat > "$T/down.sweep" <<SPEC
+base   $SRC/models/tiny.cram $D
+data   data
+target interp
+budget steps 3
+eval   16
+train  --batch 8 --ramp 0
+variant wide   -D hidden=64 -D heads=4
+variant postln $SRC/models/ablations/postln_noglu.cram $D
+variant own    -D ffn=32
+classifier own broken_cls.cram
+downstream SST-2 $SRC/models/ablations/finetune_classifier.cram -D classes=2 -D batch=8
+finetune --epochs 1 --lr 1e-3
+SPEC
+"$CRAM" sweep "$T/down.sweep" --check > "$T/dcheck.txt"; check "[ $? = 0 ]"
+check "grep -q 'own .*(classifier .*broken_cls.cram)' $T/dcheck.txt && grep -q '^downstream .*SST-2: classifier' $T/dcheck.txt"
+"$CRAM" sweep "$T/down.sweep" --out "$T/down" > /dev/null 2> "$T/d1.txt"; check "[ $? = 0 ]"
+check "grep -q '^## Downstream: SST-2' $T/down/results.md"
+check "grep -Eq '^\| [12] \| base \(base\) \| [0-9]+\.[0-9]{2} \| \+0\.00 \|' $T/down/results.md"
+check "grep -Eq '^\| [12] \| wide \| [0-9]+\.[0-9]{2} \|' $T/down/results.md"
+check "grep -q '^| - | postln | - | - | cram finetune: .*ffn.out.weight' $T/down/results.md"   # the classifier does not fit
+check "grep -q '^| - | own | - | - | classifier: .*error' $T/down/results.md"                 # its own classifier is refused
+check "[ \$(grep -c 'starting finetuning on' $T/d1.txt) = 3 ] && [ -s $T/down/variants/wide/finetune/metrics.jsonl ]"
+check "grep -q '\"downstream\":[0-9]' $T/down/results.json && grep -q 'downstream,downstream_why' $T/down/results.csv"
+"$CRAM" sweep "$T/down.sweep" --out "$T/down" > /dev/null 2> "$T/d2.txt"; check "[ $? = 0 ]"
+check "[ \$(grep -c 'downstream kept' $T/d2.txt) = 4 ] && ! grep -q 'starting' $T/d2.txt"
+sed -i 's/^finetune --epochs 1/finetune --epochs 2/' "$T/down.sweep"
+"$CRAM" sweep "$T/down.sweep" --out "$T/down" > /dev/null 2> "$T/d3.txt"; check "[ $? = 0 ]"
+check "[ \$(grep -c 'kept (done)' $T/d3.txt) = 4 ] && [ \$(grep -c 'starting finetuning' $T/d3.txt) = 3 ] && ! grep -q 'starting training' $T/d3.txt"
+printf 'base %s\ndata d\nbudget steps 3\nfinetune --init x\n' "$SRC/models/tiny.cram" > "$T/bad5.sweep"
+"$CRAM" sweep "$T/bad5.sweep" --check > /dev/null 2> "$T/e6.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad5.sweep:4:10: .--init. is set by the sweep itself' $T/e6.txt"
+printf 'base %s\ndata d\nbudget steps 3\nfinetune --epochs 1\n' "$SRC/models/tiny.cram" > "$T/bad6.sweep"
+"$CRAM" sweep "$T/bad6.sweep" --check > /dev/null 2> "$T/e7.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad6.sweep:4:1: .finetune. without a .downstream. line' $T/e7.txt"
+printf 'base %s\ndata d\nbudget steps 3\nclassifier nope x.cram\n' "$SRC/models/tiny.cram" > "$T/bad7.sweep"
+"$CRAM" sweep "$T/bad7.sweep" --check > /dev/null 2> "$T/e8.txt"; check "[ $? = 1 ]"
+check "grep -q 'bad7.sweep:4:12: no variant .nope. above this line' $T/e8.txt"
 
 # 5. SPEC errors: one line, file:line:col, exit 1; usage errors exit 2
 printf 'base %s\ndata d\nbudget lightyears 3\n' "$SRC/models/tiny.cram" > "$T/bad1.sweep"
