@@ -12,6 +12,7 @@
  * lives in cram_ctx. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,59 +29,85 @@
 #include "init.h"
 #include "ir.h"
 
+/* The libcuda and cuBLASLt entry points, one row each: X(field, symbol,
+ * return type, parameters). The rows declare the struct fields and the
+ * by-name table dlsym fills them from (sym_table: each symbol names the
+ * offset of its own field), so a row cannot drift from its symbol. */
+#define CU_DRIVER_SYMS(X)                                                                                           \
+  X(Init, "cuInit", CUresult, (unsigned))                                                                           \
+  X(DeviceGetCount, "cuDeviceGetCount", CUresult, (int *))                                                          \
+  X(DeviceGet, "cuDeviceGet", CUresult, (CUdevice *, int))                                                          \
+  X(DeviceGetAttribute, "cuDeviceGetAttribute", CUresult, (int *, CUdevice_attribute, CUdevice))                    \
+  X(PrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult, (CUcontext *, CUdevice))                                \
+  X(PrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult, (CUdevice))                                        \
+  X(CtxSetCurrent, "cuCtxSetCurrent", CUresult, (CUcontext))                                                        \
+  X(CtxSynchronize, "cuCtxSynchronize", CUresult, (void))                                                           \
+  X(ModuleLoadData, "cuModuleLoadData", CUresult, (CUmodule *, const void *))                                       \
+  X(ModuleUnload, "cuModuleUnload", CUresult, (CUmodule))                                                           \
+  X(ModuleGetFunction, "cuModuleGetFunction", CUresult, (CUfunction *, CUmodule, const char *))                     \
+  X(MemAlloc, "cuMemAlloc_v2", CUresult, (CUdeviceptr *, size_t))                                                   \
+  X(MemFree, "cuMemFree_v2", CUresult, (CUdeviceptr))                                                               \
+  X(MemcpyHtoD, "cuMemcpyHtoD_v2", CUresult, (CUdeviceptr, const void *, size_t))                                   \
+  X(MemcpyDtoH, "cuMemcpyDtoH_v2", CUresult, (void *, CUdeviceptr, size_t))                                         \
+  X(MemcpyDtoD, "cuMemcpyDtoD_v2", CUresult, (CUdeviceptr, CUdeviceptr, size_t))                                    \
+  X(MemsetD8, "cuMemsetD8_v2", CUresult, (CUdeviceptr, unsigned char, size_t))                                      \
+  X(LaunchKernel, "cuLaunchKernel", CUresult,                                                                       \
+    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)) \
+  X(GetErrorString, "cuGetErrorString", CUresult, (CUresult, const char **))                                        \
+  X(StreamCreate, "cuStreamCreate", CUresult, (CUstream *, unsigned))                                               \
+  X(StreamDestroy, "cuStreamDestroy_v2", CUresult, (CUstream))
+/* CUDA graphs: optional (a driver without them runs every launch directly) */
+#define CU_GRAPH_SYMS(X)                                                                         \
+  X(StreamBeginCapture, "cuStreamBeginCapture_v2", CUresult, (CUstream, CUstreamCaptureMode))    \
+  X(StreamEndCapture, "cuStreamEndCapture", CUresult, (CUstream, CUgraph *))                     \
+  X(GraphInstantiate, "cuGraphInstantiateWithFlags", CUresult, (CUgraphExec *, CUgraph, unsigned long long)) \
+  X(GraphLaunch, "cuGraphLaunch", CUresult, (CUgraphExec, CUstream))                             \
+  X(GraphDestroy, "cuGraphDestroy", CUresult, (CUgraph))                                         \
+  X(GraphExecDestroy, "cuGraphExecDestroy", CUresult, (CUgraphExec))
+#define CUBLASLT_SYMS(X)                                                                                                   \
+  X(Create, "cublasLtCreate", cublasStatus_t, (cublasLtHandle_t *))                                                        \
+  X(Destroy, "cublasLtDestroy", cublasStatus_t, (cublasLtHandle_t))                                                        \
+  X(MatmulDescCreate, "cublasLtMatmulDescCreate", cublasStatus_t, (cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t)) \
+  X(MatmulDescDestroy, "cublasLtMatmulDescDestroy", cublasStatus_t, (cublasLtMatmulDesc_t))                                \
+  X(MatmulDescSetAttribute, "cublasLtMatmulDescSetAttribute", cublasStatus_t,                                              \
+    (cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t))                                          \
+  X(MatrixLayoutCreate, "cublasLtMatrixLayoutCreate", cublasStatus_t,                                                      \
+    (cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t))                                                 \
+  X(MatrixLayoutDestroy, "cublasLtMatrixLayoutDestroy", cublasStatus_t, (cublasLtMatrixLayout_t))                          \
+  X(MatrixLayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute", cublasStatus_t,                                          \
+    (cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void *, size_t))                                       \
+  X(PreferenceCreate, "cublasLtMatmulPreferenceCreate", cublasStatus_t, (cublasLtMatmulPreference_t *))                    \
+  X(PreferenceDestroy, "cublasLtMatmulPreferenceDestroy", cublasStatus_t, (cublasLtMatmulPreference_t))                    \
+  X(PreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute", cublasStatus_t,                                        \
+    (cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t))                              \
+  X(AlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic", cublasStatus_t,                                                    \
+    (cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,       \
+     cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int, cublasLtMatmulHeuristicResult_t[], int *))                   \
+  X(Matmul, "cublasLtMatmul", cublasStatus_t,                                                                              \
+    (cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t, const void *,             \
+     cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *, cublasLtMatrixLayout_t,           \
+     const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t))
+
+#define SYM_FIELD(field, sym, ret, params) ret(*field) params;
 typedef struct Drv {
   void *h;
-  CUresult (*Init)(unsigned);
-  CUresult (*DeviceGetCount)(int *);
-  CUresult (*DeviceGet)(CUdevice *, int);
-  CUresult (*DeviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
-  CUresult (*PrimaryCtxRetain)(CUcontext *, CUdevice);
-  CUresult (*PrimaryCtxRelease)(CUdevice);
-  CUresult (*CtxSetCurrent)(CUcontext);
-  CUresult (*CtxSynchronize)(void);
-  CUresult (*ModuleLoadData)(CUmodule *, const void *);
-  CUresult (*ModuleUnload)(CUmodule);
-  CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
-  CUresult (*MemAlloc)(CUdeviceptr *, size_t);
-  CUresult (*MemFree)(CUdeviceptr);
-  CUresult (*MemcpyHtoD)(CUdeviceptr, const void *, size_t);
-  CUresult (*MemcpyDtoH)(void *, CUdeviceptr, size_t);
-  CUresult (*MemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
-  CUresult (*MemsetD8)(CUdeviceptr, unsigned char, size_t);
-  CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
-                           void **, void **);
-  CUresult (*GetErrorString)(CUresult, const char **);
-  CUresult (*StreamCreate)(CUstream *, unsigned);
-  CUresult (*StreamDestroy)(CUstream);
-  /* CUDA graphs (optional: a driver without them runs every launch directly) */
-  CUresult (*StreamBeginCapture)(CUstream, CUstreamCaptureMode);
-  CUresult (*StreamEndCapture)(CUstream, CUgraph *);
-  CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
-  CUresult (*GraphLaunch)(CUgraphExec, CUstream);
-  CUresult (*GraphDestroy)(CUgraph);
-  CUresult (*GraphExecDestroy)(CUgraphExec);
+  CU_DRIVER_SYMS(SYM_FIELD)
+  CU_GRAPH_SYMS(SYM_FIELD)
 } Drv;
-
 typedef struct Lt {
   void *h;
-  cublasStatus_t (*Create)(cublasLtHandle_t *);
-  cublasStatus_t (*Destroy)(cublasLtHandle_t);
-  cublasStatus_t (*MatmulDescCreate)(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t);
-  cublasStatus_t (*MatmulDescDestroy)(cublasLtMatmulDesc_t);
-  cublasStatus_t (*MatmulDescSetAttribute)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t);
-  cublasStatus_t (*MatrixLayoutCreate)(cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t);
-  cublasStatus_t (*MatrixLayoutDestroy)(cublasLtMatrixLayout_t);
-  cublasStatus_t (*MatrixLayoutSetAttribute)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void *, size_t);
-  cublasStatus_t (*PreferenceCreate)(cublasLtMatmulPreference_t *);
-  cublasStatus_t (*PreferenceDestroy)(cublasLtMatmulPreference_t);
-  cublasStatus_t (*PreferenceSetAttribute)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t);
-  cublasStatus_t (*AlgoGetHeuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                     cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
-                                     cublasLtMatmulHeuristicResult_t[], int *);
-  cublasStatus_t (*Matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t,
-                           const void *, cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *,
-                           cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t);
+  CUBLASLT_SYMS(SYM_FIELD)
 } Lt;
+
+typedef struct Sym {
+  const char *name;
+  size_t off; /* of its field in Drv / Lt */
+} Sym;
+#define DRV_SYM(field, sym, ret, params) {sym, offsetof(Drv, field)},
+#define LT_SYM(field, sym, ret, params) {sym, offsetof(Lt, field)},
+static const Sym drv_syms[] = {CU_DRIVER_SYMS(DRV_SYM)};
+static const Sym graph_syms[] = {CU_GRAPH_SYMS(DRV_SYM)};
+static const Sym lt_syms[] = {CUBLASLT_SYMS(LT_SYM)};
 
 #define WORKSPACE (32u << 20)
 #define SEED_OFF 16u  /* the dropout seed in scal (u64; after scale, step, lr) */
@@ -155,9 +182,15 @@ static const char *cuerr(const cram_ctx *c, CUresult r) {
     if (r_ != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_));  \
   } while (0)
 
-static bool load_syms(void *h, void **dst, const char *const *names, int n, const char **missing) {
-  for (int i = 0; i < n; i++)
-    if (!(dst[i] = dlsym(h, names[i]))) return *missing = names[i], false;
+/* Fills the fields of `base` (a Drv or Lt) that syms[0..n) name; false with
+ * *missing = the first symbol h lacks. memcpy: dlsym's void * into a function
+ * pointer, as POSIX specifies. */
+static bool load_syms(void *h, void *base, const Sym *syms, size_t n, const char **missing) {
+  for (size_t i = 0; i < n; i++) {
+    void *p = dlsym(h, syms[i].name);
+    if (!p) return *missing = syms[i].name, false;
+    memcpy((char *)base + syms[i].off, &p, sizeof p);
+  }
   return true;
 }
 
@@ -165,18 +198,10 @@ static cram_step_rc load_driver(cram_ctx *c) {
   c->d.h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!c->d.h)
     return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu", dlerror());
-  static const char *names[] = {"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute", "cuDevicePrimaryCtxRetain",
-                                "cuDevicePrimaryCtxRelease_v2", "cuCtxSetCurrent", "cuCtxSynchronize", "cuModuleLoadData",
-                                "cuModuleUnload", "cuModuleGetFunction", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2",
-                                "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuLaunchKernel", "cuGetErrorString",
-                                "cuStreamCreate", "cuStreamDestroy_v2"};
   const char *miss = NULL;
-  if (!load_syms(c->d.h, (void **)&c->d.Init, names, (int)(sizeof names / sizeof *names), &miss))
+  if (!load_syms(c->d.h, &c->d, drv_syms, sizeof drv_syms / sizeof *drv_syms, &miss))
     return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
-  static const char *gnames[] = {"cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuGraphInstantiateWithFlags",
-                                 "cuGraphLaunch", "cuGraphDestroy", "cuGraphExecDestroy"};
-  c->graphs = !c->no_graphs &&
-              load_syms(c->d.h, (void **)&c->d.StreamBeginCapture, gnames, (int)(sizeof gnames / sizeof *gnames), &miss);
+  c->graphs = !c->no_graphs && load_syms(c->d.h, &c->d, graph_syms, sizeof graph_syms / sizeof *graph_syms, &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
   if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
@@ -190,13 +215,8 @@ static cram_step_rc load_lt(cram_ctx *c) {
   cram_cuda_search where = cram_cuda_search_from_env();
   c->lt.h = cram_cuda_open_lib(&where, &cram_cuda_lib_cublaslt, NULL, 0, tried, sizeof tried);
   if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load cuBLASLt (libcublasLt.so.13); looked in: %s", tried);
-  static const char *names[] = {"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy",
-                                "cublasLtMatmulDescSetAttribute", "cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy",
-                                "cublasLtMatrixLayoutSetAttribute", "cublasLtMatmulPreferenceCreate",
-                                "cublasLtMatmulPreferenceDestroy", "cublasLtMatmulPreferenceSetAttribute",
-                                "cublasLtMatmulAlgoGetHeuristic", "cublasLtMatmul"};
   const char *miss = NULL;
-  if (!load_syms(c->lt.h, (void **)&c->lt.Create, names, (int)(sizeof names / sizeof *names), &miss))
+  if (!load_syms(c->lt.h, &c->lt, lt_syms, sizeof lt_syms / sizeof *lt_syms, &miss))
     return fail(c, CRAM_STEP_E_DEVICE, "libcublasLt lacks %s", miss);
   if (c->lt.Create(&c->lth) != CUBLAS_STATUS_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s", "cublasLtCreate failed");
   return CRAM_STEP_OK;
