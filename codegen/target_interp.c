@@ -52,8 +52,10 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   fclose(dmem);
   bool ok = false;
   if (!ev) {
-    if (dbuf && strchr(dbuf, '\n')) *strchr(dbuf, '\n') = '\0';
-    cg_fail(err, errlen, "building the train graphs failed: %s", dbuf && *dbuf ? dbuf : "unknown reason");
+    /* every diagnostic line (a failing pass may report several), without the last newline */
+    size_t n = dbuf ? strlen(dbuf) : 0;
+    while (n && dbuf[n - 1] == '\n') dbuf[--n] = '\0';
+    cg_fail(err, errlen, "building the train graphs failed: %s", n ? dbuf : "unknown reason");
     goto out;
   }
   char hash[17];
