@@ -8,14 +8,10 @@
 static void count_targets(RCu *c, int ti, int64_t N, int64_t V, int64_t ignore) {
   rc_launch(c, 1, 1024, "cr_count_targets(x%d, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, T, E, code)", ti, N, V, ignore);
 }
-/* o[0] = the sum of n row losses at scratch offset off / used rows */
-static void loss_reduce(RCu *c, int64_t n, int64_t off) {
-  rc_launch(c, 1, 1024, "cr_loss_reduce(o, T, %" PRId64 "ll, %" PRId64 "ll)", off, n);
-}
-
-/* o[0] = the sum of n row hits at scratch offset off, o[1] = used rows */
-static void hits_reduce(RCu *c, int64_t n, int64_t off) {
-  rc_launch(c, 1, 1024, "cr_hits_reduce(o, T, %" PRId64 "ll, %" PRId64 "ll)", off, n);
+/* the n row partials at scratch offset off summed: o[0] = their mean over the used rows
+ * (losses), or o[0] = their sum and o[1] = the used rows (hits) */
+static void part_reduce(RCu *c, bool hits, int64_t n, int64_t off) {
+  rc_launch(c, 1, 1024, "cr_part_reduce<%s>(o, T, %" PRId64 "ll, %" PRId64 "ll)", hits ? "true" : "false", off, n);
 }
 
 void rc_render_cross_entropy(RCu *c) {
@@ -25,10 +21,9 @@ void rc_render_cross_entropy(RCu *c) {
   if (c->k->n->op == OP_CROSS_ENTROPY || c->k->n->op == OP_XENT_HITS) {
     bool hits = c->k->n->op == OP_XENT_HITS;
     rc_need_scratch(c, CR_SCR_PART + (uint64_t)N * 8);
-    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_%s(x0, x1, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)",
-              hits ? "hits" : "loss", N, V, ignore);
-    if (hits) hits_reduce(c, N, CR_SCR_PART);
-    else loss_reduce(c, N, CR_SCR_PART);
+    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_part<%s>(x0, x1, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)",
+              hits ? "true" : "false", N, V, ignore);
+    part_reduce(c, hits, N, CR_SCR_PART);
   } else {
     rc_need_scratch(c, CR_SCR_PART);
     rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_grad(o, x0, x1, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", N, V,
@@ -102,8 +97,7 @@ void rc_render_xent_linear(RCu *c) {
                 r0 ? "true" : "false", gf, nr, V);
     }
   }
-  if (wrt == -1) loss_reduce(c, N, CR_SCR_PART);
-  if (wrt == -2) hits_reduce(c, N, CR_SCR_PART);
+  if (wrt < 0) part_reduce(c, wrt == -2, N, CR_SCR_PART);
   if (acc32) /* the f32 sum of the chunks' dW, rounded once */
     rc_launch(c, rc_grid_for(V * H, 1), CR_BLOCK, "cr_copy(o, (const float *)(T + %" PRId64 "), %" PRId64 "ll)", goff, V * H);
 }

@@ -4,7 +4,7 @@
 // Shapes: bert_crammed at microbatch 128: 128 x 32 masked rows = 4096 rows of
 // V = 32768 logits (512 MiB of f32 logits; the decoder GEMM writes them).
 //
-//   v1  cramc's cross_entropy + cross_entropy_grad kernels today (cr_xent_row_loss,
+//   v1  cramc's cross_entropy + cross_entropy_grad kernels today (cr_xent_row_part<false>,
 //       cr_xent_row_grad of codegen/cuda_kernels/crossentropy.cuh): warp per row; the loss kernel reads the row twice (max, sum),
 //       the gradient kernel three times (max, sum, write): five reads and one write
 //   v2  llm.c's fused classifier idea: one block per row, one pass computing max and
@@ -39,7 +39,7 @@ static void ce_ref(const float *x, const int *t, double k, double *loss, float *
 
 // ---- v1: the generated kernels ------------------------------------------------------------------
 // T: the kernels' scratch (used-row count at CR_SCR_USED, row losses at CR_SCR_PART)
-__global__ void ce_loss_v1(char *T, const float *x0, const int *x1) { cr_xent_row_loss(x0, x1, T, R, V, IGNORE); }
+__global__ void ce_loss_v1(char *T, const float *x0, const int *x1) { cr_xent_row_part<false>(x0, x1, T, R, V, IGNORE); }
 __global__ void ce_grad_v1(float *o, const float *x0, const int *x1, const float *dloss, const char *T) {
   cr_xent_row_grad(o, x0, x1, dloss, T, R, V, IGNORE);
 }

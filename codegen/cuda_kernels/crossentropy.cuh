@@ -23,45 +23,17 @@ __device__ __forceinline__ void cr_count_targets(const int *tg, long long N, lon
   __syncthreads();
   if (threadIdx.x == 0) *(int *)(T + CR_SCR_USED) = cnt;
 }
-// o[0] = sum of the n row losses (doubles at T + off) / used rows
-template <class O> __device__ __forceinline__ void cr_loss_reduce(O o, const char *T, long long off, long long n) {
+// The sum of the n row partials (doubles at T + off): HITS, o[0] = it and
+// o[1] = used rows (xent_hits); else o[0] = it / used rows (the mean loss)
+template <bool HITS, class O> __device__ __forceinline__ void cr_part_reduce(O o, const char *T, long long off, long long n) {
   const double *part = (const double *)(T + off);
   double s = 0;
   for (long long i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
   s = cr_block_sum_d(s);
-  if (threadIdx.x == 0) {
-    const int used = *(const int *)(T + CR_SCR_USED);
-    o[0] = (float)(used ? s / used : 0.0);
-  }
-}
-// per-row loss logsumexp(x[r]) - x[r, t] into the partials (0 for an unused row)
-template <class X>
-__device__ __forceinline__ void cr_xent_row_loss(X x, const int *tg, char *T, long long N, long long V, long long ignore) {
-  long long r;
-  int lane;
-  if (!cr_row(N, &r, &lane)) return;
-  double *part = (double *)(T + CR_SCR_PART);
-  const int t = tg[r];
-  if (t == ignore || t < 0 || t >= V) {
-    if (lane == 0) part[r] = 0;
-    return;
-  }
-  const auto xr = x + r * V;
-  float m = -INFINITY;
-  for (long long j = lane; j < V; j += 32) m = fmaxf(m, xr[j]);
-  m = cr_warp_max(m);
-  float s = 0.f;
-  for (long long j = lane; j < V; j += 32) s += __expf(xr[j] - m);
-  s = cr_warp_sum(s);
-  if (lane == 0) part[r] = (double)m + log((double)s) - (double)xr[t];
-}
-// o[0] = the sum of the n per-row hits (doubles at T + off), o[1] = used rows (xent_hits)
-template <class O> __device__ __forceinline__ void cr_hits_reduce(O o, const char *T, long long off, long long n) {
-  const double *part = (const double *)(T + off);
-  double s = 0;
-  for (long long i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
-  s = cr_block_sum_d(s);
-  if (threadIdx.x == 0) o[0] = (float)s, o[1] = (float)*(const int *)(T + CR_SCR_USED);
+  if (threadIdx.x != 0) return;
+  const int used = *(const int *)(T + CR_SCR_USED);
+  if constexpr (HITS) o[0] = (float)s, o[1] = (float)used;
+  else o[0] = (float)(used ? s / used : 0.0);
 }
 // *part = 1 when the first argmax of the row's logits z(0 .. V) is its target t, else 0
 template <class Z> __device__ __forceinline__ void cr_row_hit(Z z, int t, long long V, int lane, double *part) {
@@ -72,8 +44,10 @@ template <class Z> __device__ __forceinline__ void cr_row_hit(Z z, int t, long l
   cr_warp_argmax(m, at);
   if (lane == 0) *part = at == t ? 1.0 : 0.0;
 }
-template <class X>
-__device__ __forceinline__ void cr_xent_row_hits(X x, const int *tg, char *T, long long N, long long V, long long ignore) {
+// Row r's partial: HITS, 1 when its argmax is the target; else its loss
+// logsumexp(x[r]) - x[r, t]; 0 for an unused row
+template <bool HITS, class X>
+__device__ __forceinline__ void cr_xent_row_part(X x, const int *tg, char *T, long long N, long long V, long long ignore) {
   long long r;
   int lane;
   if (!cr_row(N, &r, &lane)) return;
@@ -84,7 +58,17 @@ __device__ __forceinline__ void cr_xent_row_hits(X x, const int *tg, char *T, lo
     return;
   }
   const auto xr = x + r * V;
-  cr_row_hit([&](long long j) -> float { return (float)xr[j]; }, t, V, lane, part + r);
+  if constexpr (HITS) {
+    cr_row_hit([&](long long j) -> float { return (float)xr[j]; }, t, V, lane, part + r);
+  } else {
+    float m = -INFINITY;
+    for (long long j = lane; j < V; j += 32) m = fmaxf(m, xr[j]);
+    m = cr_warp_max(m);
+    float s = 0.f;
+    for (long long j = lane; j < V; j += 32) s += __expf(xr[j] - m);
+    s = cr_warp_sum(s);
+    if (lane == 0) part[r] = (double)m + log((double)s) - (double)xr[t];
+  }
 }
 // dlogits = dloss / used * (softmax(x[r]) - onehot(t)); zero rows for unused targets
 template <class O, class X, class S>
