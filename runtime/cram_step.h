@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CRAM_STEP_ABI_VERSION 2u /* 2: cram_update_args carries the AdamW/clip hyper-parameters */
+#define CRAM_STEP_ABI_VERSION 3u /* 2: cram_update_args carries the AdamW/clip hyper-parameters; 3: grad_buffer */
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
 /* Longest parameter or input name, in bytes without the NUL: cramc refuses
@@ -40,7 +40,8 @@
 extern "C" {
 #endif
 
-typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 2 } cram_step_dtype;
+/* CRAM_DT_F64 (v3) only describes the interp target's gradient buffer (grad_buffer). */
+typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 2, CRAM_DT_F64 = 3 } cram_step_dtype;
 
 /* Return code of every entry point; details via last_error(). */
 typedef enum cram_step_rc {
@@ -123,6 +124,17 @@ typedef struct cram_create_opts {
 
 typedef struct cram_ctx cram_ctx;
 
+/* The whole gradient accumulator as one flat array (v3), for data-parallel
+ * training: every rank sums it in place (all-reduce) between its last step()
+ * and update(). The order of parameters and any alignment padding inside it
+ * are the step's own business; padding stays zero. */
+typedef struct cram_grad_buffer {
+  void *data;                            /* host pointer, or a CUDA device pointer when on_device */
+  cram_step_dtype dtype;                 /* CRAM_DT_F32, or CRAM_DT_F64 (interp) */
+  int64_t count;                         /* elements, including any alignment padding */
+  int32_t on_device;                     /* 1: data is a CUdeviceptr of the context's device */
+} cram_grad_buffer;
+
 typedef struct cram_step_api {
   uint32_t abi_version;                  /* first field, always: checked before anything else */
   uint32_t struct_size;                  /* sizeof(cram_step_api) of the builder */
@@ -158,6 +170,11 @@ typedef struct cram_step_api {
    * outputs[k], skips it). Dropout off, no gradients, state untouched: what
    * finetuning's dev evaluation needs (the class logits). */
   cram_step_rc (*predict)(cram_ctx *ctx, const void *const *inputs, float *loss, float *const *outputs);
+
+  /* v3: grad_acc as one flat buffer the caller may modify in place; valid
+   * until destroy() (the pointer does not move), meaningful between step()
+   * and update(). Device work on it is complete when step() returns. */
+  cram_step_rc (*grad_buffer)(cram_ctx *ctx, cram_grad_buffer *out);
 } cram_step_api;
 
 typedef const cram_step_api *(*cram_step_entry_fn)(void);

@@ -38,6 +38,7 @@ static const int64_t numel[NP] = {V * H, H * V, V};
 
 struct cram_ctx {
     float *p[NP], *g[NP], *m[NP], *v[NP];
+    float *gblock; /* g[i] point into it: grad_buffer() */
     long calls;
     int training;
     uint64_t dropout_seed, runs; /* the dropout stream: run n draws from CRAM_STEP_RUN_SEED(dropout_seed, n) */
@@ -90,9 +91,10 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
     }
     c->training = opts ? opts->training : 0;
     c->dropout_seed = opts ? opts->dropout_seed : 0;
-    for (int i = 0; i < NP; i++) {
+    c->gblock = calloc(V * H + H * V + V, sizeof(float));
+    for (int i = 0, off = 0; i < NP; off += (int)numel[i], i++) {
         c->p[i] = calloc((size_t)numel[i], sizeof(float));
-        c->g[i] = calloc((size_t)numel[i], sizeof(float));
+        c->g[i] = c->gblock + off;
         c->m[i] = calloc((size_t)numel[i], sizeof(float));
         c->v[i] = calloc((size_t)numel[i], sizeof(float));
     }
@@ -107,7 +109,8 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
 
 static void fx_destroy(cram_ctx *c) {
     if (!c) return;
-    for (int i = 0; i < NP; i++) free(c->p[i]), free(c->g[i]), free(c->m[i]), free(c->v[i]);
+    for (int i = 0; i < NP; i++) free(c->p[i]), free(c->m[i]), free(c->v[i]);
+    free(c->gblock);
     free(c);
 }
 
@@ -282,6 +285,12 @@ static cram_step_rc fx_predict(cram_ctx *c, const void *const *in, float *loss, 
     return fx_eval(c, in, loss);
 }
 
+static cram_step_rc fx_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
+    if (!out) return CRAM_STEP_E_ARG;
+    *out = (cram_grad_buffer){.data = c->gblock, .dtype = CRAM_DT_F32, .count = V * H + H * V + V, .on_device = 0};
+    return CRAM_STEP_OK;
+}
+
 static const cram_step_api api = {
     .abi_version = CRAM_STEP_ABI_VERSION,
     .struct_size = sizeof(cram_step_api),
@@ -300,6 +309,7 @@ static const cram_step_api api = {
     .grad_norm = fx_grad_norm,
     .zero_grad = fx_zero_grad,
     .predict = fx_predict,
+    .grad_buffer = fx_grad_buffer,
 };
 
 

@@ -112,7 +112,7 @@ int main(void) {
                             "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"
                             "#define F (void *)f\n"
                             "static const cram_step_api api = {CRAM_STEP_ABI_VERSION, sizeof(cram_step_api), &meta,"
-                            " F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
+                            " F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
                             "const cram_step_api *cram_step_entry(void) { return &api; }\n") == 0);
         expect("huge.so", "over 2^40 elements");
     }
