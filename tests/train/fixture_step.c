@@ -12,7 +12,9 @@
  *                              return a NaN loss and NaN gradients;
  *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients;
  *   CRAM_FIXTURE_DATA_ERR=A:N  same calls fail with CRAM_STEP_E_DATA (grad_acc untouched);
- *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device).
+ *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device);
+ *   CRAM_FIXTURE_DROPOUT=0     no "dropout" factor (a model without dropout: data-parallel
+ *                              runs then equal one process up to summation order).
  *
  * Dropout, as far as the trainer can tell: created with training = 1, every
  * step() scales its loss and gradients by a factor in [0.99, 1.01) drawn from
@@ -89,7 +91,8 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
         snprintf(err, errlen, "fixture: out of memory");
         return CRAM_STEP_E_NOMEM;
     }
-    c->training = opts ? opts->training : 0;
+    const char *dr = getenv("CRAM_FIXTURE_DROPOUT");
+    c->training = opts && !(dr && strcmp(dr, "0") == 0) ? opts->training : 0;
     c->dropout_seed = opts ? opts->dropout_seed : 0;
     c->gblock = calloc(V * H + H * V + V, sizeof(float));
     for (int i = 0, off = 0; i < NP; off += (int)numel[i], i++) {
