@@ -691,8 +691,9 @@ static cram_status same_job(const trainer *tr, cram_err *err) {
     double x[14] = {(double)st->step,  (double)st->seq_pos, (double)st->runs,   (double)st->seed,  st->shuffle,
                     (double)st->steps, st->budget_flops,    st->budget,         (double)st->batch, st->ramp,
                     st->peak_lr,       st->warmup,          (double)st->mask_n, st->max_norm};
-    double y[10] = {(double)st->budget_tokens, st->lr_shape, st->beta1, st->beta2, st->eps, st->weight_decay,
-                    st->weight_decay_other, (double)c->stop_at, (double)c->eval_every, (double)c->ckpt_every_steps};
+    double y[13] = {(double)st->budget_tokens, st->lr_shape, st->beta1, st->beta2, st->eps, st->weight_decay,
+                    st->weight_decay_other, (double)c->stop_at, (double)c->eval_every, (double)c->ckpt_every_steps,
+                    c->ckpt_every_s, c->max_bad, (double)c->eval_seqs};
     v[2] = fnv(fnv(v[2], x, sizeof x), y, sizeof y);
     static const char *what[] = {"the step artifact (model, source hash, cramc version)",
                                  "the training data (shards of --data)", "the run's settings or checkpoint"};
