@@ -47,7 +47,7 @@ static void expect(const char *file, const char *needle) {
     "static const cram_step_meta meta = {.abi_version = " ver ", .model = \"m\", .target = \"cpu\"};\n" \
     "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"                                              \
     "#define F (void *)f\n"                                                                               \
-    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
+    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
     "const cram_step_api *cram_step_entry(void) { return &api; }\n"
 
 int main(void) {
@@ -65,14 +65,17 @@ int main(void) {
     } else {
         CHECK(build("nosym", "int something(void) { return 1; }\n") == 0);
         expect("nosym.so", "not a cramc artifact (no cram_step_entry symbol)");
-        CHECK(build("v3", TABLE("3", "sizeof(cram_step_api)")) == 0);
-        expect("v3.so", "built for step ABI v3, this cram speaks v2: recompile with this cramc");
+        CHECK(build("v4", TABLE("4", "sizeof(cram_step_api)")) == 0);
+        expect("v4.so", "built for step ABI v4, this cram speaks v3: recompile with this cramc");
         /* v1 artifacts took the optimizer hyper-parameters as constants: refused, not misread */
         CHECK(build("v1", TABLE("1", "sizeof(cram_step_api)")) == 0);
-        expect("v1.so", "built for step ABI v1, this cram speaks v2: recompile with this cramc");
-        CHECK(build("small", TABLE("2", "16")) == 0);
+        expect("v1.so", "built for step ABI v1, this cram speaks v3: recompile with this cramc");
+        /* v2 artifacts have no grad_buffer entry: refused the same way */
+        CHECK(build("v2", TABLE("2", "sizeof(cram_step_api)")) == 0);
+        expect("v2.so", "built for step ABI v2, this cram speaks v3: recompile with this cramc");
+        CHECK(build("small", TABLE("3", "16")) == 0);
         expect("small.so", "smaller than");
-        CHECK(build("good", TABLE("2", "sizeof(cram_step_api)")) == 0);
+        CHECK(build("good", TABLE("3", "sizeof(cram_step_api)")) == 0);
         snprintf(p, sizeof p, "%s/good.so", dir);
         cram_step_lib lib;
         cram_err err = {0};
