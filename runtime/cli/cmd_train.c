@@ -18,19 +18,25 @@
 #include "../train.h"
 #include "cli.h"
 
-static volatile sig_atomic_t g_train_stop; /* the only mutable global: set by SIGINT/SIGTERM/SIGHUP */
+static volatile sig_atomic_t g_train_stop; /* set by SIGINT/SIGTERM/SIGHUP */
+/* what the handler says: 2 one process, 1 rank 0 of several, 0 the other ranks (the
+ * launcher signals every rank; one line is enough). Set once before the handler is installed. */
+static volatile sig_atomic_t g_signal_say = 2;
 
 static void on_signal(int sig) {
     (void)sig;
     static const char first[] = "\ncram train: stopping after the current microbatch (the partial update is "
                                 "discarded), then checkpointing; signal again to quit at once\n";
+    static const char first_many[] = "\ncram train: all ranks stop after the current update, then checkpoint; "
+                                     "signal again to quit at once\n";
     static const char again[] = "\ncram train: quitting without a checkpoint (the last one is intact)\n";
     if (g_train_stop) {
-        if (write(2, again, sizeof again - 1) < 0) _exit(130);
+        if (g_signal_say && write(2, again, sizeof again - 1) < 0) _exit(130);
         _exit(130);
     }
     g_train_stop = 1;
-    if (write(2, first, sizeof first - 1) < 0) return;
+    if (g_signal_say == 2 && write(2, first, sizeof first - 1) < 0) return;
+    if (g_signal_say == 1 && write(2, first_many, sizeof first_many - 1) < 0) return;
 }
 
 typedef struct prog {
@@ -233,6 +239,7 @@ int cram_cmd_train(int argc, char **argv) {
     }
     if (dist.size > 1 && !A.device_set) A.cfg.device = dist.local_rank; /* one GPU per rank of a node */
     A.cfg.dist = &dist;
+    g_signal_say = dist.size < 2 ? 2 : dist.rank == 0 ? 1 : 0;
     A.cfg.data_dir = A.data;
     A.cfg.run_dir = A.resume ? A.resume : A.out;
     A.cfg.resume = A.resume != NULL;

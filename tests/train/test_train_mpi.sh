@@ -103,6 +103,17 @@ check "[ -f $T/kill/checkpoint.safetensors ]"
 check "grep -q 'stopped at step\|done at step' $T/kill.err || [ \$(wc -l < $T/kill.err) = 0 ]"
 "$CRAM" eval "$FX" --data "$T/data" --checkpoint "$T/kill" > /dev/null; check "[ $? = 0 ]"
 
+# SIGINT to mpirun (forwarded to every rank): all stop at the same update
+# boundary, rank 0 checkpoints and says so once; the run resumes
+CRAM_FIXTURE_SLEEP_US=20000 $MPI -np 2 "$CRAM" train "$FX" $R --steps 100000 --out "$T/sig" 2> "$T/sig.err" &
+pid=$!
+for i in $(seq 100); do [ -s "$T/sig/metrics.jsonl" ] && break; sleep 0.1; done
+sleep 0.5; kill -INT $pid; wait $pid
+check "[ \$(grep -c 'interrupted at step' $T/sig.err) = 1 ] && [ \$(grep -c 'all ranks stop after the current update' $T/sig.err) = 1 ]"
+n=$(wc -l < "$T/sig/metrics.jsonl")
+"$CRAM" train "$FX" --data "$T/data" --resume "$T/sig" --stop-at $((n + 2)) --quiet; check "[ $? = 0 ]"
+check "[ \$(wc -l < $T/sig/metrics.jsonl) = $((n + 2)) ]"
+
 # 5. ranks that disagree are refused before any update
 $MPI -np 1 "$CRAM" train "$FX" $R --out "$T/mb" : -np 1 "$CRAM" train "$FX" $R --max-bad 3 --out "$T/mb" 2> "$T/mb.err"
 check "[ $? = 1 ] && grep -q 'ranks disagree on the run' $T/mb.err"
