@@ -51,7 +51,8 @@ enum {
   X(P, cram_step_rc, grad_norm, (cram_ctx * ctx, float *norm))                             \
   X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))                                         \
   X(P, cram_step_rc, predict, (cram_ctx * ctx, const void *const *inputs, float *loss, float *const *outputs)) \
-  X(P, cram_step_rc, eval_accuracy, (cram_ctx * ctx, const void *const *inputs, float *loss, double *correct, double *counted))
+  X(P, cram_step_rc, eval_accuracy, (cram_ctx * ctx, const void *const *inputs, float *loss, double *correct, double *counted)) \
+  X(P, cram_step_rc, grad_buffer, (cram_ctx * ctx, cram_grad_buffer * out))
 
 #define CRAM_STEP_SHIM_DECL_(P, ret, name, params) ret P##_##name params;
 

@@ -30,9 +30,9 @@
 #include <stdint.h>
 
 /* 2: cram_update_args carries the AdamW/clip hyper-parameters;
- * 3: eval_accuracy(), cram_step_meta.has_accuracy, and the run-time settings
- *    tf32 / no_graphs / cpu_profile in cram_create_opts (were environment
- *    variables read by the shims) */
+ * 3: eval_accuracy(), cram_step_meta.has_accuracy, grad_buffer() and
+ *    CRAM_DT_F64, and the run-time settings tf32 / no_graphs / cpu_profile in
+ *    cram_create_opts (were environment variables read by the shims) */
 #define CRAM_STEP_ABI_VERSION 3u
 #define CRAM_STEP_ENTRY "cram_step_entry"
 #define CRAM_STEP_MAX_RANK 6
@@ -44,7 +44,8 @@
 extern "C" {
 #endif
 
-typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 2 } cram_step_dtype;
+/* CRAM_DT_F64 (v3) only describes the interp target's gradient buffer (grad_buffer). */
+typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 2, CRAM_DT_F64 = 3 } cram_step_dtype;
 
 /* Return code of every entry point; details via last_error(). */
 typedef enum cram_step_rc {
@@ -135,6 +136,17 @@ typedef struct cram_create_opts {
 
 typedef struct cram_ctx cram_ctx;
 
+/* The whole gradient accumulator as one flat array (v3), for data-parallel
+ * training: every rank sums it in place (all-reduce) between its last step()
+ * and update(). The order of parameters and any alignment padding inside it
+ * are the step's own business; padding stays zero. */
+typedef struct cram_grad_buffer {
+  void *data;                            /* host pointer, or a CUDA device pointer when on_device */
+  cram_step_dtype dtype;                 /* CRAM_DT_F32, or CRAM_DT_F64 (interp) */
+  int64_t count;                         /* elements, including any alignment padding */
+  int32_t on_device;                     /* 1: data is a CUdeviceptr of the context's device */
+} cram_grad_buffer;
+
 typedef struct cram_step_api {
   uint32_t abi_version;                  /* first field, always: checked before anything else */
   uint32_t struct_size;                  /* sizeof(cram_step_api) of the builder */
@@ -177,6 +189,11 @@ typedef struct cram_step_api {
    * so accuracy = sum correct / sum counted over a data set. Both 0 when
    * meta->has_accuracy is 0 (the loss is not a cross_entropy). */
   cram_step_rc (*eval_accuracy)(cram_ctx *ctx, const void *const *inputs, float *loss, double *correct, double *counted);
+
+  /* v3: grad_acc as one flat buffer the caller may modify in place; valid
+   * until destroy() (the pointer does not move), meaningful between step()
+   * and update(). Device work on it is complete when step() returns. */
+  cram_step_rc (*grad_buffer)(cram_ctx *ctx, cram_grad_buffer *out);
 } cram_step_api;
 
 typedef const cram_step_api *(*cram_step_entry_fn)(void);

@@ -69,7 +69,8 @@ cram_status cram_step_check(const cram_step_api *api, const char *label, cram_er
                             api->abi_version);
     if (!api->create || !api->destroy || !api->last_error || !api->init_params || !api->get_param ||
         !api->set_param || !api->get_moments || !api->set_moments || !api->step || !api->update || !api->eval ||
-        !api->grad_norm || !api->zero_grad || !api->predict || !api->eval_accuracy)
+        !api->grad_norm || !api->zero_grad || !api->predict || !api->eval_accuracy ||
+        !api->grad_buffer)
         return cram_err_set(err, CRAM_E_HEADER, "%s: step table has a missing entry point", label);
     if ((m->ndims && !m->dims) || (m->ninputs && !m->inputs) || (m->nparams && !m->params) ||
         (m->noutputs && !m->outputs))

@@ -195,11 +195,12 @@ static void jnum(FILE *f, const char *k, double v) {
 
 /* ---- checkpoints --------------------------------------------------------------- */
 
+/* Rank 0 writes it (every rank holds the same state); the others only learn the path. */
 static cram_status checkpoint(const cram_step_api *api, cram_ctx *ctx, const cram_train_config *cfg,
                               const cram_train_state *st, cram_train_result *res, cram_err *err) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", cfg->run_dir, CRAM_CKPT_FILE);
-    cram_status r = cram_ckpt_save(path, api, ctx, st, err);
+    cram_status r = cfg->dist && cfg->dist->rank != 0 ? CRAM_OK : cram_ckpt_save(path, api, ctx, st, err);
     if (r == CRAM_OK) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
     return r;
 }
@@ -231,6 +232,10 @@ typedef struct trainer {
     uint64_t held_n;            /* held-out sequences per evaluation (whole microbatches) */
     char data_abs[4096];        /* cfg->data_dir made absolute, for the checkpoint */
     int mfu_ok;
+    cram_dist *dist;            /* cfg->dist, or one rank */
+    cram_dist solo;
+    int many;                   /* more than one rank: collectives at every update */
+    int stop_all;               /* some rank was asked to stop (agreed at the last sync) */
 } trainer;
 
 /* What one update did. */
@@ -246,7 +251,7 @@ typedef struct update_out {
 /* important: a warning or an outcome, shown even to --quiet runs */
 static void notice(const trainer *tr, int important, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void notice(const trainer *tr, int important, const char *fmt, ...) {
-    if (!tr->cfg->notice) return;
+    if (!tr->cfg->notice || tr->dist->rank != 0) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -274,7 +279,7 @@ static cram_status start_fresh(trainer *tr, cram_err *err) {
     if (access(path, F_OK) == 0)
         return cram_err_set(err, CRAM_E_ARG, "%s already holds a checkpoint: continue it with --resume %s, or train "
                             "into a new directory", cfg->run_dir, cfg->run_dir);
-    if (access(tr->metrics, F_OK) == 0 && !cfg->force)
+    if (tr->dist->rank == 0 && access(tr->metrics, F_OK) == 0 && !cfg->force) /* rank 0 creates it meanwhile */
         return cram_err_set(err, CRAM_E_ARG, "%s exists (an earlier run without a checkpoint): pass --force to "
                             "replace it, or train into a new directory", tr->metrics);
     cram_train_state *st = &tr->st;
@@ -328,8 +333,11 @@ static cram_status open_run(trainer *tr, cram_err *err) {
      * matters, and the user hears so before any data is read. Dropout masks
      * continue the run's stream: the context starts at the checkpoint's run
      * count (CRAM_STEP_RUN_SEED, docs/abi.md), so a resumed run draws the masks
-     * the uninterrupted one would have. */
-    if ((r = create_ctx(api, cfg->device, 1, CRAM_STEP_RUN_SEED(cram_rng_key(tr->st.seed, 3, 0), tr->st.runs), &tr->ctx,
+     * the uninterrupted one would have. With several ranks each draws from its
+     * own stream (key rank), from the run count of the whole job: a rank's
+     * context never runs more graphs than that, so no mask repeats. */
+    if ((r = create_ctx(api, cfg->device, 1,
+                        CRAM_STEP_RUN_SEED(cram_rng_key(tr->st.seed, 3, (uint64_t)tr->dist->rank), tr->st.runs), &tr->ctx,
                         err)))
         return r;
     if ((r = cram_dataset_open(&tr->d, cfg->data_dir, "train", NULL, 0, err))) return r;
@@ -401,32 +409,53 @@ static cram_status open_heldout(trainer *tr, cram_err *err) {
     return CRAM_OK;
 }
 
-/* Mean loss over the first n sequences of d (masking keyed by seed, data in
- * order) and the masked-token accuracy (NaN when the model has none or no
- * target was counted); *runs (if given) counts the context's graph runs. */
+/* Sums over microbatches rank, rank + size, ... of the first n sequences of
+ * d (masking keyed by seed, data in order): v[0] the losses, v[1] the rows
+ * predicted right, v[2] the rows counted (the masked-token accuracy);
+ * *runs (if given) counts the context's graph runs. */
 static cram_status eval_loss(const cram_step_api *api, cram_ctx *ctx, const cram_dataset *d, const cram_mlm *mlm,
-                             binding *b, uint64_t n, uint64_t seed, double *loss, double *accuracy, uint64_t *runs,
+                             binding *b, uint64_t n, uint64_t seed, int rank, int size, double v[3], uint64_t *runs,
                              cram_err *err) {
-    double sum = 0, correct = 0, counted = 0;
-    uint64_t pos = 0;
+    v[0] = v[1] = v[2] = 0;
     cram_status r;
-    while (pos < n) {
+    for (uint64_t pos = (uint64_t)rank * b->mbs; pos < n; pos += (uint64_t)(size - 1) * b->mbs) {
         if ((r = fill(d, mlm, b, &pos, seed, 0, err))) return r;
         float l;
         double c, k;
         cram_step_rc rc = api->eval_accuracy(ctx, b->in, &l, &c, &k);
         if (rc != CRAM_STEP_OK) return step_err(api, ctx, "eval", rc, err);
         if (runs) ++*runs;
-        sum += l, correct += c, counted += k;
+        v[0] += l, v[1] += c, v[2] += k;
     }
-    *loss = sum / (double)(n / b->mbs);
-    *accuracy = api->meta->has_accuracy && counted > 0 ? correct / counted : NAN;
+    return CRAM_OK;
+}
+
+/* Accuracy from eval_loss's sums: NaN when the model has none or no row was counted. */
+static double accuracy_of(const cram_step_api *api, const double v[3]) {
+    return api->meta->has_accuracy && v[2] > 0 ? v[1] / v[2] : NAN;
+}
+
+/* The held-out loss and accuracy of the training context: every rank
+ * evaluates its share of the microbatches, the sums are agreed (with rank
+ * 0's clock). */
+static cram_status eval_train(trainer *tr, double *loss, double *accuracy, cram_err *err) {
+    cram_train_state *st = &tr->st;
+    double v[4] = {0, 0, 0, 0};
+    cram_status r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, tr->dist->rank,
+                              tr->dist->size, v, tr->many ? NULL : &st->runs, err);
+    v[3] = tr->dist->rank == 0 ? elapsed_now(tr) : 0;
+    if ((r = cram_dist_agree(tr->dist, r, v, 4, err))) return r;
+    *loss = v[0] / (double)(tr->held_n / tr->b.mbs);
+    *accuracy = accuracy_of(tr->api, v);
+    if (tr->many) st->runs += tr->held_n / tr->b.mbs;
+    st->elapsed = tr->many ? v[3] : elapsed_now(tr);
     return CRAM_OK;
 }
 
 /* Should the update stop between microbatches? A stop request, or the
  * wall-clock budget spent. */
 static int cut_now(const trainer *tr) {
+    if (tr->many) return 0; /* ranks cut together or not at all: they stop at update boundaries */
     if (tr->cfg->stop && *tr->cfg->stop) return 1;
     return tr->st.budget > 0 && elapsed_now(tr) >= tr->st.budget;
 }
@@ -445,13 +474,16 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
     u->lr = st->peak_lr * cram_lr_shape_mult(st->lr_shape, st->warmup, t);
     float scale = 1.0f / (float)k;
     cram_status r = CRAM_OK;
-    for (uint64_t j = 0; j < k; j++) {
+    /* microbatch j (sequences pos0 + j * mbs ...) is rank j % size's: the
+     * ranks together read exactly what one process would */
+    for (uint64_t j = (uint64_t)tr->dist->rank; j < k; j += (uint64_t)tr->dist->size) {
         if (j > 0 && cut_now(tr)) {
             u->cut = 1;
             break;
         }
         float l = 0;
         cram_step_rc rc = CRAM_STEP_OK;
+        st->seq_pos = pos0 + j * tr->b.mbs;
         if ((r = fill(&tr->d, &tr->mlm, &tr->b, &st->seq_pos, st->seed, st->shuffle, err)) ||
             (rc = api->step(tr->ctx, tr->b.in, scale, &l)) != CRAM_STEP_OK) {
             if (rc != CRAM_STEP_OK) r = step_err(api, tr->ctx, "step", rc, err);
@@ -459,9 +491,20 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
             break;
         }
         u->done = j + 1;
-        st->runs++;
+        if (!tr->many) st->runs++;
         if (!isfinite(l)) u->bad = 1;
         u->loss += (double)l * scale;
+    }
+    if (tr->many) {
+        /* one small all-reduce: failures, the loss, the guard, stop requests, rank 0's clock */
+        double v[4] = {u->loss, u->bad, tr->cfg->stop && *tr->cfg->stop, tr->dist->rank == 0 ? elapsed_now(tr) : 0};
+        if ((r = cram_dist_agree(tr->dist, r, v, 4, err))) {
+            u->cut = 1, u->done = 0;
+        } else {
+            u->loss = v[0], u->bad = v[1] > 0, tr->stop_all = v[2] > 0, st->elapsed = v[3];
+            st->runs += k; /* the job's run count: what one process would have run */
+            st->seq_pos = pos0 + k * tr->b.mbs;
+        }
     }
     if (u->cut) {
         st->seq_pos = pos0;
@@ -472,6 +515,12 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
     }
     st->tokens += u->bs * tr->b.seq;
     u->gn = NAN;
+    if (tr->many && !u->bad) { /* sum of the ranks' scaled gradients = the mean over the k microbatches */
+        cram_grad_buffer gb;
+        cram_step_rc rc = api->grad_buffer(tr->ctx, &gb);
+        r = rc == CRAM_STEP_OK ? CRAM_OK : step_err(api, tr->ctx, "grad_buffer", rc, err);
+        if ((r = cram_dist_agree(tr->dist, r, NULL, 0, err)) || (r = cram_dist_sum_grads(tr->dist, &gb, err))) return r;
+    }
     if (!u->bad) {
         cram_step_rc rc = api->grad_norm(tr->ctx, &u->gn);
         if (rc != CRAM_STEP_OK) return step_err(api, tr->ctx, "grad_norm", rc, err);
@@ -539,6 +588,7 @@ static void warn_speed(const trainer *tr, const update_out *u, double seconds) {
 
 static cram_status log_update(trainer *tr, const update_out *u, cram_err *err) {
     const cram_train_state *st = &tr->st;
+    if (tr->dist->rank != 0) return CRAM_OK; /* rank 0 speaks for the job */
     const cram_step_meta *m = tr->api->meta;
     double mfu = tr->mfu_ok ? u->tok_s * m->flops_per_token / tr->cfg->peak_flops : -1;
     double eta = -1;
@@ -582,7 +632,7 @@ static cram_status maybe_checkpoint(trainer *tr, const update_out *u, cram_err *
 static int end_reason(const trainer *tr) {
     const cram_train_state *st = &tr->st;
     if (progress_t(tr) >= 1 || (st->budget > 0 && st->elapsed >= st->budget)) return CRAM_END_DONE;
-    if (tr->cfg->stop && *tr->cfg->stop) return CRAM_END_INTERRUPTED;
+    if (tr->many ? tr->stop_all : tr->cfg->stop && *tr->cfg->stop) return CRAM_END_INTERRUPTED;
     return -1;
 }
 
@@ -596,7 +646,8 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
         double u0 = now_s();
         update_out u;
         r = run_update(tr, &u, err);
-        st->elapsed = elapsed_now(tr);
+        if (tr->many && !u.cut) r = cram_dist_agree(tr->dist, r, NULL, 0, err); /* grad_norm()/update() failures */
+        if (!tr->many) st->elapsed = elapsed_now(tr); /* else rank 0's, agreed in run_update */
         if (u.cut) {
             tr->res->end = cfg->stop && *cfg->stop ? CRAM_END_INTERRUPTED : CRAM_END_DONE;
             if (r == CRAM_OK && tr->res->end == CRAM_END_DONE)
@@ -608,26 +659,59 @@ static cram_status train_loop(trainer *tr, cram_err *err) {
         if (st->attempts == first + 1) warn_speed(tr, &u, now_s() - u0);
         tr->res->last_loss = u.loss;
         if (cfg->eval_every && !u.bad && st->step % cfg->eval_every == 0) {
-            if ((r = eval_loss(tr->api, tr->ctx, &tr->held, &tr->mlm, &tr->b, tr->held_n, st->seed, &u.eval_loss,
-                               &u.eval_accuracy, &st->runs, err)))
-                return r;
+            if ((r = eval_train(tr, &u.eval_loss, &u.eval_accuracy, err))) return r;
             tr->res->last_eval = u.eval_loss;
             tr->res->last_eval_accuracy = u.eval_accuracy;
-            st->elapsed = elapsed_now(tr);
         }
-        if ((r = log_update(tr, &u, err))) return r;
-        if (cfg->max_bad && st->bad_run >= cfg->max_bad) {
-            tr->res->end = CRAM_END_NONFINITE;
+        r = log_update(tr, &u, err);
+        int end = -1;
+        if (cfg->max_bad && st->bad_run >= cfg->max_bad) end = CRAM_END_NONFINITE;
+        else if (cfg->stop_at && st->step >= cfg->stop_at && !u.bad) end = CRAM_END_STOP_AT;
+        if (r == CRAM_OK && end < 0) r = maybe_checkpoint(tr, &u, err);
+        /* rank 0's metrics or checkpoint failing stops everyone */
+        if ((r = cram_dist_agree(tr->dist, r, NULL, 0, err))) return r;
+        if (end >= 0) {
+            tr->res->end = (cram_train_end)end;
             return CRAM_OK;
         }
-        if (cfg->stop_at && st->step >= cfg->stop_at && !u.bad) {
-            tr->res->end = CRAM_END_STOP_AT;
-            return CRAM_OK;
-        }
-        if ((r = maybe_checkpoint(tr, &u, err))) return r;
     }
     tr->res->end = (cram_train_end)why;
     return CRAM_OK;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
+    return h;
+}
+static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1); }
+
+/* Ranks that loaded different artifacts, read different shards or were given
+ * different recipes would average gradients of different things: refused. */
+static cram_status same_job(const trainer *tr, cram_err *err) {
+    if (!tr->many) return CRAM_OK;
+    const cram_step_meta *m = tr->api->meta;
+    const cram_train_state *st = &tr->st;
+    const cram_train_config *c = tr->cfg;
+    uint64_t v[3] = {0xcbf29ce484222325ull, 0xcbf29ce484222325ull, 0xcbf29ce484222325ull};
+    v[0] = fnv_str(fnv_str(fnv_str(fnv_str(fnv_str(v[0], m->source_hash), m->model), m->target), m->precision),
+                   m->cramc_version);
+    v[0] = fnv(v[0], &m->nparam_elems, sizeof m->nparam_elems);
+    uint64_t d[3] = {tr->d.tokenizer_hash, cram_ckpt_data_id(&tr->d), tr->d.seq_count};
+    v[1] = fnv(v[1], d, sizeof d);
+    double x[14] = {(double)st->step,  (double)st->seq_pos, (double)st->runs,   (double)st->seed,  st->shuffle,
+                    (double)st->steps, st->budget_flops,    st->budget,         (double)st->batch, st->ramp,
+                    st->peak_lr,       st->warmup,          (double)st->mask_n, st->max_norm};
+    double y[13] = {(double)st->budget_tokens, st->lr_shape, st->beta1, st->beta2, st->eps, st->weight_decay,
+                    st->weight_decay_other, (double)c->stop_at, (double)c->eval_every, (double)c->ckpt_every_steps,
+                    c->ckpt_every_s, c->max_bad, (double)c->eval_seqs};
+    v[2] = fnv(fnv(v[2], x, sizeof x), y, sizeof y);
+    static const char *what[] = {"the step artifact (model, source hash, cramc version)",
+                                 "the training data (shards of --data)", "the run's settings or checkpoint"};
+    int i = cram_dist_differs(tr->dist, v, 3);
+    if (i < 0) return CRAM_OK;
+    return cram_err_set(err, CRAM_E_ARG, "the %d ranks disagree on %s: every rank must be started with the same "
+                        "files and options", tr->dist->size, what[i]);
 }
 
 cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cfg, cram_train_result *res,
@@ -637,19 +721,23 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.api = api, tr.cfg = cfg, tr.res = res, tr.st = cfg->recipe;
+    tr.solo.size = 1;
+    tr.dist = cfg->dist ? cfg->dist : &tr.solo;
+    tr.many = tr.dist->size > 1;
     cram_status r;
-    if ((r = open_run(&tr, err))) goto out;
-    pick_batch(&tr);
-    if ((r = check_run(&tr, err)) ||
-        (r = mask_setup(api->meta, &tr.d, &tr.b, tr.st.mask_n, cfg->mask_rate, cfg->mask_rate_set && !cfg->resume,
-                        tr.st.seed, &tr.mlm, err)) ||
-        (r = open_heldout(&tr, err)))
-        goto out;
-    tr.st.mask_n = tr.mlm.n;
-    if (!(tr.mf = metrics_open(tr.metrics, cfg->resume, tr.st.attempts, err))) {
-        r = err ? err->status : CRAM_E_IO;
-        goto out;
+    if ((r = open_run(&tr, err)) == CRAM_OK) {
+        pick_batch(&tr);
+        if ((r = check_run(&tr, err)) == CRAM_OK &&
+            (r = mask_setup(api->meta, &tr.d, &tr.b, tr.st.mask_n, cfg->mask_rate, cfg->mask_rate_set && !cfg->resume,
+                            tr.st.seed, &tr.mlm, err)) == CRAM_OK &&
+            (r = open_heldout(&tr, err)) == CRAM_OK) {
+            tr.st.mask_n = tr.mlm.n;
+            if (tr.dist->rank == 0 && !(tr.mf = metrics_open(tr.metrics, cfg->resume, tr.st.attempts, err)))
+                r = err ? err->status : CRAM_E_IO;
+        }
     }
+    /* every rank set up, with the same artifact, data and run, or none goes on */
+    if ((r = cram_dist_agree(tr.dist, r, NULL, 0, err)) || (r = same_job(&tr, err))) goto out;
     tr.mfu_ok = api->meta->target && strcmp(api->meta->target, "cuda") == 0 && api->meta->flops_per_token > 0 &&
                 cfg->peak_flops > 0;
     tr.t0 = now_s(), tr.base = tr.last_ckpt = tr.st.elapsed;
@@ -658,6 +746,7 @@ cram_status cram_train_run(const cram_step_api *api, const cram_train_config *cf
         /* a data error keeps the work done so far: the checkpoint covers every whole update */
         cram_err ce = {0};
         cram_status c = checkpoint(api, tr.ctx, cfg, &tr.st, res, r ? &ce : err);
+        c = cram_dist_agree(tr.dist, c, NULL, 0, r ? &ce : err);
         if (r && c == CRAM_OK && err) {
             char msg[CRAM_ERR_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
@@ -728,7 +817,10 @@ cram_status cram_eval_run(const cram_step_api *api, const char *data_dir, const 
                                data_dir, split, d.seq_count, b.mbs);
         goto out;
     }
-    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, &res->loss, &res->accuracy, NULL, err))) goto out;
+    double v[3];
+    if ((r = eval_loss(api, ctx, &d, &mlm, &b, n, seed, 0, 1, v, NULL, err))) goto out;
+    res->loss = v[0] / (double)(n / b.mbs);
+    res->accuracy = accuracy_of(api, v);
     res->nseqs = n;
     res->left_out = want - n;
     res->mbs = b.mbs;

@@ -23,6 +23,7 @@
 
 #include "ckpt.h"
 #include "cram_step.h"
+#include "distributed.h"
 #include "schedule.h"
 #include "status.h"
 
@@ -67,6 +68,11 @@ typedef struct cram_train_config {
     void (*progress)(const cram_train_progress *p, void *user);
     void (*notice)(int important, const char *line, void *user); /* decisions (0), warnings and outcomes (1) */
     void *user;
+    /* Data-parallel training (docs/distributed.md): NULL or one rank = one
+     * process. With N ranks, microbatch j of every update runs on rank j % N,
+     * the gradients are summed over the ranks before update(), and only rank 0
+     * writes metrics and checkpoints and calls progress/notice. */
+    cram_dist *dist;
 } cram_train_config;
 
 typedef struct cram_train_result {

@@ -35,6 +35,8 @@ struct cram_ctx {
   char *arena;
   uint32_t np, nin;
   float **p, **m, **v, **g;
+  float *gblock;   /* every gradient accumulator in one block (g[i] point into it): grad_buffer() */
+  int64_t gcount;  /* its floats, each parameter padded to 64 bytes */
   GBind fwd, acc, up;
   float scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
   long pending;
@@ -73,9 +75,8 @@ void cram_cpu_destroy(cram_ctx *c) {
     if (c->p) free(c->p[i]);
     if (c->m) free(c->m[i]);
     if (c->v) free(c->v[i]);
-    if (c->g) free(c->g[i]);
   }
-  free(c->p), free(c->m), free(c->v), free(c->g);
+  free(c->p), free(c->m), free(c->v), free(c->g), free(c->gblock);
   bind_free(&c->fwd);
   bind_free(&c->acc);
   bind_free(&c->up);
@@ -121,11 +122,18 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
   if (!(c->p = calloc(np, sizeof *c->p)) || !(c->m = calloc(np, sizeof *c->m)) || !(c->v = calloc(np, sizeof *c->v)) ||
       !(c->g = calloc(np, sizeof *c->g)))
     goto oom;
+  /* one zeroed block, so data-parallel training all-reduces a single array */
+  for (uint32_t i = 0; i < c->np; i++) c->gcount += (c->meta->params[i].numel + 15) / 16 * 16;
+  if (!(c->gblock = aligned_alloc(64, (size_t)(c->gcount ? c->gcount : 16) * sizeof(float)))) goto oom;
+  memset(c->gblock, 0, (size_t)(c->gcount ? c->gcount : 16) * sizeof(float));
+  int64_t off = 0;
   for (uint32_t i = 0; i < c->np; i++) {
     size_t n = (size_t)(c->meta->params[i].numel ? c->meta->params[i].numel : 1);
     if (!(c->p[i] = calloc(n, sizeof(float))) || !(c->m[i] = calloc(n, sizeof(float))) ||
-        !(c->v[i] = calloc(n, sizeof(float))) || !(c->g[i] = calloc(n, sizeof(float))))
+        !(c->v[i] = calloc(n, sizeof(float))))
       goto oom;
+    c->g[i] = c->gblock + off;
+    off += (c->meta->params[i].numel + 15) / 16 * 16;
   }
   if (!bind_init(c, &c->fwd, &a->fwd) || !bind_init(c, &c->acc, &a->acc) || !bind_init(c, &c->up, &a->up)) goto oom;
   int pfail;
@@ -349,5 +357,12 @@ cram_step_rc cram_cpu_zero_grad(cram_ctx *c) {
   if (!c) return CRAM_STEP_E_ARG;
   for (uint32_t i = 0; i < c->np; i++) memset(c->g[i], 0, psz(c, i));
   c->pending = 0;
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_cpu_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!out) return fail(c, CRAM_STEP_E_ARG, "%s", "grad_buffer out is NULL");
+  *out = (cram_grad_buffer){.data = c->gblock, .dtype = CRAM_DT_F32, .count = c->gcount, .on_device = 0};
   return CRAM_STEP_OK;
 }

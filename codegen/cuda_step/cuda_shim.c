@@ -774,3 +774,13 @@ cram_step_rc cram_cuda_zero_grad(cram_ctx *c) {
   c->pending = 0;
   return CRAM_STEP_OK;
 }
+
+/* gblock: f32 accumulators, each padded to 256 bytes with zeroes (zeroed with
+ * the block, never written by a kernel), so summing the padding is harmless. */
+cram_step_rc cram_cuda_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!out) return fail(c, CRAM_STEP_E_ARG, "%s", "grad_buffer out is NULL");
+  *out = (cram_grad_buffer){.data = (void *)(uintptr_t)c->gblock, .dtype = CRAM_DT_F32,
+                            .count = (int64_t)(c->gbytes / 4), .on_device = 1};
+  return CRAM_STEP_OK;
+}

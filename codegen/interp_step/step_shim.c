@@ -42,6 +42,8 @@ struct cram_ctx {
   GRun fwd, acc, up;
   uint32_t np, nin;
   double **p, **m, **v, **g;   /* per parameter, meta->params[i].numel values */
+  double *gblock;              /* every g[i] lies in it, each padded to 64 bytes: grad_buffer() */
+  int64_t gcount;              /* its doubles */
   double **in;                 /* per input: the current microbatch as doubles */
   /* node ids: f_ forward, a_ accumulate, u_ update; per param unless scalar */
   ValueId *f_param, *f_in, f_loss, *f_out, f_hits; /* f_out: meta->outputs; f_hits: IR_NONE without */
@@ -200,11 +202,17 @@ cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create
   c->g = calloc(np, sizeof *c->g);
   c->in = calloc(nin, sizeof *c->in);
   if (!c->p || !c->m || !c->v || !c->g || !c->in) goto oom;
+  /* one zeroed block, so data-parallel training all-reduces a single array */
+  for (uint32_t i = 0; i < c->np; i++) c->gcount += (c->meta->params[i].numel + 7) / 8 * 8;
+  if (!(c->gblock = calloc((size_t)(c->gcount ? c->gcount : 1), sizeof(double)))) goto oom;
+  int64_t off = 0;
   for (uint32_t i = 0; i < c->np; i++) {
     size_t n = (size_t)(c->meta->params[i].numel ? c->meta->params[i].numel : 1);
     if (!(c->p[i] = calloc(n, sizeof(double))) || !(c->m[i] = calloc(n, sizeof(double))) ||
-        !(c->v[i] = calloc(n, sizeof(double))) || !(c->g[i] = calloc(n, sizeof(double))))
+        !(c->v[i] = calloc(n, sizeof(double))))
       goto oom;
+    c->g[i] = c->gblock + off;
+    off += (c->meta->params[i].numel + 7) / 8 * 8;
   }
   for (uint32_t j = 0; j < c->nin; j++)
     if (!(c->in[j] = calloc((size_t)(c->meta->inputs[j].numel ? c->meta->inputs[j].numel : 1), sizeof(double))))
@@ -232,10 +240,9 @@ void cram_interp_destroy(cram_ctx *c) {
     if (c->p) free(c->p[i]);
     if (c->m) free(c->m[i]);
     if (c->v) free(c->v[i]);
-    if (c->g) free(c->g[i]);
   }
   for (uint32_t j = 0; c->in && j < c->nin; j++) free(c->in[j]);
-  free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
+  free(c->p), free(c->m), free(c->v), free(c->g), free(c->gblock), free(c->in);
   free(c->f_out);
   ValueId *ids[] = {c->f_param, c->f_in,  c->a_param, c->a_acc,   c->a_in,    c->a_out_acc, c->u_param,
                     c->u_acc,   c->u_m,   c->u_v,     c->u_out_p, c->u_out_m, c->u_out_v};
@@ -453,5 +460,12 @@ cram_step_rc cram_interp_zero_grad(cram_ctx *c) {
   if (!c) return CRAM_STEP_E_ARG;
   for (uint32_t i = 0; i < c->np; i++) memset(c->g[i], 0, (size_t)c->meta->params[i].numel * sizeof(double));
   c->pending = 0;
+  return CRAM_STEP_OK;
+}
+
+cram_step_rc cram_interp_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
+  if (!c) return CRAM_STEP_E_ARG;
+  if (!out) return fail(c, CRAM_STEP_E_ARG, "%s", "grad_buffer out is NULL");
+  *out = (cram_grad_buffer){.data = c->gblock, .dtype = CRAM_DT_F64, .count = c->gcount, .on_device = 0};
   return CRAM_STEP_OK;
 }

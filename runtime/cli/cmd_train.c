@@ -18,19 +18,25 @@
 #include "../train.h"
 #include "cli.h"
 
-static volatile sig_atomic_t g_train_stop; /* the only mutable global: set by SIGINT/SIGTERM/SIGHUP */
+static volatile sig_atomic_t g_train_stop; /* set by SIGINT/SIGTERM/SIGHUP */
+/* what the handler says: 2 one process, 1 rank 0 of several, 0 the other ranks (the
+ * launcher signals every rank; one line is enough). Set once before the handler is installed. */
+static volatile sig_atomic_t g_signal_say = 2;
 
 static void on_signal(int sig) {
     (void)sig;
     static const char first[] = "\ncram train: stopping after the current microbatch (the partial update is "
                                 "discarded), then checkpointing; signal again to quit at once\n";
+    static const char first_many[] = "\ncram train: all ranks stop after the current update, then checkpoint; "
+                                     "signal again to quit at once\n";
     static const char again[] = "\ncram train: quitting without a checkpoint (the last one is intact)\n";
     if (g_train_stop) {
-        if (write(2, again, sizeof again - 1) < 0) _exit(130);
+        if (g_signal_say && write(2, again, sizeof again - 1) < 0) _exit(130);
         _exit(130);
     }
     g_train_stop = 1;
-    if (write(2, first, sizeof first - 1) < 0) return;
+    if (g_signal_say == 2 && write(2, first, sizeof first - 1) < 0) return;
+    if (g_signal_say == 1 && write(2, first_many, sizeof first_many - 1) < 0) return;
 }
 
 typedef struct prog {
@@ -74,7 +80,7 @@ typedef struct train_args {
     prog pg;
     double tokens, flops, ckpt_every, progress_every, peak_tflops, beta1, beta2, eps, wd, clip, warmup;
     uint64_t max_bad, device;
-    int lr_shape, wd_skip, force, recipe_set, warmup_set, batch_set;
+    int lr_shape, wd_skip, force, recipe_set, warmup_set, batch_set, device_set;
 } train_args;
 
 static int usage_err(const char *msg) {
@@ -103,7 +109,7 @@ static int parse_train_args(train_args *A, int argc, char **argv, const char **s
         {"--eval-every", "N", CLI_U64, &cfg->eval_every, 0, 1e15, .help = "held-out loss every N updates (metrics `eval_loss`; default 0 = off)"},
         {"--eval-seqs", "N", CLI_U64, &cfg->eval_seqs, 0, 1e12, .help = "held-out sequences per evaluation (default 256; 0 = all)"},
         {"--max-bad", "K", CLI_U64, &A->max_bad, 1, 1e9, .help = "stop after K non-finite updates in a row (default 10)"},
-        {"--device", "N", CLI_U64, &A->device, 0, 1024, .help = "CUDA device ordinal (default 0)"},
+        {"--device", "N", CLI_U64, &A->device, 0, 1024, .seen = &A->device_set, .help = "CUDA device ordinal (default 0; under MPI the rank's local rank)"},
         {"--peak-tflops", "X", CLI_F64, &A->peak_tflops, 0, 1e6, 1, .help = "device peak for the MFU estimate (default 989, H100 bf16)"},
         {"--progress-every", "T", CLI_DURATION, &A->progress_every, 0, 1e8, .help = "print a progress line at most every T (default 10s)"},
         {"--quiet", NULL, CLI_FLAG, &A->pg.quiet, .help = "no progress lines (warnings still print)"},
@@ -140,8 +146,14 @@ static int parse_train_args(train_args *A, int argc, char **argv, const char **s
         "Writes RUN_DIR/metrics.jsonl and RUN_DIR/checkpoint.safetensors.\n"
         "\n",
         opts, sizeof opts / sizeof opts[0],
-        "\nexit status: 0 done (or --stop-at), 1 error, 2 usage, 3 stopped on non-finite\n"
-        "values (checkpoint written), 130 interrupted (checkpoint written).\n"};
+        cram_dist_built_with_mpi()
+            ? "\ndata parallel: mpirun -np N cram train ... runs N ranks, each a share of every\n"
+              "batch (this build has MPI; NCCL for cuda steps; docs/distributed.md).\n"
+              "\nexit status: 0 done (or --stop-at), 1 error, 2 usage, 3 stopped on non-finite\n"
+              "values (checkpoint written), 130 interrupted (checkpoint written).\n"
+            : "\ndata parallel: not available, this build has no MPI (docs/distributed.md).\n"
+              "\nexit status: 0 done (or --stop-at), 1 error, 2 usage, 3 stopped on non-finite\n"
+              "values (checkpoint written), 130 interrupted (checkpoint written).\n"};
     const char *pos[1];
     size_t np = 1;
     int r = cli_parse(&cmd, argc, argv, pos, &np);
@@ -214,11 +226,23 @@ int cram_cmd_train(int argc, char **argv) {
     int pr = parse_train_args(&A, argc, argv, &step_path);
     if (pr) return pr < 0 ? 0 : pr;
     cram_err err = {0};
-    cram_step_lib lib;
-    if (cram_step_load(&lib, step_path, &err) != CRAM_OK) {
+    cram_dist dist;
+    if (cram_dist_init(&dist, &err) != CRAM_OK) {
         fprintf(stderr, "cram train: %s\n", err.msg);
         return 1;
     }
+    cram_step_lib lib;
+    memset(&lib, 0, sizeof lib);
+    cram_status lr = cram_step_load(&lib, step_path, &err);
+    if ((lr = cram_dist_agree(&dist, lr, NULL, 0, &err)) != CRAM_OK) {
+        if (dist.rank == 0) fprintf(stderr, "cram train: %s\n", err.msg);
+        if (lib.api) cram_step_unload(&lib);
+        cram_dist_finalize(&dist);
+        return 1;
+    }
+    if (dist.size > 1 && !A.device_set) A.cfg.device = dist.local_rank; /* one GPU per rank of a node */
+    A.cfg.dist = &dist;
+    g_signal_say = dist.size < 2 ? 2 : dist.rank == 0 ? 1 : 0;
     A.cfg.data_dir = A.data;
     A.cfg.run_dir = A.resume ? A.resume : A.out;
     A.cfg.resume = A.resume != NULL;
@@ -229,8 +253,11 @@ int cram_cmd_train(int argc, char **argv) {
     install_signals();
     cram_train_result res;
     cram_status r = cram_train_run(lib.api, &A.cfg, &res, &err);
-    int code = report(&res, r, &err, &A.pg);
+    /* every rank ends the same way; rank 0 says how */
+    int code = dist.rank == 0 ? report(&res, r, &err, &A.pg) : r != CRAM_OK ? 1
+               : res.end == CRAM_END_INTERRUPTED ? 130 : res.end == CRAM_END_NONFINITE ? 3 : 0;
     fflush(stderr);
     cram_step_unload(&lib);
+    cram_dist_finalize(&dist);
     return code;
 }

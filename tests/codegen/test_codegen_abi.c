@@ -288,6 +288,24 @@ static void check_entries(const cram_step_api *api) {
   float l;
   CHECK(api->step(c, in, 1.0f, &l) == CRAM_STEP_OK, "step");
   CHECK(api->grad_norm(c, &gn) == CRAM_STEP_OK && gn > 0, "grad_norm %g", gn);
+  /* grad_buffer (v3): the flat accumulator has the same norm and is live: doubling it in place (what an
+   * all-reduce over two equal ranks does) doubles grad_norm() */
+  cram_grad_buffer gb = {0};
+  CHECK(api->grad_buffer(c, &gb) == CRAM_STEP_OK && gb.data && gb.count >= m->nparam_elems && !gb.on_device &&
+            (gb.dtype == CRAM_DT_F32 || gb.dtype == CRAM_DT_F64),
+        "grad_buffer: count %lld dtype %d", (long long)gb.count, (int)gb.dtype);
+  if (gb.data && !gb.on_device) {
+    double ss = 0;
+    for (int64_t k = 0; k < gb.count; k++) {
+      double x = gb.dtype == CRAM_DT_F64 ? ((double *)gb.data)[k] : (double)((float *)gb.data)[k];
+      ss += x * x;
+      if (gb.dtype == CRAM_DT_F64) ((double *)gb.data)[k] = 2 * x;
+      else ((float *)gb.data)[k] = (float)(2 * x);
+    }
+    float gn2 = -1;
+    CHECK(close_rel(sqrt(ss), gn, 1e-5), "grad_buffer norm %g vs grad_norm %g", sqrt(ss), gn);
+    CHECK(api->grad_norm(c, &gn2) == CRAM_STEP_OK && close_rel(gn2, 2 * gn, 1e-5), "doubled: %g vs %g", gn2, 2 * gn);
+  }
   CHECK(api->zero_grad(c) == CRAM_STEP_OK && api->grad_norm(c, &gn) == CRAM_STEP_OK && gn == 0, "zero_grad");
   tok[3] = vocab + 7;
   CHECK(api->step(c, in, 1.0f, &l) == CRAM_STEP_E_DATA, "bad token id accepted");

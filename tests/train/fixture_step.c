@@ -12,7 +12,9 @@
  *                              return a NaN loss and NaN gradients;
  *   CRAM_FIXTURE_NAN_GRAD=A:N  same calls give finite loss, NaN gradients;
  *   CRAM_FIXTURE_DATA_ERR=A:N  same calls fail with CRAM_STEP_E_DATA (grad_acc untouched);
- *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device).
+ *   CRAM_FIXTURE_SLEEP_US=U    every step() first sleeps U microseconds (a slow device);
+ *   CRAM_FIXTURE_DROPOUT=0     no "dropout" factor (a model without dropout: data-parallel
+ *                              runs then equal one process up to summation order).
  *
  * Dropout, as far as the trainer can tell: created with training = 1, every
  * step() scales its loss and gradients by a factor in [0.99, 1.01) drawn from
@@ -38,6 +40,7 @@ static const int64_t numel[NP] = {V * H, H * V, V};
 
 struct cram_ctx {
     float *p[NP], *g[NP], *m[NP], *v[NP];
+    float *gblock; /* g[i] point into it: grad_buffer() */
     long calls;
     int training;
     uint64_t dropout_seed, runs; /* the dropout stream: run n draws from CRAM_STEP_RUN_SEED(dropout_seed, n) */
@@ -89,11 +92,13 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
         snprintf(err, errlen, "fixture: out of memory");
         return CRAM_STEP_E_NOMEM;
     }
-    c->training = opts ? opts->training : 0;
+    const char *dr = getenv("CRAM_FIXTURE_DROPOUT");
+    c->training = opts && !(dr && strcmp(dr, "0") == 0) ? opts->training : 0;
     c->dropout_seed = opts ? opts->dropout_seed : 0;
-    for (int i = 0; i < NP; i++) {
+    c->gblock = calloc(V * H + H * V + V, sizeof(float));
+    for (int i = 0, off = 0; i < NP; off += (int)numel[i], i++) {
         c->p[i] = calloc((size_t)numel[i], sizeof(float));
-        c->g[i] = calloc((size_t)numel[i], sizeof(float));
+        c->g[i] = c->gblock + off;
         c->m[i] = calloc((size_t)numel[i], sizeof(float));
         c->v[i] = calloc((size_t)numel[i], sizeof(float));
     }
@@ -108,7 +113,8 @@ static cram_step_rc fx_create(const cram_create_opts *opts, cram_ctx **out, char
 
 static void fx_destroy(cram_ctx *c) {
     if (!c) return;
-    for (int i = 0; i < NP; i++) free(c->p[i]), free(c->g[i]), free(c->m[i]), free(c->v[i]);
+    for (int i = 0; i < NP; i++) free(c->p[i]), free(c->m[i]), free(c->v[i]);
+    free(c->gblock);
     free(c);
 }
 
@@ -297,6 +303,12 @@ static cram_step_rc fx_predict(cram_ctx *c, const void *const *in, float *loss, 
     return fx_eval(c, in, loss);
 }
 
+static cram_step_rc fx_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
+    if (!out) return CRAM_STEP_E_ARG;
+    *out = (cram_grad_buffer){.data = c->gblock, .dtype = CRAM_DT_F32, .count = V * H + H * V + V, .on_device = 0};
+    return CRAM_STEP_OK;
+}
+
 static const cram_step_api api = {
     .abi_version = CRAM_STEP_ABI_VERSION,
     .struct_size = sizeof(cram_step_api),
@@ -316,6 +328,7 @@ static const cram_step_api api = {
     .zero_grad = fx_zero_grad,
     .predict = fx_predict,
     .eval_accuracy = fx_eval_accuracy,
+    .grad_buffer = fx_grad_buffer,
 };
 
 

@@ -47,7 +47,7 @@ static void expect(const char *file, const char *needle) {
     "static const cram_step_meta meta = {.abi_version = " ver ", .model = \"m\", .target = \"cpu\"};\n" \
     "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"                                              \
     "#define F (void *)f\n"                                                                               \
-    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
+    "static const cram_step_api api = {" ver ", " size ", &meta, F, F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n" \
     "const cram_step_api *cram_step_entry(void) { return &api; }\n"
 
 int main(void) {
@@ -70,7 +70,7 @@ int main(void) {
         /* v1 artifacts took the optimizer hyper-parameters as constants: refused, not misread */
         CHECK(build("v1", TABLE("1", "sizeof(cram_step_api)")) == 0);
         expect("v1.so", "built for step ABI v1, this cram speaks v3: recompile with this cramc");
-        /* v2 artifacts have no eval_accuracy() */
+        /* v2 artifacts have no eval_accuracy() and grad_buffer() entries: refused the same way */
         CHECK(build("v2", TABLE("2", "sizeof(cram_step_api)")) == 0);
         expect("v2.so", "built for step ABI v2, this cram speaks v3: recompile with this cramc");
         CHECK(build("small", TABLE("3", "16")) == 0);
@@ -115,7 +115,7 @@ int main(void) {
                             "static cram_step_rc f(void) { return CRAM_STEP_OK; }\n"
                             "#define F (void *)f\n"
                             "static const cram_step_api api = {CRAM_STEP_ABI_VERSION, sizeof(cram_step_api), &meta,"
-                            " F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
+                            " F, F, F, F, F, F, F, F, F, F, F, F, F, F, F, F};\n"
                             "const cram_step_api *cram_step_entry(void) { return &api; }\n") == 0);
         expect("huge.so", "over 2^40 elements");
     }
