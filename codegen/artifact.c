@@ -183,9 +183,9 @@ void cg_put_step_api(FILE *out, const CgMeta *m) {
           m->target, m->abi_macro);
   int col = (int)strlen("  create,");
   for (size_t i = 0; i < sizeof step_entries / sizeof step_entries[0]; i++) {
-    int w = (int)(strlen(m->target) + strlen(step_entries[i])) + (int)strlen(" cram__,");
+    int w = (int)strlen(step_entries[i]) + (int)strlen(" cram_shim_,");
     if (col + w > 80) fputs("\n ", out), col = 1;
-    col += fprintf(out, " cram_%s_%s,", m->target, step_entries[i]);
+    col += fprintf(out, " cram_shim_%s,", step_entries[i]);
   }
   fputs("\n};\n\n"
         "__attribute__((visibility(\"default\"))) const cram_step_api *cram_step_entry(void);\n"

@@ -32,11 +32,12 @@ enum {
 };
 
 /* The entries of cram_step_api after create(), in the table's order, as
- * X(P, return type, name, (parameters)); a shim defines P##_##name. Adding an
- * ABI entry is one line here (plus its implementation in each shim): the
- * declarations, the generated table and the check below follow. create()
- * is not in the list: each shim's takes its own artifact type first, and the
- * generated step.c wraps it (cg_put_step_api). */
+ * X(P, return type, name, (parameters)). The shim core implements them once
+ * as cram_shim_<name> (shim_core/shim_core.c, linked into every target's
+ * library); adding an ABI entry is one line here plus its implementation
+ * there: the declarations, the generated table and the check below follow.
+ * create() is not in the list: each target's takes its own artifact type
+ * first, and the generated step.c wraps it (cg_put_step_api). */
 #define CRAM_STEP_SHIM_ENTRIES(X, P)                                                       \
   X(P, void, destroy, (cram_ctx * ctx))                                                    \
   X(P, const char *, last_error, (const cram_ctx *ctx))                                    \
@@ -56,12 +57,13 @@ enum {
 
 #define CRAM_STEP_SHIM_DECL_(P, ret, name, params) ret P##_##name params;
 
-/* Declares a shim's entries: P_create(const ARTIFACT *a, opts, out, err,
- * errlen) and P_<entry> for every entry of CRAM_STEP_SHIM_ENTRIES. */
+/* The core's entries, cram_shim_<entry>, for every target. */
+CRAM_STEP_SHIM_ENTRIES(CRAM_STEP_SHIM_DECL_, cram_shim)
+
+/* Declares a target's create: P_create(const ARTIFACT *a, opts, out, err, errlen). */
 #define CRAM_STEP_SHIM_DECLARE(P, ARTIFACT)                                                          \
   cram_step_rc P##_create(const ARTIFACT *a, const cram_create_opts *opts, cram_ctx **out, char *err, \
-                          size_t errlen);                                                            \
-  CRAM_STEP_SHIM_ENTRIES(CRAM_STEP_SHIM_DECL_, P)
+                          size_t errlen);
 
 /* The list is cram_step_api after create, entry for entry and type for type:
  * a field added to the table without a line above (or the other way round)

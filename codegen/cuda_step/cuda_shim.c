@@ -1,15 +1,16 @@
-/* cuda_shim.c - the step ABI for `cramc --target cuda` artifacts (linked as
- * libcram_cuda_step.a into each). Loading step.so touches no CUDA library:
+/* cuda_shim.c - the device table of `cramc --target cuda` artifacts for the
+ * shim core (shim_core/shim_core.h; linked as libcram_cuda_step.a into each).
+ * Loading step.so touches no CUDA library:
  * create() dlopens libcuda.so.1 (and libcublasLt), picks the device, refuses
  * a compute capability below the artifact's cubins, loads the image for it
  * (cubin for sm_80/sm_90, PTX JIT above), allocates the arena, scratch, and
  * per parameter its value, moments and gradient accumulator on the device,
  * builds each GEMM's cuBLASLt descriptors and picks its algorithm by the
- * heuristic once. A call copies the inputs in, runs its graph's generated
+ * heuristic once. A run copies the inputs in, runs its graph's generated
  * run function (the launch sequence emitted with LLVM-C, calling back
- * cram_cuda_rt_kernel / cram_cuda_rt_gemm), checks the kernels' error word,
- * and moves the outputs into the state. No global mutable state: everything
- * lives in cram_ctx. */
+ * cram_cuda_rt_kernel / cram_cuda_rt_gemm) and checks the kernels' error
+ * word; the core moves the outputs into the state (most are computed in
+ * place). No global mutable state: everything lives in cram_ctx. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stddef.h>
@@ -25,9 +26,7 @@
 
 #include "cram_cuda_step.h"
 #include "cuda_libs.h"
-#include "diag.h"
-#include "init.h"
-#include "ir.h"
+#include "shim_core.h"
 
 /* The libcuda and cuBLASLt entry points, one row each: X(field, symbol,
  * return type, parameters). The rows declare the struct fields and the
@@ -136,9 +135,8 @@ typedef struct GBind {
 } GBind;
 
 struct cram_ctx {
+  cram_shim s; /* first: the core's state; its blocks are device memory */
   const cram_cuda_artifact *a;
-  const cram_step_meta *meta;
-  Graph *fwd_ir;
   Drv d;
   Lt lt;
   cublasLtHandle_t lth;
@@ -148,29 +146,14 @@ struct cram_ctx {
   int graphs;          /* CUDA graphs for run() (off: opts->no_graphs, or the driver lacks them) */
   int no_graphs;       /* cram_create_opts.no_graphs */
   CUmodule mod;
-  int training, ctx_held;
+  int ctx_held;
   int tf32; /* cram_create_opts.tf32: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
-  uint64_t dropout_seed, runs;
-  uint32_t np, nin;
+  uint32_t nin;
   CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
-  CUdeviceptr *p, *m, *v, *g, *in;
-  CUdeviceptr gblock;  /* every gradient accumulator in one allocation (g[i] point into it): zeroed by one memset */
-  uint64_t gbytes;
-  GBind fwd, acc, up;
-  long pending;
-  char err[1024];
+  CUdeviceptr *in;
+  GBind bind[3]; /* CRAM_G_FWD, CRAM_G_ACC, CRAM_G_UP */
 };
 
-static cram_step_rc fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static cram_step_rc fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) {
-  char msg[900];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  snprintf(c->err, sizeof c->err, "%s: %s", c->meta->model, msg);
-  return rc;
-}
 static const char *cuerr(const cram_ctx *c, CUresult r) {
   const char *s = NULL;
   if (c->d.GetErrorString) c->d.GetErrorString(r, &s);
@@ -179,7 +162,7 @@ static const char *cuerr(const cram_ctx *c, CUresult r) {
 #define CU(call, what)                                                                          \
   do {                                                                                          \
     CUresult r_ = (call);                                                                       \
-    if (r_ != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_));  \
+    if (r_ != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_));  \
   } while (0)
 
 /* Fills the fields of `base` (a Drv or Lt) that syms[0..n) name; false with
@@ -197,15 +180,15 @@ static bool load_syms(void *h, void *base, const Sym *syms, size_t n, const char
 static cram_step_rc load_driver(cram_ctx *c) {
   c->d.h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!c->d.h)
-    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu", dlerror());
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu", dlerror());
   const char *miss = NULL;
   if (!load_syms(c->d.h, &c->d, drv_syms, sizeof drv_syms / sizeof *drv_syms, &miss))
-    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
   c->graphs = !c->no_graphs && load_syms(c->d.h, &c->d, graph_syms, sizeof graph_syms / sizeof *graph_syms, &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
   if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
-    return fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: %s; use --target cpu",
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: %s; use --target cpu",
                 r != CUDA_SUCCESS ? cuerr(c, r) : "no CUDA device found");
   return CRAM_STEP_OK;
 }
@@ -214,17 +197,17 @@ static cram_step_rc load_lt(cram_ctx *c) {
   char tried[720];
   cram_cuda_search where = cram_cuda_search_from_env();
   c->lt.h = cram_cuda_open_lib(&where, &cram_cuda_lib_cublaslt, NULL, 0, tried, sizeof tried);
-  if (!c->lt.h) return fail(c, CRAM_STEP_E_DEVICE, "cannot load cuBLASLt (libcublasLt.so.13); looked in: %s", tried);
+  if (!c->lt.h) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "cannot load cuBLASLt (libcublasLt.so.13); looked in: %s", tried);
   const char *miss = NULL;
   if (!load_syms(c->lt.h, &c->lt, lt_syms, sizeof lt_syms / sizeof *lt_syms, &miss))
-    return fail(c, CRAM_STEP_E_DEVICE, "libcublasLt lacks %s", miss);
-  if (c->lt.Create(&c->lth) != CUBLAS_STATUS_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "%s", "cublasLtCreate failed");
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "libcublasLt lacks %s", miss);
+  if (c->lt.Create(&c->lth) != CUBLAS_STATUS_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "cublasLtCreate failed");
   return CRAM_STEP_OK;
 }
 
 static cram_step_rc dalloc(cram_ctx *c, CUdeviceptr *p, uint64_t bytes) {
   CUresult r = c->d.MemAlloc(p, bytes ? (bytes + 255) / 256 * 256 : 256);
-  if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_NOMEM, "device allocation of %llu bytes: %s", (unsigned long long)bytes, cuerr(c, r));
+  if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "device allocation of %llu bytes: %s", (unsigned long long)bytes, cuerr(c, r));
   return CRAM_STEP_OK;
 }
 
@@ -238,15 +221,15 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
   size_t ns = g->nslots ? g->nslots : 1, nl = g->nlaunch ? g->nlaunch : 1;
   if (!(b->slot = calloc(ns, sizeof *b->slot)) || !(b->own = calloc(ns, sizeof *b->own)) || !(b->fn = calloc(nl, sizeof *b->fn)) ||
       !(b->gp = calloc(nl, sizeof *b->gp)))
-    return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+    return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   cram_step_rc rc;
   for (uint32_t s = 0; s < g->nslots; s++) {
     const cram_cuda_slot *sl = &g->slots[s];
     switch (sl->kind) {
-    case CRAM_S_PARAM: b->slot[s] = c->p[sl->index]; break;
-    case CRAM_S_GRAD: b->slot[s] = c->g[sl->index]; break;
-    case CRAM_S_MOM_M: b->slot[s] = c->m[sl->index]; break;
-    case CRAM_S_MOM_V: b->slot[s] = c->v[sl->index]; break;
+    case CRAM_S_PARAM: b->slot[s] = c->s.p[sl->index]; break;
+    case CRAM_S_GRAD: b->slot[s] = c->s.g[sl->index]; break;
+    case CRAM_S_MOM_M: b->slot[s] = c->s.m[sl->index]; break;
+    case CRAM_S_MOM_V: b->slot[s] = c->s.v[sl->index]; break;
     case CRAM_S_INPUT: b->slot[s] = c->in[sl->index]; break;
     case CRAM_S_SCALE: b->slot[s] = c->scal; break;
     case CRAM_S_STEP: b->slot[s] = c->scal + 4; break;
@@ -257,9 +240,9 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
       b->slot[s] = b->own[s];
     }
   }
-  if (!g->bind || !g->run) return fail(c, CRAM_STEP_E_STATE, "%s", "artifact without its host code (corrupt?)");
+  if (!g->bind || !g->run) return cram_shim_fail(c, CRAM_STEP_E_STATE, "artifact without its host code (corrupt?)");
   size_t nt = g->ntab ? g->ntab : 1;
-  if (!(b->tab = calloc(nt, sizeof *b->tab))) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+  if (!(b->tab = calloc(nt, sizeof *b->tab))) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   g->bind(b->slot, c->arena, c->scratch, b->tab);
   if ((rc = dalloc(c, &b->dptr, nt * sizeof *b->tab)) != CRAM_STEP_OK) return rc;
   CU(c->d.MemcpyHtoD(b->dptr, b->tab, nt * sizeof *b->tab), "uploading the pointer tables");
@@ -268,7 +251,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     if (L->kind == CRAM_CUDA_L_KERNEL) {
       if (!L->name) continue;
       CUresult r = c->d.ModuleGetFunction(&b->fn[i], c->mod, L->name);
-      if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "kernel %s of %s: %s", L->name, L->node, cuerr(c, r));
+      if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "kernel %s of %s: %s", L->name, L->node, cuerr(c, r));
       continue;
     }
     /* row-major C = op(A) op(B) as column-major C^T = op(B)^T op(A)^T */
@@ -279,7 +262,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
                   : G->epi == CRAM_CUDA_EPI_RELU ? CUBLASLT_EPILOGUE_RELU
                   : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    if (L->first + 4 > g->ntab) return fail(c, CRAM_STEP_E_STATE, "GEMM of %s outside the pointer table (artifact corrupt?)", L->node);
+    if (L->first + 4 > g->ntab) return cram_shim_fail(c, CRAM_STEP_E_STATE, "GEMM of %s outside the pointer table (artifact corrupt?)", L->node);
     const uint64_t *op = &b->tab[L->first]; /* a, b, c, bias */
     P->a = op[1], P->b = op[0], P->c = op[2];
     CUdeviceptr bias = op[3];
@@ -315,7 +298,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
          c->lt.PreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) == 0 &&
          c->lt.AlgoGetHeuristic(c->lth, P->desc, P->la, P->lb, P->lc, P->lc, pref, 1, &res, &nres) == 0 && nres > 0;
     if (pref) c->lt.PreferenceDestroy(pref);
-    if (!ok) return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt has no algorithm for the GEMM of %s", L->node);
+    if (!ok) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt has no algorithm for the GEMM of %s", L->node);
     P->algo = res.algo;
   }
   return CRAM_STEP_OK;
@@ -336,20 +319,52 @@ static void bind_free(cram_ctx *c, GBind *b) {
   free(b->slot), free(b->tab), free(b->own), free(b->fn), free(b->gp);
 }
 
-static void dfree_arr(cram_ctx *c, CUdeviceptr *a, uint32_t n) {
-  for (uint32_t i = 0; a && i < n; i++)
-    if (a[i]) c->d.MemFree(a[i]);
-  free(a);
+/* ---- the state in device memory ----------------------------------------------------- */
+
+static cram_step_rc d_alloc(cram_ctx *c, size_t bytes, cram_dptr *out) {
+  CUdeviceptr p = 0;
+  cram_step_rc rc = dalloc(c, &p, bytes);
+  if (rc != CRAM_STEP_OK) return rc;
+  *out = (cram_dptr)p;
+  CU(c->d.MemsetD8(p, 0, (bytes + 255) / 256 * 256), "memset");
+  return CRAM_STEP_OK;
+}
+static void d_release(cram_ctx *c, cram_dptr p) {
+  if (c->ctx_held) c->d.MemFree((CUdeviceptr)p);
+}
+static cram_step_rc d_put(cram_ctx *c, cram_dptr dst, const float *src, size_t n) {
+  CU(c->d.MemcpyHtoD((CUdeviceptr)dst, src, n * 4), "writing state to the device");
+  return CRAM_STEP_OK;
+}
+static cram_step_rc d_put_f64(cram_ctx *c, cram_dptr dst, const double *src, size_t n) {
+  float *f = malloc((n ? n : 1) * sizeof(float));
+  if (!f) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
+  for (size_t k = 0; k < n; k++) f[k] = (float)src[k];
+  cram_step_rc rc = d_put(c, dst, f, n);
+  free(f);
+  return rc;
+}
+static cram_step_rc d_get(cram_ctx *c, float *dst, cram_dptr src, size_t n) {
+  CU(c->d.MemcpyDtoH(dst, (CUdeviceptr)src, n * 4), "reading state from the device");
+  return CRAM_STEP_OK;
+}
+static cram_step_rc d_zero(cram_ctx *c, cram_dptr dst, size_t bytes) {
+  CU(c->d.MemsetD8((CUdeviceptr)dst, 0, bytes), "memset");
+  return CRAM_STEP_OK;
+}
+static cram_step_rc d_move(cram_ctx *c, cram_dptr dst, cram_dptr src, size_t bytes) {
+  CU(c->d.MemcpyDtoD((CUdeviceptr)dst, (CUdeviceptr)src, bytes), "moving outputs");
+  return CRAM_STEP_OK;
 }
 
-void cram_cuda_destroy(cram_ctx *c) {
-  if (!c) return;
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void d_destroy(cram_ctx *c) {
   if (c->ctx_held) {
     c->d.CtxSynchronize();
-    bind_free(c, &c->fwd), bind_free(c, &c->acc), bind_free(c, &c->up);
-    dfree_arr(c, c->p, c->np), dfree_arr(c, c->m, c->np), dfree_arr(c, c->v, c->np), free(c->g);
-    if (c->gblock) c->d.MemFree(c->gblock);
-    dfree_arr(c, c->in, c->nin);
+    for (int g = 0; g < 3; g++) bind_free(c, &c->bind[g]);
+    for (uint32_t i = 0; c->in && i < c->nin; i++)
+      if (c->in[i]) c->d.MemFree(c->in[i]);
     CUdeviceptr bufs[] = {c->arena, c->scratch, c->work, c->errw, c->scal};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
       if (bufs[i]) c->d.MemFree(bufs[i]);
@@ -357,13 +372,10 @@ void cram_cuda_destroy(cram_ctx *c) {
     if (c->mod) c->d.ModuleUnload(c->mod);
     if (c->stream) c->d.StreamDestroy(c->stream);
     c->d.PrimaryCtxRelease(c->dev);
-  } else {
-    free(c->p), free(c->m), free(c->v), free(c->g), free(c->in);
   }
+  free(c->in);
   if (c->lt.h) dlclose(c->lt.h);
   if (c->d.h) dlclose(c->d.h);
-  ir_graph_free(c->fwd_ir);
-  free(c);
 }
 
 static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
@@ -374,15 +386,16 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   if (rc != CRAM_STEP_OK) return rc;
   int ndev = 0, ord = opts ? opts->device : 0;
   c->d.DeviceGetCount(&ndev);
-  if (ord < 0 || ord >= ndev) return fail(c, CRAM_STEP_E_DEVICE, "CUDA device %d does not exist (%d found)", ord, ndev);
+  if (ord < 0 || ord >= ndev) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "CUDA device %d does not exist (%d found)", ord, ndev);
   CU(c->d.DeviceGet(&c->dev, ord), "cuDeviceGet");
   int maj = 0, min = 0;
   CU(c->d.DeviceGetAttribute(&maj, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c->dev), "compute capability");
   CU(c->d.DeviceGetAttribute(&min, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, c->dev), "compute capability");
   int sm = maj * 10 + min;
   if (sm < a->min_sm)
-    return fail(c, CRAM_STEP_E_DEVICE, "GPU %d has compute capability %d.%d, older than this artifact's cubins (sm_%d+); use --target cpu",
-                ord, maj, min, a->min_sm);
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE,
+                          "GPU %d has compute capability %d.%d, older than this artifact's cubins (sm_%d+); use --target cpu",
+                          ord, maj, min, a->min_sm);
   CU(c->d.PrimaryCtxRetain(&c->cx, c->dev), "cuDevicePrimaryCtxRetain");
   c->ctx_held = 1;
   CU(c->d.CtxSetCurrent(c->cx), "cuCtxSetCurrent");
@@ -394,7 +407,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
     if (!im->ptx && im->sm / 10 == maj && im->sm <= sm && (!img || img->ptx || im->sm > img->sm)) img = im;
     if (im->ptx && im->sm <= sm && !img) img = im;
   }
-  if (!img) return fail(c, CRAM_STEP_E_DEVICE, "no kernel image for compute capability %d.%d", maj, min);
+  if (!img) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no kernel image for compute capability %d.%d", maj, min);
   CU(c->d.ModuleLoadData(&c->mod, img->data), "loading the kernels (cuModuleLoadData)");
   if ((rc = load_lt(c)) != CRAM_STEP_OK) return rc;
   uint64_t ab = a->fwd.arena_bytes, sb = a->fwd.scratch_bytes;
@@ -406,138 +419,15 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   if ((rc = dalloc(c, &c->arena, ab)) || (rc = dalloc(c, &c->scratch, sb)) || (rc = dalloc(c, &c->work, WORKSPACE)) ||
       (rc = dalloc(c, &c->errw, 4)) || (rc = dalloc(c, &c->scal, HYPER_OFF + 4 * CRAM_SHIM_NHYPER)))
     return rc;
-  for (uint32_t i = 0; i < c->np; i++) c->gbytes += ((uint64_t)c->meta->params[i].numel * 4 + 255) / 256 * 256;
-  if ((rc = dalloc(c, &c->gblock, c->gbytes))) return rc;
-  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "memset");
-  uint64_t off = 0;
-  for (uint32_t i = 0; i < c->np; i++) {
-    uint64_t n = (uint64_t)c->meta->params[i].numel * 4;
-    if ((rc = dalloc(c, &c->p[i], n)) || (rc = dalloc(c, &c->m[i], n)) || (rc = dalloc(c, &c->v[i], n))) return rc;
-    c->g[i] = c->gblock + off; /* 256-byte aligned, as cuBLASLt prefers its operands */
-    off += (n + 255) / 256 * 256;
-    CU(c->d.MemsetD8(c->m[i], 0, n), "memset");
-    CU(c->d.MemsetD8(c->v[i], 0, n), "memset");
-  }
+  /* parameters, moments, gradients: one device block each, 256-byte aligned as cuBLASLt prefers its operands */
+  if ((rc = cram_shim_setup(c, a->fwd_ir)) != CRAM_STEP_OK) return rc;
+  if (!(c->in = calloc(c->nin ? c->nin : 1, sizeof *c->in))) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   for (uint32_t i = 0; i < c->nin; i++)
-    if ((rc = dalloc(c, &c->in[i], in_bytes(&c->meta->inputs[i])))) return rc;
-  if ((rc = bind_init(c, &c->fwd, &a->fwd)) || (rc = bind_init(c, &c->acc, &a->acc)) || (rc = bind_init(c, &c->up, &a->up)))
-    return rc;
+    if ((rc = dalloc(c, &c->in[i], in_bytes(&c->s.meta->inputs[i])))) return rc;
+  const cram_cuda_graph *all[3] = {&a->fwd, &a->acc, &a->up};
+  for (int g = 0; g < 3; g++)
+    if ((rc = bind_init(c, &c->bind[g], all[g])) != CRAM_STEP_OK) return rc;
   return CRAM_STEP_OK;
-}
-
-cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
-                              size_t errlen) {
-  cram_step_rc rc;
-  cram_ctx *c = cram_shim_create_ctx(out, "cuda", a && a->shim_version == CRAM_CUDA_SHIM_VERSION, a ? a->meta : NULL,
-                                     sizeof *c, err, errlen, &rc);
-  if (!c) return rc;
-  c->a = a, c->meta = a->meta;
-  c->training = opts && opts->training;
-  c->dropout_seed = opts ? opts->dropout_seed : 0;
-  c->np = a->meta->nparams, c->nin = a->meta->ninputs;
-  rc = CRAM_STEP_E_NOMEM;
-  size_t np = c->np ? c->np : 1, ni = c->nin ? c->nin : 1;
-  if (!(c->p = calloc(np, sizeof *c->p)) || !(c->m = calloc(np, sizeof *c->m)) || !(c->v = calloc(np, sizeof *c->v)) ||
-      !(c->g = calloc(np, sizeof *c->g)) || !(c->in = calloc(ni, sizeof *c->in))) {
-    fail(c, rc, "%s", "out of memory");
-    goto bad;
-  }
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *mem = open_memstream(&dbuf, &dlen);
-  if (!mem) {
-    fail(c, rc, "%s", "out of memory");
-    goto bad;
-  }
-  Diag d;
-  diag_init(&d, mem);
-  c->fwd_ir = ir_parse(a->fwd_ir, strlen(a->fwd_ir), "forward", &d);
-  fclose(mem);
-  free(dbuf);
-  if (!c->fwd_ir) {
-    rc = fail(c, CRAM_STEP_E_STATE, "%s", "embedded forward graph does not parse (artifact corrupt?)");
-    goto bad;
-  }
-  if ((rc = create_body(c, opts)) != CRAM_STEP_OK) goto bad;
-  *out = c;
-  return CRAM_STEP_OK;
-bad:
-  cram_shim_err(err, errlen, rc, "%s", c->err);
-  cram_cuda_destroy(c);
-  return rc;
-}
-
-const char *cram_cuda_last_error(const cram_ctx *c) { return c ? c->err : "cuda step: no context"; }
-
-/* ---- parameters and optimizer state ----------------------------------------------- */
-
-static size_t psz(const cram_ctx *c, uint32_t i) { return (size_t)c->meta->params[i].numel * sizeof(float); }
-
-cram_step_rc cram_cuda_init_params(cram_ctx *c, uint64_t seed) {
-  if (!c) return CRAM_STEP_E_ARG;
-  uint32_t i = 0;
-  for (ValueId v = 0; v < c->fwd_ir->n && i < c->np; v++) {
-    const Node *n = &c->fwd_ir->nodes[v];
-    if (n->op != OP_PARAM) continue;
-    size_t cnt = (size_t)c->meta->params[i].numel;
-    if (strcmp(ir_get_str(n, ATTR_NAME), c->meta->params[i].name) || (int64_t)cnt != ir_shape_numel(&n->shape))
-      return fail(c, CRAM_STEP_E_STATE, "parameter '%s': embedded graph and table disagree", c->meta->params[i].name);
-    double *tmp = malloc((cnt ? cnt : 1) * sizeof(double));
-    float *f = malloc((cnt ? cnt : 1) * sizeof(float));
-    char msg[256];
-    if (!tmp || !f || !ir_init_param(n, seed, tmp, msg, sizeof msg)) {
-      bool oom = !tmp || !f;
-      free(tmp), free(f);
-      return oom ? fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory") : fail(c, CRAM_STEP_E_STATE, "%s", msg);
-    }
-    for (size_t k = 0; k < cnt; k++) f[k] = (float)tmp[k];
-    CUresult r = c->d.MemcpyHtoD(c->p[i], f, cnt * 4);
-    free(tmp), free(f);
-    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "uploading parameters: %s", cuerr(c, r));
-    CU(c->d.MemsetD8(c->m[i], 0, cnt * 4), "memset");
-    CU(c->d.MemsetD8(c->v[i], 0, cnt * 4), "memset");
-    CU(c->d.MemsetD8(c->g[i], 0, cnt * 4), "memset");
-    i++;
-  }
-  if (i != c->np) return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graph lacks parameters of the table");
-  c->pending = 0;
-  return CRAM_STEP_OK;
-}
-
-static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const void *b) {
-  char msg[64];
-  cram_step_rc rc = cram_shim_check_index(i, c->np, a, b, msg, sizeof msg);
-  return rc == CRAM_STEP_OK ? rc : fail(c, rc, "%s", msg);
-}
-cram_step_rc cram_cuda_get_param(cram_ctx *c, uint32_t i, float *dst) {
-  if (!c) return CRAM_STEP_E_ARG;
-  cram_step_rc rc = check_index(c, i, dst, dst);
-  if (rc == CRAM_STEP_OK) CU(c->d.MemcpyDtoH(dst, c->p[i], psz(c, i)), "reading a parameter");
-  return rc;
-}
-cram_step_rc cram_cuda_set_param(cram_ctx *c, uint32_t i, const float *src) {
-  if (!c) return CRAM_STEP_E_ARG;
-  cram_step_rc rc = check_index(c, i, src, src);
-  if (rc == CRAM_STEP_OK) CU(c->d.MemcpyHtoD(c->p[i], src, psz(c, i)), "writing a parameter");
-  return rc;
-}
-cram_step_rc cram_cuda_get_moments(cram_ctx *c, uint32_t i, float *m, float *v) {
-  if (!c) return CRAM_STEP_E_ARG;
-  cram_step_rc rc = check_index(c, i, m, v);
-  if (rc == CRAM_STEP_OK) {
-    CU(c->d.MemcpyDtoH(m, c->m[i], psz(c, i)), "reading moments");
-    CU(c->d.MemcpyDtoH(v, c->v[i], psz(c, i)), "reading moments");
-  }
-  return rc;
-}
-cram_step_rc cram_cuda_set_moments(cram_ctx *c, uint32_t i, const float *m, const float *v) {
-  if (!c) return CRAM_STEP_E_ARG;
-  cram_step_rc rc = check_index(c, i, m, v);
-  if (rc == CRAM_STEP_OK) {
-    CU(c->d.MemcpyHtoD(c->m[i], m, psz(c, i)), "writing moments");
-    CU(c->d.MemcpyHtoD(c->v[i], v, psz(c, i)), "writing moments");
-  }
-  return rc;
 }
 
 /* ---- running ------------------------------------------------------------------------- */
@@ -557,14 +447,14 @@ int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t bloc
   cram_ctx *c = s->c;
   const GBind *b = s->b;
   if (launch < 0 || (uint32_t)launch >= b->g->nlaunch || first < 0 || (uint32_t)first > b->g->ntab)
-    return fail(c, CRAM_STEP_E_STATE, "launch %d outside the launch table (artifact corrupt?)", (int)launch);
+    return cram_shim_fail(c, CRAM_STEP_E_STATE, "launch %d outside the launch table (artifact corrupt?)", (int)launch);
   if (!b->fn[launch]) return CRAM_STEP_OK;
   const cram_cuda_launch *L = &b->g->launches[launch];
   CUdeviceptr P = b->dptr + (CUdeviceptr)first * sizeof(uint64_t);
   int code = launch + 1;
   void *args[] = {&P, &c->scratch, &s->seedp, &s->training, &c->errw, &code};
   CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, c->stream, args, NULL);
-  if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
+  if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
   return CRAM_STEP_OK;
 }
 
@@ -573,12 +463,12 @@ int32_t cram_cuda_rt_gemm(void *rt, int32_t launch) {
   cram_ctx *c = s->c;
   const GBind *b = s->b;
   if (launch < 0 || (uint32_t)launch >= b->g->nlaunch || b->g->launches[launch].kind != CRAM_CUDA_L_GEMM)
-    return fail(c, CRAM_STEP_E_STATE, "GEMM %d outside the launch table (artifact corrupt?)", (int)launch);
+    return cram_shim_fail(c, CRAM_STEP_E_STATE, "GEMM %d outside the launch table (artifact corrupt?)", (int)launch);
   const cram_cuda_launch *L = &b->g->launches[launch];
   const GemmPlan *P = &b->gp[launch];
   if (c->lt.Matmul(c->lth, P->desc, &one_f, (const void *)P->a, P->la, (const void *)P->b, P->lb, &L->g.beta, (const void *)P->c,
                    P->lc, (void *)P->c, P->lc, &P->algo, (void *)c->work, WORKSPACE, (cudaStream_t)c->stream) != 0)
-    return fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "cuBLASLt matmul failed for %s", L->node);
   return CRAM_STEP_OK;
 }
 
@@ -611,176 +501,86 @@ static cram_step_rc launch_all(cram_ctx *c, GBind *b, RunState *st) {
   return CRAM_STEP_OK;
 }
 
-static cram_step_rc run(cram_ctx *c, GBind *b, const void *const *inputs, int training) {
-  const cram_cuda_graph *g = b->g;
-  if (inputs)
-    for (uint32_t i = 0; i < c->nin; i++) {
-      if (!inputs[i]) return fail(c, CRAM_STEP_E_ARG, "input '%s' is NULL", c->meta->inputs[i].name);
-      CU(c->d.MemcpyHtoD(c->in[i], inputs[i], in_bytes(&c->meta->inputs[i])), "uploading inputs");
-    }
+/* Runs graph g: the scalars and the inputs uploaded, the error word cleared,
+ * the launches (or their CUDA graph), the error word checked. */
+static cram_step_rc d_run(cram_ctx *c, int g, const void *const *inputs, const cram_shim_scalars *sc, int training,
+                          uint64_t seed) {
+  GBind *b = &c->bind[g];
+  if (g == CRAM_G_ACC) {
+    float scale = (float)sc->scale;
+    CU(c->d.MemcpyHtoD(c->scal, &scale, 4), "uploading the scale");
+  } else if (g == CRAM_G_UP) {
+    float sl[2] = {(float)sc->step, (float)sc->lr}, hf[CRAM_SHIM_NHYPER];
+    for (int i = 0; i < CRAM_SHIM_NHYPER; i++) hf[i] = (float)sc->hyper[i];
+    CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
+    CU(c->d.MemcpyHtoD(c->scal + HYPER_OFF, hf, sizeof hf), "uploading the optimizer hyper-parameters");
+  }
+  for (uint32_t i = 0; inputs && i < c->nin; i++)
+    CU(c->d.MemcpyHtoD(c->in[i], inputs[i], in_bytes(&c->s.meta->inputs[i])), "uploading inputs");
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
-  /* the seed of this run (as the interp/cpu shims count runs), uploaded before the launches or the replay */
-  uint64_t seed = CRAM_STEP_RUN_SEED(c->dropout_seed, c->runs++);
+  /* the seed of this run, uploaded before the launches or the replay */
   if (training) CU(c->d.MemcpyHtoD(c->scal + SEED_OFF, &seed, 8), "uploading the dropout seed");
   RunState st = {c, b, (unsigned long long)(c->scal + SEED_OFF), training};
   cram_step_rc rc = launch_all(c, b, &st);
   if (rc != CRAM_STEP_OK) return rc;
   int e = 0;
   CU(c->d.MemcpyDtoH(&e, c->errw, 4), "running the step");
-  if (e > 0 && (uint32_t)e <= g->nlaunch)
-    return fail(c, CRAM_STEP_E_DATA, "%s: bad data (token id / target outside its range, or step < 1)", g->launches[e - 1].node);
+  if (e > 0 && (uint32_t)e <= b->g->nlaunch)
+    return cram_shim_fail(c, CRAM_STEP_E_DATA, "%s: bad data (token id / target outside its range, or step < 1)",
+                          b->g->launches[e - 1].node);
   return CRAM_STEP_OK;
 }
 
-static CUdeviceptr outp(const GBind *b, uint32_t kind, uint32_t index) {
+static cram_dptr d_output(cram_ctx *c, int g, uint32_t kind, uint32_t index) {
+  const GBind *b = &c->bind[g];
   for (uint32_t i = 0; i < b->g->nouts; i++)
-    if (b->g->outs[i].kind == kind && b->g->outs[i].index == index) return b->slot[b->g->outs[i].slot];
+    if (b->g->outs[i].kind == kind && b->g->outs[i].index == index) return (cram_dptr)b->slot[b->g->outs[i].slot];
   return 0;
-}
-static cram_step_rc move(cram_ctx *c, CUdeviceptr dst, CUdeviceptr src, size_t n) {
-  if (src && src != dst) CU(c->d.MemcpyDtoD(dst, src, n), "moving outputs");
-  return CRAM_STEP_OK;
-}
-
-cram_step_rc cram_cuda_step(cram_ctx *c, const void *const *inputs, float scale, float *loss) {
-  if (!c) return CRAM_STEP_E_ARG;
-  if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
-  if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
-  CU(c->d.MemcpyHtoD(c->scal, &scale, 4), "uploading the scale");
-  cram_step_rc rc = run(c, &c->acc, inputs, c->training);
-  if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr l = outp(&c->acc, CRAM_O_LOSS, 0);
-  *loss = NAN;
-  if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
-  for (uint32_t i = 0; i < c->np; i++)
-    if ((rc = move(c, c->g[i], outp(&c->acc, CRAM_O_GRAD, i), psz(c, i)))) return rc;
-  c->pending++;
-  return CRAM_STEP_OK;
-}
-
-cram_step_rc cram_cuda_update(cram_ctx *c, const cram_update_args *args, float *grad_norm) {
-  if (!c) return CRAM_STEP_E_ARG;
-  char msg[200];
-  double h[CRAM_SHIM_NHYPER];
-  if (cram_shim_update_hyper(args, h, msg, sizeof msg) != CRAM_STEP_OK) return fail(c, CRAM_STEP_E_ARG, "%s", msg);
-  if (c->pending == 0) return fail(c, CRAM_STEP_E_STATE, "%s", "update() without a step() since the last update");
-  float sl[2] = {(float)args->step, args->lr}, hf[CRAM_SHIM_NHYPER];
-  for (int i = 0; i < CRAM_SHIM_NHYPER; i++) hf[i] = (float)h[i];
-  CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
-  CU(c->d.MemcpyHtoD(c->scal + HYPER_OFF, hf, sizeof hf), "uploading the optimizer hyper-parameters");
-  cram_step_rc rc = run(c, &c->up, NULL, 0);
-  if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr gn = outp(&c->up, CRAM_O_GRAD_NORM, 0);
-  if (grad_norm) {
-    *grad_norm = NAN;
-    if (gn) CU(c->d.MemcpyDtoH(grad_norm, gn, 4), "reading the grad norm");
-  }
-  for (uint32_t i = 0; i < c->np; i++) {
-    if ((rc = move(c, c->p[i], outp(&c->up, CRAM_O_PARAM, i), psz(c, i))) ||
-        (rc = move(c, c->m[i], outp(&c->up, CRAM_O_MOM_M, i), psz(c, i))) ||
-        (rc = move(c, c->v[i], outp(&c->up, CRAM_O_MOM_V, i), psz(c, i))))
-      return rc;
-  }
-  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "zeroing gradients");
-  c->pending = 0;
-  return CRAM_STEP_OK;
-}
-
-cram_step_rc cram_cuda_eval(cram_ctx *c, const void *const *inputs, float *loss) {
-  return cram_cuda_predict(c, inputs, loss, NULL);
 }
 
 /* Output k of the forward graph to host f32: the slot holds f32, or bf16
  * (autocast) which is widened here (bf16 = the top half of an f32). */
-static cram_step_rc read_output(cram_ctx *c, uint32_t k, float *dst) {
-  const cram_cuda_graph *g = c->fwd.g;
-  size_t n = (size_t)c->meta->outputs[k].numel;
+static cram_step_rc d_read_output(cram_ctx *c, uint32_t k, float *dst) {
+  const cram_cuda_graph *g = c->bind[CRAM_G_FWD].g;
+  size_t n = (size_t)c->s.meta->outputs[k].numel;
   for (uint32_t i = 0; i < g->nouts; i++) {
     if (g->outs[i].kind != CRAM_O_OTHER || g->outs[i].index != k) continue;
     uint64_t bytes = g->slots[g->outs[i].slot].bytes;
-    CUdeviceptr src = c->fwd.slot[g->outs[i].slot];
+    CUdeviceptr src = c->bind[CRAM_G_FWD].slot[g->outs[i].slot];
     if (bytes == n * 4) {
       CU(c->d.MemcpyDtoH(dst, src, n * 4), "reading an output");
       return CRAM_STEP_OK;
     }
     if (bytes != n * 2) break;
     uint16_t *h = malloc((n ? n : 1) * 2);
-    if (!h) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
+    if (!h) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
     CUresult r = c->d.MemcpyDtoH(h, src, n * 2);
     for (size_t j = 0; r == CUDA_SUCCESS && j < n; j++) {
       uint32_t u = (uint32_t)h[j] << 16;
       memcpy(&dst[j], &u, 4);
     }
     free(h);
-    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "reading an output: %s", cuerr(c, r));
+    if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "reading an output: %s", cuerr(c, r));
     return CRAM_STEP_OK;
   }
-  return fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->meta->outputs[k].name);
+  return cram_shim_fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->s.meta->outputs[k].name);
 }
 
-/* The forward graph with dropout off: the loss, the outputs predict() asks
- * for, the accuracy counts eval_accuracy() asks for (hits NULL: not asked). */
-static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs, double *hits) {
-  if (!c) return CRAM_STEP_E_ARG;
-  if (!loss) return fail(c, CRAM_STEP_E_ARG, "%s", "loss is NULL");
-  if (!inputs) return fail(c, CRAM_STEP_E_ARG, "%s", "inputs is NULL");
-  cram_step_rc rc = run(c, &c->fwd, inputs, 0);
-  if (rc != CRAM_STEP_OK) return rc;
-  CUdeviceptr l = outp(&c->fwd, CRAM_O_LOSS, 0);
-  *loss = NAN;
-  if (l) CU(c->d.MemcpyDtoH(loss, l, 4), "reading the loss");
-  for (uint32_t k = 0; outputs && k < c->meta->noutputs; k++)
-    if (outputs[k] && (rc = read_output(c, k, outputs[k])) != CRAM_STEP_OK) return rc;
-  CUdeviceptr hp = outp(&c->fwd, CRAM_O_HITS, 0);
-  float h[2] = {0, 0};
-  if (hits && hp) CU(c->d.MemcpyDtoH(h, hp, sizeof h), "reading the accuracy counts");
-  if (hits) hits[0] = h[0], hits[1] = h[1];
-  return CRAM_STEP_OK;
-}
+static const cram_shim_dev cuda_dev = {
+  .elem = sizeof(float), .align = 256, .on_device = 1,
+  .alloc = d_alloc, .release = d_release, .put = d_put, .put_f64 = d_put_f64, .get = d_get, .zero = d_zero,
+  .move = d_move, .run = d_run, .output = d_output, .read_output = d_read_output, .done = NULL, .destroy = d_destroy,
+};
 
-cram_step_rc cram_cuda_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
-  return forward(c, inputs, loss, outputs, NULL);
-}
-
-cram_step_rc cram_cuda_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct,
-                                     double *counted) {
-  double h[2];
-  if (c && (!correct || !counted)) return fail(c, CRAM_STEP_E_ARG, "%s", "correct or counted is NULL");
-  cram_step_rc rc = forward(c, inputs, loss, NULL, h);
-  if (rc == CRAM_STEP_OK) *correct = h[0], *counted = h[1];
-  return rc;
-}
-
-cram_step_rc cram_cuda_grad_norm(cram_ctx *c, float *norm) {
-  if (!c) return CRAM_STEP_E_ARG;
-  if (!norm) return fail(c, CRAM_STEP_E_ARG, "%s", "norm is NULL");
-  double s = 0;
-  for (uint32_t i = 0; i < c->np; i++) {
-    size_t n = (size_t)c->meta->params[i].numel;
-    float *h = malloc((n ? n : 1) * sizeof(float));
-    if (!h) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory");
-    CUresult r = c->d.MemcpyDtoH(h, c->g[i], n * 4);
-    for (size_t k = 0; r == CUDA_SUCCESS && k < n; k++) s += (double)h[k] * h[k];
-    free(h);
-    if (r != CUDA_SUCCESS) return fail(c, CRAM_STEP_E_DEVICE, "reading gradients: %s", cuerr(c, r));
-  }
-  *norm = (float)sqrt(s);
-  return CRAM_STEP_OK;
-}
-
-cram_step_rc cram_cuda_zero_grad(cram_ctx *c) {
-  if (!c) return CRAM_STEP_E_ARG;
-  CU(c->d.MemsetD8(c->gblock, 0, c->gbytes), "zeroing gradients");
-  c->pending = 0;
-  return CRAM_STEP_OK;
-}
-
-/* gblock: f32 accumulators, each padded to 256 bytes with zeroes (zeroed with
- * the block, never written by a kernel), so summing the padding is harmless. */
-cram_step_rc cram_cuda_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
-  if (!c) return CRAM_STEP_E_ARG;
-  if (!out) return fail(c, CRAM_STEP_E_ARG, "%s", "grad_buffer out is NULL");
-  *out = (cram_grad_buffer){.data = (void *)(uintptr_t)c->gblock, .dtype = CRAM_DT_F32,
-                            .count = (int64_t)(c->gbytes / 4), .on_device = 1};
+cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
+                              size_t errlen) {
+  cram_step_rc rc;
+  cram_ctx *c = cram_shim_new(out, "cuda", a && a->shim_version == CRAM_CUDA_SHIM_VERSION, a ? a->meta : NULL,
+                              sizeof *c, &cuda_dev, opts, err, errlen, &rc);
+  if (!c) return rc;
+  c->a = a;
+  c->nin = a->meta->ninputs;
+  if ((rc = create_body(c, opts)) != CRAM_STEP_OK) return cram_shim_create_failed(c, rc, err, errlen);
+  *out = c;
   return CRAM_STEP_OK;
 }
