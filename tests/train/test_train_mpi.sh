@@ -44,6 +44,10 @@ pdiff() { d=$("$DIFF" "$1" "$2") && awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }';
 "$MK" "$T/data2" 120 > /dev/null || { echo "mkshards failed"; exit 1; }
 R="--data $T/data --batch 16 --ramp 0.5 --seed 7 --shuffle --quiet --steps 20"
 check "$CRAM train --help | grep -q 'this build has MPI'"
+# cram itself does not link MPI (libcram_mpi.so is opened under a launcher)
+check "! ldd $CRAM | grep -q libmpi"
+CRAM_MPI_PLUGIN=$T/none.so $MPI -np 2 "$CRAM" train "$FX" $R --out "$T/noplug" 2> "$T/noplug.err"
+check "[ $? != 0 ] && grep -q 'every process would train alone' $T/noplug.err && [ ! -e $T/noplug ]"
 
 # 1. two ranks == one process with accumulation over the same global batches
 "$CRAM" train "$FX" $R --out "$T/one"; check "[ $? = 0 ]"
