@@ -192,7 +192,8 @@ typedef struct cram_step_api {
 
   /* v3: grad_acc as one flat buffer the caller may modify in place; valid
    * until destroy() (the pointer does not move), meaningful between step()
-   * and update(). Device work on it is complete when step() returns. */
+   * and update(). Device work writing it is ordered before later work on
+   * the CUDA legacy default stream (synchronize the context to use another). */
   cram_step_rc (*grad_buffer)(cram_ctx *ctx, cram_grad_buffer *out);
 } cram_step_api;
 

@@ -1,14 +1,17 @@
-/* distributed.c - MPI and NCCL behind distributed.h; one process without MPI. */
+/* distributed.c - MPI (through libcram_mpi.so, opened at run time) and NCCL
+ * behind distributed.h; one process without an MPI launcher. */
 #include "distributed.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#ifdef CRAM_HAVE_MPI
-#include <limits.h>
-#include <mpi.h>
+#include "mpi_plugin.h"
+
+#ifndef CRAM_MPI_PLUGIN_DIR
+#define CRAM_MPI_PLUGIN_DIR "" /* the build's runtime/ (CMake), tried after the executable's directory */
 #endif
 
 /* Set by the launchers a job may come from: Open MPI, PMIx (srun, prterun),
@@ -30,36 +33,65 @@ int cram_dist_built_with_mpi(void) {
 #endif
 }
 
+/* libcram_mpi.so: $CRAM_MPI_PLUGIN, else beside the cram executable, else in
+ * the build tree, else on the library path. RTLD_GLOBAL: Open MPI's own
+ * plugins resolve libmpi's symbols through the global scope. */
+static void *open_plugin(char *tried, size_t len) {
+    char exe[4096], path[4160];
+    const char *env = getenv("CRAM_MPI_PLUGIN");
+    if (env && *env) {
+        snprintf(tried, len, "%s", env);
+        return dlopen(env, RTLD_NOW | RTLD_GLOBAL);
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(path, sizeof path, "%s/" CRAM_MPI_PLUGIN_FILE, exe);
+        snprintf(tried, len, "%s", path);
+        if (access(path, F_OK) == 0) return dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    }
+    if (*CRAM_MPI_PLUGIN_DIR) {
+        snprintf(path, sizeof path, "%s/" CRAM_MPI_PLUGIN_FILE, CRAM_MPI_PLUGIN_DIR);
+        if (access(path, F_OK) == 0) {
+            snprintf(tried, len, "%s", path);
+            return dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+        }
+    }
+    return dlopen(CRAM_MPI_PLUGIN_FILE, RTLD_NOW | RTLD_GLOBAL);
+}
+
 cram_status cram_dist_init(cram_dist *d, cram_err *err) {
     memset(d, 0, sizeof *d);
     d->size = 1;
     int launched = launched_size();
-#ifdef CRAM_HAVE_MPI
     if (!launched) return CRAM_OK; /* plain `cram train`: no MPI at all, nothing changes */
-    int already = 0;
-    MPI_Initialized(&already);
-    if (!already) {
-        if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return cram_err_set(err, CRAM_E_ARG, "MPI_Init failed");
-        d->mpi = 1;
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
-    /* the node-local rank picks the GPU: the ranks sharing memory with this one */
-    MPI_Comm node;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_rank(node, &d->local_rank);
-        MPI_Comm_free(&node);
-    }
-    return CRAM_OK;
-#else
-    if (launched > 1)
+    char tried[4160] = CRAM_MPI_PLUGIN_FILE;
+    if (!(d->plugin = open_plugin(tried, sizeof tried))) {
+        const char *why = dlerror();
+        if (launched < 2) return CRAM_OK; /* a job of one: nothing to share */
         return cram_err_set(err, CRAM_E_ARG,
-                            "started by an MPI launcher (%d processes) but this cram was built without MPI: every "
-                            "process would train alone; rebuild with MPI (docs/distributed.md) or run one process",
-                            launched);
-    (void)err;
+                            "started by an MPI launcher (%d processes) but %s: every process would train alone; "
+                            "build cram where MPI is installed (docs/distributed.md) or run one process",
+                            launched, !cram_dist_built_with_mpi() ? "this cram was built without MPI"
+                                      : why ? why : "its MPI plugin " CRAM_MPI_PLUGIN_FILE " is not found");
+    }
+    cram_mpi_plugin_fn entry;
+    *(void **)&entry = dlsym(d->plugin, CRAM_MPI_PLUGIN_ENTRY);
+    const cram_mpi_ops *ops = entry ? entry() : NULL;
+    if (!ops || ops->version != CRAM_MPI_PLUGIN_VERSION) {
+        dlclose(d->plugin);
+        d->plugin = NULL;
+        return cram_err_set(err, CRAM_E_VERSION, "%s is not this cram's MPI plugin: rebuild them together", tried);
+    }
+    if (ops->init(&d->rank, &d->size, &d->local_rank, &d->mpi) != 0) {
+        dlclose(d->plugin);
+        d->plugin = NULL;
+        return cram_err_set(err, CRAM_E_ARG, "MPI_Init failed");
+    }
+    d->ops = ops;
     return CRAM_OK;
-#endif
 }
 
 /* ---- NCCL, opened at run time so cram does not depend on it ------------------------- */
@@ -92,27 +124,25 @@ static void nccl_close(nccl_state *s) {
 void cram_dist_finalize(cram_dist *d) {
     nccl_close(d->nccl);
     d->nccl = NULL;
-#ifdef CRAM_HAVE_MPI
-    if (d->mpi) MPI_Finalize();
-#endif
-    d->mpi = 0;
+    if (d->ops && d->mpi) d->ops->finalize();
+    /* the plugin stays mapped: Open MPI leaves threads and handlers behind */
+    d->ops = NULL, d->mpi = 0;
 }
 
 cram_status cram_dist_agree(const cram_dist *d, cram_status r, double *sum, int n, cram_err *err) {
     if (d->size < 2) return r;
-#ifdef CRAM_HAVE_MPI
     double buf[16];
     if (n < 0 || n > 15) return cram_err_set(err, CRAM_E_ARG, "cram_dist_agree: %d values (at most 15)", n);
     buf[0] = r != CRAM_OK;
     for (int i = 0; i < n; i++) buf[i + 1] = sum[i];
-    MPI_Allreduce(MPI_IN_PLACE, buf, n + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    d->ops->sum_f64(buf, n + 1);
     if (buf[0] == 0) {
         for (int i = 0; i < n; i++) sum[i] = buf[i + 1];
         return CRAM_OK;
     }
     /* the lowest failing rank tells everyone what happened */
-    int root = r != CRAM_OK ? d->rank : d->size;
-    MPI_Allreduce(MPI_IN_PLACE, &root, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    int32_t root = r != CRAM_OK ? d->rank : d->size;
+    d->ops->min_i32(&root, 1);
     struct {
         int status;
         char msg[CRAM_ERR_MAX];
@@ -122,31 +152,24 @@ cram_status cram_dist_agree(const cram_dist *d, cram_status r, double *sum, int 
         e.status = (int)r;
         snprintf(e.msg, sizeof e.msg, "%s", err ? err->msg : "failed");
     }
-    MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, root, MPI_COMM_WORLD);
-    cram_err_set(err, (cram_status)e.status, "rank %d: %.*s", root, (int)sizeof e.msg - 16, e.msg);
+    d->ops->bcast(&e, (int)sizeof e, root);
+    cram_err_set(err, (cram_status)e.status, "rank %d: %.*s", (int)root, (int)sizeof e.msg - 16, e.msg);
     return (cram_status)e.status;
-#else
-    (void)sum, (void)n, (void)err;
-    return r;
-#endif
 }
 
 int cram_dist_differs(const cram_dist *d, const uint64_t *v, int n) {
     if (d->size < 2) return -1;
-#ifdef CRAM_HAVE_MPI
     uint64_t lo[8], hi[8];
     if (n > 8) n = 8;
-    MPI_Allreduce(v, lo, n, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(v, hi, n, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    memcpy(lo, v, (size_t)n * sizeof *v);
+    memcpy(hi, v, (size_t)n * sizeof *v);
+    d->ops->min_u64(lo, n);
+    d->ops->max_u64(hi, n);
     for (int i = 0; i < n; i++)
         if (lo[i] != hi[i]) return i;
-#else
-    (void)v, (void)n;
-#endif
     return -1;
 }
 
-#ifdef CRAM_HAVE_MPI
 /* One rank's NCCL set-up: libnccl, the unique id from rank 0, the communicator.
  * The step's create() left its CUDA context current on this thread, and NCCL
  * works in the current context. */
@@ -176,7 +199,7 @@ static cram_status nccl_open(const cram_dist *d, nccl_state **out, cram_err *err
         r = cram_err_set(err, CRAM_E_ARG, "ncclGetUniqueId: %s", s->error_string(rc));
     /* every rank learns whether rank 0 has an id before waiting for it */
     if ((r = cram_dist_agree(d, r, NULL, 0, err)) == CRAM_OK) {
-        MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+        d->ops->bcast(&id, (int)sizeof id, 0);
         if ((rc = s->comm_init_rank(&s->comm, d->size, id, d->rank)) != NCCL_SUCCESS) {
             s->comm = NULL;
             r = cram_err_set(err, CRAM_E_ARG, "ncclCommInitRank: %s", s->error_string(rc));
@@ -190,11 +213,9 @@ static cram_status nccl_open(const cram_dist *d, nccl_state **out, cram_err *err
     *out = s;
     return CRAM_OK;
 }
-#endif
 
 cram_status cram_dist_sum_grads(cram_dist *d, const cram_grad_buffer *gb, cram_err *err) {
     if (d->size < 2) return CRAM_OK;
-#ifdef CRAM_HAVE_MPI
     int f64 = gb->dtype == CRAM_DT_F64;
     cram_status r = CRAM_OK;
     if (!gb->data || gb->count < 0 || (!f64 && gb->dtype != CRAM_DT_F32))
@@ -210,18 +231,7 @@ cram_status cram_dist_sum_grads(cram_dist *d, const cram_grad_buffer *gb, cram_e
         else if ((rc = s->ctx_synchronize()) != 0) r = cram_err_set(err, CRAM_E_IO, "cuCtxSynchronize after ncclAllReduce failed (CUDA error %d)", rc);
         return cram_dist_agree(d, r, NULL, 0, err);
     }
-    /* MPI counts are int: large buffers go in chunks */
-    char *p = gb->data;
-    size_t esz = f64 ? 8 : 4;
-    for (int64_t left = gb->count; left > 0;) {
-        int n = left > INT_MAX / 2 ? INT_MAX / 2 : (int)left;
-        MPI_Allreduce(MPI_IN_PLACE, p, n, f64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        p += (size_t)n * esz;
-        left -= n;
-    }
+    if (f64) d->ops->sum_f64(gb->data, gb->count);
+    else d->ops->sum_f32(gb->data, gb->count);
     return CRAM_OK;
-#else
-    (void)gb, (void)err;
-    return CRAM_OK;
-#endif
 }

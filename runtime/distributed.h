@@ -18,6 +18,8 @@ typedef struct cram_dist {
     int rank, size;        /* in MPI_COMM_WORLD; 0 and 1 without MPI */
     int local_rank;        /* among the ranks of this node: the GPU a rank takes */
     int mpi;               /* this process initialised MPI (cram_dist_finalize ends it) */
+    void *plugin;          /* libcram_mpi.so (mpi_plugin.h), opened only under an MPI launcher */
+    const struct cram_mpi_ops *ops;
     void *nccl;            /* NCCL communicator and entry points, set up on the first device all-reduce */
 } cram_dist;
 
@@ -25,8 +27,8 @@ typedef struct cram_dist {
 int cram_dist_built_with_mpi(void);
 
 /* Joins the job when an MPI launcher (mpirun, srun) started this process,
- * else sets up one process. Refuses a launch under mpirun by a build
- * without MPI (every process would train alone into the same run directory). */
+ * else sets up one process. Refuses a launch of several processes without
+ * the MPI plugin (every process would train alone into the same run directory). */
 cram_status cram_dist_init(cram_dist *d, cram_err *err);
 void cram_dist_finalize(cram_dist *d);
 

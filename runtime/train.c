@@ -495,6 +495,16 @@ static cram_status run_update(trainer *tr, update_out *u, cram_err *err) {
         if (!isfinite(l)) u->bad = 1;
         u->loss += (double)l * scale;
     }
+    if (tr->many && r == CRAM_OK && (uint64_t)tr->dist->rank >= k) {
+        /* fewer microbatches than ranks (early in the ramp): this rank has none, but update() wants a
+         * step() first. It runs microbatch 0 with scale 0 (a zero gradient) while it would wait anyway. */
+        float l = 0;
+        st->seq_pos = pos0;
+        cram_step_rc rc = CRAM_STEP_OK;
+        if ((r = fill(&tr->d, &tr->mlm, &tr->b, &st->seq_pos, st->seed, st->shuffle, err)) == CRAM_OK &&
+            (rc = api->step(tr->ctx, tr->b.in, 0.0f, &l)) != CRAM_STEP_OK)
+            r = step_err(api, tr->ctx, "step", rc, err);
+    }
     if (tr->many) {
         /* one small all-reduce: failures, the loss, the guard, stop requests, rank 0's clock */
         double v[4] = {u->loss, u->bad, tr->cfg->stop && *tr->cfg->stop, tr->dist->rank == 0 ? elapsed_now(tr) : 0};

@@ -42,6 +42,7 @@ struct cram_ctx {
     float *p[NP], *g[NP], *m[NP], *v[NP];
     float *gblock; /* g[i] point into it: grad_buffer() */
     long calls;
+    long pending; /* step() calls since the last update/zero_grad: update() refuses 0, as cramc's shims do */
     int training;
     uint64_t dropout_seed, runs; /* the dropout stream: run n draws from CRAM_STEP_RUN_SEED(dropout_seed, n) */
     long nan_a, nan_n, gnan_a, gnan_n, derr_a, derr_n, sleep_us;
@@ -240,6 +241,7 @@ static cram_step_rc fx_step(cram_ctx *c, const void *const *in, float scale, flo
     }
     cram_step_rc rc = run(c, in, scale * f, 1, loss, NULL);
     if (rc != CRAM_STEP_OK) return rc;
+    c->pending++;
     *loss *= f;
     int nan_loss = c->nan_a >= 0 && call >= c->nan_a && call < c->nan_a + c->nan_n;
     int nan_grad = c->gnan_a >= 0 && call >= c->gnan_a && call < c->gnan_a + c->gnan_n;
@@ -257,12 +259,17 @@ static cram_step_rc fx_grad_norm(cram_ctx *c, float *norm) {
 }
 
 static cram_step_rc fx_zero_grad(cram_ctx *c) {
+    c->pending = 0;
     for (int i = 0; i < NP; i++) memset(c->g[i], 0, (size_t)numel[i] * 4);
     return CRAM_STEP_OK;
 }
 
 static cram_step_rc fx_update(cram_ctx *c, const cram_update_args *a, float *grad_norm) {
     if (!a || a->step < 1) return CRAM_STEP_E_ARG;
+    if (!c->pending) {
+        snprintf(c->err, sizeof c->err, "fixture: update() without a step() since the last update");
+        return CRAM_STEP_E_STATE;
+    }
     c->runs++;
     float gn;
     fx_grad_norm(c, &gn);

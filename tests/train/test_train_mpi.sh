@@ -1,8 +1,11 @@
 #!/bin/bash
-# test_train_mpi.sh CRAM FIXTURE_SO MKSHARDS CKPT_DIFF MPIRUN - data-parallel
+# test_train_mpi.sh CRAM FIXTURE_SO MKSHARDS CKPT_DIFF MPIRUN [CRAMC SRC] - data-parallel
 # `mpirun -np 2 cram train` with the fixture step (docs/distributed.md):
 #   - 2 ranks == 1 process over the same global batches (accumulation k of
 #     the batch ramp, k = 1..4 microbatches: rank 1 idles while k = 1);
+#   - the same with a cramc-compiled interp artifact (f64 gradient buffer,
+#     a shim that refuses update() without a step(): the idle rank steps a
+#     zero-scaled microbatch), when CRAMC and SRC are given;
 #   - resume a 2-rank checkpoint on 1 rank and a 1-rank one on 2;
 #   - a rank failing (data error, NaN guard) stops every rank with one
 #     message and a valid checkpoint; a rank killed leaves the last periodic
@@ -15,7 +18,7 @@
 # The fixture's "dropout" is off (CRAM_FIXTURE_DROPOUT=0): ranks draw their
 # own dropout streams by design, so with dropout only the statistics match.
 # Prints "N passed, M failed". Fails (not skips) without mpirun.
-CRAM=$1 FX=$2 MK=$3 DIFF=$4 MPIRUN=${5:-mpirun}
+CRAM=$1 FX=$2 MK=$3 DIFF=$4 MPIRUN=${5:-mpirun} CRAMC=$6 SRC=$7
 command -v "$MPIRUN" > /dev/null || { echo "FAIL: this build has MPI but '$MPIRUN' is not installed"; exit 1; }
 T=$(mktemp -d /tmp/test_train_mpi.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -44,6 +47,10 @@ pdiff() { d=$("$DIFF" "$1" "$2") && awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }';
 "$MK" "$T/data2" 120 > /dev/null || { echo "mkshards failed"; exit 1; }
 R="--data $T/data --batch 16 --ramp 0.5 --seed 7 --shuffle --quiet --steps 20"
 check "$CRAM train --help | grep -q 'this build has MPI'"
+# cram itself does not link MPI (libcram_mpi.so is opened under a launcher)
+check "! ldd $CRAM | grep -q libmpi"
+CRAM_MPI_PLUGIN=$T/none.so $MPI -np 2 "$CRAM" train "$FX" $R --out "$T/noplug" 2> "$T/noplug.err"
+check "[ $? != 0 ] && grep -q 'every process would train alone' $T/noplug.err && [ ! -e $T/noplug ]"
 
 # 1. two ranks == one process with accumulation over the same global batches
 "$CRAM" train "$FX" $R --out "$T/one"; check "[ $? = 0 ]"
@@ -57,6 +64,17 @@ check "pdiff $T/one/checkpoint.safetensors $T/two/checkpoint.safetensors"
 $MPI -np 2 "$CRAM" train "$FX" $R --out "$T/ev2" --eval-every 5; check "[ $? = 0 ]"
 check "[ \$(grep -c eval_loss $T/ev2/metrics.jsonl) = 4 ]"
 check "diff <(grep -o 'eval_loss\":[0-9.]*' $T/ev1/metrics.jsonl | cut -c1-17) <(grep -o 'eval_loss\":[0-9.]*' $T/ev2/metrics.jsonl | cut -c1-17)"
+
+# a real artifact: models/tiny.cram at toy size on the interp target
+if [ -n "$CRAMC" ]; then
+    "$CRAMC" "$SRC/models/tiny.cram" -D seq=16 -D vocab=64 -D layers=1 --target interp -o "$T/tiny.so"; check "[ $? = 0 ]"
+    RT="--data $T/data --batch 32 --ramp 0.5 --seed 3 --quiet --steps 6"
+    "$CRAM" train "$T/tiny.so" $RT --out "$T/t1"; check "[ $? = 0 ]"
+    $MPI -np 2 "$CRAM" train "$T/tiny.so" $RT --out "$T/t2"; check "[ $? = 0 ]"
+    check "close $T/t1/metrics.jsonl $T/t2/metrics.jsonl 6"
+    check "grep -q '\"batch\":8,' $T/t2/metrics.jsonl"
+    check "pdiff $T/t1/checkpoint.safetensors $T/t2/checkpoint.safetensors"
+fi
 
 # 2. resume across rank counts: 2 -> 1 and 1 -> 2 continue the same run
 $MPI -np 2 "$CRAM" train "$FX" $R --out "$T/r21" --stop-at 8; check "[ $? = 0 ]"
