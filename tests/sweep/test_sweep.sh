@@ -154,29 +154,21 @@ check "[ \$(grep -c 'downstream kept' $T/d2.txt) = 4 ] && ! grep -q 'starting' $
 sed -i 's/^finetune --epochs 1/finetune --epochs 2/' "$T/down.sweep"
 "$CRAM" sweep "$T/down.sweep" --out "$T/down" > /dev/null 2> "$T/d3.txt"; check "[ $? = 0 ]"
 check "[ \$(grep -c 'kept (done)' $T/d3.txt) = 4 ] && [ \$(grep -c 'starting finetuning' $T/d3.txt) = 3 ] && ! grep -q 'starting training' $T/d3.txt"
-printf 'base %s\ndata d\nbudget steps 3\nfinetune --init x\n' "$SRC/models/tiny.cram" > "$T/bad5.sweep"
-"$CRAM" sweep "$T/bad5.sweep" --check > /dev/null 2> "$T/e6.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad5.sweep:4:10: .--init. is set by the sweep itself' $T/e6.txt"
-printf 'base %s\ndata d\nbudget steps 3\nfinetune --epochs 1\n' "$SRC/models/tiny.cram" > "$T/bad6.sweep"
-"$CRAM" sweep "$T/bad6.sweep" --check > /dev/null 2> "$T/e7.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad6.sweep:4:1: .finetune. without a .downstream. line' $T/e7.txt"
-printf 'base %s\ndata d\nbudget steps 3\nclassifier nope x.cram\n' "$SRC/models/tiny.cram" > "$T/bad7.sweep"
-"$CRAM" sweep "$T/bad7.sweep" --check > /dev/null 2> "$T/e8.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad7.sweep:4:12: no variant .nope. above this line' $T/e8.txt"
 
 # 5. SPEC errors: one line, file:line:col, exit 1; usage errors exit 2
-printf 'base %s\ndata d\nbudget lightyears 3\n' "$SRC/models/tiny.cram" > "$T/bad1.sweep"
-"$CRAM" sweep "$T/bad1.sweep" --check > /dev/null 2> "$T/e1.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad1.sweep:3:8: unknown budget kind' $T/e1.txt && [ \$(wc -l < $T/e1.txt) = 1 ]"
-printf 'base %s\ndata d\nbudget steps 3\nvariant a -D x=1\nvariant a -D x=2\n' "$SRC/models/tiny.cram" > "$T/bad2.sweep"
-"$CRAM" sweep "$T/bad2.sweep" --check > /dev/null 2> "$T/e2.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad2.sweep:5:9: variant .a. is already defined (line 4)' $T/e2.txt"
-printf 'base %s\ndata d\nbudget steps 3\ntrain --out x\n' "$SRC/models/tiny.cram" > "$T/bad3.sweep"
-"$CRAM" sweep "$T/bad3.sweep" --check > /dev/null 2> "$T/e3.txt"; check "[ $? = 1 ]"
-check "grep -q 'bad3.sweep:4:7: .--out. is set by the sweep itself' $T/e3.txt"
-printf 'base %s\ndata d\n' "$SRC/models/tiny.cram" > "$T/bad4.sweep"
-"$CRAM" sweep "$T/bad4.sweep" --check > /dev/null 2> "$T/e4.txt"; check "[ $? = 1 ]"
-check "grep -q 'no .budget. line' $T/e4.txt"
+# spec_error NAME LINES EXPECTED: a SPEC of tiny.cram's base line + LINES (printf), refused with EXPECTED (a grep pattern)
+spec_error() {
+  printf "base %s\\n$2" "$SRC/models/tiny.cram" > "$T/$1.sweep"
+  "$CRAM" sweep "$T/$1.sweep" --check > /dev/null 2> "$T/$1.err"; check "[ $? = 1 ]"
+  check "grep -q '$1.sweep:$3' $T/$1.err && [ \$(wc -l < $T/$1.err) = 1 ]"
+}
+spec_error bad1 'data d\nbudget lightyears 3\n' '3:8: unknown budget kind'
+spec_error bad2 'data d\nbudget steps 3\nvariant a -D x=1\nvariant a -D x=2\n' '5:9: variant .a. is already defined (line 4)'
+spec_error bad3 'data d\nbudget steps 3\ntrain --out x\n' '4:7: .--out. is set by the sweep itself'
+spec_error bad4 'data d\n' '3:1: no .budget. line'
+spec_error bad5 'data d\nbudget steps 3\nfinetune --init x\n' '4:10: .--init. is set by the sweep itself'
+spec_error bad6 'data d\nbudget steps 3\nfinetune --epochs 1\n' '4:1: .finetune. without a .downstream. line'
+spec_error bad7 'data d\nbudget steps 3\nclassifier nope x.cram\n' '4:12: no variant .nope. above this line'
 "$CRAM" sweep "$T/nonexistent.sweep" --out "$T/x" > /dev/null 2> "$T/e5.txt"; check "[ $? = 1 ]"
 check "grep -q 'nonexistent.sweep: No such file' $T/e5.txt"
 "$CRAM" sweep > /dev/null 2>&1; check "[ $? = 2 ]"
