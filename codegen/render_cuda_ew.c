@@ -26,18 +26,24 @@ bool rc_ew_supports(OpKind op) { return cg_expr_supports(&cuda_dialect, op); }
 bool rc_is_elementwise(const Node *n) { return rc_ew_supports(n->op) && (n->dtype == DT_F32 || n->dtype == DT_BF16); }
 
 static bool aligned16(KBuf b) { return b.slot != KBUF_NO_SLOT || b.offset % 16 == 0; }
-/* float4 path: all f32 (bf16 operands take the scalar path), size % 4, every
- * operand same-shape (aligned) or a scalar */
-static bool vec4_ok(const Graph *g, const KNode *k) {
+/* The vector paths (elementwise.cuh): every operand same-shape (aligned) or
+ * a scalar, the output aligned; all f32 and size % 4: float4 (RC_VEC4); any
+ * bf16 among them and size % 8: 16-byte loads and stores of 8 elements
+ * (RC_VEC8); else the scalar loop (RC_SCALAR). */
+enum { RC_SCALAR, RC_VEC4, RC_VEC8 };
+static int vec_kind(const Graph *g, const KNode *k) {
   const Node *n = k->n;
-  if (rc_numel(&n->shape) % 4 || !aligned16(k->out) || n->dtype != DT_F32) return false;
+  bool bf = n->dtype == DT_BF16;
+  if (!aligned16(k->out) || (n->dtype != DT_F32 && !bf)) return RC_SCALAR;
   for (int i = 0; i < cg_expr_nload(n); i++) {
-    if (g->nodes[n->in[i]].dtype != DT_F32) return false;
-    const Shape *is = &g->nodes[n->in[i]].shape;
-    if (rc_numel(is) == 1) continue;
-    if (!ir_shape_eq(is, &n->shape) || !aligned16(k->in[i])) return false;
+    const Node *in = &g->nodes[n->in[i]];
+    if (in->dtype != DT_F32 && in->dtype != DT_BF16) return RC_SCALAR;
+    if (rc_numel(&in->shape) == 1) continue; /* a scalar: broadcast, any dtype */
+    if (!ir_shape_eq(&in->shape, &n->shape) || !aligned16(k->in[i])) return RC_SCALAR;
+    bf |= in->dtype == DT_BF16;
   }
-  return true;
+  int64_t numel = rc_numel(&n->shape);
+  return bf ? (numel % 8 ? RC_SCALAR : RC_VEC8) : numel % 4 ? RC_SCALAR : RC_VEC4;
 }
 /* is is a suffix of os: element e reads is[e % numel(is)] */
 static bool suffix_of(const Shape *is, const Shape *os) {
@@ -46,8 +52,8 @@ static bool suffix_of(const Shape *is, const Shape *os) {
   return suffix;
 }
 
-/* the body of one node's device function: its buffers, then one cr_map(4) */
-static void ew_node(RCu *c, bool vec) {
+/* the body of one node's device function: its buffers, then one cr_map, cr_map4 or cr_map8 */
+static void ew_node(RCu *c, int vec) {
   const Node *n = c->k->n;
   const Shape *os = &n->shape;
   int nload = cg_expr_nload(n);
@@ -66,7 +72,7 @@ static void ew_node(RCu *c, bool vec) {
     fputs("  const float s0 = x3[0], s1 = x3[1], s2 = x3[2], s3 = x3[3], s4 = x3[4], s5 = x3[5], s6 = x3[6], s7 = x3[7];\n"
           "  (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->cu);
   static const char *const var[] = {"a", "b", "c"};
-  fprintf(c->cu, "  %s(o, n, [=](", vec ? "cr_map4" : "cr_map");
+  fprintf(c->cu, "  %s(o, n, [=](", vec == RC_VEC8 ? "cr_map8" : vec == RC_VEC4 ? "cr_map4" : "cr_map");
   for (int i = 0; i < nload; i++) fprintf(c->cu, "%sfloat %s", i ? ", " : "", var[i]);
   fputs(") -> float { return ", c->cu);
   cg_expr(c->cu, n, &cuda_dialect);
@@ -82,7 +88,7 @@ static void ew_node(RCu *c, bool vec) {
 }
 
 /* A node of an elementwise launch as a call of its device function. */
-static void ew_call(RCu *c, bool vec) {
+static void ew_call(RCu *c, int vec) {
   FILE *kern = c->cu;
   char *ft = NULL;
   size_t fl = 0;
@@ -147,20 +153,25 @@ uint32_t rc_render_ew_run(RCu *c, uint32_t j, uint32_t endn) {
   const KProgram *p = c->p;
   uint32_t q = j + 1;
   while (q < endn && !p->nodes[q].gemm && rc_is_elementwise(p->nodes[q].n) && can_join(p, j, q)) q++;
-  bool vec = true;
+  /* one path for the whole launch: thread t must own the same elements of every node (can_join) */
+  bool all4 = true, all8 = true, any8 = false;
   int64_t maxn = 0;
   for (uint32_t t = j; t < q; t++) {
-    vec = vec && vec4_ok(p->g, &p->nodes[t]);
+    int k = vec_kind(p->g, &p->nodes[t]);
     int64_t nn = rc_numel(&p->nodes[t].n->shape);
+    all4 = all4 && k == RC_VEC4;
+    all8 = all8 && k != RC_SCALAR && nn % 8 == 0;
+    any8 = any8 || k == RC_VEC8;
     if (nn > maxn) maxn = nn;
   }
+  int vec = all8 && (any8 || !all4) ? RC_VEC8 : all4 ? RC_VEC4 : RC_SCALAR;
   c->k = &p->nodes[j];
   rc_node_desc(c);
   if (q - j > 1) {
     size_t l = strlen(c->node);
     snprintf(c->node + l, sizeof c->node - l, " + %u fused", q - j - 1);
   }
-  rc_begin(c, rc_grid_for(maxn, vec ? 4 : 1), CR_BLOCK);
+  rc_begin(c, rc_grid_for(maxn, vec == RC_VEC8 ? 8 : vec == RC_VEC4 ? 4 : 1), CR_BLOCK);
   bool state = false;
   for (uint32_t t = j; t < q; t++) state |= p->nodes[t].out_state;
   /* computed into the parameters / moments / gradients themselves (kernel.h: state_in_place): after bad

@@ -10,16 +10,48 @@
 //   cr_first   p[0]          (a scalar)
 //   cr_mod     p[e % n]      (a suffix of the result's shape: a bias)
 //   cr_bc      p[cr_bcast()] (any other numpy broadcast)
-// quad(e4) is elements 4*e4 .. 4*e4+3 for the float4 path (f32, same shape or scalar).
+// quad(e4) is elements 4*e4 .. 4*e4+3 for the float4 path (f32, same shape or scalar);
+// oct(e8) is elements 8*e8 .. 8*e8+7 for the 16-byte path (f32 or bf16, same shape or scalar).
+
+// Eight consecutive elements as floats, and their 16-byte loads and stores:
+// one uint4 of bf16, or two float4 of f32 (every address 16-byte aligned).
+struct cr_oct {
+  float v[8];
+};
+__device__ __forceinline__ cr_oct cr_load8(const float *p, long long e8) {
+  const float4 a = ((const float4 *)p)[2 * e8], b = ((const float4 *)p)[2 * e8 + 1];
+  return cr_oct{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+}
+__device__ __forceinline__ cr_oct cr_load8(cr_bf16p p, long long e8) {
+  alignas(16) __nv_bfloat16 h[8];
+  *(uint4 *)h = ((const uint4 *)p.p)[e8];
+  cr_oct r;
+  for (int k = 0; k < 8; k++) r.v[k] = __bfloat162float(h[k]);
+  return r;
+}
+__device__ __forceinline__ void cr_store8(float *o, long long e8, const cr_oct &r) {
+  ((float4 *)o)[2 * e8] = float4{r.v[0], r.v[1], r.v[2], r.v[3]};
+  ((float4 *)o)[2 * e8 + 1] = float4{r.v[4], r.v[5], r.v[6], r.v[7]};
+}
+__device__ __forceinline__ void cr_store8(cr_bf16p o, long long e8, const cr_oct &r) {
+  alignas(16) __nv_bfloat16 h[8];
+  for (int k = 0; k < 8; k++) h[k] = __float2bfloat16_rn(r.v[k]);
+  ((uint4 *)o.p)[e8] = *(const uint4 *)h;
+}
 template <class P> struct cr_at_t {
   P p;
   __device__ __forceinline__ float operator()(long long e) const { return p[e]; }
   __device__ __forceinline__ float4 quad(long long e4) const { return ((const float4 *)p)[e4]; }
+  __device__ __forceinline__ cr_oct oct(long long e8) const { return cr_load8(p, e8); }
 };
 template <class P> struct cr_first_t {
   P p;
   __device__ __forceinline__ float operator()(long long) const { return p[0]; }
   __device__ __forceinline__ float4 quad(long long) const { const float v = p[0]; return float4{v, v, v, v}; }
+  __device__ __forceinline__ cr_oct oct(long long) const {
+    const float v = p[0];
+    return cr_oct{{v, v, v, v, v, v, v, v}};
+  }
 };
 template <class P> struct cr_mod_t {
   P p;
@@ -49,6 +81,20 @@ template <class F, class... X> __device__ __forceinline__ void cr_map4(float *o,
   CR_GS(e4, n / 4) {
     auto lanes = [&](auto... q) { return float4{f(q.x...), f(q.y...), f(q.z...), f(q.w...)}; };
     ((float4 *)o)[e4] = lanes(x.quad(e4)...);
+  }
+}
+
+// The 16-byte path: n % 8 == 0, o and every same-shape operand 16-byte
+// aligned, any mix of f32 and bf16 (bf16 moves 8 elements per load or store
+// instead of one 2-byte access each).
+template <class O, class F, class... X> __device__ __forceinline__ void cr_map8(O o, long long n, F f, X... x) {
+  CR_GS(e8, n / 8) {
+    auto lanes = [&](auto... q) {
+      cr_oct r;
+      for (int k = 0; k < 8; k++) r.v[k] = f(q.v[k]...);
+      return r;
+    };
+    cr_store8(o, e8, lanes(x.oct(e8)...));
   }
 }
 

@@ -15,6 +15,7 @@
 struct emu_dim3 { unsigned x, y, z; };
 static emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
 struct float4 { float x, y, z, w; };
+struct uint4 { unsigned x, y, z, w; };
 
 #define __global__
 #define __device__
