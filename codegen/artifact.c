@@ -412,10 +412,13 @@ bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *er
   Graph *ad = pass_autodiff(fwd, &d), *acc0 = ad ? pass_accumulate(ad, &d) : NULL;
   AdamWOptions ao = pass_adamw_defaults();
   Graph *up0 = acc0 ? pass_update(fwd, &ao, &d) : NULL;
-  PassOptions po = {.opt_level = o->opt_level};
-  PassCtx cx = {&d, &po};
   Graph *ev = up0 ? pass_eval_metrics(fwd, &d) : NULL; /* eval's forward: + the accuracy counts */
-  if (ev) {
+  if (ev && !o) { /* as built: the interp target runs them so */
+    G[0] = ev, G[1] = acc0, G[2] = up0;
+    ev = acc0 = up0 = NULL;
+  } else if (ev) {
+    PassOptions po = {.opt_level = o->opt_level};
+    PassCtx cx = {&d, &po};
     G[0] = pass_pipeline_run(ev, &cx);
     G[1] = G[0] ? pass_pipeline_run(acc0, &cx) : NULL;
     G[2] = G[1] ? pass_pipeline_run(up0, &cx) : NULL;

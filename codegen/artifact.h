@@ -22,10 +22,11 @@ void cg_put_cstr(FILE *out, const char *s, size_t len);
 bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t errlen);
 
 /* The artifact's three graphs of model fwd, each through the pass pipeline
- * at o->opt_level: G[0] the forward (eval), G[1] accumulate (step: forward,
- * backward, gradient accumulation), G[2] update (clip + AdamW). The caller
- * frees G[]; on failure all three are NULL and err holds every diagnostic
- * line the passes wrote (newline-separated). */
+ * at o->opt_level (o NULL: as built, for the interp target): G[0] the
+ * forward (eval, with the accuracy count: pass_eval_metrics), G[1]
+ * accumulate (step: forward, backward, gradient accumulation), G[2] update
+ * (clip + AdamW). The caller frees G[]; on failure all three are NULL and
+ * err holds every diagnostic line the passes wrote (newline-separated). */
 bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *err, size_t errlen);
 
 /* What differs between targets in the metadata. */

@@ -39,25 +39,10 @@ static int64_t non_sources(const Graph *g) {
 }
 
 bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen) {
-  char *dbuf = NULL;
-  size_t dlen = 0;
-  FILE *dmem = open_memstream(&dbuf, &dlen);
-  if (!dmem) return cg_fail(err, errlen, "out of memory");
-  Diag d;
-  diag_init(&d, dmem);
-  Graph *ad = pass_autodiff(fwd, &d), *acc = ad ? pass_accumulate(ad, &d) : NULL;
-  AdamWOptions ao = pass_adamw_defaults();
-  Graph *up = acc ? pass_update(fwd, &ao, &d) : NULL;
-  Graph *ev = up ? pass_eval_metrics(fwd, &d) : NULL; /* eval's forward: + the accuracy counts */
-  fclose(dmem);
+  Graph *G[3];
+  if (!cg_train_graphs(fwd, NULL, G, err, errlen)) return false;
+  Graph *ev = G[0], *acc = G[1], *up = G[2];
   bool ok = false;
-  if (!ev) {
-    /* every diagnostic line (a failing pass may report several), without the last newline */
-    size_t n = dbuf ? strlen(dbuf) : 0;
-    while (n && dbuf[n - 1] == '\n') dbuf[--n] = '\0';
-    cg_fail(err, errlen, "building the train graphs failed: %s", n ? dbuf : "unknown reason");
-    goto out;
-  }
   char hash[17];
   cg_source_hash(o->src_text, o->src_len, hash);
 
@@ -84,11 +69,7 @@ bool cg_interp_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err
   ok = !ferror(out);
   if (!ok) cg_fail(err, errlen, "cannot write the generated C");
 out:
-  free(dbuf);
-  ir_graph_free(ad);
-  ir_graph_free(acc);
-  ir_graph_free(up);
-  ir_graph_free(ev);
+  for (int i = 0; i < 3; i++) ir_graph_free(G[i]);
   return ok;
 }
 
