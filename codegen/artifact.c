@@ -76,7 +76,6 @@ bool cg_put_graph(FILE *out, const char *var, const Graph *g, char *err, size_t 
   return true;
 }
 
-
 static void put_tensor(FILE *out, const char *name, cram_step_dtype dt, const Shape *s, int decay) {
   fputs("  {", out);
   cg_put_cstr(out, name, strlen(name));
@@ -157,8 +156,8 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
           "  .ninputs = %d,\n  .inputs = inputs,\n  .nparams = %d,\n  .params = params,\n"
           "  .nparam_elems = %lld,\n  .arena_bytes = %llu,\n  .kernel_count = %lld,\n"
           "  .flops_per_token = %.17g,\n  .noutputs = %d,\n  .outputs = outputs,\n  .source = ",
-          m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems,
-          (unsigned long long)m->arena_bytes, (long long)m->kernel_count, fpt, nout);
+          m->target, m->precision, CRAMC_VERSION, hash, ndims, nin, np, (long long)nelems, (unsigned long long)m->arena_bytes,
+          (long long)m->kernel_count, fpt, nout);
   if (o->src_text) put_cstr_line(out, o->src_text, o->src_len); /* `cram export` writes it beside the weights */
   else fputs("0", out);
   fprintf(out, ",\n  .has_accuracy = %d,\n};\n\n", pass_accuracy_loss(fwd) != IR_NONE);
@@ -170,7 +169,7 @@ bool cg_put_meta(FILE *out, const Graph *fwd, const CgOptions *o, const CgMeta *
 /* ---- the entry table ------------------------------------------------------------ */
 
 #define CG_ENTRY_NAME(P, ret, name, params) #name,
-static const char *const step_entries[] = {CRAM_STEP_SHIM_ENTRIES(CG_ENTRY_NAME, _)};
+static const char *const step_entries[] = { CRAM_STEP_SHIM_ENTRIES(CG_ENTRY_NAME, _) };
 
 void cg_put_step_api(FILE *out, const CgMeta *m) {
   fprintf(out,
@@ -266,8 +265,8 @@ static bool reap(pid_t pid) {
 
 /* The C units of a split step.c (objs->c_source), all compiled at once with
  * step.c's compiler and flags (-c) into objects that replace them in objs. */
-static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, const char *tmpdir,
-                          CgObjs *objs, char *err, size_t errlen) {
+static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const char *inc, const char *tmpdir, CgObjs *objs,
+                          char *err, size_t errlen) {
   pid_t pid[CG_MAX_OBJS], group = 0;
   char *obj[CG_MAX_OBJS], *log[CG_MAX_OBJS];
   bool ok = true;
@@ -288,7 +287,8 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
     argv[ac++] = obj[i];
     argv[ac++] = objs->path[i];
     argv[ac] = NULL;
-    if ((pid[i] = spawn(argv, log[i], group, tmpdir)) < 0) ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
+    if ((pid[i] = spawn(argv, log[i], group, tmpdir)) < 0)
+      ok = cg_fail(err, errlen, "cannot start the C compiler: %s", strerror(errno));
     else if (!group) group = pid[i], cg_cleanup_child(group); /* one group: a signal stops every unit's compiler */
   }
   for (int i = 0; i < objs->n; i++) {
@@ -308,12 +308,10 @@ static bool compile_units(Arena *ar, const CgTarget *t, const char *cc, const ch
   return ok;
 }
 
-bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
-                     size_t errlen) {
+bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
   const char *libdir = o->libdir && *o->libdir ? o->libdir : getenv("CRAMC_LIBDIR");
   if (!libdir || !*libdir) libdir = t->default_libdir;
-  if (!*libdir)
-    return cg_fail(err, errlen, "no %s runtime library directory: set CRAMC_LIBDIR or pass --libdir", t->name);
+  if (!*libdir) return cg_fail(err, errlen, "no %s runtime library directory: set CRAMC_LIBDIR or pass --libdir", t->name);
   Arena *ar = arena_new();
   bool ok = false;
   char *tmpdir = NULL, *csrc = NULL, *clog = NULL, *tmpout = NULL;
@@ -413,12 +411,12 @@ bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *er
   AdamWOptions ao = pass_adamw_defaults();
   Graph *up0 = acc0 ? pass_update(fwd, &ao, &d) : NULL;
   Graph *ev = up0 ? pass_eval_metrics(fwd, &d) : NULL; /* eval's forward: + the accuracy counts */
-  if (ev && !o) { /* as built: the interp target runs them so */
+  if (ev && !o) {                                      /* as built: the interp target runs them so */
     G[0] = ev, G[1] = acc0, G[2] = up0;
     ev = acc0 = up0 = NULL;
   } else if (ev) {
-    PassOptions po = {.opt_level = o->opt_level};
-    PassCtx cx = {&d, &po};
+    PassOptions po = { .opt_level = o->opt_level };
+    PassCtx cx = { &d, &po };
     G[0] = pass_pipeline_run(ev, &cx);
     G[1] = G[0] ? pass_pipeline_run(acc0, &cx) : NULL;
     G[2] = G[1] ? pass_pipeline_run(up0, &cx) : NULL;

@@ -31,9 +31,9 @@ bool cg_train_graphs(const Graph *fwd, const CgOptions *o, Graph *G[3], char *er
 
 /* What differs between targets in the metadata. */
 typedef struct CgMeta {
-  const char *target;        /* "interp" | "cpu" | "cuda": also the shim's prefix cram_<target>_ */
-  const char *precision;     /* "bf16" | "f32" | "f64" */
-  const char *abi_macro;     /* the C expression written as .abi_version */
+  const char *target;    /* "interp" | "cpu" | "cuda": also the shim's prefix cram_<target>_ */
+  const char *precision; /* "bf16" | "f32" | "f64" */
+  const char *abi_macro; /* the C expression written as .abi_version */
   uint64_t arena_bytes;
   int64_t kernel_count;
 } CgMeta;
@@ -64,23 +64,21 @@ typedef struct CgObjs {
  * from --libdir, $CRAMC_LIBDIR or the build directory), the C it generates,
  * and the compiler flags around it. */
 typedef struct CgTarget {
-  const char *name;                       /* "interp" | "cpu" | "cuda" */
-  const char *default_libdir;             /* the build directory, compiled in */
+  const char *name;           /* "interp" | "cpu" | "cuda" */
+  const char *default_libdir; /* the build directory, compiled in */
   bool (*emit)(const Graph *fwd, const CgOptions *o, FILE *f, char *err, size_t errlen);
-  const char *const *cflags;              /* before the source (NULL-terminated) */
-  const char *const *libs;                /* after the runtime library (NULL-terminated) */
+  const char *const *cflags; /* before the source (NULL-terminated) */
+  const char *const *libs;   /* after the runtime library (NULL-terminated) */
   /* Optional, used instead of emit when set: writes step.c to f and extra
    * objects (the cuda target's LLVM host code) or C units (the cpu target's
    * kernels of a large model) into dir, listed in objs; they are linked
    * after step.c and removed with the temp dir. */
-  bool (*emit_objs)(const Graph *fwd, const CgOptions *o, FILE *f, const char *dir, CgObjs *objs, char *err,
-                    size_t errlen);
+  bool (*emit_objs)(const Graph *fwd, const CgOptions *o, FILE *f, const char *dir, CgObjs *objs, char *err, size_t errlen);
 } CgTarget;
 
 /* Builds `output` for target t: emit() (or emit_objs()) into TMP/step.c, then
  *   CC [$CRAMC_STEP_CFLAGS] cflags... -I LIBDIR/include -o OUTPUT.tmp.PID TMP/step.c [OBJS...] LIB libs...
  * and renames onto output (atomic: a failed build leaves nothing). */
-bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err,
-                     size_t errlen);
+bool cg_build_target(const CgTarget *t, const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
 
 #endif

@@ -32,8 +32,7 @@ static void on_signal(int sig) {
   pid_t child = g_child;
   if (child > 0) { /* the same signal to the compiler's process group: the driver and the cc1/as/ld it runs */
     kill(-child, sig);
-    while (waitpid(-child, NULL, 0) > 0 || errno == EINTR) {
-    }
+    while (waitpid(-child, NULL, 0) > 0 || errno == EINTR) {}
   }
   const char *out = g_tmpout;
   if (out) unlink(out);

@@ -19,18 +19,19 @@
 #include "ir.h"
 
 typedef struct CgOptions {
-  const char *src_path;        /* the .cram file (names it in metadata) */
-  const char *src_text;        /* its text: the source hash (the dims table comes from the graph: Graph.dims) */
+  const char *src_path; /* the .cram file (names it in metadata) */
+  const char *src_text; /* its text: the source hash (the dims table comes from the graph: Graph.dims) */
   size_t src_len;
-  bool f64;                    /* --precision f64: interpreter f64 mode */
-  bool bf16;                   /* --precision bf16: fwd went through pass_autocast_bf16 (metadata says "bf16") */
-  const char *cc;              /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
-  const char *libdir;          /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
-  int opt_level;               /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */
-  int64_t xent_chunk;          /* cuda: rows per chunk of the fused decoder (0: 1024; cramc reads CRAMC_XENT_CHUNK) */
-  bool no_ptx;                 /* cuda: embed only the sm_80/sm_90 cubins, no compute_90 PTX (cramc: CRAMC_NVRTC_PTX=0) */
-  FILE *nvrtc_log;             /* cuda: where to report NVRTC's compile times, or NULL (cramc: CRAMC_NVRTC_TIMES) */
-  int64_t cpu_unit_nodes;      /* cpu: kernel nodes per parallel-compiled unit of a split build (0: 4000; cramc: CRAMC_CPU_UNIT_NODES) */
+  bool f64;           /* --precision f64: interpreter f64 mode */
+  bool bf16;          /* --precision bf16: fwd went through pass_autocast_bf16 (metadata says "bf16") */
+  const char *cc;     /* C compiler; NULL: $CC, else the one cramc was built with, else "cc" */
+  const char *libdir; /* holds libcram_interp_step.a + include/; NULL: $CRAMC_LIBDIR, else built-in */
+  int opt_level;      /* cpu target: 2 = the pass pipeline (fusions, partition), 0 = none */
+  int64_t xent_chunk; /* cuda: rows per chunk of the fused decoder (0: 1024; cramc reads CRAMC_XENT_CHUNK) */
+  bool no_ptx;        /* cuda: embed only the sm_80/sm_90 cubins, no compute_90 PTX (cramc: CRAMC_NVRTC_PTX=0) */
+  FILE *nvrtc_log;    /* cuda: where to report NVRTC's compile times, or NULL (cramc: CRAMC_NVRTC_TIMES) */
+  int64_t
+    cpu_unit_nodes; /* cpu: kernel nodes per parallel-compiled unit of a split build (0: 4000; cramc: CRAMC_CPU_UNIT_NODES) */
 } CgOptions;
 
 /* FNV-1a 64 of the text, as 16 lower-case hex digits into buf[17]. */
@@ -58,7 +59,7 @@ typedef struct CgTargetInfo {
   const char *refuse;     /* why another precision is refused (printf, %s: the precision) */
   bool (*build)(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen);
   bool (*emit_c)(const Graph *fwd, const CgOptions *o, FILE *out, char *err, size_t errlen); /* --emit=step-c */
-  bool fused_attention;   /* renders the fused attention ops (OC_ATTENTION): the driver runs fuse_attention */
+  bool fused_attention; /* renders the fused attention ops (OC_ATTENTION): the driver runs fuse_attention */
 } CgTargetInfo;
 extern const CgTargetInfo cg_targets[];
 extern const int cg_ntargets;

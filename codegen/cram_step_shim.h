@@ -38,20 +38,20 @@ enum {
  * there: the declarations, the generated table and the check below follow.
  * create() is not in the list: each target's takes its own artifact type
  * first, and the generated step.c wraps it (cg_put_step_api). */
-#define CRAM_STEP_SHIM_ENTRIES(X, P)                                                       \
-  X(P, void, destroy, (cram_ctx * ctx))                                                    \
-  X(P, const char *, last_error, (const cram_ctx *ctx))                                    \
-  X(P, cram_step_rc, init_params, (cram_ctx * ctx, uint64_t seed))                         \
-  X(P, cram_step_rc, get_param, (cram_ctx * ctx, uint32_t i, float *dst))                  \
-  X(P, cram_step_rc, set_param, (cram_ctx * ctx, uint32_t i, const float *src))            \
-  X(P, cram_step_rc, get_moments, (cram_ctx * ctx, uint32_t i, float *m, float *v))        \
-  X(P, cram_step_rc, set_moments, (cram_ctx * ctx, uint32_t i, const float *m, const float *v)) \
-  X(P, cram_step_rc, step, (cram_ctx * ctx, const void *const *inputs, float scale, float *loss)) \
-  X(P, cram_step_rc, update, (cram_ctx * ctx, const cram_update_args *args, float *grad_norm)) \
-  X(P, cram_step_rc, eval, (cram_ctx * ctx, const void *const *inputs, float *loss))       \
-  X(P, cram_step_rc, grad_norm, (cram_ctx * ctx, float *norm))                             \
-  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))                                         \
-  X(P, cram_step_rc, predict, (cram_ctx * ctx, const void *const *inputs, float *loss, float *const *outputs)) \
+#define CRAM_STEP_SHIM_ENTRIES(X, P)                                                                                            \
+  X(P, void, destroy, (cram_ctx * ctx))                                                                                         \
+  X(P, const char *, last_error, (const cram_ctx *ctx))                                                                         \
+  X(P, cram_step_rc, init_params, (cram_ctx * ctx, uint64_t seed))                                                              \
+  X(P, cram_step_rc, get_param, (cram_ctx * ctx, uint32_t i, float *dst))                                                       \
+  X(P, cram_step_rc, set_param, (cram_ctx * ctx, uint32_t i, const float *src))                                                 \
+  X(P, cram_step_rc, get_moments, (cram_ctx * ctx, uint32_t i, float *m, float *v))                                             \
+  X(P, cram_step_rc, set_moments, (cram_ctx * ctx, uint32_t i, const float *m, const float *v))                                 \
+  X(P, cram_step_rc, step, (cram_ctx * ctx, const void *const *inputs, float scale, float *loss))                               \
+  X(P, cram_step_rc, update, (cram_ctx * ctx, const cram_update_args *args, float *grad_norm))                                  \
+  X(P, cram_step_rc, eval, (cram_ctx * ctx, const void *const *inputs, float *loss))                                            \
+  X(P, cram_step_rc, grad_norm, (cram_ctx * ctx, float *norm))                                                                  \
+  X(P, cram_step_rc, zero_grad, (cram_ctx * ctx))                                                                               \
+  X(P, cram_step_rc, predict, (cram_ctx * ctx, const void *const *inputs, float *loss, float *const *outputs))                  \
   X(P, cram_step_rc, eval_accuracy, (cram_ctx * ctx, const void *const *inputs, float *loss, double *correct, double *counted)) \
   X(P, cram_step_rc, grad_buffer, (cram_ctx * ctx, cram_grad_buffer * out))
 
@@ -61,17 +61,16 @@ enum {
 CRAM_STEP_SHIM_ENTRIES(CRAM_STEP_SHIM_DECL_, cram_shim)
 
 /* Declares a target's create: P_create(const ARTIFACT *a, opts, out, err, errlen). */
-#define CRAM_STEP_SHIM_DECLARE(P, ARTIFACT)                                                          \
-  cram_step_rc P##_create(const ARTIFACT *a, const cram_create_opts *opts, cram_ctx **out, char *err, \
-                          size_t errlen);
+#define CRAM_STEP_SHIM_DECLARE(P, ARTIFACT) \
+  cram_step_rc P##_create(const ARTIFACT *a, const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen);
 
 /* The list is cram_step_api after create, entry for entry and type for type:
  * a field added to the table without a line above (or the other way round)
  * stops every shim and every generated step.c from compiling. */
-#define CRAM_STEP_SHIM_CHECK_(P, ret, name, params)                                            \
-  _Static_assert(_Generic(((cram_step_api *)0)->name, ret(*) params: 1, default: 0),           \
+#define CRAM_STEP_SHIM_CHECK_(P, ret, name, params)                                                 \
+  _Static_assert(_Generic(((cram_step_api *)0)->name, ret(*) params : 1, default : 0),              \
                  "cram_step_api." #name " does not have the type CRAM_STEP_SHIM_ENTRIES gives it"); \
-  _Static_assert(offsetof(cram_step_api, name) == offsetof(cram_step_shim_check_, name),      \
+  _Static_assert(offsetof(cram_step_api, name) == offsetof(cram_step_shim_check_, name),            \
                  "cram_step_api." #name " is not where CRAM_STEP_SHIM_ENTRIES puts it");
 #define CRAM_STEP_SHIM_FIELD_(P, ret, name, params) ret(*name) params;
 typedef struct cram_step_shim_check_ {
@@ -81,12 +80,11 @@ typedef struct cram_step_shim_check_ {
   CRAM_STEP_SHIM_ENTRIES(CRAM_STEP_SHIM_FIELD_, _)
 } cram_step_shim_check_;
 CRAM_STEP_SHIM_ENTRIES(CRAM_STEP_SHIM_CHECK_, _)
-_Static_assert(sizeof(cram_step_api) == sizeof(cram_step_shim_check_),
-               "cram_step_api has entries CRAM_STEP_SHIM_ENTRIES lacks");
+_Static_assert(sizeof(cram_step_api) == sizeof(cram_step_shim_check_), "cram_step_api has entries CRAM_STEP_SHIM_ENTRIES lacks");
 
 /* Writes the one-line message to create()'s err (where it has room); returns rc. */
 static inline cram_step_rc cram_shim_err(char *err, size_t errlen, cram_step_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+  __attribute__((format(printf, 4, 5)));
 static inline cram_step_rc cram_shim_err(char *err, size_t errlen, cram_step_rc rc, const char *fmt, ...) {
   if (err && errlen) {
     va_list ap;
@@ -105,15 +103,14 @@ static inline cram_step_rc cram_shim_err(char *err, size_t errlen, cram_step_rc 
  * line in err:
  *   "<target> artifact built for another shim version; rebuild it with this cramc"
  *   "<model>: out of memory" */
-static inline void *cram_shim_create_ctx(cram_ctx **out, const char *target, bool version_ok,
-                                         const cram_step_meta *meta, size_t ctx_size, char *err, size_t errlen,
-                                         cram_step_rc *rc) {
+static inline void *cram_shim_create_ctx(cram_ctx **out, const char *target, bool version_ok, const cram_step_meta *meta,
+                                         size_t ctx_size, char *err, size_t errlen, cram_step_rc *rc) {
   *rc = CRAM_STEP_E_ARG;
   if (!out) return NULL;
   *out = NULL;
   if (!version_ok) {
-    *rc = cram_shim_err(err, errlen, CRAM_STEP_E_STATE,
-                        "%s artifact built for another shim version; rebuild it with this cramc", target);
+    *rc = cram_shim_err(err, errlen, CRAM_STEP_E_STATE, "%s artifact built for another shim version; rebuild it with this cramc",
+                        target);
     return NULL;
   }
   void *c = calloc(1, ctx_size);
@@ -144,8 +141,8 @@ static inline cram_step_rc cram_shim_update_hyper(const cram_update_args *a, dou
   if (!(a->eps >= 0 && a->eps < 1) || !(a->weight_decay >= 0 && a->weight_decay < 1) ||
       !(a->weight_decay_other >= 0 && a->weight_decay_other < 1) || a->max_norm != a->max_norm)
     return cram_shim_err(msg, msglen, CRAM_STEP_E_ARG,
-                         "eps and weight decays must lie in [0, 1) and max_norm be a number, got %g, %g, %g, %g",
-                         a->eps, a->weight_decay, a->weight_decay_other, a->max_norm);
+                         "eps and weight decays must lie in [0, 1) and max_norm be a number, got %g, %g, %g, %g", a->eps,
+                         a->weight_decay, a->weight_decay_other, a->max_norm);
   h[0] = a->beta1, h[1] = a->beta2, h[2] = a->eps, h[3] = a->weight_decay, h[4] = a->weight_decay_other;
   h[5] = a->max_norm;
   return CRAM_STEP_OK;

@@ -43,7 +43,8 @@ static bool source_slot(const Node *n, const KNames *nm, KSlotKind *kind, uint32
   int i;
   *index = 0;
   if (n->op == OP_FILL || n->op == OP_SINUSOID || n->op == OP_ARANGE) return *kind = KS_OWN, true;
-  if (n->op == OP_PARAM) return (i = find_name(nm->params, nm->nparams, s)) >= 0 && (*kind = KS_PARAM, *index = (uint32_t)i, true);
+  if (n->op == OP_PARAM)
+    return (i = find_name(nm->params, nm->nparams, s)) >= 0 && (*kind = KS_PARAM, *index = (uint32_t)i, true);
   if (n->op != OP_INPUT) return false;
   if ((i = find_name(nm->inputs, nm->ninputs, s)) >= 0) return *kind = KS_INPUT, *index = (uint32_t)i, true;
   if (!strcmp(s, "accum_scale")) return *kind = KS_SCALE, true;
@@ -66,16 +67,20 @@ static void out_kind(const char *s, const KNames *nm, KOut *o) {
   if (!strcmp(s, "loss")) o->kind = KO_LOSS;
   else if (!strcmp(s, "grad_norm")) o->kind = KO_GRAD_NORM;
   else if (!strcmp(s, PASS_ACCURACY_OUTPUT)) o->kind = KO_HITS;
-  else if (has_prefix(s, "grad_acc.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_GRAD, o->index = (uint32_t)i;
-  else if (has_prefix(s, "param.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_PARAM, o->index = (uint32_t)i;
-  else if (has_prefix(s, "adam_m.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_MOM_M, o->index = (uint32_t)i;
-  else if (has_prefix(s, "adam_v.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0) o->kind = KO_MOM_V, o->index = (uint32_t)i;
+  else if (has_prefix(s, "grad_acc.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0)
+    o->kind = KO_GRAD, o->index = (uint32_t)i;
+  else if (has_prefix(s, "param.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0)
+    o->kind = KO_PARAM, o->index = (uint32_t)i;
+  else if (has_prefix(s, "adam_m.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0)
+    o->kind = KO_MOM_M, o->index = (uint32_t)i;
+  else if (has_prefix(s, "adam_v.", &rest) && (i = find_name(nm->params, nm->nparams, rest)) >= 0)
+    o->kind = KO_MOM_V, o->index = (uint32_t)i;
 }
 
 /* The state source an output replaces: grad_acc.<p> / <p> / adam_m.<p> /
  * adam_v.<p> for the outputs of those names; IR_NONE for other outputs. */
 static ValueId state_source(const Graph *g, const KOut *o, const KNames *nm) {
-  static const KSlotKind of[] = {[KO_GRAD] = KS_GRAD, [KO_PARAM] = KS_PARAM, [KO_MOM_M] = KS_MOM_M, [KO_MOM_V] = KS_MOM_V};
+  static const KSlotKind of[] = { [KO_GRAD] = KS_GRAD, [KO_PARAM] = KS_PARAM, [KO_MOM_M] = KS_MOM_M, [KO_MOM_V] = KS_MOM_V };
   if (o->kind != KO_GRAD && o->kind != KO_PARAM && o->kind != KO_MOM_M && o->kind != KO_MOM_V) return IR_NONE;
   for (ValueId v = 0; v < g->n; v++) {
     KSlotKind k;
@@ -131,7 +136,7 @@ static void gemm_of(const Graph *g, const Node *n, int a, KGemm *k) {
 }
 
 KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, size_t errlen) {
-  MemPlanOpts mo = {.materialize_all = true};
+  MemPlanOpts mo = { .materialize_all = true };
   MemPlan *plan = memplan_run(g, &mo, a);
   if (!plan) return kfail(err, errlen, "memory plan overflows");
   KProgram *p = ARENA_NEW(a, KProgram);
@@ -204,14 +209,17 @@ KProgram *kernel_build(const Graph *g, const KNames *nm, Arena *a, char *err, si
       memset(k, 0, sizeof *k);
       k->id = v;
       k->n = n;
-      k->out = (KBuf){plan->offset[v], p->slot_of[v]};
+      k->out = (KBuf){ plan->offset[v], p->slot_of[v] };
       k->out_state = state_of[v] != IR_NONE;
-      for (int i = 0; i < n->nin; i++) k->in[i] = (KBuf){plan->offset[n->in[i]], p->slot_of[n->in[i]]};
+      for (int i = 0; i < n->nin; i++) k->in[i] = (KBuf){ plan->offset[n->in[i]], p->slot_of[n->in[i]] };
       if (ir_ops[n->op].cls != OC_GEMM) continue;
       k->gemm = true;
       /* ops.def's gemm form: which inputs are A and B, and the epilogue */
-      static const KEpilogue epi_of[] = {[IR_GEMM_PLAIN] = KEPI_NONE, [IR_GEMM_ACT] = KEPI_ACT, [IR_GEMM_GLU] = KEPI_GLU,
-                                         [IR_GEMM_ACT_GRAD] = KEPI_ACT_GRAD, [IR_GEMM_GLU_GRAD] = KEPI_GLU_GRAD};
+      static const KEpilogue epi_of[] = { [IR_GEMM_PLAIN] = KEPI_NONE,
+                                          [IR_GEMM_ACT] = KEPI_ACT,
+                                          [IR_GEMM_GLU] = KEPI_GLU,
+                                          [IR_GEMM_ACT_GRAD] = KEPI_ACT_GRAD,
+                                          [IR_GEMM_GLU_GRAD] = KEPI_GLU_GRAD };
       IrGemmForm form = ir_ops[n->op].gemm;
       if (form == IR_GEMM_NO) return kfail(err, errlen, "%%%u: GEMM op %s has no library-call form", v, ir_ops[n->op].name);
       gemm_of(g, n, ir_ops[n->op].gemm_a, &k->g);

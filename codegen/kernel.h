@@ -47,8 +47,8 @@ extern const char *const k_out_kind_name[KO_COUNT];
 
 typedef struct KOut {
   KOutKind kind;
-  uint32_t index;   /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
-  uint32_t slot;    /* the KS_OWN slot holding it */
+  uint32_t index; /* parameter index for KO_GRAD/PARAM/MOM_*; KO_OTHER: its rank among the other outputs (meta->outputs) */
+  uint32_t slot;  /* the KS_OWN slot holding it */
 } KOut;
 
 /* A buffer reference: arena offset (slot == UINT32_MAX) or slot. */
@@ -65,26 +65,26 @@ typedef struct KGemm {
   bool ta, tb;
   int64_t M, N, K, batch;
   int64_t lda, ldb, ldc;
-  int64_t stride_a, stride_b, stride_c;  /* elements between batch entries (0: shared) */
-  int a_in, b_in;                        /* which node inputs are A and B */
+  int64_t stride_a, stride_b, stride_c; /* elements between batch entries (0: shared) */
+  int a_in, b_in;                       /* which node inputs are A and B */
   KEpilogue epi;
-  const char *act;                       /* "gelu" | "relu" | "sigmoid" | "none" for ACT/GLU(_GRAD) */
-  bool bias;                             /* ACT/GLU: + bias[N] before the activation */
+  const char *act; /* "gelu" | "relu" | "sigmoid" | "none" for ACT/GLU(_GRAD) */
+  bool bias;       /* ACT/GLU: + bias[N] before the activation */
 } KGemm;
 
 typedef struct KNode {
   ValueId id;
   const Node *n;
   KBuf out;
-  bool out_state;          /* out is a parameter / moment / gradient state buffer (KNames.state_in_place) */
+  bool out_state; /* out is a parameter / moment / gradient state buffer (KNames.state_in_place) */
   KBuf in[IR_MAX_IN];
   bool gemm;
   KGemm g;
 } KNode;
 
 typedef struct Kernel {
-  uint32_t first, count;   /* KNodes [first, first+count) */
-  uint32_t part;           /* Graph.kernel id it came from (or node id without a partition) */
+  uint32_t first, count; /* KNodes [first, first+count) */
+  uint32_t part;         /* Graph.kernel id it came from (or node id without a partition) */
 } Kernel;
 
 typedef struct KProgram {
@@ -94,14 +94,14 @@ typedef struct KProgram {
   uint32_t nnodes;
   Kernel *kernels;
   uint32_t nkernels;
-  uint32_t nsplit;         /* partition kernels split for order */
+  uint32_t nsplit; /* partition kernels split for order */
   KSlot *slots;
   uint32_t nslots;
   KOut *outs;
   uint32_t nouts;
   int64_t arena_bytes;
-  uint32_t *slot_of;       /* per node: its slot or KBUF_NO_SLOT */
-  uint32_t nstate_in_place;  /* outputs computed into their state buffer (nothing to copy back) */
+  uint32_t *slot_of;        /* per node: its slot or KBUF_NO_SLOT */
+  uint32_t nstate_in_place; /* outputs computed into their state buffer (nothing to copy back) */
 } KProgram;
 
 /* Parameter and input names, in meta order, so slots get their indices. */

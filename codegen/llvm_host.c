@@ -14,8 +14,7 @@
 
 bool llvm_host_available(void) { return false; }
 
-bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err,
-                    size_t errlen) {
+bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err, size_t errlen) {
   (void)g, (void)n, (void)flags, (void)text, (void)obj_path;
   snprintf(err, errlen,
            "this cramc was built without LLVM, which the cuda target's host code needs: install llvm-14-dev "
@@ -57,7 +56,7 @@ static LLVMValueRef define(Lh *l, const char *name, LLVMTypeRef ty) {
 static bool build_bind(Lh *l, const LlvmHostGraph *g) {
   char name[64];
   snprintf(name, sizeof name, "cram_cuda_%s_bind", g->prefix);
-  LLVMTypeRef ps[] = {l->i64p, l->i64, l->i64, l->i64p};
+  LLVMTypeRef ps[] = { l->i64p, l->i64, l->i64, l->i64p };
   LLVMValueRef f = define(l, name, LLVMFunctionType(LLVMVoidTypeInContext(l->cx), ps, 4, 0));
   LLVMValueRef slots = LLVMGetParam(f, 0), arena = LLVMGetParam(f, 1), scratch = LLVMGetParam(f, 2), tab = LLVMGetParam(f, 3);
   LLVMSetValueName2(slots, "slots", 5), LLVMSetValueName2(arena, "arena", 5);
@@ -99,7 +98,7 @@ static bool build_bind(Lh *l, const LlvmHostGraph *g) {
 static void build_run(Lh *l, const LlvmHostGraph *g, bool broken) {
   char name[64];
   snprintf(name, sizeof name, "cram_cuda_%s_run", g->prefix);
-  LLVMTypeRef ps[] = {l->i8p};
+  LLVMTypeRef ps[] = { l->i8p };
   LLVMValueRef f = define(l, name, LLVMFunctionType(l->i32, ps, 1, 0));
   LLVMValueRef rt = LLVMGetParam(f, 0);
   LLVMSetValueName2(rt, "rt", 2);
@@ -113,10 +112,10 @@ static void build_run(Lh *l, const LlvmHostGraph *g, bool broken) {
     LLVMPositionBuilderAtEnd(l->b, cur);
     LLVMValueRef r;
     if (L->gemm) {
-      LLVMValueRef a[] = {rt, c32(l, i)};
+      LLVMValueRef a[] = { rt, c32(l, i) };
       r = LLVMBuildCall2(l->b, l->gemm_ty, l->gemm, a, 2, "r");
     } else {
-      LLVMValueRef a[] = {rt, c32(l, i), c32(l, L->grid), c32(l, L->block), c32(l, L->first)};
+      LLVMValueRef a[] = { rt, c32(l, i), c32(l, L->grid), c32(l, L->block), c32(l, L->first) };
       r = LLVMBuildCall2(l->b, l->kern_ty, l->kern, a, 5, "r");
     }
     LLVMValueRef bad = LLVMBuildICmp(l->b, LLVMIntNE, r, c32(l, 0), "bad");
@@ -156,9 +155,8 @@ static bool host_machine(LLVMTargetMachineRef *tm, char **triple, char *err, siz
   return *tm ? true : fail_msg(err, errlen, "LLVM cannot create a target machine for the host triple", NULL);
 }
 
-bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err,
-                    size_t errlen) {
-  Lh l = {0};
+bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err, size_t errlen) {
+  Lh l = { 0 };
   LLVMTargetMachineRef tm = NULL;
   LLVMTargetDataRef td = NULL;
   char *triple = NULL, *msg = NULL;
@@ -172,7 +170,7 @@ bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, c
   LLVMSetModuleDataLayout(l.m, td);
   l.i32 = LLVMInt32TypeInContext(l.cx), l.i64 = LLVMInt64TypeInContext(l.cx);
   l.i8p = LLVMPointerType(LLVMInt8TypeInContext(l.cx), 0), l.i64p = LLVMPointerType(l.i64, 0);
-  LLVMTypeRef kp[] = {l.i8p, l.i32, l.i32, l.i32, l.i32}, gp[] = {l.i8p, l.i32};
+  LLVMTypeRef kp[] = { l.i8p, l.i32, l.i32, l.i32, l.i32 }, gp[] = { l.i8p, l.i32 };
   l.kern_ty = LLVMFunctionType(l.i32, kp, 5, 0), l.gemm_ty = LLVMFunctionType(l.i32, gp, 2, 0);
   l.kern = define(&l, "cram_cuda_rt_kernel", l.kern_ty); /* declarations: the shim defines them */
   l.gemm = define(&l, "cram_cuda_rt_gemm", l.gemm_ty);

@@ -27,7 +27,7 @@
 #include "render_cuda.h"
 
 typedef struct LlvmHostGraph {
-  const char *prefix;        /* "fwd" | "acc" | "up": the functions' names */
+  const char *prefix; /* "fwd" | "acc" | "up": the functions' names */
   const RenderCudaHost *h;
 } LlvmHostGraph;
 
@@ -42,7 +42,6 @@ bool llvm_host_available(void);
  * non-NULL, prints it as text to `text` and compiles it to the object file
  * `obj_path`. False with a one-line message (a verifier failure quotes the
  * verifier's first line). */
-bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err,
-                    size_t errlen);
+bool llvm_host_emit(const LlvmHostGraph *g, int n, unsigned flags, FILE *text, const char *obj_path, char *err, size_t errlen);
 
 #endif

@@ -36,7 +36,7 @@ typedef struct Nvrtc {
 } Nvrtc;
 
 static bool nvrtc_load(Nvrtc *r, char *err, size_t errlen) {
-  static const char *names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so", NULL};
+  static const char *names[] = { "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so", NULL };
   memset(r, 0, sizeof *r);
   const char *env = getenv("CRAMC_NVRTC");
   if (env && *env) r->h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
@@ -45,13 +45,24 @@ static bool nvrtc_load(Nvrtc *r, char *err, size_t errlen) {
     snprintf(err, errlen, "NVRTC not found (libnvrtc.so.13 from the CUDA toolkit; set CRAMC_NVRTC to its path): %s", dlerror());
     return false;
   }
-#define SYM(f)                                                                                              \
-  if (!(*(void **)&r->f = dlsym(r->h, "nvrtc" #f))) {                                                      \
-    snprintf(err, errlen, "NVRTC library lacks nvrtc" #f);                                                  \
-    return false;                                                                                           \
-  }
-  SYM(GetErrorString) SYM(Version) SYM(CreateProgram) SYM(CompileProgram) SYM(GetProgramLogSize) SYM(GetProgramLog)
-  SYM(GetCUBINSize) SYM(GetCUBIN) SYM(GetPTXSize) SYM(GetPTX) SYM(DestroyProgram)
+#define SYM(f)                                               \
+  do {                                                       \
+    if (!(*(void **)&r->f = dlsym(r->h, "nvrtc" #f))) {      \
+      snprintf(err, errlen, "NVRTC library lacks nvrtc" #f); \
+      return false;                                          \
+    }                                                        \
+  } while (0)
+  SYM(GetErrorString);
+  SYM(Version);
+  SYM(CreateProgram);
+  SYM(CompileProgram);
+  SYM(GetProgramLogSize);
+  SYM(GetProgramLog);
+  SYM(GetCUBINSize);
+  SYM(GetCUBIN);
+  SYM(GetPTXSize);
+  SYM(GetPTX);
+  SYM(DestroyProgram);
 #undef SYM
   return true;
 }
@@ -68,7 +79,7 @@ typedef struct Job {
   const CgEmbedded *hdr; /* the headers the source #includes by name */
   int nhdr;
   const char *const *extra;
-  const char *inc;   /* "-I<CUDA include dir>" (cuda_bf16.h), or NULL */
+  const char *inc; /* "-I<CUDA include dir>" (cuda_bf16.h), or NULL */
   CgCubin *out;
   char err[1024];
   bool ok;
@@ -97,8 +108,7 @@ static void explain(const char *src, const char *name, const char *log, int sm, 
     if (k && (!nl || k < nl)) {
       const char *nm = strchr(k, ')');
       if (nm) sscanf(nm + 1, " %127[A-Za-z0-9_]", kname);
-    } else if (f && (!nl || f < nl))
-      sscanf(f + strlen("__noinline__ void "), "%127[A-Za-z0-9_]", kname);
+    } else if (f && (!nl || f < nl)) sscanf(f + strlen("__noinline__ void "), "%127[A-Za-z0-9_]", kname);
     if (!nl) break;
     p = nl + 1;
   }
@@ -106,8 +116,7 @@ static void explain(const char *src, const char *name, const char *log, int sm, 
     snprintf(err, errlen, "nvrtc (%s_%d): %.*s", ptx ? "compute" : "sm", sm, (int)mlen, msg);
     return;
   }
-  snprintf(err, errlen, "nvrtc (%s_%d): kernel %s, %s:%ld%.*s", ptx ? "compute" : "sm", sm, kname, name, line, (int)mlen,
-           msg);
+  snprintf(err, errlen, "nvrtc (%s_%d): kernel %s, %s:%ld%.*s", ptx ? "compute" : "sm", sm, kname, name, line, (int)mlen, msg);
 }
 
 static void *compile_one(void *arg) {
@@ -115,7 +124,7 @@ static void *compile_one(void *arg) {
   const Nvrtc *r = j->r;
   char arch[32];
   snprintf(arch, sizeof arch, "--gpu-architecture=%s_%d", j->out->ptx ? "compute" : "sm", j->out->sm);
-  const char *opts[32] = {arch, "--std=c++17", "-default-device", "-lineinfo"};
+  const char *opts[32] = { arch, "--std=c++17", "-default-device", "-lineinfo" };
   int no = 4;
   if (j->inc) opts[no++] = j->inc;
   for (int i = 0; j->extra && j->extra[i] && no < 31; i++) opts[no++] = j->extra[i];
@@ -143,8 +152,11 @@ static void *compile_one(void *arg) {
   }
   size_t n = 0;
   rc = j->out->ptx ? r->GetPTXSize(prog, &n) : r->GetCUBINSize(prog, &n);
-  if (!rc && (j->out->data = malloc(n ? n : 1))) rc = j->out->ptx ? r->GetPTX(prog, (char *)j->out->data) : r->GetCUBIN(prog, (char *)j->out->data);
-  if (rc || !j->out->data) snprintf(j->err, sizeof j->err, "nvrtc: cannot fetch the %s: %s", j->out->ptx ? "PTX" : "cubin", rc ? r->GetErrorString(rc) : "out of memory");
+  if (!rc && (j->out->data = malloc(n ? n : 1)))
+    rc = j->out->ptx ? r->GetPTX(prog, (char *)j->out->data) : r->GetCUBIN(prog, (char *)j->out->data);
+  if (rc || !j->out->data)
+    snprintf(j->err, sizeof j->err, "nvrtc: cannot fetch the %s: %s", j->out->ptx ? "PTX" : "cubin",
+             rc ? r->GetErrorString(rc) : "out of memory");
   else j->out->len = n, j->ok = true;
   r->DestroyProgram(&prog);
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -175,7 +187,7 @@ static void mkdirs(const char *path) {
  * include/ next to the loaded libnvrtc (lib64/.. or targets/<arch>/lib/..),
  * else $CUDA_HOME/include, /usr/local/cuda/include. "" when none has it. */
 static void cuda_include(const Nvrtc *r, char *opt, size_t n) {
-  char cand[4][600] = {{0}};
+  char cand[4][600] = { { 0 } };
   const char *env = getenv("CRAMC_CUDA_INCLUDE");
   if (env && *env) snprintf(cand[0], sizeof cand[0], "%s", env);
   Dl_info info;
@@ -225,7 +237,7 @@ bool cg_nvrtc_compile(const char *src, const char *name, const CgEmbedded *hdr, 
   if (!ok) snprintf(err, errlen, "out of memory");
   for (int i = 0; ok && i < n; i++) {
     out[i].data = NULL, out[i].len = 0, out[i].seconds = 0, out[i].cached = false;
-    jobs[i] = (Job){&r, src, name, hdr, nhdr, extra_opts, inc[0] ? inc : NULL, &out[i], "", false};
+    jobs[i] = (Job){ &r, src, name, hdr, nhdr, extra_opts, inc[0] ? inc : NULL, &out[i], "", false };
     if (cache) {
       snprintf(path[i], sizeof path[i], "%s/nvrtc/%016" PRIx64 "-%s%d.bin", dir, h, out[i].ptx ? "ptx" : "sm", out[i].sm);
       FILE *f = fopen(path[i], "rb");

@@ -14,7 +14,7 @@ typedef struct CgCubin {
   bool ptx;            /* PTX for compute_<sm> instead of a cubin */
   unsigned char *data; /* malloc'd */
   size_t len;
-  double seconds;      /* compile time (0 for a cache hit) */
+  double seconds; /* compile time (0 for a cache hit) */
   bool cached;
 } CgCubin;
 

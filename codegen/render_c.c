@@ -29,8 +29,8 @@ typedef struct RCtx {
   FILE *out;
   const KProgram *p;
   const KNode *k;
-  uint32_t ki;      /* index of k in p->nodes */
-  uint32_t *group;  /* per KNode: the last node of the group it leads, or its leader (see plan_groups) */
+  uint32_t ki;     /* index of k in p->nodes */
+  uint32_t *group; /* per KNode: the last node of the group it leads, or its leader (see plan_groups) */
 } RCtx;
 
 /* ---- buffers ------------------------------------------------------------------- */
@@ -73,7 +73,7 @@ static void put_dims(FILE *out, const char *name, const Shape *s) {
 /* ---- elementwise: the shared expression table (render_expr.c) in C's dialect --------- */
 
 /* double math through cram_cpu_kernels.h's cc_ helpers and libm */
-static const CgDialect c_dialect = {.helper = "cc_", .libm = "", .zero = "0.0", .one = "1.0", .lit = "%.17g"};
+static const CgDialect c_dialect = { .helper = "cc_", .libm = "", .zero = "0.0", .one = "1.0", .lit = "%.17g" };
 
 /* ---- buffer ranges: when may nodes share one loop or one pass ---------------------- */
 
@@ -85,7 +85,7 @@ typedef struct BRange {
 
 static BRange brange(const KProgram *p, KBuf b, ValueId v) {
   int64_t bytes = ir_shape_numel(&p->g->nodes[v].shape) * 4;
-  return b.slot != KBUF_NO_SLOT ? (BRange){0, 0, b.slot} : (BRange){b.offset, b.offset + bytes, KBUF_NO_SLOT};
+  return b.slot != KBUF_NO_SLOT ? (BRange){ 0, 0, b.slot } : (BRange){ b.offset, b.offset + bytes, KBUF_NO_SLOT };
 }
 static bool overlap(BRange a, BRange b) {
   if (a.slot != KBUF_NO_SLOT || b.slot != KBUF_NO_SLOT) return a.slot == b.slot;
@@ -248,7 +248,7 @@ static void r_elementwise(RCtx *c) {
             "#pragma omp parallel for simd if (%" PRId64 " > CC_PAR_MIN)\n    for (int64_t e = 0; e < %" PRId64
             "; e++) {\n      {\n",
             N, N);
-  static const char *var[] = {"a", "b", "c", "d"};
+  static const char *var[] = { "a", "b", "c", "d" };
   for (uint32_t j = first; j <= last; j++) {
     const Node *n = p->nodes[j].n;
     uint32_t u = j - first;
@@ -302,8 +302,8 @@ static void r_embedding(RCtx *c) {
 static void r_masked_rows(RCtx *c) {
   const Shape *xs = in_shape(c, 0);
   decl_bufs(c);
-  fprintf(c->out, "    cc_masked_rows(o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ");\n", xs->dim[0],
-          xs->dim[1], xs->dim[2], ir_get_int(c->k->n, ATTR_SLOTS));
+  fprintf(c->out, "    cc_masked_rows(o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ");\n", xs->dim[0], xs->dim[1],
+          xs->dim[2], ir_get_int(c->k->n, ATTR_SLOTS));
 }
 static void r_masked_targets(RCtx *c) {
   const Shape *ts = in_shape(c, 0);
@@ -331,7 +331,9 @@ static void r_gemm(RCtx *c) {
   bool scratch = g->epi == KEPI_GLU || g->epi == KEPI_GLU_GRAD;
   int64_t rows = g->batch * g->M;
   if (scratch)
-    fprintf(c->out, "    float *y = malloc((size_t)%" PRId64 " * sizeof(float));\n    if (!y) return cc_fail(R, NODE, \"out of memory\");\n",
+    fprintf(c->out,
+            "    float *y = malloc((size_t)%" PRId64
+            " * sizeof(float));\n    if (!y) return cc_fail(R, NODE, \"out of memory\");\n",
             rows * g->N);
   fprintf(c->out,
           "    cc_gemm(%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", x%d, %" PRId64 ", %" PRId64 ", x%d, %" PRId64
@@ -340,9 +342,14 @@ static void r_gemm(RCtx *c) {
           scratch ? "y" : "o", g->ldc, g->stride_c);
   int act = act_code(g->act);
   switch (g->epi) {
-  case KEPI_NONE: case KEPI_BIAS: break;
-  case KEPI_ACT: fprintf(c->out, "    cc_epi_bias_act(o, %s, %" PRId64 ", %" PRId64 ", %d);\n", g->bias ? "x2" : "NULL", rows, g->N, act); break;
-  case KEPI_GLU: fprintf(c->out, "    cc_epi_glu(o, y, %s, %" PRId64 ", %" PRId64 ", %d);\n", g->bias ? "x2" : "NULL", rows, g->N / 2, act); break;
+  case KEPI_NONE:
+  case KEPI_BIAS: break;
+  case KEPI_ACT:
+    fprintf(c->out, "    cc_epi_bias_act(o, %s, %" PRId64 ", %" PRId64 ", %d);\n", g->bias ? "x2" : "NULL", rows, g->N, act);
+    break;
+  case KEPI_GLU:
+    fprintf(c->out, "    cc_epi_glu(o, y, %s, %" PRId64 ", %" PRId64 ", %d);\n", g->bias ? "x2" : "NULL", rows, g->N / 2, act);
+    break;
   case KEPI_ACT_GRAD: fprintf(c->out, "    cc_epi_act_grad(o, x0, %" PRId64 ", %d);\n", numel(&n->shape), act); break;
   case KEPI_GLU_GRAD: fprintf(c->out, "    cc_glu_grad(o, x0, y, %" PRId64 ", %" PRId64 ", %d);\n", rows, g->N, act); break;
   }
@@ -355,10 +362,12 @@ static void r_dropout(RCtx *c) {
   double p = ir_get_float(n, ATTR_P);
   decl_bufs(c);
   fprintf(c->out,
-          "    if (!R->training || %.17g == 0.0) { if ((const void *)o != (const void *)x0) memmove(o, x0, %" PRId64 " * sizeof(float)); }\n"
+          "    if (!R->training || %.17g == 0.0) { if ((const void *)o != (const void *)x0) memmove(o, x0, %" PRId64
+          " * sizeof(float)); }\n"
           "    else {\n#pragma omp parallel for if (%" PRId64 " > CC_PAR_MIN)\n"
           "      for (int64_t e = 0; e < %" PRId64 "; e++)\n"
-          "        o[e] = cc_uniform(R->seed, %" PRIu64 "ull, (uint64_t)e) < %.17g ? 0.0f : (float)((double)x0[e] / (1.0 - %.17g));\n    }\n",
+          "        o[e] = cc_uniform(R->seed, %" PRIu64
+          "ull, (uint64_t)e) < %.17g ? 0.0f : (float)((double)x0[e] / (1.0 - %.17g));\n    }\n",
           p, N, N, N, (uint64_t)ir_get_int(n, ATTR_KEY), p, p);
 }
 static void r_glu(RCtx *c) {
@@ -445,8 +454,8 @@ static void r_cross_entropy(RCtx *c) {
     fprintf(c->out, "    if (cc_cross_entropy(R, NODE, o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
             ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
   else if (c->k->n->op == OP_XENT_HITS)
-    fprintf(c->out, "    if (cc_xent_hits(R, NODE, o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
-            ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
+    fprintf(c->out, "    if (cc_xent_hits(R, NODE, o, x0, x1, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n", ls->dim[0],
+            ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
   else
     fprintf(c->out, "    if (cc_cross_entropy_grad(R, NODE, o, x0, x1, x2, %" PRId64 ", %" PRId64 ", %" PRId64 ")) return -1;\n",
             ls->dim[0], ls->dim[1], ir_get_int(c->k->n, ATTR_IGNORE));
@@ -457,7 +466,7 @@ static void r_xent_linear(RCtx *c) {
   const Shape *xs = in_shape(c, 0), *ws = in_shape(c, 1);
   bool tb = ir_get_int(n, ATTR_TRANS_B) != 0;
   decl_bufs(c);
-  const KNode *role[XENT_ROLES] = {NULL};
+  const KNode *role[XENT_ROLES] = { NULL };
   for (uint32_t j = c->ki; j <= c->group[c->ki]; j++) role[xent_role(c->p->nodes[j].n)] = &c->p->nodes[j];
   fputs("    if (cc_xent(R, NODE", c->out);
   for (int r = 0; r < XENT_ROLES; r++) {
@@ -498,8 +507,8 @@ static void r_attention(RCtx *c) {
   if (!put_attn_geom(c, n, &g)) return;
   bool lse_only = n->op == OP_ATTENTION_LSE;
   const KNode *lse = lse_only ? c->k : c->group[c->ki] > c->ki ? &c->p->nodes[c->ki + 1] : NULL;
-  fprintf(c->out, "    if (cc_attention(R, NODE, &geo, x0 + %" PRId64 ", x1 + %" PRId64 ", x2 + %" PRId64 ", ", g.off[0], g.off[1],
-          g.off[2]);
+  fprintf(c->out, "    if (cc_attention(R, NODE, &geo, x0 + %" PRId64 ", x1 + %" PRId64 ", x2 + %" PRId64 ", ", g.off[0],
+          g.off[1], g.off[2]);
   put_bias(c, &g);
   fputs(lse_only ? ", NULL, " : ", o, ", c->out);
   if (lse) put_buf(c->out, "float", lse->out);
@@ -560,8 +569,8 @@ static void r_concat(RCtx *c) {
   int64_t off = 0;
   for (int i = 0; i < n->nin; i++) {
     int64_t len = in_shape(c, i)->dim[axis];
-    fprintf(c->out, "    cc_blocks(o, %" PRId64 ", %" PRId64 ", x%d, %" PRId64 ", 0, %" PRId64 ", %" PRId64 ");\n",
-            total * inner, off * inner, i, len * inner, outer, len * inner);
+    fprintf(c->out, "    cc_blocks(o, %" PRId64 ", %" PRId64 ", x%d, %" PRId64 ", 0, %" PRId64 ", %" PRId64 ");\n", total * inner,
+            off * inner, i, len * inner, outer, len * inner);
     off += len;
   }
 }
@@ -570,16 +579,16 @@ static void r_sum_to(RCtx *c) {
   decl_bufs(c);
   put_dims(c->out, "xd", xs);
   put_dims(c->out, "od", os);
-  fprintf(c->out, "    if (cc_sum_to(R, NODE, o, x0, %d, xd, %d, od, %" PRId64 ", %" PRId64 ")) return -1;\n", xs->rank,
-          os->rank, numel(xs), numel(os));
+  fprintf(c->out, "    if (cc_sum_to(R, NODE, o, x0, %d, xd, %d, od, %" PRId64 ", %" PRId64 ")) return -1;\n", xs->rank, os->rank,
+          numel(xs), numel(os));
 }
 static void r_broadcast_to(RCtx *c) {
   const Shape *xs = in_shape(c, 0), *os = &c->k->n->shape;
   decl_bufs(c);
   put_dims(c->out, "xd", xs);
   put_dims(c->out, "od", os);
-  fprintf(c->out, "    for (int64_t e = 0; e < %" PRId64 "; e++) o[e] = x0[cc_bcast(%d, od, %d, xd, e)];\n", numel(os),
-          os->rank, xs->rank);
+  fprintf(c->out, "    for (int64_t e = 0; e < %" PRId64 "; e++) o[e] = x0[cc_bcast(%d, od, %d, xd, e)];\n", numel(os), os->rank,
+          xs->rank);
 }
 static void r_sumsq(RCtx *c) {
   decl_bufs(c);
@@ -601,21 +610,50 @@ static void r_adam_sched(RCtx *c) {
 typedef void (*RenderFn)(RCtx *c);
 
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
-  [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
-  [OP_MATMUL] = r_gemm, [OP_MATMUL_ACT] = r_gemm, [OP_MATMUL_GLU] = r_gemm, [OP_MATMUL_ACT_GRAD] = r_gemm,
+  [OP_SINUSOID] = r_sinusoid,
+  [OP_FILL] = r_fill,
+  [OP_ARANGE] = r_arange,
+  [OP_EMBEDDING] = r_embedding,
+  [OP_MASKED_ROWS] = r_masked_rows,
+  [OP_MASKED_TARGETS] = r_masked_targets,
+  [OP_MATMUL] = r_gemm,
+  [OP_MATMUL_ACT] = r_gemm,
+  [OP_MATMUL_GLU] = r_gemm,
+  [OP_MATMUL_ACT_GRAD] = r_gemm,
   [OP_MATMUL_GLU_GRAD] = r_gemm,
-  [OP_DROPOUT] = r_dropout, [OP_GLU] = r_glu, [OP_GLU_GRAD] = r_glu_grad,
-  [OP_LAYERNORM] = r_layernorm, [OP_ADD_LAYERNORM] = r_layernorm, [OP_RMSNORM] = r_rmsnorm, [OP_SOFTMAX] = r_softmax,
-  [OP_LAYERNORM_GRAD] = r_layernorm_grad, [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
-  [OP_RMSNORM_GRAD] = r_rmsnorm_grad, [OP_SOFTMAX_GRAD] = r_softmax_grad,
-  [OP_MEAN] = r_mean, [OP_CROSS_ENTROPY] = r_cross_entropy, [OP_CROSS_ENTROPY_GRAD] = r_cross_entropy, [OP_XENT_HITS] = r_cross_entropy,
-  [OP_XENT_LINEAR] = r_xent_linear, [OP_XENT_LINEAR_GRAD] = r_xent_linear, [OP_XENT_LINEAR_HITS] = r_xent_linear,
-  [OP_RESHAPE] = r_reshape, [OP_PERMUTE] = r_permute, [OP_SLICE] = r_slice, [OP_PAD] = r_pad, [OP_CONCAT] = r_concat,
-  [OP_SUM_TO] = r_sum_to, [OP_BROADCAST_TO] = r_broadcast_to,
-  [OP_EMBEDDING_GRAD] = r_embedding_grad, [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
-  [OP_SUMSQ] = r_sumsq, [OP_CLIP_COEF] = r_clip_coef, [OP_ADAM_SCHED] = r_adam_sched,
-  [OP_ATTENTION] = r_attention, [OP_ATTENTION_LSE] = r_attention, [OP_ATTENTION_GRAD] = r_attention_grad,
+  [OP_DROPOUT] = r_dropout,
+  [OP_GLU] = r_glu,
+  [OP_GLU_GRAD] = r_glu_grad,
+  [OP_LAYERNORM] = r_layernorm,
+  [OP_ADD_LAYERNORM] = r_layernorm,
+  [OP_RMSNORM] = r_rmsnorm,
+  [OP_SOFTMAX] = r_softmax,
+  [OP_LAYERNORM_GRAD] = r_layernorm_grad,
+  [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
+  [OP_RMSNORM_GRAD] = r_rmsnorm_grad,
+  [OP_SOFTMAX_GRAD] = r_softmax_grad,
+  [OP_MEAN] = r_mean,
+  [OP_CROSS_ENTROPY] = r_cross_entropy,
+  [OP_CROSS_ENTROPY_GRAD] = r_cross_entropy,
+  [OP_XENT_HITS] = r_cross_entropy,
+  [OP_XENT_LINEAR] = r_xent_linear,
+  [OP_XENT_LINEAR_GRAD] = r_xent_linear,
+  [OP_XENT_LINEAR_HITS] = r_xent_linear,
+  [OP_RESHAPE] = r_reshape,
+  [OP_PERMUTE] = r_permute,
+  [OP_SLICE] = r_slice,
+  [OP_PAD] = r_pad,
+  [OP_CONCAT] = r_concat,
+  [OP_SUM_TO] = r_sum_to,
+  [OP_BROADCAST_TO] = r_broadcast_to,
+  [OP_EMBEDDING_GRAD] = r_embedding_grad,
+  [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
+  [OP_SUMSQ] = r_sumsq,
+  [OP_CLIP_COEF] = r_clip_coef,
+  [OP_ADAM_SCHED] = r_adam_sched,
+  [OP_ATTENTION] = r_attention,
+  [OP_ATTENTION_LSE] = r_attention,
+  [OP_ATTENTION_GRAD] = r_attention_grad,
 };
 
 /* elementwise ops (an expression in render_expr.c) share one loop template */
@@ -638,9 +676,9 @@ bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *er
   return render_c_kernel_range(out, p, prefix, 0, p->nkernels, false, err, errlen);
 }
 
-bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external,
-                           char *err, size_t errlen) {
-  RCtx c = {out, p, NULL, 0, plan_groups(p)};
+bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external, char *err,
+                           size_t errlen) {
+  RCtx c = { out, p, NULL, 0, plan_groups(p) };
   if (!c.group) return snprintf(err, errlen, "out of memory"), false;
   bool ok = true;
   for (uint32_t ki = k0; ok && ki < k1 && ki < p->nkernels; ki++) {
@@ -662,7 +700,8 @@ bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uin
       char loc[160] = "";
       if (n->loc.file) snprintf(loc, sizeof loc, " at %s:%u:%u", n->loc.file, n->loc.line, n->loc.col);
       fprintf(out, "  { /* %%%u = %s", c.k->id, ir_ops[n->op].name);
-      for (uint32_t m = c.ki + 1; m <= c.group[c.ki]; m++) fprintf(out, ", %%%u = %s", p->nodes[m].id, ir_ops[p->nodes[m].n->op].name);
+      for (uint32_t m = c.ki + 1; m <= c.group[c.ki]; m++)
+        fprintf(out, ", %%%u = %s", p->nodes[m].id, ir_ops[p->nodes[m].n->op].name);
       fprintf(out, " */\n#define NODE \"%%%u (%s%s)\"\n", c.k->id, ir_ops[n->op].name, loc);
       render_fn(n->op)(&c);
       fputs("#undef NODE\n  }\n", out);
@@ -683,8 +722,13 @@ void render_c_host(FILE *out, const KProgram *p, const char *prefix) {
 
 static const char *op_family(const Node *n) {
   switch (n->op) {
-  case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM: case OP_ADAM_SCHED: case OP_CLIP_COEF: return "optimizer";
-  case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return "softmax";
+  case OP_ADAM_M:
+  case OP_ADAM_V:
+  case OP_ADAMW_PARAM:
+  case OP_ADAM_SCHED:
+  case OP_CLIP_COEF: return "optimizer";
+  case OP_SOFTMAX:
+  case OP_SOFTMAX_GRAD: return "softmax";
   default: break;
   }
   switch (ir_ops[n->op].cls) {
@@ -701,7 +745,8 @@ static const char *op_family(const Node *n) {
 
 /* A kernel's family: its heaviest kind of node, in this order. */
 static int family_rank(const char *f) {
-  static const char *const order[] = {"gemm", "attention", "loss", "norm", "softmax", "optimizer", "reduction", "gather", "layout"};
+  static const char *const order[] = { "gemm",      "attention", "loss",   "norm",  "softmax",
+                                       "optimizer", "reduction", "gather", "layout" };
   for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
     if (!strcmp(f, order[i])) return i;
   return 99;

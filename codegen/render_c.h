@@ -16,8 +16,8 @@ bool render_c_kernels(FILE *out, const KProgram *p, const char *prefix, char *er
 
 /* The same for kernels N in [k0, k1); with `external` as hidden-visibility
  * functions, for a step.c split into several translation units. */
-bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external,
-                           char *err, size_t errlen);
+bool render_c_kernel_range(FILE *out, const KProgram *p, const char *prefix, uint32_t k0, uint32_t k1, bool external, char *err,
+                           size_t errlen);
 
 /* Declarations of every kernel of p as render_c_kernels(external) defines them. */
 void render_c_kernel_decls(FILE *out, const KProgram *p, const char *prefix);

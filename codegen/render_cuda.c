@@ -37,7 +37,8 @@
 static void r_fill(RCu *c) {
   int64_t N = rc_numel(&c->k->n->shape);
   double v = ir_get_float(c->k->n, ATTR_VALUE);
-  if (c->k->n->dtype == DT_I32) rc_launch(c, rc_grid_for(N, 1), CR_BLOCK, "cr_fill(o, %" PRId64 "ll, (int)%lld)", N, (long long)v);
+  if (c->k->n->dtype == DT_I32)
+    rc_launch(c, rc_grid_for(N, 1), CR_BLOCK, "cr_fill(o, %" PRId64 "ll, (int)%lld)", N, (long long)v);
   else rc_launch(c, rc_grid_for(N, 1), CR_BLOCK, "cr_fill(o, %" PRId64 "ll, (float)%.9g)", N, v);
 }
 static void r_sinusoid(RCu *c) {
@@ -51,12 +52,14 @@ static void r_arange(RCu *c) {
 static void r_embedding(RCu *c) {
   const Shape *ts = rc_in_shape(c, 0);
   int64_t n = rc_numel(rc_in_shape(c, 1)), V = ts->dim[0], H = ts->dim[1];
-  rc_launch(c, rc_grid_for(n * H, 1), CR_BLOCK, "cr_embedding(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, E, code)", n, V, H);
+  rc_launch(c, rc_grid_for(n * H, 1), CR_BLOCK, "cr_embedding(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, E, code)",
+            n, V, H);
 }
 static void r_masked_rows(RCu *c) {
   const Shape *xs = rc_in_shape(c, 0);
   int64_t B = xs->dim[0], S = xs->dim[1], H = xs->dim[2], count = ir_get_int(c->k->n, ATTR_SLOTS);
-  rc_launch(c, (uint32_t)B, CR_BLOCK, "cr_masked_rows<%" PRId64 ">(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll)", count > 0 ? count : 1, S, H);
+  rc_launch(c, (uint32_t)B, CR_BLOCK, "cr_masked_rows<%" PRId64 ">(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll)",
+            count > 0 ? count : 1, S, H);
 }
 static void r_masked_targets(RCu *c) {
   const Shape *ts = rc_in_shape(c, 0);
@@ -67,7 +70,8 @@ static void zero_launch(RCu *c, int64_t N) { rc_launch(c, rc_grid_for(N, 1), CR_
 static void r_embedding_grad(RCu *c) {
   int64_t n = rc_numel(rc_in_shape(c, 0)), V = c->k->n->shape.dim[0], H = c->k->n->shape.dim[1];
   zero_launch(c, V * H);
-  rc_launch(c, rc_grid_for(n * H, 1), CR_BLOCK, "cr_embedding_grad(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", n, V, H);
+  rc_launch(c, rc_grid_for(n * H, 1), CR_BLOCK, "cr_embedding_grad(o, x0, x1, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", n, V,
+            H);
 }
 static void r_masked_rows_grad(RCu *c) {
   const Shape *s = &c->k->n->shape;
@@ -108,8 +112,9 @@ static void r_layernorm(RCu *c) {
   bool hw = n->nin > w, hb = n->nin > w + 1;
   char xs[8], ws[8], bs[8];
   snprintf(xs, sizeof xs, "x1"), snprintf(ws, sizeof ws, "x%d", w), snprintf(bs, sizeof bs, "x%d", w + 1);
-  rc_launch(c, rc_grid_rows(rows), CR_BLOCK, "cr_layernorm<%s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)",
-            tf(add), tf(hw), tf(hb), add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H, ir_get_float(n, ATTR_EPS));
+  rc_launch(c, rc_grid_rows(rows), CR_BLOCK,
+            "cr_layernorm<%s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add), tf(hw), tf(hb),
+            add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H, ir_get_float(n, ATTR_EPS));
 }
 static void r_rmsnorm(RCu *c) {
   int64_t rows, H;
@@ -131,8 +136,9 @@ static void r_layernorm_grad(RCu *c) {
   int nin = add ? n->nin - 1 : n->nin; /* (x, [w], dy) [, dres] */
   char dy[8], dres[8];
   snprintf(dy, sizeof dy, "x%d", nin - 1), snprintf(dres, sizeof dres, "x%d", nin);
-  rc_launch(c, rc_grid_rows(rows), CR_BLOCK, "cr_layernorm_grad<%s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)",
-            tf(nin == 3), tf(add), nin == 3 ? "x1" : NUL, dy, add ? dres : NUL, rows, H, ir_get_float(n, ATTR_EPS));
+  rc_launch(c, rc_grid_rows(rows), CR_BLOCK,
+            "cr_layernorm_grad<%s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(nin == 3), tf(add),
+            nin == 3 ? "x1" : NUL, dy, add ? dres : NUL, rows, H, ir_get_float(n, ATTR_EPS));
 }
 static void r_rmsnorm_grad(RCu *c) {
   int64_t rows, H;
@@ -157,7 +163,8 @@ static void split_axis(const Shape *s, int64_t axis, int64_t *outer, int64_t *le
 static void r_mean(RCu *c) {
   int64_t outer, len, inner;
   split_axis(rc_in_shape(c, 0), ir_get_int(c->k->n, ATTR_AXIS), &outer, &len, &inner);
-  rc_launch(c, rc_grid_for(outer * inner, 1), CR_BLOCK, "cr_mean(o, x0, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", outer, len, inner);
+  rc_launch(c, rc_grid_for(outer * inner, 1), CR_BLOCK, "cr_mean(o, x0, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", outer, len,
+            inner);
 }
 static void r_reshape(RCu *c) {
   int64_t N = rc_numel(&c->k->n->shape);
@@ -179,7 +186,8 @@ static void r_permute(RCu *c) {
 }
 /* `outer` blocks of `len` elements: o[a*ostride + ooff + j] = x[a*istride + ioff + j] */
 static void blocks(RCu *c, int xi, int64_t ostride, int64_t ooff, int64_t istride, int64_t ioff, int64_t outer, int64_t len) {
-  fprintf(c->cu, "  cr_blocks(o, x%d, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll);\n", xi,
+  fprintf(c->cu,
+          "  cr_blocks(o, x%d, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll);\n", xi,
           ostride, ooff, istride, ioff, outer, len);
 }
 static void r_slice(RCu *c) {
@@ -256,9 +264,7 @@ static void r_sumsq(RCu *c) {
 }
 /* the optimizer's hyper-parameters are the run-time input `hyper` (x1 / x2) */
 static void r_clip_coef(RCu *c) { rc_launch(c, 1, 32, "cr_clip_coef(o, x0, x1)"); }
-static void r_adam_sched(RCu *c) {
-  rc_launch(c, 1, 32, "cr_adam_sched(o, x0, x1, x2, E, code)");
-}
+static void r_adam_sched(RCu *c) { rc_launch(c, 1, 32, "cr_adam_sched(o, x0, x1, x2, E, code)"); }
 
 /* adamw_multi's global-norm group: a kernel of sumsq nodes, the scalar adds
  * summing them and optionally the sqrt of the total (the reported norm), read
@@ -337,21 +343,49 @@ static void render_norm_group(RCu *c, const Kernel *K) {
 
 typedef void (*RenderFn)(RCu *c);
 static const RenderFn render_op[OP_COUNT] = {
-  [OP_SINUSOID] = r_sinusoid, [OP_FILL] = r_fill, [OP_ARANGE] = r_arange,
-  [OP_EMBEDDING] = r_embedding, [OP_MASKED_ROWS] = r_masked_rows, [OP_MASKED_TARGETS] = r_masked_targets,
-  [OP_MATMUL] = rc_render_gemm, [OP_MATMUL_ACT] = rc_render_gemm, [OP_MATMUL_GLU] = rc_render_gemm,
-  [OP_MATMUL_ACT_GRAD] = rc_render_gemm, [OP_MATMUL_GLU_GRAD] = rc_render_gemm,
-  [OP_DROPOUT] = r_dropout, [OP_GLU] = r_glu, [OP_GLU_GRAD] = r_glu_grad,
-  [OP_LAYERNORM] = r_layernorm, [OP_ADD_LAYERNORM] = r_layernorm, [OP_RMSNORM] = r_rmsnorm, [OP_SOFTMAX] = r_softmax,
-  [OP_LAYERNORM_GRAD] = r_layernorm_grad, [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
-  [OP_RMSNORM_GRAD] = r_rmsnorm_grad, [OP_SOFTMAX_GRAD] = r_softmax_grad,
-  [OP_MEAN] = r_mean, [OP_CROSS_ENTROPY] = rc_render_cross_entropy, [OP_CROSS_ENTROPY_GRAD] = rc_render_cross_entropy, [OP_XENT_HITS] = rc_render_cross_entropy,
-  [OP_XENT_LINEAR] = rc_render_xent_linear, [OP_XENT_LINEAR_GRAD] = rc_render_xent_linear, [OP_XENT_LINEAR_HITS] = rc_render_xent_linear,
-  [OP_RESHAPE] = r_reshape, [OP_PERMUTE] = r_permute, [OP_SLICE] = r_slice, [OP_PAD] = r_pad, [OP_CONCAT] = r_concat,
-  [OP_SUM_TO] = r_sum_to, [OP_BROADCAST_TO] = r_broadcast_to,
-  [OP_EMBEDDING_GRAD] = r_embedding_grad, [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
-  [OP_SUMSQ] = r_sumsq, [OP_CLIP_COEF] = r_clip_coef, [OP_ADAM_SCHED] = r_adam_sched,
-  [OP_ATTENTION] = rc_render_attention, [OP_ATTENTION_LSE] = rc_render_attention,
+  [OP_SINUSOID] = r_sinusoid,
+  [OP_FILL] = r_fill,
+  [OP_ARANGE] = r_arange,
+  [OP_EMBEDDING] = r_embedding,
+  [OP_MASKED_ROWS] = r_masked_rows,
+  [OP_MASKED_TARGETS] = r_masked_targets,
+  [OP_MATMUL] = rc_render_gemm,
+  [OP_MATMUL_ACT] = rc_render_gemm,
+  [OP_MATMUL_GLU] = rc_render_gemm,
+  [OP_MATMUL_ACT_GRAD] = rc_render_gemm,
+  [OP_MATMUL_GLU_GRAD] = rc_render_gemm,
+  [OP_DROPOUT] = r_dropout,
+  [OP_GLU] = r_glu,
+  [OP_GLU_GRAD] = r_glu_grad,
+  [OP_LAYERNORM] = r_layernorm,
+  [OP_ADD_LAYERNORM] = r_layernorm,
+  [OP_RMSNORM] = r_rmsnorm,
+  [OP_SOFTMAX] = r_softmax,
+  [OP_LAYERNORM_GRAD] = r_layernorm_grad,
+  [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
+  [OP_RMSNORM_GRAD] = r_rmsnorm_grad,
+  [OP_SOFTMAX_GRAD] = r_softmax_grad,
+  [OP_MEAN] = r_mean,
+  [OP_CROSS_ENTROPY] = rc_render_cross_entropy,
+  [OP_CROSS_ENTROPY_GRAD] = rc_render_cross_entropy,
+  [OP_XENT_HITS] = rc_render_cross_entropy,
+  [OP_XENT_LINEAR] = rc_render_xent_linear,
+  [OP_XENT_LINEAR_GRAD] = rc_render_xent_linear,
+  [OP_XENT_LINEAR_HITS] = rc_render_xent_linear,
+  [OP_RESHAPE] = r_reshape,
+  [OP_PERMUTE] = r_permute,
+  [OP_SLICE] = r_slice,
+  [OP_PAD] = r_pad,
+  [OP_CONCAT] = r_concat,
+  [OP_SUM_TO] = r_sum_to,
+  [OP_BROADCAST_TO] = r_broadcast_to,
+  [OP_EMBEDDING_GRAD] = r_embedding_grad,
+  [OP_MASKED_ROWS_GRAD] = r_masked_rows_grad,
+  [OP_SUMSQ] = r_sumsq,
+  [OP_CLIP_COEF] = r_clip_coef,
+  [OP_ADAM_SCHED] = r_adam_sched,
+  [OP_ATTENTION] = rc_render_attention,
+  [OP_ATTENTION_LSE] = rc_render_attention,
   [OP_ATTENTION_GRAD] = rc_render_attention_grad,
 };
 
@@ -447,8 +481,13 @@ bool render_cuda_graph(FILE *cu, FILE *host, const KProgram *p, const char *pref
     snprintf(err, errlen, "out of memory");
     return false;
   }
-  RCu c = {.cu = cu, .hl = hl, .h = h, .p = p, .prefix = prefix, .seen = seen,
-           .xent_chunk = xent_chunk > 0 && xent_chunk < CR_XENT_CHUNK ? xent_chunk : CR_XENT_CHUNK};
+  RCu c = { .cu = cu,
+            .hl = hl,
+            .h = h,
+            .p = p,
+            .prefix = prefix,
+            .seen = seen,
+            .xent_chunk = xent_chunk > 0 && xent_chunk < CR_XENT_CHUNK ? xent_chunk : CR_XENT_CHUNK };
   bool ok = render_graph(&c, err, errlen);
   if (!h->nlaunch) fputs("  {CRAM_CUDA_L_KERNEL, NULL, \"\", 0, {0}},\n", hl);
   fclose(hl);

@@ -29,9 +29,9 @@ typedef struct RenderCudaSeen {
  * them), or a GEMM's a, b, c, bias (nbuf = 4). A pointer is base + off with
  * base a slot index, or RC_ARENA / RC_SCRATCH (the graph's arena / scratch),
  * or RC_NONE (a null pointer: a GEMM without bias). */
-#define RC_ARENA 0xFFFFFFFFu   /* = KBUF_NO_SLOT */
+#define RC_ARENA   0xFFFFFFFFu /* = KBUF_NO_SLOT */
 #define RC_SCRATCH 0xFFFFFFFEu
-#define RC_NONE 0xFFFFFFFDu
+#define RC_NONE    0xFFFFFFFDu
 typedef struct RenderCudaRef {
   uint32_t base;
   int64_t off;
@@ -50,8 +50,8 @@ typedef struct RenderCudaLaunch {
   bool gemm;
   uint32_t grid, block; /* kernel launches */
   uint32_t first, nbuf;
-  uint64_t kernel;      /* kernel launches: the kernel is k_<kernel as 16 hex digits> */
-  RenderCudaGemm g;     /* GEMM launches */
+  uint64_t kernel;  /* kernel launches: the kernel is k_<kernel as 16 hex digits> */
+  RenderCudaGemm g; /* GEMM launches */
 } RenderCudaLaunch;
 typedef struct RenderCudaHost {
   RenderCudaLaunch *launch;

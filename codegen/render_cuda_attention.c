@@ -32,9 +32,9 @@ static void put_geo(RCu *c, const IrAttnGeom *g) {
           "    {%" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll}, {%" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll}, {%" PRId64
           "ll, %" PRId64 "ll, %" PRId64 "ll},\n    {%" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64
           "ll}, (float)%.9g, %.17g, %" PRIu64 "ull};\n",
-          g->B, g->S, g->heads, g->kv_heads, g->stride[0][0], g->stride[0][1], g->stride[0][2], g->stride[1][0],
-          g->stride[1][1], g->stride[1][2], g->stride[2][0], g->stride[2][1], g->stride[2][2], g->bias_stride[0],
-          g->bias_stride[1], g->bias_stride[2], g->bias_stride[3], g->alpha, g->p, (uint64_t)g->key);
+          g->B, g->S, g->heads, g->kv_heads, g->stride[0][0], g->stride[0][1], g->stride[0][2], g->stride[1][0], g->stride[1][1],
+          g->stride[1][2], g->stride[2][0], g->stride[2][1], g->stride[2][2], g->bias_stride[0], g->bias_stride[1],
+          g->bias_stride[2], g->bias_stride[3], g->alpha, g->p, (uint64_t)g->key);
 }
 
 /* "x0 + off, x1 + off, x2 + off, bias" of the node's parts */

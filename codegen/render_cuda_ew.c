@@ -18,9 +18,10 @@
 /* The shared expression table (render_expr.c) in CUDA's dialect: float math,
  * the library's cr_ helpers (common.cuh), (float) constants. */
 static void ex_rsqrt(FILE *o, const Node *n, const CgDialect *d) { (void)n, (void)d, fputs("rsqrtf(a)", o); }
-static const CgExprFn cuda_override[OP_COUNT] = {[OP_RSQRT] = ex_rsqrt}; /* the hardware's reciprocal square root */
-static const CgDialect cuda_dialect = {.helper = "cr_", .libm = "f", .zero = "0.f", .one = "1.f", .lit = "(float)%.9g",
-                                       .override = cuda_override};
+static const CgExprFn cuda_override[OP_COUNT] = { [OP_RSQRT] = ex_rsqrt }; /* the hardware's reciprocal square root */
+static const CgDialect cuda_dialect = {
+  .helper = "cr_", .libm = "f", .zero = "0.f", .one = "1.f", .lit = "(float)%.9g", .override = cuda_override
+};
 
 bool rc_ew_supports(OpKind op) { return cg_expr_supports(&cuda_dialect, op); }
 bool rc_is_elementwise(const Node *n) { return rc_ew_supports(n->op) && (n->dtype == DT_F32 || n->dtype == DT_BF16); }
@@ -70,8 +71,9 @@ static void ew_node(RCu *c, int vec) {
   }
   if (cg_expr_reads_sched(n)) /* adam_sched's vector (IR_SCH_*), captured by the lambda */
     fputs("  const float s0 = x3[0], s1 = x3[1], s2 = x3[2], s3 = x3[3], s4 = x3[4], s5 = x3[5], s6 = x3[6], s7 = x3[7];\n"
-          "  (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n", c->cu);
-  static const char *const var[] = {"a", "b", "c"};
+          "  (void)s0, (void)s1, (void)s2, (void)s3, (void)s4, (void)s5, (void)s6, (void)s7;\n",
+          c->cu);
+  static const char *const var[] = { "a", "b", "c" };
   fprintf(c->cu, "  %s(o, n, [=](", vec == RC_VEC8 ? "cr_map8" : vec == RC_VEC4 ? "cr_map4" : "cr_map");
   for (int i = 0; i < nload; i++) fprintf(c->cu, "%sfloat %s", i ? ", " : "", var[i]);
   fputs(") -> float { return ", c->cu);
@@ -141,9 +143,8 @@ static bool can_join(const KProgram *p, uint32_t first, uint32_t j) {
       if (!same_elem) return false;
     }
     /* and j's output must not overwrite an earlier group output that j does not produce itself at e */
-    if (overlap(g, k->out, k->id, kq->out, kq->id) &&
-        !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset && ir_shape_eq(&k->n->shape, &kq->n->shape) &&
-          k->n->dtype == kq->n->dtype))
+    if (overlap(g, k->out, k->id, kq->out, kq->id) && !(k->out.slot == kq->out.slot && k->out.offset == kq->out.offset &&
+                                                        ir_shape_eq(&k->n->shape, &kq->n->shape) && k->n->dtype == kq->n->dtype))
       return false;
   }
   return true;

@@ -27,11 +27,25 @@ void rc_render_gemm(RCu *c) {
   int64_t rows = g->batch * g->M;
   const char *act = rc_act(g->act);
   bool own_epi = gemm_own_epi(g), scratch = rc_gemm_to_scratch(gr, k);
-  HGemm h = {.ta = g->ta, .tb = g->tb, .M = g->M, .N = g->N, .K = g->K, .batch = g->batch, .lda = g->lda, .ldb = g->ldb,
-             .ldc = g->ldc, .sa = g->stride_a, .sb = g->stride_b, .sc = g->stride_c, .a = rc_norm(k->in[g->a_in]),
-             .b = rc_norm(k->in[g->b_in]), .o = scratch ? rc_scratch_buf(0) : rc_norm(k->out), .bias = {0, KBUF_NO_SLOT},
-             .bf_a = rc_is_bf16(gr, k->n->in[g->a_in]), .bf_b = rc_is_bf16(gr, k->n->in[g->b_in]),
-             .bf_c = !scratch && rc_is_bf16(gr, k->id)};
+  HGemm h = { .ta = g->ta,
+              .tb = g->tb,
+              .M = g->M,
+              .N = g->N,
+              .K = g->K,
+              .batch = g->batch,
+              .lda = g->lda,
+              .ldb = g->ldb,
+              .ldc = g->ldc,
+              .sa = g->stride_a,
+              .sb = g->stride_b,
+              .sc = g->stride_c,
+              .a = rc_norm(k->in[g->a_in]),
+              .b = rc_norm(k->in[g->b_in]),
+              .o = scratch ? rc_scratch_buf(0) : rc_norm(k->out),
+              .bias = { 0, KBUF_NO_SLOT },
+              .bf_a = rc_is_bf16(gr, k->n->in[g->a_in]),
+              .bf_b = rc_is_bf16(gr, k->n->in[g->b_in]),
+              .bf_c = !scratch && rc_is_bf16(gr, k->id) };
   if (g->epi == KEPI_ACT) {
     bool relu = g->act && ir_act_parse(g->act) == ACT_RELU;
     if (g->bias) h.has_bias = true, h.bias = rc_norm(k->in[2]);
@@ -44,8 +58,9 @@ void rc_render_gemm(RCu *c) {
     rc_launch(c, rc_grid_for(rows * g->N, 1), CR_BLOCK, "cr_act_epilogue(o, %s, %" PRId64 "ll, %s)", y, rows * g->N, act);
   } else if (g->epi == KEPI_GLU) {
     int64_t F = g->N / 2;
-    rc_launch(c, rc_grid_for(rows * F, 1), CR_BLOCK, "cr_glu_epilogue<%s>(o, (const float *)T, %s, %" PRId64 "ll, %" PRId64 "ll, %s)",
-              g->bias ? "true" : "false", g->bias ? "x2" : "(const float *)0", rows, F, act);
+    rc_launch(c, rc_grid_for(rows * F, 1), CR_BLOCK,
+              "cr_glu_epilogue<%s>(o, (const float *)T, %s, %" PRId64 "ll, %" PRId64 "ll, %s)", g->bias ? "true" : "false",
+              g->bias ? "x2" : "(const float *)0", rows, F, act);
   } else if (g->epi == KEPI_ACT_GRAD) {
     rc_launch(c, rc_grid_for(rc_numel(&k->n->shape), 1), CR_BLOCK, "cr_act_grad_epilogue(o, x0, %s, %" PRId64 "ll, %s)", y,
               rc_numel(&k->n->shape), act);

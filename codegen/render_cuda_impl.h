@@ -21,24 +21,24 @@
 
 #include "render_cuda.h"
 
-#define CR_BLOCK 256
-#define CR_GRID_CAP 4096
+#define CR_BLOCK      256
+#define CR_GRID_CAP   4096
 #define CR_XENT_CHUNK 1024
 /* scratch layout of the loss kernels (common.cuh): [0, 64) counters, [64, ...) doubles */
 #define CR_SCR_USED 0
 #define CR_SCR_PART 64
 
 typedef struct RCu {
-  FILE *cu, *hl;        /* kernels; launch table (names, nodes, GEMM shapes) */
-  RenderCudaHost *h;    /* the launch sequence and its pointers */
+  FILE *cu, *hl;     /* kernels; launch table (names, nodes, GEMM shapes) */
+  RenderCudaHost *h; /* the launch sequence and its pointers */
   uint32_t caplaunch, captab;
   const KProgram *p;
   const KNode *k;
   const char *prefix;
   RenderCudaSeen *seen;
-  int64_t xent_chunk;   /* rows per chunk of the fused decoder */
-  uint64_t scratch;     /* max scratch bytes */
-  char node[256];       /* the current node, for error messages */
+  int64_t xent_chunk; /* rows per chunk of the fused decoder */
+  uint64_t scratch;   /* max scratch bytes */
+  char node[256];     /* the current node, for error messages */
   /* the kernel being rendered */
   FILE *body;
   char *bodytxt;
@@ -46,7 +46,7 @@ typedef struct RCu {
   uint32_t grid, block;
   KBuf *bufs;
   uint32_t nbuf, capbuf;
-  bool local;           /* rendering a device function: P indices from lbase, no sharing */
+  bool local; /* rendering a device function: P indices from lbase, no sharing */
   uint32_t lbase;
   bool oom;
   /* the graph walk: the index after the current node and the kernel's end; a
@@ -87,8 +87,8 @@ void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) __at
 bool rc_first_sighting(RCu *c, uint64_t h);
 uint64_t rc_fnv64(const char *s, size_t n, uint64_t h);
 /* slot buffers at offset 0 (a kernel adds what it needs within the slot) */
-static inline KBuf rc_norm(KBuf b) { return b.slot != KBUF_NO_SLOT ? (KBuf){0, b.slot} : b; }
-static inline KBuf rc_scratch_buf(int64_t off) { return (KBuf){off, RC_SCRATCH}; }
+static inline KBuf rc_norm(KBuf b) { return b.slot != KBUF_NO_SLOT ? (KBuf){ 0, b.slot } : b; }
+static inline KBuf rc_scratch_buf(int64_t off) { return (KBuf){ off, RC_SCRATCH }; }
 
 /* A cuBLASLt GEMM entry of the launch list (the shim runs it). */
 typedef enum { RC_EPI_NONE, RC_EPI_BIAS, RC_EPI_RELU, RC_EPI_RELU_BIAS } RcEpi; /* = CRAM_CUDA_EPI_* */
@@ -104,15 +104,15 @@ typedef struct HGemm {
 void rc_gemm_entry(RCu *c, const HGemm *g);
 
 /* ---- per-concern renderers ---- */
-bool rc_is_elementwise(const Node *n);                    /* render_cuda_ew.c */
+bool rc_is_elementwise(const Node *n); /* render_cuda_ew.c */
 bool rc_ew_supports(OpKind op);
 /* renders the elementwise run starting at node j of the kernel ending at endn; returns the next node */
 uint32_t rc_render_ew_run(RCu *c, uint32_t j, uint32_t endn);
-void rc_render_gemm(RCu *c);                              /* render_cuda_gemm.c */
+void rc_render_gemm(RCu *c); /* render_cuda_gemm.c */
 bool rc_gemm_to_scratch(const Graph *g, const KNode *k);
-void rc_render_cross_entropy(RCu *c);                     /* render_cuda_xent.c */
+void rc_render_cross_entropy(RCu *c); /* render_cuda_xent.c */
 void rc_render_xent_linear(RCu *c);
-void rc_render_attention(RCu *c);                        /* render_cuda_attention.c */
+void rc_render_attention(RCu *c); /* render_cuda_attention.c */
 void rc_render_attention_grad(RCu *c);
 void rc_node_desc(RCu *c);
 

@@ -130,7 +130,7 @@ static void add_launch(RCu *c, RenderCudaLaunch l) {
   RenderCudaLaunch *t = grow(c, c->h->launch, c->h->nlaunch, &c->caplaunch, sizeof *t);
   if (t) c->h->launch = t, t[c->h->nlaunch++] = l;
 }
-static RenderCudaRef ref_of(KBuf b) { return (RenderCudaRef){b.slot, b.offset}; } /* arena / scratch / slot */
+static RenderCudaRef ref_of(KBuf b) { return (RenderCudaRef){ b.slot, b.offset }; } /* arena / scratch / slot */
 
 void rc_end(RCu *c) {
   FILE *mem = c->cu;
@@ -149,8 +149,9 @@ void rc_end(RCu *c) {
   fprintf(c->hl, "  {CRAM_CUDA_L_KERNEL, \"k_%016" PRIx64 "\", \"%s\", %u, {0}},\n", h, c->node, c->h->ntab);
   uint32_t first = c->h->ntab;
   for (uint32_t i = 0; i < c->nbuf; i++)
-    add_ref(c, c->bufs[i].slot != KBUF_NO_SLOT ? (RenderCudaRef){c->bufs[i].slot, 0} : (RenderCudaRef){RC_ARENA, c->bufs[i].offset});
-  add_launch(c, (RenderCudaLaunch){.grid = c->grid, .block = c->block, .first = first, .nbuf = c->nbuf, .kernel = h});
+    add_ref(c, c->bufs[i].slot != KBUF_NO_SLOT ? (RenderCudaRef){ c->bufs[i].slot, 0 }
+                                               : (RenderCudaRef){ RC_ARENA, c->bufs[i].offset });
+  add_launch(c, (RenderCudaLaunch){ .grid = c->grid, .block = c->block, .first = first, .nbuf = c->nbuf, .kernel = h });
 }
 
 void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) {
@@ -166,19 +167,20 @@ void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) {
 }
 
 void rc_gemm_entry(RCu *c, const HGemm *g) {
-  static const char *const epi[] = {"CRAM_CUDA_EPI_NONE", "CRAM_CUDA_EPI_BIAS", "CRAM_CUDA_EPI_RELU", "CRAM_CUDA_EPI_RELU_BIAS"};
-  static const char *const dt[] = {"CRAM_CUDA_DT_F32", "CRAM_CUDA_DT_BF16"};
+  static const char *const epi[] = { "CRAM_CUDA_EPI_NONE", "CRAM_CUDA_EPI_BIAS", "CRAM_CUDA_EPI_RELU",
+                                     "CRAM_CUDA_EPI_RELU_BIAS" };
+  static const char *const dt[] = { "CRAM_CUDA_DT_F32", "CRAM_CUDA_DT_BF16" };
   uint32_t first = c->h->ntab;
   fprintf(c->hl,
-          "  {CRAM_CUDA_L_GEMM, NULL, \"%s\", %u, {%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %s, (float)%.9g, %s, %s, %s}},\n",
+          "  {CRAM_CUDA_L_GEMM, NULL, \"%s\", %u, {%d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+          ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %s, (float)%.9g, %s, %s, %s}},\n",
           c->node, first, g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->sa, g->sb, g->sc, epi[g->epi],
           g->beta, dt[g->bf_a], dt[g->bf_b], dt[g->bf_c]);
   add_ref(c, ref_of(g->a)), add_ref(c, ref_of(g->b)), add_ref(c, ref_of(g->o));
-  add_ref(c, g->has_bias ? ref_of(g->bias) : (RenderCudaRef){RC_NONE, 0});
-  RenderCudaGemm d = {g->ta, g->tb, g->M, g->N, g->K, g->batch, g->lda, g->ldb, g->ldc, g->sa, g->sb, g->sc, (int)g->epi,
-                      g->beta, g->bf_a, g->bf_b, g->bf_c};
-  add_launch(c, (RenderCudaLaunch){.gemm = true, .first = first, .nbuf = 4, .g = d});
+  add_ref(c, g->has_bias ? ref_of(g->bias) : (RenderCudaRef){ RC_NONE, 0 });
+  RenderCudaGemm d = { g->ta, g->tb, g->M,  g->N,        g->K,    g->batch, g->lda,  g->ldb, g->ldc,
+                       g->sa, g->sb, g->sc, (int)g->epi, g->beta, g->bf_a,  g->bf_b, g->bf_c };
+  add_launch(c, (RenderCudaLaunch){ .gemm = true, .first = first, .nbuf = 4, .g = d });
 }
 
 void rc_node_desc(RCu *c) {

@@ -26,8 +26,8 @@ void rc_render_cross_entropy(RCu *c) {
     part_reduce(c, hits, N, CR_SCR_PART);
   } else {
     rc_need_scratch(c, CR_SCR_PART);
-    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_grad(o, x0, x1, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", N, V,
-              ignore);
+    rc_launch(c, rc_grid_rows(N), CR_BLOCK, "cr_xent_row_grad(o, x0, x1, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)", N,
+              V, ignore);
   }
 }
 
@@ -51,10 +51,10 @@ void rc_render_xent_linear(RCu *c) {
   int wrt = n->op == OP_XENT_LINEAR ? -1 : n->op == OP_XENT_LINEAR_HITS ? -2 : (int)ir_get_int(n, ATTR_WRT);
   int64_t chunk = N < c->xent_chunk ? N : c->xent_chunk;
   bool acc32 = wrt == 1 && os == 2 && chunk < N; /* dW summed over chunks in f32 */
-  int64_t zoff = CR_SCR_PART + N * 8; /* z after the per-row losses */
+  int64_t zoff = CR_SCR_PART + N * 8;            /* z after the per-row losses */
   zoff = (zoff + 255) / 256 * 256;
   int64_t goff = (zoff + chunk * V * es + 255) / 256 * 256; /* bf16: f32 dz for db, or the f32 dW */
-  int64_t gf = bf && wrt == 2 ? goff : zoff;                 /* where the f32 dz of db lives */
+  int64_t gf = bf && wrt == 2 ? goff : zoff;                /* where the f32 dz of db lives */
   rc_need_scratch(c, (uint64_t)(zoff + chunk * V * es));
   if (bf && wrt == 2) rc_need_scratch(c, (uint64_t)(goff + chunk * V * 4));
   if (acc32) rc_need_scratch(c, (uint64_t)(goff + V * H * 4));
@@ -63,7 +63,7 @@ void rc_render_xent_linear(RCu *c) {
   snprintf(zp, sizeof zp, bf ? "cr_bf16p(T + %" PRId64 ")" : "(float *)(T + %" PRId64 ")", zoff);
   if (gf != zoff) snprintf(gp, sizeof gp, "(float *)(T + %" PRId64 ")", gf);
   else snprintf(gp, sizeof gp, "%s", zp);
-  HGemm none = {.bias = {0, KBUF_NO_SLOT}, .batch = 1, .bf_a = bf, .bf_b = bf, .bf_c = bf};
+  HGemm none = { .bias = { 0, KBUF_NO_SLOT }, .batch = 1, .bf_a = bf, .bf_b = bf, .bf_c = bf };
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     int64_t nr = N - r0 < chunk ? N - r0 : chunk;
     KBuf xc = rc_norm(k->in[0]);
@@ -75,8 +75,10 @@ void rc_render_xent_linear(RCu *c) {
     rc_gemm_entry(c, &z);
     rc_launch(c, rc_grid_rows(nr), CR_BLOCK,
               "cr_xent_chunk_rows<%s, %s>(%s, %s, %s, x2, T, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll, %" PRId64 "ll)",
-              wrt == -1 ? "CR_XENT_LOSS" : wrt == -2 ? "CR_XENT_HITS" : "CR_XENT_GRAD", bias && bf ? "true" : "false", zp, bias && bf ? "x3" : "(const float *)0", gp, r0,
-              nr, V, ignore);
+              wrt == -1   ? "CR_XENT_LOSS"
+              : wrt == -2 ? "CR_XENT_HITS"
+                          : "CR_XENT_GRAD",
+              bias && bf ? "true" : "false", zp, bias && bf ? "x3" : "(const float *)0", gp, r0, nr, V, ignore);
     if (wrt == 0) {
       KBuf oc = rc_norm(k->out);
       oc.offset += r0 * H * os;
@@ -93,8 +95,9 @@ void rc_render_xent_linear(RCu *c) {
       else d.M = H, d.N = V, d.lda = H, d.ldb = V, d.ldc = V, d.a = xc2, d.b = rc_scratch_buf(zoff);
       rc_gemm_entry(c, &d);
     } else if (wrt == 2) {
-      rc_launch(c, rc_grid_for(V, 1), CR_BLOCK, "cr_colsum<%s>(o, (const float *)(T + %" PRId64 "), %" PRId64 "ll, %" PRId64 "ll)",
-                r0 ? "true" : "false", gf, nr, V);
+      rc_launch(c, rc_grid_for(V, 1), CR_BLOCK,
+                "cr_colsum<%s>(o, (const float *)(T + %" PRId64 "), %" PRId64 "ll, %" PRId64 "ll)", r0 ? "true" : "false", gf, nr,
+                V);
     }
   }
   if (wrt < 0) part_reduce(c, wrt == -2, N, CR_SCR_PART);

@@ -21,15 +21,15 @@ static void ex_sin(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprint
 static void ex_cos(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "cos%s(a)", d->libm); }
 static void ex_sigmoid_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * a * (%s - a)", d->one); }
 static void ex_silu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * %ssilu_deriv(a)", d->helper); }
-static void ex_cast(FILE *o, const Node *n, const CgDialect *d) { (void)n, (void)d, fputs("a", o); } /* the load widens, the store rounds */
+static void ex_cast(FILE *o, const Node *n, const CgDialect *d) {
+  (void)n, (void)d, fputs("a", o);
+} /* the load widens, the store rounds */
 static void ex_gelu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * %sgelu_deriv(a)", d->helper); }
 static void ex_relu_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "a > %s ? b : %s", d->zero, d->zero); }
 static void ex_tanh_grad(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "b * (%s - a * a)", d->one); }
 /* The optimizer ops read adam_sched's vector (ir.h IR_SCH_*) as s0..s7, loaded
  * once per kernel, not per element: the hyper-parameters arrive at run time. */
-static void ex_adam_m(FILE *o, const Node *n, const CgDialect *d) {
-  (void)n, fprintf(o, "s3 * a + (%s - s3) * (c * b)", d->one);
-}
+static void ex_adam_m(FILE *o, const Node *n, const CgDialect *d) { (void)n, fprintf(o, "s3 * a + (%s - s3) * (c * b)", d->one); }
 static void ex_adam_v(FILE *o, const Node *n, const CgDialect *d) {
   (void)n, fprintf(o, "s4 * a + (%s - s4) * (c * b) * (c * b)", d->one);
 }
@@ -38,11 +38,27 @@ static void ex_adamw_param(FILE *o, const Node *n, const CgDialect *d) {
 }
 
 static const CgExprFn code_for_op[OP_COUNT] = {
-  [OP_ADD] = ex_add, [OP_MUL] = ex_mul, [OP_SCALE] = ex_scale, [OP_GELU] = ex_gelu, [OP_RELU] = ex_relu,
-  [OP_TANH] = ex_tanh, [OP_SQRT] = ex_sqrt, [OP_CAST] = ex_cast, [OP_GELU_GRAD] = ex_gelu_grad,
-  [OP_RELU_GRAD] = ex_relu_grad, [OP_TANH_GRAD] = ex_tanh_grad, [OP_ADAM_M] = ex_adam_m, [OP_ADAM_V] = ex_adam_v,
-  [OP_ADAMW_PARAM] = ex_adamw_param, [OP_EXP] = ex_exp, [OP_RSQRT] = ex_rsqrt, [OP_SIGMOID] = ex_sigmoid,
-  [OP_SILU] = ex_silu, [OP_SIN] = ex_sin, [OP_COS] = ex_cos, [OP_SIGMOID_GRAD] = ex_sigmoid_grad,
+  [OP_ADD] = ex_add,
+  [OP_MUL] = ex_mul,
+  [OP_SCALE] = ex_scale,
+  [OP_GELU] = ex_gelu,
+  [OP_RELU] = ex_relu,
+  [OP_TANH] = ex_tanh,
+  [OP_SQRT] = ex_sqrt,
+  [OP_CAST] = ex_cast,
+  [OP_GELU_GRAD] = ex_gelu_grad,
+  [OP_RELU_GRAD] = ex_relu_grad,
+  [OP_TANH_GRAD] = ex_tanh_grad,
+  [OP_ADAM_M] = ex_adam_m,
+  [OP_ADAM_V] = ex_adam_v,
+  [OP_ADAMW_PARAM] = ex_adamw_param,
+  [OP_EXP] = ex_exp,
+  [OP_RSQRT] = ex_rsqrt,
+  [OP_SIGMOID] = ex_sigmoid,
+  [OP_SILU] = ex_silu,
+  [OP_SIN] = ex_sin,
+  [OP_COS] = ex_cos,
+  [OP_SIGMOID_GRAD] = ex_sigmoid_grad,
   [OP_SILU_GRAD] = ex_silu_grad,
 };
 

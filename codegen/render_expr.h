@@ -22,7 +22,7 @@ struct CgDialect {
   const char *helper; /* prefix of the library's helpers: "cc_" (cram_cpu_kernels.h), "cr_" (common.cuh) */
   const char *libm;   /* suffix of libm functions: "" (double), "f" (float) */
   const char *zero, *one;
-  const char *lit;    /* printf format of an attribute constant: "%.17g", "(float)%.9g" */
+  const char *lit;          /* printf format of an attribute constant: "%.17g", "(float)%.9g" */
   const CgExprFn *override; /* [OP_COUNT] or NULL: entries that replace the base table's */
 };
 

@@ -26,7 +26,6 @@
 #define CRAMC_CPU_LIBDIR ""
 #endif
 
-
 static void put_graph_tables(FILE *out, const char *pfx, const KProgram *p) {
   fprintf(out, "static const cram_cpu_slot %s_slots[] = {\n", pfx);
   for (uint32_t s = 0; s < p->nslots; s++)
@@ -86,8 +85,7 @@ static bool put_units(KProgram *const P[3], const char *const pfx[3], int parts,
 
 /* step.c to out; with dir and objs (a build), the kernels of a model of
  * more than CPU_UNIT_NODES (or o->cpu_unit_nodes) kernel nodes go to parallel-compiled units instead. */
-static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
-                     size_t errlen) {
+static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err, size_t errlen) {
   Graph *G[3];
   if (!cg_train_graphs(fwd, o, G, err, errlen)) return false;
   Arena *ar = arena_new();
@@ -99,9 +97,9 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin, .state_in_place = false}; /* the cpu shim copies outputs back after a run */
+  KNames names = { pn, np, in, nin, .state_in_place = false }; /* the cpu shim copies outputs back after a run */
   KProgram *P[3];
-  static const char *pfx[3] = {"fwd", "acc", "up"};
+  static const char *pfx[3] = { "fwd", "acc", "up" };
   uint64_t arena = 0;
   int64_t nk = 0;
   for (int i = 0; i < 3; i++) {
@@ -119,7 +117,8 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
     if ((uint64_t)P[i]->arena_bytes > arena) arena = (uint64_t)P[i]->arena_bytes;
     if (i) nk += P[i]->nkernels;
   }
-  uint64_t nodes = (uint64_t)P[0]->nnodes + P[1]->nnodes + P[2]->nnodes, per = o->cpu_unit_nodes > 0 ? (uint64_t)o->cpu_unit_nodes : CPU_UNIT_NODES;
+  uint64_t nodes = (uint64_t)P[0]->nnodes + P[1]->nnodes + P[2]->nnodes,
+           per = o->cpu_unit_nodes > 0 ? (uint64_t)o->cpu_unit_nodes : CPU_UNIT_NODES;
   uint64_t parts = dir ? (nodes + per - 1) / per : 1;
   if (parts > CG_MAX_OBJS) parts = CG_MAX_OBJS;
   if (parts > 1 && !put_units(P, pfx, (int)parts, dir, objs, err, errlen)) goto out;
@@ -134,11 +133,11 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
           "#ifndef CRAM_CPU_ABI_VERSION\n#define CRAM_CPU_ABI_VERSION CRAM_STEP_ABI_VERSION\n#endif\n\n",
           CRAMC_VERSION, o->opt_level, o->src_path, hash);
   if (!cg_put_graph(out, "fwd_ir", fwd, err, errlen)) goto out;
-  CgMeta m = {"cpu", "f32", "CRAM_CPU_ABI_VERSION", arena, nk};
+  CgMeta m = { "cpu", "f32", "CRAM_CPU_ABI_VERSION", arena, nk };
   if (!cg_put_meta(out, fwd, o, &m, err, errlen)) goto out;
   for (int i = 0; i < 3; i++) {
-    fprintf(out, "/* ---- %s graph: %u kernels, %u nodes, arena %lld bytes ---- */\n\n", pfx[i], P[i]->nkernels,
-            P[i]->nnodes, (long long)P[i]->arena_bytes);
+    fprintf(out, "/* ---- %s graph: %u kernels, %u nodes, arena %lld bytes ---- */\n\n", pfx[i], P[i]->nkernels, P[i]->nnodes,
+            (long long)P[i]->arena_bytes);
     char rerr[512];
     if (parts > 1) render_c_kernel_decls(out, P[i], pfx[i]);
     else if (!render_c_kernels(out, P[i], pfx[i], rerr, sizeof rerr)) {
@@ -154,8 +153,8 @@ static bool emit_cpu(const Graph *fwd, const CgOptions *o, FILE *out, const char
   }
   fputs("static const cram_cpu_artifact artifact = {\n  CRAM_CPU_SHIM_VERSION, &meta, fwd_ir,\n", out);
   for (int i = 0; i < 3; i++)
-    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run, %u, %s_kernels},\n", P[i]->nslots, pfx[i], P[i]->nouts,
-            pfx[i], (unsigned long long)P[i]->arena_bytes, pfx[i], P[i]->nkernels, pfx[i]);
+    fprintf(out, "  {%u, %s_slots, %u, %s_outs, %lluu, %s_run, %u, %s_kernels},\n", P[i]->nslots, pfx[i], P[i]->nouts, pfx[i],
+            (unsigned long long)P[i]->arena_bytes, pfx[i], P[i]->nkernels, pfx[i]);
   fputs("};\n\n", out);
   cg_put_step_api(out, &m);
   ok = !ferror(out);
@@ -170,8 +169,7 @@ bool cg_cpu_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, s
   return emit_cpu(fwd, o, out, NULL, NULL, err, errlen);
 }
 
-static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
-                      size_t errlen) {
+static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err, size_t errlen) {
   return emit_cpu(fwd, o, out, dir, objs, err, errlen);
 }
 
@@ -184,10 +182,11 @@ static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const cha
  * nothing reads errno, and without it sqrt() stays a scalar call with an errno
  * check, so AdamW's loop does not vectorise (bert_crammed layers=2: 318 -> 116
  * ms of AdamW per update at one thread; sqrt is correctly rounded either way) */
-static const char *const cpu_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp", "-fno-trapping-math", "-fno-math-errno", NULL};
-static const char *const cpu_libs[] = {"-lopenblas", "-lm", NULL};
+static const char *const cpu_cflags[] = { "-std=c17",           "-shared",         "-fPIC", "-O3", "-march=native", "-fopenmp",
+                                          "-fno-trapping-math", "-fno-math-errno", NULL };
+static const char *const cpu_libs[] = { "-lopenblas", "-lm", NULL };
 
 bool cg_cpu_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs, emit_objs};
+  static const CgTarget target = { "cpu", CRAMC_CPU_LIBDIR, cg_cpu_emit_c, cpu_cflags, cpu_libs, emit_objs };
   return cg_build_target(&target, fwd, o, output, err, errlen);
 }

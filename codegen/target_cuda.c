@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "arena.h"
-#include "cuda_lib.h"
 #include "artifact.h"
+#include "cuda_lib.h"
 #include "kernel.h"
 #include "llvm_host.h"
 #include "nvrtc.h"
@@ -40,7 +40,7 @@
 
 #define CUDA_MIN_SM 80
 
-static const char *pfx[3] = {"fwd", "acc", "up"};
+static const char *pfx[3] = { "fwd", "acc", "up" };
 
 /* The three planned graphs and their rendering. */
 typedef struct CudaProg {
@@ -71,7 +71,7 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
     if (fwd->nodes[v].op == OP_PARAM) pn[np++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
     if (fwd->nodes[v].op == OP_INPUT) in[nin++] = ir_get_str(&fwd->nodes[v], ATTR_NAME);
   }
-  KNames names = {pn, np, in, nin, .state_in_place = true}; /* render_cuda guards the state writes */
+  KNames names = { pn, np, in, nin, .state_in_place = true }; /* render_cuda guards the state writes */
   FILE *cu = open_memstream(&p->cu, &p->culen);
   if (!cu) return cg_fail(err, errlen, "out of memory");
   char hash[17];
@@ -80,7 +80,7 @@ static bool prog_build(CudaProg *p, const Graph *fwd, const CgOptions *o, char *
           o->opt_level, o->src_path, hash);
   render_cuda_prelude(cu);
   bool ok = true;
-  RenderCudaSeen seen = {NULL, 0, 0};
+  RenderCudaSeen seen = { NULL, 0, 0 };
   for (int i = 0; ok && i < 3; i++) {
     char kerr[512];
     if (!(p->P[i] = kernel_build(p->G[i], &names, p->ar, kerr, sizeof kerr))) {
@@ -115,7 +115,7 @@ bool cg_cuda_emit_cu(const Graph *fwd, const CgOptions *o, FILE *out, char *err,
 /* The host code of the three graphs, verified, as text and/or an object. */
 static bool host_code(const CudaProg *p, unsigned flags, FILE *text, const char *obj, char *err, size_t errlen) {
   LlvmHostGraph g[3];
-  for (int i = 0; i < 3; i++) g[i] = (LlvmHostGraph){pfx[i], &p->hh[i]};
+  for (int i = 0; i < 3; i++) g[i] = (LlvmHostGraph){ pfx[i], &p->hh[i] };
   return llvm_host_emit(g, 3, flags, text, obj, err, errlen);
 }
 
@@ -139,7 +139,7 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
   if (!prog_build(&p, fwd, o, err, errlen)) return prog_free(&p), false;
   if (obj && !host_code(&p, 0, NULL, obj, err, errlen)) return prog_free(&p), false;
   /* cubins for sm_80 (runs on 8.x) and sm_90, PTX for newer GPUs (o->no_ptx: none) */
-  CgCubin img[3] = {{.sm = 80}, {.sm = 90}, {.sm = 90, .ptx = true}};
+  CgCubin img[3] = { { .sm = 80 }, { .sm = 90 }, { .sm = 90, .ptx = true } };
   int nimg = o->no_ptx ? 2 : 3;
   bool ok = false;
   char *meta = NULL;
@@ -163,7 +163,7 @@ static bool emit_c(const Graph *fwd, const CgOptions *o, FILE *out, const char *
   /* the metadata as every target writes it, with this target's min_sm */
   FILE *mm = open_memstream(&meta, &metalen);
   if (!mm) goto out;
-  CgMeta m = {"cuda", o->bf16 ? "bf16" : "f32", "CRAM_STEP_ABI_VERSION", p.arena, p.nk};
+  CgMeta m = { "cuda", o->bf16 ? "bf16" : "f32", "CRAM_STEP_ABI_VERSION", p.arena, p.nk };
   bool mok = cg_put_meta(mm, fwd, o, &m, err, errlen);
   fclose(mm);
   if (!mok) goto out;
@@ -223,8 +223,7 @@ bool cg_cuda_emit_c(const Graph *fwd, const CgOptions *o, FILE *out, char *err, 
   return emit_c(fwd, o, out, NULL, err, errlen);
 }
 
-static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err,
-                      size_t errlen) {
+static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const char *dir, CgObjs *objs, char *err, size_t errlen) {
   int k = snprintf(objs->path[0], sizeof objs->path[0], "%s/host.o", dir);
   if (k < 0 || (size_t)k >= sizeof objs->path[0]) return cg_fail(err, errlen, "temporary directory name too long: %s", dir);
   objs->n = 1;
@@ -233,11 +232,11 @@ static bool emit_objs(const Graph *fwd, const CgOptions *o, FILE *out, const cha
 
 /* ---- building the shared object --------------------------------------------------- */
 
-static const char *const cuda_cflags[] = {"-std=c17", "-shared", "-fPIC", "-O2", NULL};
-static const char *const cuda_libs[] = {"-ldl", "-lpthread", "-lm", NULL};
+static const char *const cuda_cflags[] = { "-std=c17", "-shared", "-fPIC", "-O2", NULL };
+static const char *const cuda_libs[] = { "-ldl", "-lpthread", "-lm", NULL };
 
 bool cg_cuda_build(const Graph *fwd, const CgOptions *o, const char *output, char *err, size_t errlen) {
-  static const CgTarget target = {"cuda", CRAMC_CUDA_LIBDIR, cg_cuda_emit_c, cuda_cflags, cuda_libs, emit_objs};
+  static const CgTarget target = { "cuda", CRAMC_CUDA_LIBDIR, cg_cuda_emit_c, cuda_cflags, cuda_libs, emit_objs };
   if (!llvm_host_available()) /* say so before the minutes of NVRTC */
     return llvm_host_emit(NULL, 0, 0, NULL, NULL, err, errlen);
   return cg_build_target(&target, fwd, o, output, err, errlen);

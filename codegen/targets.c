@@ -8,14 +8,14 @@
 #include "target_cuda.h"
 
 const CgTargetInfo cg_targets[] = {
-  {"interp", "the reference interpreter behind the step ABI (the correctness baseline)", "f32", "f32 bf16 f64",
-   "computes in f32, bf16 or f64, not %s", cg_interp_build, cg_interp_emit_c, true},
-  {"cpu", "generated C kernels + OpenBLAS, -O2 fused, -O0 unfused", "f32", "f32",
-   "computes in f32 only; --precision %s is for the interp (and cuda) targets", cg_cpu_build, cg_cpu_emit_c, true},
-  {"cuda",
-   "CUDA C kernels compiled by NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code\n"
-   "from LLVM; builds anywhere, needs a GPU to run (the default)",
-   "bf16", "bf16 f32", "computes in bf16 or f32; --precision %s is for the interp target", cg_cuda_build, cg_cuda_emit_c, true},
+  { "interp", "the reference interpreter behind the step ABI (the correctness baseline)", "f32", "f32 bf16 f64",
+    "computes in f32, bf16 or f64, not %s", cg_interp_build, cg_interp_emit_c, true },
+  { "cpu", "generated C kernels + OpenBLAS, -O2 fused, -O0 unfused", "f32", "f32",
+    "computes in f32 only; --precision %s is for the interp (and cuda) targets", cg_cpu_build, cg_cpu_emit_c, true },
+  { "cuda",
+    "CUDA C kernels compiled by NVRTC for sm_80/sm_90 + cuBLASLt GEMMs + host code\n"
+    "from LLVM; builds anywhere, needs a GPU to run (the default)",
+    "bf16", "bf16 f32", "computes in bf16 or f32; --precision %s is for the interp target", cg_cuda_build, cg_cuda_emit_c, true },
 };
 const int cg_ntargets = (int)(sizeof cg_targets / sizeof cg_targets[0]);
 const char *const cg_default_target = "cuda";

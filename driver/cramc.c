@@ -21,56 +21,56 @@
 #include "build_cleanup.h"
 #include "codegen.h"
 #include "cram_step.h"
-#include "target_cuda.h"
 #include "frontend.h"
 #include "interpret.h"
 #include "ir.h"
 #include "pass.h"
 #include "passes.h"
+#include "target_cuda.h"
 
 #ifndef CRAMC_VERSION
 #define CRAMC_VERSION "0.0.0"
 #endif
 
 static const char usage_text[] =
-    "usage: cramc FILE.cram [options]\n"
-    "\n"
-    "Compile a .cram model (see docs/cram-language.md).\n"
-    "\n"
-    "options:\n"
-    "  --emit=ir        print the forward graph in IR text form\n"
-    "  --emit=grad-ir   print the forward graph plus its backward (autodiff) in IR text form\n"
-    "  --emit=train-ir  print the whole train-step graph (forward, backward, clip, AdamW)\n"
-    "  -O0, -O2         optimisation pipeline on the train step: none, or all passes\n"
-    "                   (--emit=train-ir defaults to -O0, --stats to -O2)\n"
-    "  --passes=a,b     run only these passes (in pipeline order); see --list-passes\n"
-    "  --dump-after=P   print the IR after pass P (or 'all') to stderr\n"
-    "  --verify-each    run the IR verifier after every pass\n"
-    "  --stats          per pass: ops, kernels, bytes moved, arena (docs/passes.md);\n"
-    "                   alone (no --emit) it prints only the table, then where the\n"
-    "                   bytes go (per op family, heaviest nodes, an H100 estimate)\n"
-    "  --list-passes    list the pipeline's passes in order\n"
-    "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
-    "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
-    "  --emit=step-c    print the C source of the artifact (of --target, default cuda)\n"
-    "  --emit=c         the same (with --target cpu: the generated kernels and host code)\n"
-    "  --emit=cuda      print the generated CUDA C kernels (--target cuda)\n"
-    "  --emit=llvm      print the host stepping code of --target cuda as an LLVM module\n"
-    "                   (the launch sequence with the planner's offsets; verified)\n"
-    "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
-    "  -D name=value    override a dim (also -Dname=value); may repeat\n"
-    "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
-    "  --precision P    bf16 (the cuda default: GEMMs in bf16 with f32 accumulate, f32\n"
-    "                   master weights, norms, softmax and loss; cuda or interp), f32\n"
-    "                   (the cpu/interp default, and of --emit=ir/grad-ir/train-ir, --stats;\n"
-    "                   exact comparisons on cuda) or f64 (interp only; implies --target interp)\n"
-    "%TARGETS%"
-    "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
-    "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
-    "  --help           show this help\n"
-    "  --version        show the version\n"
-    "\n"
-    "Without --emit or --summary cramc builds step.so for `cram train` (docs/codegen.md).\n";
+  "usage: cramc FILE.cram [options]\n"
+  "\n"
+  "Compile a .cram model (see docs/cram-language.md).\n"
+  "\n"
+  "options:\n"
+  "  --emit=ir        print the forward graph in IR text form\n"
+  "  --emit=grad-ir   print the forward graph plus its backward (autodiff) in IR text form\n"
+  "  --emit=train-ir  print the whole train-step graph (forward, backward, clip, AdamW)\n"
+  "  -O0, -O2         optimisation pipeline on the train step: none, or all passes\n"
+  "                   (--emit=train-ir defaults to -O0, --stats to -O2)\n"
+  "  --passes=a,b     run only these passes (in pipeline order); see --list-passes\n"
+  "  --dump-after=P   print the IR after pass P (or 'all') to stderr\n"
+  "  --verify-each    run the IR verifier after every pass\n"
+  "  --stats          per pass: ops, kernels, bytes moved, arena (docs/passes.md);\n"
+  "                   alone (no --emit) it prints only the table, then where the\n"
+  "                   bytes go (per op family, heaviest nodes, an H100 estimate)\n"
+  "  --list-passes    list the pipeline's passes in order\n"
+  "  --interpret ...  run the train step in the interpreter (cramc --interpret --help)\n"
+  "  --emit=ast       print the parsed syntax tree (s-expressions)\n"
+  "  --emit=step-c    print the C source of the artifact (of --target, default cuda)\n"
+  "  --emit=c         the same (with --target cpu: the generated kernels and host code)\n"
+  "  --emit=cuda      print the generated CUDA C kernels (--target cuda)\n"
+  "  --emit=llvm      print the host stepping code of --target cuda as an LLVM module\n"
+  "                   (the launch sequence with the planner's offsets; verified)\n"
+  "  --summary        print the parameter table, parameter count and matmul FLOPs per token\n"
+  "  -D name=value    override a dim (also -Dname=value); may repeat\n"
+  "  -o FILE          write the artifact (default step.so), or --emit output, to FILE\n"
+  "  --precision P    bf16 (the cuda default: GEMMs in bf16 with f32 accumulate, f32\n"
+  "                   master weights, norms, softmax and loss; cuda or interp), f32\n"
+  "                   (the cpu/interp default, and of --emit=ir/grad-ir/train-ir, --stats;\n"
+  "                   exact comparisons on cuda) or f64 (interp only; implies --target interp)\n"
+  "%TARGETS%"
+  "  --cc CC          C compiler that links the artifact (default $CC, else the one cramc was built with)\n"
+  "  --libdir DIR     where libcram_<target>_step.a and include/ are (default $CRAMC_LIBDIR, else the build)\n"
+  "  --help           show this help\n"
+  "  --version        show the version\n"
+  "\n"
+  "Without --emit or --summary cramc builds step.so for `cram train` (docs/codegen.md).\n";
 
 /* The help, with the --target entry written from the target registry (codegen.h). */
 static void print_usage(FILE *out) {
@@ -217,8 +217,8 @@ static int parse_args(int argc, char **argv, Options *o) {
       /* a second -D of one name would be reported by the frontend as "no dim named" */
       for (int k = 0; k < o->ndefs; k++)
         if (!strcmp(o->defs[k].name, copy)) {
-          fprintf(stderr, "cramc: error: -D %s given twice (%s=%s and %s=%s): give each dim once (see cramc --help)\n",
-                  copy, copy, o->defs[k].value, copy, o->defs[o->ndefs].value);
+          fprintf(stderr, "cramc: error: -D %s given twice (%s=%s and %s=%s): give each dim once (see cramc --help)\n", copy,
+                  copy, o->defs[k].value, copy, o->defs[o->ndefs].value);
           free(copy);
           return 2;
         }
@@ -227,7 +227,8 @@ static int parse_args(int argc, char **argv, Options *o) {
       if (i + 1 >= argc) return usage_error("%s needs a file name", a);
       o->output = argv[++i];
     } else if (!strcmp(a, "--emit")) { /* the kind goes after '=' (a following word would be the input) */
-      return usage_error("--emit takes its kind after '=': --emit=%s", i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "ir");
+      return usage_error("--emit takes its kind after '=': --emit=%s",
+                         i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "ir");
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else {
@@ -237,8 +238,7 @@ static int parse_args(int argc, char **argv, Options *o) {
   }
   if (!o->input) return usage_error("%s", "no input file");
   bool cuda_emit = o->emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "llvm"));
-  if (cuda_emit && o->target && strcmp(o->target, "cuda"))
-    return usage_error("--emit=%s is the cuda target's", o->emit);
+  if (cuda_emit && o->target && strcmp(o->target, "cuda")) return usage_error("--emit=%s is the cuda target's", o->emit);
   if (cuda_emit) o->target = "cuda";
   /* The default target (cuda: it compiles without a GPU), unless it cannot
    * compute in the precision asked for: then the first target that can (f64: interp). */
@@ -248,8 +248,8 @@ static int parse_args(int argc, char **argv, Options *o) {
   o->target = t->name;
   o->popt.fused_attention = t->fused_attention;
   /* the target's own precision (bf16 for cuda) for what builds or prints the artifact; the IR views stay f32 unless asked */
-  bool ir_view = o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") ||
-                             !strcmp(o->emit, "ast"));
+  bool ir_view =
+    o->emit && (!strcmp(o->emit, "ir") || !strcmp(o->emit, "grad-ir") || !strcmp(o->emit, "train-ir") || !strcmp(o->emit, "ast"));
   if (!o->precision) o->precision = !ir_view && !o->summary && !o->popt.stats ? t->precision : "f32";
   if (!cg_target_accepts(t, o->precision)) {
     char why[256];
@@ -360,8 +360,10 @@ static void print_summary(const Graph *g, FILE *out) {
     if (g->nodes[i].op == OP_INPUT && !strcmp(ir_get_str(&g->nodes[i], ATTR_NAME), "tokens"))
       tokens = ir_shape_numel(&g->nodes[i].shape);
   if (tokens > 0)
-    fprintf(out, "forward matmul FLOPs per token: %s (all matmul FLOPs, 2 per multiply-add, %s / %s tokens = numel of input 'tokens')\n",
-            commas(flops / tokens, a, sizeof a), commas(flops, b, sizeof b), commas(tokens, t, sizeof t));
+    fprintf(
+      out,
+      "forward matmul FLOPs per token: %s (all matmul FLOPs, 2 per multiply-add, %s / %s tokens = numel of input 'tokens')\n",
+      commas(flops / tokens, a, sizeof a), commas(flops, b, sizeof b), commas(tokens, t, sizeof t));
   else
     fprintf(out, "forward matmul FLOPs: %s per step (no input named 'tokens', so no per-token figure)\n",
             commas(flops, a, sizeof a));
@@ -376,9 +378,10 @@ static bool names_fit(const Graph *g, Diag *d) {
     if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
     size_t len = strlen(ir_get_str(n, ATTR_NAME));
     if (len <= CRAM_STEP_MAX_NAME) continue;
-    diag_error(d, n->loc, "%s name '%.40s...' is %zu characters, longer than the %d a step.so and its checkpoints carry: "
-               "shorten its name=\"...\"", n->op == OP_PARAM ? "parameter" : "input", ir_get_str(n, ATTR_NAME), len,
-               CRAM_STEP_MAX_NAME);
+    diag_error(d, n->loc,
+               "%s name '%.40s...' is %zu characters, longer than the %d a step.so and its checkpoints carry: "
+               "shorten its name=\"...\"",
+               n->op == OP_PARAM ? "parameter" : "input", ir_get_str(n, ATTR_NAME), len, CRAM_STEP_MAX_NAME);
     ok = false;
   }
   return ok;
@@ -396,7 +399,7 @@ static Graph *compile_fwd(const Options *o, bool optimise, const char *text, siz
   if (g && optimise) {
     PassOptions po = o->popt;
     if (!o->opt_given) po.opt_level = 2; /* builds and --stats default to -O2 */
-    PassCtx cx = {d, &po};
+    PassCtx cx = { d, &po };
     Graph *f = pass_forward_run(g, &cx);
     ir_graph_free(g);
     g = f;
@@ -412,7 +415,7 @@ static Graph *compile_fwd(const Options *o, bool optimise, const char *text, siz
 /* The pass pipeline on a train-step graph (frees g); NULL after a diagnostic. */
 static Graph *optimise(Graph *g, Options *o, Diag *d) {
   if (!g) return NULL;
-  PassCtx cx = {d, &o->popt};
+  PassCtx cx = { d, &o->popt };
   Graph *r = pass_pipeline_run(g, &cx);
   ir_graph_free(g);
   return r;
@@ -449,7 +452,7 @@ static bool env_is(const char *name, const char *value) {
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--interpret")) return cramc_interpret_main(argc, argv);
-  Options o = {0};
+  Options o = { 0 };
 #ifndef NDEBUG
   o.popt.verify_each = true; /* debug builds check the IR after every pass */
 #endif
@@ -468,19 +471,25 @@ int main(int argc, char **argv) {
     free(text);
     goto done;
   }
-  CgOptions cg = {.src_path = o.input, .src_text = text, .src_len = len,
-                  .f64 = !strcmp(o.precision, "f64"), .bf16 = !strcmp(o.precision, "bf16"), .cc = o.cc, .libdir = o.libdir, .opt_level = o.opt_given ? o.popt.opt_level : 2,
-                  .xent_chunk = env_int("CRAMC_XENT_CHUNK"), .no_ptx = env_is("CRAMC_NVRTC_PTX", "0"),
-                  .nvrtc_log = getenv("CRAMC_NVRTC_TIMES") ? stderr : NULL,
-                  .cpu_unit_nodes = env_int("CRAMC_CPU_UNIT_NODES")};
+  CgOptions cg = { .src_path = o.input,
+                   .src_text = text,
+                   .src_len = len,
+                   .f64 = !strcmp(o.precision, "f64"),
+                   .bf16 = !strcmp(o.precision, "bf16"),
+                   .cc = o.cc,
+                   .libdir = o.libdir,
+                   .opt_level = o.opt_given ? o.popt.opt_level : 2,
+                   .xent_chunk = env_int("CRAMC_XENT_CHUNK"),
+                   .no_ptx = env_is("CRAMC_NVRTC_PTX", "0"),
+                   .nvrtc_log = getenv("CRAMC_NVRTC_TIMES") ? stderr : NULL,
+                   .cpu_unit_nodes = env_int("CRAMC_CPU_UNIT_NODES") };
   if (!o.emit && !o.summary) {
     /* Check the model first, so an error in it is reported before anything else. */
     Graph *g = compile_fwd(&o, !o.opt_given || o.popt.opt_level >= 2 || o.popt.only, text, len, &d);
     char err[1024];
     if (g && !cg_target_find(o.target)->build(g, &cg, o.output ? o.output : "step.so", err, sizeof err))
       fprintf(stderr, "cramc: error: %s\n", err);
-    else if (g)
-      rc = 0;
+    else if (g) rc = 0;
     ir_graph_free(g);
     free(text);
     goto done;

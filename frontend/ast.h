@@ -31,10 +31,10 @@ typedef struct Token {
   TokenKind kind;
   const char *text; /* points into the source; len bytes (not NUL-terminated) */
   uint32_t len;
-  int64_t ival;     /* TK_INT */
-  double fval;      /* TK_FLOAT */
-  const char *str;  /* TK_STR: contents, arena copy, NUL-terminated */
-  bool dropped;     /* TK_NEWLINE standing for a line dropped after a lexical error */
+  int64_t ival;    /* TK_INT */
+  double fval;     /* TK_FLOAT */
+  const char *str; /* TK_STR: contents, arena copy, NUL-terminated */
+  bool dropped;    /* TK_NEWLINE standing for a line dropped after a lexical error */
   SrcLoc loc;
 } Token;
 
@@ -67,12 +67,12 @@ typedef struct Expr Expr;
 typedef struct Arg {
   const char *key; /* NULL = positional */
   Expr *val;
-  SrcLoc loc;      /* of the key, or of the value when positional */
+  SrcLoc loc; /* of the key, or of the value when positional */
 } Arg;
 
 struct Expr {
   ExprKind kind;
-  SrcLoc loc;      /* binary: the operator; call: the callee name */
+  SrcLoc loc; /* binary: the operator; call: the callee name */
   int64_t ival;
   double fval;
   const char *str;
@@ -80,7 +80,7 @@ struct Expr {
   Expr *lhs, *rhs;
   Arg *args;
   int nargs;
-  int height;      /* 1 + height of the deepest operand; bounded by FE_MAX_EXPR_DEPTH */
+  int height; /* 1 + height of the deepest operand; bounded by FE_MAX_EXPR_DEPTH */
 };
 
 typedef enum {
@@ -102,24 +102,24 @@ typedef struct Name {
 typedef struct DimDef {
   const char *name;
   SrcLoc loc;
-  Expr *val;     /* NULL after a syntax error (the name is poisoned) */
+  Expr *val; /* NULL after a syntax error (the name is poisoned) */
 } DimDef;
 
 typedef struct Stmt Stmt;
 struct Stmt {
   StmtKind kind;
-  SrcLoc loc;          /* the keyword, or the assigned name */
-  const char *name;    /* model / input / assign target / repeat `as` (NULL = default) */
+  SrcLoc loc;       /* the keyword, or the assigned name */
+  const char *name; /* model / input / assign target / repeat `as` (NULL = default) */
   SrcLoc name_loc;
-  Expr *expr;          /* assign value (NULL: the line had a syntax error), repeat count, return value */
-  DimDef *dims;        /* ST_DIMS */
+  Expr *expr;   /* assign value (NULL: the line had a syntax error), repeat count, return value */
+  DimDef *dims; /* ST_DIMS */
   int ndims;
-  DType dtype;         /* ST_INPUT */
-  Expr **shape;        /* ST_INPUT: dim expressions */
-  int rank;            /* ST_INPUT: -1 after a syntax error (the name is poisoned) */
-  Name *names;         /* ST_OUTPUT; ST_DEF: its parameters */
+  DType dtype;  /* ST_INPUT */
+  Expr **shape; /* ST_INPUT: dim expressions */
+  int rank;     /* ST_INPUT: -1 after a syntax error (the name is poisoned) */
+  Name *names;  /* ST_OUTPUT; ST_DEF: its parameters */
   int nnames;
-  Stmt *body;          /* ST_REPEAT, ST_DEF: first statement of the body */
+  Stmt *body; /* ST_REPEAT, ST_DEF: first statement of the body */
   Stmt *next;
 };
 

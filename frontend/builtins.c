@@ -31,29 +31,26 @@ static int64_t last_dim(Lower *L, ValueId v) {
 static bool need_rank(Lower *L, const Call *c, int i, int rank, const char *layout) {
   const Node *n = N(L, TV(i));
   if (n->shape.rank == rank) return true;
-  lw_error(L, c->argloc[i], "%s(): '%s' must be a rank-%d tensor %s, got %s", c->b->name, c->b->p[i].name, rank,
-           layout, lw_type(L, TV(i)));
+  lw_error(L, c->argloc[i], "%s(): '%s' must be a rank-%d tensor %s, got %s", c->b->name, c->b->p[i].name, rank, layout,
+           lw_type(L, TV(i)));
   return false;
 }
 
 static bool need_float(Lower *L, const Call *c, int i) {
   if (N(L, TV(i))->dtype != DT_I32) return true;
-  lw_error(L, c->argloc[i], "%s(): '%s' must be a floating-point tensor, got %s", c->b->name, c->b->p[i].name,
-           lw_type(L, TV(i)));
+  lw_error(L, c->argloc[i], "%s(): '%s' must be a floating-point tensor, got %s", c->b->name, c->b->p[i].name, lw_type(L, TV(i)));
   return false;
 }
 
 static bool need_i32(Lower *L, const Call *c, int i) {
   if (N(L, TV(i))->dtype == DT_I32) return true;
-  lw_error(L, c->argloc[i], "%s(): '%s' must be an i32 tensor, got %s", c->b->name, c->b->p[i].name,
-           lw_type(L, TV(i)));
+  lw_error(L, c->argloc[i], "%s(): '%s' must be an i32 tensor, got %s", c->b->name, c->b->p[i].name, lw_type(L, TV(i)));
   return false;
 }
 
 static bool need_positive(Lower *L, const Call *c, int i) {
   if (IV(i) >= 1) return true;
-  lw_error(L, c->argloc[i], "%s(): '%s' must be positive, got %lld", c->b->name, c->b->p[i].name,
-           (long long)IV(i));
+  lw_error(L, c->argloc[i], "%s(): '%s' must be positive, got %lld", c->b->name, c->b->p[i].name, (long long)IV(i));
   return false;
 }
 
@@ -66,12 +63,12 @@ static bool need_prob(Lower *L, const Call *c, int i) {
 
 static Val op1(Lower *L, const Call *c, OpKind op, ValueId x) { return lw_op(L, c, op, &x, 1, NULL, 0); }
 static Val op2(Lower *L, const Call *c, OpKind op, ValueId a, ValueId b) {
-  ValueId in[2] = {a, b};
+  ValueId in[2] = { a, b };
   return lw_op(L, c, op, in, 2, NULL, 0);
 }
 static Val matmul(Lower *L, const Call *c, ValueId a, ValueId b, int trans_b) {
-  ValueId in[2] = {a, b};
-  Attr at[2] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, trans_b)};
+  ValueId in[2] = { a, b };
+  Attr at[2] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, trans_b) };
   return lw_op(L, c, OP_MATMUL, in, 2, at, 2);
 }
 static Val reshape(Lower *L, const Call *c, ValueId x, int rank, const int64_t *dims) {
@@ -83,7 +80,7 @@ static Val permute(Lower *L, const Call *c, ValueId x, int rank, const int64_t *
   return lw_op(L, c, OP_PERMUTE, &x, 1, &at, 1);
 }
 static Val slice(Lower *L, const Call *c, ValueId x, int axis, int64_t start, int64_t len) {
-  Attr at[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len)};
+  Attr at[3] = { ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len) };
   return lw_op(L, c, OP_SLICE, &x, 1, at, 3);
 }
 static Val scale(Lower *L, const Call *c, ValueId x, double alpha) {
@@ -91,22 +88,22 @@ static Val scale(Lower *L, const Call *c, ValueId x, double alpha) {
   return lw_op(L, c, OP_SCALE, &x, 1, &at, 1);
 }
 static Val dropout(Lower *L, const Call *c, ValueId x, double p) {
-  if (p == 0.0) return (Val){.kind = V_TENSOR, .t = x};
+  if (p == 0.0) return (Val){ .kind = V_TENSOR, .t = x };
   /* key: a mask stream unique to this dropout site (its node index), so the
    * backward dropout can draw the very same mask */
-  Attr at[2] = {ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, (int64_t)lw_graph(L)->n)};
+  Attr at[2] = { ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, (int64_t)lw_graph(L)->n) };
   return lw_op(L, c, OP_DROPOUT, &x, 1, at, 2);
 }
 
 #define OK(v) ((v).kind == V_TENSOR)
-static const Val ERR = {.kind = V_ERR};
+static const Val ERR = { .kind = V_ERR };
 
 /* embed(ids, vocab, dim, name="embedding"): {name}.weight f32[vocab,dim] ~ N(0,0.02) */
 static Val lower_embed(Lower *L, const Call *c) {
   if (!need_i32(L, c, 0) || !need_positive(L, c, 1) || !need_positive(L, c, 2)) return ERR;
   const char *scope = lw_param_scope(L, c, 3);
   if (!scope) return ERR;
-  int64_t d[2] = {IV(1), IV(2)};
+  int64_t d[2] = { IV(1), IV(2) };
   Val w = lw_param(L, c, scope, "weight", 2, d, "normal", 0.02, 1);
   if (!OK(w)) return ERR;
   return op2(L, c, OP_EMBEDDING, w.t, TV(0));
@@ -116,7 +113,7 @@ static Val lower_embed(Lower *L, const Call *c) {
 static Val lower_sinusoidal(Lower *L, const Call *c) {
   if (!need_positive(L, c, 0) || !need_positive(L, c, 1)) return ERR;
   if (IV(1) % 2) return lw_error(L, c->argloc[1], "sinusoidal(): dim must be even, got %lld", (long long)IV(1));
-  int64_t d[2] = {IV(0), IV(1)};
+  int64_t d[2] = { IV(0), IV(1) };
   Val pe = lw_source(L, c, OP_SINUSOID, 2, d);
   if (!OK(pe) || !BV(2)) return pe;
   const char *scope = lw_param_scope(L, c, 3);
@@ -132,7 +129,7 @@ static Val lower_learned_positions(Lower *L, const Call *c) {
   if (!need_positive(L, c, 0) || !need_positive(L, c, 1)) return ERR;
   const char *scope = lw_param_scope(L, c, 2);
   if (!scope) return ERR;
-  int64_t d[2] = {IV(0), IV(1)};
+  int64_t d[2] = { IV(0), IV(1) };
   return lw_param(L, c, scope, "weight", 2, d, "normal", 0.02, 1);
 }
 
@@ -143,7 +140,7 @@ static Val lower_linear(Lower *L, const Call *c) {
     return lw_error(L, c->argloc[0], "linear(): 'x' must have at least one axis, got %s", lw_type(L, TV(0)));
   const char *scope = lw_param_scope(L, c, 3);
   if (!scope) return ERR;
-  int64_t d[2] = {IV(1), last_dim(L, TV(0))};
+  int64_t d[2] = { IV(1), last_dim(L, TV(0)) };
   Val w = lw_param(L, c, scope, "weight", 2, d, "normal", 0.02, 1);
   if (!OK(w)) return ERR;
   Val y = matmul(L, c, TV(0), w.t, 1);
@@ -158,7 +155,7 @@ static Val norm(Lower *L, const Call *c, OpKind op, bool affine, bool bias, int 
     return lw_error(L, c->argloc[0], "%s(): 'x' must have at least one axis, got %s", c->b->name, lw_type(L, TV(0)));
   double eps = FV(1);
   if (!(eps > 0.0)) return lw_error(L, c->argloc[1], "%s(): eps must be positive, got %g", c->b->name, eps);
-  ValueId in[3] = {TV(0), IR_NONE, IR_NONE};
+  ValueId in[3] = { TV(0), IR_NONE, IR_NONE };
   int nin = 1;
   if (affine) {
     const char *scope = lw_param_scope(L, c, name_idx);
@@ -193,8 +190,7 @@ static Val lower_glu(Lower *L, const Call *c) {
   if (ir_act_parse(act) < 0) /* ir/acts.def */
     return lw_error(L, c->argloc[1], "glu(): act must be one of gelu, relu, sigmoid, none; got %s", act);
   if (N(L, TV(0))->shape.rank < 1 || last_dim(L, TV(0)) % 2)
-    return lw_error(L, c->argloc[0], "glu(): the last axis of 'x' must be even (it is split in half), got %s",
-                    lw_type(L, TV(0)));
+    return lw_error(L, c->argloc[0], "glu(): the last axis of 'x' must be even (it is split in half), got %s", lw_type(L, TV(0)));
   Attr at = ir_attr_str(ATTR_ACT, act);
   return lw_op(L, c, OP_GLU, &TV(0), 1, &at, 1);
 }
@@ -208,8 +204,7 @@ static Val lower_dropout(Lower *L, const Call *c) {
 /* attention(x, heads, bias=false, mask=none, dropout=0.0, name="attn")
  * x [B,S,H] -> [B,S,H]; packed per-head interleaved QKV (see docs). */
 static Val lower_attention(Lower *L, const Call *c) {
-  if (!need_float(L, c, 0) || !need_rank(L, c, 0, 3, "[batch, seq, hidden]") || !need_positive(L, c, 1) ||
-      !need_prob(L, c, 4))
+  if (!need_float(L, c, 0) || !need_rank(L, c, 0, 3, "[batch, seq, hidden]") || !need_positive(L, c, 1) || !need_prob(L, c, 4))
     return ERR;
   const Shape *xs = &N(L, TV(0))->shape;
   int64_t B = xs->dim[0], S = xs->dim[1], H = xs->dim[2], heads = IV(1);
@@ -221,15 +216,15 @@ static Val lower_attention(Lower *L, const Call *c) {
   if (has_mask) {
     const Node *m = N(L, c->arg[3].t);
     if (m->dtype == DT_I32 || m->shape.rank != 2 || m->shape.dim[0] != B || m->shape.dim[1] != S)
-      return lw_error(L, c->argloc[3], "attention(): mask must be an additive f32[%lld,%lld] tensor, got %s",
-                      (long long)B, (long long)S, lw_type(L, c->arg[3].t));
+      return lw_error(L, c->argloc[3], "attention(): mask must be an additive f32[%lld,%lld] tensor, got %s", (long long)B,
+                      (long long)S, lw_type(L, c->arg[3].t));
   } else if (strcmp(c->arg[3].s, "none") != 0) {
     return lw_error(L, c->argloc[3], "attention(): mask must be a tensor or none, got %s", c->arg[3].s);
   }
   const char *scope = lw_param_scope(L, c, 5);
   if (!scope) return ERR;
   int64_t H3 = 3 * H; /* H <= 2^40 by the numel limit, no overflow */
-  int64_t wd[2] = {H3, H};
+  int64_t wd[2] = { H3, H };
   Val w = lw_param(L, c, scope, "qkv.weight", 2, wd, "normal", 0.02, 1);
   if (!OK(w)) return ERR;
   Val qkv = matmul(L, c, TV(0), w.t, 1); /* [B,S,3H] */
@@ -240,10 +235,10 @@ static Val lower_attention(Lower *L, const Call *c) {
     qkv = op2(L, c, OP_ADD, qkv.t, b.t);
     if (!OK(qkv)) return ERR;
   }
-  int64_t split[4] = {B, S, heads, 3 * dh};
+  int64_t split[4] = { B, S, heads, 3 * dh };
   Val r = reshape(L, c, qkv.t, 4, split); /* [B,S,heads,3dh]: head h = [q_h | k_h | v_h] */
   if (!OK(r)) return ERR;
-  static const int64_t to_heads[4] = {0, 2, 1, 3};
+  static const int64_t to_heads[4] = { 0, 2, 1, 3 };
   ValueId qkvh[3];
   for (int i = 0; i < 3; i++) {
     Val part = slice(L, c, r.t, 3, i * dh, dh);
@@ -257,7 +252,7 @@ static Val lower_attention(Lower *L, const Call *c) {
   s = scale(L, c, s.t, 1.0 / sqrt((double)dh));
   if (!OK(s)) return ERR;
   if (has_mask) {
-    int64_t md[4] = {B, 1, 1, S};
+    int64_t md[4] = { B, 1, 1, S };
     Val m = reshape(L, c, c->arg[3].t, 4, md);
     if (!OK(m)) return ERR;
     s = op2(L, c, OP_ADD, s.t, m.t);
@@ -271,7 +266,7 @@ static Val lower_attention(Lower *L, const Call *c) {
   if (!OK(ctx)) return ERR;
   ctx = permute(L, c, ctx.t, 4, to_heads); /* [B,S,heads,dh] */
   if (!OK(ctx)) return ERR;
-  int64_t out[3] = {B, S, H};
+  int64_t out[3] = { B, S, H };
   return reshape(L, c, ctx.t, 3, out);
 }
 
@@ -285,11 +280,10 @@ static int axis_of(Lower *L, const Call *c, int xi, int ai) {
   int64_t a = IV(ai);
   if (a >= -r && a < r) return (int)(a < 0 ? a + r : a);
   if (r == 0)
-    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist: %s is a scalar", c->b->name, (long long)a,
-             lw_type(L, TV(xi)));
+    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist: %s is a scalar", c->b->name, (long long)a, lw_type(L, TV(xi)));
   else
-    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist in %s (rank %d: axes 0..%d or -%d..-1)", c->b->name,
-             (long long)a, lw_type(L, TV(xi)), r, r - 1, r);
+    lw_error(L, c->argloc[ai], "%s(): axis %lld does not exist in %s (rank %d: axes 0..%d or -%d..-1)", c->b->name, (long long)a,
+             lw_type(L, TV(xi)), r, r - 1, r);
   return -1;
 }
 
@@ -314,20 +308,18 @@ static Val lower_matmul(Lower *L, const Call *c) {
   const char *ta = lw_type(L, TV(0)), *tb = lw_type(L, TV(1));
   if (as->rank < 2 || bs->rank < 2)
     return lw_error(L, c->loc, "matmul(): both operands need at least two axes, got a %s and b %s", ta, tb);
-  if (N(L, TV(0))->dtype != N(L, TV(1))->dtype)
-    return lw_error(L, c->loc, "matmul(): a %s and b %s differ in dtype", ta, tb);
+  if (N(L, TV(0))->dtype != N(L, TV(1))->dtype) return lw_error(L, c->loc, "matmul(): a %s and b %s differ in dtype", ta, tb);
   bool batch_ok = bs->rank == 2 || bs->rank == as->rank;
   for (int i = 0; batch_ok && i < bs->rank - 2; i++) batch_ok = as->dim[i] == bs->dim[i];
   if (!batch_ok)
-    return lw_error(L, c->loc,
-                    "matmul(): batch dimensions differ: a %s, b %s (b must be a matrix or have a's leading axes)", ta,
+    return lw_error(L, c->loc, "matmul(): batch dimensions differ: a %s, b %s (b must be a matrix or have a's leading axes)", ta,
                     tb);
   int64_t ka = as->dim[as->rank - (BV(2) ? 2 : 1)], kb = bs->dim[bs->rank - (BV(3) ? 1 : 2)];
   if (ka != kb)
-    return lw_error(L, c->loc, "matmul(): inner dimensions differ: %s %s has K=%lld, %s %s has K=%lld",
-                    BV(2) ? "a^T" : "a", ta, (long long)ka, BV(3) ? "b^T" : "b", tb, (long long)kb);
-  ValueId in[2] = {TV(0), TV(1)};
-  Attr at[2] = {ir_attr_int(ATTR_TRANS_A, BV(2)), ir_attr_int(ATTR_TRANS_B, BV(3))};
+    return lw_error(L, c->loc, "matmul(): inner dimensions differ: %s %s has K=%lld, %s %s has K=%lld", BV(2) ? "a^T" : "a", ta,
+                    (long long)ka, BV(3) ? "b^T" : "b", tb, (long long)kb);
+  ValueId in[2] = { TV(0), TV(1) };
+  Attr at[2] = { ir_attr_int(ATTR_TRANS_A, BV(2)), ir_attr_int(ATTR_TRANS_B, BV(3)) };
   return lw_op(L, c, OP_MATMUL, in, 2, at, 2);
 }
 
@@ -360,8 +352,8 @@ static Val lower_split_heads(Lower *L, const Call *c) {
   if (xs->dim[2] % heads)
     return lw_error(L, c->argloc[1], "split_heads(): heads (%lld) must divide the width %lld of %s", (long long)heads,
                     (long long)xs->dim[2], lw_type(L, TV(0)));
-  int64_t d[4] = {xs->dim[0], xs->dim[1], heads, xs->dim[2] / heads};
-  static const int64_t to_heads[4] = {0, 2, 1, 3};
+  int64_t d[4] = { xs->dim[0], xs->dim[1], heads, xs->dim[2] / heads };
+  static const int64_t to_heads[4] = { 0, 2, 1, 3 };
   Val r = reshape(L, c, TV(0), 4, d);
   return OK(r) ? permute(L, c, r.t, 4, to_heads) : ERR;
 }
@@ -370,8 +362,8 @@ static Val lower_split_heads(Lower *L, const Call *c) {
 static Val lower_merge_heads(Lower *L, const Call *c) {
   if (!need_rank(L, c, 0, 4, "[batch, heads, seq, head_dim]")) return ERR;
   const Shape *xs = &N(L, TV(0))->shape;
-  int64_t d[3] = {xs->dim[0], xs->dim[2], xs->dim[1] * xs->dim[3]};
-  static const int64_t to_seq[4] = {0, 2, 1, 3};
+  int64_t d[3] = { xs->dim[0], xs->dim[2], xs->dim[1] * xs->dim[3] };
+  static const int64_t to_seq[4] = { 0, 2, 1, 3 };
   Val p = permute(L, c, TV(0), 4, to_seq);
   return OK(p) ? reshape(L, c, p.t, 3, d) : ERR;
 }
@@ -381,8 +373,7 @@ static Val lower_reshape(Lower *L, const Call *c) {
   const Val *l = &c->arg[1];
   int64_t have = ir_shape_numel(&N(L, TV(0))->shape), d[IR_MAX_RANK], known = 1;
   int infer = -1;
-  if (l->n > IR_MAX_RANK)
-    return lw_error(L, c->argloc[1], "reshape(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
+  if (l->n > IR_MAX_RANK) return lw_error(L, c->argloc[1], "reshape(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
   for (int i = 0; i < l->n; i++) {
     d[i] = l->items[i].i;
     if (d[i] == -1 && infer < 0) {
@@ -390,8 +381,7 @@ static Val lower_reshape(Lower *L, const Call *c) {
       continue;
     }
     if (d[i] < 1 || __builtin_mul_overflow(known, d[i], &known))
-      return lw_error(L, c->argloc[1], "reshape(): dimension %d is %lld (each must be >= 1, or one -1)", i,
-                      (long long)d[i]);
+      return lw_error(L, c->argloc[1], "reshape(): dimension %d is %lld (each must be >= 1, or one -1)", i, (long long)d[i]);
   }
   if (infer >= 0) d[infer] = known && have % known == 0 ? have / known : 0;
   int64_t want = known * (infer >= 0 ? d[infer] : 1);
@@ -419,7 +409,7 @@ static Val lower_transpose(Lower *L, const Call *c) {
 static Val lower_permute(Lower *L, const Call *c) {
   const Val *l = &c->arg[1];
   int r = N(L, TV(0))->shape.rank;
-  bool seen[IR_MAX_RANK] = {false}, ok = l->n == r;
+  bool seen[IR_MAX_RANK] = { false }, ok = l->n == r;
   int64_t perm[IR_MAX_RANK];
   for (int i = 0; ok && i < r; i++) {
     perm[i] = l->items[i].i;
@@ -438,8 +428,8 @@ static Val lower_slice(Lower *L, const Call *c) {
   if (axis < 0) return ERR;
   int64_t dim = N(L, TV(0))->shape.dim[axis], start = IV(2), len = IV(3);
   if (start < 0 || len < 1 || start > dim - len)
-    return lw_error(L, c->argloc[2], "slice(): [%lld, %lld + %lld) is not inside axis %d of %s (size %lld)",
-                    (long long)start, (long long)start, (long long)len, axis, lw_type(L, TV(0)), (long long)dim);
+    return lw_error(L, c->argloc[2], "slice(): [%lld, %lld + %lld) is not inside axis %d of %s (size %lld)", (long long)start,
+                    (long long)start, (long long)len, axis, lw_type(L, TV(0)), (long long)dim);
   return slice_canon(L, c, TV(0), axis, start, len);
 }
 
@@ -452,16 +442,14 @@ static Val lower_concat(Lower *L, const Call *c) {
   int r = n0->shape.rank;
   int64_t a = IV(1);
   if (r == 0 || a < -r || a >= r)
-    return lw_error(L, c->argloc[1], "concat(): axis %lld does not exist in %s (rank %d)", (long long)a,
-                    lw_type(L, x0), r);
+    return lw_error(L, c->argloc[1], "concat(): axis %lld does not exist in %s (rank %d)", (long long)a, lw_type(L, x0), r);
   int axis = (int)(a < 0 ? a + r : a);
   for (int i = 1; i < l->n; i++) {
     const Node *ni = N(L, l->items[i].t);
     bool ok = ni->dtype == n0->dtype && ni->shape.rank == r;
     for (int k = 0; ok && k < r; k++) ok = k == axis || ni->shape.dim[k] == n0->shape.dim[k];
     if (!ok)
-      return lw_error(L, c->argloc[0], "concat(): %s and %s differ off axis %d", lw_type(L, x0),
-                      lw_type(L, l->items[i].t), axis);
+      return lw_error(L, c->argloc[0], "concat(): %s and %s differ off axis %d", lw_type(L, x0), lw_type(L, l->items[i].t), axis);
   }
   Attr at = ir_attr_int(ATTR_AXIS, axis);
   ValueId acc = IR_NONE;
@@ -474,7 +462,7 @@ static Val lower_concat(Lower *L, const Call *c) {
     if (!OK(v)) return ERR;
     acc = v.t;
   }
-  return (Val){.kind = V_TENSOR, .t = acc};
+  return (Val){ .kind = V_TENSOR, .t = acc };
 }
 
 /* exp, sqrt, rsqrt, sigmoid, silu, sin, cos: elementwise on a tensor; on a
@@ -483,7 +471,7 @@ static Val unary_fn(Lower *L, const Call *c, OpKind op, double (*f)(double)) {
   if (c->arg[0].kind != V_TENSOR) {
     double x = FV(0), y = f(x);
     if (!isfinite(y)) return lw_error(L, c->argloc[0], "%s(%g) is not a finite number", c->b->name, x);
-    return (Val){.kind = V_FLOAT, .f = y};
+    return (Val){ .kind = V_FLOAT, .f = y };
   }
   return need_float(L, c, 0) ? op1(L, c, op, TV(0)) : ERR;
 }
@@ -542,10 +530,8 @@ static Val lower_param(Lower *L, const Call *c) {
   const char *init = SV(1);
   if (strcmp(init, "normal") && strcmp(init, "zeros") && strcmp(init, "ones") && strcmp(init, "const"))
     return lw_error(L, c->argloc[1], "param(): init must be one of normal, zeros, ones, const; got \"%s\"", init);
-  if (c->given[3] && strcmp(init, "const"))
-    return lw_error(L, c->argloc[3], "param(): value= is only used with init=\"const\"");
-  if (c->given[2] && strcmp(init, "normal"))
-    return lw_error(L, c->argloc[2], "param(): std= is only used with init=\"normal\"");
+  if (c->given[3] && strcmp(init, "const")) return lw_error(L, c->argloc[3], "param(): value= is only used with init=\"const\"");
+  if (c->given[2] && strcmp(init, "normal")) return lw_error(L, c->argloc[2], "param(): std= is only used with init=\"normal\"");
   if (!(FV(2) > 0.0)) return lw_error(L, c->argloc[2], "param(): std must be positive, got %g", FV(2));
   if (l->n > IR_MAX_RANK) return lw_error(L, c->argloc[0], "param(): %d axes exceed the rank limit %d", l->n, IR_MAX_RANK);
   int64_t d[IR_MAX_RANK];
@@ -565,8 +551,7 @@ static Val lower_rotary(Lower *L, const Call *c) {
   if (!need_float(L, c, 0)) return ERR;
   const Node *xn = N(L, TV(0));
   int r = xn->shape.rank;
-  if (r < 2)
-    return lw_error(L, c->argloc[0], "rotary(): 'x' must be [..., seq, dim], got %s", lw_type(L, TV(0)));
+  if (r < 2) return lw_error(L, c->argloc[0], "rotary(): 'x' must be [..., seq, dim], got %s", lw_type(L, TV(0)));
   int64_t S = xn->shape.dim[r - 2], D = xn->shape.dim[r - 1], half = D / 2;
   if (D % 2) return lw_error(L, c->argloc[0], "rotary(): the last axis of %s must be even", lw_type(L, TV(0)));
   if (!(FV(1) > 1.0)) return lw_error(L, c->argloc[1], "rotary(): base must be > 1, got %g", FV(1));
@@ -575,7 +560,7 @@ static Val lower_rotary(Lower *L, const Call *c) {
   if (!OK(pos) || !OK(idx)) return ERR;
   Val inv = scale(L, c, idx.t, -2.0 * log(FV(1)) / (double)D);
   if (OK(inv)) inv = op1(L, c, OP_EXP, inv.t);
-  int64_t col[2] = {S, 1};
+  int64_t col[2] = { S, 1 };
   Val p2 = reshape(L, c, pos.t, 2, col);
   if (!OK(inv) || !OK(p2)) return ERR;
   Val ang = op2(L, c, OP_MUL, p2.t, inv.t);
@@ -585,7 +570,7 @@ static Val lower_rotary(Lower *L, const Call *c) {
   for (int k = 0; k < 2; k++) {
     Val t = op1(L, c, k ? OP_SIN : OP_COS, ang.t);
     if (!OK(t)) return ERR;
-    ValueId in[2] = {t.t, t.t};
+    ValueId in[2] = { t.t, t.t };
     Val full = lw_op(L, c, OP_CONCAT, in, 2, &ax1, 1);
     if (OK(full) && dt != DT_F32) {
       Attr to = ir_attr_str(ATTR_TO, ir_dtype_name(dt));
@@ -598,7 +583,7 @@ static Val lower_rotary(Lower *L, const Call *c) {
   if (!OK(x1) || !OK(x2)) return ERR;
   Val nx2 = scale(L, c, x2.t, -1.0);
   if (!OK(nx2)) return ERR;
-  ValueId rin[2] = {nx2.t, x1.t};
+  ValueId rin[2] = { nx2.t, x1.t };
   Val rot = lw_op(L, c, OP_CONCAT, rin, 2, &last, 1);
   if (!OK(rot)) return ERR;
   Val a = op2(L, c, OP_MUL, TV(0), tab[0]), b = op2(L, c, OP_MUL, rot.t, tab[1]);
@@ -609,8 +594,7 @@ static bool check_count(Lower *L, const Call *c, int ti, int ci) {
   if (!need_i32(L, c, ti) || !need_rank(L, c, ti, 2, "[batch, seq]") || !need_positive(L, c, ci)) return false;
   int64_t S = N(L, TV(ti))->shape.dim[1];
   if (IV(ci) <= S) return true;
-  lw_error(L, c->argloc[ci], "%s(): count %lld exceeds the sequence length %lld", c->b->name, (long long)IV(ci),
-           (long long)S);
+  lw_error(L, c->argloc[ci], "%s(): count %lld exceeds the sequence length %lld", c->b->name, (long long)IV(ci), (long long)S);
   return false;
 }
 
@@ -618,7 +602,7 @@ static bool check_count(Lower *L, const Call *c, int ti, int ci) {
 static Val lower_masked_only(Lower *L, const Call *c) {
   if (!need_rank(L, c, 0, 3, "[batch, seq, hidden]") || !check_count(L, c, 1, 2)) return ERR;
   Attr at = ir_attr_int(ATTR_SLOTS, IV(2));
-  ValueId in[2] = {TV(0), TV(1)};
+  ValueId in[2] = { TV(0), TV(1) };
   return lw_op(L, c, OP_MASKED_ROWS, in, 2, &at, 1);
 }
 
@@ -645,12 +629,12 @@ static Val lower_decoder(Lower *L, const Call *c) {
                       SV(2), full);
     const Shape *ws = &N(L, w)->shape;
     if (ws->rank != 2 || ws->dim[0] != V || ws->dim[1] != H)
-      return lw_error(L, c->argloc[2], "decoder(): tied parameter '%s' is %s, but the decoder needs f32[%lld,%lld]",
-                      full, lw_type(L, w), (long long)V, (long long)H);
+      return lw_error(L, c->argloc[2], "decoder(): tied parameter '%s' is %s, but the decoder needs f32[%lld,%lld]", full,
+                      lw_type(L, w), (long long)V, (long long)H);
   } else {
     scope = lw_param_scope(L, c, 4);
     if (!scope) return ERR;
-    int64_t d[2] = {V, H};
+    int64_t d[2] = { V, H };
     Val wv = lw_param(L, c, scope, "weight", 2, d, "normal", 0.02, 1);
     if (!OK(wv)) return ERR;
     w = wv.t;
@@ -676,7 +660,7 @@ static Val lower_cross_entropy(Lower *L, const Call *c) {
                     lw_type(L, TV(1)), lw_type(L, TV(0)));
   ValueId logits = TV(0), targets = TV(1);
   if (lg->shape.rank > 2) {
-    int64_t d2[2] = {rows, V};
+    int64_t d2[2] = { rows, V };
     Val r = reshape(L, c, logits, 2, d2);
     if (!OK(r)) return ERR;
     logits = r.t;
@@ -685,7 +669,7 @@ static Val lower_cross_entropy(Lower *L, const Call *c) {
     targets = t.t;
   }
   Attr at = ir_attr_int(ATTR_IGNORE, IV(2));
-  ValueId in[2] = {logits, targets};
+  ValueId in[2] = { logits, targets };
   return lw_op(L, c, OP_CROSS_ENTROPY, in, 2, &at, 1);
 }
 
@@ -700,79 +684,104 @@ static Val lower_mean_pool(Lower *L, const Call *c) {
 static Val lower_first_token(Lower *L, const Call *c) {
   if (!need_rank(L, c, 0, 3, "[batch, seq, hidden]")) return ERR;
   const Shape *xs = &N(L, TV(0))->shape;
-  int64_t d[2] = {xs->dim[0], xs->dim[2]};
+  int64_t d[2] = { xs->dim[0], xs->dim[2] };
   Val s = slice(L, c, TV(0), 1, 0, 1);
   return OK(s) ? reshape(L, c, s.t, 2, d) : ERR;
 }
 
-#define REQ(n, k) {n, k, true, {0}}
-#define OPT_INT(n, v) {n, PK_INT, false, {.kind = V_INT, .i = v}}
-#define OPT_FLOAT(n, v) {n, PK_FLOAT, false, {.kind = V_FLOAT, .f = v}}
-#define OPT_BOOL(n, v) {n, PK_BOOL, false, {.kind = V_BOOL, .i = v}}
-#define OPT_STR(n, v) {n, PK_STR, false, {.kind = V_STR, .s = v}}
-#define OPT_ACT(n, v) {n, PK_ACT, false, {.kind = V_ACT, .s = v}}
-#define OPT_MASK(n) {n, PK_MASK, false, {.kind = V_ACT, .s = "none"}}
-#define UNARY(n, fn) {n, 1, {REQ("x", PK_NUM_OR_TENSOR)}, fn}
+#define REQ(n, k)     \
+  {                   \
+    n, k, true, { 0 } \
+  }
+#define OPT_INT(n, v)                           \
+  {                                             \
+    n, PK_INT, false, { .kind = V_INT, .i = v } \
+  }
+#define OPT_FLOAT(n, v)                             \
+  {                                                 \
+    n, PK_FLOAT, false, { .kind = V_FLOAT, .f = v } \
+  }
+#define OPT_BOOL(n, v)                            \
+  {                                               \
+    n, PK_BOOL, false, { .kind = V_BOOL, .i = v } \
+  }
+#define OPT_STR(n, v)                           \
+  {                                             \
+    n, PK_STR, false, { .kind = V_STR, .s = v } \
+  }
+#define OPT_ACT(n, v)                           \
+  {                                             \
+    n, PK_ACT, false, { .kind = V_ACT, .s = v } \
+  }
+#define OPT_MASK(n)                                   \
+  {                                                   \
+    n, PK_MASK, false, { .kind = V_ACT, .s = "none" } \
+  }
+#define UNARY(n, fn) \
+  { n, 1, { REQ("x", PK_NUM_OR_TENSOR) }, fn }
 
 static const Builtin builtins[] = {
-    {"embed", 4, {REQ("ids", PK_TENSOR), REQ("vocab", PK_INT), REQ("dim", PK_INT), OPT_STR("name", "embedding")},
-     lower_embed},
-    {"sinusoidal", 4, {REQ("seq", PK_INT), REQ("dim", PK_INT), OPT_BOOL("scaled", 0), OPT_STR("name", "pos")},
-     lower_sinusoidal},
-    {"learned_positions", 3, {REQ("seq", PK_INT), REQ("dim", PK_INT), OPT_STR("name", "pos")},
-     lower_learned_positions},
-    {"linear", 4, {REQ("x", PK_TENSOR), REQ("out", PK_INT), OPT_BOOL("bias", 1), OPT_STR("name", "linear")},
-     lower_linear},
-    {"layernorm", 5,
-     {REQ("x", PK_TENSOR), OPT_FLOAT("eps", 1e-5), OPT_BOOL("affine", 1), OPT_BOOL("bias", 1), OPT_STR("name", "norm")},
-     lower_layernorm},
-    {"rmsnorm", 4, {REQ("x", PK_TENSOR), OPT_FLOAT("eps", 1e-6), OPT_BOOL("affine", 1), OPT_STR("name", "norm")},
-     lower_rmsnorm},
-    {"gelu", 1, {REQ("x", PK_TENSOR)}, lower_gelu},
-    {"relu", 1, {REQ("x", PK_TENSOR)}, lower_relu},
-    {"tanh", 1, {REQ("x", PK_TENSOR)}, lower_tanh},
-    {"glu", 2, {REQ("x", PK_TENSOR), OPT_ACT("act", "gelu")}, lower_glu},
-    {"dropout", 2, {REQ("x", PK_TENSOR), REQ("p", PK_FLOAT)}, lower_dropout},
-    {"attention", 6,
-     {REQ("x", PK_TENSOR), REQ("heads", PK_INT), OPT_BOOL("bias", 0), OPT_MASK("mask"), OPT_FLOAT("dropout", 0.0),
-      OPT_STR("name", "attn")},
-     lower_attention},
-    {"masked_only", 3, {REQ("x", PK_TENSOR), REQ("targets", PK_TENSOR), REQ("count", PK_INT)}, lower_masked_only},
-    {"masked_targets", 2, {REQ("targets", PK_TENSOR), REQ("count", PK_INT)}, lower_masked_targets},
-    {"decoder", 5,
-     {REQ("x", PK_TENSOR), REQ("vocab", PK_INT), OPT_STR("tie", ""), OPT_BOOL("bias", 0), OPT_STR("name", "decoder")},
-     lower_decoder},
-    {"cross_entropy", 3, {REQ("logits", PK_TENSOR), REQ("targets", PK_TENSOR), OPT_INT("ignore", -100)},
-     lower_cross_entropy},
-    {"mean_pool", 1, {REQ("x", PK_TENSOR)}, lower_mean_pool},
-    {"first_token", 1, {REQ("x", PK_TENSOR)}, lower_first_token},
-    /* tensor primitives */
-    {"matmul", 4, {REQ("a", PK_TENSOR), REQ("b", PK_TENSOR), OPT_BOOL("trans_a", 0), OPT_BOOL("trans_b", 0)},
-     lower_matmul},
-    {"softmax", 2, {REQ("x", PK_TENSOR), OPT_INT("axis", -1)}, lower_softmax},
-    {"split_heads", 2, {REQ("x", PK_TENSOR), REQ("heads", PK_INT)}, lower_split_heads},
-    {"merge_heads", 1, {REQ("x", PK_TENSOR)}, lower_merge_heads},
-    {"reshape", 2, {REQ("x", PK_TENSOR), REQ("shape", PK_INTS)}, lower_reshape},
-    {"transpose", 3, {REQ("x", PK_TENSOR), OPT_INT("a", -2), OPT_INT("b", -1)}, lower_transpose},
-    {"permute", 2, {REQ("x", PK_TENSOR), REQ("perm", PK_INTS)}, lower_permute},
-    {"slice", 4, {REQ("x", PK_TENSOR), REQ("axis", PK_INT), REQ("start", PK_INT), REQ("len", PK_INT)}, lower_slice},
-    {"concat", 2, {REQ("xs", PK_TENSORS), OPT_INT("axis", -1)}, lower_concat},
-    UNARY("exp", lower_exp),
-    UNARY("sqrt", lower_sqrt),
-    UNARY("rsqrt", lower_rsqrt),
-    UNARY("sigmoid", lower_sigmoid),
-    UNARY("silu", lower_silu),
-    UNARY("sin", lower_sin),
-    UNARY("cos", lower_cos),
-    {"mean", 3, {REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0)}, lower_mean},
-    {"sum", 3, {REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0)}, lower_sum},
-    {"arange", 1, {REQ("n", PK_INT)}, lower_arange},
-    {"full", 2, {REQ("shape", PK_INTS), REQ("value", PK_FLOAT)}, lower_full},
-    {"param", 6,
-     {REQ("shape", PK_INTS), OPT_STR("init", "normal"), OPT_FLOAT("std", 0.02), OPT_FLOAT("value", 0.0),
-      OPT_BOOL("decay", 1), OPT_STR("name", "param")},
-     lower_param},
-    {"rotary", 2, {REQ("x", PK_TENSOR), OPT_FLOAT("base", 10000.0)}, lower_rotary},
+  { "embed", 4, { REQ("ids", PK_TENSOR), REQ("vocab", PK_INT), REQ("dim", PK_INT), OPT_STR("name", "embedding") }, lower_embed },
+  { "sinusoidal",
+    4,
+    { REQ("seq", PK_INT), REQ("dim", PK_INT), OPT_BOOL("scaled", 0), OPT_STR("name", "pos") },
+    lower_sinusoidal },
+  { "learned_positions", 3, { REQ("seq", PK_INT), REQ("dim", PK_INT), OPT_STR("name", "pos") }, lower_learned_positions },
+  { "linear", 4, { REQ("x", PK_TENSOR), REQ("out", PK_INT), OPT_BOOL("bias", 1), OPT_STR("name", "linear") }, lower_linear },
+  { "layernorm",
+    5,
+    { REQ("x", PK_TENSOR), OPT_FLOAT("eps", 1e-5), OPT_BOOL("affine", 1), OPT_BOOL("bias", 1), OPT_STR("name", "norm") },
+    lower_layernorm },
+  { "rmsnorm",
+    4,
+    { REQ("x", PK_TENSOR), OPT_FLOAT("eps", 1e-6), OPT_BOOL("affine", 1), OPT_STR("name", "norm") },
+    lower_rmsnorm },
+  { "gelu", 1, { REQ("x", PK_TENSOR) }, lower_gelu },
+  { "relu", 1, { REQ("x", PK_TENSOR) }, lower_relu },
+  { "tanh", 1, { REQ("x", PK_TENSOR) }, lower_tanh },
+  { "glu", 2, { REQ("x", PK_TENSOR), OPT_ACT("act", "gelu") }, lower_glu },
+  { "dropout", 2, { REQ("x", PK_TENSOR), REQ("p", PK_FLOAT) }, lower_dropout },
+  { "attention",
+    6,
+    { REQ("x", PK_TENSOR), REQ("heads", PK_INT), OPT_BOOL("bias", 0), OPT_MASK("mask"), OPT_FLOAT("dropout", 0.0),
+      OPT_STR("name", "attn") },
+    lower_attention },
+  { "masked_only", 3, { REQ("x", PK_TENSOR), REQ("targets", PK_TENSOR), REQ("count", PK_INT) }, lower_masked_only },
+  { "masked_targets", 2, { REQ("targets", PK_TENSOR), REQ("count", PK_INT) }, lower_masked_targets },
+  { "decoder",
+    5,
+    { REQ("x", PK_TENSOR), REQ("vocab", PK_INT), OPT_STR("tie", ""), OPT_BOOL("bias", 0), OPT_STR("name", "decoder") },
+    lower_decoder },
+  { "cross_entropy", 3, { REQ("logits", PK_TENSOR), REQ("targets", PK_TENSOR), OPT_INT("ignore", -100) }, lower_cross_entropy },
+  { "mean_pool", 1, { REQ("x", PK_TENSOR) }, lower_mean_pool },
+  { "first_token", 1, { REQ("x", PK_TENSOR) }, lower_first_token },
+  /* tensor primitives */
+  { "matmul", 4, { REQ("a", PK_TENSOR), REQ("b", PK_TENSOR), OPT_BOOL("trans_a", 0), OPT_BOOL("trans_b", 0) }, lower_matmul },
+  { "softmax", 2, { REQ("x", PK_TENSOR), OPT_INT("axis", -1) }, lower_softmax },
+  { "split_heads", 2, { REQ("x", PK_TENSOR), REQ("heads", PK_INT) }, lower_split_heads },
+  { "merge_heads", 1, { REQ("x", PK_TENSOR) }, lower_merge_heads },
+  { "reshape", 2, { REQ("x", PK_TENSOR), REQ("shape", PK_INTS) }, lower_reshape },
+  { "transpose", 3, { REQ("x", PK_TENSOR), OPT_INT("a", -2), OPT_INT("b", -1) }, lower_transpose },
+  { "permute", 2, { REQ("x", PK_TENSOR), REQ("perm", PK_INTS) }, lower_permute },
+  { "slice", 4, { REQ("x", PK_TENSOR), REQ("axis", PK_INT), REQ("start", PK_INT), REQ("len", PK_INT) }, lower_slice },
+  { "concat", 2, { REQ("xs", PK_TENSORS), OPT_INT("axis", -1) }, lower_concat },
+  UNARY("exp", lower_exp),
+  UNARY("sqrt", lower_sqrt),
+  UNARY("rsqrt", lower_rsqrt),
+  UNARY("sigmoid", lower_sigmoid),
+  UNARY("silu", lower_silu),
+  UNARY("sin", lower_sin),
+  UNARY("cos", lower_cos),
+  { "mean", 3, { REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0) }, lower_mean },
+  { "sum", 3, { REQ("x", PK_TENSOR), OPT_INT("axis", -1), OPT_BOOL("keepdim", 0) }, lower_sum },
+  { "arange", 1, { REQ("n", PK_INT) }, lower_arange },
+  { "full", 2, { REQ("shape", PK_INTS), REQ("value", PK_FLOAT) }, lower_full },
+  { "param",
+    6,
+    { REQ("shape", PK_INTS), OPT_STR("init", "normal"), OPT_FLOAT("std", 0.02), OPT_FLOAT("value", 0.0), OPT_BOOL("decay", 1),
+      OPT_STR("name", "param") },
+    lower_param },
+  { "rotary", 2, { REQ("x", PK_TENSOR), OPT_FLOAT("base", 10000.0) }, lower_rotary },
 };
 
 int fe_builtin_count(void) { return (int)(sizeof builtins / sizeof builtins[0]); }

@@ -39,9 +39,7 @@ bool fe_int_binop(char op, int64_t a, int64_t b, int64_t *out, const char **why)
       r = op == '/' ? q : m;
     }
     break;
-  default:
-    *why = "unknown operator";
-    return false;
+  default: *why = "unknown operator"; return false;
   }
   *out = r;
   return true;

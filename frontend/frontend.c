@@ -7,7 +7,7 @@
 
 static bool check_size(const char *path, size_t len, Diag *d) {
   if (len <= FE_MAX_SOURCE) return true;
-  diag_error(d, (SrcLoc){path, 0, 0}, "source too large (%zu bytes, limit %u MiB)", len, FE_MAX_SOURCE >> 20);
+  diag_error(d, (SrcLoc){ path, 0, 0 }, "source too large (%zu bytes, limit %u MiB)", len, FE_MAX_SOURCE >> 20);
   return false;
 }
 

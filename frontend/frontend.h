@@ -17,12 +17,12 @@
 #include "ir.h"
 
 /* Limits; each one has a clear diagnostic when exceeded. */
-#define FE_MAX_SOURCE (16u << 20)  /* bytes of .cram text */
-#define FE_MAX_DEPTH 64            /* nesting of parens, calls, unary minus and repeat */
-#define FE_MAX_EXPR_DEPTH 256      /* depth of one expression tree (long a+b+c+... chains) */
-#define FE_MAX_IDENT 128           /* characters in an identifier */
-#define FE_MAX_REPEAT 4096         /* iterations of one repeat block */
-#define FE_MAX_NODES (1u << 18)    /* IR nodes in one graph: stops runaway nested repeats */
+#define FE_MAX_SOURCE     (16u << 20) /* bytes of .cram text */
+#define FE_MAX_DEPTH      64          /* nesting of parens, calls, unary minus and repeat */
+#define FE_MAX_EXPR_DEPTH 256         /* depth of one expression tree (long a+b+c+... chains) */
+#define FE_MAX_IDENT      128         /* characters in an identifier */
+#define FE_MAX_REPEAT     4096        /* iterations of one repeat block */
+#define FE_MAX_NODES      (1u << 18)  /* IR nodes in one graph: stops runaway nested repeats */
 
 /* A -D name=value override from the command line. */
 typedef struct FeDefine {

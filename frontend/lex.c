@@ -20,24 +20,22 @@ typedef struct Lexer {
   Arena *arena;
   Diag *diag;
   const char *file;
-  const char *p, *end;     /* cursor */
+  const char *p, *end; /* cursor */
   const char *line_start;
   uint32_t line;
-  Token *tok;              /* growable token array (arena) */
+  Token *tok; /* growable token array (arena) */
   uint32_t n, cap;
   uint32_t indent[FE_MAX_DEPTH + 2]; /* open indentation levels; indent[0] = 0 */
   int nindent;
-  bool line_bad;           /* an error on this line: drop its tokens */
+  bool line_bad; /* an error on this line: drop its tokens */
 } Lexer;
 
-static const char *kind_names[] = {"identifier", "integer", "number", "string", "punctuation",
-                                   "end of line", "indent", "dedent", "end of file"};
+static const char *kind_names[] = { "identifier",  "integer", "number", "string",     "punctuation",
+                                    "end of line", "indent",  "dedent", "end of file" };
 
 const char *fe_token_kind_name(TokenKind k) { return kind_names[k]; }
 
-static SrcLoc here(const Lexer *L, const char *at) {
-  return (SrcLoc){L->file, L->line, (uint32_t)(at - L->line_start) + 1};
-}
+static SrcLoc here(const Lexer *L, const char *at) { return (SrcLoc){ L->file, L->line, (uint32_t)(at - L->line_start) + 1 }; }
 
 static Token *push(Lexer *L, TokenKind kind, const char *start, size_t len, SrcLoc loc) {
   if (L->n == L->cap) {
@@ -196,8 +194,7 @@ static bool lex_indent(Lexer *L) {
   if (t != q) { /* a tab (or CR) among the leading blanks */
     const char *tab = q;
     while (tab < t && *tab != '\t') tab++;
-    lex_error(L, tab < t ? tab : q, tab < t ? "tab in indentation (indent with spaces only)"
-                                           : "carriage return in indentation");
+    lex_error(L, tab < t ? tab : q, tab < t ? "tab in indentation (indent with spaces only)" : "carriage return in indentation");
     push(L, TK_NEWLINE, q, 0, here(L, q))->dropped = true;
     return false;
   }
@@ -219,9 +216,8 @@ static bool lex_indent(Lexer *L) {
       push(L, TK_DEDENT, q, 0, loc);
     }
     if (col != L->indent[L->nindent - 1]) {
-      diag_error(L->diag, loc,
-                 "inconsistent dedent: indentation of %u spaces matches no enclosing block (expected %u or %u)", col,
-                 L->indent[L->nindent - 1], inner);
+      diag_error(L->diag, loc, "inconsistent dedent: indentation of %u spaces matches no enclosing block (expected %u or %u)",
+                 col, L->indent[L->nindent - 1], inner);
       /* Recover without cascading: an inner block simply continues at this
        * indentation; at top level the column becomes a silent level whose
        * closing DEDENT the parser skips. The stack stays strictly increasing. */
@@ -233,7 +229,7 @@ static bool lex_indent(Lexer *L) {
 }
 
 TokenList fe_lex(Arena *a, const char *file, const char *text, size_t len, Diag *d) {
-  Lexer L = {.arena = a, .diag = d, .file = file, .p = text, .end = text + len, .line_start = text, .line = 1};
+  Lexer L = { .arena = a, .diag = d, .file = file, .p = text, .end = text + len, .line_start = text, .line = 1 };
   L.indent[0] = 0;
   L.nindent = 1;
   while (L.p < L.end) {
@@ -256,5 +252,5 @@ TokenList fe_lex(Arena *a, const char *file, const char *text, size_t len, Diag 
     push(&L, TK_DEDENT, L.p, 0, here(&L, L.p));
   }
   push(&L, TK_EOF, L.p, 0, here(&L, L.p));
-  return (TokenList){L.tok, L.n};
+  return (TokenList){ L.tok, L.n };
 }

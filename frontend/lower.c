@@ -49,14 +49,14 @@ typedef struct ParamRec {
 /* A def statement: checked once when it is reached, lowered at every call. */
 typedef struct DefRec {
   const Stmt *s;
-  bool bad;     /* its body had an error (reported once): calls are silently V_ERR */
-  bool active;  /* a call is being lowered: calling it again is recursion */
+  bool bad;    /* its body had an error (reported once): calls are silently V_ERR */
+  bool active; /* a call is being lowered: calling it again is recursion */
 } DefRec;
 
 #define FE_MAX_DEF_PARAMS 16
 
 struct Lower {
-  Arena *arena;       /* scratch: freed with the AST */
+  Arena *arena; /* scratch: freed with the AST */
   Graph *g;
   Diag *diag;
   const char *gfile;  /* the file name, in the graph's arena */
@@ -71,8 +71,8 @@ struct Lower {
   const FeDefine *defs;
   int ndefs;
   bool *def_used;
-  bool stop;          /* node limit hit or too many errors */
-  Output *outs;       /* extra outputs in order */
+  bool stop;    /* node limit hit or too many errors */
+  Output *outs; /* extra outputs in order */
   int nouts, outcap;
 };
 
@@ -111,7 +111,7 @@ void fe_map_put(Map *m, const char *key, void *val) {
       m->e[i].val = val;
       return;
     }
-  m->e[i] = (MapEntry){key, val};
+  m->e[i] = (MapEntry){ key, val };
   m->n++;
 }
 
@@ -139,10 +139,10 @@ Val lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   diag_error(L->diag, loc, "%s", msg);
-  return (Val){.kind = V_ERR};
+  return (Val){ .kind = V_ERR };
 }
 
-static Val tensor(ValueId v) { return (Val){.kind = V_TENSOR, .t = v}; }
+static Val tensor(ValueId v) { return (Val){ .kind = V_TENSOR, .t = v }; }
 
 static bool room(Lower *L, SrcLoc loc) {
   if (L->g->n < FE_MAX_NODES) return true;
@@ -152,9 +152,9 @@ static bool room(Lower *L, SrcLoc loc) {
 }
 
 Val lw_op(Lower *L, const Call *c, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr) {
-  if (!room(L, c->loc)) return (Val){.kind = V_ERR};
+  if (!room(L, c->loc)) return (Val){ .kind = V_ERR };
   ValueId v = ir_add(L->g, op, in, nin, attrs, nattr, gloc(L, c->loc), L->diag);
-  return v == IR_NONE ? (Val){.kind = V_ERR} : tensor(v);
+  return v == IR_NONE ? (Val){ .kind = V_ERR } : tensor(v);
 }
 
 bool lw_mul(Lower *L, const Call *c, int64_t a, int64_t b, int64_t *out) {
@@ -193,13 +193,13 @@ static bool make_shape(Lower *L, SrcLoc loc, DType dt, int rank, const int64_t *
 
 Val lw_source(Lower *L, const Call *c, OpKind op, int rank, const int64_t *dims) {
   Shape s;
-  if (!room(L, c->loc) || !make_shape(L, c->loc, DT_F32, rank, dims, &s)) return (Val){.kind = V_ERR};
+  if (!room(L, c->loc) || !make_shape(L, c->loc, DT_F32, rank, dims, &s)) return (Val){ .kind = V_ERR };
   return tensor(ir_add_source(L->g, op, DT_F32, &s, NULL, 0, gloc(L, c->loc)));
 }
 
 Val lw_const(Lower *L, SrcLoc loc, DType dt, double value) {
-  if (!room(L, loc)) return (Val){.kind = V_ERR};
-  Shape scalar = {.rank = 0};
+  if (!room(L, loc)) return (Val){ .kind = V_ERR };
+  Shape scalar = { .rank = 0 };
   Attr a = ir_attr_float(ATTR_VALUE, value);
   return tensor(ir_add_source(L->g, OP_FILL, dt, &scalar, &a, 1, gloc(L, loc)));
 }
@@ -207,8 +207,7 @@ Val lw_const(Lower *L, SrcLoc loc, DType dt, double value) {
 static bool valid_param_name(const char *s) {
   if (!*s || *s == '.') return false;
   for (const char *p = s; *p; p++) {
-    bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-              *p == '.';
+    bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.';
     if (!ok || (*p == '.' && (p[1] == '.' || p[1] == '\0'))) return false;
   }
   return true;
@@ -254,26 +253,25 @@ static const char *scope_name(Lower *L, const char *what, const char *name, bool
 }
 
 const char *lw_param_scope(Lower *L, const Call *c, int name_idx) {
-  return scope_name(L, c->b->name, c->arg[name_idx].s, c->given[name_idx],
-                    c->given[name_idx] ? c->argloc[name_idx] : c->loc);
+  return scope_name(L, c->b->name, c->arg[name_idx].s, c->given[name_idx], c->given[name_idx] ? c->argloc[name_idx] : c->loc);
 }
 
-Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims,
-             const char *init, double scale, int decay) {
+Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims, const char *init,
+             double scale, int decay) {
   const char *full = suffix ? arena_printf(L->g->arena, "%s.%s", scope, suffix) : scope;
   ParamRec *prev = fe_map_get(&L->params, full);
   if (prev) {
     lw_error(L, c->loc, "%s(): parameter '%s' is already defined", c->b->name, full);
     diag_note(L->diag, prev->loc, "first defined here");
-    return (Val){.kind = V_ERR};
+    return (Val){ .kind = V_ERR };
   }
   Shape s;
-  if (!room(L, c->loc) || !make_shape(L, c->loc, DT_F32, rank, dims, &s)) return (Val){.kind = V_ERR};
-  Attr at[4] = {ir_attr_str(ATTR_NAME, full), ir_attr_str(ATTR_INIT, init), ir_attr_float(ATTR_SCALE, scale),
-                ir_attr_int(ATTR_DECAY, decay)};
+  if (!room(L, c->loc) || !make_shape(L, c->loc, DT_F32, rank, dims, &s)) return (Val){ .kind = V_ERR };
+  Attr at[4] = { ir_attr_str(ATTR_NAME, full), ir_attr_str(ATTR_INIT, init), ir_attr_float(ATTR_SCALE, scale),
+                 ir_attr_int(ATTR_DECAY, decay) };
   ValueId v = ir_add_source(L->g, OP_PARAM, DT_F32, &s, at, 4, gloc(L, c->loc));
   ParamRec *rec = ARENA_NEW(L->arena, ParamRec);
-  *rec = (ParamRec){v, c->loc};
+  *rec = (ParamRec){ v, c->loc };
   fe_map_put(&L->params, full, rec);
   return tensor(v);
 }
@@ -300,8 +298,7 @@ static const char *kind_str(Lower *L, Val v) {
 }
 
 static bool is_act_name(const char *s) {
-  return !strcmp(s, "gelu") || !strcmp(s, "relu") || !strcmp(s, "tanh") || !strcmp(s, "sigmoid") ||
-         !strcmp(s, "none");
+  return !strcmp(s, "gelu") || !strcmp(s, "relu") || !strcmp(s, "tanh") || !strcmp(s, "sigmoid") || !strcmp(s, "none");
 }
 
 /* The closest of the given candidate strings to `name`, or NULL. */
@@ -336,14 +333,14 @@ static Val eval_ident(Lower *L, const Expr *e) {
   Binding *b = lookup(L, e->str);
   if (b) {
     switch (b->kind) {
-    case B_DIM: return (Val){.kind = V_INT, .i = b->dim};
+    case B_DIM: return (Val){ .kind = V_INT, .i = b->dim };
     case B_INPUT:
     case B_ARG:
     case B_VALUE: return b->val;
-    case B_POISON: return (Val){.kind = V_ERR};
+    case B_POISON: return (Val){ .kind = V_ERR };
     }
   }
-  if (is_act_name(e->str)) return (Val){.kind = V_ACT, .s = e->str};
+  if (is_act_name(e->str)) return (Val){ .kind = V_ACT, .s = e->str };
   const Builtin *bf = fe_builtin_find(e->str);
   /* a one-tensor builtin named where a value is wanted is most likely an activation (act=silu) */
   if (bf && bf->np == 1 && (bf->p[0].kind == PK_TENSOR || bf->p[0].kind == PK_NUM_OR_TENSOR))
@@ -351,9 +348,8 @@ static Val eval_ident(Lower *L, const Expr *e) {
                     "'%s' is a function, not an activation name: act= takes gelu, relu, tanh, sigmoid or none "
                     "(call it as %s(...) elsewhere)",
                     e->str, e->str);
-  if (bf || fe_map_get(&L->funcs, e->str))
-    return lw_error(L, e->loc, "'%s' is a function; call it as %s(...)", e->str, e->str);
-  Suggest s = {.limit = suggest_limit(e->str)};
+  if (bf || fe_map_get(&L->funcs, e->str)) return lw_error(L, e->loc, "'%s' is a function; call it as %s(...)", e->str, e->str);
+  Suggest s = { .limit = suggest_limit(e->str) };
   for (uint32_t i = 0; i < L->env.cap; i++)
     if (L->env.e[i].key) suggest(&s, e->str, L->env.e[i].key);
   for (uint32_t i = 0; L->locals && i < L->locals->cap; i++)
@@ -381,20 +377,20 @@ static Val tensor_op(Lower *L, const Expr *e, OpKind op, ValueId a, ValueId b) {
     return lw_error(L, e->loc, "cannot %s i32 tensors (%s): arithmetic needs f32 or bf16", verb, lw_type(L, a));
   if (!broadcastable(&na->shape, &nb->shape))
     return lw_error(L, e->loc, "cannot %s %s and %s: shapes do not broadcast", verb, lw_type(L, a), lw_type(L, b));
-  if (!room(L, e->loc)) return (Val){.kind = V_ERR};
-  ValueId in[2] = {a, b};
+  if (!room(L, e->loc)) return (Val){ .kind = V_ERR };
+  ValueId in[2] = { a, b };
   ValueId v = ir_add(L->g, op, in, 2, NULL, 0, gloc(L, e->loc), L->diag);
-  return v == IR_NONE ? (Val){.kind = V_ERR} : tensor(v);
+  return v == IR_NONE ? (Val){ .kind = V_ERR } : tensor(v);
 }
 
 static bool is_number(Val v) { return v.kind == V_INT || v.kind == V_FLOAT; }
 static double as_double(Val v) { return v.kind == V_INT ? (double)v.i : v.f; }
 
 static Val scale_by(Lower *L, SrcLoc loc, ValueId t, double alpha) {
-  if (!room(L, loc)) return (Val){.kind = V_ERR};
+  if (!room(L, loc)) return (Val){ .kind = V_ERR };
   Attr at = ir_attr_float(ATTR_ALPHA, alpha);
   ValueId v = ir_add(L->g, OP_SCALE, &t, 1, &at, 1, gloc(L, loc), L->diag);
-  return v == IR_NONE ? (Val){.kind = V_ERR} : tensor(v);
+  return v == IR_NONE ? (Val){ .kind = V_ERR } : tensor(v);
 }
 
 /* tensor - tensor, tensor +- number, number +- tensor, tensor / number:
@@ -403,8 +399,7 @@ static Val tensor_arith(Lower *L, const Expr *e, Val a, Val b) {
   char op = e->op;
   ValueId t = a.kind == V_TENSOR ? a.t : b.t;
   if (ir_node(L->g, t)->dtype == DT_I32)
-    return lw_error(L, e->loc, "cannot apply '%c' to an i32 tensor (%s): arithmetic needs f32 or bf16", op,
-                    lw_type(L, t));
+    return lw_error(L, e->loc, "cannot apply '%c' to an i32 tensor (%s): arithmetic needs f32 or bf16", op, lw_type(L, t));
   if (a.kind == V_TENSOR && b.kind == V_TENSOR) { /* '-' */
     Val nb = scale_by(L, e->loc, b.t, -1.0);
     return nb.kind == V_TENSOR ? tensor_op(L, e, OP_ADD, a.t, nb.t) : nb;
@@ -429,14 +424,14 @@ static Val tensor_arith(Lower *L, const Expr *e, Val a, Val b) {
 
 static Val eval_binary(Lower *L, const Expr *e) {
   Val a = eval(L, e->lhs), b = eval(L, e->rhs);
-  if (a.kind == V_ERR || b.kind == V_ERR) return (Val){.kind = V_ERR};
+  if (a.kind == V_ERR || b.kind == V_ERR) return (Val){ .kind = V_ERR };
   char op = e->op;
   if (a.kind == V_INT && b.kind == V_INT) {
     int64_t r;
     const char *why = "";
     if (!fe_int_binop(op, a.i, b.i, &r, &why))
       return lw_error(L, e->loc, "%s in '%lld %c %lld'", why, (long long)a.i, op, (long long)b.i);
-    return (Val){.kind = V_INT, .i = r};
+    return (Val){ .kind = V_INT, .i = r };
   }
   if (is_number(a) && is_number(b)) {
     double x = as_double(a), y = as_double(b), r = 0;
@@ -450,15 +445,14 @@ static Val eval_binary(Lower *L, const Expr *e) {
       break;
     default: return lw_error(L, e->loc, "'%%' needs two integers, got %s and %s", kind_str(L, a), kind_str(L, b));
     }
-    return (Val){.kind = V_FLOAT, .f = r};
+    return (Val){ .kind = V_FLOAT, .f = r };
   }
   if (a.kind == V_TENSOR && b.kind == V_TENSOR && (op == '+' || op == '*'))
     return tensor_op(L, e, op == '+' ? OP_ADD : OP_MUL, a.t, b.t);
   if (op == '*' && ((is_number(a) && b.kind == V_TENSOR) || (a.kind == V_TENSOR && is_number(b)))) {
     ValueId t = a.kind == V_TENSOR ? a.t : b.t;
     double alpha = as_double(a.kind == V_TENSOR ? b : a);
-    if (ir_node(L->g, t)->dtype == DT_I32)
-      return lw_error(L, e->loc, "cannot scale an i32 tensor (%s)", lw_type(L, t));
+    if (ir_node(L->g, t)->dtype == DT_I32) return lw_error(L, e->loc, "cannot scale an i32 tensor (%s)", lw_type(L, t));
     return scale_by(L, e->loc, t, alpha);
   }
   bool tt = a.kind == V_TENSOR && b.kind == V_TENSOR;
@@ -466,12 +460,10 @@ static Val eval_binary(Lower *L, const Expr *e) {
   if ((tt && op == '-') || (tn && (op == '+' || op == '-')) || (a.kind == V_TENSOR && is_number(b) && op == '/'))
     return tensor_arith(L, e, a, b);
   const char *hint = "";
-  if (tt)
-    hint = " (tensors support + - and *; a tensor divides only by a number)";
+  if (tt) hint = " (tensors support + - and *; a tensor divides only by a number)";
   else if (a.kind == V_TENSOR || b.kind == V_TENSOR)
     hint = " (a tensor combines with a number by + - * and a tensor divided by a number)";
-  return lw_error(L, e->loc, "type error: cannot apply '%c' to %s and %s%s", op, kind_str(L, a), kind_str(L, b),
-                  hint);
+  return lw_error(L, e->loc, "type error: cannot apply '%c' to %s and %s%s", op, kind_str(L, a), kind_str(L, b), hint);
 }
 
 static bool kind_ok(Val v, ParamKind k) {
@@ -524,7 +516,7 @@ static void lower_stmts(Lower *L, const Stmt *s, int depth);
 static Val call_def(Lower *L, const Expr *e, DefRec *df) {
   const Stmt *d = df->s;
   Val arg[FE_MAX_DEF_PARAMS];
-  bool given[FE_MAX_DEF_PARAMS] = {false}, bad = false, has_name_param = false;
+  bool given[FE_MAX_DEF_PARAMS] = { false }, bad = false, has_name_param = false;
   const char *name = d->name;
   bool name_given = false;
   SrcLoc name_loc = e->loc;
@@ -574,18 +566,18 @@ static Val call_def(Lower *L, const Expr *e, DefRec *df) {
       lw_error(L, e->loc, "%s(): missing argument '%s'", d->name, d->names[j].name);
       bad = true;
     }
-  if (bad || df->bad) return (Val){.kind = V_ERR};
+  if (bad || df->bad) return (Val){ .kind = V_ERR };
   if (df->active) {
     lw_error(L, e->loc, "recursive call of '%s': a def is inlined at every call, so it cannot call itself", d->name);
     diag_note(L->diag, d->name_loc, "'%s' is defined here", d->name);
-    return (Val){.kind = V_ERR};
+    return (Val){ .kind = V_ERR };
   }
   const char *scope = scope_name(L, d->name, name, name_given, name_loc);
-  if (!scope) return (Val){.kind = V_ERR};
-  Map locals = {.arena = L->arena};
+  if (!scope) return (Val){ .kind = V_ERR };
+  Map locals = { .arena = L->arena };
   for (int j = 0; j < d->nnames; j++) {
     Binding *b = ARENA_NEW(L->arena, Binding);
-    *b = (Binding){.kind = B_ARG, .val = arg[j], .loc = d->names[j].loc};
+    *b = (Binding){ .kind = B_ARG, .val = arg[j], .loc = d->names[j].loc };
     fe_map_put(&locals, d->names[j].name, b);
   }
   const char *outer_prefix = L->prefix;
@@ -593,7 +585,7 @@ static Val call_def(Lower *L, const Expr *e, DefRec *df) {
   Val outer_ret = L->ret;
   L->prefix = arena_printf(L->arena, "%s.", scope);
   L->locals = &locals;
-  L->ret = (Val){.kind = V_ERR};
+  L->ret = (Val){ .kind = V_ERR };
   df->active = true;
   int before = L->diag->nerrors;
   lower_stmts(L, d->body, 1);
@@ -604,7 +596,7 @@ static Val call_def(Lower *L, const Expr *e, DefRec *df) {
   L->ret = outer_ret;
   if (L->diag->nerrors > before) {
     df->bad = true; /* report a mistake in the body once */
-    return (Val){.kind = V_ERR};
+    return (Val){ .kind = V_ERR };
   }
   return r;
 }
@@ -617,14 +609,14 @@ static Val eval_call(Lower *L, const Expr *e) {
     for (int i = 0; i < e->nargs; i++) eval(L, e->args[i].val); /* errors inside the arguments, too */
     Binding *bd = lookup(L, e->str);
     if (bd) return lw_error(L, e->loc, "'%s' is not a function", e->str);
-    Suggest s = {.limit = suggest_limit(e->str)};
+    Suggest s = { .limit = suggest_limit(e->str) };
     for (int i = 0; i < fe_builtin_count(); i++) suggest(&s, e->str, fe_builtin_at(i)->name);
     for (uint32_t i = 0; i < L->funcs.cap; i++)
       if (L->funcs.e[i].key) suggest(&s, e->str, L->funcs.e[i].key);
     if (s.best) return lw_error(L, e->loc, "unknown function '%s' (did you mean '%s'?)", e->str, s.best);
     return lw_error(L, e->loc, "unknown function '%s'", e->str);
   }
-  Call c = {.b = b, .loc = e->loc};
+  Call c = { .b = b, .loc = e->loc };
   bool bad = false;
   int npos = 0;
   /* Surplus positional arguments first: they shift every other argument, so
@@ -634,8 +626,8 @@ static Val eval_call(Lower *L, const Expr *e) {
     if (!e->args[i].key && ++ngiven > b->np && surplus < 0) surplus = i;
   if (surplus >= 0) {
     for (int i = 0; i < e->nargs; i++) eval(L, e->args[i].val); /* errors inside the arguments, too */
-    return lw_error(L, e->args[surplus].loc, "too many arguments to %s(): it takes at most %d (%s), got %d positional",
-                    b->name, b->np, param_list(L, b), ngiven);
+    return lw_error(L, e->args[surplus].loc, "too many arguments to %s(): it takes at most %d (%s), got %d positional", b->name,
+                    b->np, param_list(L, b), ngiven);
   }
   for (int i = 0; i < e->nargs; i++) {
     const Arg *a = &e->args[i];
@@ -644,8 +636,8 @@ static Val eval_call(Lower *L, const Expr *e) {
     if (!a->key) {
       if (npos >= b->np) {
         if (!bad)
-          lw_error(L, a->loc, "too many arguments to %s(): it takes at most %d (%s), got %d", b->name, b->np,
-                   param_list(L, b), e->nargs);
+          lw_error(L, a->loc, "too many arguments to %s(): it takes at most %d (%s), got %d", b->name, b->np, param_list(L, b),
+                   e->nargs);
         bad = true;
         continue;
       }
@@ -654,13 +646,12 @@ static Val eval_call(Lower *L, const Expr *e) {
       for (int j = 0; j < b->np; j++)
         if (!strcmp(b->p[j].name, a->key)) slot = j;
       if (slot < 0) {
-        Suggest s = {.limit = suggest_limit(a->key)};
+        Suggest s = { .limit = suggest_limit(a->key) };
         for (int j = 0; j < b->np; j++) suggest(&s, a->key, b->p[j].name);
         if (s.best)
           lw_error(L, a->loc, "unknown option '%s' for %s() (did you mean '%s'? valid: %s)", a->key, b->name, s.best,
                    param_list(L, b));
-        else
-          lw_error(L, a->loc, "unknown option '%s' for %s() (valid: %s)", a->key, b->name, param_list(L, b));
+        else lw_error(L, a->loc, "unknown option '%s' for %s() (valid: %s)", a->key, b->name, param_list(L, b));
         bad = true;
         continue;
       }
@@ -676,8 +667,8 @@ static Val eval_call(Lower *L, const Expr *e) {
     if (v.kind == V_ERR) {
       bad = true;
     } else if (!kind_ok(v, b->p[slot].kind)) {
-      lw_error(L, a->val->loc, "%s(): argument '%s' must be %s, got %s", b->name, b->p[slot].name,
-               kind_want(b->p[slot].kind), kind_str(L, v));
+      lw_error(L, a->val->loc, "%s(): argument '%s' must be %s, got %s", b->name, b->p[slot].name, kind_want(b->p[slot].kind),
+               kind_str(L, v));
       bad = true;
     }
   }
@@ -690,7 +681,7 @@ static Val eval_call(Lower *L, const Expr *e) {
     c.arg[j] = b->p[j].def;
     c.argloc[j] = e->loc;
   }
-  if (bad) return (Val){.kind = V_ERR};
+  if (bad) return (Val){ .kind = V_ERR };
   return b->lower(L, &c);
 }
 
@@ -698,10 +689,10 @@ static Val eval_call(Lower *L, const Expr *e) {
  * recursion is bounded. */
 static Val eval(Lower *L, const Expr *e) {
   switch (e->kind) {
-  case EX_INT: return (Val){.kind = V_INT, .i = e->ival};
-  case EX_FLOAT: return (Val){.kind = V_FLOAT, .f = e->fval};
-  case EX_STR: return (Val){.kind = V_STR, .s = e->str};
-  case EX_BOOL: return (Val){.kind = V_BOOL, .i = e->ival};
+  case EX_INT: return (Val){ .kind = V_INT, .i = e->ival };
+  case EX_FLOAT: return (Val){ .kind = V_FLOAT, .f = e->fval };
+  case EX_STR: return (Val){ .kind = V_STR, .s = e->str };
+  case EX_BOOL: return (Val){ .kind = V_BOOL, .i = e->ival };
   case EX_IDENT: return eval_ident(L, e);
   case EX_CALL: return eval_call(L, e);
   case EX_BIN: return eval_binary(L, e);
@@ -709,21 +700,21 @@ static Val eval(Lower *L, const Expr *e) {
     Val *items = ARENA_ARRAY(L->arena, Val, e->nargs ? e->nargs : 1);
     bool bad = false;
     for (int i = 0; i < e->nargs; i++) bad |= (items[i] = eval(L, e->args[i].val)).kind == V_ERR;
-    return bad ? (Val){.kind = V_ERR} : (Val){.kind = V_LIST, .items = items, .n = e->nargs};
+    return bad ? (Val){ .kind = V_ERR } : (Val){ .kind = V_LIST, .items = items, .n = e->nargs };
   }
   case EX_NEG: {
     Val a = eval(L, e->lhs);
     if (a.kind == V_ERR) return a;
     if (a.kind == V_INT) {
       if (a.i == INT64_MIN) return lw_error(L, e->loc, "integer overflow (dims are 64-bit)");
-      return (Val){.kind = V_INT, .i = -a.i};
+      return (Val){ .kind = V_INT, .i = -a.i };
     }
-    if (a.kind == V_FLOAT) return (Val){.kind = V_FLOAT, .f = -a.f};
+    if (a.kind == V_FLOAT) return (Val){ .kind = V_FLOAT, .f = -a.f };
     if (a.kind == V_TENSOR && ir_node(L->g, a.t)->dtype != DT_I32) return scale_by(L, e->loc, a.t, -1.0);
     return lw_error(L, e->loc, "type error: cannot negate %s", kind_str(L, a));
   }
   }
-  return (Val){.kind = V_ERR};
+  return (Val){ .kind = V_ERR };
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -742,13 +733,9 @@ static void bind(Lower *L, const char *name, BindKind k, SrcLoc loc, Val v, int6
   b->dim = dim;
 }
 
-static const char *bind_what(BindKind k) {
-  return k == B_DIM ? "dim" : k == B_INPUT ? "input" : "value";
-}
+static const char *bind_what(BindKind k) { return k == B_DIM ? "dim" : k == B_INPUT ? "input" : "value"; }
 
-static const char *a_bind_what(BindKind k) {
-  return k == B_DIM ? "a dim" : k == B_INPUT ? "an input" : "a value";
-}
+static const char *a_bind_what(BindKind k) { return k == B_DIM ? "a dim" : k == B_INPUT ? "an input" : "a value"; }
 
 /* A new dim or input must not reuse any name. */
 static bool fresh_name(Lower *L, const char *name, SrcLoc loc, const char *what) {
@@ -763,14 +750,14 @@ static void lower_dims(Lower *L, const Stmt *s) {
   for (int i = 0; i < s->ndims; i++) {
     const DimDef *d = &s->dims[i];
     if (!fresh_name(L, d->name, d->loc, "dim")) continue;
-    Val v = {.kind = V_ERR};
+    Val v = { .kind = V_ERR };
     int di = -1;
     for (int j = 0; j < L->ndefs; j++)
       if (!strcmp(L->defs[j].name, d->name)) di = j;
     if (di >= 0) {
       L->def_used[di] = true;
       if (fe_parse_int(L->defs[di].value, &v.i)) v.kind = V_INT;
-      else lw_error(L, (SrcLoc){0}, "-D %s=%s: the value must be an integer", L->defs[di].name, L->defs[di].value);
+      else lw_error(L, (SrcLoc){ 0 }, "-D %s=%s: the value must be an integer", L->defs[di].name, L->defs[di].value);
     } else if (d->val) {
       v = eval(L, d->val);
       if (v.kind != V_INT && v.kind != V_ERR) {
@@ -791,7 +778,7 @@ static void lower_dims(Lower *L, const Stmt *s) {
 static void lower_input(Lower *L, const Stmt *s) {
   if (!fresh_name(L, s->name, s->name_loc, "input")) return;
   if (s->rank < 0) {
-    bind(L, s->name, B_POISON, s->name_loc, (Val){0}, 0);
+    bind(L, s->name, B_POISON, s->name_loc, (Val){ 0 }, 0);
     return;
   }
   int64_t dims[IR_MAX_RANK];
@@ -811,7 +798,7 @@ static void lower_input(Lower *L, const Stmt *s) {
   }
   Shape sh;
   if (!ok || !room(L, s->name_loc) || !make_shape(L, s->name_loc, s->dtype, s->rank, dims, &sh)) {
-    bind(L, s->name, B_POISON, s->name_loc, (Val){0}, 0);
+    bind(L, s->name, B_POISON, s->name_loc, (Val){ 0 }, 0);
     return;
   }
   Attr at = ir_attr_str(ATTR_NAME, arena_strdup(L->g->arena, s->name));
@@ -826,10 +813,9 @@ static void lower_assign(Lower *L, const Stmt *s) {
     diag_note(L->diag, b->loc, "'%s' is defined here", s->name);
     return;
   }
-  Val v = s->expr ? eval(L, s->expr) : (Val){.kind = V_ERR};
+  Val v = s->expr ? eval(L, s->expr) : (Val){ .kind = V_ERR };
   if (v.kind != V_TENSOR && v.kind != V_ERR) {
-    lw_error(L, s->expr->loc, "'%s' must be bound to a tensor, got %s (constants go in 'dims')", s->name,
-             kind_str(L, v));
+    lw_error(L, s->expr->loc, "'%s' must be bound to a tensor, got %s (constants go in 'dims')", s->name, kind_str(L, v));
     v.kind = V_ERR;
   }
   bind(L, s->name, v.kind == V_TENSOR ? B_VALUE : B_POISON, s->name_loc, v, 0);
@@ -844,7 +830,7 @@ static void lower_output(Lower *L, const Stmt *s) {
     }
     Binding *b = fe_map_get(&L->env, n->name);
     if (!b) {
-      Expr id = {.kind = EX_IDENT, .loc = n->loc, .str = n->name};
+      Expr id = { .kind = EX_IDENT, .loc = n->loc, .str = n->name };
       eval_ident(L, &id); /* reports undefined name (with a suggestion) */
       continue;
     }
@@ -865,7 +851,7 @@ static void lower_output(Lower *L, const Stmt *s) {
       if (L->nouts) memcpy(o, L->outs, sizeof(Output) * (size_t)L->nouts);
       L->outs = o;
     }
-    L->outs[L->nouts++] = (Output){arena_strdup(L->g->arena, n->name), b->val.t};
+    L->outs[L->nouts++] = (Output){ arena_strdup(L->g->arena, n->name), b->val.t };
   }
 }
 
@@ -899,7 +885,7 @@ static void lower_repeat(Lower *L, const Stmt *s, int depth) {
 }
 
 static const char *stmt_keyword(StmtKind k) {
-  static const char *kw[] = {"model", "dims", "input", "", "output", "repeat", "def", "return"};
+  static const char *kw[] = { "model", "dims", "input", "", "output", "repeat", "def", "return" };
   return kw[k];
 }
 
@@ -1044,15 +1030,14 @@ Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
       model = s;
     }
   }
-  SrcLoc top = {p->file, 1, 1};
+  SrcLoc top = { p->file, 1, 1 };
   if (!first && d->nerrors == errors_before) diag_error(d, top, "empty model: expected 'model NAME' as the first line");
-  else if (first && first->kind != ST_MODEL)
-    diag_error(d, first->loc, "expected 'model NAME' as the first statement");
+  else if (first && first->kind != ST_MODEL) diag_error(d, first->loc, "expected 'model NAME' as the first statement");
 
   Arena *scratch = arena_new();
   Graph *g = ir_graph_new(model ? model->name : "unnamed");
   g->name = arena_strdup(g->arena, model ? model->name : "unnamed");
-  Lower L = {.arena = scratch, .g = g, .diag = d, .prefix = "", .defs = defs, .ndefs = ndefs};
+  Lower L = { .arena = scratch, .g = g, .diag = d, .prefix = "", .defs = defs, .ndefs = ndefs };
   L.gfile = arena_strdup(g->arena, p->file ? p->file : "<input>");
   L.env.arena = L.params.arena = L.scopes.arena = L.auto_next.arena = L.funcs.arena = scratch;
   L.def_used = ARENA_ARRAY(scratch, bool, ndefs > 0 ? ndefs : 1);
@@ -1063,8 +1048,8 @@ Graph *fe_lower(const Program *p, const FeDefine *defs, int ndefs, Diag *d) {
     for (int i = 0; i < ndefs; i++) {
       if (L.def_used[i]) continue;
       Binding *b = fe_map_get(&L.env, defs[i].name);
-      lw_error(&L, (SrcLoc){0}, "-D %s=%s: the model has no dim named '%s'%s", defs[i].name, defs[i].value,
-               defs[i].name, b ? " (it is not a dim)" : "");
+      lw_error(&L, (SrcLoc){ 0 }, "-D %s=%s: the model has no dim named '%s'%s", defs[i].name, defs[i].value, defs[i].name,
+               b ? " (it is not a dim)" : "");
     }
     Binding *loss = fe_map_get(&L.env, "loss");
     if (!loss) {

@@ -51,15 +51,15 @@ typedef struct Lower Lower;
 /* ---- builtins.c ---------------------------------------------------------- */
 
 typedef enum {
-  PK_TENSOR, /* a tensor */
-  PK_INT,    /* an integer (dims arithmetic) */
-  PK_FLOAT,  /* a number (integers are converted) */
-  PK_BOOL,   /* true / false */
-  PK_STR,    /* "string" */
-  PK_ACT,    /* an activation name: gelu relu tanh sigmoid none */
-  PK_MASK,   /* a tensor, or `none` */
-  PK_INTS,   /* a list of integers: [2, 0, 1] */
-  PK_TENSORS, /* a list of tensors: [a, b] */
+  PK_TENSOR,        /* a tensor */
+  PK_INT,           /* an integer (dims arithmetic) */
+  PK_FLOAT,         /* a number (integers are converted) */
+  PK_BOOL,          /* true / false */
+  PK_STR,           /* "string" */
+  PK_ACT,           /* an activation name: gelu relu tanh sigmoid none */
+  PK_MASK,          /* a tensor, or `none` */
+  PK_INTS,          /* a list of integers: [2, 0, 1] */
+  PK_TENSORS,       /* a list of tensors: [a, b] */
   PK_NUM_OR_TENSOR, /* a number (the function folds at compile time) or a tensor */
 } ParamKind;
 
@@ -77,16 +77,16 @@ typedef Val (*LowerFn)(Lower *L, const Call *c);
 
 typedef struct Builtin {
   const char *name;
-  int np;                      /* parameters, required ones first */
+  int np; /* parameters, required ones first */
   BParam p[FE_MAX_BPARAMS];
   LowerFn lower;
 } Builtin;
 
 struct Call {
   const Builtin *b;
-  SrcLoc loc;                  /* the callee name; every node it emits points here */
-  Val arg[FE_MAX_BPARAMS];     /* bound (defaults filled in) */
-  bool given[FE_MAX_BPARAMS];  /* written by the caller, not defaulted */
+  SrcLoc loc;                 /* the callee name; every node it emits points here */
+  Val arg[FE_MAX_BPARAMS];    /* bound (defaults filled in) */
+  bool given[FE_MAX_BPARAMS]; /* written by the caller, not defaulted */
   SrcLoc argloc[FE_MAX_BPARAMS];
 };
 
@@ -111,8 +111,8 @@ const char *lw_param_scope(Lower *L, const Call *c, int name_idx);
 /* Create parameter "<scope>.<suffix>" (just "<scope>" when suffix is NULL)
  * of dtype f32. init: "normal" (std `scale`), "zeros", "ones", "const"
  * (value `scale`). */
-Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims,
-             const char *init, double scale, int decay);
+Val lw_param(Lower *L, const Call *c, const char *scope, const char *suffix, int rank, const int64_t *dims, const char *init,
+             double scale, int decay);
 /* An existing parameter by full name (tied weights); IR_NONE if there is none. */
 ValueId lw_find_param(Lower *L, const char *name);
 /* A source node (sinusoid table, arange) of the given shape. */

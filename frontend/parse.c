@@ -24,12 +24,12 @@ typedef struct Parser {
   Diag *diag;
   Token *tok;
   uint32_t pos, n;
-  int depth;        /* current expression nesting */
-  int block_depth;  /* current repeat nesting */
-  bool err;         /* the current statement already reported an error */
+  int depth;       /* current expression nesting */
+  int block_depth; /* current repeat nesting */
+  bool err;        /* the current statement already reported an error */
 } Parser;
 
-static const char *reserved[] = {"model", "dims", "input", "output", "repeat", "as", "true", "false", "def", "return"};
+static const char *reserved[] = { "model", "dims", "input", "output", "repeat", "as", "true", "false", "def", "return" };
 
 static bool is_reserved(const char *s) {
   for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
@@ -239,8 +239,7 @@ static Expr *primary(Parser *P) {
       return e;
     }
     break;
-  default:
-    break;
+  default: break;
   }
   syntax_error(P, t, "expected an expression");
   return NULL;
@@ -349,7 +348,7 @@ static Stmt *dims_stmt(Parser *P, Token *kw) {
         if (s->ndims) memcpy(d, s->dims, sizeof(DimDef) * (size_t)s->ndims);
         s->dims = d;
       }
-      s->dims[s->ndims++] = (DimDef){name->str, name->loc, e};
+      s->dims[s->ndims++] = (DimDef){ name->str, name->loc, e };
     }
     if (!e) break;
   } while (peek(P)->kind != TK_NEWLINE);
@@ -414,7 +413,7 @@ static Stmt *output_stmt(Parser *P, Token *kw) {
       if (s->nnames) memcpy(nm, s->names, sizeof(Name) * (size_t)s->nnames);
       s->names = nm;
     }
-    s->names[s->nnames++] = (Name){name->str, name->loc};
+    s->names[s->nnames++] = (Name){ name->str, name->loc };
     if (!is_punct(peek(P), ',')) break;
     next(P);
   }
@@ -478,7 +477,7 @@ static Stmt *def_stmt(Parser *P, Token *kw) {
         if (s->nnames) memcpy(nm, s->names, sizeof(Name) * (size_t)s->nnames);
         s->names = nm;
       }
-      s->names[s->nnames++] = (Name){pn->str, pn->loc};
+      s->names[s->nnames++] = (Name){ pn->str, pn->loc };
       if (!is_punct(peek(P), ',')) break;
       next(P);
     }
@@ -521,7 +520,7 @@ static Stmt *stmt(Parser *P);
 /* block = INDENT stmt+ DEDENT */
 static Stmt *block(Parser *P) {
   next(P); /* INDENT */
-  Stmt head = {0}, *tail = &head;
+  Stmt head = { 0 }, *tail = &head;
   while (peek(P)->kind != TK_DEDENT && peek(P)->kind != TK_EOF) {
     Stmt *s = stmt(P);
     if (s) tail = tail->next = s;
@@ -577,8 +576,8 @@ static Stmt *stmt(Parser *P) {
       return s;
     } else {
       char msg[200];
-      snprintf(msg, sizeof msg, "expected '=' after '%s' (statements are: model, dims, input, output, repeat, def, return, NAME = EXPR)",
-               t->str);
+      snprintf(msg, sizeof msg,
+               "expected '=' after '%s' (statements are: model, dims, input, output, repeat, def, return, NAME = EXPR)", t->str);
       syntax_error(P, peek2(P), msg);
     }
   } else {
@@ -595,11 +594,11 @@ static Stmt *stmt(Parser *P) {
 Program *fe_parse(Arena *a, const char *file, const char *text, size_t len, Diag *d) {
   int errors_before = d->nerrors;
   TokenList tl = fe_lex(a, file, text, len, d);
-  Parser P = {.arena = a, .diag = d, .tok = tl.tok, .n = tl.n};
+  Parser P = { .arena = a, .diag = d, .tok = tl.tok, .n = tl.n };
   Program *prog = ARENA_NEW(a, Program);
   prog->file = file;
   prog->errors_before = errors_before;
-  Stmt head = {0}, *tail = &head;
+  Stmt head = { 0 }, *tail = &head;
   while (peek(&P)->kind != TK_EOF) {
     Stmt *s = stmt(&P);
     if (s) tail = tail->next = s;

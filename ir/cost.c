@@ -17,7 +17,7 @@ static int64_t attention_flops(const Graph *g, const Node *n) {
   if (n->op == OP_ATTENTION_LSE || !ir_attention_geom(g, n, &geo, msg, sizeof msg)) return 0;
   int64_t gemms = n->op == OP_ATTENTION ? 2 : 1 + __builtin_popcountll((unsigned long long)ir_get_int(n, ATTR_WRT));
   int64_t f = 2 * gemms;
-  int64_t dims[5] = {geo.B, geo.heads, geo.S, geo.S, geo.dh};
+  int64_t dims[5] = { geo.B, geo.heads, geo.S, geo.S, geo.dh };
   for (int i = 0; i < 5; i++)
     if (__builtin_mul_overflow(f, dims[i], &f)) return INT64_MAX;
   return f;

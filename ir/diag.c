@@ -16,7 +16,7 @@ void diag_init(Diag *d, FILE *out) {
 
 void diag_add_source(Diag *d, const char *name, const char *text, size_t len) {
   if (d->nsrc == (int)(sizeof d->src / sizeof d->src[0])) return; /* caret display is best effort */
-  d->src[d->nsrc++] = (DiagSource){name, text, len};
+  d->src[d->nsrc++] = (DiagSource){ name, text, len };
 }
 
 static const DiagSource *find_source(const Diag *d, const char *name) {

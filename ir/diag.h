@@ -26,11 +26,11 @@ typedef struct DiagSource {
 } DiagSource;
 
 typedef struct Diag {
-  FILE *out;          /* where messages go (stderr in cramc, a memstream in tests) */
-  int nerrors;        /* errors reported so far */
+  FILE *out;   /* where messages go (stderr in cramc, a memstream in tests) */
+  int nerrors; /* errors reported so far */
   int nwarnings;
-  int max_errors;     /* stop printing after this many (0 = unlimited) */
-  DiagSource src[8];  /* sources known for caret display */
+  int max_errors;    /* stop printing after this many (0 = unlimited) */
+  DiagSource src[8]; /* sources known for caret display */
   int nsrc;
 } Diag;
 
@@ -43,9 +43,9 @@ void diag_warn(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(
 void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Internal invariant: prints "internal error at file:line" and aborts. */
-#define IR_ASSERT(c)                                                                        \
-  do {                                                                                      \
-    if (!(c)) ir_internal_error(__FILE__, __LINE__, #c);                                    \
+#define IR_ASSERT(c)                                     \
+  do {                                                   \
+    if (!(c)) ir_internal_error(__FILE__, __LINE__, #c); \
   } while (0)
 _Noreturn void ir_internal_error(const char *file, int line, const char *what);
 

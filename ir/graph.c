@@ -33,7 +33,7 @@ void ir_graph_add_dim(Graph *g, const char *name, int64_t value) {
     if (g->ndims) memcpy(d, g->dims, g->ndims * sizeof *d);
     g->dims = d, g->dimcap = cap;
   }
-  g->dims[g->ndims++] = (IrDim){arena_strdup(g->arena, name), value};
+  g->dims[g->ndims++] = (IrDim){ arena_strdup(g->arena, name), value };
 }
 
 void ir_graph_free(Graph *g) {
@@ -86,9 +86,8 @@ static const Attr *find_attr(const Attr *attrs, int nattr, AttrId id) {
 
 /* Sources have no shape rule (their type is declared), so the rules about
  * their attribute values and types live here. */
-bool ir_check_source(OpKind op, DType dt, const Shape *s, const Attr *attrs, int nattr, char *msg,
-                     size_t msglen) {
-  static const char *const inits[] = {"normal", "zeros", "ones", "const"};
+bool ir_check_source(OpKind op, DType dt, const Shape *s, const Attr *attrs, int nattr, char *msg, size_t msglen) {
+  static const char *const inits[] = { "normal", "zeros", "ones", "const" };
   if ((unsigned)op >= OP_COUNT || ir_ops[op].cls != OC_SOURCE) {
     snprintf(msg, msglen, "not a source op");
     return false;
@@ -171,8 +170,7 @@ static void copy_attrs(Graph *g, Node *n, const Attr *attrs, int nattr) {
   }
 }
 
-ValueId ir_add_source(Graph *g, OpKind op, DType dt, const Shape *shape, const Attr *attrs, int nattr,
-                      SrcLoc loc) {
+ValueId ir_add_source(Graph *g, OpKind op, DType dt, const Shape *shape, const Attr *attrs, int nattr, SrcLoc loc) {
   char msg[IR_MSG_MAX];
   /* No Diag here: a bad source is a bug in the caller (the frontend checks
    * user dims before it builds), so it is an internal error. */
@@ -191,8 +189,7 @@ static ValueId add_error(Diag *d, SrcLoc loc, const char *op, const char *msg) {
   return IR_NONE;
 }
 
-ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr, SrcLoc loc,
-               Diag *d) {
+ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr, SrcLoc loc, Diag *d) {
   char msg[IR_MSG_MAX];
   if ((unsigned)op >= OP_COUNT) {
     snprintf(msg, sizeof msg, "op id %d is not in ops.def", (int)op);
@@ -217,7 +214,7 @@ ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attr
   /* Type the node before it joins the graph: the rule sees it with the
    * caller's attribute pointers, which are copied only on success. */
   IR_ASSERT(nattr <= IR_MAX_ATTRS); /* an ops.def row asks for more than a Node holds */
-  Node tmp = {.op = op, .nin = (uint8_t)nin, .loc = loc};
+  Node tmp = { .op = op, .nin = (uint8_t)nin, .loc = loc };
   for (int i = 0; i < nin; i++) tmp.in[i] = in[i];
   for (int i = 0; i < nattr; i++) tmp.attr[i] = attrs[i];
   tmp.nattr = (uint8_t)nattr;
@@ -239,7 +236,7 @@ void ir_add_output(Graph *g, const char *name, ValueId v) {
     g->outputs = o;
     g->outcap = cap;
   }
-  g->outputs[g->nout++] = (Output){arena_strdup(g->arena, name), v};
+  g->outputs[g->nout++] = (Output){ arena_strdup(g->arena, name), v };
 }
 
 /* ---- reading attributes -------------------------------------------------- */

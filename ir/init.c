@@ -38,8 +38,7 @@ bool ir_init_param(const Node *n, uint64_t seed, double *out, char *err, size_t 
     return true;
   }
   if (strcmp(kind, "normal") != 0) {
-    snprintf(err, errlen, "init: param '%s' has unknown init kind '%s' (expected normal, ones, zeros or const)", name,
-             kind);
+    snprintf(err, errlen, "init: param '%s' has unknown init kind '%s' (expected normal, ones, zeros or const)", name, kind);
     return false;
   }
   uint64_t key = splitmix64(seed ^ splitmix64(ir_init_name_hash(name)));

@@ -59,14 +59,13 @@ bool interp_run(const Graph *g, const InterpOpts *o, double **bufs, bool *owned,
       }
       owned[v] = true;
     }
-    const double *in[IR_MAX_IN] = {0};
+    const double *in[IR_MAX_IN] = { 0 };
     for (int k = 0; k < n->nin; k++) in[k] = bufs[n->in[k]];
     msg[0] = '\0';
-    InterpCall call = {g, n, in, bufs[v], o, v, msg, sizeof msg};
+    InterpCall call = { g, n, in, bufs[v], o, v, msg, sizeof msg };
     if (!fn(&call)) {
       if (n->loc.file && n->loc.line)
-        snprintf(err, errlen, "%s:%u:%u: %%%u (%s): %s", n->loc.file, n->loc.line, n->loc.col, v, ir_ops[n->op].name,
-                 msg);
+        snprintf(err, errlen, "%s:%u:%u: %%%u (%s): %s", n->loc.file, n->loc.line, n->loc.col, v, ir_ops[n->op].name, msg);
       else snprintf(err, errlen, "%%%u (%s): %s", v, ir_ops[n->op].name, msg);
       return false;
     }

@@ -26,8 +26,8 @@ typedef enum { INTERP_F64, INTERP_F32 } InterpPrecision;
 
 typedef struct InterpOpts {
   InterpPrecision prec;
-  bool training;          /* dropout active (finetuning); off = pretraining / eval */
-  uint64_t seed;          /* dropout randomness */
+  bool training; /* dropout active (finetuning); off = pretraining / eval */
+  uint64_t seed; /* dropout randomness */
 } InterpOpts;
 
 /* Runs the graph. bufs has g->n entries. On a data error (token id out of

@@ -55,8 +55,7 @@ static double score_row(const Attn *a, int64_t b, int64_t h, int64_t i, double *
   double m = -INFINITY;
   for (int64_t j = 0; j < g->S; j++) {
     s[j] = g->alpha * dot(q, a->x[1] + at(g, 1, b, j, kvg), g->dh);
-    if (a->bias)
-      s[j] += a->bias[b * g->bias_stride[0] + h * g->bias_stride[1] + i * g->bias_stride[2] + j * g->bias_stride[3]];
+    if (a->bias) s[j] += a->bias[b * g->bias_stride[0] + h * g->bias_stride[1] + i * g->bias_stride[2] + j * g->bias_stride[3]];
     if (s[j] > m) m = s[j];
   }
   if (m == -INFINITY) return m; /* a fully masked row: P = 0 */

@@ -49,7 +49,7 @@ static bool matmul_into(InterpCall *c, int i, const Shape *s, double *out) {
   t.in[0] = c->n->in[i];
   t.in[1] = c->n->in[i + 1];
   t.shape = *s;
-  const double *in[2] = {c->in[i], c->in[i + 1]};
+  const double *in[2] = { c->in[i], c->in[i + 1] };
   InterpCall mc = *c;
   mc.n = &t;
   mc.in = in;
@@ -157,7 +157,7 @@ bool interp_add_layernorm(InterpCall *c) {
   Node t = *c->n;
   t.op = OP_LAYERNORM;
   t.nin = (uint8_t)(c->n->nin - 1);
-  const double *in[3] = {sum, c->n->nin > 2 ? c->in[2] : NULL, c->n->nin > 3 ? c->in[3] : NULL};
+  const double *in[3] = { sum, c->n->nin > 2 ? c->in[2] : NULL, c->n->nin > 3 ? c->in[3] : NULL };
   InterpCall lc = *c;
   lc.n = &t;
   lc.in = in;
@@ -191,8 +191,8 @@ bool interp_layernorm_grad_add(InterpCall *c) {
 typedef struct Xent {
   int64_t N, H, V, ignore, used;
   bool tb;
-  DType dt;          /* x's and W's: the GEMM operands' and product's dtype */
-  bool round;        /* the f32 mode */
+  DType dt;   /* x's and W's: the GEMM operands' and product's dtype */
+  bool round; /* the f32 mode */
   const double *x, *w, *t, *b;
 } Xent;
 
@@ -299,8 +299,7 @@ bool interp_xent_linear_grad(InterpCall *c) {
         for (int64_t h = 0; h < e.H; h++) c->out[r * e.H + h] += z[j] * xw(&e, j, h);
       else if (wrt == 1)
         for (int64_t h = 0; h < e.H; h++) c->out[e.tb ? j * e.H + h : h * e.V + j] += z[j] * x[h];
-      else
-        c->out[j] += z[j];
+      else c->out[j] += z[j];
     }
   }
   free(z);

@@ -23,7 +23,7 @@ bool interp_fill(InterpCall *c) {
 
 /* ---- elementwise ---------------------------------------------------------- */
 
-static double gelu_deriv(double x) { /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
+static double gelu_deriv(double x) {                                                    /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
   return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327; /* 1/sqrt(2 pi) */
 }
 
@@ -32,19 +32,19 @@ static double silu_deriv(double x) { /* d/dx x*s(x) = s (1 + x (1 - s)) */
   return s * (1.0 + x * (1.0 - s));
 }
 
-#define GRAD_PAIR_KERNEL(fname, expr)                         \
-  bool fname(InterpCall *c) {                                 \
-    for (int64_t e = 0, n = numel_out(c); e < n; e++) {       \
-      double x = c->in[0][e], dy = c->in[1][e];               \
-      c->out[e] = (expr);                                     \
-    }                                                         \
-    return true;                                              \
+#define GRAD_PAIR_KERNEL(fname, expr)                   \
+  bool fname(InterpCall *c) {                           \
+    for (int64_t e = 0, n = numel_out(c); e < n; e++) { \
+      double x = c->in[0][e], dy = c->in[1][e];         \
+      c->out[e] = (expr);                               \
+    }                                                   \
+    return true;                                        \
   }
-GRAD_PAIR_KERNEL(interp_gelu_grad, dy * gelu_deriv(x))
-GRAD_PAIR_KERNEL(interp_relu_grad, x > 0 ? dy : 0.0) /* torch's choice at 0: no gradient */
-GRAD_PAIR_KERNEL(interp_tanh_grad, dy * (1.0 - x * x)) /* x is y = tanh(input) here */
-GRAD_PAIR_KERNEL(interp_sigmoid_grad, dy * x * (1.0 - x)) /* x is y = sigmoid(input) here */
-GRAD_PAIR_KERNEL(interp_silu_grad, dy * silu_deriv(x))
+GRAD_PAIR_KERNEL(interp_gelu_grad, dy *gelu_deriv(x))
+GRAD_PAIR_KERNEL(interp_relu_grad, x > 0 ? dy : 0.0)    /* torch's choice at 0: no gradient */
+GRAD_PAIR_KERNEL(interp_tanh_grad, dy *(1.0 - x * x))   /* x is y = tanh(input) here */
+GRAD_PAIR_KERNEL(interp_sigmoid_grad, dy *x *(1.0 - x)) /* x is y = sigmoid(input) here */
+GRAD_PAIR_KERNEL(interp_silu_grad, dy *silu_deriv(x))
 
 /* act and act' for the GLU gate, by name as in interp_ops.c */
 static void act_pair(const char *act, double x, double *f, double *df) { interp_act_pair(ir_act_parse(act), x, f, df); }
@@ -109,8 +109,7 @@ bool interp_rmsnorm_grad(InterpCall *c) {
     }
     double rr = 1.0 / sqrt(ms / (double)H + eps);
     mgx /= (double)H;
-    for (int64_t j = 0; j < H; j++)
-      c->out[r * H + j] = rr * dy[j] * (w ? w[j] : 1.0) - rr * rr * rr * x[j] * mgx;
+    for (int64_t j = 0; j < H; j++) c->out[r * H + j] = rr * dy[j] * (w ? w[j] : 1.0) - rr * rr * rr * x[j] * mgx;
   }
   return true;
 }
@@ -170,8 +169,8 @@ bool interp_embedding_grad(InterpCall *c) {
   for (int64_t r = 0; r < n; r++) {
     double id = c->in[0][r];
     if (!(id >= 0 && id < (double)V)) {
-      snprintf(c->msg, c->msglen, "token id %.0f at position %lld is outside the vocabulary [0, %lld)", id,
-               (long long)r, (long long)V);
+      snprintf(c->msg, c->msglen, "token id %.0f at position %lld is outside the vocabulary [0, %lld)", id, (long long)r,
+               (long long)V);
       return false;
     }
     const double *dy = c->in[1] + r * H;

@@ -43,8 +43,8 @@ bool interp_embedding(InterpCall *c) {
   for (int64_t r = 0; r < n; r++) {
     double id = c->in[1][r];
     if (!(id >= 0 && id < (double)V)) {
-      snprintf(c->msg, c->msglen, "token id %.0f at position %lld is outside the vocabulary [0, %lld)", id,
-               (long long)r, (long long)V);
+      snprintf(c->msg, c->msglen, "token id %.0f at position %lld is outside the vocabulary [0, %lld)", id, (long long)r,
+               (long long)V);
       return false;
     }
     memcpy(c->out + r * H, c->in[0] + (int64_t)id * H, (size_t)H * sizeof(double));
@@ -133,30 +133,30 @@ static bool binary(InterpCall *c, int mul) {
   }
   return true;
 }
-bool interp_add(InterpCall *c) { return binary(c, 0); }  /* torch: a + b */
-bool interp_mul(InterpCall *c) { return binary(c, 1); }  /* torch: a * b */
+bool interp_add(InterpCall *c) { return binary(c, 0); } /* torch: a + b */
+bool interp_mul(InterpCall *c) { return binary(c, 1); } /* torch: a * b */
 
 static double gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); } /* nn.GELU() exact */
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-#define UNARY_KERNEL(fname, expr)                                  \
-  bool fname(InterpCall *c) {                               \
-    int64_t n = ir_shape_numel(&c->n->shape);                      \
-    for (int64_t e = 0; e < n; e++) {                              \
-      double x = c->in[0][e];                                      \
-      c->out[e] = (expr);                                          \
-    }                                                              \
-    return true;                                                   \
+#define UNARY_KERNEL(fname, expr)             \
+  bool fname(InterpCall *c) {                 \
+    int64_t n = ir_shape_numel(&c->n->shape); \
+    for (int64_t e = 0; e < n; e++) {         \
+      double x = c->in[0][e];                 \
+      c->out[e] = (expr);                     \
+    }                                         \
+    return true;                              \
   }
 UNARY_KERNEL(interp_gelu, gelu(x))
 UNARY_KERNEL(interp_relu, x > 0 ? x : 0.0)
 UNARY_KERNEL(interp_tanh, tanh(x))
-UNARY_KERNEL(interp_exp, exp(x))                  /* torch.exp */
-UNARY_KERNEL(interp_rsqrt, 1.0 / sqrt(x))         /* torch.rsqrt */
-UNARY_KERNEL(interp_sigmoid, sigmoid(x))          /* torch.sigmoid */
-UNARY_KERNEL(interp_silu, x * sigmoid(x))         /* F.silu */
-UNARY_KERNEL(interp_sin, sin(x))                  /* torch.sin */
-UNARY_KERNEL(interp_cos, cos(x))                  /* torch.cos */
+UNARY_KERNEL(interp_exp, exp(x))          /* torch.exp */
+UNARY_KERNEL(interp_rsqrt, 1.0 / sqrt(x)) /* torch.rsqrt */
+UNARY_KERNEL(interp_sigmoid, sigmoid(x))  /* torch.sigmoid */
+UNARY_KERNEL(interp_silu, x *sigmoid(x))  /* F.silu */
+UNARY_KERNEL(interp_sin, sin(x))          /* torch.sin */
+UNARY_KERNEL(interp_cos, cos(x))          /* torch.cos */
 bool interp_scale(InterpCall *c) {
   double alpha = ir_get_float(c->n, ATTR_ALPHA);
   int64_t n = ir_shape_numel(&c->n->shape);
@@ -238,8 +238,7 @@ bool interp_layernorm(InterpCall *c) {
     for (int64_t j = 0; j < H; j++) var += (x[j] - mean) * (x[j] - mean);
     var /= (double)H;
     double rstd = 1.0 / sqrt(var + eps);
-    for (int64_t j = 0; j < H; j++)
-      c->out[r * H + j] = (x[j] - mean) * rstd * (w ? w[j] : 1.0) + (b ? b[j] : 0.0);
+    for (int64_t j = 0; j < H; j++) c->out[r * H + j] = (x[j] - mean) * rstd * (w ? w[j] : 1.0) + (b ? b[j] : 0.0);
   }
   return true;
 }
@@ -388,7 +387,7 @@ bool interp_slice(InterpCall *c) {
 
 InterpFn interp_kernel(OpKind op) {
   static const InterpFn table[OP_COUNT] = {
-#define NONE NULL
+#define NONE                                                               NULL
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) [OP_##id] = interp,
 #include "ops.def"
 #undef OP

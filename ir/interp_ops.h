@@ -10,11 +10,11 @@
 typedef struct InterpCall {
   const Graph *g;
   const Node *n;
-  const double *const *in;   /* n->nin input arrays */
+  const double *const *in; /* n->nin input arrays */
   double *out;
   const InterpOpts *opts;
-  ValueId id;                /* node index, e.g. to seed dropout */
-  char *msg;                 /* room for an error message */
+  ValueId id; /* node index, e.g. to seed dropout */
+  char *msg;  /* room for an error message */
   size_t msglen;
 } InterpCall;
 
@@ -33,7 +33,7 @@ int64_t interp_argmax(const double *x, int64_t V);
 
 /* The kernels named in the interp column of ops.def. */
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) bool interp(InterpCall *c);
-#define NONE interp_none_ /* rows without a kernel declare this dummy; it is never defined */
+#define NONE                                                               interp_none_ /* rows without a kernel declare this dummy; it is never defined */
 #include "ops.def"
 #undef NONE
 #undef OP

@@ -25,8 +25,8 @@ typedef enum { DT_F32, DT_BF16, DT_I32, DT_COUNT } DType;
 
 #define IR_MAX_RANK 6
 typedef struct Shape {
-  uint8_t rank;                 /* 0 = scalar */
-  int64_t dim[IR_MAX_RANK];     /* each >= 1 */
+  uint8_t rank;             /* 0 = scalar */
+  int64_t dim[IR_MAX_RANK]; /* each >= 1 */
 } Shape;
 
 /* Largest element count of one tensor; keeps every byte size far from int64 overflow. */
@@ -39,9 +39,9 @@ typedef struct Shape {
 enum { IR_HYP_BETA1, IR_HYP_BETA2, IR_HYP_EPS, IR_HYP_WD, IR_HYP_WD_OTHER, IR_HYP_MAX_NORM, IR_ADAM_HYPER };
 enum { IR_SCH_LR, IR_SCH_BC1, IR_SCH_BC2, IR_SCH_BETA1, IR_SCH_BETA2, IR_SCH_EPS, IR_SCH_WD, IR_SCH_WD_OTHER, IR_ADAM_SCHED };
 
-const char *ir_dtype_name(DType t);                            /* "f32" */
+const char *ir_dtype_name(DType t); /* "f32" */
 bool ir_dtype_parse(const char *s, size_t n, DType *out);
-size_t ir_dtype_size(DType t);                                 /* bytes per element */
+size_t ir_dtype_size(DType t); /* bytes per element */
 int64_t ir_shape_numel(const Shape *s);
 bool ir_shape_eq(const Shape *a, const Shape *b);
 Shape ir_shape_make(int rank, const int64_t *dims);
@@ -68,21 +68,39 @@ extern const AttrInfo ir_attrs[ATTR_COUNT];
 typedef struct Attr {
   AttrId id;
   union {
-    int64_t i;                          /* AK_INT */
-    double f;                           /* AK_FLOAT */
-    const char *s;                      /* AK_STR (owned by the graph's arena once added) */
-    struct { const int64_t *v; uint32_t n; } ints; /* AK_INTS */
+    int64_t i;     /* AK_INT */
+    double f;      /* AK_FLOAT */
+    const char *s; /* AK_STR (owned by the graph's arena once added) */
+    struct {
+      const int64_t *v;
+      uint32_t n;
+    } ints; /* AK_INTS */
   } u;
 } Attr;
 
-#define IR_MAX_ATTRS 6                  /* most attributes any op row asks for (attention_grad) */
+#define IR_MAX_ATTRS 6 /* most attributes any op row asks for (attention_grad) */
 
 /* Attribute constructors for builders. */
-static inline Attr ir_attr_int(AttrId id, int64_t v) { Attr a = {.id = id}; a.u.i = v; return a; }
-static inline Attr ir_attr_float(AttrId id, double v) { Attr a = {.id = id}; a.u.f = v; return a; }
-static inline Attr ir_attr_str(AttrId id, const char *s) { Attr a = {.id = id}; a.u.s = s; return a; }
+static inline Attr ir_attr_int(AttrId id, int64_t v) {
+  Attr a = { .id = id };
+  a.u.i = v;
+  return a;
+}
+static inline Attr ir_attr_float(AttrId id, double v) {
+  Attr a = { .id = id };
+  a.u.f = v;
+  return a;
+}
+static inline Attr ir_attr_str(AttrId id, const char *s) {
+  Attr a = { .id = id };
+  a.u.s = s;
+  return a;
+}
 static inline Attr ir_attr_ints(AttrId id, const int64_t *v, uint32_t n) {
-  Attr a = {.id = id}; a.u.ints.v = v; a.u.ints.n = n; return a;
+  Attr a = { .id = id };
+  a.u.ints.v = v;
+  a.u.ints.n = n;
+  return a;
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -131,11 +149,11 @@ typedef struct OpInfo {
   const char *name;
   uint8_t min_in, max_in;
   OpClass cls;
-  uint32_t attrs;                /* mask of (1u << ATTR_*) */
-  ShapeFn shape;                 /* NULL for sources */
-  uint32_t props;                /* mask of (1u << OPP_*) */
-  IrGemmForm gemm;               /* IR_GEMM_NO unless cls == OC_GEMM */
-  uint8_t gemm_a;                /* input index of the GEMM's A (B is the next) */
+  uint32_t attrs;  /* mask of (1u << ATTR_*) */
+  ShapeFn shape;   /* NULL for sources */
+  uint32_t props;  /* mask of (1u << OPP_*) */
+  IrGemmForm gemm; /* IR_GEMM_NO unless cls == OC_GEMM */
+  uint8_t gemm_a;  /* input index of the GEMM's A (B is the next) */
 } OpInfo;
 extern const OpInfo ir_ops[OP_COUNT];
 
@@ -161,7 +179,7 @@ int ir_act_parse(const char *s);
 /* ---- graphs -------------------------------------------------------------- */
 
 typedef uint32_t ValueId;
-#define IR_NONE ((ValueId)UINT32_MAX)
+#define IR_NONE   ((ValueId)UINT32_MAX)
 #define IR_MAX_IN 7 /* attention_grad: q, k, v, o, lse, do, bias */
 
 struct Node {
@@ -169,14 +187,14 @@ struct Node {
   DType dtype;
   Shape shape;
   uint8_t nin;
-  ValueId in[IR_MAX_IN];         /* earlier nodes only */
+  ValueId in[IR_MAX_IN]; /* earlier nodes only */
   uint8_t nattr;
-  Attr attr[IR_MAX_ATTRS];       /* sorted by AttrId */
-  SrcLoc loc;                    /* the .cram position that produced it; kept by passes */
+  Attr attr[IR_MAX_ATTRS]; /* sorted by AttrId */
+  SrcLoc loc;              /* the .cram position that produced it; kept by passes */
 };
 
 typedef struct Output {
-  const char *name;              /* "loss", or a user-named extra output */
+  const char *name; /* "loss", or a user-named extra output */
   ValueId value;
 } Output;
 
@@ -189,9 +207,9 @@ typedef struct IrDim {
 } IrDim;
 
 struct Graph {
-  Arena *arena;                  /* owns nodes, strings, attribute arrays */
-  const char *name;              /* model name */
-  IrDim *dims;                   /* the model's dims, in source order */
+  Arena *arena;     /* owns nodes, strings, attribute arrays */
+  const char *name; /* model name */
+  IrDim *dims;      /* the model's dims, in source order */
   uint32_t ndims, dimcap;
   Node *nodes;
   uint32_t n, cap;
@@ -205,24 +223,22 @@ struct Graph {
   uint32_t nkernels;
 };
 
-Graph *ir_graph_new(const char *name);          /* own arena */
-Graph *ir_graph_new_like(const Graph *in);      /* empty, with in's name and dims: a pass's output */
+Graph *ir_graph_new(const char *name);     /* own arena */
+Graph *ir_graph_new_like(const Graph *in); /* empty, with in's name and dims: a pass's output */
 void ir_graph_add_dim(Graph *g, const char *name, int64_t value);
-void ir_graph_free(Graph *g);                    /* NULL is fine */
+void ir_graph_free(Graph *g); /* NULL is fine */
 
 /* Append a source node (input, param, sinusoid) with an explicit type. */
-ValueId ir_add_source(Graph *g, OpKind op, DType dt, const Shape *shape, const Attr *attrs, int nattr,
-                      SrcLoc loc);
+ValueId ir_add_source(Graph *g, OpKind op, DType dt, const Shape *shape, const Attr *attrs, int nattr, SrcLoc loc);
 /* Append a computed node; its shape comes from the op's shape rule. On a
  * shape error reports "<op>: <reason>" at loc and returns IR_NONE. Attribute
  * strings and arrays are copied into the graph's arena. */
-ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr, SrcLoc loc,
-               Diag *d);
+ValueId ir_add(Graph *g, OpKind op, const ValueId *in, int nin, const Attr *attrs, int nattr, SrcLoc loc, Diag *d);
 void ir_add_output(Graph *g, const char *name, ValueId v);
 
 static inline const Node *ir_node(const Graph *g, ValueId v) { return &g->nodes[v]; }
-const Attr *ir_attr(const Node *n, AttrId id);   /* NULL if absent */
-int64_t ir_get_int(const Node *n, AttrId id);     /* IR_ASSERTs presence */
+const Attr *ir_attr(const Node *n, AttrId id); /* NULL if absent */
+int64_t ir_get_int(const Node *n, AttrId id);  /* IR_ASSERTs presence */
 double ir_get_float(const Node *n, AttrId id);
 const char *ir_get_str(const Node *n, AttrId id);
 
@@ -247,13 +263,13 @@ Graph *ir_parse(const char *text, size_t len, const char *file, Diag *d);
  * elements of the source (the last axis is contiguous). */
 typedef struct IrAttnGeom {
   int64_t B, S, heads, kv_heads, dh;
-  int64_t off[3];          /* q_off, k_off, v_off */
-  int64_t width[3];        /* W of the q, k, v sources (row length of one (b, s, g) entry: G * W per s) */
-  int64_t stride[3][3];    /* part t: element strides of batch, seq, head */
-  int bias;                /* input index of the bias, or -1 */
-  int64_t bias_stride[4];  /* bias element strides over (b, h, i, j); 0 = broadcast */
-  double alpha, p;         /* score scale; dropout probability */
-  int64_t key;             /* dropout mask stream (as the dropout op's key) */
+  int64_t off[3];         /* q_off, k_off, v_off */
+  int64_t width[3];       /* W of the q, k, v sources (row length of one (b, s, g) entry: G * W per s) */
+  int64_t stride[3][3];   /* part t: element strides of batch, seq, head */
+  int bias;               /* input index of the bias, or -1 */
+  int64_t bias_stride[4]; /* bias element strides over (b, h, i, j); 0 = broadcast */
+  double alpha, p;        /* score scale; dropout probability */
+  int64_t key;            /* dropout mask stream (as the dropout op's key) */
 } IrAttnGeom;
 /* Fills geo from n (an OC_ATTENTION node) and its inputs; false with a
  * one-line reason in msg when they do not fit together. */
@@ -266,6 +282,6 @@ bool ir_attention_siblings(const Node *o, const Node *lse);
 
 /* ---- facts for --summary ------------------------------------------------- */
 
-int64_t ir_node_flops(const Graph *g, const Node *n);  /* multiply-adds count 2; GEMMs only for now */
+int64_t ir_node_flops(const Graph *g, const Node *n); /* multiply-adds count 2; GEMMs only for now */
 
 #endif

@@ -71,7 +71,6 @@ bool ir_check_attrs(OpKind op, const Attr *attrs, int nattr, char *msg, size_t m
 /* A source node (input, param, sinusoid) is well formed: its attributes
  * (ir_check_attrs plus their values: non-empty name, known init, ...) and its
  * declared type. */
-bool ir_check_source(OpKind op, DType dt, const Shape *s, const Attr *attrs, int nattr, char *msg,
-                     size_t msglen);
+bool ir_check_source(OpKind op, DType dt, const Shape *s, const Attr *attrs, int nattr, char *msg, size_t msglen);
 
 #endif

@@ -8,13 +8,13 @@
 
 #include "ir_impl.h"
 
-#define A(x) (1u << ATTR_##x)
-#define P(x) (1u << OPP_##x)
+#define A(x)          (1u << ATTR_##x)
+#define P(x)          (1u << OPP_##x)
 #define GEMM(form, a) IR_GEMM_##form, a
-#define NOGEMM IR_GEMM_NO, 0
+#define NOGEMM        IR_GEMM_NO, 0
 const OpInfo ir_ops[OP_COUNT] = {
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, props, gemm) \
-  [OP_##id] = {name, min_in, max_in, cls, attrs, shape, props, gemm},
+  [OP_##id] = { name, min_in, max_in, cls, attrs, shape, props, gemm },
 #define NONE NULL
 #include "ops.def"
 #undef NONE
@@ -26,16 +26,16 @@ const OpInfo ir_ops[OP_COUNT] = {
 #undef A
 
 /* The property columns are consistent: what a pass relies on holds for every row. */
-#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, props, gemm)                                   \
-  _Static_assert(!((props) & (1u << OPP_POINTWISE)) || ((props) & (1u << OPP_INPLACE)),                           \
-                 "ops.def " #id ": a POINTWISE op reads element i only, so it is INPLACE too");                    \
-  _Static_assert(((cls) == OC_GEMM) == (IR_OPINFO_GEMM_##gemm != IR_GEMM_NO),                                     \
+#define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, props, gemm)              \
+  _Static_assert(!((props) & (1u << OPP_POINTWISE)) || ((props) & (1u << OPP_INPLACE)),         \
+                 "ops.def " #id ": a POINTWISE op reads element i only, so it is INPLACE too"); \
+  _Static_assert(((cls) == OC_GEMM) == (IR_OPINFO_GEMM_##gemm != IR_GEMM_NO),                   \
                  "ops.def " #id ": GEMM-class ops, and only they, have a gemm form");
-#define IR_OPINFO_GEMM_NOGEMM IR_GEMM_NO
+#define IR_OPINFO_GEMM_NOGEMM        IR_GEMM_NO
 #define IR_OPINFO_GEMM_GEMM(form, a) IR_GEMM_##form
-#define A(x) (1u << ATTR_##x)
-#define P(x) (1u << OPP_##x)
-#define NONE NULL
+#define A(x)                         (1u << ATTR_##x)
+#define P(x)                         (1u << OPP_##x)
+#define NONE                         NULL
 #include "ops.def"
 #undef NONE
 #undef P
@@ -43,7 +43,7 @@ const OpInfo ir_ops[OP_COUNT] = {
 #undef OP
 
 const AttrInfo ir_attrs[ATTR_COUNT] = {
-#define ATTR(id, name, kind) [ATTR_##id] = {name, AK_##kind},
+#define ATTR(id, name, kind) [ATTR_##id] = { name, AK_##kind },
 #include "attrs.def"
 #undef ATTR
 };
@@ -65,9 +65,7 @@ _Static_assert(ATTR_COUNT <= 32, "attribute masks are 32 bits wide");
 _Static_assert(OP_COUNT < 256, "op ids are printed and parsed as small integers");
 
 /* Exact match of the n bytes at s against a NUL-terminated name. */
-static bool name_eq(const char *s, size_t n, const char *name) {
-  return strlen(name) == n && memcmp(s, name, n) == 0;
-}
+static bool name_eq(const char *s, size_t n, const char *name) { return strlen(name) == n && memcmp(s, name, n) == 0; }
 
 bool ir_op_parse(const char *s, size_t n, OpKind *out) {
   for (int k = 0; k < OP_COUNT; k++)
@@ -82,9 +80,9 @@ static const struct {
   const char *name;
   size_t size;
 } dtypes[DT_COUNT] = {
-    [DT_F32] = {"f32", 4},
-    [DT_BF16] = {"bf16", 2},
-    [DT_I32] = {"i32", 4},
+  [DT_F32] = { "f32", 4 },
+  [DT_BF16] = { "bf16", 2 },
+  [DT_I32] = { "i32", 4 },
 };
 
 const char *ir_dtype_name(DType t) { return (unsigned)t < DT_COUNT ? dtypes[t].name : "?"; }

@@ -23,8 +23,8 @@
 enum { MAX_NUMBER = 80, MAX_INTS = 64 };
 
 typedef struct Slot {
-  uint32_t key;  /* the N of %N */
-  ValueId val;   /* IR_NONE: its line failed; uses stay quiet */
+  uint32_t key; /* the N of %N */
+  ValueId val;  /* IR_NONE: its line failed; uses stay quiet */
   bool used;
 } Slot;
 
@@ -32,17 +32,17 @@ typedef struct Parser {
   const char *file;
   Diag *d;
   Graph *g;
-  Arena *scratch;                /* strings and int lists before ir_add copies them; lookup tables */
-  const char *ls, *le;           /* the current line, without its newline */
-  const char *p;                 /* cursor in [ls, le] */
+  Arena *scratch;      /* strings and int lists before ir_add copies them; lookup tables */
+  const char *ls, *le; /* the current line, without its newline */
+  const char *p;       /* cursor in [ls, le] */
   uint32_t line;
-  bool failed;                   /* this line reported an error: report no more on it */
+  bool failed; /* this line reported an error: report no more on it */
   bool have_header;
-  Slot *map;                     /* %N -> ValueId, open addressing */
+  Slot *map; /* %N -> ValueId, open addressing */
   uint32_t mapn, mapcap;
-  const char **outs;             /* output names, open addressing, for duplicates */
+  const char **outs; /* output names, open addressing, for duplicates */
   uint32_t outn, outcap;
-  const char *last_file;         /* trailer file last interned (consecutive nodes share it) */
+  const char *last_file; /* trailer file last interned (consecutive nodes share it) */
 } Parser;
 
 /* ---- errors -------------------------------------------------------------- */
@@ -92,7 +92,7 @@ __attribute__((format(printf, 3, 4))) static bool err(Parser *ps, const char *at
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  diag_error(ps->d, (SrcLoc){ps->file, ps->line, col_of(ps, at)}, "%s", msg);
+  diag_error(ps->d, (SrcLoc){ ps->file, ps->line, col_of(ps, at) }, "%s", msg);
   return false;
 }
 
@@ -218,8 +218,7 @@ static bool string(Parser *ps, const char **out) {
       *out = buf;
       return true;
     }
-    if (c < 0x20 && c != '\t')
-      return err(ps, p, "control character \\x%02x in string; write it as an escape", c);
+    if (c < 0x20 && c != '\t') return err(ps, p, "control character \\x%02x in string; write it as an escape", c);
     if (c != '\\') {
       *w++ = (char)c;
       p++;
@@ -303,7 +302,7 @@ static void map_put(Parser *ps, uint32_t key, ValueId val) {
   }
   uint32_t i = hash_u32(key) & (ps->mapcap - 1);
   while (ps->map[i].used) i = (i + 1) & (ps->mapcap - 1);
-  ps->map[i] = (Slot){key, val, true};
+  ps->map[i] = (Slot){ key, val, true };
   ps->mapn++;
 }
 
@@ -343,7 +342,7 @@ static bool type(Parser *ps, DType *dt, Shape *shape) {
   if (!ident(ps, &s, &n)) return err(ps, at, "expected a type like f32[8,128] near %s", near(ps, at).s);
   if (!ir_dtype_parse(s, n, dt)) return err(ps, at, "unknown dtype %s (expected f32, bf16 or i32)", near(ps, at).s);
   if (!expect(ps, '[', "'[' after the dtype")) return false;
-  *shape = (Shape){0};
+  *shape = (Shape){ 0 };
   if (!accept(ps, ']')) {
     do {
       skip_ws(ps);
@@ -380,7 +379,7 @@ static bool attr(Parser *ps, OpKind op, Attr *attrs, int *nattr) {
   if (!expect(ps, '=', "'=' after the attribute name")) return false;
   skip_ws(ps);
   const char *at_v = ps->p;
-  Attr a = {.id = (AttrId)id};
+  Attr a = { .id = (AttrId)id };
   int64_t iv;
   double fv;
   NumKind k;
@@ -460,8 +459,7 @@ static bool trailer(Parser *ps, SrcLoc *loc) {
   ps->p = ps->le;
   /* Files are interned in the graph's arena; consecutive nodes usually share one. */
   if (!flen) loc->file = NULL;
-  else if (ps->last_file && strlen(ps->last_file) == flen && !memcmp(ps->last_file, file, flen))
-    loc->file = ps->last_file;
+  else if (ps->last_file && strlen(ps->last_file) == flen && !memcmp(ps->last_file, file, flen)) loc->file = ps->last_file;
   else loc->file = ps->last_file = arena_strndup(ps->g->arena, file, flen);
   loc->line = (uint32_t)line;
   loc->col = (uint32_t)col;
@@ -517,7 +515,7 @@ static ValueId node_body(Parser *ps) {
   DType dt;
   Shape shape;
   if (!type(ps, &dt, &shape)) return IR_NONE;
-  SrcLoc src = {0};
+  SrcLoc src = { 0 };
   skip_ws(ps);
   if (ps->p < ps->le && *ps->p == '#') {
     if (!trailer(ps, &src)) return IR_NONE;
@@ -534,7 +532,7 @@ static ValueId node_body(Parser *ps) {
   }
   /* Build at the IR text's position so a rule's complaint points here, then
    * give the node its .cram position. */
-  ValueId v = ir_add(ps->g, op, in, nin, attrs, nattr, (SrcLoc){ps->file, ps->line, col_of(ps, at_op)}, ps->d);
+  ValueId v = ir_add(ps->g, op, in, nin, attrs, nattr, (SrcLoc){ ps->file, ps->line, col_of(ps, at_op) }, ps->d);
   if (v == IR_NONE) {
     ps->failed = true;
     return IR_NONE;
@@ -632,7 +630,7 @@ static void parse_line(Parser *ps) {
 
 Graph *ir_parse(const char *text, size_t len, const char *file, Diag *d) {
   IR_ASSERT(d && (text || !len));
-  Parser ps = {.file = file ? file : "<ir>", .d = d, .g = ir_graph_new(""), .scratch = arena_new()};
+  Parser ps = { .file = file ? file : "<ir>", .d = d, .g = ir_graph_new(""), .scratch = arena_new() };
   int before = d->nerrors;
   for (const char *p = text, *end = text + len; p < end;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -643,8 +641,7 @@ Graph *ir_parse(const char *text, size_t len, const char *file, Diag *d) {
     parse_line(&ps);
     p = nl ? nl + 1 : end;
   }
-  if (!ps.have_header)
-    diag_error(d, (SrcLoc){ps.file, 1, 1}, "expected 'graph NAME': the IR text has no content");
+  if (!ps.have_header) diag_error(d, (SrcLoc){ ps.file, 1, 1 }, "expected 'graph NAME': the IR text has no content");
   arena_free(ps.scratch);
   /* Everything was built through the checked builders, so this only guards
    * the parser's own bookkeeping. */

@@ -39,7 +39,7 @@ bool ir_shape_eq(const Shape *a, const Shape *b) {
 
 Shape ir_shape_make(int rank, const int64_t *dims) {
   IR_ASSERT(rank >= 0 && rank <= IR_MAX_RANK);
-  Shape s = {.rank = (uint8_t)rank};
+  Shape s = { .rank = (uint8_t)rank };
   for (int i = 0; i < rank; i++) s.dim[i] = dims[i];
   return s;
 }
@@ -48,10 +48,10 @@ char *ir_type_str(DType t, const Shape *s, char *buf, size_t n) {
   if (n == 0) return buf;
   size_t at = 0;
   /* snprintf returns the untruncated length; clamp so `at` never passes n-1. */
-#define PUT(...)                                                       \
-  do {                                                                 \
-    int k_ = snprintf(buf + at, n - at, __VA_ARGS__);                  \
-    if (k_ > 0) at = (size_t)k_ < n - at ? at + (size_t)k_ : n - 1;    \
+#define PUT(...)                                                    \
+  do {                                                              \
+    int k_ = snprintf(buf + at, n - at, __VA_ARGS__);               \
+    if (k_ > 0) at = (size_t)k_ < n - at ? at + (size_t)k_ : n - 1; \
   } while (0)
   PUT("%s[", ir_dtype_name(t));
   int rank = s->rank <= IR_MAX_RANK ? s->rank : IR_MAX_RANK;
@@ -99,8 +99,7 @@ bool shape_embedding(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
   if (table->shape.rank != 2) return fail(msg, msglen, "table must be a [V,H] matrix, got %s", ty(table).s);
   if (!need_i32("ids", ids, msg, msglen)) return false;
   if (ids->shape.rank + 1 > IR_MAX_RANK)
-    return fail(msg, msglen, "ids %s has rank %d; the result would exceed rank %d", ty(ids).s,
-                ids->shape.rank, IR_MAX_RANK);
+    return fail(msg, msglen, "ids %s has rank %d; the result would exceed rank %d", ty(ids).s, ids->shape.rank, IR_MAX_RANK);
   Shape out = ids->shape;
   out.dim[out.rank++] = table->shape.dim[1];
   return result(table->dtype, &out, dtype, shape, msg, msglen);
@@ -115,8 +114,7 @@ static bool check_slots(const Node *n, int64_t seq, int64_t *slots, char *msg, s
 }
 
 static bool check_targets_bs(const Node *t, char *msg, size_t msglen) {
-  if (t->dtype != DT_I32 || t->shape.rank != 2)
-    return fail(msg, msglen, "targets must be i32[B,S], got %s", ty(t).s);
+  if (t->dtype != DT_I32 || t->shape.rank != 2) return fail(msg, msglen, "targets must be i32[B,S], got %s", ty(t).s);
   return true;
 }
 
@@ -130,22 +128,19 @@ bool shape_masked_rows(const Graph *g, const Node *n, DType *dtype, Shape *shape
     return fail(msg, msglen, "targets %s do not match x %s in [B,S]", ty(t).s, ty(x).s);
   int64_t slots, rows;
   if (!check_slots(n, x->shape.dim[1], &slots, msg, msglen)) return false;
-  if (__builtin_mul_overflow(x->shape.dim[0], slots, &rows))
-    return fail(msg, msglen, "B*slots overflows");
-  Shape out = {.rank = 2, .dim = {rows, x->shape.dim[2]}};
+  if (__builtin_mul_overflow(x->shape.dim[0], slots, &rows)) return fail(msg, msglen, "B*slots overflows");
+  Shape out = { .rank = 2, .dim = { rows, x->shape.dim[2] } };
   return result(x->dtype, &out, dtype, shape, msg, msglen);
 }
 
 /* (targets i32[B,S]) -> i32[B*slots] */
-bool shape_masked_targets(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg,
-                          size_t msglen) {
+bool shape_masked_targets(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *t = input(g, n, 0);
   if (!check_targets_bs(t, msg, msglen)) return false;
   int64_t slots, rows;
   if (!check_slots(n, t->shape.dim[1], &slots, msg, msglen)) return false;
-  if (__builtin_mul_overflow(t->shape.dim[0], slots, &rows))
-    return fail(msg, msglen, "B*slots overflows");
-  Shape out = {.rank = 1, .dim = {rows}};
+  if (__builtin_mul_overflow(t->shape.dim[0], slots, &rows)) return fail(msg, msglen, "B*slots overflows");
+  Shape out = { .rank = 1, .dim = { rows } };
   return result(DT_I32, &out, dtype, shape, msg, msglen);
 }
 
@@ -164,15 +159,12 @@ static bool check_flag(const Node *n, AttrId id, bool *out, char *msg, size_t ms
 bool shape_matmul(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *a = input(g, n, 0), *b = input(g, n, 1);
   bool ta = false, tb = false;
-  if (!check_flag(n, ATTR_TRANS_A, &ta, msg, msglen) || !check_flag(n, ATTR_TRANS_B, &tb, msg, msglen))
-    return false;
+  if (!check_flag(n, ATTR_TRANS_A, &ta, msg, msglen) || !check_flag(n, ATTR_TRANS_B, &tb, msg, msglen)) return false;
   if (!need_float("A", a, msg, msglen) || !need_float("B", b, msg, msglen)) return false;
-  if (a->dtype != b->dtype)
-    return fail(msg, msglen, "operands differ in dtype: A is %s, B is %s", ty(a).s, ty(b).s);
+  if (a->dtype != b->dtype) return fail(msg, msglen, "operands differ in dtype: A is %s, B is %s", ty(a).s, ty(b).s);
   int ra = a->shape.rank, rb = b->shape.rank;
   if (ra < 2) return fail(msg, msglen, "A must have rank >= 2, got %s", ty(a).s);
-  if (rb != 2 && rb != ra)
-    return fail(msg, msglen, "B must have rank 2 or the rank of A (%d), got %s", ra, ty(b).s);
+  if (rb != 2 && rb != ra) return fail(msg, msglen, "B must have rank 2 or the rank of A (%d), got %s", ra, ty(b).s);
   for (int i = 0; i < rb - 2; i++)
     if (a->shape.dim[i] != b->shape.dim[i])
       return fail(msg, msglen, "batch dimensions differ: A is %s, B is %s", ty(a).s, ty(b).s);
@@ -180,8 +172,8 @@ bool shape_matmul(const Graph *g, const Node *n, DType *dtype, Shape *shape, cha
   int64_t m = ta ? da[1] : da[0], ka = ta ? da[0] : da[1];
   int64_t kb = tb ? db[1] : db[0], nn = tb ? db[0] : db[1];
   if (ka != kb)
-    return fail(msg, msglen, "inner dimensions differ: %s is %s (K=%" PRId64 "), %s is %s (K=%" PRId64 ")",
-                ta ? "A^T" : "A", ty(a).s, ka, tb ? "B^T" : "B", ty(b).s, kb);
+    return fail(msg, msglen, "inner dimensions differ: %s is %s (K=%" PRId64 "), %s is %s (K=%" PRId64 ")", ta ? "A^T" : "A",
+                ty(a).s, ka, tb ? "B^T" : "B", ty(b).s, kb);
   Shape out = a->shape;
   out.dim[ra - 2] = m;
   out.dim[ra - 1] = nn;
@@ -195,15 +187,13 @@ bool shape_matmul(const Graph *g, const Node *n, DType *dtype, Shape *shape, cha
 bool shape_broadcast(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *a = input(g, n, 0), *b = input(g, n, 1);
   if (!need_float("lhs", a, msg, msglen) || !need_float("rhs", b, msg, msglen)) return false;
-  if (a->dtype != b->dtype)
-    return fail(msg, msglen, "operands differ in dtype: %s vs %s", ty(a).s, ty(b).s);
+  if (a->dtype != b->dtype) return fail(msg, msglen, "operands differ in dtype: %s vs %s", ty(a).s, ty(b).s);
   int ra = a->shape.rank, rb = b->shape.rank, r = ra > rb ? ra : rb;
-  Shape out = {.rank = (uint8_t)r};
+  Shape out = { .rank = (uint8_t)r };
   for (int i = 1; i <= r; i++) { /* i-th axis from the end */
     int64_t da = i <= ra ? a->shape.dim[ra - i] : 1, db = i <= rb ? b->shape.dim[rb - i] : 1;
     if (da != db && da != 1 && db != 1)
-      return fail(msg, msglen, "cannot broadcast %s with %s: axis -%d is %" PRId64 " vs %" PRId64, ty(a).s,
-                  ty(b).s, i, da, db);
+      return fail(msg, msglen, "cannot broadcast %s with %s: axis -%d is %" PRId64 " vs %" PRId64, ty(a).s, ty(b).s, i, da, db);
     out.dim[r - i] = da == 1 ? db : da;
   }
   return result(a->dtype, &out, dtype, shape, msg, msglen);
@@ -217,8 +207,7 @@ bool shape_same(const Graph *g, const Node *n, DType *dtype, Shape *shape, char 
   const Attr *alpha = ir_attr(n, ATTR_ALPHA), *p = ir_attr(n, ATTR_P);
   if (alpha && !isfinite(alpha->u.f)) return fail(msg, msglen, "alpha=%g must be finite", alpha->u.f);
   if (p && !(p->u.f >= 0.0 && p->u.f < 1.0)) return fail(msg, msglen, "p=%g must be in [0, 1)", p->u.f);
-  if (ir_ops[n->op].cls == OC_NORM && x->shape.rank == 0)
-    return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
+  if (ir_ops[n->op].cls == OC_NORM && x->shape.rank == 0) return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
   return result(x->dtype, &x->shape, dtype, shape, msg, msglen);
 }
 
@@ -245,8 +234,7 @@ bool shape_glu(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *
   int r = x->shape.rank;
   if (r == 0) return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
   if (x->shape.dim[r - 1] % 2)
-    return fail(msg, msglen, "last axis of %s is odd (%" PRId64 "); glu needs an even size", ty(x).s,
-                x->shape.dim[r - 1]);
+    return fail(msg, msglen, "last axis of %s is odd (%" PRId64 "); glu needs an even size", ty(x).s, x->shape.dim[r - 1]);
   Shape out = x->shape;
   out.dim[r - 1] /= 2;
   return result(x->dtype, &out, dtype, shape, msg, msglen);
@@ -256,7 +244,7 @@ bool shape_glu(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *
 
 /* (x[...,H], [weight[H]], [bias[H]]) -> like x */
 bool shape_norm(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
-  static const char *const names[] = {"x", "weight", "bias"};
+  static const char *const names[] = { "x", "weight", "bias" };
   const Node *x = input(g, n, 0);
   double eps = ir_get_float(n, ATTR_EPS);
   if (!(eps > 0.0 && isfinite(eps))) return fail(msg, msglen, "eps=%g must be positive and finite", eps);
@@ -267,8 +255,8 @@ bool shape_norm(const Graph *g, const Node *n, DType *dtype, Shape *shape, char 
   for (int i = 1; i < n->nin && i < 3; i++) {
     const Node *w = input(g, n, i);
     if (w->dtype != x->dtype || w->shape.rank != 1 || w->shape.dim[0] != h)
-      return fail(msg, msglen, "%s must be %s[%" PRId64 "] (the last axis of x %s), got %s", names[i],
-                  ir_dtype_name(x->dtype), h, ty(x).s, ty(w).s);
+      return fail(msg, msglen, "%s must be %s[%" PRId64 "] (the last axis of x %s), got %s", names[i], ir_dtype_name(x->dtype), h,
+                  ty(x).s, ty(w).s);
   }
   return result(x->dtype, &x->shape, dtype, shape, msg, msglen);
 }
@@ -287,7 +275,7 @@ bool shape_mean(const Graph *g, const Node *n, DType *dtype, Shape *shape, char 
   const Node *x = input(g, n, 0);
   int64_t axis;
   if (!need_float("x", x, msg, msglen) || !check_axis(n, x, &axis, msg, msglen)) return false;
-  Shape out = {.rank = (uint8_t)(x->shape.rank - 1)};
+  Shape out = { .rank = (uint8_t)(x->shape.rank - 1) };
   for (int i = 0, j = 0; i < x->shape.rank; i++)
     if (i != axis) out.dim[j++] = x->shape.dim[i];
   return result(x->dtype, &out, dtype, shape, msg, msglen);
@@ -295,8 +283,7 @@ bool shape_mean(const Graph *g, const Node *n, DType *dtype, Shape *shape, char 
 
 /* (logits[N,V], targets i32[N]) -> f32[]; the loss is accumulated in f32
  * whatever the logits' dtype. */
-bool shape_cross_entropy(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg,
-                         size_t msglen) {
+bool shape_cross_entropy(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *logits = input(g, n, 0), *t = input(g, n, 1);
   int64_t ignore = ir_get_int(n, ATTR_IGNORE);
   if (ignore < INT32_MIN || ignore > INT32_MAX)
@@ -304,16 +291,16 @@ bool shape_cross_entropy(const Graph *g, const Node *n, DType *dtype, Shape *sha
   if (!need_float("logits", logits, msg, msglen)) return false;
   if (logits->shape.rank != 2) return fail(msg, msglen, "logits must be [N,V], got %s", ty(logits).s);
   if (t->dtype != DT_I32 || t->shape.rank != 1 || t->shape.dim[0] != logits->shape.dim[0])
-    return fail(msg, msglen, "targets must be i32[%" PRId64 "] (N of logits %s), got %s", logits->shape.dim[0],
-                ty(logits).s, ty(t).s);
-  Shape out = {.rank = 0};
+    return fail(msg, msglen, "targets must be i32[%" PRId64 "] (N of logits %s), got %s", logits->shape.dim[0], ty(logits).s,
+                ty(t).s);
+  Shape out = { .rank = 0 };
   return result(DT_F32, &out, dtype, shape, msg, msglen);
 }
 
 /* (logits[N,V], targets i32[N]) -> f32[2]: the counts of correct and of counted rows */
 bool shape_xent_hits(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   if (!shape_cross_entropy(g, n, dtype, shape, msg, msglen)) return false;
-  *shape = (Shape){.rank = 1, .dim = {2}};
+  *shape = (Shape){ .rank = 1, .dim = { 2 } };
   return true;
 }
 
@@ -325,7 +312,7 @@ bool shape_reshape(const Graph *g, const Node *n, DType *dtype, Shape *shape, ch
   IR_ASSERT(a);
   uint32_t r = a->u.ints.n;
   if (r > IR_MAX_RANK) return fail(msg, msglen, "shape has %u dims; the maximum rank is %d", r, IR_MAX_RANK);
-  Shape out = {.rank = (uint8_t)r};
+  Shape out = { .rank = (uint8_t)r };
   int64_t numel = 1;
   for (uint32_t i = 0; i < r; i++) {
     out.dim[i] = a->u.ints.v[i];
@@ -335,8 +322,8 @@ bool shape_reshape(const Graph *g, const Node *n, DType *dtype, Shape *shape, ch
   }
   int64_t have = ir_shape_numel(&x->shape);
   if (numel != have)
-    return fail(msg, msglen, "shape %s has %" PRId64 " elements but x %s has %" PRId64,
-                ty_of(x->dtype, &out).s, numel, ty(x).s, have);
+    return fail(msg, msglen, "shape %s has %" PRId64 " elements but x %s has %" PRId64, ty_of(x->dtype, &out).s, numel, ty(x).s,
+                have);
   return result(x->dtype, &out, dtype, shape, msg, msglen);
 }
 
@@ -346,10 +333,9 @@ bool shape_permute(const Graph *g, const Node *n, DType *dtype, Shape *shape, ch
   const Attr *a = ir_attr(n, ATTR_PERM);
   IR_ASSERT(a);
   int r = x->shape.rank;
-  if (a->u.ints.n != (uint32_t)r)
-    return fail(msg, msglen, "perm has %u entries but x %s has rank %d", a->u.ints.n, ty(x).s, r);
-  bool seen[IR_MAX_RANK] = {false};
-  Shape out = {.rank = (uint8_t)r};
+  if (a->u.ints.n != (uint32_t)r) return fail(msg, msglen, "perm has %u entries but x %s has rank %d", a->u.ints.n, ty(x).s, r);
+  bool seen[IR_MAX_RANK] = { false };
+  Shape out = { .rank = (uint8_t)r };
   for (int i = 0; i < r; i++) {
     int64_t p = a->u.ints.v[i];
     if (p < 0 || p >= r) return fail(msg, msglen, "perm[%d]=%" PRId64 " is out of range 0..%d", i, p, r - 1);
@@ -369,8 +355,8 @@ bool shape_slice(const Graph *g, const Node *n, DType *dtype, Shape *shape, char
   if (start < 0) return fail(msg, msglen, "start=%" PRId64 " must be >= 0", start);
   if (len < 1) return fail(msg, msglen, "len=%" PRId64 " must be >= 1", len);
   if (start > dim - len) /* start + len > dim, without overflowing */
-    return fail(msg, msglen, "start=%" PRId64 " + len=%" PRId64 " exceeds axis %" PRId64 " of %s (size %" PRId64 ")",
-                start, len, axis, ty(x).s, dim);
+    return fail(msg, msglen, "start=%" PRId64 " + len=%" PRId64 " exceeds axis %" PRId64 " of %s (size %" PRId64 ")", start, len,
+                axis, ty(x).s, dim);
   Shape out = x->shape;
   out.dim[axis] = len;
   return result(x->dtype, &out, dtype, shape, msg, msglen);

@@ -12,10 +12,10 @@
 
 #include <string.h>
 
-static const char *const part_name[3] = {"q", "k", "v"};
+static const char *const part_name[3] = { "q", "k", "v" };
 
 bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg, size_t msglen) {
-  *geo = (IrAttnGeom){.bias = -1};
+  *geo = (IrAttnGeom){ .bias = -1 };
   bool grad = n->op == OP_ATTENTION_GRAD;
   int nmain = grad ? 6 : 3;
   if (n->nin > nmain) geo->bias = nmain;
@@ -37,8 +37,7 @@ bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg
     if (x[t]->dtype != x[0]->dtype)
       return fail(msg, msglen, "%s source %s and q source %s differ in dtype", part_name[t], ty(x[t]).s, ty(x[0]).s);
     if (x[t]->shape.dim[0] != x[0]->shape.dim[0] || x[t]->shape.dim[1] != x[0]->shape.dim[1])
-      return fail(msg, msglen, "%s source %s and q source %s differ in batch or sequence", part_name[t], ty(x[t]).s,
-                  ty(x[0]).s);
+      return fail(msg, msglen, "%s source %s and q source %s differ in batch or sequence", part_name[t], ty(x[t]).s, ty(x[0]).s);
     int64_t off = offs->u.ints.v[t], W = x[t]->shape.dim[3];
     if (off < 0 || off > W - geo->dh)
       return fail(msg, msglen, "%s part [%" PRId64 ", %" PRId64 "+%" PRId64 ") is outside the source's width %" PRId64,
@@ -56,20 +55,18 @@ bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg
   if (x[2]->shape.dim[2] != geo->kv_heads)
     return fail(msg, msglen, "k source %s and v source %s differ in heads", ty(x[1]).s, ty(x[2]).s);
   if (geo->heads % geo->kv_heads)
-    return fail(msg, msglen, "k/v heads (%" PRId64 ") must divide the query heads (%" PRId64 ")", geo->kv_heads,
-                geo->heads);
+    return fail(msg, msglen, "k/v heads (%" PRId64 ") must divide the query heads (%" PRId64 ")", geo->kv_heads, geo->heads);
   if (geo->bias >= 0) {
     const Node *b = input(g, n, geo->bias);
     if (!need_float("bias", b, msg, msglen)) return false;
-    const int64_t full[4] = {geo->B, geo->heads, geo->S, geo->S};
-    if (b->shape.rank > 4)
-      return fail(msg, msglen, "bias %s has more than 4 axes [batch, heads, seq, seq]", ty(b).s);
+    const int64_t full[4] = { geo->B, geo->heads, geo->S, geo->S };
+    if (b->shape.rank > 4) return fail(msg, msglen, "bias %s has more than 4 axes [batch, heads, seq, seq]", ty(b).s);
     int64_t stride = 1;
     for (int a = 3, k = b->shape.rank - 1; a >= 0; a--, k--) {
       int64_t d = k >= 0 ? b->shape.dim[k] : 1;
       if (d != 1 && d != full[a])
-        return fail(msg, msglen, "bias %s does not broadcast to [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]",
-                    ty(b).s, full[0], full[1], full[2], full[3]);
+        return fail(msg, msglen, "bias %s does not broadcast to [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]", ty(b).s,
+                    full[0], full[1], full[2], full[3]);
       geo->bias_stride[a] = d == 1 ? 0 : stride;
       stride *= d;
     }
@@ -85,9 +82,15 @@ bool ir_attention_siblings(const Node *o, const Node *lse) {
     const Attr *a = &o->attr[i], *b = &lse->attr[i];
     if (a->id != b->id) return false;
     switch (ir_attrs[a->id].kind) {
-    case AK_INT: if (a->u.i != b->u.i) return false; break;
-    case AK_FLOAT: if (memcmp(&a->u.f, &b->u.f, sizeof a->u.f)) return false; break;
-    case AK_STR: if (strcmp(a->u.s, b->u.s)) return false; break;
+    case AK_INT:
+      if (a->u.i != b->u.i) return false;
+      break;
+    case AK_FLOAT:
+      if (memcmp(&a->u.f, &b->u.f, sizeof a->u.f)) return false;
+      break;
+    case AK_STR:
+      if (strcmp(a->u.s, b->u.s)) return false;
+      break;
     case AK_INTS:
       if (a->u.ints.n != b->u.ints.n || memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof *a->u.ints.v)) return false;
       break;
@@ -101,10 +104,10 @@ bool shape_attention(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
   IrAttnGeom geo;
   if (!ir_attention_geom(g, n, &geo, msg, msglen)) return false;
   if (n->op == OP_ATTENTION_LSE) {
-    Shape s = {.rank = 3, .dim = {geo.B, geo.heads, geo.S}};
+    Shape s = { .rank = 3, .dim = { geo.B, geo.heads, geo.S } };
     return result(DT_F32, &s, dtype, shape, msg, msglen);
   }
-  Shape s = {.rank = 4, .dim = {geo.B, geo.S, geo.heads, geo.dh}};
+  Shape s = { .rank = 4, .dim = { geo.B, geo.S, geo.heads, geo.dh } };
   return result(input(g, n, 0)->dtype, &s, dtype, shape, msg, msglen);
 }
 
@@ -113,13 +116,13 @@ bool shape_attention(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
 bool shape_attention_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   IrAttnGeom geo;
   if (!ir_attention_geom(g, n, &geo, msg, msglen)) return false;
-  const Shape os = {.rank = 4, .dim = {geo.B, geo.S, geo.heads, geo.dh}};
-  const Shape ls = {.rank = 3, .dim = {geo.B, geo.heads, geo.S}};
+  const Shape os = { .rank = 4, .dim = { geo.B, geo.S, geo.heads, geo.dh } };
+  const Shape ls = { .rank = 3, .dim = { geo.B, geo.heads, geo.S } };
   const Node *o = input(g, n, 3), *lse = input(g, n, 4), *dout = input(g, n, 5);
   if (!need_float("o", o, msg, msglen) || !need_float("do", dout, msg, msglen)) return false;
   if (!ir_shape_eq(&o->shape, &os) || !ir_shape_eq(&dout->shape, &os))
-    return fail(msg, msglen, "o %s and do %s must both be [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]", ty(o).s,
-                ty(dout).s, os.dim[0], os.dim[1], os.dim[2], os.dim[3]);
+    return fail(msg, msglen, "o %s and do %s must both be [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]", ty(o).s, ty(dout).s,
+                os.dim[0], os.dim[1], os.dim[2], os.dim[3]);
   if (lse->dtype != DT_F32 || !ir_shape_eq(&lse->shape, &ls))
     return fail(msg, msglen, "lse must be %s, got %s", ty_of(DT_F32, &ls).s, ty(lse).s);
   int64_t wrt = ir_get_int(n, ATTR_WRT);

@@ -20,8 +20,7 @@ bool shape_concat(const Graph *g, const Node *n, DType *dtype, Shape *shape, cha
     const Node *x = input(g, n, k);
     bool ok = x->dtype == x0->dtype && x->shape.rank == x0->shape.rank;
     for (int i = 0; ok && i < x->shape.rank; i++) ok = i == axis || x->shape.dim[i] == x0->shape.dim[i];
-    if (!ok)
-      return fail(msg, msglen, "input %d %s does not match %s off axis %" PRId64, k, ty(x).s, ty(x0).s, axis);
+    if (!ok) return fail(msg, msglen, "input %d %s does not match %s off axis %" PRId64, k, ty(x).s, ty(x0).s, axis);
     if (__builtin_add_overflow(out.dim[axis], x->shape.dim[axis], &out.dim[axis]) || out.dim[axis] > IR_MAX_NUMEL)
       return fail(msg, msglen, "concatenated axis %" PRId64 " is too large", axis);
   }
@@ -76,13 +75,12 @@ bool shape_matmul_epi_grad(const Graph *g, const Node *n, DType *dtype, Shape *s
   if (!need_float("pre", pre, msg, msglen)) return false;
   Shape want = pre->shape;
   if (glu) {
-    if (want.rank == 0 || want.dim[want.rank - 1] % 2)
-      return fail(msg, msglen, "pre must be [...,2F], got %s", ty(pre).s);
+    if (want.rank == 0 || want.dim[want.rank - 1] % 2) return fail(msg, msglen, "pre must be [...,2F], got %s", ty(pre).s);
     want.dim[want.rank - 1] /= 2;
   }
   if (dt != pre->dtype || !ir_shape_eq(&s, &want))
-    return fail(msg, msglen, "the product %s must be %s (pre %s%s)", ty_of(dt, &s).s, ty_of(pre->dtype, &want).s,
-                ty(pre).s, glu ? " with the last axis halved" : "");
+    return fail(msg, msglen, "the product %s must be %s (pre %s%s)", ty_of(dt, &s).s, ty_of(pre->dtype, &want).s, ty(pre).s,
+                glu ? " with the last axis halved" : "");
   return result(pre->dtype, &pre->shape, dtype, shape, msg, msglen);
 }
 
@@ -119,8 +117,8 @@ static bool xent_inputs(const Graph *g, const Node *n, int64_t *V, char *msg, si
   if (x->shape.rank != 2) return fail(msg, msglen, "x must be [N,H], got %s", ty(x).s);
   int64_t H = x->shape.dim[1];
   if (w->dtype != x->dtype || w->shape.rank != 2 || w->shape.dim[tb ? 1 : 0] != H)
-    return fail(msg, msglen, "W must be %s[%s] with H=%" PRId64 ", got %s", ir_dtype_name(x->dtype),
-                tb ? "V,H" : "H,V", H, ty(w).s);
+    return fail(msg, msglen, "W must be %s[%s] with H=%" PRId64 ", got %s", ir_dtype_name(x->dtype), tb ? "V,H" : "H,V", H,
+                ty(w).s);
   *V = w->shape.dim[tb ? 0 : 1];
   if (t->dtype != DT_I32 || t->shape.rank != 1 || t->shape.dim[0] != x->shape.dim[0])
     return fail(msg, msglen, "targets must be i32[%" PRId64 "], got %s", x->shape.dim[0], ty(t).s);
@@ -135,14 +133,14 @@ static bool xent_inputs(const Graph *g, const Node *n, int64_t *V, char *msg, si
 bool shape_xent_linear(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   int64_t V;
   if (!xent_inputs(g, n, &V, msg, msglen)) return false;
-  Shape s = {.rank = 0};
+  Shape s = { .rank = 0 };
   return result(DT_F32, &s, dtype, shape, msg, msglen);
 }
 
 bool shape_xent_linear_hits(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   int64_t V;
   if (!xent_inputs(g, n, &V, msg, msglen)) return false;
-  Shape s = {.rank = 1, .dim = {2}};
+  Shape s = { .rank = 1, .dim = { 2 } };
   return result(DT_F32, &s, dtype, shape, msg, msglen);
 }
 

@@ -15,8 +15,7 @@
 static bool shape_attr(const Node *n, Shape *out, char *msg, size_t msglen) {
   const Attr *a = ir_attr(n, ATTR_SHAPE);
   IR_ASSERT(a);
-  if (a->u.ints.n > IR_MAX_RANK)
-    return fail(msg, msglen, "shape has %u dims; the maximum rank is %d", a->u.ints.n, IR_MAX_RANK);
+  if (a->u.ints.n > IR_MAX_RANK) return fail(msg, msglen, "shape has %u dims; the maximum rank is %d", a->u.ints.n, IR_MAX_RANK);
   out->rank = (uint8_t)a->u.ints.n;
   for (uint32_t i = 0; i < a->u.ints.n; i++) {
     out->dim[i] = a->u.ints.v[i];
@@ -41,8 +40,7 @@ bool shape_grad_pair(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
   if (!need_float("x", x, msg, msglen)) return false;
   if (x->dtype != dy->dtype || !ir_shape_eq(&x->shape, &dy->shape))
     return fail(msg, msglen, "dy %s must have the type of x %s", ty(dy).s, ty(x).s);
-  if (ir_ops[n->op].cls == OC_NORM && x->shape.rank == 0)
-    return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
+  if (ir_ops[n->op].cls == OC_NORM && x->shape.rank == 0) return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
   return result(x->dtype, &x->shape, dtype, shape, msg, msglen);
 }
 
@@ -81,8 +79,7 @@ bool shape_norm_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
 }
 
 /* (logits[N,V], targets i32[N], dloss f32[]) -> like logits */
-bool shape_cross_entropy_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg,
-                              size_t msglen) {
+bool shape_cross_entropy_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *l = input(g, n, 0), *t = input(g, n, 1), *dl = input(g, n, 2);
   if (!need_float("logits", l, msg, msglen)) return false;
   if (l->shape.rank != 2) return fail(msg, msglen, "logits must be [N,V], got %s", ty(l).s);
@@ -93,8 +90,7 @@ bool shape_cross_entropy_grad(const Graph *g, const Node *n, DType *dtype, Shape
 }
 
 /* (ids i32[...], dy[...,H]) -> [rows,H] */
-bool shape_embedding_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg,
-                          size_t msglen) {
+bool shape_embedding_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *ids = input(g, n, 0), *dy = input(g, n, 1);
   int64_t rows = ir_get_int(n, ATTR_ROWS);
   if (rows < 1) return fail(msg, msglen, "rows=%" PRId64 " must be >= 1", rows);
@@ -103,13 +99,12 @@ bool shape_embedding_grad(const Graph *g, const Node *n, DType *dtype, Shape *sh
   bool ok = dy->shape.rank == ids->shape.rank + 1;
   for (int i = 0; ok && i < ids->shape.rank; i++) ok = dy->shape.dim[i] == ids->shape.dim[i];
   if (!ok) return fail(msg, msglen, "dy %s must be ids %s plus a last axis", ty(dy).s, ty(ids).s);
-  Shape out = {.rank = 2, .dim = {rows, dy->shape.dim[dy->shape.rank - 1]}};
+  Shape out = { .rank = 2, .dim = { rows, dy->shape.dim[dy->shape.rank - 1] } };
   return result(dy->dtype, &out, dtype, shape, msg, msglen);
 }
 
 /* (dy[B*slots,H], targets i32[B,S]) -> [B,S,H] */
-bool shape_masked_rows_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg,
-                            size_t msglen) {
+bool shape_masked_rows_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *dy = input(g, n, 0), *t = input(g, n, 1);
   int64_t slots = ir_get_int(n, ATTR_SLOTS);
   if (!need_float("dy", dy, msg, msglen)) return false;
@@ -118,7 +113,7 @@ bool shape_masked_rows_grad(const Graph *g, const Node *n, DType *dtype, Shape *
   if (slots < 1 || slots > S) return fail(msg, msglen, "slots=%" PRId64 " must be in 1..%" PRId64, slots, S);
   if (dy->shape.rank != 2 || dy->shape.dim[0] != B * slots)
     return fail(msg, msglen, "dy %s must be [B*slots,H] = [%" PRId64 ",H]", ty(dy).s, B * slots);
-  Shape out = {.rank = 3, .dim = {B, S, dy->shape.dim[1]}};
+  Shape out = { .rank = 3, .dim = { B, S, dy->shape.dim[1] } };
   return result(dy->dtype, &out, dtype, shape, msg, msglen);
 }
 
@@ -145,11 +140,9 @@ bool shape_broadcast_to(const Graph *g, const Node *n, DType *dtype, Shape *shap
 bool shape_pad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   const Node *x = input(g, n, 0);
   int64_t axis = ir_get_int(n, ATTR_AXIS), start = ir_get_int(n, ATTR_START), size = ir_get_int(n, ATTR_SIZE);
-  if (axis < 0 || axis >= x->shape.rank)
-    return fail(msg, msglen, "axis=%" PRId64 " is out of range for %s", axis, ty(x).s);
+  if (axis < 0 || axis >= x->shape.rank) return fail(msg, msglen, "axis=%" PRId64 " is out of range for %s", axis, ty(x).s);
   if (start < 0 || size < 1 || start > size - x->shape.dim[axis])
-    return fail(msg, msglen, "start=%" PRId64 " size=%" PRId64 " cannot hold axis %" PRId64 " of %s", start, size,
-                axis, ty(x).s);
+    return fail(msg, msglen, "start=%" PRId64 " size=%" PRId64 " cannot hold axis %" PRId64 " of %s", start, size, axis, ty(x).s);
   Shape out = x->shape;
   out.dim[axis] = size;
   return result(x->dtype, &out, dtype, shape, msg, msglen);

@@ -14,8 +14,7 @@ static bool need_scalar(const Graph *g, const Node *n, int i, const char *what, 
   const Node *x = input(g, n, i);
   if (is_f32_scalar(x)) return true;
   char t[IR_TYPE_STR_MAX];
-  return fail(msg, msglen, "%s must be an f32 scalar (one element), got %s", what,
-              ir_type_str(x->dtype, &x->shape, t, sizeof t));
+  return fail(msg, msglen, "%s must be an f32 scalar (one element), got %s", what, ir_type_str(x->dtype, &x->shape, t, sizeof t));
 }
 
 static bool scalar_result(DType *dtype, Shape *shape) {
@@ -39,8 +38,7 @@ static bool need_vec(const Graph *g, const Node *n, int i, const char *what, int
 }
 
 IR_SHAPE_RULE(shape_clip_coef) {
-  if (!need_scalar(g, n, 0, "total_sq", msg, msglen) || !need_vec(g, n, 1, "hyper", IR_ADAM_HYPER, msg, msglen))
-    return false;
+  if (!need_scalar(g, n, 0, "total_sq", msg, msglen) || !need_vec(g, n, 1, "hyper", IR_ADAM_HYPER, msg, msglen)) return false;
   return scalar_result(dtype, shape);
 }
 
@@ -59,8 +57,8 @@ IR_SHAPE_RULE(shape_adam_state) {
   const Node *s = input(g, n, 0), *gr = input(g, n, 1);
   char a[IR_TYPE_STR_MAX], b[IR_TYPE_STR_MAX];
   if (s->dtype != DT_F32 || gr->dtype != DT_F32 || !ir_shape_eq(&s->shape, &gr->shape))
-    return fail(msg, msglen, "state %s and gradient %s must be f32 of one shape",
-                ir_type_str(s->dtype, &s->shape, a, sizeof a), ir_type_str(gr->dtype, &gr->shape, b, sizeof b));
+    return fail(msg, msglen, "state %s and gradient %s must be f32 of one shape", ir_type_str(s->dtype, &s->shape, a, sizeof a),
+                ir_type_str(gr->dtype, &gr->shape, b, sizeof b));
   if (!need_scalar(g, n, 2, "coef", msg, msglen) || !need_vec(g, n, 3, "sched", IR_ADAM_SCHED, msg, msglen)) return false;
   *dtype = DT_F32;
   *shape = s->shape;
@@ -75,8 +73,8 @@ IR_SHAPE_RULE(shape_adamw_param) {
   for (int i = 1; i <= 2; i++) {
     const Node *x = input(g, n, i);
     if (x->dtype != DT_F32 || !ir_shape_eq(&x->shape, &p->shape))
-      return fail(msg, msglen, "%s %s must match param %s", i == 1 ? "m" : "v",
-                  ir_type_str(x->dtype, &x->shape, a, sizeof a), ir_type_str(p->dtype, &p->shape, b, sizeof b));
+      return fail(msg, msglen, "%s %s must match param %s", i == 1 ? "m" : "v", ir_type_str(x->dtype, &x->shape, a, sizeof a),
+                  ir_type_str(p->dtype, &p->shape, b, sizeof b));
   }
   if (!need_vec(g, n, 3, "sched", IR_ADAM_SCHED, msg, msglen)) return false;
   *dtype = DT_F32;

@@ -12,7 +12,6 @@
 
 #include "ir_impl.h"
 
-
 /* A type string by value so messages can format several inline; the
  * temporary lives until the end of the full expression (C11 6.2.4p8). */
 typedef struct {

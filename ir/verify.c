@@ -38,8 +38,7 @@ static bool verify_node(const Graph *g, ValueId v, Diag *d) {
       return bad(d, g, v, "attributes are not sorted by id without repeats");
   if (info->cls == OC_SOURCE) {
     if (n->nin) return bad(d, g, v, "a source has %u inputs", n->nin);
-    if (!ir_check_source(n->op, n->dtype, &n->shape, n->attr, n->nattr, msg, sizeof msg))
-      return bad(d, g, v, "%s", msg);
+    if (!ir_check_source(n->op, n->dtype, &n->shape, n->attr, n->nattr, msg, sizeof msg)) return bad(d, g, v, "%s", msg);
     return true;
   }
   if (n->nin < info->min_in || n->nin > info->max_in)
@@ -56,18 +55,18 @@ static bool verify_node(const Graph *g, ValueId v, Diag *d) {
   if (!info->shape(g, n, &dt, &s, msg, sizeof msg)) return bad(d, g, v, "%s", msg);
   if (dt != n->dtype || !ir_shape_eq(&s, &n->shape)) {
     char have[IR_TYPE_STR_MAX], want[IR_TYPE_STR_MAX];
-    return bad(d, g, v, "type is %s but the shape rule gives %s",
-               ir_type_str(n->dtype, &n->shape, have, sizeof have), ir_type_str(dt, &s, want, sizeof want));
+    return bad(d, g, v, "type is %s but the shape rule gives %s", ir_type_str(n->dtype, &n->shape, have, sizeof have),
+               ir_type_str(dt, &s, want, sizeof want));
   }
   return true;
 }
 
 bool ir_verify(const Graph *g, Diag *d) {
   int before = d->nerrors;
-  SrcLoc none = {0};
+  SrcLoc none = { 0 };
   if (g->n > g->cap || g->nout > g->outcap || (g->n && !g->nodes) || (g->nout && !g->outputs)) {
-    diag_error(d, none, "verify: graph arrays are inconsistent (n=%u cap=%u nout=%u outcap=%u)", g->n, g->cap,
-               g->nout, g->outcap);
+    diag_error(d, none, "verify: graph arrays are inconsistent (n=%u cap=%u nout=%u outcap=%u)", g->n, g->cap, g->nout,
+               g->outcap);
     return false;
   }
   for (ValueId v = 0; v < g->n; v++) (void)verify_node(g, v, d);

@@ -11,8 +11,14 @@
 #include "passes.h"
 
 AdamWOptions pass_adamw_defaults(void) {
-  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, .weight_decay_other = 0,
-                    .max_norm = 0.5, .accum = 1, .emit_grads = false};
+  AdamWOptions o = { .beta1 = 0.9,
+                     .beta2 = 0.98,
+                     .eps = 1e-12,
+                     .weight_decay = 0.01,
+                     .weight_decay_other = 0,
+                     .max_norm = 0.5,
+                     .accum = 1,
+                     .emit_grads = false };
   return o;
 }
 
@@ -26,7 +32,7 @@ void pass_adamw_hyper(const AdamWOptions *o, double h[IR_ADAM_HYPER]) {
 }
 
 bool pass_adamw_check(const AdamWOptions *o, Diag *d) {
-  SrcLoc none = {0};
+  SrcLoc none = { 0 };
   if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1)) {
     diag_error(d, none, "adamw: betas must lie in [0, 1), got (%g, %g)", o->beta1, o->beta2);
     return false;
@@ -54,7 +60,7 @@ static const char *cat(Graph *g, const char *prefix, const char *name) {
 
 static ValueId f32_input(Graph *g, const char *name, const Shape *s) {
   Attr a = ir_attr_str(ATTR_NAME, name);
-  return ir_add_source(g, OP_INPUT, DT_F32, s, &a, 1, (SrcLoc){0});
+  return ir_add_source(g, OP_INPUT, DT_F32, s, &a, 1, (SrcLoc){ 0 });
 }
 
 static ValueId find_output(const Graph *g, const char *name) {
@@ -73,7 +79,7 @@ static int collect(Graph *dst, const Graph *src, const ValueId *map, ValueId *pa
     if (grads) {
       ValueId gv = find_output(src, cat(dst, "grad.", pname(src, v)));
       if (gv == IR_NONE) {
-        diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'grad.%s' (run autodiff first)", pname(src, v));
+        diag_error(d, (SrcLoc){ 0 }, "adamw: the graph has no output 'grad.%s' (run autodiff first)", pname(src, v));
         return -1;
       }
       grads[n] = map[gv];
@@ -88,8 +94,8 @@ static int collect(Graph *dst, const Graph *src, const ValueId *map, ValueId *pa
  * adam_m.<p>, adam_v.<p>. Every hyper-parameter is read from `hyper` at run
  * time, so one artifact serves any betas / eps / decay / clip. */
 static bool append_update(Graph *g, const ValueId *params, const ValueId *grads, int n, Diag *d) {
-  SrcLoc L = {0};
-  Shape scalar = {.rank = 0};
+  SrcLoc L = { 0 };
+  Shape scalar = { .rank = 0 };
   ValueId *m_in = ARENA_ARRAY(g->arena, ValueId, n ? n : 1), *v_in = ARENA_ARRAY(g->arena, ValueId, n ? n : 1);
   for (int i = 0; i < n; i++) {
     const Node *p = ir_node(g, params[i]);
@@ -98,7 +104,7 @@ static bool append_update(Graph *g, const ValueId *params, const ValueId *grads,
     m_in[i] = f32_input(g, cat(g, "adam_m.", nm), &s);
     v_in[i] = f32_input(g, cat(g, "adam_v.", nm), &s);
   }
-  Shape hs = {.rank = 1, .dim = {IR_ADAM_HYPER}};
+  Shape hs = { .rank = 1, .dim = { IR_ADAM_HYPER } };
   ValueId step = f32_input(g, "step", &scalar), lr = f32_input(g, "lr", &scalar), hyper = f32_input(g, "hyper", &hs);
   /* global L2 norm over every gradient entry */
   ValueId total = IR_NONE;
@@ -106,25 +112,25 @@ static bool append_update(Graph *g, const ValueId *params, const ValueId *grads,
     ValueId sq = ir_add(g, OP_SUMSQ, &grads[i], 1, NULL, 0, L, d);
     if (sq == IR_NONE) return false;
     if (total == IR_NONE) total = sq;
-    else if ((total = ir_add(g, OP_ADD, (ValueId[]){total, sq}, 2, NULL, 0, L, d)) == IR_NONE) return false;
+    else if ((total = ir_add(g, OP_ADD, (ValueId[]){ total, sq }, 2, NULL, 0, L, d)) == IR_NONE) return false;
   }
   if (total == IR_NONE) {
     Attr z = ir_attr_float(ATTR_VALUE, 0.0);
     total = ir_add_source(g, OP_FILL, DT_F32, &scalar, &z, 1, L);
   }
   ValueId norm = ir_add(g, OP_SQRT, &total, 1, NULL, 0, L, d);
-  ValueId coef = ir_add(g, OP_CLIP_COEF, (ValueId[]){total, hyper}, 2, NULL, 0, L, d);
-  ValueId sched = ir_add(g, OP_ADAM_SCHED, (ValueId[]){step, lr, hyper}, 3, NULL, 0, L, d);
+  ValueId coef = ir_add(g, OP_CLIP_COEF, (ValueId[]){ total, hyper }, 2, NULL, 0, L, d);
+  ValueId sched = ir_add(g, OP_ADAM_SCHED, (ValueId[]){ step, lr, hyper }, 3, NULL, 0, L, d);
   if (norm == IR_NONE || coef == IR_NONE || sched == IR_NONE) return false;
   ir_add_output(g, "grad_norm", norm);
   ValueId *np = ARENA_ARRAY(g->arena, ValueId, 3 * (n ? n : 1));
   for (int i = 0; i < n; i++) {
     const Node *p = ir_node(g, params[i]);
-    ValueId m = ir_add(g, OP_ADAM_M, (ValueId[]){m_in[i], grads[i], coef, sched}, 4, NULL, 0, L, d);
-    ValueId v = ir_add(g, OP_ADAM_V, (ValueId[]){v_in[i], grads[i], coef, sched}, 4, NULL, 0, L, d);
+    ValueId m = ir_add(g, OP_ADAM_M, (ValueId[]){ m_in[i], grads[i], coef, sched }, 4, NULL, 0, L, d);
+    ValueId v = ir_add(g, OP_ADAM_V, (ValueId[]){ v_in[i], grads[i], coef, sched }, 4, NULL, 0, L, d);
     if (m == IR_NONE || v == IR_NONE) return false;
     Attr dec = ir_attr_int(ATTR_DECAY, ir_get_int(p, ATTR_DECAY) ? 1 : 0);
-    ValueId up = ir_add(g, OP_ADAMW_PARAM, (ValueId[]){params[i], m, v, sched}, 4, &dec, 1, L, d);
+    ValueId up = ir_add(g, OP_ADAMW_PARAM, (ValueId[]){ params[i], m, v, sched }, 4, &dec, 1, L, d);
     if (up == IR_NONE) return false;
     np[3 * i] = up;
     np[3 * i + 1] = m;
@@ -146,7 +152,7 @@ Graph *pass_train_step(const Graph *ad, const AdamWOptions *o, Diag *d) {
   if (!pass_adamw_check(o, d)) return NULL;
   ValueId loss_src = find_output(ad, "loss");
   if (loss_src == IR_NONE) {
-    diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'loss'");
+    diag_error(d, (SrcLoc){ 0 }, "adamw: the graph has no output 'loss'");
     return NULL;
   }
   Graph *g = ir_graph_new_like(ad);
@@ -167,7 +173,7 @@ fail:
 Graph *pass_accumulate(const Graph *ad, Diag *d) {
   ValueId loss_src = find_output(ad, "loss");
   if (loss_src == IR_NONE) {
-    diag_error(d, (SrcLoc){0}, "adamw: the graph has no output 'loss'");
+    diag_error(d, (SrcLoc){ 0 }, "adamw: the graph has no output 'loss'");
     return NULL;
   }
   Graph *g = ir_graph_new_like(ad);
@@ -175,7 +181,7 @@ Graph *pass_accumulate(const Graph *ad, Diag *d) {
   int np = count_params(ad);
   ValueId *params = ARENA_ARRAY(g->arena, ValueId, np ? np : 1), *grads = ARENA_ARRAY(g->arena, ValueId, np ? np : 1);
   if (!map || collect(g, ad, map, params, grads, d) < 0) goto fail;
-  Shape scalar = {.rank = 0};
+  Shape scalar = { .rank = 0 };
   ValueId scale = f32_input(g, "accum_scale", &scalar);
   ir_add_output(g, "loss", map[loss_src]);
   for (int i = 0; i < np; i++) {
@@ -183,9 +189,9 @@ Graph *pass_accumulate(const Graph *ad, Diag *d) {
     Shape s = p->shape;
     const char *nm = cat(g, "grad_acc.", ir_get_str(p, ATTR_NAME));
     ValueId acc = f32_input(g, nm, &s);
-    ValueId sg = ir_add(g, OP_MUL, (ValueId[]){grads[i], scale}, 2, NULL, 0, (SrcLoc){0}, d);
+    ValueId sg = ir_add(g, OP_MUL, (ValueId[]){ grads[i], scale }, 2, NULL, 0, (SrcLoc){ 0 }, d);
     if (sg == IR_NONE) goto fail;
-    ValueId sum = ir_add(g, OP_ADD, (ValueId[]){acc, sg}, 2, NULL, 0, (SrcLoc){0}, d);
+    ValueId sum = ir_add(g, OP_ADD, (ValueId[]){ acc, sg }, 2, NULL, 0, (SrcLoc){ 0 }, d);
     if (sum == IR_NONE) goto fail;
     ir_add_output(g, nm, sum);
   }

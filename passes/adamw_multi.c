@@ -27,7 +27,11 @@ int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, c
     for (int k = 0; k < n->nin; k++)
       if (kernel[n->in[k]] != group_kernel[1]) return 0;
     return 1;
-  case OP_CLIP_COEF: case OP_ADAM_SCHED: case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM: grp = 2; break;
+  case OP_CLIP_COEF:
+  case OP_ADAM_SCHED:
+  case OP_ADAM_M:
+  case OP_ADAM_V:
+  case OP_ADAMW_PARAM: grp = 2; break;
   default: return 0;
   }
   uint32_t K = group_kernel[grp];

@@ -64,7 +64,7 @@ static void room(Ac *ac) {
 
 Graph *pass_autocast_bf16(const Graph *fwd, Diag *d) {
   Graph *g = ir_graph_new_like(fwd);
-  Ac ac = {.g = g, .d = d};
+  Ac ac = { .g = g, .d = d };
   ValueId *map = ARENA_ARRAY(g->arena, ValueId, fwd->n ? fwd->n : 1);
   for (ValueId v = 0; v < fwd->n; v++) {
     const Node *n = &fwd->nodes[v];

@@ -13,7 +13,7 @@
 #include "grad.h"
 
 static const GradFn grad_rule[OP_COUNT] = {
-#define NONE NULL
+#define NONE                                                               NULL
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) [OP_##id] = grad,
 #include "ops.def"
 #undef OP
@@ -43,7 +43,7 @@ void grad_accum(GradCtx *cx, ValueId v, int k, ValueId dx) {
   ValueId u = cx->fwd->nodes[v].in[k];
   const Node *want = &cx->fwd->nodes[u], *got = grad_node(cx, dx);
   IR_ASSERT(want->dtype == got->dtype && ir_shape_eq(&want->shape, &got->shape)); /* a rule built a wrong type */
-  cx->grad[u] = cx->grad[u] == IR_NONE ? dx : gb(cx, OP_ADD, (ValueId[]){cx->grad[u], dx}, 2, NULL, 0);
+  cx->grad[u] = cx->grad[u] == IR_NONE ? dx : gb(cx, OP_ADD, (ValueId[]){ cx->grad[u], dx }, 2, NULL, 0);
 }
 
 /* needs[v]: v is a float value on a path from a param to the loss. */
@@ -72,7 +72,7 @@ Graph *pass_autodiff(const Graph *fwd, Diag *d) {
   ValueId loss = IR_NONE;
   for (uint32_t i = 0; i < fwd->nout; i++)
     if (strcmp(fwd->outputs[i].name, "loss") == 0) loss = fwd->outputs[i].value;
-  SrcLoc none = {0};
+  SrcLoc none = { 0 };
   if (loss == IR_NONE) {
     diag_error(d, none, "autodiff: graph '%s' has no output named 'loss'", fwd->name);
     return NULL;
@@ -84,7 +84,7 @@ Graph *pass_autodiff(const Graph *fwd, Diag *d) {
   }
 
   Graph *g = ir_graph_new_like(fwd);
-  GradCtx cx = {.g = g, .fwd = fwd, .d = d};
+  GradCtx cx = { .g = g, .fwd = fwd, .d = d };
   ValueId *map = pass_copy_nodes(g, fwd, d);
   if (!map) goto fail;
   cx.map = map;

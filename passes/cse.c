@@ -45,16 +45,14 @@ static bool attr_eq(const Attr *a, const Attr *b) {
   case AK_INT: return a->u.i == b->u.i;
   case AK_FLOAT: return !memcmp(&a->u.f, &b->u.f, sizeof a->u.f); /* bitwise: -0.0 != 0.0 */
   case AK_STR: return !strcmp(a->u.s, b->u.s);
-  case AK_INTS:
-    return a->u.ints.n == b->u.ints.n && !memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof(int64_t));
+  case AK_INTS: return a->u.ints.n == b->u.ints.n && !memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof(int64_t));
   }
   return false;
 }
 
 /* n (with inputs in[]) computes the same value as dst node m. */
 static bool same(const Node *n, const ValueId *in, const Node *m) {
-  if (n->op != m->op || n->nin != m->nin || n->nattr != m->nattr || n->dtype != m->dtype ||
-      !ir_shape_eq(&n->shape, &m->shape))
+  if (n->op != m->op || n->nin != m->nin || n->nattr != m->nattr || n->dtype != m->dtype || !ir_shape_eq(&n->shape, &m->shape))
     return false;
   for (int k = 0; k < n->nin; k++)
     if (in[k] != m->in[k]) return false;

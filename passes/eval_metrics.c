@@ -24,7 +24,7 @@ Graph *pass_eval_metrics(const Graph *fwd, Diag *d) {
   ValueId loss = pass_accuracy_loss(fwd);
   if (loss == IR_NONE) return g;
   const Node *ce = &fwd->nodes[loss];
-  ValueId in[2] = {map[ce->in[0]], map[ce->in[1]]};
+  ValueId in[2] = { map[ce->in[0]], map[ce->in[1]] };
   ValueId hits = ir_add(g, OP_XENT_HITS, in, 2, ce->attr, ce->nattr, ce->loc, d);
   if (hits == IR_NONE) return ir_graph_free(g), NULL;
   ir_add_output(g, PASS_ACCURACY_OUTPUT, hits);

@@ -38,19 +38,19 @@ static bool is_fill(const Graph *g, ValueId v, double *value) {
  * f64 on a one-element graph), or false. */
 static bool eval_pointwise(const Node *n, const double *vals, double *out, Diag *d) {
   Graph *t = ir_graph_new("fold");
-  Shape scalar = {0};
+  Shape scalar = { 0 };
   ValueId ins[IR_MAX_IN];
   for (int k = 0; k < n->nin; k++) {
     Attr a = ir_attr_float(ATTR_VALUE, vals[k]);
-    ins[k] = ir_add_source(t, OP_FILL, n->dtype, &scalar, &a, 1, (SrcLoc){0});
+    ins[k] = ir_add_source(t, OP_FILL, n->dtype, &scalar, &a, 1, (SrcLoc){ 0 });
   }
-  ValueId r = ir_add(t, n->op, ins, n->nin, n->attr, n->nattr, (SrcLoc){0}, d);
+  ValueId r = ir_add(t, n->op, ins, n->nin, n->attr, n->nattr, (SrcLoc){ 0 }, d);
   bool ok = r != IR_NONE;
   if (ok) {
-    double *bufs[IR_MAX_IN + 1] = {0};
+    double *bufs[IR_MAX_IN + 1] = { 0 };
     bool owned[IR_MAX_IN + 1];
     char err[256];
-    InterpOpts o = {INTERP_F64, false, 0};
+    InterpOpts o = { INTERP_F64, false, 0 };
     ok = interp_run(t, &o, bufs, owned, err, sizeof err);
     if (ok) *out = bufs[r][0];
     interp_free(t, bufs, owned);
@@ -79,7 +79,7 @@ static ValueId emit_scale(Graph *g, ValueId x, double alpha, SrcLoc loc, Diag *d
 /* pad x along `axis` to `size` with x at `start` (x itself when that is its shape). */
 static ValueId emit_pad(Graph *g, ValueId x, int64_t axis, int64_t start, int64_t size, SrcLoc loc, Diag *d) {
   if (start == 0 && g->nodes[x].shape.dim[axis] == size) return x;
-  Attr a[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_SIZE, size)};
+  Attr a[3] = { ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_SIZE, size) };
   return ir_add(g, OP_PAD, &x, 1, a, 3, loc, d);
 }
 

@@ -42,7 +42,7 @@
 
 #define ATTN_MAX_HEAD_DIM 128
 
-static const int64_t to_heads[4] = {0, 2, 1, 3}; /* [B,S,H,dh] <-> [B,H,S,dh] */
+static const int64_t to_heads[4] = { 0, 2, 1, 3 }; /* [B,S,H,dh] <-> [B,H,S,dh] */
 
 /* How a part (q, k or v) reaches its bshd source. */
 typedef enum {
@@ -61,8 +61,8 @@ typedef struct Site {
   ValueId qk, sm, drop, pv;
   ValueId chain[8]; /* the scale/add/cast nodes between qk and the softmax */
   int nchain;
-  ValueId mid;      /* multi-query: pv's reshape to [B,H,S,dh], or IR_NONE */
-  ValueId out;      /* the permute to [B,S,H,dh] that o replaces, or IR_NONE */
+  ValueId mid; /* multi-query: pv's reshape to [B,H,S,dh], or IR_NONE */
+  ValueId out; /* the permute to [B,S,H,dh] that o replaces, or IR_NONE */
   ValueId bias;
   double alpha, p;
   int64_t key;
@@ -73,7 +73,7 @@ typedef struct Site {
 
 typedef struct Ctx {
   Rewriter rw;
-  bool *learned;    /* per in node: depends on a parameter */
+  bool *learned; /* per in node: depends on a parameter */
   Site *sites;
   uint32_t nsites, candidates;
   ValueId *site_at; /* per in node: index+1 of the site whose pv it is, else 0 */
@@ -113,18 +113,18 @@ static bool reaches_qk(const Rewriter *rw, ValueId v, int depth) {
 /* [B,H,S,dh] value x as a part: permute(slice(src, axis 3)) or permute(src), else a computed value. */
 static Part part4(const Rewriter *rw, ValueId x) {
   const Node *n = fu_node(rw, x);
-  if (!is_perm(n, to_heads)) return (Part){x, PART_PERMUTE, 0};
+  if (!is_perm(n, to_heads)) return (Part){ x, PART_PERMUTE, 0 };
   ValueId y = n->in[0];
   const Node *s = fu_node(rw, y);
-  if (s->op == OP_SLICE && ir_get_int(s, ATTR_AXIS) == 3) return (Part){s->in[0], PART_SOURCE, ir_get_int(s, ATTR_START)};
-  return (Part){y, PART_SOURCE, 0};
+  if (s->op == OP_SLICE && ir_get_int(s, ATTR_AXIS) == 3) return (Part){ s->in[0], PART_SOURCE, ir_get_int(s, ATTR_START) };
+  return (Part){ y, PART_SOURCE, 0 };
 }
 
 /* [B,S,dh] k or v of one head: slice(kv [B,S,W], last axis) or the tensor itself, reshaped to [B,S,1,W]. */
 static Part part3(const Rewriter *rw, ValueId x) {
   const Node *s = fu_node(rw, x);
-  if (s->op == OP_SLICE && ir_get_int(s, ATTR_AXIS) == 2) return (Part){s->in[0], PART_RESHAPE, ir_get_int(s, ATTR_START)};
-  return (Part){x, PART_RESHAPE, 0};
+  if (s->op == OP_SLICE && ir_get_int(s, ATTR_AXIS) == 2) return (Part){ s->in[0], PART_RESHAPE, ir_get_int(s, ATTR_START) };
+  return (Part){ x, PART_RESHAPE, 0 };
 }
 
 /* One-consumer check of an intermediate (a graph output counts as a consumer). */
@@ -132,7 +132,7 @@ static bool single(const Rewriter *rw, ValueId v) { return rw->nuse[v] == 1 && !
 
 static int match(Ctx *c, ValueId sm, Site *st) {
   const Rewriter *rw = &c->rw;
-  *st = (Site){.sm = sm, .drop = IR_NONE, .mid = IR_NONE, .out = IR_NONE, .bias = IR_NONE, .alpha = 1.0};
+  *st = (Site){ .sm = sm, .drop = IR_NONE, .mid = IR_NONE, .out = IR_NONE, .bias = IR_NONE, .alpha = 1.0 };
   /* the score chain, from the softmax back to the QK^T GEMM */
   ValueId x = fu_node(rw, sm)->in[0], outer = IR_NONE;
   if (!reaches_qk(rw, x, 0)) return NOT_ATTENTION;
@@ -161,8 +161,7 @@ static int match(Ctx *c, ValueId sm, Site *st) {
     if (st->bias != IR_NONE) return refuse(c, "more than one term is added to the scores (%%%u add)", x);
     if (outer != IR_NONE) return refuse(c, "the score scale (%%%u) is applied after the bias (%%%u add)", outer, x);
     if (c->learned[other]) return refuse(c, "the score bias needs a gradient: it depends on a parameter (%%%u add)", x);
-    if (!ir_shape_eq(&fu_node(rw, n->in[k])->shape, &n->shape))
-      return refuse(c, "the bias broadcasts the scores (%%%u add)", x);
+    if (!ir_shape_eq(&fu_node(rw, n->in[k])->shape, &n->shape)) return refuse(c, "the bias broadcasts the scores (%%%u add)", x);
     st->bias = other;
     x = n->in[k];
   }
@@ -189,12 +188,14 @@ static int match(Ctx *c, ValueId sm, Site *st) {
   if (K->shape.rank != r || V->shape.rank != r) return refuse(c, "k or v is a shared matrix, not per-batch");
   st->dh = Q->shape.dim[r - 1];
   if (st->dh > ATTN_MAX_HEAD_DIM) return refuse(c, "head_dim %lld > %d", (long long)st->dh, ATTN_MAX_HEAD_DIM);
-  if (V->shape.dim[r - 1] != st->dh) return refuse(c, "the value width %lld differs from head_dim %lld", (long long)V->shape.dim[r - 1], (long long)st->dh);
+  if (V->shape.dim[r - 1] != st->dh)
+    return refuse(c, "the value width %lld differs from head_dim %lld", (long long)V->shape.dim[r - 1], (long long)st->dh);
   st->B = Q->shape.dim[0];
   if (r == 4) {
     st->H = Q->shape.dim[1];
     st->S = Q->shape.dim[2];
-    if (K->shape.dim[2] != st->S) return refuse(c, "query and key lengths differ (%lld, %lld)", (long long)st->S, (long long)K->shape.dim[2]);
+    if (K->shape.dim[2] != st->S)
+      return refuse(c, "query and key lengths differ (%lld, %lld)", (long long)st->S, (long long)K->shape.dim[2]);
     st->part[0] = part4(rw, qk->in[0]);
     st->part[1] = part4(rw, qk->in[1]);
     st->part[2] = part4(rw, pv->in[1]);
@@ -239,7 +240,7 @@ static ValueId emit_part(Ctx *c, const Site *st, const Part *p, ValueId *memo, S
     r = fu_emit(rw, OP_PERMUTE, &x, 1, &a, 1, loc);
   } else {
     const Shape *s = &rw->out->nodes[x].shape;
-    int64_t d[4] = {st->B, st->S, 1, s->dim[2]};
+    int64_t d[4] = { st->B, st->S, 1, s->dim[2] };
     Attr a = ir_attr_ints(ATTR_SHAPE, d, 4);
     r = fu_emit(rw, OP_RESHAPE, &x, 1, &a, 1, loc);
   }
@@ -254,14 +255,14 @@ static ValueId emit_part(Ctx *c, const Site *st, const Part *p, ValueId *memo, S
 static void build(Ctx *c, const Site *st) {
   Rewriter *rw = &c->rw;
   SrcLoc loc = fu_node(rw, st->sm)->loc;
-  ValueId memo[6] = {IR_NONE, IR_NONE, IR_NONE, IR_NONE, IR_NONE, IR_NONE}, in[4];
+  ValueId memo[6] = { IR_NONE, IR_NONE, IR_NONE, IR_NONE, IR_NONE, IR_NONE }, in[4];
   for (int t = 0; t < 3; t++) in[t] = emit_part(c, st, &st->part[t], memo, loc);
   int nin = 3;
   if (st->bias != IR_NONE) {
     in[nin] = fu_get(rw, st->bias);
     const Shape *bs = &fu_node(rw, st->bias)->shape;
     if (st->mq && bs->rank >= 2) { /* [..., H*S | 1, S] -> [..., H | 1, S | 1, S] */
-      Shape t = {.rank = (uint8_t)(bs->rank + 1)};
+      Shape t = { .rank = (uint8_t)(bs->rank + 1) };
       for (int i = 0; i < bs->rank - 2; i++) t.dim[i] = bs->dim[i];
       bool per_row = bs->dim[bs->rank - 2] != 1;
       t.dim[bs->rank - 2] = per_row ? st->H : 1;
@@ -272,9 +273,9 @@ static void build(Ctx *c, const Site *st) {
     }
     nin++;
   }
-  int64_t off[3] = {st->part[0].off, st->part[1].off, st->part[2].off};
-  Attr at[5] = {ir_attr_float(ATTR_ALPHA, st->alpha), ir_attr_float(ATTR_P, st->p), ir_attr_int(ATTR_KEY, st->key),
-                ir_attr_int(ATTR_HEAD_DIM, st->dh), ir_attr_ints(ATTR_OFFSETS, off, 3)};
+  int64_t off[3] = { st->part[0].off, st->part[1].off, st->part[2].off };
+  Attr at[5] = { ir_attr_float(ATTR_ALPHA, st->alpha), ir_attr_float(ATTR_P, st->p), ir_attr_int(ATTR_KEY, st->key),
+                 ir_attr_int(ATTR_HEAD_DIM, st->dh), ir_attr_ints(ATTR_OFFSETS, off, 3) };
   ValueId o = fu_emit(rw, OP_ATTENTION, in, nin, at, 5, loc);
   /* the sibling the backward reads: emitted next to o so the pipeline's CSE folds
    * grad_attention's copy into it and the partition makes them one kernel */
@@ -300,7 +301,7 @@ static void print_loc(FILE *f, SrcLoc loc) {
 }
 
 Graph *pass_fuse_attention(const Graph *in, PassCtx *cx) {
-  Ctx c = {0};
+  Ctx c = { 0 };
   c.stats = cx->opt && cx->opt->stats ? (cx->opt->stats_out ? cx->opt->stats_out : stderr) : NULL;
   Rewriter *rw = &c.rw;
   fu_begin(rw, in, cx);

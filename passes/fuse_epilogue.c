@@ -31,18 +31,36 @@
 /* The activation op's fused counterpart and its act name; false if it has none. */
 static bool fwd_kind(const Node *n, OpKind *fused, const char **act) {
   switch (n->op) {
-  case OP_GLU: *fused = OP_MATMUL_GLU; *act = ir_get_str(n, ATTR_ACT); return true;
-  case OP_GELU: *fused = OP_MATMUL_ACT; *act = "gelu"; return true;
-  case OP_RELU: *fused = OP_MATMUL_ACT; *act = "relu"; return true;
+  case OP_GLU:
+    *fused = OP_MATMUL_GLU;
+    *act = ir_get_str(n, ATTR_ACT);
+    return true;
+  case OP_GELU:
+    *fused = OP_MATMUL_ACT;
+    *act = "gelu";
+    return true;
+  case OP_RELU:
+    *fused = OP_MATMUL_ACT;
+    *act = "relu";
+    return true;
   default: return false;
   }
 }
 
 static bool bwd_kind(const Node *n, OpKind *fused, const char **act) {
   switch (n->op) {
-  case OP_GLU_GRAD: *fused = OP_MATMUL_GLU_GRAD; *act = ir_get_str(n, ATTR_ACT); return true;
-  case OP_GELU_GRAD: *fused = OP_MATMUL_ACT_GRAD; *act = "gelu"; return true;
-  case OP_RELU_GRAD: *fused = OP_MATMUL_ACT_GRAD; *act = "relu"; return true;
+  case OP_GLU_GRAD:
+    *fused = OP_MATMUL_GLU_GRAD;
+    *act = ir_get_str(n, ATTR_ACT);
+    return true;
+  case OP_GELU_GRAD:
+    *fused = OP_MATMUL_ACT_GRAD;
+    *act = "gelu";
+    return true;
+  case OP_RELU_GRAD:
+    *fused = OP_MATMUL_ACT_GRAD;
+    *act = "relu";
+    return true;
   default: return false;
   }
 }
@@ -94,8 +112,8 @@ static void build(Rewriter *rw, ValueId v, ValueId mm, ValueId bias, bool fwd) {
   const char *act = NULL;
   bool known = fwd ? fwd_kind(n, &fused, &act) : bwd_kind(n, &fused, &act);
   IR_ASSERT(known); /* build() only follows a successful match */
-  Attr a[3] = {ir_attr_int(ATTR_TRANS_A, ir_get_int(m, ATTR_TRANS_A)),
-               ir_attr_int(ATTR_TRANS_B, ir_get_int(m, ATTR_TRANS_B)), ir_attr_str(ATTR_ACT, act)};
+  Attr a[3] = { ir_attr_int(ATTR_TRANS_A, ir_get_int(m, ATTR_TRANS_A)), ir_attr_int(ATTR_TRANS_B, ir_get_int(m, ATTR_TRANS_B)),
+                ir_attr_str(ATTR_ACT, act) };
   ValueId in[3];
   int nin = 0;
   if (!fwd) in[nin++] = fu_get(rw, n->in[0]); /* pre-activation (aux) */

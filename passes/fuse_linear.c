@@ -81,14 +81,13 @@ static void build_group(Rewriter *rw, Group *g) {
   for (int i = 0; i < g->k; i++) ws[i] = fu_get(rw, g->w[i]);
   Attr ax = ir_attr_int(ATTR_AXIS, g->tb ? 0 : 1);
   g->wc = fu_emit(rw, OP_CONCAT, ws, g->k, &ax, 1, f->loc);
-  ValueId in[2] = {fu_get(rw, f->in[0]), g->wc};
+  ValueId in[2] = { fu_get(rw, f->in[0]), g->wc };
   Attr a[IR_MAX_ATTRS];
   ValueId y = fu_emit(rw, OP_MATMUL, in, 2, a, fu_attrs(f, a), f->loc);
   int64_t axis = f->shape.rank - 1, start = 0;
   for (int i = 0; i < g->k; i++) {
     const Node *m = fu_node(rw, g->mm[i]);
-    Attr sa[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start),
-                  ir_attr_int(ATTR_LEN, m->shape.dim[axis])};
+    Attr sa[3] = { ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, m->shape.dim[axis]) };
     rw->map[g->mm[i]] = fu_emit(rw, OP_SLICE, &y, 1, sa, 3, m->loc);
     start += m->shape.dim[axis];
   }
@@ -149,7 +148,7 @@ static int dx_member(const Rewriter *rw, ValueId v, const Group *gs, int ng, int
 static void build_tree(Rewriter *rw, ValueId root, Tree *t, Group *gs) {
   const Node *r = fu_node(rw, root);
   ValueId sum = IR_NONE;
-  bool done[MAXLEAF] = {false};
+  bool done[MAXLEAF] = { false };
   for (int l = 0; l < t->nleaf; l++) {
     if (done[l]) continue;
     ValueId term;
@@ -179,7 +178,7 @@ static void build_tree(Rewriter *rw, ValueId root, Tree *t, Group *gs) {
         Attr wax = ir_attr_int(ATTR_AXIS, g->tb ? 0 : 1);
         wc = fu_emit(rw, OP_CONCAT, ws, k, &wax, 1, m0->loc);
       }
-      ValueId in[2] = {dy, wc};
+      ValueId in[2] = { dy, wc };
       Attr a[IR_MAX_ATTRS];
       term = fu_emit(rw, OP_MATMUL, in, 2, a, fu_attrs(m0, a), m0->loc);
     }
@@ -187,7 +186,7 @@ static void build_tree(Rewriter *rw, ValueId root, Tree *t, Group *gs) {
     if (sum == IR_NONE) {
       sum = term;
     } else {
-      ValueId in[2] = {sum, term};
+      ValueId in[2] = { sum, term };
       sum = fu_emit(rw, OP_ADD, in, 2, NULL, 0, r->loc);
     }
   }
@@ -224,7 +223,7 @@ Graph *pass_fuse_linear(const Graph *in, PassCtx *cx) {
   int *count = ARENA_ARRAY(rw.scratch, int, ng ? ng : 1);
   for (ValueId v = 0; v < in->n && ng; v++) {
     if (!same_shape_add(&rw, v) || inner_add(&rw, v)) continue;
-    Tree t = {0};
+    Tree t = { 0 };
     if (!collect(&rw, v, true, &t)) continue;
     memset(count, 0, sizeof *count * (size_t)ng);
     for (int l = 0; l < t.nleaf; l++) {

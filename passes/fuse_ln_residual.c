@@ -31,9 +31,8 @@ static bool match_fwd(const Rewriter *rw, ValueId v) {
   const Node *n = fu_node(rw, v);
   if (n->op != OP_LAYERNORM || !fu_is(rw, n->in[0], OP_ADD) || rw->users[rw->ustart[n->in[0]]] != v) return false;
   const Node *s = fu_node(rw, n->in[0]);
-  return ir_shape_eq(&fu_node(rw, s->in[0])->shape, &s->shape) &&
-         ir_shape_eq(&fu_node(rw, s->in[1])->shape, &s->shape) && fu_node(rw, s->in[0])->dtype == s->dtype &&
-         fu_node(rw, s->in[1])->dtype == s->dtype;
+  return ir_shape_eq(&fu_node(rw, s->in[0])->shape, &s->shape) && ir_shape_eq(&fu_node(rw, s->in[1])->shape, &s->shape) &&
+         fu_node(rw, s->in[0])->dtype == s->dtype && fu_node(rw, s->in[1])->dtype == s->dtype;
 }
 
 /* Backward match: add(dres, layernorm_grad) (either order), the grad read only here.
@@ -48,7 +47,7 @@ static int match_bwd(const Rewriter *rw, ValueId v) {
 
 static void build_fwd(Rewriter *rw, ValueId v) {
   const Node *n = fu_node(rw, v), *s = fu_node(rw, n->in[0]);
-  ValueId in[4] = {fu_get(rw, s->in[0]), fu_get(rw, s->in[1])};
+  ValueId in[4] = { fu_get(rw, s->in[0]), fu_get(rw, s->in[1]) };
   for (int k = 1; k < n->nin; k++) in[k + 1] = fu_get(rw, n->in[k]);
   Attr a[IR_MAX_ATTRS];
   rw->map[v] = fu_emit(rw, OP_ADD_LAYERNORM, in, n->nin + 1, a, fu_attrs(n, a), n->loc);

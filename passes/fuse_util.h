@@ -20,10 +20,10 @@
 typedef struct Rewriter {
   const Graph *in;
   Graph *out;
-  Arena *scratch;          /* use lists and per-pass plans; freed by fu_end */
-  ValueId *map;            /* in id -> out id; IR_NONE until emitted */
-  bool *drop;              /* in nodes replaced by a fused node: never copied */
-  uint32_t *nuse;          /* consumers of each in node, one per input slot; an output counts once */
+  Arena *scratch;           /* use lists and per-pass plans; freed by fu_end */
+  ValueId *map;             /* in id -> out id; IR_NONE until emitted */
+  bool *drop;               /* in nodes replaced by a fused node: never copied */
+  uint32_t *nuse;           /* consumers of each in node, one per input slot; an output counts once */
   uint32_t *ustart, *users; /* consumers of v: users[ustart[v] .. ustart[v+1]) (ids, in order) */
   Diag *d;
   bool failed;

@@ -87,7 +87,8 @@ static int grad_use(const Rewriter *rw, const Xent *e, ValueId gv, ValueId u) {
   const Node *n = fu_node(rw, u), *w = fu_node(rw, e->w);
   bool cast = fu_is(rw, gv, OP_CAST); /* the GEMMs read the cast, the bias reduction g itself */
   if (n->op == OP_SUM_TO) return e->b != IR_NONE && n->shape.rank == 1 && !cast ? 2 : -1;
-  if (n->op == OP_CAST) return e->up != IR_NONE && !cast && n->dtype == fu_node(rw, e->mm)->dtype && !fu_is_output(rw, u) ? 3 : -1;
+  if (n->op == OP_CAST)
+    return e->up != IR_NONE && !cast && n->dtype == fu_node(rw, e->mm)->dtype && !fu_is_output(rw, u) ? 3 : -1;
   if (n->op != OP_MATMUL || cast != (e->up != IR_NONE)) return -1;
   bool ta = ir_get_int(n, ATTR_TRANS_A), tb = ir_get_int(n, ATTR_TRANS_B);
   if (n->in[0] == gv && n->in[1] == e->w && !ta && tb == !e->tb) return 0; /* g op(W) */
@@ -130,8 +131,8 @@ static bool match(const Rewriter *rw, ValueId v, Xent *e) {
     ValueId u = rw->users[i];
     const Node *n = fu_node(rw, u);
     if (u == v || is_hits(e, n)) continue;
-    if (n->op != OP_CROSS_ENTROPY_GRAD || n->in[0] != e->logits || n->in[1] != e->t ||
-        ir_get_int(n, ATTR_IGNORE) != e->ignore || fu_is_output(rw, u))
+    if (n->op != OP_CROSS_ENTROPY_GRAD || n->in[0] != e->logits || n->in[1] != e->t || ir_get_int(n, ATTR_IGNORE) != e->ignore ||
+        fu_is_output(rw, u))
       return false;
     if (!grad_ok(rw, e, u)) return false;
   }
@@ -141,10 +142,10 @@ static bool match(const Rewriter *rw, ValueId v, Xent *e) {
 #define WRT_LOSS (-1)
 #define WRT_HITS (-2)
 static ValueId emit_xent(Rewriter *rw, const Xent *e, int wrt, SrcLoc loc) {
-  ValueId in[4] = {fu_get(rw, e->x), fu_get(rw, e->w), fu_get(rw, e->t)};
+  ValueId in[4] = { fu_get(rw, e->x), fu_get(rw, e->w), fu_get(rw, e->t) };
   int nin = 3;
   if (e->b != IR_NONE) in[nin++] = fu_get(rw, e->b);
-  Attr a[3] = {ir_attr_int(ATTR_TRANS_B, e->tb), ir_attr_int(ATTR_IGNORE, e->ignore), ir_attr_int(ATTR_WRT, wrt)};
+  Attr a[3] = { ir_attr_int(ATTR_TRANS_B, e->tb), ir_attr_int(ATTR_IGNORE, e->ignore), ir_attr_int(ATTR_WRT, wrt) };
   OpKind op = wrt == WRT_LOSS ? OP_XENT_LINEAR : wrt == WRT_HITS ? OP_XENT_LINEAR_HITS : OP_XENT_LINEAR_GRAD;
   return fu_emit(rw, op, in, nin, a, wrt < 0 ? 2 : 3, loc);
 }
@@ -211,7 +212,7 @@ Graph *pass_fuse_xent(const Graph *in, PassCtx *cx) {
           Attr to = ir_attr_str(ATTR_TO, ir_dtype_name(rdt));
           sv = fu_emit(&rw, OP_CAST, &sv, 1, &to, 1, n->loc);
         }
-        ValueId mi[2] = {r, sv};
+        ValueId mi[2] = { r, sv };
         r = sv == IR_NONE ? IR_NONE : fu_emit(&rw, OP_MUL, mi, 2, NULL, 0, n->loc);
       }
       rw.map[v] = r;

@@ -12,13 +12,13 @@
 #include "passes.h"
 
 typedef struct GradCtx {
-  Graph *g;             /* the graph being built (forward copy + backward) */
+  Graph *g; /* the graph being built (forward copy + backward) */
   const Graph *fwd;
-  const ValueId *map;   /* forward id -> id in g */
-  ValueId *grad;        /* forward id -> its summed gradient in g, or IR_NONE */
-  const bool *needs;    /* forward id -> a param's gradient flows through it */
+  const ValueId *map; /* forward id -> id in g */
+  ValueId *grad;      /* forward id -> its summed gradient in g, or IR_NONE */
+  const bool *needs;  /* forward id -> a param's gradient flows through it */
   Diag *d;
-  SrcLoc loc;           /* of the forward node whose rule runs */
+  SrcLoc loc; /* of the forward node whose rule runs */
   bool failed;
 } GradCtx;
 
@@ -26,7 +26,7 @@ typedef void (*GradFn)(GradCtx *cx, ValueId v, ValueId dy);
 
 /* The rules named in the grad column of ops.def. */
 #define OP(id, name, min_in, max_in, cls, attrs, shape, interp, grad, ...) void grad(GradCtx *cx, ValueId v, ValueId dy);
-#define NONE grad_none_ /* declared for rows without a rule; never defined */
+#define NONE                                                               grad_none_ /* declared for rows without a rule; never defined */
 #include "ops.def"
 #undef NONE
 #undef OP

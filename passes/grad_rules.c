@@ -10,11 +10,9 @@
 static const Node *fnode(const GradCtx *cx, ValueId v) { return &cx->fwd->nodes[v]; }
 static const Shape *in_shape(const GradCtx *cx, ValueId v, int k) { return &cx->fwd->nodes[fnode(cx, v)->in[k]].shape; }
 
-static ValueId unary(GradCtx *cx, OpKind op, ValueId x, const Attr *attrs, int nattr) {
-  return gb(cx, op, &x, 1, attrs, nattr);
-}
+static ValueId unary(GradCtx *cx, OpKind op, ValueId x, const Attr *attrs, int nattr) { return gb(cx, op, &x, 1, attrs, nattr); }
 static ValueId binary(GradCtx *cx, OpKind op, ValueId a, ValueId b, const Attr *attrs, int nattr) {
-  return gb(cx, op, (ValueId[]){a, b}, 2, attrs, nattr);
+  return gb(cx, op, (ValueId[]){ a, b }, 2, attrs, nattr);
 }
 static Attr shape_attr(const Shape *s) { return ir_attr_ints(ATTR_SHAPE, s->dim, s->rank); }
 static ValueId reshape(GradCtx *cx, ValueId x, const Shape *s) {
@@ -30,7 +28,7 @@ static ValueId sum_to(GradCtx *cx, ValueId dy, const Shape *s) {
 }
 
 static ValueId matmul(GradCtx *cx, ValueId a, ValueId b, bool ta, bool tb) {
-  Attr at[2] = {ir_attr_int(ATTR_TRANS_A, ta), ir_attr_int(ATTR_TRANS_B, tb)};
+  Attr at[2] = { ir_attr_int(ATTR_TRANS_A, ta), ir_attr_int(ATTR_TRANS_B, tb) };
   return binary(cx, OP_MATMUL, a, b, at, 2);
 }
 
@@ -48,7 +46,7 @@ static ValueId transpose(GradCtx *cx, ValueId x) {
 /* [..., R, C] -> [prod(...) * R, C]: folds batch axes into the rows. */
 static ValueId rows2d(GradCtx *cx, ValueId x) {
   const Shape *s = &grad_node(cx, x)->shape;
-  Shape t = {.rank = 2, .dim = {ir_shape_numel(s) / s->dim[s->rank - 1], s->dim[s->rank - 1]}};
+  Shape t = { .rank = 2, .dim = { ir_shape_numel(s) / s->dim[s->rank - 1], s->dim[s->rank - 1] } };
   return reshape(cx, x, &t);
 }
 
@@ -129,9 +127,7 @@ void grad_tanh(GradCtx *cx, ValueId v, ValueId dy) {
 }
 
 /* y = exp(x): dx = dy y */
-void grad_exp(GradCtx *cx, ValueId v, ValueId dy) {
-  grad_accum(cx, v, 0, binary(cx, OP_MUL, dy, grad_out(cx, v), NULL, 0));
-}
+void grad_exp(GradCtx *cx, ValueId v, ValueId dy) { grad_accum(cx, v, 0, binary(cx, OP_MUL, dy, grad_out(cx, v), NULL, 0)); }
 
 /* y = sqrt(x): dx = 0.5 dy rsqrt(x) */
 void grad_sqrt(GradCtx *cx, ValueId v, ValueId dy) {
@@ -198,7 +194,7 @@ void grad_layernorm(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   ValueId x = grad_in(cx, v, 0);
   if (grad_wants(cx, v, 0)) {
-    ValueId in[3] = {x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy};
+    ValueId in[3] = { x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy };
     grad_accum(cx, v, 0, gb(cx, OP_LAYERNORM_GRAD, in, n->nin > 1 ? 3 : 2, n->attr, n->nattr));
   }
   if (n->nin > 1 && grad_wants(cx, v, 1)) {
@@ -213,7 +209,7 @@ void grad_rmsnorm(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   ValueId x = grad_in(cx, v, 0);
   if (grad_wants(cx, v, 0)) {
-    ValueId in[3] = {x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy};
+    ValueId in[3] = { x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy };
     grad_accum(cx, v, 0, gb(cx, OP_RMSNORM_GRAD, in, n->nin > 1 ? 3 : 2, n->attr, n->nattr));
   }
   if (n->nin > 1 && grad_wants(cx, v, 1)) {
@@ -244,7 +240,7 @@ void grad_mean(GradCtx *cx, ValueId v, ValueId dy) {
 /* dlogits = (softmax - onehot) dloss / used rows, by cross_entropy_grad */
 void grad_cross_entropy(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
-  ValueId in[3] = {grad_in(cx, v, 0), grad_in(cx, v, 1), dy};
+  ValueId in[3] = { grad_in(cx, v, 0), grad_in(cx, v, 1), dy };
   grad_accum(cx, v, 0, gb(cx, OP_CROSS_ENTROPY_GRAD, in, 3, n->attr, n->nattr));
 }
 
@@ -268,7 +264,7 @@ void grad_concat(GradCtx *cx, ValueId v, ValueId dy) {
   for (int k = 0; k < n->nin; k++) {
     int64_t len = in_shape(cx, v, k)->dim[axis];
     if (grad_wants(cx, v, k)) {
-      Attr a[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len)};
+      Attr a[3] = { ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len) };
       grad_accum(cx, v, k, unary(cx, OP_SLICE, dy, a, 3));
     }
     start += len;
@@ -279,8 +275,8 @@ void grad_concat(GradCtx *cx, ValueId v, ValueId dy) {
 void grad_slice(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   int64_t axis = ir_get_int(n, ATTR_AXIS);
-  Attr a[3] = {ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, ir_get_int(n, ATTR_START)),
-               ir_attr_int(ATTR_SIZE, in_shape(cx, v, 0)->dim[axis])};
+  Attr a[3] = { ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, ir_get_int(n, ATTR_START)),
+                ir_attr_int(ATTR_SIZE, in_shape(cx, v, 0)->dim[axis]) };
   grad_accum(cx, v, 0, unary(cx, OP_PAD, dy, a, 3));
 }
 
@@ -312,11 +308,10 @@ void grad_attention(GradCtx *cx, ValueId v, ValueId dy) {
     for (int u = t; u < 3; u++) {
       bool overlaps = false;
       for (int w = 0; w < 3; w++)
-        if (wrt >> w & 1)
-          overlaps |= offs->u.ints.v[u] < offs->u.ints.v[w] + dh && offs->u.ints.v[w] < offs->u.ints.v[u] + dh;
+        if (wrt >> w & 1) overlaps |= offs->u.ints.v[u] < offs->u.ints.v[w] + dh && offs->u.ints.v[w] < offs->u.ints.v[u] + dh;
       if (!(done >> u & 1) && n->in[u] == n->in[t] && !overlaps) wrt |= 1 << u, done |= 1u << u;
     }
-    ValueId gin[IR_MAX_IN] = {in[0], in[1], in[2], grad_out(cx, v), lse, dy};
+    ValueId gin[IR_MAX_IN] = { in[0], in[1], in[2], grad_out(cx, v), lse, dy };
     int nin = 6;
     if (n->nin > 3) gin[nin++] = in[3];
     Attr at[IR_MAX_ATTRS];

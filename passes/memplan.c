@@ -82,7 +82,7 @@ static void plan_linear(Slot *slots, uint32_t ns, uint32_t n, MemPlan *p, Arena 
         if (fr[mid].off < d->offset) lo = mid + 1;
         else hi = mid;
       }
-      Block b = {d->offset, d->size};
+      Block b = { d->offset, d->size };
       bool left = lo > 0 && fr[lo - 1].off + fr[lo - 1].size == b.off;
       bool right = lo < nfree && b.off + b.size == fr[lo].off;
       if (left && right) {
@@ -201,8 +201,7 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
        * read at other indices than the one being written */
       bool same_elems = ir_shape_numel(&g->nodes[x].shape) == ir_shape_numel(&nd->shape) &&
                         ir_dtype_size(g->nodes[x].dtype) == ir_dtype_size(nd->dtype);
-      if (p->kind[x] != MP_ARENA || !same_elems || p->size[x] != p->size[v] || slot_last[root[x]] != v || twice)
-        continue;
+      if (p->kind[x] != MP_ARENA || !same_elems || p->size[x] != p->size[v] || slot_last[root[x]] != v || twice) continue;
       p->inplace_of[v] = x;
       root[v] = root[x];
       slot_last[root[x]] = p->last[v];
@@ -214,7 +213,7 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
   uint32_t ns = 0;
   Slot *slots = ARENA_ARRAY(a, Slot, cap);
   for (ValueId v = 0; v < n; v++)
-    if (p->kind[v] == MP_ARENA && root[v] == v) slots[ns++] = (Slot){v, p->size[v], v, slot_last[v], -1};
+    if (p->kind[v] == MP_ARENA && root[v] == v) slots[ns++] = (Slot){ v, p->size[v], v, slot_last[v], -1 };
   bool greedy = o->planner == MP_PLAN_GREEDY || (o->planner == MP_PLAN_AUTO && ns <= MEMPLAN_GREEDY_MAX);
   if (!greedy) {
     plan_linear(slots, ns, n, p, a);
@@ -288,8 +287,8 @@ bool memplan_check(const Graph *g, const MemPlan *p, char *msg, size_t msglen) {
       if (p->inplace_of[v] == u && p->last[u] == v && memplan_inplace_op(g->nodes[v].op)) continue;
       ValueId ru = p->alias_of[u] != IR_NONE ? p->alias_of[u] : u, rv = p->alias_of[v] != IR_NONE ? p->alias_of[v] : v;
       if (ru == rv && p->offset[u] == p->offset[v]) continue; /* a reshape and the value it aliases */
-      snprintf(msg, msglen, "%%%u (live %u..%u) and %%%u (live %u..%u) overlap in memory at [%lld, %lld)", u,
-               p->def[u], p->last[u], v, p->def[v], p->last[v], (long long)p->offset[v], (long long)p->offset[v] + p->size[v]);
+      snprintf(msg, msglen, "%%%u (live %u..%u) and %%%u (live %u..%u) overlap in memory at [%lld, %lld)", u, p->def[u],
+               p->last[u], v, p->def[v], p->last[v], (long long)p->offset[v], (long long)p->offset[v] + p->size[v]);
       return false;
     }
   }

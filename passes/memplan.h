@@ -24,9 +24,9 @@
 #include "ir.h"
 
 typedef enum {
-  MP_ARENA,       /* an offset in the activation arena */
-  MP_PERSISTENT,  /* input, param, constant or output: its own buffer */
-  MP_INTERNAL,    /* lives in registers inside its kernel */
+  MP_ARENA,      /* an offset in the activation arena */
+  MP_PERSISTENT, /* input, param, constant or output: its own buffer */
+  MP_INTERNAL,   /* lives in registers inside its kernel */
 } MemKind;
 
 /* How slots get their offsets. Greedy by size (largest first, best fit among
@@ -41,24 +41,24 @@ typedef enum { MP_PLAN_AUTO, MP_PLAN_GREEDY, MP_PLAN_LINEAR } MemPlanner;
 #define MEMPLAN_GREEDY_MAX 4096u
 
 typedef struct MemPlanOpts {
-  size_t elem_size;      /* bytes per element; 0 = the node's dtype size (8 plans for the f64 interpreter) */
-  size_t align;          /* 0 = 256 bytes */
-  bool materialize_all;  /* plan kernel-internal values too */
-  bool no_inplace;       /* turn off in-place reuse and reshape aliases: every value its own bytes */
-  MemPlanner planner;    /* 0 = AUTO */
+  size_t elem_size;     /* bytes per element; 0 = the node's dtype size (8 plans for the f64 interpreter) */
+  size_t align;         /* 0 = 256 bytes */
+  bool materialize_all; /* plan kernel-internal values too */
+  bool no_inplace;      /* turn off in-place reuse and reshape aliases: every value its own bytes */
+  MemPlanner planner;   /* 0 = AUTO */
 } MemPlanOpts;
 
 typedef struct MemPlan {
-  uint32_t n;              /* = g->n */
-  uint8_t *kind;           /* MemKind per node */
-  int64_t *offset;         /* byte offset in the arena (MP_ARENA), else -1 */
-  int64_t *size;           /* aligned bytes (MP_ARENA), else 0 */
-  uint32_t *def, *last;    /* lifetime in schedule positions (node ids): [def, last] */
-  ValueId *inplace_of;     /* the input whose slot this node overwrites, or IR_NONE */
-  ValueId *alias_of;       /* a reshape that is its input's bytes: the value it aliases (never itself an alias), or IR_NONE */
-  int64_t arena_bytes;     /* size of the arena */
-  int64_t peak_bytes;      /* max over time of live arena bytes (a lower bound on arena_bytes) */
-  int64_t sum_bytes;       /* sum of every MP_ARENA buffer's size: the arena with no reuse */
+  uint32_t n;           /* = g->n */
+  uint8_t *kind;        /* MemKind per node */
+  int64_t *offset;      /* byte offset in the arena (MP_ARENA), else -1 */
+  int64_t *size;        /* aligned bytes (MP_ARENA), else 0 */
+  uint32_t *def, *last; /* lifetime in schedule positions (node ids): [def, last] */
+  ValueId *inplace_of;  /* the input whose slot this node overwrites, or IR_NONE */
+  ValueId *alias_of;    /* a reshape that is its input's bytes: the value it aliases (never itself an alias), or IR_NONE */
+  int64_t arena_bytes;  /* size of the arena */
+  int64_t peak_bytes;   /* max over time of live arena bytes (a lower bound on arena_bytes) */
+  int64_t sum_bytes;    /* sum of every MP_ARENA buffer's size: the arena with no reuse */
   uint32_t nbuffers, ninplace, nalias;
 } MemPlan;
 

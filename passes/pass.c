@@ -13,7 +13,7 @@
 #include "traffic.h"
 
 const Pass pass_pipeline[] = {
-#define PASS(name, doc, flags) {#name, doc, pass_##name, flags},
+#define PASS(name, doc, flags) { #name, doc, pass_##name, flags },
 #include "passes.def"
 #undef PASS
 };
@@ -26,8 +26,7 @@ const Pass *pass_find(const char *name) {
 }
 
 void pass_list(FILE *out) {
-  for (int i = 0; i < pass_pipeline_len; i++)
-    fprintf(out, "%-18s %s\n", pass_pipeline[i].name, pass_pipeline[i].doc);
+  for (int i = 0; i < pass_pipeline_len; i++) fprintf(out, "%-18s %s\n", pass_pipeline[i].name, pass_pipeline[i].doc);
 }
 
 /* ---- helpers for rewrite passes ------------------------------------------ */
@@ -68,7 +67,7 @@ static Graph *copy_graph(const Graph *in, Diag *d) {
 bool pass_graph_stats(const Graph *g, PassStats *st) {
   memset(st, 0, sizeof *st);
   Arena *a = arena_new();
-  MemPlanOpts mo = {0};
+  MemPlanOpts mo = { 0 };
   MemPlan *p = memplan_run(g, &mo, a);
   Traffic t;
   traffic_run(g, p, &t, NULL, a);
@@ -86,7 +85,7 @@ bool pass_graph_stats(const Graph *g, PassStats *st) {
 
 void pass_print_traffic(FILE *out, const Graph *g) {
   Arena *a = arena_new();
-  MemPlanOpts mo = {0};
+  MemPlanOpts mo = { 0 };
   MemPlan *p = memplan_run(g, &mo, a);
   Traffic t;
   traffic_run(g, p, &t, NULL, a);
@@ -136,7 +135,7 @@ static bool check_list(const char *list, Diag *d) {
     for (int i = 0; i < pass_pipeline_len && !found; i++)
       found = strlen(pass_pipeline[i].name) == len && !strncmp(pass_pipeline[i].name, p, len);
     if (!found && len) {
-      diag_error(d, (SrcLoc){0}, "unknown pass '%.*s' in --passes (see cramc --list-passes)", (int)len, p);
+      diag_error(d, (SrcLoc){ 0 }, "unknown pass '%.*s' in --passes (see cramc --list-passes)", (int)len, p);
       ok = false;
     }
     if (!e) break;
@@ -150,7 +149,7 @@ static Graph *run_rows(const Graph *in, PassCtx *cx, bool forward) {
   const PassOptions *o = cx->opt;
   if (o->only && !check_list(o->only, cx->diag)) return NULL;
   if (o->dump_after && strcmp(o->dump_after, "all") && !pass_find(o->dump_after)) {
-    diag_error(cx->diag, (SrcLoc){0}, "unknown pass '%s' in --dump-after (see cramc --list-passes)", o->dump_after);
+    diag_error(cx->diag, (SrcLoc){ 0 }, "unknown pass '%s' in --dump-after (see cramc --list-passes)", o->dump_after);
     return NULL;
   }
   Graph *g = copy_graph(in, cx->diag);
@@ -165,12 +164,12 @@ static Graph *run_rows(const Graph *in, PassCtx *cx, bool forward) {
     if (o->only ? !in_list(o->only, p->name) : o->opt_level < 2) continue;
     Graph *ng = p->run(g, cx);
     if (!ng) {
-      diag_note(cx->diag, (SrcLoc){0}, "in pass '%s'", p->name);
+      diag_note(cx->diag, (SrcLoc){ 0 }, "in pass '%s'", p->name);
       ir_graph_free(g);
       return NULL;
     }
     if (o->verify_each && !ir_verify(ng, cx->diag)) {
-      diag_error(cx->diag, (SrcLoc){0}, "IR does not verify after pass '%s'", p->name);
+      diag_error(cx->diag, (SrcLoc){ 0 }, "IR does not verify after pass '%s'", p->name);
       ir_graph_free(ng);
       ir_graph_free(g);
       return NULL;

@@ -24,12 +24,12 @@ enum {
 };
 
 typedef struct PassOptions {
-  int opt_level;            /* 0 = no passes, 2 = all */
-  const char *only;         /* --passes=a,b,c (NULL = all of opt_level) */
-  const char *dump_after;   /* --dump-after=NAME ("all" = after every pass) */
-  bool verify_each;         /* ir_verify after every pass (on in tests and debug builds) */
-  bool stats;               /* --stats: one line per pass to stats_out */
-  bool fused_attention;     /* the target renders the fused attention ops (ops.def class OC_ATTENTION):
+  int opt_level;          /* 0 = no passes, 2 = all */
+  const char *only;       /* --passes=a,b,c (NULL = all of opt_level) */
+  const char *dump_after; /* --dump-after=NAME ("all" = after every pass) */
+  bool verify_each;       /* ir_verify after every pass (on in tests and debug builds) */
+  bool stats;             /* --stats: one line per pass to stats_out */
+  bool fused_attention;   /* the target renders the fused attention ops (ops.def class OC_ATTENTION):
                                fuse_attention rewrites only then (CgTargetInfo.fused_attention) */
   FILE *dump_out, *stats_out;
 } PassOptions;
@@ -40,10 +40,10 @@ typedef struct PassCtx {
 } PassCtx;
 
 typedef struct Pass {
-  const char *name;                              /* "cse": for --passes, --dump-after, tests */
-  const char *doc;                               /* one line, shown by `cramc --list-passes` */
-  Graph *(*run)(const Graph *in, PassCtx *cx);   /* new graph, or NULL after a diagnostic */
-  unsigned flags;                                /* PASS_* */
+  const char *name;                            /* "cse": for --passes, --dump-after, tests */
+  const char *doc;                             /* one line, shown by `cramc --list-passes` */
+  Graph *(*run)(const Graph *in, PassCtx *cx); /* new graph, or NULL after a diagnostic */
+  unsigned flags;                              /* PASS_* */
 } Pass;
 
 /* ---- the pipeline (passes/pass.c; order in passes/passes.def) ------------ */
@@ -53,11 +53,11 @@ typedef struct Pass {
 #include "passes.def"
 #undef PASS
 
-extern const Pass pass_pipeline[];    /* passes.def, in order */
+extern const Pass pass_pipeline[]; /* passes.def, in order */
 extern const int pass_pipeline_len;
 
-const Pass *pass_find(const char *name);  /* NULL if no such pass */
-void pass_list(FILE *out);                /* `cramc --list-passes` */
+const Pass *pass_find(const char *name); /* NULL if no such pass */
+void pass_list(FILE *out);               /* `cramc --list-passes` */
 
 /* The passes of opt (opt_level / only) in pipeline order; each one's output
  * becomes the next one's input. Returns a new graph (a copy of `in` when no
@@ -71,12 +71,12 @@ Graph *pass_forward_run(const Graph *fwd, PassCtx *cx);
 
 /* What --stats prints for one graph. */
 typedef struct PassStats {
-  int64_t ops;          /* computed nodes (sources excluded) */
-  int64_t kernels;      /* launches: g->kernel partition if set, else one per computed node; aliased reshapes none */
-  int64_t bytes_moved;  /* estimate: bytes each kernel reads from and writes to memory (traffic.h) */
-  int64_t arena_bytes;  /* activation arena of the memory plan (passes/memplan.h) */
-  int64_t peak_bytes;   /* largest sum of simultaneously live activation bytes */
-  int64_t sum_bytes;    /* sum of every activation buffer, unplanned */
+  int64_t ops;         /* computed nodes (sources excluded) */
+  int64_t kernels;     /* launches: g->kernel partition if set, else one per computed node; aliased reshapes none */
+  int64_t bytes_moved; /* estimate: bytes each kernel reads from and writes to memory (traffic.h) */
+  int64_t arena_bytes; /* activation arena of the memory plan (passes/memplan.h) */
+  int64_t peak_bytes;  /* largest sum of simultaneously live activation bytes */
+  int64_t sum_bytes;   /* sum of every activation buffer, unplanned */
 } PassStats;
 bool pass_graph_stats(const Graph *g, PassStats *st);
 /* The per-op-family breakdown of g's bytes_moved (traffic.h), as --stats prints it after the rows. */

@@ -46,8 +46,8 @@ bool pass_has_grad_rule(OpKind op);
  * clip at global L2 norm 0.5 (max_norm <= 0: no clipping), accumulation 1. */
 typedef struct AdamWOptions {
   double beta1, beta2, eps, weight_decay, weight_decay_other, max_norm;
-  int accum;        /* microbatches per update (the driver's default; graphs take 1/k as an input) */
-  bool emit_grads;  /* pass_train_step: also output "grad.<p>" (unclipped) after the others */
+  int accum;       /* microbatches per update (the driver's default; graphs take 1/k as an input) */
+  bool emit_grads; /* pass_train_step: also output "grad.<p>" (unclipped) after the others */
 } AdamWOptions;
 AdamWOptions pass_adamw_defaults(void);
 /* Reports out-of-range values (betas outside [0, 1), negative eps or decay,

@@ -101,7 +101,7 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
     if (node_bytes(in, v) > cost) key[v] = first - 1;
   }
   Order *ord = ARENA_ARRAY(s, Order, cap);
-  for (ValueId v = 0; v < n; v++) ord[v] = (Order){key[v], v};
+  for (ValueId v = 0; v < n; v++) ord[v] = (Order){ key[v], v };
   qsort(ord, n, sizeof *ord, by_key);
   Graph *g = ir_graph_new(in->name);
   ValueId *map = ARENA_ARRAY(s, ValueId, cap);

@@ -22,9 +22,9 @@
 #include "traffic.h"
 
 const char *const traffic_family_name[TF_COUNT] = {
-    [TF_GEMM] = "gemm", [TF_ATTENTION] = "attention", [TF_LAYOUT] = "layout", [TF_CAST] = "cast",
-    [TF_NORM] = "norm", [TF_ELEMENTWISE] = "elementwise", [TF_REDUCE] = "reduce", [TF_GATHER] = "gather",
-    [TF_LOSS] = "loss", [TF_OPTIMIZER] = "optimizer",
+  [TF_GEMM] = "gemm", [TF_ATTENTION] = "attention",     [TF_LAYOUT] = "layout", [TF_CAST] = "cast",
+  [TF_NORM] = "norm", [TF_ELEMENTWISE] = "elementwise", [TF_REDUCE] = "reduce", [TF_GATHER] = "gather",
+  [TF_LOSS] = "loss", [TF_OPTIMIZER] = "optimizer",
 };
 
 static bool score_shaped(const Shape *s) { return s->rank >= 4 && s->dim[s->rank - 1] == s->dim[s->rank - 2]; }
@@ -34,13 +34,20 @@ TrafficFamily traffic_family(const Graph *g, ValueId v) {
   OpClass c = ir_ops[n->op].cls;
   if (c == OC_GEMM) {
     bool batched = n->nin >= 2 && g->nodes[n->in[0]].shape.rank > 2 && g->nodes[n->in[1]].shape.rank > 2;
-    if (n->op == OP_MATMUL_ACT_GRAD || n->op == OP_MATMUL_GLU_GRAD) batched = g->nodes[n->in[1]].shape.rank > 2 && g->nodes[n->in[2]].shape.rank > 2;
+    if (n->op == OP_MATMUL_ACT_GRAD || n->op == OP_MATMUL_GLU_GRAD)
+      batched = g->nodes[n->in[1]].shape.rank > 2 && g->nodes[n->in[2]].shape.rank > 2;
     return batched ? TF_ATTENTION : TF_GEMM;
   }
   switch (n->op) {
-  case OP_SUMSQ: case OP_SQRT: case OP_CLIP_COEF: case OP_ADAM_SCHED: case OP_ADAM_M: case OP_ADAM_V: case OP_ADAMW_PARAM:
-    return TF_OPTIMIZER;
-  case OP_SOFTMAX: case OP_SOFTMAX_GRAD: return TF_ATTENTION;
+  case OP_SUMSQ:
+  case OP_SQRT:
+  case OP_CLIP_COEF:
+  case OP_ADAM_SCHED:
+  case OP_ADAM_M:
+  case OP_ADAM_V:
+  case OP_ADAMW_PARAM: return TF_OPTIMIZER;
+  case OP_SOFTMAX:
+  case OP_SOFTMAX_GRAD: return TF_ATTENTION;
   default: break;
   }
   if (c == OC_ATTENTION) return TF_ATTENTION;
@@ -64,8 +71,7 @@ static int64_t read_bytes(const Graph *g, ValueId v, int k) {
   const Node *n = &g->nodes[v], *x = &g->nodes[n->in[k]];
   IrAttnGeom geo;
   char msg[256];
-  if (ir_ops[n->op].cls != OC_ATTENTION || k > 2 || !ir_attention_geom(g, n, &geo, msg, sizeof msg))
-    return value_bytes(x);
+  if (ir_ops[n->op].cls != OC_ATTENTION || k > 2 || !ir_attention_geom(g, n, &geo, msg, sizeof msg)) return value_bytes(x);
   int64_t cols = 0; /* distinct parts of this node that read input k's value */
   for (int t = 0; t < 3; t++) {
     bool dup = false;
@@ -81,11 +87,11 @@ void traffic_run(const Graph *g, const MemPlan *p, Traffic *t, int64_t *node_byt
   uint32_t cap = g->n ? g->n : 1;
   uint32_t *uses = pass_use_counts(g, a);
   bool *is_out = ARENA_ARRAY(a, bool, cap), *ext_use = ARENA_ARRAY(a, bool, cap);
-  uint32_t *seen = ARENA_ARRAY(a, uint32_t, cap);      /* kernel+1 that last counted a read of the value */
-  bool *launched = ARENA_ARRAY(a, bool, cap);          /* per kernel: holds a node that is not an alias */
+  uint32_t *seen = ARENA_ARRAY(a, uint32_t, cap); /* kernel+1 that last counted a read of the value */
+  bool *launched = ARENA_ARRAY(a, bool, cap);     /* per kernel: holds a node that is not an alias */
   for (uint32_t i = 0; i < g->nout; i++) is_out[g->outputs[i].value] = true;
   if (node_bytes) memset(node_bytes, 0, sizeof *node_bytes * cap);
-#define ALIAS(v) (p && p->alias_of[v] != IR_NONE)
+#define ALIAS(v)  (p && p->alias_of[v] != IR_NONE)
 #define KERNEL(v) (g->kernel ? g->kernel[v] : (v))
   for (ValueId v = 0; v < g->n; v++) {
     const Node *n = &g->nodes[v];
@@ -127,10 +133,10 @@ void traffic_run(const Graph *g, const MemPlan *p, Traffic *t, int64_t *node_byt
 
 /* The H100 constants of shared/gpu-step-review.md's model (bf16 dense GEMMs as cuBLASLt reaches them at
  * these shapes, HBM3 as streaming kernels reach it, one CUDA-graph node). */
-#define H100_GEMM_FLOPS 650e12
-#define H100_GEMM_BYTES 2.2e12
+#define H100_GEMM_FLOPS   650e12
+#define H100_GEMM_BYTES   2.2e12
 #define H100_STREAM_BYTES 2.8e12
-#define H100_LAUNCH_S 2e-6
+#define H100_LAUNCH_S     2e-6
 
 double traffic_h100_seconds(const Graph *g, const Traffic *t, const int64_t *node_bytes, double *gemm_s) {
   double gs = 0, other = 0;
@@ -205,7 +211,7 @@ void traffic_print_heaviest(FILE *out, const Graph *g, const MemPlan *p, int top
       const Node *f = &g->nodes[gr[i].first];
       if (f->op == n->op && f->dtype == n->dtype && ir_shape_eq(&f->shape, &n->shape)) break;
     }
-    if (i == ng) gr[ng++] = (Group){v, 0, 0};
+    if (i == ng) gr[ng++] = (Group){ v, 0, 0 };
     gr[i].count++;
     gr[i].bytes += nb[v];
   }

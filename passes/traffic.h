@@ -14,16 +14,16 @@
 #include "memplan.h"
 
 typedef enum {
-  TF_GEMM,         /* linears: operands read, products written */
-  TF_ATTENTION,    /* batched score GEMMs, scale/cast/softmax/dropout of [.., S, S], softmax_grad; fused attention ops */
-  TF_LAYOUT,       /* reshape (not aliased), permute, slice, pad, concat, broadcast_to */
-  TF_CAST,         /* f32 <-> bf16 casts outside attention */
-  TF_NORM,         /* layernorm, rmsnorm (+ add / grad variants) */
-  TF_ELEMENTWISE,  /* the other pointwise ops: residual adds, activations, their gradients */
-  TF_REDUCE,       /* sum_to, mean: bias / norm-weight gradients */
-  TF_GATHER,       /* embedding, masked rows and their scatter gradients */
-  TF_LOSS,         /* cross-entropy, fused decoder */
-  TF_OPTIMIZER,    /* global norm, clip, AdamW */
+  TF_GEMM,        /* linears: operands read, products written */
+  TF_ATTENTION,   /* batched score GEMMs, scale/cast/softmax/dropout of [.., S, S], softmax_grad; fused attention ops */
+  TF_LAYOUT,      /* reshape (not aliased), permute, slice, pad, concat, broadcast_to */
+  TF_CAST,        /* f32 <-> bf16 casts outside attention */
+  TF_NORM,        /* layernorm, rmsnorm (+ add / grad variants) */
+  TF_ELEMENTWISE, /* the other pointwise ops: residual adds, activations, their gradients */
+  TF_REDUCE,      /* sum_to, mean: bias / norm-weight gradients */
+  TF_GATHER,      /* embedding, masked rows and their scatter gradients */
+  TF_LOSS,        /* cross-entropy, fused decoder */
+  TF_OPTIMIZER,   /* global norm, clip, AdamW */
   TF_COUNT
 } TrafficFamily;
 
@@ -35,9 +35,9 @@ typedef struct TrafficRow {
 
 typedef struct Traffic {
   TrafficRow fam[TF_COUNT];
-  int64_t bytes;     /* sum of every row's read + written: --stats' bytes_moved */
-  int64_t launches;  /* kernels of the partition, aliased reshapes excluded */
-  int64_t aliases;   /* reshapes the plan made aliases */
+  int64_t bytes;    /* sum of every row's read + written: --stats' bytes_moved */
+  int64_t launches; /* kernels of the partition, aliased reshapes excluded */
+  int64_t aliases;  /* reshapes the plan made aliases */
 } Traffic;
 
 /* Family of computed node v (by structure: ops, classes and shapes). */

@@ -34,8 +34,8 @@
  *    CRAM_DT_F64, and the run-time settings tf32 / no_graphs / cpu_profile in
  *    cram_create_opts (were environment variables read by the shims) */
 #define CRAM_STEP_ABI_VERSION 3u
-#define CRAM_STEP_ENTRY "cram_step_entry"
-#define CRAM_STEP_MAX_RANK 6
+#define CRAM_STEP_ENTRY       "cram_step_entry"
+#define CRAM_STEP_MAX_RANK    6
 /* Longest parameter or input name, in bytes without the NUL: cramc refuses
  * longer names and the loader refuses an artifact declaring one. */
 #define CRAM_STEP_MAX_NAME 255
@@ -50,52 +50,52 @@ typedef enum cram_step_dtype { CRAM_DT_F32 = 0, CRAM_DT_BF16 = 1, CRAM_DT_I32 = 
 /* Return code of every entry point; details via last_error(). */
 typedef enum cram_step_rc {
   CRAM_STEP_OK = 0,
-  CRAM_STEP_E_ARG,     /* bad argument (index out of range, NULL buffer) */
-  CRAM_STEP_E_DATA,    /* bad batch data (token id outside the vocabulary) */
-  CRAM_STEP_E_DEVICE,  /* no usable device / driver, or a device call failed */
+  CRAM_STEP_E_ARG,    /* bad argument (index out of range, NULL buffer) */
+  CRAM_STEP_E_DATA,   /* bad batch data (token id outside the vocabulary) */
+  CRAM_STEP_E_DEVICE, /* no usable device / driver, or a device call failed */
   CRAM_STEP_E_NOMEM,
-  CRAM_STEP_E_STATE    /* called in the wrong order (e.g. update before step) */
+  CRAM_STEP_E_STATE /* called in the wrong order (e.g. update before step) */
 } cram_step_rc;
 
 typedef struct cram_tensor_info {
-  const char *name;                      /* "layers.3.attn.qkv.weight", "tokens" */
-  cram_step_dtype dtype;                 /* as stored by the step (host copies are f32 or i32) */
+  const char *name;      /* "layers.3.attn.qkv.weight", "tokens" */
+  cram_step_dtype dtype; /* as stored by the step (host copies are f32 or i32) */
   uint32_t rank;
   int64_t shape[CRAM_STEP_MAX_RANK];
   int64_t numel;
-  uint32_t decay;                        /* params: 1 = AdamW weight decay applies */
+  uint32_t decay; /* params: 1 = AdamW weight decay applies */
 } cram_tensor_info;
 
 typedef struct cram_dim {
-  const char *name;                      /* a `dims` entry of the .cram file */
+  const char *name; /* a `dims` entry of the .cram file */
   int64_t value;
 } cram_dim;
 
 typedef struct cram_step_meta {
-  uint32_t abi_version;                  /* CRAM_STEP_ABI_VERSION of the compiler that built it */
-  const char *model;                     /* `model` name */
-  const char *target;                    /* "cuda" | "cpu" | "interp" */
-  const char *precision;                 /* "bf16" | "f32" | "f64" */
+  uint32_t abi_version;  /* CRAM_STEP_ABI_VERSION of the compiler that built it */
+  const char *model;     /* `model` name */
+  const char *target;    /* "cuda" | "cpu" | "interp" */
+  const char *precision; /* "bf16" | "f32" | "f64" */
   const char *cramc_version;
-  const char *source_hash;               /* FNV-1a 64 of the .cram text, hex */
-  int32_t min_sm;                        /* CUDA: lowest compute capability *10 it runs on (80); 0 otherwise */
+  const char *source_hash; /* FNV-1a 64 of the .cram text, hex */
+  int32_t min_sm;          /* CUDA: lowest compute capability *10 it runs on (80); 0 otherwise */
   uint32_t ndims;
   const cram_dim *dims;
-  uint32_t ninputs;                      /* per-microbatch inputs, in the order step() takes them */
+  uint32_t ninputs; /* per-microbatch inputs, in the order step() takes them */
   const cram_tensor_info *inputs;
   uint32_t nparams;
   const cram_tensor_info *params;
-  int64_t nparam_elems;                  /* total parameter count */
-  uint64_t arena_bytes;                  /* device memory planned for one step */
+  int64_t nparam_elems; /* total parameter count */
+  uint64_t arena_bytes; /* device memory planned for one step */
   uint32_t kernel_count;
-  double flops_per_token;                /* model FLOPs of one train step per token (for MFU) */
+  double flops_per_token; /* model FLOPs of one train step per token (for MFU) */
   /* The forward graph's outputs besides the loss (`output` lines of the .cram
    * file, e.g. a classifier's logits), in source order, as predict() writes
    * them (host copies f32). */
   uint32_t noutputs;
   const cram_tensor_info *outputs;
-  const char *source;                    /* the .cram text it was compiled from (v2; NULL if not kept) */
-  uint32_t has_accuracy;                 /* 1: the loss is a cross_entropy and eval_accuracy() counts hits (v3) */
+  const char *source;    /* the .cram text it was compiled from (v2; NULL if not kept) */
+  uint32_t has_accuracy; /* 1: the loss is a cross_entropy and eval_accuracy() counts hits (v3) */
 } cram_step_meta;
 
 /* Everything update() needs besides the step's state: nothing about the
@@ -103,18 +103,24 @@ typedef struct cram_step_meta {
  * weight_decay 0.01, weight_decay_other 0, max_norm 0.5. */
 typedef struct cram_update_args {
   float lr;
-  int64_t step;                          /* 1-based AdamW step, for bias correction */
-  double beta1, beta2;                   /* Adam moment decays, in [0, 1) */
-  double eps;                            /* added to sqrt(v_hat) */
-  double weight_decay;                   /* decoupled decay of params with decay = 1 */
-  double weight_decay_other;             /* decay of params with decay = 0 (norms, biases); 0 = they skip it */
-  double max_norm;                       /* global-norm gradient clip; <= 0: no clipping */
+  int64_t step;              /* 1-based AdamW step, for bias correction */
+  double beta1, beta2;       /* Adam moment decays, in [0, 1) */
+  double eps;                /* added to sqrt(v_hat) */
+  double weight_decay;       /* decoupled decay of params with decay = 1 */
+  double weight_decay_other; /* decay of params with decay = 0 (norms, biases); 0 = they skip it */
+  double max_norm;           /* global-norm gradient clip; <= 0: no clipping */
 } cram_update_args;
 
 /* The crammed recipe's update() arguments at learning rate LR, AdamW step STEP. */
-#define CRAM_UPDATE_ARGS_RECIPE(LR, STEP)                                                                    \
-  ((cram_update_args){.lr = (LR), .step = (STEP), .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01, \
-                      .weight_decay_other = 0.0, .max_norm = 0.5})
+#define CRAM_UPDATE_ARGS_RECIPE(LR, STEP)         \
+  ((cram_update_args){ .lr = (LR),                \
+                       .step = (STEP),            \
+                       .beta1 = 0.9,              \
+                       .beta2 = 0.98,             \
+                       .eps = 1e-12,              \
+                       .weight_decay = 0.01,      \
+                       .weight_decay_other = 0.0, \
+                       .max_norm = 0.5 })
 
 /* The dropout seed of a context's run N (0-based: every step, update, eval and
  * predict call is one run). A trainer resuming after N runs creates its context
@@ -126,12 +132,12 @@ typedef struct cram_update_args {
  * never in the environment: the runtime (cram_step_opts_from_env in
  * runtime/loader.c) maps its environment variables onto them. */
 typedef struct cram_create_opts {
-  int device;                            /* CUDA ordinal; ignored on CPU */
-  int training;                          /* 1 = dropout active (finetuning) */
+  int device;   /* CUDA ordinal; ignored on CPU */
+  int training; /* 1 = dropout active (finetuning) */
   uint64_t dropout_seed;
-  int tf32;                              /* cuda, f32 GEMMs: 1 = TF32 tensor cores (~1e-3 rounding) instead of exact f32 (v3) */
-  int no_graphs;                         /* cuda: 1 = launch kernels one by one instead of replaying CUDA graphs (v3) */
-  const char *cpu_profile;               /* cpu: time each kernel and write the profile to this file at destroy() (v3) */
+  int tf32;                /* cuda, f32 GEMMs: 1 = TF32 tensor cores (~1e-3 rounding) instead of exact f32 (v3) */
+  int no_graphs;           /* cuda: 1 = launch kernels one by one instead of replaying CUDA graphs (v3) */
+  const char *cpu_profile; /* cpu: time each kernel and write the profile to this file at destroy() (v3) */
 } cram_create_opts;
 
 typedef struct cram_ctx cram_ctx;
@@ -141,15 +147,15 @@ typedef struct cram_ctx cram_ctx;
  * and update(). The order of parameters and any alignment padding inside it
  * are the step's own business; padding stays zero. */
 typedef struct cram_grad_buffer {
-  void *data;                            /* host pointer, or a CUDA device pointer when on_device */
-  cram_step_dtype dtype;                 /* CRAM_DT_F32, or CRAM_DT_F64 (interp) */
-  int64_t count;                         /* elements, including any alignment padding */
-  int32_t on_device;                     /* 1: data is a CUdeviceptr of the context's device */
+  void *data;            /* host pointer, or a CUDA device pointer when on_device */
+  cram_step_dtype dtype; /* CRAM_DT_F32, or CRAM_DT_F64 (interp) */
+  int64_t count;         /* elements, including any alignment padding */
+  int32_t on_device;     /* 1: data is a CUdeviceptr of the context's device */
 } cram_grad_buffer;
 
 typedef struct cram_step_api {
-  uint32_t abi_version;                  /* first field, always: checked before anything else */
-  uint32_t struct_size;                  /* sizeof(cram_step_api) of the builder */
+  uint32_t abi_version; /* first field, always: checked before anything else */
+  uint32_t struct_size; /* sizeof(cram_step_api) of the builder */
   const cram_step_meta *meta;
 
   cram_step_rc (*create)(const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen);

@@ -15,12 +15,12 @@
 #include "status.h"
 
 typedef struct cram_dist {
-    int rank, size;        /* in MPI_COMM_WORLD; 0 and 1 without MPI */
-    int local_rank;        /* among the ranks of this node: the GPU a rank takes */
-    int mpi;               /* this process initialised MPI (cram_dist_finalize ends it) */
-    void *plugin;          /* libcram_mpi.so (mpi_plugin.h), opened only under an MPI launcher */
-    const struct cram_mpi_ops *ops;
-    void *nccl;            /* NCCL communicator and entry points, set up on the first device all-reduce */
+  int rank, size; /* in MPI_COMM_WORLD; 0 and 1 without MPI */
+  int local_rank; /* among the ranks of this node: the GPU a rank takes */
+  int mpi;        /* this process initialised MPI (cram_dist_finalize ends it) */
+  void *plugin;   /* libcram_mpi.so (mpi_plugin.h), opened only under an MPI launcher */
+  const struct cram_mpi_ops *ops;
+  void *nccl; /* NCCL communicator and entry points, set up on the first device all-reduce */
 } cram_dist;
 
 /* 1 when this cram was built with MPI. */

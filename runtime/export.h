@@ -27,8 +27,7 @@ bool cram_export_name(const char *ours, char *out, size_t outlen);
 
 /* Reads the param.<name> tensors of checkpoint `ckpt` (validated against the
  * model's parameter table), writes them to `out` atomically. */
-cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char *out, cram_export_names names,
-                        cram_err *err);
+cram_status cram_export(const cram_step_meta *meta, const char *ckpt, const char *out, cram_export_names names, cram_err *err);
 
 /* What makes the exported weights self-describing, beside `out` (stem =
  * out without ".safetensors"): STEM.cram (the .cram source the step was

@@ -23,42 +23,42 @@
 #include "status.h"
 
 typedef struct cram_ft_config {
-    const char *task_dir;       /* holds train.tsv and the task's dev file(s) */
-    const cram_glue_task *task; /* the layout of its files */
-    const char *vocab;          /* vocab.txt of the pretraining data */
-    const char *init;           /* `cram train` checkpoint (file or run directory) or safetensors; NULL = random init */
-    const char *head;           /* comma-separated name prefixes of the new head ("pooler.,classifier.") */
-    const char *out_dir;        /* run directory (metrics.jsonl, checkpoint.safetensors); NULL = none */
-    double lr, warmup;          /* peak learning rate; warm-up fraction of all updates */
-    double beta1, beta2, eps, weight_decay, max_norm; /* AdamW + clip (max_norm <= 0: none) */
-    uint32_t epochs;
-    uint64_t seed;              /* head init, data order, dropout */
-    int dropout;                /* 1: dropout on while training (create's `training`) */
-    uint64_t max_steps;         /* stop (with a checkpoint) after this many updates; 0 = all epochs */
-    uint64_t max_train;         /* use the first N training examples; 0 = all */
-    uint64_t ckpt_every;        /* also checkpoint every N updates; 0 = at epoch ends only */
-    int resume;                 /* continue from out_dir/checkpoint.safetensors */
-    int device;
-    FILE *log;                  /* progress lines and the init report; NULL = silent */
+  const char *task_dir;       /* holds train.tsv and the task's dev file(s) */
+  const cram_glue_task *task; /* the layout of its files */
+  const char *vocab;          /* vocab.txt of the pretraining data */
+  const char *init;           /* `cram train` checkpoint (file or run directory) or safetensors; NULL = random init */
+  const char *head;           /* comma-separated name prefixes of the new head ("pooler.,classifier.") */
+  const char *out_dir;        /* run directory (metrics.jsonl, checkpoint.safetensors); NULL = none */
+  double lr, warmup;          /* peak learning rate; warm-up fraction of all updates */
+  double beta1, beta2, eps, weight_decay, max_norm; /* AdamW + clip (max_norm <= 0: none) */
+  uint32_t epochs;
+  uint64_t seed;       /* head init, data order, dropout */
+  int dropout;         /* 1: dropout on while training (create's `training`) */
+  uint64_t max_steps;  /* stop (with a checkpoint) after this many updates; 0 = all epochs */
+  uint64_t max_train;  /* use the first N training examples; 0 = all */
+  uint64_t ckpt_every; /* also checkpoint every N updates; 0 = at epoch ends only */
+  int resume;          /* continue from out_dir/checkpoint.safetensors */
+  int device;
+  FILE *log; /* progress lines and the init report; NULL = silent */
 } cram_ft_config;
 
 /* The recipe's values (model card / eval/GLUE_sane.yaml). */
 void cram_ft_config_default(cram_ft_config *c);
 
 typedef struct cram_ft_eval {
-    char file[64];
-    uint64_t n;
-    double loss, accuracy, f1, mcc, pearson, spearman;
-    double score;               /* the task's table number, in percent (GLUE: MCC / accuracy / F1) */
-    double majority;            /* the majority-class baseline's score, in percent */
+  char file[64];
+  uint64_t n;
+  double loss, accuracy, f1, mcc, pearson, spearman;
+  double score;    /* the task's table number, in percent (GLUE: MCC / accuracy / F1) */
+  double majority; /* the majority-class baseline's score, in percent */
 } cram_ft_eval;
 
 typedef struct cram_ft_result {
-    uint32_t epochs;            /* completed */
-    uint64_t steps;             /* updates applied */
-    double train_loss;          /* mean loss of the last epoch's updates */
-    uint32_t ndev;
-    cram_ft_eval dev[2];        /* after the last completed epoch */
+  uint32_t epochs;   /* completed */
+  uint64_t steps;    /* updates applied */
+  double train_loss; /* mean loss of the last epoch's updates */
+  uint32_t ndev;
+  cram_ft_eval dev[2]; /* after the last completed epoch */
 } cram_ft_result;
 
 cram_status cram_finetune(const cram_step_api *api, const cram_ft_config *cfg, cram_ft_result *res, cram_err *err);

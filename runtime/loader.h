@@ -18,8 +18,8 @@
 #include "status.h"
 
 typedef struct cram_step_lib {
-    void *handle;
-    const cram_step_api *api;
+  void *handle;
+  const cram_step_api *api;
 } cram_step_lib;
 
 cram_status cram_step_load(cram_step_lib *lib, const char *path, cram_err *err);

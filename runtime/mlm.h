@@ -20,12 +20,12 @@
 #define CRAM_MLM_IGNORE (-100)
 
 typedef struct cram_mlm {
-    uint32_t seq_len, vocab;
-    uint32_t n;        /* positions per sequence */
-    uint32_t n_mask;   /* round(0.8 n) -> mask_id */
-    uint32_t n_random; /* round(0.9 n) - round(0.8 n) -> random id */
-    uint32_t mask_id;
-    uint64_t seed;
+  uint32_t seq_len, vocab;
+  uint32_t n;        /* positions per sequence */
+  uint32_t n_mask;   /* round(0.8 n) -> mask_id */
+  uint32_t n_random; /* round(0.9 n) - round(0.8 n) -> random id */
+  uint32_t mask_id;
+  uint64_t seed;
 } cram_mlm;
 
 /* Python round(): half to even. */

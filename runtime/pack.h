@@ -24,8 +24,8 @@ int cram_heldout_pick(uint64_t doc_index, double fraction);
 
 /* Set of 64-bit document fingerprints for exact-duplicate removal. */
 typedef struct cram_hashset {
-    uint64_t *slots; /* 0 marks an empty slot; key 0 is remapped */
-    size_t cap, count;
+  uint64_t *slots; /* 0 marks an empty slot; key 0 is remapped */
+  size_t cap, count;
 } cram_hashset;
 void cram_hashset_init(cram_hashset *s);
 void cram_hashset_free(cram_hashset *s);
@@ -40,17 +40,16 @@ uint64_t cram_doc_fingerprint(const uint16_t *ids, size_t n);
  * left at the end (< seq_len tokens) is the dropped remainder. */
 typedef cram_status (*cram_emit_fn)(void *ctx, const uint16_t *seq, cram_err *err);
 typedef struct cram_packer {
-    uint32_t seq_len;
-    uint16_t sep_id;
-    uint16_t *cur;
-    uint32_t fill;
-    cram_emit_fn emit;
-    void *ctx;
-    uint64_t seqs;   /* sequences emitted */
-    uint64_t tokens; /* tokens added, [SEP]s included */
+  uint32_t seq_len;
+  uint16_t sep_id;
+  uint16_t *cur;
+  uint32_t fill;
+  cram_emit_fn emit;
+  void *ctx;
+  uint64_t seqs;   /* sequences emitted */
+  uint64_t tokens; /* tokens added, [SEP]s included */
 } cram_packer;
-cram_status cram_packer_init(cram_packer *p, uint32_t seq_len, uint16_t sep_id, cram_emit_fn emit,
-                             void *ctx, cram_err *err);
+cram_status cram_packer_init(cram_packer *p, uint32_t seq_len, uint16_t sep_id, cram_emit_fn emit, void *ctx, cram_err *err);
 cram_status cram_packer_add(cram_packer *p, const uint16_t *ids, size_t n, cram_err *err);
 static inline uint32_t cram_packer_remainder(const cram_packer *p) { return p->fill; }
 void cram_packer_free(cram_packer *p);
@@ -61,8 +60,7 @@ uint32_t cram_count_token(const uint16_t *seq, uint32_t n, uint32_t token);
 /* Curriculum order (reference _sort_tokenized_dataset_by_token): perm gets the
  * sequence indices sorted by key DESCENDING, ties kept in input order (stable).
  * Keys must be <= max_key. Counting sort: O(n + max_key). */
-cram_status cram_order_by_key_desc(const uint32_t *keys, uint64_t n, uint32_t max_key,
-                                   uint64_t *perm, cram_err *err);
+cram_status cram_order_by_key_desc(const uint32_t *keys, uint64_t n, uint32_t max_key, uint64_t *perm, cram_err *err);
 /* Seeded Fisher-Yates shuffle of 0..n-1 (splitmix64 generator, unbiased
  * bounded draws); identical output for identical (n, seed) on every host. */
 void cram_order_shuffle(uint64_t *perm, uint64_t n, uint64_t seed);

@@ -25,43 +25,42 @@
 #include "shard.h"
 #include "status.h"
 
-#define CRAM_STREAM_MAGIC "CRAMTOKS"
+#define CRAM_STREAM_MAGIC   "CRAMTOKS"
 #define CRAM_STREAM_VERSION 1u
 
 typedef struct cram_prepare_stats {
-    uint64_t docs_read;         /* 'D' records received */
-    uint64_t docs_filtered;     /* dropped by the token/char ratio filter (incl. empty) */
-    uint64_t docs_duplicate;    /* dropped as exact duplicates */
-    uint64_t docs_train, docs_heldout;
-    uint64_t chars;             /* characters of all documents read */
-    uint64_t tokens_read;       /* tokens of all documents read ([SEP] not counted) */
-    uint64_t tokens_kept;       /* tokens of kept documents, [SEP]s included */
-    uint64_t tokens_remainder;  /* kept tokens lost in the final partial sequences */
-    uint64_t seqs_train, seqs_heldout;
-    uint32_t shards_train, shards_heldout;
-    uint64_t input_bytes;       /* bytes of input files, as reported by the tool */
-    uint64_t output_bytes;      /* bytes of shards written */
-    uint32_t vocab_size;
-    uint64_t tokenizer_hash;
-    uint32_t special[5];        /* pad unk cls sep mask */
-    uint32_t order_token;
+  uint64_t docs_read;      /* 'D' records received */
+  uint64_t docs_filtered;  /* dropped by the token/char ratio filter (incl. empty) */
+  uint64_t docs_duplicate; /* dropped as exact duplicates */
+  uint64_t docs_train, docs_heldout;
+  uint64_t chars;            /* characters of all documents read */
+  uint64_t tokens_read;      /* tokens of all documents read ([SEP] not counted) */
+  uint64_t tokens_kept;      /* tokens of kept documents, [SEP]s included */
+  uint64_t tokens_remainder; /* kept tokens lost in the final partial sequences */
+  uint64_t seqs_train, seqs_heldout;
+  uint32_t shards_train, shards_heldout;
+  uint64_t input_bytes;  /* bytes of input files, as reported by the tool */
+  uint64_t output_bytes; /* bytes of shards written */
+  uint32_t vocab_size;
+  uint64_t tokenizer_hash;
+  uint32_t special[5]; /* pad unk cls sep mask */
+  uint32_t order_token;
 } cram_prepare_stats;
 
-typedef void (*cram_progress_fn)(void *ctx, const char *stage, uint64_t done, uint64_t total,
-                                 const cram_prepare_stats *st);
+typedef void (*cram_progress_fn)(void *ctx, const char *stage, uint64_t done, uint64_t total, const cram_prepare_stats *st);
 
 typedef struct cram_prepare_opts {
-    const char *out_dir;      /* exists; holds vocab.txt written by the tool */
-    uint32_t seq_len;         /* 128 */
-    double filter_ratio;      /* 0.3; <= 0 disables */
-    int dedup;                /* exact-duplicate removal */
-    int order;                /* enum cram_order */
-    uint64_t seed;            /* for CRAM_ORDER_SHUFFLE */
-    double heldout_fraction;  /* of kept documents, 0..1 */
-    uint64_t shard_seqs;      /* sequences per shard file (> 0) */
-    cram_progress_fn progress;/* may be NULL; called from the reading thread */
-    void *progress_ctx;
-    volatile sig_atomic_t *stop; /* may be NULL; non-zero = abort (CRAM_E_INTERRUPTED) */
+  const char *out_dir;       /* exists; holds vocab.txt written by the tool */
+  uint32_t seq_len;          /* 128 */
+  double filter_ratio;       /* 0.3; <= 0 disables */
+  int dedup;                 /* exact-duplicate removal */
+  int order;                 /* enum cram_order */
+  uint64_t seed;             /* for CRAM_ORDER_SHUFFLE */
+  double heldout_fraction;   /* of kept documents, 0..1 */
+  uint64_t shard_seqs;       /* sequences per shard file (> 0) */
+  cram_progress_fn progress; /* may be NULL; called from the reading thread */
+  void *progress_ctx;
+  volatile sig_atomic_t *stop; /* may be NULL; non-zero = abort (CRAM_E_INTERRUPTED) */
 } cram_prepare_opts;
 
 void cram_prepare_opts_default(cram_prepare_opts *o);
@@ -69,7 +68,6 @@ void cram_prepare_opts_default(cram_prepare_opts *o);
 /* Consume the stream on fd until 'E' and write <out_dir>/{train,heldout}-NNNNN.shard
  * and <out_dir>/dataset.json atomically. Shards of an earlier run beyond the
  * new shard counts are removed. */
-cram_status cram_prepare_from_fd(int fd, const cram_prepare_opts *o, cram_prepare_stats *st,
-                                 cram_err *err);
+cram_status cram_prepare_from_fd(int fd, const cram_prepare_opts *o, cram_prepare_stats *st, cram_err *err);
 
 #endif

@@ -24,30 +24,30 @@
 
 typedef enum cram_st_dtype { CRAM_ST_F32, CRAM_ST_F64, CRAM_ST_BF16, CRAM_ST_I32, CRAM_ST_I64 } cram_st_dtype;
 
-#define CRAM_ST_MAX_RANK 8
+#define CRAM_ST_MAX_RANK   8
 #define CRAM_ST_MAX_HEADER (100u << 20) /* header bytes accepted by the reader */
 
 typedef struct cram_st_tensor {
-    char *name;
-    cram_st_dtype dtype;
-    int rank;
-    int64_t shape[CRAM_ST_MAX_RANK];
-    int64_t numel;
-    size_t nbytes;
-    const unsigned char *data; /* reader: points into the file buffer; writer: caller's bytes */
+  char *name;
+  cram_st_dtype dtype;
+  int rank;
+  int64_t shape[CRAM_ST_MAX_RANK];
+  int64_t numel;
+  size_t nbytes;
+  const unsigned char *data; /* reader: points into the file buffer; writer: caller's bytes */
 } cram_st_tensor;
 
 typedef struct cram_st_meta {
-    char *key, *value;
+  char *key, *value;
 } cram_st_meta;
 
 typedef struct cram_st_file {
-    cram_st_tensor *tensors; /* in file order of their data offsets */
-    size_t count;
-    cram_st_meta *meta; /* "__metadata__" entries (string values only) */
-    size_t nmeta;
-    unsigned char *buf; /* the whole file */
-    size_t size;
+  cram_st_tensor *tensors; /* in file order of their data offsets */
+  size_t count;
+  cram_st_meta *meta; /* "__metadata__" entries (string values only) */
+  size_t nmeta;
+  unsigned char *buf; /* the whole file */
+  size_t size;
 } cram_st_file;
 
 const char *cram_st_dtype_name(cram_st_dtype t); /* "F32" */

@@ -17,11 +17,11 @@ double cram_lr_mult(double t);
 
 /* The learning-rate shapes `cram train --lr-shape` offers. */
 typedef enum cram_lr_shape {
-    CRAM_LR_TRIANGLE,  /* budget-triangle2 (cram_lr_mult); no warm-up parameter */
-    CRAM_LR_ONE_CYCLE, /* linear 0 -> 1 over [0, warmup], then linear 1 -> 0 at t = 1 */
-    CRAM_LR_COSINE,    /* linear 0 -> 1 over [0, warmup], then half a cosine to 0 at t = 1 */
-    CRAM_LR_CONSTANT,  /* linear 0 -> 1 over [0, warmup], then 1 */
-    CRAM_LR_SHAPES
+  CRAM_LR_TRIANGLE,  /* budget-triangle2 (cram_lr_mult); no warm-up parameter */
+  CRAM_LR_ONE_CYCLE, /* linear 0 -> 1 over [0, warmup], then linear 1 -> 0 at t = 1 */
+  CRAM_LR_COSINE,    /* linear 0 -> 1 over [0, warmup], then half a cosine to 0 at t = 1 */
+  CRAM_LR_CONSTANT,  /* linear 0 -> 1 over [0, warmup], then 1 */
+  CRAM_LR_SHAPES
 } cram_lr_shape;
 
 /* "triangle" | "one-cycle" | "cosine" | "constant" <-> shape; -1 / NULL when unknown. */

@@ -38,8 +38,7 @@ static int declares_dim(const char *text, const char *name, size_t len) {
 
 /* The classifier's -D list: the variant's overrides of dims it declares and
  * the downstream line doesn't set, then the downstream line's. */
-static int classifier_defines(const cram_sweep_downstream *ds, const cram_sweep_variant *v, const char *text,
-                              char **out) {
+static int classifier_defines(const cram_sweep_downstream *ds, const cram_sweep_variant *v, const char *text, char **out) {
   int n = 0;
   for (int i = 0; i < v->ndefines; i++) {
     size_t kl = strcspn(v->defines[i], "=");
@@ -102,9 +101,8 @@ static cram_status save_result(const char *path, const char *key, const cram_swe
   return CRAM_OK;
 }
 
-cram_status sweep_downstream(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v,
-                             const char *cramc, const char *vdir, const char *run, uint64_t rkey, cram_sweep_row *row,
-                             cram_err *err) {
+cram_status sweep_downstream(const cram_sweep_spec *s, const cram_sweep_opts *o, const cram_sweep_variant *v, const char *cramc,
+                             const char *vdir, const char *run, uint64_t rkey, cram_sweep_row *row, cram_err *err) {
   const cram_sweep_downstream *ds = &s->downstream;
   const char *cls = v->classifier ? v->classifier : ds->model;
   row->downstream = NAN;
@@ -136,7 +134,7 @@ cram_status sweep_downstream(const cram_sweep_spec *s, const cram_sweep_opts *o,
   }
   char label[CRAM_SWEEP_NAME_MAX + 16];
   snprintf(label, sizeof label, "%s (classifier)", v->name);
-  sweep_build_req req = {label, cls, defs, nd, ckey, clog};
+  sweep_build_req req = { label, cls, defs, nd, ckey, clog };
   sweep_build_out out;
   if ((st = sweep_build(s, o, cramc, &req, &out, err))) return st;
   if (out.refused) {

@@ -22,13 +22,13 @@ typedef struct cram_wordpiece cram_wordpiece;
 /* Ids of the special tokens ([PAD] [UNK] [CLS] [SEP] [MASK] or the
  * reference's <pad> <unk> <cls> <sep> <mask>); UINT32_MAX when absent. */
 typedef struct cram_wp_specials {
-    uint32_t pad, unk, cls, sep, mask;
+  uint32_t pad, unk, cls, sep, mask;
 } cram_wp_specials;
 
 /* A growable id list. */
 typedef struct cram_idvec {
-    int32_t *ids;
-    size_t n, cap;
+  int32_t *ids;
+  size_t n, cap;
 } cram_idvec;
 
 /* Loads a vocab.txt (one token per "\n"-terminated line, id = line number,
@@ -44,8 +44,7 @@ int64_t cram_wordpiece_id(const cram_wordpiece *wp, const char *tok, size_t len)
 
 /* Appends the ids of UTF-8 text[0..len) (no special tokens added). Invalid
  * UTF-8 bytes are dropped, as the normaliser drops U+FFFD. */
-cram_status cram_wordpiece_encode(const cram_wordpiece *wp, const char *text, size_t len, cram_idvec *out,
-                                  cram_err *err);
+cram_status cram_wordpiece_encode(const cram_wordpiece *wp, const char *text, size_t len, cram_idvec *out, cram_err *err);
 
 void cram_idvec_free(cram_idvec *v);
 int cram_idvec_push(cram_idvec *v, int32_t id); /* 0, or -1 when out of memory */

@@ -7,7 +7,7 @@
 #   pip:  lit (test runner), tokenizers (WordPiece training in tools/)
 set -euo pipefail
 
-APT_PKGS=(cmake gcc clang llvm-14-tools llvm-14-dev libclang-rt-14-dev python3-torch python3-numpy zstd libopenblas-dev openmpi-bin libopenmpi-dev)
+APT_PKGS=(cmake gcc clang clang-format-14 llvm-14-tools llvm-14-dev libclang-rt-14-dev python3-torch python3-numpy zstd libopenblas-dev openmpi-bin libopenmpi-dev)
 PIP_PKGS=(lit tokenizers)
 
 missing=()

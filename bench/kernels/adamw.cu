@@ -36,10 +36,13 @@ __global__ void adamw_v1(const Tensor *ts, int nt, float s0, float s1, float s2,
   for (int i = 0; i < nt; i++) {
     const Tensor T = ts[i];
     const float wd = T.wd;
-    cr_map(T.m, T.n, [=](float a, float b) -> float { return B1 * a + (1.f - B1) * (c * b); }, cr_at(T.m), cr_at(T.g));
-    cr_map(T.v, T.n, [=](float a, float b) -> float { return B2 * a + (1.f - B2) * (c * b) * (c * b); }, cr_at(T.v), cr_at(T.g));
-    cr_map(T.p, T.n, [=](float a, float b, float cc) -> float { return a - s0 * ((b / s1) / (sqrtf(cc / s2) + EPS) + wd * a); },
-           cr_at(T.p), cr_at(T.m), cr_at(T.v));
+    cr_map(
+      T.m, T.n, [=](float a, float b) -> float { return B1 * a + (1.f - B1) * (c * b); }, cr_at(T.m), cr_at(T.g));
+    cr_map(
+      T.v, T.n, [=](float a, float b) -> float { return B2 * a + (1.f - B2) * (c * b) * (c * b); }, cr_at(T.v), cr_at(T.g));
+    cr_map(
+      T.p, T.n, [=](float a, float b, float cc) -> float { return a - s0 * ((b / s1) / (sqrtf(cc / s2) + EPS) + wd * a); },
+      cr_at(T.p), cr_at(T.m), cr_at(T.v));
   }
 }
 
@@ -73,12 +76,18 @@ __global__ void adamw_v2(const Tensor *ts, const Chunk *chunks, float s0, float 
 // bert_crammed's parameters in graph order: (numel, decayed)
 static std::vector<std::pair<long long, bool>> bert_params() {
   const long long V = 32768, H = 768, F = 3072;
-  std::vector<std::pair<long long, bool>> ps = {{V * H, true}, {1, true}, {H, false}, {H, false}};
+  std::vector<std::pair<long long, bool>> ps = { { V * H, true }, { 1, true }, { H, false }, { H, false } };
   for (int l = 0; l < 16; l++) {
-    ps.insert(ps.end(), {{H, false}, {H, false}, {3 * H * H, true}, {H * H, true}, {H, false}, {H, false},
-                         {F * H, true}, {H * F / 2, true}});
+    ps.insert(ps.end(), { { H, false },
+                          { H, false },
+                          { 3 * H * H, true },
+                          { H * H, true },
+                          { H, false },
+                          { H, false },
+                          { F * H, true },
+                          { H * F / 2, true } });
   }
-  ps.insert(ps.end(), {{H, false}, {H, false}});
+  ps.insert(ps.end(), { { H, false }, { H, false } });
   return ps;
 }
 
@@ -110,8 +119,8 @@ int main(int argc, char **argv) {
   std::vector<Tensor> ts;
   std::vector<Chunk> chunks;
   for (size_t i = 0; i < ps.size(); i++) {
-    ts.push_back({d_p + off[i], d_g + off[i], d_m + off[i], d_v + off[i], ps[i].first, ps[i].second ? WD : 0.f});
-    for (long long s = 0; s < ps[i].first; s += CHUNK) chunks.push_back({(int)i, s});
+    ts.push_back({ d_p + off[i], d_g + off[i], d_m + off[i], d_v + off[i], ps[i].first, ps[i].second ? WD : 0.f });
+    for (long long s = 0; s < ps[i].first; s += CHUNK) chunks.push_back({ (int)i, s });
   }
   Tensor *d_ts = to_device(ts);
   Chunk *d_ch = to_device(chunks);
@@ -142,7 +151,7 @@ int main(int argc, char **argv) {
     ok &= check("v", d_v, vr.data(), total, 1e-12f, 1e-5f);
     time_kernel("v2", args.repeats, bytes, [&] { adamw_v2<<<nc, CR_BLOCK>>>(d_ts, d_ch, lr, s1, s2, c); });
   }
-  for (float *q : {d_p, d_g, d_m, d_v}) cudaCheck(cudaFree(q));
+  for (float *q : { d_p, d_g, d_m, d_v }) cudaCheck(cudaFree(q));
   cudaCheck(cudaFree(d_ts));
   cudaCheck(cudaFree(d_ch));
   printf("adamw: %s\n", ok ? "all checks passed" : "CHECK FAILED");

@@ -69,12 +69,12 @@ static cr_attn_geo geometry() {
 __global__ void __launch_bounds__(CR_ATT_THREADS) fwd_v1(cr_attn_geo g, const float *qkv, float *o, float *lse, u64 seedp) {
   cr_attention_fwd<D, 32, false, true>(g, qkv, qkv + D, qkv + 2 * D, (const float *)0, o, lse, seedp, 0);
 }
-__global__ void __launch_bounds__(CR_ATT_THREADS) dq_v1(cr_attn_geo g, const float *qkv, const float *o, const float *lse,
-                                                         const float *dout, float *dqkv, u64 seedp) {
+__global__ void __launch_bounds__(CR_ATT_THREADS)
+  dq_v1(cr_attn_geo g, const float *qkv, const float *o, const float *lse, const float *dout, float *dqkv, u64 seedp) {
   cr_attention_dq<D, 32, false>(g, qkv, qkv + D, qkv + 2 * D, (const float *)0, o, lse, dout, dqkv, seedp, 0);
 }
-__global__ void __launch_bounds__(CR_ATT_THREADS) dkdv_v1(cr_attn_geo g, const float *qkv, const float *o, const float *lse,
-                                                           const float *dout, float *dqkv, u64 seedp) {
+__global__ void __launch_bounds__(CR_ATT_THREADS)
+  dkdv_v1(cr_attn_geo g, const float *qkv, const float *o, const float *lse, const float *dout, float *dqkv, u64 seedp) {
   cr_attention_dkdv<D, 32, false, true, true>(g, qkv, qkv + D, qkv + 2 * D, (const float *)0, o, lse, dout, dqkv + D,
                                               dqkv + 2 * D, seedp, 0);
 }
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     ms = time_kernel("bwd v1", args.repeats, bb, bwd);
     printf("        %.1f TFLOP/s (5 GEMM-shaped products, + 2 recomputed)\n", 5 * gemm / (ms * 1e-3) / 1e12);
   }
-  for (float *p : {d_qkv, d_do, d_o, d_lse, d_dqkv}) cudaCheck(cudaFree(p));
+  for (float *p : { d_qkv, d_do, d_o, d_lse, d_dqkv }) cudaCheck(cudaFree(p));
   cudaCheck(cudaFree(d_seed));
   printf("attention: %s\n", ok ? "all checks passed" : "CHECK FAILED");
   return ok ? 0 : 1;

@@ -69,7 +69,7 @@ static bool check(const char *label, const float *dev, const float *ref, size_t 
   double worst_err = -1;
   for (size_t i = 0; i < n; i++) {
     double err = fabs((double)got[i] - ref[i]), lim = atol + rtol * fabs((double)ref[i]);
-    if (!(err <= lim)) {  // NaN fails too
+    if (!(err <= lim)) { // NaN fails too
       if (bad++ < 5) fprintf(stderr, "  %s[%zu]: got %.8g, want %.8g\n", label, i, got[i], ref[i]);
     }
     if (err > worst_err || err != err) worst_err = err, worst = i;
@@ -96,8 +96,7 @@ template <typename F> static double time_kernel(const char *label, int repeats, 
   cudaCheck(cudaEventElapsedTime(&ms, a, b));
   ms /= (float)repeats;
   double gbps = bytes / (ms * 1e-3) / 1e9;
-  printf("  time  %-10s %9.4f ms  %8.1f GB/s  (%.0f%% of %.0f GB/s)\n", label, ms, gbps, 100.0 * gbps / peak_gbps(),
-         peak_gbps());
+  printf("  time  %-10s %9.4f ms  %8.1f GB/s  (%.0f%% of %.0f GB/s)\n", label, ms, gbps, 100.0 * gbps / peak_gbps(), peak_gbps());
   cudaCheck(cudaEventDestroy(a));
   cudaCheck(cudaEventDestroy(b));
   return ms;
@@ -129,18 +128,18 @@ static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) 
 // The kernel library of cramc's cuda target (codegen/cuda_kernels: cr_warp_sum,
 // cr_layernorm, ...; the Makefile puts it and ir/ on the include path), so the v1
 // kernels below are the code the cuda target runs, not copies of it.
+#include "attention.cuh"
 #include "common.cuh"
 #include "crossentropy.cuh"
 #include "elementwise.cuh"
 #include "glu.cuh"
 #include "norm.cuh"
 #include "softmax.cuh"
-#include "attention.cuh"
 // codegen: CR_BLOCK threads a block; grid_for(n) = ceil(n / CR_BLOCK) capped (grid-stride loops); warp per row, 8 rows a block
 static const int CR_BLOCK = 256;
 static inline int cr_grid(long long n) {
   long long g = (n + CR_BLOCK - 1) / CR_BLOCK;
-  return (int)(g < 1 ? 1 : g > 4096 ? 4096 : g);  // CR_GRID_CAP
+  return (int)(g < 1 ? 1 : g > 4096 ? 4096 : g); // CR_GRID_CAP
 }
 static inline int cr_grid_rows(long long rows) { return ceil_div(rows, CR_BLOCK / 32); }
 

@@ -73,13 +73,13 @@ __global__ void __launch_bounds__(CE_BLOCK) ce_fused_v2(float *xd, double *loss,
   __syncthreads();
   m = sm[0], s = ss[0];
   for (int w = 1; w < CE_BLOCK / 32; w++) ms_combine(m, s, sm[w], ss[w]);
-  const float xt = xd[r * V + t];  // read before anyone overwrites it
+  const float xt = xd[r * V + t]; // read before anyone overwrites it
   __syncthreads();
   const float inv = 1.f / s;
   for (int j = threadIdx.x; j < V / 4; j += blockDim.x) {
     const float4 v = x4[j];
-    float4 g = make_float4(k * __expf(v.x - m) * inv, k * __expf(v.y - m) * inv, k * __expf(v.z - m) * inv,
-                           k * __expf(v.w - m) * inv);
+    float4 g =
+      make_float4(k * __expf(v.x - m) * inv, k * __expf(v.y - m) * inv, k * __expf(v.z - m) * inv, k * __expf(v.w - m) * inv);
     if (t / 4 == j) (&g.x)[t % 4] -= k;
     x4[j] = g;
   }
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     t[r] = rng.uniform(0.f, 1.f) < 0.1f ? IGNORE : (int)rng.uniform(0.f, (float)V) % V;
     used += t[r] != IGNORE;
   }
-  const float k = 1.f / (float)used;  // d(mean loss) / d(row loss)
+  const float k = 1.f / (float)used; // d(mean loss) / d(row loss)
   std::vector<double> loss(R);
   ce_ref(x.data(), t.data(), k, loss.data(), d.data());
   std::vector<float> lossf(loss.begin(), loss.end());
@@ -108,11 +108,11 @@ int main(int argc, char **argv) {
   // v1's scratch: the used-row count (set here; cr_count_targets does it in cramc), then the row losses
   char *d_T = (char *)device_zeros<double>(CR_SCR_PART / 8 + R);
   cudaCheck(cudaMemcpy(d_T + CR_SCR_USED, &used, sizeof used, cudaMemcpyHostToDevice));
-  const float one = 1.f;  // dloss: k = 1 / used
-  float *d_one = to_device(std::vector<float>{one});
+  const float one = 1.f; // dloss: k = 1 / used
+  float *d_one = to_device(std::vector<float>{ one });
   float *d_lossf = device_zeros<float>(R);
   const double bytes = 2.0 * n * sizeof(float);
-  auto loss_to_float = [&](void) {  // the checker compares floats
+  auto loss_to_float = [&](void) { // the checker compares floats
     std::vector<double> p(R);
     cudaCheck(cudaMemcpy(p.data(), d_part, R * sizeof(double), cudaMemcpyDeviceToHost));
     std::vector<float> pf(p.begin(), p.end());
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
     });
     printf("  time  %-10s %9.4f ms  %8.1f GB/s  (copy subtracted)\n", "v2", tt - tc, bytes / ((tt - tc) * 1e-3) / 1e9);
   }
-  for (float *p : {d_x, d_w, d_o, d_lossf, d_one}) cudaCheck(cudaFree(p));
+  for (float *p : { d_x, d_w, d_o, d_lossf, d_one }) cudaCheck(cudaFree(p));
   cudaCheck(cudaFree(d_T));
   cudaCheck(cudaFree(d_t));
   cudaCheck(cudaFree(d_part));

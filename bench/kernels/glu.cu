@@ -41,9 +41,9 @@ __global__ void glu_bwd_v1(float *o, const float *x, const float *dy, int act) {
 
 // ---- v2: float4, 2-D grid -----------------------------------------------------------------------
 static_assert(F % 4 == 0, "v2 moves four columns a thread");
-static const int TX = 128;  // threads a block along the columns: F/4 = 384 = 3 blocks
+static const int TX = 128; // threads a block along the columns: F/4 = 384 = 3 blocks
 __global__ void glu_v2(float *o, const float *x) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;  // float4 column
+  const int c = blockIdx.x * blockDim.x + threadIdx.x; // float4 column
   const long long r = blockIdx.y;
   if (c >= F / 4) return;
   const float4 v = ((const float4 *)(x + r * 2 * F))[c], g = ((const float4 *)(x + r * 2 * F + F))[c];
@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     ok &= check("dx", d_dx, dx.data(), nx, 1e-5f, 1e-4f);
     time_kernel("bwd v2", args.repeats, bwd_bytes, [&] { glu_bwd_v2<<<g2, TX>>>(d_dx, d_x, d_dy); });
   }
-  for (float *p : {d_x, d_dy, d_o, d_dx}) cudaCheck(cudaFree(p));
+  for (float *p : { d_x, d_dy, d_o, d_dx }) cudaCheck(cudaFree(p));
   printf("glu: %s\n", ok ? "all checks passed" : "CHECK FAILED");
   return ok ? 0 : 1;
 }

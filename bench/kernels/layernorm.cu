@@ -133,12 +133,12 @@ __global__ void ln_bwd_v2(float *dx, float *dw, float *db, const float *x, const
 #pragma unroll
     for (int k = 0; k < V4; k++) {
       const float4 ww = w4[lane + 32 * k];
-      const float wv[4] = {ww.x, ww.y, ww.z, ww.w};
+      const float wv[4] = { ww.x, ww.y, ww.z, ww.w };
       for (int i = 0; i < 4; i++) {
         const float xh = (xv[k][i] - mean) * rstd, g = dv[k][i] * wv[i];
         mg += g, mgx += g * xh;
         aw[k][i] += dv[k][i] * xh, ab[k][i] += dv[k][i];
-        xv[k][i] = xh, dv[k][i] = g;  // keep xhat and dy*w for the write below
+        xv[k][i] = xh, dv[k][i] = g; // keep xhat and dy*w for the write below
       }
     }
     mg = cr_warp_sum(mg) / (float)H, mgx = cr_warp_sum(mgx) / (float)H;
@@ -177,7 +177,8 @@ int main(int argc, char **argv) {
     printf("forward v1 (cramc add_layernorm today)\n");
     add_ln_fwd_v1<<<cr_grid_rows(N), CR_BLOCK>>>(d_out, d_xa, d_xb, d_w, d_b);
     ok &= check("out", d_out, out.data(), NH, 1e-4f, 1e-4f);
-    time_kernel("fwd v1", args.repeats, 3 * NH * F4, [&] { add_ln_fwd_v1<<<cr_grid_rows(N), CR_BLOCK>>>(d_out, d_xa, d_xb, d_w, d_b); });
+    time_kernel("fwd v1", args.repeats, 3 * NH * F4,
+                [&] { add_ln_fwd_v1<<<cr_grid_rows(N), CR_BLOCK>>>(d_out, d_xa, d_xb, d_w, d_b); });
     printf("backward v1 (cramc layernorm_grad today: dx only)\n");
     ln_bwd_v1<<<cr_grid_rows(N), CR_BLOCK>>>(d_dx, d_res, d_w, d_dy);
     ok &= check("dx", d_dx, dx.data(), NH, 1e-4f, 1e-3f);
@@ -189,7 +190,8 @@ int main(int argc, char **argv) {
     add_ln_fwd_v2<<<cr_grid_rows(N), CR_BLOCK>>>(d_r2, d_out, d_xa, d_xb, d_w, d_b);
     ok &= check("residual", d_r2, res.data(), NH, 0.f, 0.f);
     ok &= check("out", d_out, out.data(), NH, 1e-4f, 1e-4f);
-    time_kernel("fwd v2", args.repeats, 4 * NH * F4, [&] { add_ln_fwd_v2<<<cr_grid_rows(N), CR_BLOCK>>>(d_r2, d_out, d_xa, d_xb, d_w, d_b); });
+    time_kernel("fwd v2", args.repeats, 4 * NH * F4,
+                [&] { add_ln_fwd_v2<<<cr_grid_rows(N), CR_BLOCK>>>(d_r2, d_out, d_xa, d_xb, d_w, d_b); });
     printf("backward v2 (dx + dw + db in one kernel)\n");
     int sms = 0;
     cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
@@ -202,7 +204,7 @@ int main(int argc, char **argv) {
     // dw/db accumulate (+=): the timed runs keep adding, which costs the same
     time_kernel("bwd v2", args.repeats, 3 * NH * F4, [&] { ln_bwd_v2<<<grid, CR_BLOCK>>>(d_dx, d_dw, d_db, d_res, d_w, d_dy); });
   }
-  for (float *p : {d_xa, d_xb, d_w, d_b, d_dy, d_res, d_out, d_r2, d_dx, d_dw, d_db}) cudaCheck(cudaFree(p));
+  for (float *p : { d_xa, d_xb, d_w, d_b, d_dy, d_res, d_out, d_r2, d_dx, d_dw, d_db }) cudaCheck(cudaFree(p));
   printf("layernorm: %s\n", ok ? "all checks passed" : "CHECK FAILED");
   return ok ? 0 : 1;
 }

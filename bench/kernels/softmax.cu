@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     ok &= check("dx", d_dx, dx.data(), n, 1e-6f, 1e-4f);
     time_kernel("bwd v2", args.repeats, 3 * B, [&] { softmax_bwd_v2<<<grid, CR_BLOCK>>>(d_dx, d_y, d_dy); });
   }
-  for (float *p : {d_x, d_y, d_dy, d_o, d_dx}) cudaCheck(cudaFree(p));
+  for (float *p : { d_x, d_y, d_dy, d_o, d_dx }) cudaCheck(cudaFree(p));
   printf("softmax: %s\n", ok ? "all checks passed" : "CHECK FAILED");
   return ok ? 0 : 1;
 }

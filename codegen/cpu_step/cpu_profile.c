@@ -15,7 +15,7 @@
 struct cram_cpu_prof {
   const cram_cpu_artifact *a;
   FILE *f;
-  uint64_t runs[3];   /* runs per graph, the uncounted first included */
+  uint64_t runs[3];         /* runs per graph, the uncounted first included */
   uint64_t *ns[3], *cpu[3]; /* per graph, per kernel: wall, calling thread's CPU */
 };
 
@@ -69,7 +69,7 @@ int cram_cpu_prof_run(cram_cpu_prof *p, int which, const cram_cpu_run *R) {
 
 void cram_cpu_prof_close(cram_cpu_prof *p) {
   if (!p) return;
-  static const char *const name[3] = {"fwd", "acc", "up"};
+  static const char *const name[3] = { "fwd", "acc", "up" };
   if (p->f) {
     fputs("# graph\tkernel\tfamily\truns\ttotal_ns\tcpu_ns\tbytes\tops\n", p->f);
     for (int i = 0; i < 3; i++) {

@@ -21,8 +21,8 @@
 
 typedef struct GBind {
   const cram_cpu_graph *g;
-  void **slot;   /* per slot: bound pointer */
-  void **own;    /* per slot: owned buffer (KS_OWN) or NULL */
+  void **slot; /* per slot: bound pointer */
+  void **own;  /* per slot: owned buffer (KS_OWN) or NULL */
 } GBind;
 
 struct cram_ctx {
@@ -78,8 +78,7 @@ static bool bind_init(GBind *b, const cram_cpu_graph *g) {
   size_t n = g->nslots ? g->nslots : 1;
   if (!(b->slot = calloc(n, sizeof *b->slot)) || !(b->own = calloc(n, sizeof *b->own))) return false;
   for (uint32_t s = 0; s < g->nslots; s++)
-    if (g->slots[s].kind == CRAM_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4)))
-      return false;
+    if (g->slots[s].kind == CRAM_S_OWN && !(b->own[s] = calloc(1, g->slots[s].bytes ? g->slots[s].bytes : 4))) return false;
   return true;
 }
 
@@ -117,7 +116,7 @@ static cram_step_rc h_run(cram_ctx *c, int g, const void *const *inputs, const c
   c->scale_v = (float)sc->scale, c->step_v = (float)sc->step, c->lr_v = (float)sc->lr;
   for (int i = 0; i < CRAM_SHIM_NHYPER; i++) c->hyper_v[i] = (float)sc->hyper[i];
   bind(c, b, inputs);
-  cram_cpu_run R = {c->arena, b->slot, seed, training, c->kerr, sizeof c->kerr};
+  cram_cpu_run R = { c->arena, b->slot, seed, training, c->kerr, sizeof c->kerr };
   c->kerr[0] = '\0';
   if (c->prof ? cram_cpu_prof_run(c->prof, g, &R) : b->g->run(&R)) {
     bool oom = strstr(c->kerr, "out of memory") != NULL;
@@ -146,23 +145,34 @@ static void h_destroy(cram_ctx *c) {
 }
 
 static const cram_shim_dev cpu_dev = {
-  .elem = sizeof(float), .align = ALIGN, .on_device = 0,
-  .alloc = h_alloc, .release = h_release, .put = h_put, .put_f64 = h_put_f64, .get = h_get, .zero = h_zero,
-  .move = h_move, .run = h_run, .output = h_output, .read_output = h_read_output, .done = NULL, .destroy = h_destroy,
+  .elem = sizeof(float),
+  .align = ALIGN,
+  .on_device = 0,
+  .alloc = h_alloc,
+  .release = h_release,
+  .put = h_put,
+  .put_f64 = h_put_f64,
+  .get = h_get,
+  .zero = h_zero,
+  .move = h_move,
+  .run = h_run,
+  .output = h_output,
+  .read_output = h_read_output,
+  .done = NULL,
+  .destroy = h_destroy,
 };
 
-cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
-                             size_t errlen) {
+cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err, size_t errlen) {
   cram_step_rc rc;
-  cram_ctx *c = cram_shim_new(out, "cpu", a && a->shim_version == CRAM_CPU_SHIM_VERSION, a ? a->meta : NULL, sizeof *c,
-                              &cpu_dev, opts, err, errlen, &rc);
+  cram_ctx *c = cram_shim_new(out, "cpu", a && a->shim_version == CRAM_CPU_SHIM_VERSION, a ? a->meta : NULL, sizeof *c, &cpu_dev,
+                              opts, err, errlen, &rc);
   if (!c) return rc;
   c->a = a;
   if ((rc = cram_shim_setup(c, a->fwd_ir)) != CRAM_STEP_OK) return cram_shim_create_failed(c, rc, err, errlen);
   uint64_t ab = a->fwd.arena_bytes;
   if (a->acc.arena_bytes > ab) ab = a->acc.arena_bytes;
   if (a->up.arena_bytes > ab) ab = a->up.arena_bytes;
-  const cram_cpu_graph *gs[3] = {&a->fwd, &a->acc, &a->up};
+  const cram_cpu_graph *gs[3] = { &a->fwd, &a->acc, &a->up };
   bool ok = (c->arena = aligned_alloc(256, (ab + 255) / 256 * 256 + 256)) != NULL;
   for (int g = 0; ok && g < 3; g++) ok = bind_init(&c->bind[g], gs[g]);
   if (!ok) {

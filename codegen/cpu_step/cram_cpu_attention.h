@@ -24,8 +24,8 @@ typedef struct cc_attn {
   int64_t stride[3][3];
   int64_t bias_stride[4]; /* (b, h, i, j); 0 = broadcast */
   float alpha;
-  double p;               /* dropout probability */
-  uint64_t key;           /* dropout mask stream */
+  double p;     /* dropout probability */
+  uint64_t key; /* dropout mask stream */
 } cc_attn;
 
 /* The dropout factor of (b, h, i, j), as the unfused dropout node's mask on
@@ -111,8 +111,8 @@ static inline int cc_attention(const cram_cpu_run *R, const char *node, const cc
         if (!o) continue; /* attention_lse alone */
         if (drop) cc_attn_drop(R, a, s, b, h, i0, n);
         float *oh = o + ((b * S + i0) * a->heads + h) * dh;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)S, 1.0f, s, (int)S, vh,
-                    (int)a->stride[2][1], 0.0f, oh, (int)(a->heads * dh));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)S, 1.0f, s, (int)S, vh, (int)a->stride[2][1],
+                    0.0f, oh, (int)(a->heads * dh));
       }
     }
     free(s);
@@ -128,9 +128,9 @@ static inline int cc_attention(const cram_cpu_run *R, const char *node, const cc
  * the source it belongs to: strides stride[t]), which is zeroed first.
  * Parallel over (batch, kv group): the query heads of a group add into the
  * same dk/dv rows one after another, so no two threads write one element. */
-static inline int cc_attention_grad(const cram_cpu_run *R, const char *node, const cc_attn *a, const float *q,
-                                    const float *k, const float *v, const float *bias, const float *o, const float *lse,
-                                    const float *dout, float *dsrc, int64_t dsrc_numel, float *const d[3]) {
+static inline int cc_attention_grad(const cram_cpu_run *R, const char *node, const cc_attn *a, const float *q, const float *k,
+                                    const float *v, const float *bias, const float *o, const float *lse, const float *dout,
+                                    float *dsrc, int64_t dsrc_numel, float *const d[3]) {
   int64_t S = a->S, dh = a->dh, grp = a->heads / a->kv_heads, blocks = a->B * a->kv_heads, ldo = a->heads * dh;
   int drop = R->training && a->p > 0, fail = 0;
   memset(dsrc, 0, (size_t)dsrc_numel * sizeof(float));

@@ -68,10 +68,14 @@ static inline float cc_expf(float x) {
   float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
   float z = r * r;
-  float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-             1.6666665459e-1f) * r + 5.0000001201e-1f;
+  float y =
+    ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r +
+    5.0000001201e-1f;
   y = y * z + r + 1.0f;
-  union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
+  union {
+    int32_t i;
+    float f;
+  } scale = { .i = ((int32_t)n + 127) << 23 };
   y *= scale.f;
   y = x < -87.3f ? 0.0f : y;
   return x > 88.72f ? INFINITY : y;
@@ -82,7 +86,10 @@ static inline double cc_gelu_deriv(double x) {
   return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327;
 }
 static inline double cc_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
-static inline double cc_silu_deriv(double x) { double s = cc_sigmoid(x); return s * (1.0 + x * (1.0 - s)); }
+static inline double cc_silu_deriv(double x) {
+  double s = cc_sigmoid(x);
+  return s * (1.0 + x * (1.0 - s));
+}
 /* act codes: 0 none, 1 gelu, 2 relu, 3 sigmoid */
 static inline void cc_act_pair(int act, double x, double *f, double *df) {
   switch (act) {
@@ -141,12 +148,12 @@ static inline void cc_sinusoid(float *o, int64_t S, int64_t H) {
 /* ---- gathers ------------------------------------------------------------------ */
 
 static inline int cc_embedding(const cram_cpu_run *R, const char *node, float *o, const float *table, const int32_t *ids,
-                        int64_t n, int64_t V, int64_t H) {
+                               int64_t n, int64_t V, int64_t H) {
   for (int64_t r = 0; r < n; r++)
     if (ids[r] < 0 || ids[r] >= V) {
       char msg[200];
-      snprintf(msg, sizeof msg, "token id %d at position %lld is outside the vocabulary [0, %lld)", (int)ids[r],
-               (long long)r, (long long)V);
+      snprintf(msg, sizeof msg, "token id %d at position %lld is outside the vocabulary [0, %lld)", (int)ids[r], (long long)r,
+               (long long)V);
       return cc_fail(R, node, msg);
     }
 #pragma omp parallel for if (n * H > CC_PAR_MIN)
@@ -186,7 +193,7 @@ static inline void cc_embedding_grad(float *o, const int32_t *ids, const float *
 }
 
 static inline void cc_masked_rows_grad(float *o, const float *dy, const int32_t *t, int64_t B, int64_t S, int64_t H,
-                                int64_t slots) {
+                                       int64_t slots) {
   memset(o, 0, (size_t)(B * S * H) * sizeof(float));
   for (int64_t b = 0; b < B; b++) {
     int64_t k = 0;
@@ -203,8 +210,8 @@ static inline void cc_masked_rows_grad(float *o, const float *dy, const int32_t 
 static inline void cc_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                             int64_t ldb, float beta, float *C, int64_t ldc) {
   if (M > 0 && N > 0)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-                1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
 /* [lo, hi) of part t of n items split T ways, in multiples of `align` */
@@ -218,11 +225,11 @@ static inline void cc_part(int64_t n, int t, int T, int64_t align, int64_t *lo, 
 /* C = op(A) op(B) (+ beta C), split over the OpenMP threads: by batch entry
  * when there are enough of them, else by rows (or columns, when wider) of
  * each C, so every thread runs single-threaded sgemm on its own block. */
-static inline void cc_gemm_beta(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, const float *A,
-                                int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb, float beta, float *C,
-                                int64_t ldc, int64_t sc) {
+static inline void cc_gemm_beta(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, const float *A, int64_t lda,
+                                int64_t sa, const float *B, int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc,
+                                int64_t sc) {
   if (batch > 1 && sb == 0 && !ta && sa == M * lda && sc == M * ldc) /* a shared B over consecutive row blocks: */
-    M *= batch, batch = 1;                                          /* one GEMM, B packed once */
+    M *= batch, batch = 1;                                           /* one GEMM, B packed once */
   if (cc_threads() <= 1 || (double)M * (double)N * (double)K * (double)batch < CC_GEMM_PAR_MIN) {
     for (int64_t p = 0; p < batch; p++) cc_sgemm(ta, tb, M, N, K, A + p * sa, lda, B + p * sb, ldb, beta, C + p * sc, ldc);
     return;
@@ -308,7 +315,7 @@ static inline void cc_glu(float *o, const float *x, int64_t rows, int64_t F, int
 
 /* layernorm(a [+ b]) with optional weight/bias */
 static inline void cc_layernorm(float *o, const float *xa, const float *xb, const float *w, const float *bias, int64_t rows,
-                         int64_t H, double eps) {
+                                int64_t H, double eps) {
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     double mean = 0, var = 0;
@@ -380,7 +387,7 @@ static inline void cc_softmax(float *o, const float *x, int64_t rows, int64_t H)
 
 /* o = [dres +] layernorm_grad(x, w, dy) */
 static inline void cc_layernorm_grad(float *o, const float *x, const float *w, const float *dy, const float *dres, int64_t rows,
-                              int64_t H, double eps) {
+                                     int64_t H, double eps) {
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * H, *d = dy + r * H;
@@ -409,7 +416,7 @@ static inline void cc_layernorm_grad(float *o, const float *x, const float *w, c
 }
 
 static inline void cc_rmsnorm_grad(float *o, const float *x, const float *w, const float *dy, int64_t rows, int64_t H,
-                            double eps) {
+                                   double eps) {
 #pragma omp parallel for if (rows * H > CC_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * H, *d = dy + r * H;
@@ -447,7 +454,7 @@ static inline void cc_mean(float *o, const float *x, int64_t outer, int64_t len,
 }
 
 static inline int cc_check_targets(const cram_cpu_run *R, const char *node, const int32_t *t, int64_t N, int64_t V,
-                            int64_t ignore, int64_t *used) {
+                                   int64_t ignore, int64_t *used) {
   *used = 0;
   for (int64_t r = 0; r < N; r++) {
     if (t[r] == ignore) continue;
@@ -461,8 +468,8 @@ static inline int cc_check_targets(const cram_cpu_run *R, const char *node, cons
   return 0;
 }
 
-static inline int cc_cross_entropy(const cram_cpu_run *R, const char *node, float *o, const float *x, const int32_t *t,
-                            int64_t N, int64_t V, int64_t ignore) {
+static inline int cc_cross_entropy(const cram_cpu_run *R, const char *node, float *o, const float *x, const int32_t *t, int64_t N,
+                                   int64_t V, int64_t ignore) {
   int64_t used;
   if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
   double total = 0;
@@ -480,7 +487,7 @@ static inline int cc_cross_entropy(const cram_cpu_run *R, const char *node, floa
 }
 
 static inline int cc_cross_entropy_grad(const cram_cpu_run *R, const char *node, float *o, const float *x, const int32_t *t,
-                                 const float *dloss, int64_t N, int64_t V, int64_t ignore) {
+                                        const float *dloss, int64_t N, int64_t V, int64_t ignore) {
   int64_t used;
   if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
   double k = used ? dloss[0] / (double)used : 0.0;
@@ -526,8 +533,8 @@ static inline int cc_xent_hits(const cram_cpu_run *R, const char *node, float *o
  * dW = G^T x (or x^T G), db = sum_rows G; the accuracy counts (xent_hits)
  * into hits[2]. */
 #define CC_XENT_CHUNK_ELEMS (1 << 23) /* logits per chunk: 32 MB of scratch, so that dW is one GEMM over many rows */
-static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, float *dx, float *dW, float *db,
-                          float *hits, const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
+static inline int cc_xent(const cram_cpu_run *R, const char *node, float *loss, float *dx, float *dW, float *db, float *hits,
+                          const float *x, const float *W, const int32_t *t, const float *b, int64_t N, int64_t H, int64_t V,
                           int tb, int64_t ignore) {
   int64_t used;
   if (cc_check_targets(R, node, t, N, V, ignore, &used)) return -1;
@@ -606,8 +613,8 @@ static inline void cc_permute(void *o, const void *x, int rank, const int64_t *o
 }
 
 /* slice/pad/concat pieces: copy `outer` blocks of `len` 4-byte elements */
-static inline void cc_blocks(void *o, int64_t ostride, int64_t ooff, const void *x, int64_t istride, int64_t ioff,
-                      int64_t outer, int64_t len) {
+static inline void cc_blocks(void *o, int64_t ostride, int64_t ooff, const void *x, int64_t istride, int64_t ioff, int64_t outer,
+                             int64_t len) {
   for (int64_t a = 0; a < outer; a++)
     memcpy((int32_t *)o + a * ostride + ooff, (const int32_t *)x + a * istride + ioff, (size_t)len * 4);
 }
@@ -651,8 +658,8 @@ static inline void cc_sum_cols(float *o, const float *x, int64_t no, int64_t len
   }
 }
 
-static inline int cc_sum_to(const cram_cpu_run *R, const char *node, float *o, const float *x, int xrank,
-                            const int64_t *xd, int orank, const int64_t *od, int64_t nx, int64_t no) {
+static inline int cc_sum_to(const cram_cpu_run *R, const char *node, float *o, const float *x, int xrank, const int64_t *xd,
+                            int orank, const int64_t *od, int64_t nx, int64_t no) {
   /* the output's shape without leading 1s: a suffix of x's (sum over rows), or
    * x's leading dims followed by 1s (sum within rows)? */
   int lead = 0;

@@ -13,7 +13,8 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CPU_SHIM_VERSION 3u /* 2: per-graph kernel tables (profiling); 3: the update graph reads the AdamW/clip hyper-parameters from a HYPER slot */
+#define CRAM_CPU_SHIM_VERSION \
+  3u /* 2: per-graph kernel tables (profiling); 3: the update graph reads the AdamW/clip hyper-parameters from a HYPER slot */
 
 typedef struct cram_cpu_slot {
   uint32_t kind, index; /* kind: CRAM_S_* (slots.def) */
@@ -41,7 +42,7 @@ typedef struct cram_cpu_graph {
   const cram_cpu_out *outs;
   uint64_t arena_bytes;
   int (*run)(const cram_cpu_run *R);
-  uint32_t nkernels;              /* the kernels run() calls, in order */
+  uint32_t nkernels; /* the kernels run() calls, in order */
   const cram_cpu_kernel *kernels;
 } cram_cpu_graph;
 

@@ -34,11 +34,11 @@
 // the node's geometry (ir.h IrAttnGeom), constant per launch
 struct cr_attn_geo {
   long long B, S, heads, kv_heads;
-  long long qs[3], ks[3], vs[3];  // element strides (batch, seq, head) of the q, k, v parts
-  long long bs[4];                // bias strides (b, h, i, j); 0 = broadcast
-  float alpha;                    // score scale
-  double p;                       // dropout probability
-  u64 key;                        // dropout mask stream
+  long long qs[3], ks[3], vs[3]; // element strides (batch, seq, head) of the q, k, v parts
+  long long bs[4];               // bias strides (b, h, i, j); 0 = broadcast
+  float alpha;                   // score scale
+  double p;                      // dropout probability
+  u64 key;                       // dropout mask stream
 };
 
 // QT (chosen by the renderer, render_cuda_attention.c: 32 for head dims up to
@@ -47,9 +47,9 @@ struct cr_attn_geo {
 template <int DH, int QT_> struct cr_att_cfg {
   static_assert(CR_ATT_THREADS % QT_ == 0 && CR_ATT_THREADS / QT_ <= 32, "a row's threads are lanes of one warp");
   static constexpr int QT = QT_;
-  static constexpr int KT = QT;                  // rows of the tile it streams (keys, or queries in dK/dV)
+  static constexpr int KT = QT; // rows of the tile it streams (keys, or queries in dK/dV)
   static constexpr int TPR = CR_ATT_THREADS / QT;
-  static constexpr int EPT = KT / TPR;           // scores per thread per tile
+  static constexpr int EPT = KT / TPR; // scores per thread per tile
   static constexpr int DPT = (DH + TPR - 1) / TPR;
 };
 
@@ -64,8 +64,7 @@ template <int TPR> __device__ __forceinline__ float cr_att_sum(float v) {
 }
 
 // the dropout factor of probability (b, h, i, j): 0 or 1/(1-p)
-__device__ __forceinline__ float cr_att_keep(const cr_attn_geo &g, u64 seed, long long b, long long h, long long i,
-                                             long long j) {
+__device__ __forceinline__ float cr_att_keep(const cr_attn_geo &g, u64 seed, long long b, long long h, long long i, long long j) {
   const u64 e = (u64)(((b * g.heads + h) * g.S + i) * g.S + j);
   return cr_uniform(seed, g.key, e) < g.p ? 0.f : (float)(1.0 / (1.0 - g.p));
 }
@@ -171,11 +170,11 @@ __device__ __forceinline__ void cr_attention_dq(const cr_attn_geo &g, X q, X k, 
   const long long i = i0 + r;
   const bool drop = training && g.p > 0;
   const u64 seed = drop ? *(const u64 *)seedp : 0;
-  const long long os[3] = {S * g.heads * DH, g.heads * DH, DH}; // o and do: [B, S, heads, dh]
+  const long long os[3] = { S * g.heads * DH, g.heads * DH, DH }; // o and do: [B, S, heads, dh]
   cr_att_load<DH>(sq, C::QT, q, g.qs, b, h, i0, S);
   cr_att_load<DH>(sdo, C::QT, dout, os, b, h, i0, S);
   __syncthreads(); // the tiles are complete before D reads them
-  float D = 0.f; // rowsum(do * o) of row i
+  float D = 0.f;   // rowsum(do * o) of row i
   for (int t = 0; t < C::DPT; t++) {
     const int d = sub + t * C::TPR;
     if (d < DH && i < S) D += sdo[r][d] * (float)o[((b * S + i) * g.heads + h) * DH + d];
@@ -221,8 +220,8 @@ __device__ __forceinline__ void cr_attention_dq(const cr_attn_geo &g, X q, X k, 
 // block, summed over the group's query heads and every query row; dk / dv
 // point at their parts of the gradient buffer (strides of the k / v source)
 template <int DH, int QT, bool HAS_BIAS, bool WRITE_DK, bool WRITE_DV, class X, class Bi, class Yo, class Yd, class O>
-__device__ __forceinline__ void cr_attention_dkdv(const cr_attn_geo &g, X q, X k, X v, Bi bias, Yo o, const float *lse,
-                                                  Yd dout, O dk, O dv, u64 seedp, int training) {
+__device__ __forceinline__ void cr_attention_dkdv(const cr_attn_geo &g, X q, X k, X v, Bi bias, Yo o, const float *lse, Yd dout,
+                                                  O dk, O dv, u64 seedp, int training) {
   typedef cr_att_cfg<DH, QT> C;
   __shared__ float sk[C::QT][DH + 1], sv[C::QT][DH + 1], sq[C::KT][DH + 1], sdo[C::KT][DH + 1];
   __shared__ float spk[C::KT][C::QT + 1], sds[C::KT][C::QT + 1], sD[C::KT], sL[C::KT];
@@ -233,7 +232,7 @@ __device__ __forceinline__ void cr_attention_dkdv(const cr_attn_geo &g, X q, X k
   const long long j = j0 + c;
   const bool drop = training && g.p > 0;
   const u64 seed = drop ? *(const u64 *)seedp : 0;
-  const long long os[3] = {S * g.heads * DH, g.heads * DH, DH};
+  const long long os[3] = { S * g.heads * DH, g.heads * DH, DH };
   cr_att_load<DH>(sk, C::QT, k, g.ks, b, kvh, j0, S);
   cr_att_load<DH>(sv, C::QT, v, g.vs, b, kvh, j0, S);
   float adk[C::DPT], adv[C::DPT];
@@ -247,7 +246,8 @@ __device__ __forceinline__ void cr_attention_dkdv(const cr_attn_geo &g, X q, X k
         const long long i = i0 + threadIdx.x;
         float D = 0.f;
         if (i < S)
-          for (int d = 0; d < DH; d++) D += (float)dout[((b * S + i) * g.heads + h) * DH + d] * (float)o[((b * S + i) * g.heads + h) * DH + d];
+          for (int d = 0; d < DH; d++)
+            D += (float)dout[((b * S + i) * g.heads + h) * DH + d] * (float)o[((b * S + i) * g.heads + h) * DH + d];
         sD[threadIdx.x] = D;
         sL[threadIdx.x] = i < S ? lse[(b * g.heads + h) * S + i] : -INFINITY;
       }

@@ -23,13 +23,19 @@ typedef unsigned long long u64;
 struct cr_bfref {
   __nv_bfloat16 *p;
   __device__ __forceinline__ operator float() const { return __bfloat162float(*p); }
-  __device__ __forceinline__ cr_bfref &operator=(float v) { *p = __float2bfloat16_rn(v); return *this; }
-  __device__ __forceinline__ cr_bfref &operator=(const cr_bfref &o) { *p = *o.p; return *this; }
+  __device__ __forceinline__ cr_bfref &operator=(float v) {
+    *p = __float2bfloat16_rn(v);
+    return *this;
+  }
+  __device__ __forceinline__ cr_bfref &operator=(const cr_bfref &o) {
+    *p = *o.p;
+    return *this;
+  }
 };
 struct cr_bf16p {
   __nv_bfloat16 *p;
   __device__ __forceinline__ explicit cr_bf16p(void *q) : p((__nv_bfloat16 *)q) {}
-  __device__ __forceinline__ cr_bfref operator[](long long i) const { return cr_bfref{p + i}; }
+  __device__ __forceinline__ cr_bfref operator[](long long i) const { return cr_bfref{ p + i }; }
   __device__ __forceinline__ cr_bf16p operator+(long long i) const { return cr_bf16p(p + i); }
   __device__ __forceinline__ explicit operator const void *() const { return p; }
 };
@@ -42,7 +48,8 @@ struct cr_bf16p {
 #endif
 
 // grid-stride loop over [0, n)
-#define CR_GS(e, n) for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (long long)(n); e += (long long)gridDim.x * blockDim.x)
+#define CR_GS(e, n) \
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (long long)(n); e += (long long)gridDim.x * blockDim.x)
 
 // Activations, numbered as ir/acts.def (CR_ACT_<NAME>, generated from the same table).
 enum cr_act_kind {

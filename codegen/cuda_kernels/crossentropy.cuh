@@ -8,7 +8,8 @@
 
 // One block of 1024: checks the targets (a target outside [0, V) sets the
 // error word) and counts the used rows into scratch (CR_SCR_USED).
-__device__ __forceinline__ void cr_count_targets(const int *tg, long long N, long long V, long long ignore, char *T, int *E, int code) {
+__device__ __forceinline__ void cr_count_targets(const int *tg, long long N, long long V, long long ignore, char *T, int *E,
+                                                 int code) {
   __shared__ int cnt;
   if (threadIdx.x == 0) cnt = 0;
   __syncthreads();

@@ -20,7 +20,7 @@ struct cr_oct {
 };
 __device__ __forceinline__ cr_oct cr_load8(const float *p, long long e8) {
   const float4 a = ((const float4 *)p)[2 * e8], b = ((const float4 *)p)[2 * e8 + 1];
-  return cr_oct{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+  return cr_oct{ { a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w } };
 }
 __device__ __forceinline__ cr_oct cr_load8(cr_bf16p p, long long e8) {
   alignas(16) __nv_bfloat16 h[8];
@@ -30,8 +30,8 @@ __device__ __forceinline__ cr_oct cr_load8(cr_bf16p p, long long e8) {
   return r;
 }
 __device__ __forceinline__ void cr_store8(float *o, long long e8, const cr_oct &r) {
-  ((float4 *)o)[2 * e8] = float4{r.v[0], r.v[1], r.v[2], r.v[3]};
-  ((float4 *)o)[2 * e8 + 1] = float4{r.v[4], r.v[5], r.v[6], r.v[7]};
+  ((float4 *)o)[2 * e8] = float4{ r.v[0], r.v[1], r.v[2], r.v[3] };
+  ((float4 *)o)[2 * e8 + 1] = float4{ r.v[4], r.v[5], r.v[6], r.v[7] };
 }
 __device__ __forceinline__ void cr_store8(cr_bf16p o, long long e8, const cr_oct &r) {
   alignas(16) __nv_bfloat16 h[8];
@@ -47,10 +47,13 @@ template <class P> struct cr_at_t {
 template <class P> struct cr_first_t {
   P p;
   __device__ __forceinline__ float operator()(long long) const { return p[0]; }
-  __device__ __forceinline__ float4 quad(long long) const { const float v = p[0]; return float4{v, v, v, v}; }
+  __device__ __forceinline__ float4 quad(long long) const {
+    const float v = p[0];
+    return float4{ v, v, v, v };
+  }
   __device__ __forceinline__ cr_oct oct(long long) const {
     const float v = p[0];
-    return cr_oct{{v, v, v, v, v, v, v, v}};
+    return cr_oct{ { v, v, v, v, v, v, v, v } };
   }
 };
 template <class P> struct cr_mod_t {
@@ -64,12 +67,12 @@ template <class P> struct cr_bc_t {
   const long long *od, *id;
   __device__ __forceinline__ float operator()(long long e) const { return p[cr_bcast(orank, od, irank, id, e)]; }
 };
-template <class P> __device__ __forceinline__ cr_at_t<P> cr_at(P p) { return cr_at_t<P>{p}; }
-template <class P> __device__ __forceinline__ cr_first_t<P> cr_first(P p) { return cr_first_t<P>{p}; }
-template <class P> __device__ __forceinline__ cr_mod_t<P> cr_mod(P p, long long n) { return cr_mod_t<P>{p, n}; }
+template <class P> __device__ __forceinline__ cr_at_t<P> cr_at(P p) { return cr_at_t<P>{ p }; }
+template <class P> __device__ __forceinline__ cr_first_t<P> cr_first(P p) { return cr_first_t<P>{ p }; }
+template <class P> __device__ __forceinline__ cr_mod_t<P> cr_mod(P p, long long n) { return cr_mod_t<P>{ p, n }; }
 template <class P>
 __device__ __forceinline__ cr_bc_t<P> cr_bc(P p, int orank, const long long *od, int irank, const long long *id) {
-  return cr_bc_t<P>{p, orank, irank, od, id};
+  return cr_bc_t<P>{ p, orank, irank, od, id };
 }
 
 // o[e] = f(x(e)...) for e in [0, n)
@@ -79,7 +82,7 @@ template <class O, class F, class... X> __device__ __forceinline__ void cr_map(O
 // The float4 path: n % 4 == 0, o and every same-shape operand 16-byte aligned.
 template <class F, class... X> __device__ __forceinline__ void cr_map4(float *o, long long n, F f, X... x) {
   CR_GS(e4, n / 4) {
-    auto lanes = [&](auto... q) { return float4{f(q.x...), f(q.y...), f(q.z...), f(q.w...)}; };
+    auto lanes = [&](auto... q) { return float4{ f(q.x...), f(q.y...), f(q.z...), f(q.w...) }; };
     ((float4 *)o)[e4] = lanes(x.quad(e4)...);
   }
 }
@@ -98,12 +101,8 @@ template <class O, class F, class... X> __device__ __forceinline__ void cr_map8(
   }
 }
 
-template <class O, class V> __device__ __forceinline__ void cr_fill(O o, long long n, V v) {
-  CR_GS(e, n) o[e] = v;
-}
-template <class O, class X> __device__ __forceinline__ void cr_copy(O o, X x, long long n) {
-  CR_GS(e, n) o[e] = x[e];
-}
+template <class O, class V> __device__ __forceinline__ void cr_fill(O o, long long n, V v) { CR_GS(e, n) o[e] = v; }
+template <class O, class X> __device__ __forceinline__ void cr_copy(O o, X x, long long n) { CR_GS(e, n) o[e] = x[e]; }
 
 // Inverted dropout with the per-run seed read from device memory at seedp (so
 // a replayed CUDA graph draws a new mask); identity when not training.
@@ -118,9 +117,7 @@ __device__ __forceinline__ void cr_dropout(O o, X x, long long n, double p, u64 
 }
 
 // o[n] = 0, 1, ..., n-1 (arange)
-template <class O> __device__ __forceinline__ void cr_arange(O o, long long n) {
-  CR_GS(e, n) o[e] = (float)e;
-}
+template <class O> __device__ __forceinline__ void cr_arange(O o, long long n) { CR_GS(e, n) o[e] = (float)e; }
 
 // o[S, H]: the sinusoidal position table, computed in double
 template <class O> __device__ __forceinline__ void cr_sinusoid(O o, long long S, long long H) {

@@ -6,7 +6,8 @@
 
 // o[n, H] = table[ids[r], :]; an id outside [0, V) sets the error word and yields a zero row
 template <class O, class W>
-__device__ __forceinline__ void cr_embedding(O o, W table, const int *ids, long long n, long long V, long long H, int *E, int code) {
+__device__ __forceinline__ void cr_embedding(O o, W table, const int *ids, long long n, long long V, long long H, int *E,
+                                             int code) {
   CR_GS(e, n * H) {
     const long long r = e / H, j = e % H;
     const int id = ids[r];

@@ -27,7 +27,8 @@ __device__ __forceinline__ void cr_blocks(O o, X x, long long ostride, long long
 }
 // o[od] = x broadcast from xd (numpy rules)
 template <class O, class X>
-__device__ __forceinline__ void cr_broadcast(O o, X x, long long n, int orank, const long long *od, int xrank, const long long *xd) {
+__device__ __forceinline__ void cr_broadcast(O o, X x, long long n, int orank, const long long *od, int xrank,
+                                             const long long *xd) {
   CR_GS(e, n) o[e] = x[cr_bcast(orank, od, xrank, xd, e)];
 }
 // sum_to when the result (after leading 1s) is a suffix of x's shape (bias
@@ -41,7 +42,8 @@ template <class O, class X> __device__ __forceinline__ void cr_sum_rows(O o, X x
 }
 // any other sum_to: atomicAdd into a zeroed f32 result
 template <class X>
-__device__ __forceinline__ void cr_sum_scatter(float *o, X x, long long n, int xrank, const long long *xd, int orank, const long long *od) {
+__device__ __forceinline__ void cr_sum_scatter(float *o, X x, long long n, int xrank, const long long *xd, int orank,
+                                               const long long *od) {
   CR_GS(e, n) atomicAdd(&o[cr_bcast(xrank, xd, orank, od, e)], x[e]);
 }
 // o = mean of x over the middle axis of [outer, len, inner], in double

@@ -18,7 +18,8 @@ template <class O, class X> __device__ __forceinline__ void cr_softmax(O o, X x,
 }
 
 // dx = y * (dy - sum(y * dy)) for y = softmax(x)
-template <class O, class Y, class D> __device__ __forceinline__ void cr_softmax_grad(O o, Y y0, D dy, long long rows, long long H) {
+template <class O, class Y, class D>
+__device__ __forceinline__ void cr_softmax_grad(O o, Y y0, D dy, long long rows, long long H) {
   long long r;
   int lane;
   if (!cr_row(rows, &r, &lane)) return;

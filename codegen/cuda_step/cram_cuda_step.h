@@ -21,7 +21,8 @@
 #include "cram_step.h"
 #include "cram_step_shim.h"
 
-#define CRAM_CUDA_SHIM_VERSION 4u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address; 4: HYPER slot */
+#define CRAM_CUDA_SHIM_VERSION \
+  4u /* 2: LLVM-C host code (bind/run), GEMM operand dtypes; 3: kernels read the dropout seed through a device address; 4: HYPER slot */
 
 /* slot and output kinds: CRAM_S_*, CRAM_O_* (cram_step_shim.h, slots.def) */
 enum { CRAM_CUDA_L_KERNEL, CRAM_CUDA_L_GEMM };
@@ -44,7 +45,7 @@ typedef struct cram_cuda_gemm {
  * C^T[N,M] = op(B)^T op(A)^T, so the library's A is our B and its B our A.
  * Rows/cols are of the matrices as stored (column-major), ld as given. */
 typedef struct cram_cuda_colmajor {
-  int transa, transb;             /* of the library's A (= our B) and B (= our A) */
+  int transa, transb; /* of the library's A (= our B) and B (= our A) */
   uint64_t a_rows, a_cols, b_rows, b_cols, c_rows, c_cols;
   int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
 } cram_cuda_colmajor;
@@ -62,9 +63,9 @@ static inline cram_cuda_colmajor cram_cuda_to_colmajor(const cram_cuda_gemm *g) 
 /* What the shim needs of launch i at create() (the run function launches it). */
 typedef struct cram_cuda_launch {
   uint32_t kind;
-  const char *name;  /* kernel function in the module */
-  const char *node;  /* "%12 (layernorm at f.cram:3:4)" for messages */
-  uint32_t first;    /* in the pointer table: the kernel's P, or the GEMM's a, b, c, bias */
+  const char *name; /* kernel function in the module */
+  const char *node; /* "%12 (layernorm at f.cram:3:4)" for messages */
+  uint32_t first;   /* in the pointer table: the kernel's P, or the GEMM's a, b, c, bias */
   cram_cuda_gemm g;
 } cram_cuda_launch;
 
@@ -103,13 +104,13 @@ typedef struct cram_cuda_graph {
   uint64_t arena_bytes, scratch_bytes;
   uint32_t nlaunch;
   const cram_cuda_launch *launches;
-  uint32_t ntab;          /* pointer table entries bind() fills */
+  uint32_t ntab; /* pointer table entries bind() fills */
   cram_cuda_bind_fn bind;
   cram_cuda_run_fn run;
 } cram_cuda_graph;
 
 typedef struct cram_cuda_image {
-  int sm;            /* cubin for sm_<sm>, or PTX (JIT) for compute_<sm> when ptx */
+  int sm; /* cubin for sm_<sm>, or PTX (JIT) for compute_<sm> when ptx */
   int ptx;
   const unsigned char *data;
   size_t len;

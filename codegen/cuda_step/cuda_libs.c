@@ -17,18 +17,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const cublaslt_names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL};
+static const char *const cublaslt_names[] = { "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL };
 /* CUDA 13 wheels (nvidia-cublas) share one folder; CUDA 12 ones (nvidia-cublas-cu12) have their own */
-static const char *const cublaslt_wheels[] = {"nvidia/cu13/lib", "nvidia/cublas/lib", NULL};
-const cram_cuda_lib cram_cuda_lib_cublaslt = {"cuBLASLt", cublaslt_names, cublaslt_wheels};
+static const char *const cublaslt_wheels[] = { "nvidia/cu13/lib", "nvidia/cublas/lib", NULL };
+const cram_cuda_lib cram_cuda_lib_cublaslt = { "cuBLASLt", cublaslt_names, cublaslt_wheels };
 
 cram_cuda_search cram_cuda_search_from_env(void) {
-  cram_cuda_search s = {getenv("CUDA_HOME"), getenv("CUDA_PATH"), getenv("PATH"), getenv("HOME"), ""};
+  cram_cuda_search s = { getenv("CUDA_HOME"), getenv("CUDA_PATH"), getenv("PATH"), getenv("HOME"), "" };
   return s;
 }
 
 #define MAX_PLACES 64
-#define MAX_PY 8 /* python3.N folders per prefix */
+#define MAX_PY     8 /* python3.N folders per prefix */
 
 /* One search: the places already looked at (so a folder reached twice is
  * tried once) and the message listing them. */
@@ -128,7 +128,7 @@ static int python_dirs(const char *dir, char out[MAX_PY][NAME_MAX + 1]) {
 /* A Python install under prefix (the folder holding bin/python3). */
 static void try_python_prefix(Search *S, const char *prefix) {
   char py[MAX_PY][NAME_MAX + 1], base[PATH_MAX], site[PATH_MAX];
-  static const char *const libs[] = {"lib", "local/lib"};
+  static const char *const libs[] = { "lib", "local/lib" };
   for (int l = 0; l < 2 && !S->h; l++) {
     if (snprintf(base, sizeof base, "%s/%s", prefix, libs[l]) >= (int)sizeof base) continue;
     int n = python_dirs(base, py);
@@ -199,8 +199,8 @@ static void try_loader(Search *S) {
   note(S, "the loader path (LD_LIBRARY_PATH, ld.so.cache: no %s)", names);
 }
 
-void *cram_cuda_open_lib(const cram_cuda_search *s, const cram_cuda_lib *lib, char *found, size_t found_cap,
-                         char *tried, size_t tried_cap) {
+void *cram_cuda_open_lib(const cram_cuda_search *s, const cram_cuda_lib *lib, char *found, size_t found_cap, char *tried,
+                         size_t tried_cap) {
   Search *S = calloc(1, sizeof *S);
   if (!S) {
     if (tried_cap) snprintf(tried, tried_cap, "out of memory");
@@ -213,8 +213,8 @@ void *cram_cuda_open_lib(const cram_cuda_search *s, const cram_cuda_lib *lib, ch
   char fixed[PATH_MAX];
 
   try_loader(S);
-  const char *homes[2] = {s->cuda_home, s->cuda_path};
-  const char *envs[2] = {"$CUDA_HOME", "$CUDA_PATH"};
+  const char *homes[2] = { s->cuda_home, s->cuda_path };
+  const char *envs[2] = { "$CUDA_HOME", "$CUDA_PATH" };
   for (int i = 0; i < 2 && !S->h; i++) {
     if (!homes[i] || !*homes[i]) {
       note(S, "%s (unset)", envs[i]);

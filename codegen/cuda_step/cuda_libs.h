@@ -41,7 +41,7 @@ cram_cuda_search cram_cuda_search_from_env(void);
  * Returns the handle and, if found != NULL, the path it was loaded from; or
  * NULL with `tried` holding every place looked at and why it failed
  * ("; "-separated, truncated with "..." to tried_cap). */
-void *cram_cuda_open_lib(const cram_cuda_search *s, const cram_cuda_lib *lib, char *found, size_t found_cap,
-                         char *tried, size_t tried_cap);
+void *cram_cuda_open_lib(const cram_cuda_search *s, const cram_cuda_lib *lib, char *found, size_t found_cap, char *tried,
+                         size_t tried_cap);
 
 #endif

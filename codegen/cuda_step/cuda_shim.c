@@ -13,10 +13,10 @@
  * place). No global mutable state: everything lives in cram_ctx. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,35 +56,35 @@
   X(StreamCreate, "cuStreamCreate", CUresult, (CUstream *, unsigned))                                               \
   X(StreamDestroy, "cuStreamDestroy_v2", CUresult, (CUstream))
 /* CUDA graphs: optional (a driver without them runs every launch directly) */
-#define CU_GRAPH_SYMS(X)                                                                         \
-  X(StreamBeginCapture, "cuStreamBeginCapture_v2", CUresult, (CUstream, CUstreamCaptureMode))    \
-  X(StreamEndCapture, "cuStreamEndCapture", CUresult, (CUstream, CUgraph *))                     \
+#define CU_GRAPH_SYMS(X)                                                                                     \
+  X(StreamBeginCapture, "cuStreamBeginCapture_v2", CUresult, (CUstream, CUstreamCaptureMode))                \
+  X(StreamEndCapture, "cuStreamEndCapture", CUresult, (CUstream, CUgraph *))                                 \
   X(GraphInstantiate, "cuGraphInstantiateWithFlags", CUresult, (CUgraphExec *, CUgraph, unsigned long long)) \
-  X(GraphLaunch, "cuGraphLaunch", CUresult, (CUgraphExec, CUstream))                             \
-  X(GraphDestroy, "cuGraphDestroy", CUresult, (CUgraph))                                         \
+  X(GraphLaunch, "cuGraphLaunch", CUresult, (CUgraphExec, CUstream))                                         \
+  X(GraphDestroy, "cuGraphDestroy", CUresult, (CUgraph))                                                     \
   X(GraphExecDestroy, "cuGraphExecDestroy", CUresult, (CUgraphExec))
-#define CUBLASLT_SYMS(X)                                                                                                   \
-  X(Create, "cublasLtCreate", cublasStatus_t, (cublasLtHandle_t *))                                                        \
-  X(Destroy, "cublasLtDestroy", cublasStatus_t, (cublasLtHandle_t))                                                        \
+#define CUBLASLT_SYMS(X)                                                                                                         \
+  X(Create, "cublasLtCreate", cublasStatus_t, (cublasLtHandle_t *))                                                              \
+  X(Destroy, "cublasLtDestroy", cublasStatus_t, (cublasLtHandle_t))                                                              \
   X(MatmulDescCreate, "cublasLtMatmulDescCreate", cublasStatus_t, (cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t)) \
-  X(MatmulDescDestroy, "cublasLtMatmulDescDestroy", cublasStatus_t, (cublasLtMatmulDesc_t))                                \
-  X(MatmulDescSetAttribute, "cublasLtMatmulDescSetAttribute", cublasStatus_t,                                              \
-    (cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t))                                          \
-  X(MatrixLayoutCreate, "cublasLtMatrixLayoutCreate", cublasStatus_t,                                                      \
-    (cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t))                                                 \
-  X(MatrixLayoutDestroy, "cublasLtMatrixLayoutDestroy", cublasStatus_t, (cublasLtMatrixLayout_t))                          \
-  X(MatrixLayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute", cublasStatus_t,                                          \
-    (cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void *, size_t))                                       \
-  X(PreferenceCreate, "cublasLtMatmulPreferenceCreate", cublasStatus_t, (cublasLtMatmulPreference_t *))                    \
-  X(PreferenceDestroy, "cublasLtMatmulPreferenceDestroy", cublasStatus_t, (cublasLtMatmulPreference_t))                    \
-  X(PreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute", cublasStatus_t,                                        \
-    (cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t))                              \
-  X(AlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic", cublasStatus_t,                                                    \
-    (cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,       \
-     cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int, cublasLtMatmulHeuristicResult_t[], int *))                   \
-  X(Matmul, "cublasLtMatmul", cublasStatus_t,                                                                              \
-    (cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t, const void *,             \
-     cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *, cublasLtMatrixLayout_t,           \
+  X(MatmulDescDestroy, "cublasLtMatmulDescDestroy", cublasStatus_t, (cublasLtMatmulDesc_t))                                      \
+  X(MatmulDescSetAttribute, "cublasLtMatmulDescSetAttribute", cublasStatus_t,                                                    \
+    (cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t))                                                \
+  X(MatrixLayoutCreate, "cublasLtMatrixLayoutCreate", cublasStatus_t,                                                            \
+    (cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t))                                                       \
+  X(MatrixLayoutDestroy, "cublasLtMatrixLayoutDestroy", cublasStatus_t, (cublasLtMatrixLayout_t))                                \
+  X(MatrixLayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute", cublasStatus_t,                                                \
+    (cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void *, size_t))                                             \
+  X(PreferenceCreate, "cublasLtMatmulPreferenceCreate", cublasStatus_t, (cublasLtMatmulPreference_t *))                          \
+  X(PreferenceDestroy, "cublasLtMatmulPreferenceDestroy", cublasStatus_t, (cublasLtMatmulPreference_t))                          \
+  X(PreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute", cublasStatus_t,                                              \
+    (cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t))                                    \
+  X(AlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic", cublasStatus_t,                                                          \
+    (cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,             \
+     cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int, cublasLtMatmulHeuristicResult_t[], int *))                         \
+  X(Matmul, "cublasLtMatmul", cublasStatus_t,                                                                                    \
+    (cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t, const void *,                   \
+     cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *, cublasLtMatrixLayout_t,                 \
      const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t))
 
 #define SYM_FIELD(field, sym, ret, params) ret(*field) params;
@@ -102,14 +102,14 @@ typedef struct Sym {
   const char *name;
   size_t off; /* of its field in Drv / Lt */
 } Sym;
-#define DRV_SYM(field, sym, ret, params) {sym, offsetof(Drv, field)},
-#define LT_SYM(field, sym, ret, params) {sym, offsetof(Lt, field)},
-static const Sym drv_syms[] = {CU_DRIVER_SYMS(DRV_SYM)};
-static const Sym graph_syms[] = {CU_GRAPH_SYMS(DRV_SYM)};
-static const Sym lt_syms[] = {CUBLASLT_SYMS(LT_SYM)};
+#define DRV_SYM(field, sym, ret, params) { sym, offsetof(Drv, field) },
+#define LT_SYM(field, sym, ret, params)  { sym, offsetof(Lt, field) },
+static const Sym drv_syms[] = { CU_DRIVER_SYMS(DRV_SYM) };
+static const Sym graph_syms[] = { CU_GRAPH_SYMS(DRV_SYM) };
+static const Sym lt_syms[] = { CUBLASLT_SYMS(LT_SYM) };
 
 #define WORKSPACE (32u << 20)
-#define SEED_OFF 16u  /* the dropout seed in scal (u64; after scale, step, lr) */
+#define SEED_OFF  16u /* the dropout seed in scal (u64; after scale, step, lr) */
 #define HYPER_OFF 32u /* update()'s hyper-parameters in scal (f32[CRAM_SHIM_NHYPER]) */
 
 typedef struct GemmPlan {
@@ -123,15 +123,15 @@ _Static_assert(sizeof(CUdeviceptr) == sizeof(uint64_t), "the generated bind() wr
 
 typedef struct GBind {
   const cram_cuda_graph *g;
-  uint64_t *slot;      /* host copy of the slot table (device pointers) */
-  uint64_t *tab;       /* the pointer table the generated bind() fills (host copy) */
-  CUdeviceptr dptr;    /* the same, on the device: the kernels' P */
+  uint64_t *slot;   /* host copy of the slot table (device pointers) */
+  uint64_t *tab;    /* the pointer table the generated bind() fills (host copy) */
+  CUdeviceptr dptr; /* the same, on the device: the kernels' P */
   CUdeviceptr *own;
-  CUfunction *fn;      /* per launch */
-  CUgraphExec exec;    /* the whole run() as a CUDA graph, captured at the second run */
+  CUfunction *fn;   /* per launch */
+  CUgraphExec exec; /* the whole run() as a CUDA graph, captured at the second run */
   unsigned long nrun;
-  int no_graph;        /* capture failed: run directly from now on */
-  GemmPlan *gp;        /* per launch */
+  int no_graph; /* capture failed: run directly from now on */
+  GemmPlan *gp; /* per launch */
 } GBind;
 
 struct cram_ctx {
@@ -142,14 +142,15 @@ struct cram_ctx {
   cublasLtHandle_t lth;
   CUdevice dev;
   CUcontext cx;
-  CUstream stream;     /* every launch goes here (blocking: ordered with the synchronous copies) */
-  int graphs;          /* CUDA graphs for run() (off: opts->no_graphs, or the driver lacks them) */
-  int no_graphs;       /* cram_create_opts.no_graphs */
+  CUstream stream; /* every launch goes here (blocking: ordered with the synchronous copies) */
+  int graphs;      /* CUDA graphs for run() (off: opts->no_graphs, or the driver lacks them) */
+  int no_graphs;   /* cram_create_opts.no_graphs */
   CUmodule mod;
   int ctx_held;
   int tf32; /* cram_create_opts.tf32: tensor-core TF32 GEMMs (f32 in/out, ~1e-3 rounding) instead of exact f32 */
   uint32_t nin;
-  CUdeviceptr arena, scratch, work, errw, scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
+  CUdeviceptr arena, scratch, work, errw,
+    scal; /* scal: scale, step, lr; the run's dropout seed at SEED_OFF, hyper at HYPER_OFF */
   CUdeviceptr *in;
   GBind bind[3]; /* CRAM_G_FWD, CRAM_G_ACC, CRAM_G_UP */
 };
@@ -159,10 +160,10 @@ static const char *cuerr(const cram_ctx *c, CUresult r) {
   if (c->d.GetErrorString) c->d.GetErrorString(r, &s);
   return s ? s : "unknown CUDA error";
 }
-#define CU(call, what)                                                                          \
-  do {                                                                                          \
-    CUresult r_ = (call);                                                                       \
-    if (r_ != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_));  \
+#define CU(call, what)                                                                                  \
+  do {                                                                                                  \
+    CUresult r_ = (call);                                                                               \
+    if (r_ != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "%s: %s", what, cuerr(c, r_)); \
   } while (0)
 
 /* Fills the fields of `base` (a Drv or Lt) that syms[0..n) name; false with
@@ -180,16 +181,18 @@ static bool load_syms(void *h, void *base, const Sym *syms, size_t n, const char
 static cram_step_rc load_driver(cram_ctx *c) {
   c->d.h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!c->d.h)
-    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu", dlerror());
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: cannot load libcuda.so.1 (%s); use --target cpu",
+                          dlerror());
   const char *miss = NULL;
   if (!load_syms(c->d.h, &c->d, drv_syms, sizeof drv_syms / sizeof *drv_syms, &miss))
-    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu", miss);
+    return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: libcuda.so.1 lacks %s (driver too old); use --target cpu",
+                          miss);
   c->graphs = !c->no_graphs && load_syms(c->d.h, &c->d, graph_syms, sizeof graph_syms / sizeof *graph_syms, &miss);
   CUresult r = c->d.Init(0);
   int n = 0;
   if (r != CUDA_SUCCESS || c->d.DeviceGetCount(&n) != CUDA_SUCCESS || n == 0)
     return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "no CUDA driver/GPU: %s; use --target cpu",
-                r != CUDA_SUCCESS ? cuerr(c, r) : "no CUDA device found");
+                          r != CUDA_SUCCESS ? cuerr(c, r) : "no CUDA device found");
   return CRAM_STEP_OK;
 }
 
@@ -207,7 +210,8 @@ static cram_step_rc load_lt(cram_ctx *c) {
 
 static cram_step_rc dalloc(cram_ctx *c, CUdeviceptr *p, uint64_t bytes) {
   CUresult r = c->d.MemAlloc(p, bytes ? (bytes + 255) / 256 * 256 : 256);
-  if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "device allocation of %llu bytes: %s", (unsigned long long)bytes, cuerr(c, r));
+  if (r != CUDA_SUCCESS)
+    return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "device allocation of %llu bytes: %s", (unsigned long long)bytes, cuerr(c, r));
   return CRAM_STEP_OK;
 }
 
@@ -219,8 +223,8 @@ static size_t in_bytes(const cram_tensor_info *t) { return (size_t)t->numel * (t
 static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
   b->g = g;
   size_t ns = g->nslots ? g->nslots : 1, nl = g->nlaunch ? g->nlaunch : 1;
-  if (!(b->slot = calloc(ns, sizeof *b->slot)) || !(b->own = calloc(ns, sizeof *b->own)) || !(b->fn = calloc(nl, sizeof *b->fn)) ||
-      !(b->gp = calloc(nl, sizeof *b->gp)))
+  if (!(b->slot = calloc(ns, sizeof *b->slot)) || !(b->own = calloc(ns, sizeof *b->own)) ||
+      !(b->fn = calloc(nl, sizeof *b->fn)) || !(b->gp = calloc(nl, sizeof *b->gp)))
     return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   cram_step_rc rc;
   for (uint32_t s = 0; s < g->nslots; s++) {
@@ -259,10 +263,12 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     GemmPlan *P = &b->gp[i];
     const cram_cuda_colmajor cm = cram_cuda_to_colmajor(G);
     cublasOperation_t ta = cm.transa ? CUBLAS_OP_T : CUBLAS_OP_N, tb = cm.transb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
-                  : G->epi == CRAM_CUDA_EPI_RELU ? CUBLASLT_EPILOGUE_RELU
-                  : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    if (L->first + 4 > g->ntab) return cram_shim_fail(c, CRAM_STEP_E_STATE, "GEMM of %s outside the pointer table (artifact corrupt?)", L->node);
+    int32_t epi = G->epi == CRAM_CUDA_EPI_BIAS        ? CUBLASLT_EPILOGUE_BIAS
+                  : G->epi == CRAM_CUDA_EPI_RELU      ? CUBLASLT_EPILOGUE_RELU
+                  : G->epi == CRAM_CUDA_EPI_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                                      : CUBLASLT_EPILOGUE_DEFAULT;
+    if (L->first + 4 > g->ntab)
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "GEMM of %s outside the pointer table (artifact corrupt?)", L->node);
     const uint64_t *op = &b->tab[L->first]; /* a, b, c, bias */
     P->a = op[1], P->b = op[0], P->c = op[2];
     CUdeviceptr bias = op[3];
@@ -272,7 +278,7 @@ static cram_step_rc bind_init(cram_ctx *c, GBind *b, const cram_cuda_graph *g) {
     cudaDataType tc_dt = G->dtc == CRAM_CUDA_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     bool tf32 = c->tf32 && ta_dt == CUDA_R_32F && tb_dt == CUDA_R_32F;
     bool ok = c->lt.MatmulDescCreate(&P->desc, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
-                  CUBLAS_STATUS_SUCCESS &&
+                CUBLAS_STATUS_SUCCESS &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0 &&
               c->lt.MatmulDescSetAttribute(P->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0 &&
@@ -365,7 +371,7 @@ static void d_destroy(cram_ctx *c) {
     for (int g = 0; g < 3; g++) bind_free(c, &c->bind[g]);
     for (uint32_t i = 0; c->in && i < c->nin; i++)
       if (c->in[i]) c->d.MemFree(c->in[i]);
-    CUdeviceptr bufs[] = {c->arena, c->scratch, c->work, c->errw, c->scal};
+    CUdeviceptr bufs[] = { c->arena, c->scratch, c->work, c->errw, c->scal };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
       if (bufs[i]) c->d.MemFree(bufs[i]);
     if (c->lth) c->lt.Destroy(c->lth);
@@ -411,7 +417,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   CU(c->d.ModuleLoadData(&c->mod, img->data), "loading the kernels (cuModuleLoadData)");
   if ((rc = load_lt(c)) != CRAM_STEP_OK) return rc;
   uint64_t ab = a->fwd.arena_bytes, sb = a->fwd.scratch_bytes;
-  const cram_cuda_graph *gs[] = {&a->acc, &a->up};
+  const cram_cuda_graph *gs[] = { &a->acc, &a->up };
   for (int i = 0; i < 2; i++) {
     if (gs[i]->arena_bytes > ab) ab = gs[i]->arena_bytes;
     if (gs[i]->scratch_bytes > sb) sb = gs[i]->scratch_bytes;
@@ -424,7 +430,7 @@ static cram_step_rc create_body(cram_ctx *c, const cram_create_opts *opts) {
   if (!(c->in = calloc(c->nin ? c->nin : 1, sizeof *c->in))) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   for (uint32_t i = 0; i < c->nin; i++)
     if ((rc = dalloc(c, &c->in[i], in_bytes(&c->s.meta->inputs[i])))) return rc;
-  const cram_cuda_graph *all[3] = {&a->fwd, &a->acc, &a->up};
+  const cram_cuda_graph *all[3] = { &a->fwd, &a->acc, &a->up };
   for (int g = 0; g < 3; g++)
     if ((rc = bind_init(c, &c->bind[g], all[g])) != CRAM_STEP_OK) return rc;
   return CRAM_STEP_OK;
@@ -452,7 +458,7 @@ int32_t cram_cuda_rt_kernel(void *rt, int32_t launch, int32_t grid, int32_t bloc
   const cram_cuda_launch *L = &b->g->launches[launch];
   CUdeviceptr P = b->dptr + (CUdeviceptr)first * sizeof(uint64_t);
   int code = launch + 1;
-  void *args[] = {&P, &c->scratch, &s->seedp, &s->training, &c->errw, &code};
+  void *args[] = { &P, &c->scratch, &s->seedp, &s->training, &c->errw, &code };
   CUresult r = c->d.LaunchKernel(b->fn[launch], (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0, c->stream, args, NULL);
   if (r != CUDA_SUCCESS) return cram_shim_fail(c, CRAM_STEP_E_DEVICE, "launching %s for %s: %s", L->name, L->node, cuerr(c, r));
   return CRAM_STEP_OK;
@@ -510,7 +516,7 @@ static cram_step_rc d_run(cram_ctx *c, int g, const void *const *inputs, const c
     float scale = (float)sc->scale;
     CU(c->d.MemcpyHtoD(c->scal, &scale, 4), "uploading the scale");
   } else if (g == CRAM_G_UP) {
-    float sl[2] = {(float)sc->step, (float)sc->lr}, hf[CRAM_SHIM_NHYPER];
+    float sl[2] = { (float)sc->step, (float)sc->lr }, hf[CRAM_SHIM_NHYPER];
     for (int i = 0; i < CRAM_SHIM_NHYPER; i++) hf[i] = (float)sc->hyper[i];
     CU(c->d.MemcpyHtoD(c->scal + 4, sl, 8), "uploading step and lr");
     CU(c->d.MemcpyHtoD(c->scal + HYPER_OFF, hf, sizeof hf), "uploading the optimizer hyper-parameters");
@@ -520,7 +526,7 @@ static cram_step_rc d_run(cram_ctx *c, int g, const void *const *inputs, const c
   CU(c->d.MemsetD8(c->errw, 0, 4), "memset");
   /* the seed of this run, uploaded before the launches or the replay */
   if (training) CU(c->d.MemcpyHtoD(c->scal + SEED_OFF, &seed, 8), "uploading the dropout seed");
-  RunState st = {c, b, (unsigned long long)(c->scal + SEED_OFF), training};
+  RunState st = { c, b, (unsigned long long)(c->scal + SEED_OFF), training };
   cram_step_rc rc = launch_all(c, b, &st);
   if (rc != CRAM_STEP_OK) return rc;
   int e = 0;
@@ -567,16 +573,28 @@ static cram_step_rc d_read_output(cram_ctx *c, uint32_t k, float *dst) {
 }
 
 static const cram_shim_dev cuda_dev = {
-  .elem = sizeof(float), .align = 256, .on_device = 1,
-  .alloc = d_alloc, .release = d_release, .put = d_put, .put_f64 = d_put_f64, .get = d_get, .zero = d_zero,
-  .move = d_move, .run = d_run, .output = d_output, .read_output = d_read_output, .done = NULL, .destroy = d_destroy,
+  .elem = sizeof(float),
+  .align = 256,
+  .on_device = 1,
+  .alloc = d_alloc,
+  .release = d_release,
+  .put = d_put,
+  .put_f64 = d_put_f64,
+  .get = d_get,
+  .zero = d_zero,
+  .move = d_move,
+  .run = d_run,
+  .output = d_output,
+  .read_output = d_read_output,
+  .done = NULL,
+  .destroy = d_destroy,
 };
 
 cram_step_rc cram_cuda_create(const cram_cuda_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
                               size_t errlen) {
   cram_step_rc rc;
-  cram_ctx *c = cram_shim_new(out, "cuda", a && a->shim_version == CRAM_CUDA_SHIM_VERSION, a ? a->meta : NULL,
-                              sizeof *c, &cuda_dev, opts, err, errlen, &rc);
+  cram_ctx *c = cram_shim_new(out, "cuda", a && a->shim_version == CRAM_CUDA_SHIM_VERSION, a ? a->meta : NULL, sizeof *c,
+                              &cuda_dev, opts, err, errlen, &rc);
   if (!c) return rc;
   c->a = a;
   c->nin = a->meta->ninputs;

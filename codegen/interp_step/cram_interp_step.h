@@ -20,12 +20,12 @@
 #define CRAM_INTERP_SHIM_VERSION 1u
 
 typedef struct cram_interp_artifact {
-  uint32_t shim_version;   /* CRAM_INTERP_SHIM_VERSION of the generator */
+  uint32_t shim_version; /* CRAM_INTERP_SHIM_VERSION of the generator */
   const cram_step_meta *meta;
-  int f64;                 /* 1: interpreter f64 mode; 0: f32 mode */
-  const char *fwd_ir;      /* forward graph (eval): output "loss" */
-  const char *acc_ir;      /* pass_accumulate graph (step) */
-  const char *up_ir;       /* pass_update graph (update) */
+  int f64;            /* 1: interpreter f64 mode; 0: f32 mode */
+  const char *fwd_ir; /* forward graph (eval): output "loss" */
+  const char *acc_ir; /* pass_accumulate graph (step) */
+  const char *up_ir;  /* pass_update graph (update) */
 } cram_interp_artifact;
 
 /* The step ABI under the prefix cram_interp_: cram_interp_create(a, opts, out, err,

@@ -39,7 +39,7 @@ struct cram_ctx {
   InterpPrecision prec;
   GRun run[3]; /* CRAM_G_FWD, CRAM_G_ACC, CRAM_G_UP */
   uint32_t np, nin;
-  double **in;                 /* per input: the current microbatch as doubles */
+  double **in; /* per input: the current microbatch as doubles */
   /* node ids: f_ forward, a_ accumulate, u_ update; per param unless scalar */
   ValueId *f_param, *f_in, f_loss, *f_out, f_hits; /* f_out: meta->outputs; f_hits: IR_NONE without */
   ValueId *a_param, *a_acc, *a_in, *a_out_acc, a_scale, a_loss;
@@ -104,8 +104,8 @@ static ValueId find_out(const Graph *g, const char *prefix, const char *name) {
 static bool resolve(cram_ctx *c) {
   const cram_step_meta *mt = c->s.meta;
   const Graph *F = c->run[CRAM_G_FWD].g, *A = c->run[CRAM_G_ACC].g, *U = c->run[CRAM_G_UP].g;
-  ValueId **pp[] = {&c->f_param, &c->a_param, &c->a_acc, &c->a_out_acc, &c->u_param, &c->u_acc,
-                    &c->u_m,     &c->u_v,     &c->u_out_p, &c->u_out_m, &c->u_out_v};
+  ValueId **pp[] = { &c->f_param, &c->a_param, &c->a_acc,   &c->a_out_acc, &c->u_param, &c->u_acc,
+                     &c->u_m,     &c->u_v,     &c->u_out_p, &c->u_out_m,   &c->u_out_v };
   for (size_t k = 0; k < sizeof pp / sizeof pp[0]; k++)
     if (!(*pp[k] = calloc(c->np ? c->np : 1, sizeof(ValueId)))) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
   if (!(c->f_in = calloc(c->nin ? c->nin : 1, sizeof(ValueId))) || !(c->a_in = calloc(c->nin ? c->nin : 1, sizeof(ValueId))))
@@ -138,8 +138,7 @@ static bool resolve(cram_ctx *c) {
     const char *nm = mt->inputs[j].name;
     c->f_in[j] = find_src(F, OP_INPUT, "", nm);
     c->a_in[j] = find_src(A, OP_INPUT, "", nm);
-    if (c->f_in[j] == IR_NONE || c->a_in[j] == IR_NONE ||
-        ir_shape_numel(&F->nodes[c->f_in[j]].shape) != mt->inputs[j].numel)
+    if (c->f_in[j] == IR_NONE || c->a_in[j] == IR_NONE || ir_shape_numel(&F->nodes[c->f_in[j]].shape) != mt->inputs[j].numel)
       return fail(c, CRAM_STEP_E_STATE, "input '%s' of the table is not in the embedded graphs", nm), false;
   }
   if (!(c->f_out = calloc(mt->noutputs ? mt->noutputs : 1, sizeof(ValueId))))
@@ -147,8 +146,8 @@ static bool resolve(cram_ctx *c) {
   for (uint32_t k = 0; k < mt->noutputs; k++) {
     c->f_out[k] = find_out(F, "", mt->outputs[k].name);
     if (c->f_out[k] == IR_NONE || ir_shape_numel(&F->nodes[c->f_out[k]].shape) != mt->outputs[k].numel)
-      return fail(c, CRAM_STEP_E_STATE, "output '%s' of the table is not in the embedded forward graph",
-                  mt->outputs[k].name), false;
+      return fail(c, CRAM_STEP_E_STATE, "output '%s' of the table is not in the embedded forward graph", mt->outputs[k].name),
+             false;
   }
   c->f_loss = find_out(F, "", "loss");
   c->f_hits = find_out(F, "", "accuracy.hits");
@@ -158,8 +157,8 @@ static bool resolve(cram_ctx *c) {
   c->u_lr = find_src(U, OP_INPUT, "", "lr");
   c->u_hyper = find_src(U, OP_INPUT, "", "hyper");
   c->u_norm = find_out(U, "", "grad_norm");
-  if (c->f_loss == IR_NONE || c->a_loss == IR_NONE || c->a_scale == IR_NONE || c->u_step == IR_NONE ||
-      c->u_lr == IR_NONE || c->u_hyper == IR_NONE || c->u_norm == IR_NONE)
+  if (c->f_loss == IR_NONE || c->a_loss == IR_NONE || c->a_scale == IR_NONE || c->u_step == IR_NONE || c->u_lr == IR_NONE ||
+      c->u_hyper == IR_NONE || c->u_norm == IR_NONE)
     return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graphs lack loss/accum_scale/step/lr/hyper/grad_norm"), false;
   return true;
 }
@@ -246,7 +245,7 @@ static cram_step_rc h_run(cram_ctx *c, int g, const void *const *inputs, const c
       B(c->u_param[i], s->p[i]), B(c->u_acc[i], s->g[i]), B(c->u_m[i], s->m[i]), B(c->u_v[i], s->v[i]);
   }
   char msg[700];
-  InterpOpts o = {.prec = c->prec, .training = training, .seed = seed};
+  InterpOpts o = { .prec = c->prec, .training = training, .seed = seed };
   if (!interp_run(r->g, &o, r->bufs, r->owned, msg, sizeof msg)) {
     bool oom = strstr(msg, "out of memory") != NULL;
     interp_free(r->g, r->bufs, r->owned);
@@ -258,15 +257,18 @@ static cram_step_rc h_run(cram_ctx *c, int g, const void *const *inputs, const c
 static cram_dptr h_output(cram_ctx *c, int g, uint32_t kind, uint32_t index) {
   ValueId v = IR_NONE;
   if (g == CRAM_G_FWD)
-    v = kind == CRAM_O_LOSS ? c->f_loss : kind == CRAM_O_HITS ? c->f_hits
-        : kind == CRAM_O_OTHER && index < c->s.meta->noutputs ? c->f_out[index] : IR_NONE;
+    v = kind == CRAM_O_LOSS                                   ? c->f_loss
+        : kind == CRAM_O_HITS                                 ? c->f_hits
+        : kind == CRAM_O_OTHER && index < c->s.meta->noutputs ? c->f_out[index]
+                                                              : IR_NONE;
   else if (g == CRAM_G_ACC)
     v = kind == CRAM_O_LOSS ? c->a_loss : kind == CRAM_O_GRAD && index < c->np ? c->a_out_acc[index] : IR_NONE;
-  else if (kind == CRAM_O_GRAD_NORM)
-    v = c->u_norm;
+  else if (kind == CRAM_O_GRAD_NORM) v = c->u_norm;
   else if (index < c->np)
-    v = kind == CRAM_O_PARAM ? c->u_out_p[index] : kind == CRAM_O_MOM_M ? c->u_out_m[index]
-        : kind == CRAM_O_MOM_V ? c->u_out_v[index] : IR_NONE;
+    v = kind == CRAM_O_PARAM   ? c->u_out_p[index]
+        : kind == CRAM_O_MOM_M ? c->u_out_m[index]
+        : kind == CRAM_O_MOM_V ? c->u_out_v[index]
+                               : IR_NONE;
   return v == IR_NONE ? 0 : (cram_dptr)c->run[g].bufs[v];
 }
 
@@ -281,8 +283,8 @@ static void h_destroy(cram_ctx *c) {
   for (uint32_t j = 0; c->in && j < c->nin; j++) free(c->in[j]);
   free(c->in);
   free(c->f_out);
-  ValueId *ids[] = {c->f_param, c->f_in,  c->a_param, c->a_acc,   c->a_in,    c->a_out_acc, c->u_param,
-                    c->u_acc,   c->u_m,   c->u_v,     c->u_out_p, c->u_out_m, c->u_out_v};
+  ValueId *ids[] = { c->f_param, c->f_in, c->a_param, c->a_acc,   c->a_in,    c->a_out_acc, c->u_param,
+                     c->u_acc,   c->u_m,  c->u_v,     c->u_out_p, c->u_out_m, c->u_out_v };
   for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) free(ids[k]);
   for (int g = 0; g < 3; g++) {
     GRun *r = &c->run[g];
@@ -294,18 +296,30 @@ static void h_destroy(cram_ctx *c) {
 }
 
 static const cram_shim_dev interp_dev = {
-  .elem = sizeof(double), .align = ALIGN, .on_device = 0,
-  .alloc = h_alloc, .release = h_release, .put = h_put, .put_f64 = h_put_f64, .get = h_get, .zero = h_zero,
-  .move = h_move, .run = h_run, .output = h_output, .read_output = h_read_output, .done = h_done, .destroy = h_destroy,
+  .elem = sizeof(double),
+  .align = ALIGN,
+  .on_device = 0,
+  .alloc = h_alloc,
+  .release = h_release,
+  .put = h_put,
+  .put_f64 = h_put_f64,
+  .get = h_get,
+  .zero = h_zero,
+  .move = h_move,
+  .run = h_run,
+  .output = h_output,
+  .read_output = h_read_output,
+  .done = h_done,
+  .destroy = h_destroy,
 };
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create_opts *opts, cram_ctx **out,
-                                char *err, size_t errlen) {
+cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create_opts *opts, cram_ctx **out, char *err,
+                                size_t errlen) {
   cram_step_rc rc;
-  cram_ctx *c = cram_shim_new(out, "interp", a && a->shim_version == CRAM_INTERP_SHIM_VERSION, a ? a->meta : NULL,
-                              sizeof *c, &interp_dev, opts, err, errlen, &rc);
+  cram_ctx *c = cram_shim_new(out, "interp", a && a->shim_version == CRAM_INTERP_SHIM_VERSION, a ? a->meta : NULL, sizeof *c,
+                              &interp_dev, opts, err, errlen, &rc);
   if (!c) return rc;
   c->a = a;
   c->prec = a->f64 ? INTERP_F64 : INTERP_F32;
@@ -314,8 +328,7 @@ cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create
   if (!parse_graph(c, &c->run[CRAM_G_FWD], a->fwd_ir, "forward") ||
       !parse_graph(c, &c->run[CRAM_G_ACC], a->acc_ir, "accumulate") || !parse_graph(c, &c->run[CRAM_G_UP], a->up_ir, "update") ||
       !resolve(c))
-    return cram_shim_create_failed(c, strstr(c->s.err, "out of memory") ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_STATE, err,
-                                   errlen);
+    return cram_shim_create_failed(c, strstr(c->s.err, "out of memory") ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_STATE, err, errlen);
   if ((rc = cram_shim_setup(c, a->fwd_ir)) != CRAM_STEP_OK) return cram_shim_create_failed(c, rc, err, errlen);
   bool ok = (c->in = calloc(c->nin ? c->nin : 1, sizeof *c->in)) != NULL;
   for (uint32_t j = 0; ok && j < c->nin; j++)

@@ -30,8 +30,7 @@ cram_step_rc cram_shim_fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 cram_ctx *cram_shim_new(cram_ctx **out, const char *target, bool version_ok, const cram_step_meta *meta, size_t ctx_size,
-                        const cram_shim_dev *dev, const cram_create_opts *opts, char *err, size_t errlen,
-                        cram_step_rc *rc) {
+                        const cram_shim_dev *dev, const cram_create_opts *opts, char *err, size_t errlen, cram_step_rc *rc) {
   cram_ctx *c = cram_shim_create_ctx(out, target, version_ok, meta, ctx_size, err, errlen, rc);
   if (!c) return NULL;
   cram_shim *s = S(c);
@@ -64,7 +63,7 @@ cram_step_rc cram_shim_setup(cram_ctx *c, const char *fwd_ir) {
     return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
   /* one block per kind (the gradients one array: grad_buffer), each parameter aligned in it */
   for (uint32_t i = 0; i < np; i++) s->block_bytes += (state_bytes(s, i) + d->align - 1) / d->align * d->align;
-  cram_dptr *per[4] = {s->p, s->m, s->v, s->g};
+  cram_dptr *per[4] = { s->p, s->m, s->v, s->g };
   for (int k = 0; k < 4; k++) {
     cram_step_rc rc = d->alloc(c, s->block_bytes ? s->block_bytes : d->align, &s->block[k]);
     if (rc != CRAM_STEP_OK) return rc;
@@ -109,13 +108,12 @@ cram_step_rc cram_shim_init_params(cram_ctx *c, uint64_t seed) {
     if (n->op != OP_PARAM) continue;
     size_t cnt = (size_t)s->meta->params[i].numel;
     if (strcmp(ir_get_str(n, ATTR_NAME), s->meta->params[i].name) || (int64_t)cnt != ir_shape_numel(&n->shape))
-      return cram_shim_fail(c, CRAM_STEP_E_STATE, "parameter '%s': embedded graph and table disagree",
-                            s->meta->params[i].name);
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "parameter '%s': embedded graph and table disagree", s->meta->params[i].name);
     double *tmp = malloc((cnt ? cnt : 1) * sizeof(double));
     if (!tmp) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory");
     char msg[256];
     cram_step_rc rc = ir_init_param(n, seed, tmp, msg, sizeof msg) ? s->dev->put_f64(c, s->p[i], tmp, cnt)
-                                                                    : cram_shim_fail(c, CRAM_STEP_E_STATE, "%s", msg);
+                                                                   : cram_shim_fail(c, CRAM_STEP_E_STATE, "%s", msg);
     free(tmp);
     if (rc != CRAM_STEP_OK) return rc;
     i++;
@@ -137,11 +135,11 @@ static cram_step_rc check_index(cram_ctx *c, uint32_t i, const void *a, const vo
 
 /* get/set of parameter i's state of kind k (0 params, 1 first, 2 second moments) */
 static cram_step_rc get_state(cram_ctx *c, int k, uint32_t i, float *dst) {
-  cram_dptr *per[3] = {S(c)->p, S(c)->m, S(c)->v};
+  cram_dptr *per[3] = { S(c)->p, S(c)->m, S(c)->v };
   return S(c)->dev->get(c, dst, per[k][i], (size_t)S(c)->meta->params[i].numel);
 }
 static cram_step_rc set_state(cram_ctx *c, int k, uint32_t i, const float *src) {
-  cram_dptr *per[3] = {S(c)->p, S(c)->m, S(c)->v};
+  cram_dptr *per[3] = { S(c)->p, S(c)->m, S(c)->v };
   return S(c)->dev->put(c, per[k][i], src, (size_t)S(c)->meta->params[i].numel);
 }
 
@@ -209,7 +207,7 @@ static void done(cram_ctx *c, int g) {
 cram_step_rc cram_shim_step(cram_ctx *c, const void *const *inputs, float scale, float *loss) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return cram_shim_fail(c, CRAM_STEP_E_ARG, "loss is NULL");
-  cram_shim_scalars sc = {.scale = scale};
+  cram_shim_scalars sc = { .scale = scale };
   cram_step_rc rc = run(c, CRAM_G_ACC, inputs, &sc, S(c)->training);
   if (rc != CRAM_STEP_OK) return rc; /* grad_acc untouched: the batch is dropped whole */
   if ((rc = read_out(c, CRAM_G_ACC, CRAM_O_LOSS, 0, loss, 1)) == CRAM_STEP_OK) rc = take(c, CRAM_G_ACC, CRAM_O_GRAD, S(c)->g);
@@ -222,7 +220,7 @@ cram_step_rc cram_shim_update(cram_ctx *c, const cram_update_args *args, float *
   if (!c) return CRAM_STEP_E_ARG;
   cram_shim *s = S(c);
   char msg[200];
-  cram_shim_scalars sc = {0};
+  cram_shim_scalars sc = { 0 };
   if (cram_shim_update_hyper(args, sc.hyper, msg, sizeof msg) != CRAM_STEP_OK)
     return cram_shim_fail(c, CRAM_STEP_E_ARG, "%s", msg);
   if (s->pending == 0) return cram_shim_fail(c, CRAM_STEP_E_STATE, "update() without a step() since the last update");
@@ -246,13 +244,13 @@ cram_step_rc cram_shim_update(cram_ctx *c, const cram_update_args *args, float *
 static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs, double *hits) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!loss) return cram_shim_fail(c, CRAM_STEP_E_ARG, "loss is NULL");
-  cram_shim_scalars sc = {0};
+  cram_shim_scalars sc = { 0 };
   cram_step_rc rc = run(c, CRAM_G_FWD, inputs, &sc, 0);
   if (rc != CRAM_STEP_OK) return rc;
   rc = read_out(c, CRAM_G_FWD, CRAM_O_LOSS, 0, loss, 1);
   for (uint32_t k = 0; rc == CRAM_STEP_OK && outputs && k < S(c)->meta->noutputs; k++)
     if (outputs[k]) rc = S(c)->dev->read_output(c, k, outputs[k]);
-  float h[2] = {0, 0};
+  float h[2] = { 0, 0 };
   if (rc == CRAM_STEP_OK && hits && S(c)->dev->output(c, CRAM_G_FWD, CRAM_O_HITS, 0))
     rc = read_out(c, CRAM_G_FWD, CRAM_O_HITS, 0, h, 2);
   if (hits) hits[0] = h[0], hits[1] = h[1];
@@ -260,16 +258,13 @@ static cram_step_rc forward(cram_ctx *c, const void *const *inputs, float *loss,
   return rc;
 }
 
-cram_step_rc cram_shim_eval(cram_ctx *c, const void *const *inputs, float *loss) {
-  return forward(c, inputs, loss, NULL, NULL);
-}
+cram_step_rc cram_shim_eval(cram_ctx *c, const void *const *inputs, float *loss) { return forward(c, inputs, loss, NULL, NULL); }
 
 cram_step_rc cram_shim_predict(cram_ctx *c, const void *const *inputs, float *loss, float *const *outputs) {
   return forward(c, inputs, loss, outputs, NULL);
 }
 
-cram_step_rc cram_shim_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct,
-                                     double *counted) {
+cram_step_rc cram_shim_eval_accuracy(cram_ctx *c, const void *const *inputs, float *loss, double *correct, double *counted) {
   if (c && (!correct || !counted)) return cram_shim_fail(c, CRAM_STEP_E_ARG, "correct or counted is NULL");
   double h[2];
   cram_step_rc rc = forward(c, inputs, loss, NULL, h);
@@ -308,9 +303,9 @@ cram_step_rc cram_shim_grad_buffer(cram_ctx *c, cram_grad_buffer *out) {
   if (!c) return CRAM_STEP_E_ARG;
   if (!out) return cram_shim_fail(c, CRAM_STEP_E_ARG, "grad_buffer out is NULL");
   const cram_shim *s = S(c);
-  *out = (cram_grad_buffer){.data = (void *)s->block[3],
-                            .dtype = s->dev->elem == 8 ? CRAM_DT_F64 : CRAM_DT_F32,
-                            .count = (int64_t)(s->block_bytes / s->dev->elem),
-                            .on_device = s->dev->on_device};
+  *out = (cram_grad_buffer){ .data = (void *)s->block[3],
+                             .dtype = s->dev->elem == 8 ? CRAM_DT_F64 : CRAM_DT_F32,
+                             .count = (int64_t)(s->block_bytes / s->dev->elem),
+                             .on_device = s->dev->on_device };
   return CRAM_STEP_OK;
 }

@@ -35,11 +35,11 @@ typedef struct cram_shim_scalars {
 /* What a target supplies. Every function reports failures with
  * cram_shim_fail and returns its rc. */
 typedef struct cram_shim_dev {
-  size_t elem;          /* bytes per state element: 4 (f32), 8 (the interp target's f64) */
-  size_t align;         /* each parameter's state starts on a multiple of this many bytes within its block */
-  int on_device;        /* grad_buffer() hands out a device pointer */
+  size_t elem;   /* bytes per state element: 4 (f32), 8 (the interp target's f64) */
+  size_t align;  /* each parameter's state starts on a multiple of this many bytes within its block */
+  int on_device; /* grad_buffer() hands out a device pointer */
   cram_step_rc (*alloc)(cram_ctx *c, size_t bytes, cram_dptr *out); /* zero-filled */
-  void (*release)(cram_ctx *c, cram_dptr p);                       /* p != 0 */
+  void (*release)(cram_ctx *c, cram_dptr p);                        /* p != 0 */
   cram_step_rc (*put)(cram_ctx *c, cram_dptr dst, const float *src, size_t n);
   cram_step_rc (*put_f64)(cram_ctx *c, cram_dptr dst, const double *src, size_t n); /* initial values */
   cram_step_rc (*get)(cram_ctx *c, float *dst, cram_dptr src, size_t n);
@@ -48,8 +48,7 @@ typedef struct cram_shim_dev {
   /* Runs graph g (CRAM_G_*) on the state, the inputs (NULL for the update;
    * checked non-NULL by the core) and the scalars, dropout on when training,
    * its masks drawn from seed. A failure leaves the state as it was. */
-  cram_step_rc (*run)(cram_ctx *c, int g, const void *const *inputs, const cram_shim_scalars *sc, int training,
-                      uint64_t seed);
+  cram_step_rc (*run)(cram_ctx *c, int g, const void *const *inputs, const cram_shim_scalars *sc, int training, uint64_t seed);
   /* Where the last run of g left output (kind CRAM_O_*, index): 0 if it has none. */
   cram_dptr (*output)(cram_ctx *c, int g, uint32_t kind, uint32_t index);
   /* The forward's output k (meta->outputs[k]) as host f32. */
@@ -64,13 +63,13 @@ typedef struct cram_shim_dev {
 typedef struct cram_shim {
   const cram_shim_dev *dev;
   const cram_step_meta *meta;
-  Graph *init_ir;               /* the embedded forward IR: parameter init rules */
+  Graph *init_ir; /* the embedded forward IR: parameter init rules */
   int training;
-  uint64_t dropout_seed, runs;  /* run n draws its masks from CRAM_STEP_RUN_SEED(dropout_seed, n) */
-  long pending;                 /* step() calls since the last update() / zero_grad() */
-  cram_dptr *p, *m, *v, *g;     /* per parameter, inside the blocks below */
-  cram_dptr block[4];           /* parameters, first moments, second moments, gradient accumulators */
-  size_t block_bytes;           /* each block's size */
+  uint64_t dropout_seed, runs; /* run n draws its masks from CRAM_STEP_RUN_SEED(dropout_seed, n) */
+  long pending;                /* step() calls since the last update() / zero_grad() */
+  cram_dptr *p, *m, *v, *g;    /* per parameter, inside the blocks below */
+  cram_dptr block[4];          /* parameters, first moments, second moments, gradient accumulators */
+  size_t block_bytes;          /* each block's size */
   char err[1024];
 } cram_shim;
 
@@ -78,8 +77,7 @@ typedef struct cram_shim {
  * (zeroed, NULL with *rc and err set as cram_shim_create_ctx does), its core
  * filled from the artifact's metadata and the options. */
 cram_ctx *cram_shim_new(cram_ctx **out, const char *target, bool version_ok, const cram_step_meta *meta, size_t ctx_size,
-                        const cram_shim_dev *dev, const cram_create_opts *opts, char *err, size_t errlen,
-                        cram_step_rc *rc);
+                        const cram_shim_dev *dev, const cram_create_opts *opts, char *err, size_t errlen, cram_step_rc *rc);
 /* Parses the embedded forward IR and allocates the state (zeroed): what
  * the target's create() calls once its device works, before binding. */
 cram_step_rc cram_shim_setup(cram_ctx *c, const char *fwd_ir);

@@ -32,36 +32,36 @@ double cli_now(void);
 /* ---- option tables (opts.c) -------------------------------------------------- */
 
 typedef enum cli_kind {
-    CLI_FLAG,     /* no value: *(int *)dst = 1 */
-    CLI_STR,      /* *(const char **)dst, non-empty */
-    CLI_U64,      /* *(uint64_t *)dst in [min, max] */
-    CLI_F64,      /* *(double *)dst, finite, in [min, max] ((min, max] with open_min) */
-    CLI_DURATION, /* *(double *)dst seconds ("30s", "90m", "24h"), <= max; "0" allowed when min <= 0 */
-    CLI_COUNT,    /* *(double *)dst, a count with SI suffix ("20M", "3e17"), in [min, max] */
-    CLI_CHOICE,   /* *(int *)dst = index of the value in choices (NULL-terminated) */
-    CLI_LIST,     /* repeatable: ((const char **)dst)[(*count)++] = value, at most max values */
+  CLI_FLAG,     /* no value: *(int *)dst = 1 */
+  CLI_STR,      /* *(const char **)dst, non-empty */
+  CLI_U64,      /* *(uint64_t *)dst in [min, max] */
+  CLI_F64,      /* *(double *)dst, finite, in [min, max] ((min, max] with open_min) */
+  CLI_DURATION, /* *(double *)dst seconds ("30s", "90m", "24h"), <= max; "0" allowed when min <= 0 */
+  CLI_COUNT,    /* *(double *)dst, a count with SI suffix ("20M", "3e17"), in [min, max] */
+  CLI_CHOICE,   /* *(int *)dst = index of the value in choices (NULL-terminated) */
+  CLI_LIST,     /* repeatable: ((const char **)dst)[(*count)++] = value, at most max values */
 } cli_kind;
 
 typedef struct cli_opt {
-    const char *name;    /* "--batch" */
-    const char *arg;     /* "N" in the help; NULL for flags */
-    cli_kind kind;
-    void *dst;
-    double min, max;
-    int open_min;        /* CLI_F64: min itself excluded */
-    const char *const *choices;
-    int *seen;           /* optional: set to 1 when the option is given */
-    const char *section; /* optional: a heading printed before this option in --help */
-    const char *help;    /* '\n' separates help lines */
-    int *count;          /* CLI_LIST: values stored so far */
+  const char *name; /* "--batch" */
+  const char *arg;  /* "N" in the help; NULL for flags */
+  cli_kind kind;
+  void *dst;
+  double min, max;
+  int open_min; /* CLI_F64: min itself excluded */
+  const char *const *choices;
+  int *seen;           /* optional: set to 1 when the option is given */
+  const char *section; /* optional: a heading printed before this option in --help */
+  const char *help;    /* '\n' separates help lines */
+  int *count;          /* CLI_LIST: values stored so far */
 } cli_opt;
 
 typedef struct cli_command {
-    const char *name;     /* "train" */
-    const char *synopsis; /* usage lines and description, printed before the options */
-    const cli_opt *opts;
-    size_t nopts;
-    const char *epilog;   /* printed after the options (exit status, ...); may be NULL */
+  const char *name;     /* "train" */
+  const char *synopsis; /* usage lines and description, printed before the options */
+  const cli_opt *opts;
+  size_t nopts;
+  const char *epilog; /* printed after the options (exit status, ...); may be NULL */
 } cli_command;
 
 /* Parses argv[1..] against c: options into their dst, other arguments into

@@ -52,122 +52,133 @@ static void fail(const char *fmt, ...) {
 /* float operands are params (so the gradient graph differentiates them), integer ones inputs;
  * input names choose the random values (see fill_input) */
 #define PRM(id, nm, shp) "%" #id " = param {name=\"" nm "\", init=\"normal\", scale=1, decay=0} : f32[" shp "]\n"
-#define INP(id, nm, ty) "%" #id " = input {name=\"" nm "\"} : " ty "\n"
+#define INP(id, nm, ty)  "%" #id " = input {name=\"" nm "\"} : " ty "\n"
 typedef struct Sample {
   const char *op; /* the op under test (the last node) */
   const char *ir; /* body; the output is the last node */
 } Sample;
 static const Sample samples[] = {
-  {"sinusoid", "%0 = sinusoid : f32[6,8]\n"},
-  {"fill", "%0 = fill {value=1.5} : f32[3,4]\n"},
-  {"arange", "%0 = arange : f32[7]\n"},
-  {"embedding", INP(0, "ids", "i32[2,3]") PRM(1, "table", "5,8") "%2 = embedding %1, %0 : f32[2,3,8]\n"},
-  {"masked_rows", PRM(0, "x", "2,5,4") INP(1, "tg", "i32[2,5]") "%2 = masked_rows %0, %1 {slots=2} : f32[4,4]\n"},
-  {"masked_targets", INP(0, "tg", "i32[2,5]") "%1 = masked_targets %0 {slots=2} : i32[4]\n"},
-  {"matmul", PRM(0, "a", "2,3,4") PRM(1, "b", "5,4") "%2 = matmul %0, %1 {trans_a=0, trans_b=1} : f32[2,3,5]\n"},
-  {"matmul", PRM(0, "a", "2,4,3") PRM(1, "b", "2,4,5") "%2 = matmul %0, %1 {trans_a=1, trans_b=0} : f32[2,3,5]\n"},
-  {"add", PRM(0, "x", "3,8") PRM(1, "b", "8") "%2 = add %0, %1 : f32[3,8]\n"},
-  {"add", PRM(0, "x", "3,1") PRM(1, "y", "2,1,4") "%2 = add %0, %1 : f32[2,3,4]\n"},
-  {"mul", PRM(0, "x", "3,8") PRM(1, "s", "1") "%2 = mul %0, %1 : f32[3,8]\n"},
-  {"scale", PRM(0, "x", "3,8") "%1 = scale %0 {alpha=0.375} : f32[3,8]\n"},
-  {"gelu", PRM(0, "x", "3,8") "%1 = gelu %0 : f32[3,8]\n"},
-  {"relu", PRM(0, "x", "3,8") "%1 = relu %0 : f32[3,8]\n"},
-  {"tanh", PRM(0, "x", "3,8") "%1 = tanh %0 : f32[3,8]\n"},
-  {"dropout", PRM(0, "x", "4,8") "%1 = dropout %0 {p=0.25, key=7} : f32[4,8]\n"},
-  {"exp", PRM(0, "x", "3,8") "%1 = exp %0 : f32[3,8]\n"},
-  {"rsqrt", PRM(0, "pos", "3,8") "%1 = rsqrt %0 : f32[3,8]\n"},
-  {"sigmoid", PRM(0, "x", "3,8") "%1 = sigmoid %0 : f32[3,8]\n"},
-  {"silu", PRM(0, "x", "3,8") "%1 = silu %0 : f32[3,8]\n"},
-  {"sin", PRM(0, "x", "3,8") "%1 = sin %0 : f32[3,8]\n"},
-  {"cos", PRM(0, "x", "3,8") "%1 = cos %0 : f32[3,8]\n"},
-  {"cast", PRM(0, "x", "3,8") "%1 = cast %0 {to=\"f32\"} : f32[3,8]\n"},
-  {"glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"gelu\"} : f32[3,4]\n"},
-  {"glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"sigmoid\"} : f32[3,4]\n"},
-  {"layernorm", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "b", "8") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[3,8]\n"},
-  {"layernorm", PRM(0, "x", "3,8") "%1 = layernorm %0 {eps=1e-05} : f32[3,8]\n"},
-  {"rmsnorm", PRM(0, "x", "3,8") PRM(1, "w", "8") "%2 = rmsnorm %0, %1 {eps=1e-05} : f32[3,8]\n"},
-  {"softmax", PRM(0, "x", "2,3,8") "%1 = softmax %0 : f32[2,3,8]\n"},
-  {"mean", PRM(0, "x", "2,3,4") "%1 = mean %0 {axis=1} : f32[2,4]\n"},
-  {"cross_entropy", PRM(0, "z", "4,6") INP(1, "tg", "i32[4]") "%2 = cross_entropy %0, %1 {ignore=-100} : f32[]\n"},
-  {"xent_hits", PRM(0, "z", "7,6") INP(1, "tg", "i32[7]") "%2 = xent_hits %0, %1 {ignore=-100} : f32[2]\n"},
-  {"reshape", PRM(0, "x", "2,3,4") "%1 = reshape %0 {shape=[6,4]} : f32[6,4]\n"},
-  {"permute", PRM(0, "x", "2,3,4") "%1 = permute %0 {perm=[2,0,1]} : f32[4,2,3]\n"},
-  {"slice", PRM(0, "x", "2,6,3") "%1 = slice %0 {axis=1, start=2, len=3} : f32[2,3,3]\n"},
-  {"gelu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = gelu_grad %0, %1 : f32[3,8]\n"},
-  {"relu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = relu_grad %0, %1 : f32[3,8]\n"},
-  {"tanh_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = tanh_grad %0, %1 : f32[3,8]\n"},
-  {"sigmoid_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = sigmoid_grad %0, %1 : f32[3,8]\n"},
-  {"silu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = silu_grad %0, %1 : f32[3,8]\n"},
-  {"glu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,4") "%2 = glu_grad %0, %1 {act=\"gelu\"} : f32[3,8]\n"},
-  {"layernorm_grad", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = layernorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n"},
-  {"rmsnorm_grad", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = rmsnorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n"},
-  {"softmax_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = softmax_grad %0, %1 : f32[3,8]\n"},
-  {"cross_entropy_grad", PRM(0, "z", "4,6") INP(1, "tg", "i32[4]") PRM(2, "dl", "")
-                         "%3 = cross_entropy_grad %0, %1, %2 {ignore=-100} : f32[4,6]\n"},
-  {"embedding_grad", INP(0, "ids", "i32[2,3]") PRM(1, "dy", "2,3,8") "%2 = embedding_grad %0, %1 {rows=5} : f32[5,8]\n"},
-  {"masked_rows_grad", PRM(0, "dy", "4,4") INP(1, "tg", "i32[2,5]") "%2 = masked_rows_grad %0, %1 {slots=2} : f32[2,5,4]\n"},
-  {"sum_to", PRM(0, "x", "2,3,8") "%1 = sum_to %0 {shape=[8]} : f32[8]\n"},
-  {"sum_to", PRM(0, "x", "2,3,8") "%1 = sum_to %0 {shape=[2,1,8]} : f32[2,1,8]\n"},
-  {"broadcast_to", PRM(0, "x", "3,1") "%1 = broadcast_to %0 {shape=[2,3,4]} : f32[2,3,4]\n"},
-  {"pad", PRM(0, "x", "2,3,2") "%1 = pad %0 {axis=1, start=1, size=5} : f32[2,5,2]\n"},
-  {"sumsq", PRM(0, "x", "3,8") "%1 = sumsq %0 : f32[]\n"},
-  {"sqrt", PRM(0, "pos", "3,8") "%1 = sqrt %0 : f32[3,8]\n"},
-  {"clip_coef", PRM(0, "pos", "") INP(1, "hyper", "f32[6]") "%2 = clip_coef %0, %1 : f32[]\n"},
-  {"adam_sched", INP(0, "step", "f32[]") INP(1, "lr", "f32[]") INP(2, "hyper", "f32[6]") "%3 = adam_sched %0, %1, %2 : f32[8]\n"},
-  {"adam_m", PRM(0, "m", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_m %0, %1, %2, %3 : f32[3,8]\n"},
-  {"adam_v", PRM(0, "pos", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_v %0, %1, %2, %3 : f32[3,8]\n"},
-  {"adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8") INP(3, "sched", "f32[8]")
-                  "%4 = adamw_param %0, %1, %2, %3 {decay=1} : f32[3,8]\n"},
-  {"adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8") INP(3, "sched", "f32[8]")
-                  "%4 = adamw_param %0, %1, %2, %3 {decay=0} : f32[3,8]\n"},
-  {"concat", PRM(0, "a", "2,3") PRM(1, "b", "2,2") PRM(2, "c", "2,1") "%3 = concat %0, %1, %2 {axis=1} : f32[2,6]\n"},
-  {"matmul_act", PRM(0, "a", "2,3,4") PRM(1, "b", "5,4") PRM(2, "bias", "5")
-                 "%3 = matmul_act %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[2,3,5]\n"},
-  {"matmul_act", PRM(0, "a", "3,4") PRM(1, "b", "4,5") "%2 = matmul_act %0, %1 {trans_a=0, trans_b=0, act=\"relu\"} : f32[3,5]\n"},
-  {"matmul_glu", PRM(0, "a", "3,4") PRM(1, "b", "8,4") PRM(2, "bias", "8")
-                 "%3 = matmul_glu %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,4]\n"},
-  {"matmul_act_grad", PRM(0, "pre", "3,4") PRM(1, "dy", "3,5") PRM(2, "b", "4,5")
-                      "%3 = matmul_act_grad %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,4]\n"},
-  {"matmul_glu_grad", PRM(0, "pre", "3,8") PRM(1, "dy", "3,5") PRM(2, "b", "4,5")
-                      "%3 = matmul_glu_grad %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,8]\n"},
-  {"add_layernorm", PRM(0, "a", "3,8") PRM(1, "b", "3,8") PRM(2, "w", "8") PRM(3, "bias", "8")
-                    "%4 = add_layernorm %0, %1, %2, %3 {eps=1e-05} : f32[3,8]\n"},
-  {"layernorm_grad_add", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") PRM(3, "dr", "3,8")
-                         "%4 = layernorm_grad_add %0, %1, %2, %3 {eps=1e-05} : f32[3,8]\n"},
-  {"xent_linear", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]") PRM(3, "b", "6")
-                  "%4 = xent_linear %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[]\n"},
-  {"xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[9]") PRM(3, "b", "6")
-                       "%4 = xent_linear_hits %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[2]\n"},
-  {"xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "4,6") INP(2, "tg", "i32[9]")
-                       "%3 = xent_linear_hits %0, %1, %2 {trans_b=0, ignore=-100} : f32[2]\n"},
-  {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]")
-                       "%3 = xent_linear_grad %0, %1, %2 {trans_b=1, ignore=-100, wrt=0} : f32[5,4]\n"},
-  {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "4,6") INP(2, "tg", "i32[5]")
-                       "%3 = xent_linear_grad %0, %1, %2 {trans_b=0, ignore=-100, wrt=1} : f32[4,6]\n"},
-  {"xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]") PRM(3, "b", "6")
-                       "%4 = xent_linear_grad %0, %1, %2, %3 {trans_b=1, ignore=-100, wrt=2} : f32[6]\n"},
-  /* fused attention: packed qkv [B,S,heads,3dh] with a key-padding bias and dropout; multi-query (k/v one group);
+  { "sinusoid", "%0 = sinusoid : f32[6,8]\n" },
+  { "fill", "%0 = fill {value=1.5} : f32[3,4]\n" },
+  { "arange", "%0 = arange : f32[7]\n" },
+  { "embedding", INP(0, "ids", "i32[2,3]") PRM(1, "table", "5,8") "%2 = embedding %1, %0 : f32[2,3,8]\n" },
+  { "masked_rows", PRM(0, "x", "2,5,4") INP(1, "tg", "i32[2,5]") "%2 = masked_rows %0, %1 {slots=2} : f32[4,4]\n" },
+  { "masked_targets", INP(0, "tg", "i32[2,5]") "%1 = masked_targets %0 {slots=2} : i32[4]\n" },
+  { "matmul", PRM(0, "a", "2,3,4") PRM(1, "b", "5,4") "%2 = matmul %0, %1 {trans_a=0, trans_b=1} : f32[2,3,5]\n" },
+  { "matmul", PRM(0, "a", "2,4,3") PRM(1, "b", "2,4,5") "%2 = matmul %0, %1 {trans_a=1, trans_b=0} : f32[2,3,5]\n" },
+  { "add", PRM(0, "x", "3,8") PRM(1, "b", "8") "%2 = add %0, %1 : f32[3,8]\n" },
+  { "add", PRM(0, "x", "3,1") PRM(1, "y", "2,1,4") "%2 = add %0, %1 : f32[2,3,4]\n" },
+  { "mul", PRM(0, "x", "3,8") PRM(1, "s", "1") "%2 = mul %0, %1 : f32[3,8]\n" },
+  { "scale", PRM(0, "x", "3,8") "%1 = scale %0 {alpha=0.375} : f32[3,8]\n" },
+  { "gelu", PRM(0, "x", "3,8") "%1 = gelu %0 : f32[3,8]\n" },
+  { "relu", PRM(0, "x", "3,8") "%1 = relu %0 : f32[3,8]\n" },
+  { "tanh", PRM(0, "x", "3,8") "%1 = tanh %0 : f32[3,8]\n" },
+  { "dropout", PRM(0, "x", "4,8") "%1 = dropout %0 {p=0.25, key=7} : f32[4,8]\n" },
+  { "exp", PRM(0, "x", "3,8") "%1 = exp %0 : f32[3,8]\n" },
+  { "rsqrt", PRM(0, "pos", "3,8") "%1 = rsqrt %0 : f32[3,8]\n" },
+  { "sigmoid", PRM(0, "x", "3,8") "%1 = sigmoid %0 : f32[3,8]\n" },
+  { "silu", PRM(0, "x", "3,8") "%1 = silu %0 : f32[3,8]\n" },
+  { "sin", PRM(0, "x", "3,8") "%1 = sin %0 : f32[3,8]\n" },
+  { "cos", PRM(0, "x", "3,8") "%1 = cos %0 : f32[3,8]\n" },
+  { "cast", PRM(0, "x", "3,8") "%1 = cast %0 {to=\"f32\"} : f32[3,8]\n" },
+  { "glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"gelu\"} : f32[3,4]\n" },
+  { "glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"sigmoid\"} : f32[3,4]\n" },
+  { "layernorm", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "b", "8") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
+  { "layernorm", PRM(0, "x", "3,8") "%1 = layernorm %0 {eps=1e-05} : f32[3,8]\n" },
+  { "rmsnorm", PRM(0, "x", "3,8") PRM(1, "w", "8") "%2 = rmsnorm %0, %1 {eps=1e-05} : f32[3,8]\n" },
+  { "softmax", PRM(0, "x", "2,3,8") "%1 = softmax %0 : f32[2,3,8]\n" },
+  { "mean", PRM(0, "x", "2,3,4") "%1 = mean %0 {axis=1} : f32[2,4]\n" },
+  { "cross_entropy", PRM(0, "z", "4,6") INP(1, "tg", "i32[4]") "%2 = cross_entropy %0, %1 {ignore=-100} : f32[]\n" },
+  { "xent_hits", PRM(0, "z", "7,6") INP(1, "tg", "i32[7]") "%2 = xent_hits %0, %1 {ignore=-100} : f32[2]\n" },
+  { "reshape", PRM(0, "x", "2,3,4") "%1 = reshape %0 {shape=[6,4]} : f32[6,4]\n" },
+  { "permute", PRM(0, "x", "2,3,4") "%1 = permute %0 {perm=[2,0,1]} : f32[4,2,3]\n" },
+  { "slice", PRM(0, "x", "2,6,3") "%1 = slice %0 {axis=1, start=2, len=3} : f32[2,3,3]\n" },
+  { "gelu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = gelu_grad %0, %1 : f32[3,8]\n" },
+  { "relu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = relu_grad %0, %1 : f32[3,8]\n" },
+  { "tanh_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = tanh_grad %0, %1 : f32[3,8]\n" },
+  { "sigmoid_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = sigmoid_grad %0, %1 : f32[3,8]\n" },
+  { "silu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = silu_grad %0, %1 : f32[3,8]\n" },
+  { "glu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,4") "%2 = glu_grad %0, %1 {act=\"gelu\"} : f32[3,8]\n" },
+  { "layernorm_grad",
+    PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = layernorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
+  { "rmsnorm_grad",
+    PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = rmsnorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
+  { "softmax_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = softmax_grad %0, %1 : f32[3,8]\n" },
+  { "cross_entropy_grad",
+    PRM(0, "z", "4,6") INP(1, "tg", "i32[4]") PRM(2, "dl", "") "%3 = cross_entropy_grad %0, %1, %2 {ignore=-100} : f32[4,6]\n" },
+  { "embedding_grad", INP(0, "ids", "i32[2,3]") PRM(1, "dy", "2,3,8") "%2 = embedding_grad %0, %1 {rows=5} : f32[5,8]\n" },
+  { "masked_rows_grad", PRM(0, "dy", "4,4") INP(1, "tg", "i32[2,5]") "%2 = masked_rows_grad %0, %1 {slots=2} : f32[2,5,4]\n" },
+  { "sum_to", PRM(0, "x", "2,3,8") "%1 = sum_to %0 {shape=[8]} : f32[8]\n" },
+  { "sum_to", PRM(0, "x", "2,3,8") "%1 = sum_to %0 {shape=[2,1,8]} : f32[2,1,8]\n" },
+  { "broadcast_to", PRM(0, "x", "3,1") "%1 = broadcast_to %0 {shape=[2,3,4]} : f32[2,3,4]\n" },
+  { "pad", PRM(0, "x", "2,3,2") "%1 = pad %0 {axis=1, start=1, size=5} : f32[2,5,2]\n" },
+  { "sumsq", PRM(0, "x", "3,8") "%1 = sumsq %0 : f32[]\n" },
+  { "sqrt", PRM(0, "pos", "3,8") "%1 = sqrt %0 : f32[3,8]\n" },
+  { "clip_coef", PRM(0, "pos", "") INP(1, "hyper", "f32[6]") "%2 = clip_coef %0, %1 : f32[]\n" },
+  { "adam_sched",
+    INP(0, "step", "f32[]") INP(1, "lr", "f32[]") INP(2, "hyper", "f32[6]") "%3 = adam_sched %0, %1, %2 : f32[8]\n" },
+  { "adam_m",
+    PRM(0, "m", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_m %0, %1, %2, %3 : f32[3,8]\n" },
+  { "adam_v",
+    PRM(0, "pos", "3,8") PRM(1, "g", "3,8") PRM(2, "c", "") INP(3, "sched", "f32[8]") "%4 = adam_v %0, %1, %2, %3 : f32[3,8]\n" },
+  { "adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8")
+                     INP(3, "sched", "f32[8]") "%4 = adamw_param %0, %1, %2, %3 {decay=1} : f32[3,8]\n" },
+  { "adamw_param", PRM(0, "p", "3,8") PRM(1, "m", "3,8") PRM(2, "pos", "3,8")
+                     INP(3, "sched", "f32[8]") "%4 = adamw_param %0, %1, %2, %3 {decay=0} : f32[3,8]\n" },
+  { "concat", PRM(0, "a", "2,3") PRM(1, "b", "2,2") PRM(2, "c", "2,1") "%3 = concat %0, %1, %2 {axis=1} : f32[2,6]\n" },
+  { "matmul_act", PRM(0, "a", "2,3,4") PRM(1, "b", "5,4")
+                    PRM(2, "bias", "5") "%3 = matmul_act %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[2,3,5]\n" },
+  { "matmul_act",
+    PRM(0, "a", "3,4") PRM(1, "b", "4,5") "%2 = matmul_act %0, %1 {trans_a=0, trans_b=0, act=\"relu\"} : f32[3,5]\n" },
+  { "matmul_glu", PRM(0, "a", "3,4") PRM(1, "b", "8,4")
+                    PRM(2, "bias", "8") "%3 = matmul_glu %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,4]\n" },
+  { "matmul_act_grad", PRM(0, "pre", "3,4") PRM(1, "dy", "3,5")
+                         PRM(2, "b", "4,5") "%3 = matmul_act_grad %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,4]\n" },
+  { "matmul_glu_grad", PRM(0, "pre", "3,8") PRM(1, "dy", "3,5")
+                         PRM(2, "b", "4,5") "%3 = matmul_glu_grad %0, %1, %2 {trans_a=0, trans_b=1, act=\"gelu\"} : f32[3,8]\n" },
+  { "add_layernorm", PRM(0, "a", "3,8") PRM(1, "b", "3,8") PRM(2, "w", "8")
+                       PRM(3, "bias", "8") "%4 = add_layernorm %0, %1, %2, %3 {eps=1e-05} : f32[3,8]\n" },
+  { "layernorm_grad_add", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8")
+                            PRM(3, "dr", "3,8") "%4 = layernorm_grad_add %0, %1, %2, %3 {eps=1e-05} : f32[3,8]\n" },
+  { "xent_linear", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]")
+                     PRM(3, "b", "6") "%4 = xent_linear %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[]\n" },
+  { "xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[9]")
+                          PRM(3, "b", "6") "%4 = xent_linear_hits %0, %1, %2, %3 {trans_b=1, ignore=-100} : f32[2]\n" },
+  { "xent_linear_hits", PRM(0, "x", "9,4") PRM(1, "w", "4,6")
+                          INP(2, "tg", "i32[9]") "%3 = xent_linear_hits %0, %1, %2 {trans_b=0, ignore=-100} : f32[2]\n" },
+  { "xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(
+                          2, "tg", "i32[5]") "%3 = xent_linear_grad %0, %1, %2 {trans_b=1, ignore=-100, wrt=0} : f32[5,4]\n" },
+  { "xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "4,6") INP(
+                          2, "tg", "i32[5]") "%3 = xent_linear_grad %0, %1, %2 {trans_b=0, ignore=-100, wrt=1} : f32[4,6]\n" },
+  { "xent_linear_grad", PRM(0, "x", "5,4") PRM(1, "w", "6,4") INP(2, "tg", "i32[5]")
+                          PRM(3, "b", "6") "%4 = xent_linear_grad %0, %1, %2, %3 {trans_b=1, ignore=-100, wrt=2} : f32[6]\n" },
+/* fused attention: packed qkv [B,S,heads,3dh] with a key-padding bias and dropout; multi-query (k/v one group);
    * the backward of packed qkv (wrt=7) and of a shared k/v source (wrt=6) */
 #define ATT_ATTRS(extra) "{alpha=0.7, p=0.25, key=3" extra ", head_dim=2, offsets=[0, 2, 4]}"
-  {"attention", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]")
-                "%2 = attention %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,5,3,2]\n"},
-  {"attention", PRM(0, "q", "2,5,2,2") PRM(1, "kv", "2,5,1,4")
-                "%2 = attention %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,5,2,2]\n"},
-  {"attention_lse", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]")
-                    "%2 = attention_lse %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,3,5]\n"},
-  {"attention_grad", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]") PRM(2, "o", "2,5,3,2") PRM(3, "do", "2,5,3,2")
-                     "%4 = attention_lse %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,3,5]\n"
-                     "%5 = attention_grad %0, %0, %0, %2, %4, %3, %1 " ATT_ATTRS(", wrt=7") " : f32[2,5,3,6]\n"},
-  {"attention_grad", PRM(0, "q", "2,5,2,2") PRM(1, "kv", "2,5,1,4") PRM(2, "o", "2,5,2,2") PRM(3, "do", "2,5,2,2")
-                     "%4 = attention_lse %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,2,5]\n"
-                     "%5 = attention_grad %0, %1, %1, %2, %4, %3 {alpha=0.7, p=0, key=3, wrt=6, head_dim=2, offsets=[0, 0, 2]} : f32[2,5,1,4]\n"},
-  /* several tiles: 40 rows = a 32-row tile and a partial one (cuda; cpu: 64-row tiles), head dim 4 */
+  { "attention",
+    PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]") "%2 = attention %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,5,3,2]\n" },
+  { "attention",
+    PRM(0, "q", "2,5,2,2") PRM(
+      1, "kv", "2,5,1,4") "%2 = attention %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,5,2,2]\n" },
+  { "attention_lse", PRM(0, "qkv", "2,5,3,6")
+                       INP(1, "mask", "f32[2,1,1,5]") "%2 = attention_lse %0, %0, %0, %1 " ATT_ATTRS("") " : f32[2,3,5]\n" },
+  { "attention_grad", PRM(0, "qkv", "2,5,3,6") INP(1, "mask", "f32[2,1,1,5]") PRM(2, "o", "2,5,3,2")
+                        PRM(3, "do", "2,5,3,2") "%4 = attention_lse %0, %0, %0, %1 " ATT_ATTRS(
+                          "") " : f32[2,3,5]\n"
+                              "%5 = attention_grad %0, %0, %0, %2, %4, %3, %1 " ATT_ATTRS(", wrt=7") " : f32[2,5,3,6]\n" },
+  { "attention_grad",
+    PRM(0, "q", "2,5,2,2") PRM(1, "kv", "2,5,1,4") PRM(2, "o", "2,5,2,2") PRM(
+      3, "do", "2,5,2,2") "%4 = attention_lse %0, %1, %1 {alpha=0.7, p=0, key=3, head_dim=2, offsets=[0, 0, 2]} : f32[2,2,5]\n"
+                          "%5 = attention_grad %0, %1, %1, %2, %4, %3 {alpha=0.7, p=0, key=3, wrt=6, head_dim=2, offsets=[0, 0, "
+                          "2]} : f32[2,5,1,4]\n" },
+/* several tiles: 40 rows = a 32-row tile and a partial one (cuda; cpu: 64-row tiles), head dim 4 */
 #define ATT_TILES(extra) "{alpha=0.25, p=0.25, key=5" extra ", head_dim=16, offsets=[0, 16, 32]}"
-  {"attention", PRM(0, "qkv", "1,40,2,48") INP(1, "mask", "f32[1,1,1,40]")
-                "%2 = attention %0, %0, %0, %1 " ATT_TILES("") " : f32[1,40,2,16]\n"},
-  {"attention_grad", PRM(0, "qkv", "1,40,2,48") INP(1, "mask", "f32[1,1,1,40]") PRM(2, "o", "1,40,2,16") PRM(3, "do", "1,40,2,16")
-                     "%4 = attention_lse %0, %0, %0, %1 " ATT_TILES("") " : f32[1,2,40]\n"
-                     "%5 = attention_grad %0, %0, %0, %2, %4, %3, %1 " ATT_TILES(", wrt=7") " : f32[1,40,2,48]\n"},
+  { "attention", PRM(0, "qkv", "1,40,2,48")
+                   INP(1, "mask", "f32[1,1,1,40]") "%2 = attention %0, %0, %0, %1 " ATT_TILES("") " : f32[1,40,2,16]\n" },
+  { "attention_grad", PRM(0, "qkv", "1,40,2,48") INP(1, "mask", "f32[1,1,1,40]") PRM(2, "o", "1,40,2,16")
+                        PRM(3, "do", "1,40,2,16") "%4 = attention_lse %0, %0, %0, %1 " ATT_TILES(
+                          "") " : f32[1,2,40]\n"
+                              "%5 = attention_grad %0, %0, %0, %2, %4, %3, %1 " ATT_TILES(", wrt=7") " : f32[1,40,2,48]\n" },
 #undef ATT_TILES
 #undef ATT_ATTRS
 };
@@ -181,7 +192,7 @@ static const Sample samples[] = {
  * targets that render these ops (PassOptions.fused_attention). */
 static const char *const not_rendered[][2] = {
   /* backend, op (none today: every op renders on cpu and cuda) */
-  {NULL, NULL},
+  { NULL, NULL },
 };
 static bool is_not_rendered(const char *backend, const Graph *g) {
   for (size_t i = 0; not_rendered[i][0]; i++)
@@ -202,8 +213,8 @@ typedef struct Case {
   bool *owned;      /* per node: the interpreter allocated its buffer */
   RenderCudaHost h; /* the CUDA launch list */
   uint64_t scratch;
-  bool ok;          /* built and rendered */
-  bool pending[2];  /* cpu, cuda: a not_rendered op; the interpreter alone runs it */
+  bool ok;         /* built and rendered */
+  bool pending[2]; /* cpu, cuda: a not_rendered op; the interpreter alone runs it */
 } Case;
 
 static uint64_t rng_state;
@@ -221,8 +232,7 @@ static void fill_input(Case *c, ValueId v, int64_t vocab) {
   const char *nm = ir_get_str(n, ATTR_NAME);
   if (n->dtype == DT_I32) {
     int32_t *d = c->ival[v] = calloc((size_t)(N ? N : 1), 4);
-    for (int64_t i = 0; i < N; i++)
-      d[i] = !strcmp(nm, "tg") && urand() < 0.25 ? -100 : (int32_t)(urand() * (double)vocab);
+    for (int64_t i = 0; i < N; i++) d[i] = !strcmp(nm, "tg") && urand() < 0.25 ? -100 : (int32_t)(urand() * (double)vocab);
     return;
   }
   float *d = c->val[v] = calloc((size_t)(N ? N : 1), 4);
@@ -230,8 +240,8 @@ static void fill_input(Case *c, ValueId v, int64_t vocab) {
     if (!strcmp(nm, "step")) d[i] = 3.f;
     else if (!strcmp(nm, "lr")) d[i] = 1e-3f;
     /* the optimizer's run-time vectors (ir.h IR_HYP_*, IR_SCH_*): betas, eps, decays, clip; lr, bias corrections */
-    else if (!strcmp(nm, "hyper")) d[i] = (const float[]){0.9f, 0.98f, 1e-8f, 0.01f, 0.02f, 0.5f}[i % 6];
-    else if (!strcmp(nm, "sched")) d[i] = (const float[]){1e-3f, 0.271f, 0.059f, 0.9f, 0.98f, 1e-8f, 0.01f, 0.02f}[i % 8];
+    else if (!strcmp(nm, "hyper")) d[i] = (const float[]){ 0.9f, 0.98f, 1e-8f, 0.01f, 0.02f, 0.5f }[i % 6];
+    else if (!strcmp(nm, "sched")) d[i] = (const float[]){ 1e-3f, 0.271f, 0.059f, 0.9f, 0.98f, 1e-8f, 0.01f, 0.02f }[i % 8];
     else if (!strncmp(nm, "pos", 3)) d[i] = (float)(0.25 + urand());
     else d[i] = (float)(2.0 * urand() - 1.0);
   }
@@ -272,13 +282,15 @@ static char *loss_text(const char *body, const Graph *g) {
   const Node *n = &g->nodes[y];
   char shp[128] = "";
   size_t l = 0;
-  for (int d = 0; d < n->shape.rank; d++) l += (size_t)snprintf(shp + l, sizeof shp - l, "%s%" PRId64, d ? "," : "", n->shape.dim[d]);
+  for (int d = 0; d < n->shape.rank; d++)
+    l += (size_t)snprintf(shp + l, sizeof shp - l, "%s%" PRId64, d ? "," : "", n->shape.dim[d]);
   int64_t N = ir_shape_numel(&n->shape);
   uint32_t k = g->n;
   char *t = NULL;
   if (asprintf(&t,
                "graph t\n%s%%%u = input {name=\"r\"} : f32[%s]\n%%%u = mul %%%u, %%%u : f32[%s]\n"
-               "%%%u = reshape %%%u {shape=[%" PRId64 "]} : f32[%" PRId64 "]\n%%%u = mean %%%u {axis=0} : f32[]\noutput loss = %%%u\n",
+               "%%%u = reshape %%%u {shape=[%" PRId64 "]} : f32[%" PRId64
+               "]\n%%%u = mean %%%u {axis=0} : f32[]\noutput loss = %%%u\n",
                body, k, shp, k + 1, y, k, shp, k + 2, k + 1, N, N, k + 3, k + 2, k + 3) < 0)
     return NULL;
   return t;
@@ -297,7 +309,7 @@ static bool build_case(Case *c, Graph *g, Arena *ar) {
     if (n->op == OP_INPUT) in[ni++] = ir_get_str(n, ATTR_NAME);
     if (n->op == OP_PARAM || n->op == OP_INPUT) fill_input(c, v, vocab);
   }
-  KNames names = {pn, np, in, ni, .state_in_place = false};
+  KNames names = { pn, np, in, ni, .state_in_place = false };
   char err[512];
   if (!(c->P = kernel_build(g, &names, ar, err, sizeof err))) {
     fail("%s: kernel_build: %s", c->name, err);
@@ -349,8 +361,9 @@ static void compare(const Case *c, const char *backend, double *const *ref, char
     double rel = maxerr / fmax(maxref, 1e-3);
     double *w = &worst[strcmp(backend, "cpu") != 0];
     if (rel <= tol) pass++, *w = fmax(*w, rel);
-    else fail("%s on %s: output %s differs from the interpreter: max error %.3g (relative %.3g > %.0e)", c->name, backend,
-              c->g->outputs[o].name, maxerr, rel, tol);
+    else
+      fail("%s on %s: output %s differs from the interpreter: max error %.3g (relative %.3g > %.0e)", c->name, backend,
+           c->g->outputs[o].name, maxerr, rel, tol);
   }
 }
 
@@ -381,7 +394,7 @@ static void run_cpu(Case *cs, size_t n, void *so, double ***ref) {
     char *arena = calloc(1, (size_t)c->P->arena_bytes + 64);
     void **slot = bind_slots(c);
     char err[256] = "";
-    cram_cpu_run_t R = {arena, slot, SEED, 1, err, sizeof err};
+    cram_cpu_run_t R = { arena, slot, SEED, 1, err, sizeof err };
     if (run(&R)) fail("%s on cpu: %s", c->name, err);
     else compare(c, "cpu", ref[i], arena, slot, 2e-6);
     free_slots(c, slot);
@@ -436,7 +449,10 @@ static void run_cuda(Case *cs, size_t n, void *so, double ***ref) {
       void *ptr[64];
       for (uint32_t b = 0; b < L->nbuf && b < 64; b++) {
         RenderCudaRef r = c->h.tab[L->first + b];
-        ptr[b] = r.base == RC_NONE ? NULL : r.base == RC_ARENA ? arena + r.off : r.base == RC_SCRATCH ? scratch + r.off : (char *)slot[r.base] + r.off;
+        ptr[b] = r.base == RC_NONE      ? NULL
+                 : r.base == RC_ARENA   ? arena + r.off
+                 : r.base == RC_SCRATCH ? scratch + r.off
+                                        : (char *)slot[r.base] + r.off;
       }
       if (L->gemm) {
         ref_gemm(&L->g, ptr[0], ptr[1], ptr[2], ptr[3]);
@@ -454,7 +470,7 @@ static void run_cuda(Case *cs, size_t n, void *so, double ***ref) {
       char *T = scratch;
       uint64_t sp = (uint64_t)(uintptr_t)&seed;
       int *Ep = &E, code = (int)l + 1;
-      void *params[] = {&P, &T, &sp, &training, &Ep, &code};
+      void *params[] = { &P, &T, &sp, &training, &Ep, &code };
       launch(fn, L->grid, L->block, params);
       if (E) {
         fail("%s on cuda: launch %u set the error word", c->name, l);
@@ -542,7 +558,7 @@ int main(int argc, char **argv) {
       ref[i][v] = calloc((size_t)(N ? N : 1), sizeof(double));
       for (int64_t e = 0; e < N; e++) ref[i][v][e] = c->val[v] ? c->val[v][e] : c->ival[v][e];
     }
-    InterpOpts io = {INTERP_F32, true, SEED};
+    InterpOpts io = { INTERP_F32, true, SEED };
     char err[512];
     if (!interp_run(c->g, &io, ref[i], c->owned, err, sizeof err)) {
       fail("%s: the interpreter fails: %s", c->name, err);
@@ -558,7 +574,7 @@ int main(int argc, char **argv) {
   if (!cf || !cuf || !host) return 1;
   fputs("#include \"cram_cpu_kernels.h\"\n", cf);
   render_cuda_prelude(cuf);
-  RenderCudaSeen seen = {NULL, 0, 0};
+  RenderCudaSeen seen = { NULL, 0, 0 };
   for (size_t i = 0; i < n; i++) {
     Case *c = &cs[i];
     if (!c->ok) continue;
@@ -568,9 +584,9 @@ int main(int argc, char **argv) {
     if (c->pending[0] || c->pending[1]) {
       /* a scratch stream: a refused render leaves partial text behind */
       FILE *tmp = tmpfile();
-      RenderCudaSeen tseen = {NULL, 0, 0};
+      RenderCudaSeen tseen = { NULL, 0, 0 };
       uint64_t tscratch = 0;
-      RenderCudaHost th = {0};
+      RenderCudaHost th = { 0 };
       bool cpu_ok = c->pending[0] && tmp && render_c_kernels(tmp, c->P, pfx, err, sizeof err);
       bool cuda_ok = c->pending[1] && tmp && render_cuda_graph(tmp, host, c->P, pfx, 0, &tseen, &tscratch, &th, err, sizeof err);
       free(tseen.h);
@@ -601,7 +617,8 @@ int main(int argc, char **argv) {
   }
   free(seen.h);
   fclose(cf), fclose(cuf), fclose(host);
-  snprintf(cmd, sizeof cmd, "%s -std=c17 -O1 -w -shared -fPIC -fopenmp -I '%s' -o '%s' '%s' -lopenblas -lm", cc, cpuinc, cso, cpath);
+  snprintf(cmd, sizeof cmd, "%s -std=c17 -O1 -w -shared -fPIC -fopenmp -I '%s' -o '%s' '%s' -lopenblas -lm", cc, cpuinc, cso,
+           cpath);
   void *cso_h = sh(cmd) ? dlopen(cso, RTLD_NOW | RTLD_LOCAL) : NULL;
   snprintf(cmd, sizeof cmd,
            "mkdir -p '%s/inc' && echo > '%s/inc/cuda_bf16.h' && %s -std=c++17 -O1 -w -shared -fPIC -I '%s/inc' -I '%s' -I '%s' "
@@ -612,7 +629,8 @@ int main(int argc, char **argv) {
   if (cso_h) run_cpu(cs, n, cso_h, ref);
   if (cuso_h) run_cuda(cs, n, cuso_h, ref);
   printf("%zu cases (%zu samples, forward and gradient) on cpu and cuda (emulated) against the interpreter;\n"
-         "largest relative error: cpu %.2g (limit 2e-6), cuda %.2g (limit 2e-5)\n", n, NSAMPLES, worst[0], worst[1]);
+         "largest relative error: cpu %.2g (limit 2e-6), cuda %.2g (limit 2e-5)\n",
+         n, NSAMPLES, worst[0], worst[1]);
 
   for (size_t i = 0; i < n; i++) {
     Case *c = &cs[i];

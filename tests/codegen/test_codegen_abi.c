@@ -25,8 +25,8 @@
  *     naming the .cram line; update() without step() -> CRAM_STEP_E_STATE.
  * Prints "N checks, M failed"; exit status 1 on failure. */
 #include <math.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,19 +39,19 @@
 static int nchecks, nfailed;
 static const char *target, *cramc, *srcdir, *olevel;
 static const char *precision = "f32"; /* --precision of the artifact and the driver */
-static double tol;          /* per target, see the header */
-static bool exact_target;   /* interp: the artifact runs the oracle itself */
+static double tol;                    /* per target, see the header */
+static bool exact_target;             /* interp: the artifact runs the oracle itself */
 static char tmp[256];
 
-#define CHECK(c, ...)                                                   \
-  do {                                                                  \
-    nchecks++;                                                          \
-    if (!(c)) {                                                         \
-      nfailed++;                                                        \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);      \
-      fprintf(stderr, __VA_ARGS__);                                     \
-      fputc('\n', stderr);                                              \
-    }                                                                   \
+#define CHECK(c, ...)                                              \
+  do {                                                             \
+    nchecks++;                                                     \
+    if (!(c)) {                                                    \
+      nfailed++;                                                   \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c); \
+      fprintf(stderr, __VA_ARGS__);                                \
+      fputc('\n', stderr);                                         \
+    }                                                              \
   } while (0)
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -100,9 +100,15 @@ typedef struct Model {
 static void check_meta(const Model *md, const cram_step_meta *m) {
   char path[512], line[512];
   snprintf(path, sizeof path, "%s/%s.summary", tmp, md->label);
-  if (sh("%s %s/%s %s --summary > %s", cramc, srcdir, md->file, md->defs, path)) { CHECK(0, "summary"); return; }
+  if (sh("%s %s/%s %s --summary > %s", cramc, srcdir, md->file, md->defs, path)) {
+    CHECK(0, "summary");
+    return;
+  }
   FILE *f = fopen(path, "r");
-  if (!f) { CHECK(0, "open summary"); return; }
+  if (!f) {
+    CHECK(0, "open summary");
+    return;
+  }
   uint32_t k = 0;
   long long total = -1, ntens = -1;
   bool in_table = false, names_ok = true;
@@ -127,20 +133,21 @@ static void check_meta(const Model *md, const cram_step_meta *m) {
           n += snprintf(want + n, sizeof want - (size_t)n, "%s%lld", d ? "," : "", (long long)m->params[k].shape[d]);
       snprintf(want + n, sizeof want - (size_t)n, "]");
       bool decay = strstr(line, " yes") != NULL;
-      if (k >= m->nparams || strcmp(name, m->params[k].name) || strcmp(shape, want) || decay != (m->params[k].decay == 1))
-        { names_ok = false; fprintf(stderr, "  param %u: summary '%s %s' vs table\n", k, name, shape); }
+      if (k >= m->nparams || strcmp(name, m->params[k].name) || strcmp(shape, want) || decay != (m->params[k].decay == 1)) {
+        names_ok = false;
+        fprintf(stderr, "  param %u: summary '%s %s' vs table\n", k, name, shape);
+      }
       k++;
     }
   }
   fclose(f);
-  CHECK(names_ok && k == m->nparams, "%s: parameter table differs from --summary (%u rows, %u params)", md->label, k,
-        m->nparams);
+  CHECK(names_ok && k == m->nparams, "%s: parameter table differs from --summary (%u rows, %u params)", md->label, k, m->nparams);
   CHECK(ntens == (long long)m->nparams, "%s: %lld tensors vs %u", md->label, ntens, m->nparams);
   CHECK(total == m->nparam_elems, "%s: total %lld vs %lld", md->label, total, (long long)m->nparam_elems);
   CHECK(!strcmp(m->target, target) && !strcmp(m->precision, precision) && strlen(m->source_hash) == 16,
         "%s: target/precision/hash", md->label);
   CHECK(m->ninputs == 2 && !strcmp(m->inputs[0].name, "tokens") && m->inputs[0].dtype == CRAM_DT_I32 &&
-            !strcmp(m->inputs[1].name, "targets"),
+          !strcmp(m->inputs[1].name, "targets"),
         "%s: inputs", md->label);
   CHECK(cram_step_dim(m, "seq", -1) == 16 && cram_step_dim(m, "batch", -1) == 2 && cram_step_dim(m, "vocab", -1) == 96,
         "%s: dims", md->label);
@@ -160,7 +167,7 @@ static void write_params(const cram_step_api *api, cram_ctx *c, const char *path
     for (uint32_t d = 0; d < m->params[i].rank; d++) t[i].shape[d] = m->params[i].shape[d];
     t[i].data = (const unsigned char *)bufs[i];
   }
-  cram_err err = {0};
+  cram_err err = { 0 };
   CHECK(cram_st_write(path, t, m->nparams, NULL, 0, &err) == CRAM_OK, "write params: %s", err.msg);
   for (uint32_t i = 0; i < m->nparams; i++) free(bufs[i]);
   free(bufs);
@@ -168,9 +175,11 @@ static void write_params(const cram_step_api *api, cram_ctx *c, const char *path
 }
 
 static void write_batch(const char *path, const int32_t *tok, const int32_t *tgt, int rows, int seq) {
-  cram_st_tensor t[2] = {{.name = "tokens", .dtype = CRAM_ST_I32, .rank = 2, .shape = {rows, seq}, .data = (const unsigned char *)tok},
-                         {.name = "targets", .dtype = CRAM_ST_I32, .rank = 2, .shape = {rows, seq}, .data = (const unsigned char *)tgt}};
-  cram_err err = {0};
+  cram_st_tensor t[2] = {
+    { .name = "tokens", .dtype = CRAM_ST_I32, .rank = 2, .shape = { rows, seq }, .data = (const unsigned char *)tok },
+    { .name = "targets", .dtype = CRAM_ST_I32, .rank = 2, .shape = { rows, seq }, .data = (const unsigned char *)tgt }
+  };
+  cram_err err = { 0 };
   CHECK(cram_st_write(path, t, 2, NULL, 0, &err) == CRAM_OK, "write batch: %s", err.msg);
 }
 
@@ -184,8 +193,11 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
   make_batch(tok, tgt, rows * accum, seq, vocab, masked, 11);
   char err[512] = "", pp[512], bp[512], op[512];
   cram_ctx *c = NULL;
-  cram_create_opts co = {0};
-  if (api->create(&co, &c, err, sizeof err) != CRAM_STEP_OK) { CHECK(0, "create: %s", err); return; }
+  cram_create_opts co = { 0 };
+  if (api->create(&co, &c, err, sizeof err) != CRAM_STEP_OK) {
+    CHECK(0, "create: %s", err);
+    return;
+  }
   CHECK(api->init_params(c, 5) == CRAM_STEP_OK, "init");
   snprintf(pp, sizeof pp, "%s/%s.k%d.params.safetensors", tmp, md->label, accum);
   snprintf(bp, sizeof bp, "%s/%s.k%d.batch.safetensors", tmp, md->label, accum);
@@ -193,25 +205,26 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
   write_params(api, c, pp);
   write_batch(bp, tok, tgt, rows * accum, seq);
   const float lr = 2e-3f;
-  double loss[8] = {0}, norm[8] = {0};
+  double loss[8] = { 0 }, norm[8] = { 0 };
   for (int s = 1; s <= steps; s++) {
     double sum = 0;
     for (int mb = 0; mb < accum; mb++) {
-      const void *in[2] = {tok + mb * per, tgt + mb * per};
+      const void *in[2] = { tok + mb * per, tgt + mb * per };
       float l = 0;
       cram_step_rc rc = api->step(c, in, 1.0f / (float)accum, &l);
       CHECK(rc == CRAM_STEP_OK, "step: %s", api->last_error(c));
       if (s == 1 && mb == 0 && accum == 1) {
         float e = 0;
-        CHECK(api->eval(c, in, &e) == CRAM_STEP_OK && (exact_target ? e == l : close_rel(e, l, tol)), "%s: eval %g vs step loss %g", md->label, e, l);
+        CHECK(api->eval(c, in, &e) == CRAM_STEP_OK && (exact_target ? e == l : close_rel(e, l, tol)),
+              "%s: eval %g vs step loss %g", md->label, e, l);
         /* the accuracy counts: eval's loss, every set target counted, hits among them */
         float ea = 0;
         double right = -1, counted = -1, set = 0;
         for (int64_t k = 0; k < per; k++) set += tgt[k] != -100;
-        CHECK(m->has_accuracy && api->eval_accuracy(c, in, &ea, &right, &counted) == CRAM_STEP_OK && ea == e &&
-                  counted == set && right >= 0 && right <= counted && right == floor(right),
-              "%s: eval_accuracy loss %g (eval %g), %g right of %g counted (%g targets set)", md->label, ea, e, right,
-              counted, set);
+        CHECK(m->has_accuracy && api->eval_accuracy(c, in, &ea, &right, &counted) == CRAM_STEP_OK && ea == e && counted == set &&
+                right >= 0 && right <= counted && right == floor(right),
+              "%s: eval_accuracy loss %g (eval %g), %g right of %g counted (%g targets set)", md->label, ea, e, right, counted,
+              set);
       }
       sum += l;
     }
@@ -226,16 +239,16 @@ static void compare_train(const Model *md, const cram_step_api *api, int accum, 
   /* the driver, same params and batch */
   if (sh("%s %s/%s %s --interpret --precision %s --params %s --batch %s --steps %d --accum %d --lr %.9g --out %s 2>/dev/null",
          cramc, srcdir, md->file, md->defs, precision, pp, bp, steps, accum, (double)lr, op) == 0) {
-    cram_st_file f = {0};
-    cram_err e = {0};
+    cram_st_file f = { 0 };
+    cram_err e = { 0 };
     CHECK(cram_st_read(op, &f, &e) == CRAM_OK, "read %s: %s", op, e.msg);
     const cram_st_tensor *lt = cram_st_find(&f, "loss"), *nt = cram_st_find(&f, "grad_norm");
     CHECK(lt && nt, "driver output lacks loss/grad_norm");
     for (int s = 0; lt && nt && s < steps; s++) {
-      CHECK(close_rel(loss[s], cram_st_get(lt, s), tol), "%s k=%d step %d: loss %.9g vs driver %.9g", md->label,
-            accum, s + 1, loss[s], cram_st_get(lt, s));
-      CHECK(close_rel(norm[s], cram_st_get(nt, s), tol), "%s k=%d step %d: grad_norm %.9g vs driver %.9g", md->label,
-            accum, s + 1, norm[s], cram_st_get(nt, s));
+      CHECK(close_rel(loss[s], cram_st_get(lt, s), tol), "%s k=%d step %d: loss %.9g vs driver %.9g", md->label, accum, s + 1,
+            loss[s], cram_st_get(lt, s));
+      CHECK(close_rel(norm[s], cram_st_get(nt, s), tol), "%s k=%d step %d: grad_norm %.9g vs driver %.9g", md->label, accum,
+            s + 1, norm[s], cram_st_get(nt, s));
     }
     double worst = 0;
     for (uint32_t i = 0; i < m->nparams; i++) {
@@ -274,25 +287,28 @@ static void check_entries(const cram_step_api *api) {
   const cram_step_meta *m = api->meta;
   char err[512] = "";
   cram_ctx *c = NULL;
-  cram_create_opts co = {0};
-  if (api->create(&co, &c, err, sizeof err) != CRAM_STEP_OK) { CHECK(0, "create: %s", err); return; }
+  cram_create_opts co = { 0 };
+  if (api->create(&co, &c, err, sizeof err) != CRAM_STEP_OK) {
+    CHECK(0, "create: %s", err);
+    return;
+  }
   api->init_params(c, 1);
   cram_update_args ua = CRAM_UPDATE_ARGS_RECIPE(1e-3f, 1);
   float gn = -1;
-  CHECK(api->update(c, &ua, &gn) == CRAM_STEP_E_STATE && strstr(api->last_error(c), "without a step"),
-        "update before step: %s", api->last_error(c));
+  CHECK(api->update(c, &ua, &gn) == CRAM_STEP_E_STATE && strstr(api->last_error(c), "without a step"), "update before step: %s",
+        api->last_error(c));
   int seq = (int)cram_step_dim(m, "seq", 0), rows = (int)cram_step_dim(m, "batch", 0), vocab = (int)cram_step_dim(m, "vocab", 0);
   int32_t *tok = malloc((size_t)(rows * seq) * 4), *tgt = malloc((size_t)(rows * seq) * 4);
   make_batch(tok, tgt, rows, seq, vocab, (int)cram_step_dim(m, "masked", 4), 3);
-  const void *in[2] = {tok, tgt};
+  const void *in[2] = { tok, tgt };
   float l;
   CHECK(api->step(c, in, 1.0f, &l) == CRAM_STEP_OK, "step");
   CHECK(api->grad_norm(c, &gn) == CRAM_STEP_OK && gn > 0, "grad_norm %g", gn);
   /* grad_buffer (v3): the flat accumulator has the same norm and is live: doubling it in place (what an
    * all-reduce over two equal ranks does) doubles grad_norm() */
-  cram_grad_buffer gb = {0};
+  cram_grad_buffer gb = { 0 };
   CHECK(api->grad_buffer(c, &gb) == CRAM_STEP_OK && gb.data && gb.count >= m->nparam_elems && !gb.on_device &&
-            (gb.dtype == CRAM_DT_F32 || gb.dtype == CRAM_DT_F64),
+          (gb.dtype == CRAM_DT_F32 || gb.dtype == CRAM_DT_F64),
         "grad_buffer: count %lld dtype %d", (long long)gb.count, (int)gb.dtype);
   if (gb.data && !gb.on_device) {
     double ss = 0;
@@ -317,7 +333,7 @@ static void check_entries(const cram_step_api *api) {
   float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *a2 = malloc((size_t)n * 4), *b2 = malloc((size_t)n * 4);
   for (int64_t k = 0; k < n; k++) a[k] = (float)k * 0.25f, b[k] = (float)k;
   CHECK(api->set_moments(c, 0, a, b) == CRAM_STEP_OK && api->get_moments(c, 0, a2, b2) == CRAM_STEP_OK &&
-            !memcmp(a, a2, (size_t)n * 4) && !memcmp(b, b2, (size_t)n * 4),
+          !memcmp(a, a2, (size_t)n * 4) && !memcmp(b, b2, (size_t)n * 4),
         "moments round trip");
   CHECK(api->get_param(c, m->nparams, a) == CRAM_STEP_E_ARG, "index out of range");
   CHECK(api->set_param(c, 0, NULL) == CRAM_STEP_E_ARG, "NULL buffer");
@@ -326,7 +342,7 @@ static void check_entries(const cram_step_api *api) {
   CHECK(api->eval_accuracy(c, in, &l, &right, NULL) == CRAM_STEP_E_ARG, "NULL counted");
   if (!strcmp(m->target, "cpu")) { /* the per-kernel profile is a create() option: an unwritable file fails create() */
     cram_ctx *pc = NULL;
-    cram_create_opts po = {.cpu_profile = "/nonexistent/dir/profile.txt"};
+    cram_create_opts po = { .cpu_profile = "/nonexistent/dir/profile.txt" };
     CHECK(api->create(&po, &pc, err, sizeof err) != CRAM_STEP_OK && !pc && strstr(err, "cannot write the profile there"),
           "create with an unwritable profile: %s", err);
   }
@@ -350,9 +366,9 @@ int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s/test_codegen_abi.XXXXXX", tbase && *tbase ? tbase : "/tmp");
   if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
   const char *D = "-D batch=2 -D seq=16 -D hidden=16 -D heads=2 -D ffn=32 -D layers=1 -D vocab=96";
-  Model models[16] = {{"tiny", "models/tiny.cram", D},
-                       {"postln_noglu", "models/ablations/postln_noglu.cram", D},
-                       {"learned_positions", "models/ablations/learned_positions.cram", D}};
+  Model models[16] = { { "tiny", "models/tiny.cram", D },
+                       { "postln_noglu", "models/ablations/postln_noglu.cram", D },
+                       { "learned_positions", "models/ablations/learned_positions.cram", D } };
   size_t nmodels = 3;
   bool variants = argc > 6;
   if (variants) { /* a comma-separated list of ablations, each at its own widths */
@@ -361,7 +377,7 @@ int main(int argc, char **argv) {
     nmodels = 0;
     for (char *save = NULL, *t = strtok_r(names, ",", &save); t && nmodels < 16; t = strtok_r(NULL, ",", &save)) {
       snprintf(files[nmodels], sizeof files[nmodels], "models/ablations/%s.cram", t);
-      models[nmodels] = (Model){t, files[nmodels], "-D batch=2 -D seq=16 -D vocab=96"};
+      models[nmodels] = (Model){ t, files[nmodels], "-D batch=2 -D seq=16 -D vocab=96" };
       nmodels++;
     }
   }
@@ -371,13 +387,13 @@ int main(int argc, char **argv) {
     snprintf(so, sizeof so, "%s/%s.so", tmp, md->label);
     /* the compiler that built the step library (under ASan its runtime must match) */
     const char *cc = argc > 5 ? argv[5] : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    if (sh("%s %s/%s %s --target %s --precision %s %s --cc '%s -Wall -Wextra -Wno-unused-parameter -Werror' -o %s", cramc,
-           srcdir, md->file, md->defs, target, precision, olevel, cc, so)) {
+    if (sh("%s %s/%s %s --target %s --precision %s %s --cc '%s -Wall -Wextra -Wno-unused-parameter -Werror' -o %s", cramc, srcdir,
+           md->file, md->defs, target, precision, olevel, cc, so)) {
       CHECK(0, "%s: cramc --target %s %s failed", md->label, target, olevel);
       continue;
     }
-    cram_step_lib lib = {0};
-    cram_err e = {0};
+    cram_step_lib lib = { 0 };
+    cram_err e = { 0 };
     if (cram_step_load(&lib, so, &e) != CRAM_OK) {
       CHECK(0, "load %s: %s", so, e.msg);
       continue;

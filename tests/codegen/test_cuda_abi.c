@@ -13,9 +13,9 @@
 #include "loader.h"
 
 static int pass, fails;
-#define CHECK(c)                                                   \
-  do {                                                             \
-    if (c) pass++;                                                 \
+#define CHECK(c)                                                       \
+  do {                                                                 \
+    if (c) pass++;                                                     \
     else fails++, fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #c); \
   } while (0)
 
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     total += m->params[i].numel;
   }
   CHECK(total == m->nparam_elems);
-  cram_create_opts o = {.dropout_seed = 1};
+  cram_create_opts o = { .dropout_seed = 1 };
   cram_ctx *ctx = NULL;
   char msg[1024] = "";
   cram_step_rc rc = api->create(&o, &ctx, msg, sizeof msg);

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "the two artifacts are not the same model\n");
     return 1;
   }
-  cram_create_opts o = {.training = training, .dropout_seed = training ? strtoull(argv[7], NULL, 10) : 1};
+  cram_create_opts o = { .training = training, .dropout_seed = training ? strtoull(argv[7], NULL, 10) : 1 };
   cram_step_opts_from_env(&o); /* CRAM_CUDA_GRAPHS=0: the emulator test's control run */
   cram_ctx *ca = NULL, *cb = NULL;
   char msg[1024];
@@ -110,8 +110,8 @@ int main(int argc, char **argv) {
     }
     bool ok = rel(la, lb) <= tol && rel(ga, gb) <= tol;
     fails += !ok;
-    printf("step %d: loss cuda %.6f ref %.6f (rel %.1e), grad norm cuda %.6f ref %.6f (rel %.1e)%s\n", st, la, lb,
-           rel(la, lb), ga, gb, rel(ga, gb), ok ? "" : "  FAIL");
+    printf("step %d: loss cuda %.6f ref %.6f (rel %.1e), grad norm cuda %.6f ref %.6f (rel %.1e)%s\n", st, la, lb, rel(la, lb),
+           ga, gb, rel(ga, gb), ok ? "" : "  FAIL");
   }
   if (training) { /* two more runs, same parameters and batch: only the dropout masks differ */
     float la[2], lb[2];
@@ -185,8 +185,8 @@ int main(int argc, char **argv) {
       }
     }
     double dt = (now() - t0) / timed; /* step() returns the loss: synchronous */
-    printf("cuda: %.3f ms per step+update, %.0f tokens/s (%lld tokens a step)\n", dt * 1e3,
-           (double)tokens_per_step / dt, (long long)tokens_per_step);
+    printf("cuda: %.3f ms per step+update, %.0f tokens/s (%lld tokens a step)\n", dt * 1e3, (double)tokens_per_step / dt,
+           (long long)tokens_per_step);
   }
   A->destroy(ca), B->destroy(cb);
   for (uint32_t i = 0; i < m->ninputs; i++) free(in[i]);

@@ -12,15 +12,21 @@
 #include <string.h>
 #include <ucontext.h>
 
-struct emu_dim3 { unsigned x, y, z; };
+struct emu_dim3 {
+  unsigned x, y, z;
+};
 static emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
-struct float4 { float x, y, z, w; };
-struct uint4 { unsigned x, y, z, w; };
+struct float4 {
+  float x, y, z, w;
+};
+struct uint4 {
+  unsigned x, y, z, w;
+};
 
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __noinline__ __attribute__((noinline))
+#define __noinline__    __attribute__((noinline))
 #define __launch_bounds__(n)
 #define __shared__ static
 
@@ -39,15 +45,33 @@ template <typename T> static inline T __shfl_xor_sync(unsigned, T v, int o) {
   emu_yield();
   return r;
 }
-static inline int atomicCAS(int *a, int cmp, int v) { int o = *a; if (o == cmp) *a = v; return o; }
-static inline int atomicAdd(int *a, int v) { int o = *a; *a += v; return o; }
-static inline float atomicAdd(float *a, float v) { float o = *a; *a += v; return o; }
+static inline int atomicCAS(int *a, int cmp, int v) {
+  int o = *a;
+  if (o == cmp) *a = v;
+  return o;
+}
+static inline int atomicAdd(int *a, int v) {
+  int o = *a;
+  *a += v;
+  return o;
+}
+static inline float atomicAdd(float *a, float v) {
+  float o = *a;
+  *a += v;
+  return o;
+}
 #define __expf expf
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline float __int_as_float(int i) {
+  float f;
+  memcpy(&f, &i, 4);
+  return f;
+}
 /* cuda_bf16.h as the renderer uses it (the scripts put an empty cuda_bf16.h
  * first on the include path): bf16 storage, exact widening, round to nearest even. */
-struct __nv_bfloat16 { unsigned short x; };
+struct __nv_bfloat16 {
+  unsigned short x;
+};
 static inline float __bfloat162float(__nv_bfloat16 h) {
   uint32_t u = (uint32_t)h.x << 16;
   float f;
@@ -57,13 +81,21 @@ static inline float __bfloat162float(__nv_bfloat16 h) {
 static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u) return __nv_bfloat16{(unsigned short)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u))};
+  if ((u & 0x7f800000u) == 0x7f800000u) return __nv_bfloat16{ (unsigned short)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u)) };
   u += 0x7fffu + ((u >> 16) & 1u);
-  return __nv_bfloat16{(unsigned short)(u >> 16)};
+  return __nv_bfloat16{ (unsigned short)(u >> 16) };
 }
 
 typedef void (*emu_kernel)(void *const *, char *, unsigned long long, int, int *, int);
-struct emu_args { emu_kernel fn; void *const *P; char *T; unsigned long long seed; int training; int *E; int code; };
+struct emu_args {
+  emu_kernel fn;
+  void *const *P;
+  char *T;
+  unsigned long long seed;
+  int training;
+  int *E;
+  int code;
+};
 static emu_args emu_a;
 static bool emu_done[1024];
 static void emu_entry(void) {
@@ -82,9 +114,9 @@ extern "C" __attribute__((visibility("default"))) void emu_launch(void *fn, unsi
   emu_a.training = *(int *)params[3];
   emu_a.E = *(int **)params[4];
   emu_a.code = *(int *)params[5];
-  gridDim = {grid, 1, 1}, blockDim = {block, 1, 1};
+  gridDim = { grid, 1, 1 }, blockDim = { block, 1, 1 };
   for (unsigned b = 0; b < grid; b++) {
-    blockIdx = {b, 0, 0};
+    blockIdx = { b, 0, 0 };
     for (unsigned t = 0; t < block; t++) {
       getcontext(&emu_fib[t]);
       emu_fib[t].uc_stack.ss_sp = stacks + t * SS;
@@ -98,7 +130,7 @@ extern "C" __attribute__((visibility("default"))) void emu_launch(void *fn, unsi
       for (unsigned t = 0; t < block; t++) {
         if (emu_done[t]) continue;
         any = true;
-        emu_cur = t, threadIdx = {t, 0, 0};
+        emu_cur = t, threadIdx = { t, 0, 0 };
         swapcontext(&emu_main, &emu_fib[t]);
       }
     }

@@ -116,7 +116,9 @@ EXPORT CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d) {
   (void)d;
   const char *sm = getenv("CRAM_CUDA_EMU_SM");
   int s = sm ? atoi(sm) : 90;
-  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR ? s / 10 : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? s % 10 : 0;
+  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? s / 10
+       : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? s % 10
+                                                           : 0;
   return CUDA_SUCCESS;
 }
 EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) { return (void)d, *c = (CUcontext)1, CUDA_SUCCESS; }
@@ -167,8 +169,9 @@ typedef struct KLaunch {
 static void run_kernel(const void *blob) {
   KLaunch k;
   memcpy(&k, blob, sizeof k);
-  void (*launch)(void *, unsigned, unsigned, void **) = (void (*)(void *, unsigned, unsigned, void **))dlsym(emu_mod, "emu_launch");
-  void *params[] = {&k.P, &k.T, &k.seed, &k.training, &k.E, &k.code};
+  void (*launch)(void *, unsigned, unsigned, void **) =
+    (void (*)(void *, unsigned, unsigned, void **))dlsym(emu_mod, "emu_launch");
+  void *params[] = { &k.P, &k.T, &k.seed, &k.training, &k.E, &k.code };
   if (launch) launch(k.f, k.gx, k.bx, params);
 }
 EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
@@ -177,8 +180,15 @@ EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
   if (s != FAKE_STREAM) return CUDA_ERROR_INVALID_HANDLE; /* launches go on the step's stream */
   if (gy != 1 || gz != 1 || by != 1 || bz != 1 || bx > 1024 || bx % 32) return CUDA_ERROR_INVALID_VALUE;
   if (!dlsym(emu_mod, "emu_launch")) return CUDA_ERROR_NOT_FOUND;
-  KLaunch k = {(void *)f, gx, bx, *(void **)params[0], *(void **)params[1], *(unsigned long long *)params[2],
-               *(int *)params[3], *(void **)params[4], *(int *)params[5]};
+  KLaunch k = { (void *)f,
+                gx,
+                bx,
+                *(void **)params[0],
+                *(void **)params[1],
+                *(unsigned long long *)params[2],
+                *(int *)params[3],
+                *(void **)params[4],
+                *(int *)params[5] };
   if (!record(run_kernel, &k, sizeof k)) run_kernel(&k);
   return CUDA_SUCCESS;
 }
@@ -186,8 +196,16 @@ EXPORT CUresult cuGetErrorString(CUresult r, const char **s) { return *s = r ? "
 
 /* ---- cuBLASLt ---------------------------------------------------------------------- */
 
-typedef struct Desc { int32_t ta, tb, epi; const float *bias; } Desc;
-typedef struct Lay { uint64_t rows, cols; int64_t ld, stride; int32_t batch; int bf16; } Lay;
+typedef struct Desc {
+  int32_t ta, tb, epi;
+  const float *bias;
+} Desc;
+typedef struct Lay {
+  uint64_t rows, cols;
+  int64_t ld, stride;
+  int32_t batch;
+  int bf16;
+} Lay;
 
 static float bf16_load(const uint16_t *p) {
   uint32_t u = (uint32_t)*p << 16;
@@ -213,7 +231,7 @@ EXPORT cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasCo
 }
 EXPORT cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) { return free(d), CUBLAS_STATUS_SUCCESS; }
 EXPORT cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *v,
-                                                      size_t n) {
+                                                     size_t n) {
   Desc *D = (Desc *)d;
   (void)n;
   if (a == CUBLASLT_MATMUL_DESC_TRANSA) D->ta = *(const int32_t *)v;
@@ -232,7 +250,7 @@ EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cuda
 }
 EXPORT cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) { return free(l), CUBLAS_STATUS_SUCCESS; }
 EXPORT cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t a, const void *v,
-                                                        size_t n) {
+                                                       size_t n) {
   Lay *L = (Lay *)l;
   (void)n;
   if (a == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT) L->batch = *(const int32_t *)v;
@@ -245,13 +263,13 @@ EXPORT cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t 
 }
 EXPORT cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) { return free(p), CUBLAS_STATUS_SUCCESS; }
 EXPORT cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t a,
-                                                            const void *v, size_t n) {
+                                                           const void *v, size_t n) {
   return (void)p, (void)a, (void)v, (void)n, CUBLAS_STATUS_SUCCESS;
 }
 EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
-                                                     cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dd,
-                                                     cublasLtMatmulPreference_t p, int req, cublasLtMatmulHeuristicResult_t r[],
-                                                     int *n) {
+                                                     cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                                                     cublasLtMatrixLayout_t dd, cublasLtMatmulPreference_t p, int req,
+                                                     cublasLtMatmulHeuristicResult_t r[], int *n) {
   (void)h, (void)d, (void)a, (void)b, (void)c, (void)dd, (void)p;
   if (req > 0) memset(&r[0], 0, sizeof r[0]);
   *n = req > 0;
@@ -302,7 +320,7 @@ EXPORT cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t de
   if ((d->tb ? b->cols : b->rows) != k || c->rows != m || c->cols != n || C != D) return CUBLAS_STATUS_INVALID_VALUE;
   if (a->bf16 != b->bf16) return CUBLAS_STATUS_NOT_SUPPORTED; /* A and B of one type, as cuBLASLt's table */
   /* alpha and beta are host pointers: their values are what a capture keeps */
-  MM mm = {d, a, b, c, *(const float *)alpha, *(const float *)beta, A, B, D};
+  MM mm = { d, a, b, c, *(const float *)alpha, *(const float *)beta, A, B, D };
   if (!record(run_matmul, &mm, sizeof mm)) run_matmul(&mm);
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -12,12 +12,10 @@
 #include "cram_cuda_step.h"
 
 /* column-major: X(i,j) = x[i + j*ld]; op(X) = X or X^T */
-static float cm_at(const float *x, int64_t ld, int trans, int64_t i, int64_t j) {
-  return trans ? x[j + i * ld] : x[i + j * ld];
-}
+static float cm_at(const float *x, int64_t ld, int trans, int64_t i, int64_t j) { return trans ? x[j + i * ld] : x[i + j * ld]; }
 
 static int check(int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, int shared_b, int pad, float beta) {
-  cram_cuda_gemm g = {0};
+  cram_cuda_gemm g = { 0 };
   g.ta = ta, g.tb = tb, g.M = M, g.N = N, g.K = K, g.batch = batch, g.beta = beta;
   int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
   g.lda = ac + pad, g.ldb = bc + pad, g.ldc = N + pad;

@@ -28,10 +28,10 @@
 #include "target_cuda.h"
 
 static int pass, fails;
-#define CHECK(c)                                                                 \
-  do {                                                                           \
-    if (c) pass++;                                                               \
-    else fails++, fprintf(stderr, "FAIL %s line %d: %s\n", cur, __LINE__, #c);   \
+#define CHECK(c)                                                               \
+  do {                                                                         \
+    if (c) pass++;                                                             \
+    else fails++, fprintf(stderr, "FAIL %s line %d: %s\n", cur, __LINE__, #c); \
   } while (0)
 static const char *cur = "";
 
@@ -63,7 +63,8 @@ static bool reparse(const char *text, size_t len, const char *const *fns, int nf
   if (msg) LLVMDisposeMessage(msg);
   for (int i = 0; ok && i < nfn; i++) {
     LLVMValueRef f = LLVMGetNamedFunction(m, fns[i]);
-    if (!f || LLVMIsDeclaration(f) || LLVMGetVisibility(f) != LLVMHiddenVisibility) ok = false, fprintf(stderr, "no hidden %s\n", fns[i]);
+    if (!f || LLVMIsDeclaration(f) || LLVMGetVisibility(f) != LLVMHiddenVisibility)
+      ok = false, fprintf(stderr, "no hidden %s\n", fns[i]);
   }
   if (m) LLVMDisposeModule(m);
   LLVMContextDispose(cx);
@@ -73,10 +74,11 @@ static bool reparse(const char *text, size_t len, const char *const *fns, int nf
 static void handmade(void) {
   cur = "handmade";
   /* a kernel with P = {arena+4096, slot 2, scratch+64}, a GEMM a=slot1+512, b=arena, c=scratch, no bias */
-  RenderCudaRef tab[] = {{RC_ARENA, 4096}, {2, 0}, {RC_SCRATCH, 64}, {1, 512}, {RC_ARENA, 0}, {RC_SCRATCH, 0}, {RC_NONE, 0}};
-  RenderCudaLaunch ls[] = {{.grid = 7, .block = 256, .first = 0, .nbuf = 3}, {.gemm = true, .first = 3, .nbuf = 4}};
-  RenderCudaHost h = {ls, 2, tab, 7}, empty = {NULL, 0, NULL, 0};
-  LlvmHostGraph g[] = {{"fwd", &h}, {"up", &empty}};
+  RenderCudaRef tab[] = { { RC_ARENA, 4096 }, { 2, 0 },          { RC_SCRATCH, 64 }, { 1, 512 },
+                          { RC_ARENA, 0 },    { RC_SCRATCH, 0 }, { RC_NONE, 0 } };
+  RenderCudaLaunch ls[] = { { .grid = 7, .block = 256, .first = 0, .nbuf = 3 }, { .gemm = true, .first = 3, .nbuf = 4 } };
+  RenderCudaHost h = { ls, 2, tab, 7 }, empty = { NULL, 0, NULL, 0 };
+  LlvmHostGraph g[] = { { "fwd", &h }, { "up", &empty } };
   char *text = NULL, err[512] = "";
   size_t len = 0;
   FILE *mem = open_memstream(&text, &len);
@@ -89,20 +91,26 @@ static void handmade(void) {
   CHECK(ok);
   const char *want[] = {
     "define hidden void @cram_cuda_fwd_bind(i64* %slots, i64 %arena, i64 %scratch, i64* %tab)",
-    "add i64 %arena, 4096", "%slot2 = load i64", "add i64 %scratch, 64", "add i64 %slot1, 512",
-    "getelementptr inbounds i64, i64* %tab, i64 6", "store i64 0, i64* ",
+    "add i64 %arena, 4096",
+    "%slot2 = load i64",
+    "add i64 %scratch, 64",
+    "add i64 %slot1, 512",
+    "getelementptr inbounds i64, i64* %tab, i64 6",
+    "store i64 0, i64* ",
     "define hidden i32 @cram_cuda_fwd_run(i8* %rt)",
     "call i32 @cram_cuda_rt_kernel(i8* %rt, i32 0, i32 7, i32 256, i32 0)",
     "call i32 @cram_cuda_rt_gemm(i8* %rt, i32 1)",
     "declare hidden i32 @cram_cuda_rt_kernel(i8*, i32, i32, i32, i32)",
-    "define hidden i32 @cram_cuda_up_run(i8* %rt)", "ret i32 %rc", "ret i32 0",
+    "define hidden i32 @cram_cuda_up_run(i8* %rt)",
+    "ret i32 %rc",
+    "ret i32 0",
   };
   for (size_t i = 0; ok && i < sizeof want / sizeof *want; i++) {
     bool has = strstr(text, want[i]) != NULL;
     if (!has) fprintf(stderr, "missing: %s\n", want[i]);
     CHECK(has);
   }
-  const char *fns[] = {"cram_cuda_fwd_bind", "cram_cuda_fwd_run", "cram_cuda_up_bind", "cram_cuda_up_run"};
+  const char *fns[] = { "cram_cuda_fwd_bind", "cram_cuda_fwd_run", "cram_cuda_up_bind", "cram_cuda_up_run" };
   CHECK(ok && reparse(text, len, fns, 4));
   size_t olen = 0;
   char *o = slurp(obj, &olen);
@@ -134,7 +142,7 @@ static void one_model(const char *path) {
   if (!fwd) fprintf(stderr, "%s\n", dbuf ? dbuf : "");
   free(dbuf);
   if (fwd) {
-    CgOptions o = {.src_path = path, .src_text = src, .src_len = len, .opt_level = 2};
+    CgOptions o = { .src_path = path, .src_text = src, .src_len = len, .opt_level = 2 };
     char *text = NULL, err[1024] = "";
     size_t n = 0;
     FILE *mem = open_memstream(&text, &n);
@@ -143,8 +151,8 @@ static void one_model(const char *path) {
     if (!ok) fprintf(stderr, "%s: %s\n", path, err);
     CHECK(ok);
     CHECK(ok && strstr(text, "define hidden i32 @cram_cuda_acc_run(i8* %rt)"));
-    const char *fns[] = {"cram_cuda_fwd_bind", "cram_cuda_fwd_run", "cram_cuda_acc_bind",
-                         "cram_cuda_acc_run",  "cram_cuda_up_bind", "cram_cuda_up_run"};
+    const char *fns[] = { "cram_cuda_fwd_bind", "cram_cuda_fwd_run", "cram_cuda_acc_bind",
+                          "cram_cuda_acc_run",  "cram_cuda_up_bind", "cram_cuda_up_run" };
     bool rp = ok && reparse(text, n, fns, 6);
     CHECK(rp);
     printf("%-50s %s (%zu bytes of IR)\n", path, rp ? "verifies" : "FAILS", n);

@@ -22,20 +22,20 @@
 #include "loader.h"
 
 static int nchecks, nfailed;
-#define CHECK(c, ...)                                                   \
-  do {                                                                  \
-    nchecks++;                                                          \
-    if (!(c)) {                                                         \
-      nfailed++;                                                        \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);      \
-      fprintf(stderr, __VA_ARGS__);                                     \
-      fputc('\n', stderr);                                              \
-    }                                                                   \
+#define CHECK(c, ...)                                              \
+  do {                                                             \
+    nchecks++;                                                     \
+    if (!(c)) {                                                    \
+      nfailed++;                                                   \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c); \
+      fprintf(stderr, __VA_ARGS__);                                \
+      fputc('\n', stderr);                                         \
+    }                                                              \
   } while (0)
 
 enum { B = 4, S = 16, C = 3, V = 96 };
 #define DIMS_REG "-D batch=4 -D seq=16 -D hidden=16 -D heads=2 -D ffn=32 -D layers=1 -D vocab=96 -D head=24"
-#define DIMS DIMS_REG " -D classes=3"
+#define DIMS     DIMS_REG " -D classes=3"
 
 static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-6 ? fabs(b) : 1e-6); }
 
@@ -53,19 +53,19 @@ static int run_model(int regression) {
   char cmd[4096], so[2][320];
   const char *file = regression ? "finetune_regression" : "finetune_classifier";
   const int C_OUT = regression ? 1 : C;
-  const char *targets[2] = {"interp", "cpu"};
-  cram_step_lib lib[2] = {0};
-  cram_ctx *ctx[2] = {0};
+  const char *targets[2] = { "interp", "cpu" };
+  cram_step_lib lib[2] = { 0 };
+  cram_ctx *ctx[2] = { 0 };
   for (int t = 0; t < 2; t++) {
     snprintf(so[t], sizeof so[t], "%s/%s-%s.so", tmp, file, targets[t]);
     snprintf(cmd, sizeof cmd, "%s %s/models/ablations/%s.cram %s --target %s -O1 --cc '%s' -o %s", cramc, srcdir, file,
              regression ? DIMS_REG : DIMS, targets[t], cc, so[t]);
-    cram_err e = {0};
+    cram_err e = { 0 };
     if (system(cmd) != 0 || cram_step_load(&lib[t], so[t], &e) != CRAM_OK) {
       fprintf(stderr, "building/loading %s for %s failed: %s\n", file, targets[t], e.msg);
       return 1;
     }
-    cram_create_opts o = {.training = 0};
+    cram_create_opts o = { .training = 0 };
     char err[256];
     CHECK(lib[t].api->create(&o, &ctx[t], err, sizeof err) == CRAM_STEP_OK, "%s create: %s", targets[t], err);
     if (!ctx[t]) return 1;
@@ -73,8 +73,8 @@ static int run_model(int regression) {
   const cram_step_api *I = lib[0].api, *P = lib[1].api;
   const cram_step_meta *m = I->meta;
   CHECK(m->noutputs == 1 && !strcmp(m->outputs[0].name, regression ? "score" : "logits") &&
-            m->outputs[0].rank == (regression ? 1u : 2u) && m->outputs[0].shape[0] == B &&
-            (regression || m->outputs[0].shape[1] == C) && P->meta->noutputs == 1,
+          m->outputs[0].rank == (regression ? 1u : 2u) && m->outputs[0].shape[0] == B &&
+          (regression || m->outputs[0].shape[1] == C) && P->meta->noutputs == 1,
         "outputs table: %u", m->noutputs);
   /* the same parameters in both */
   CHECK(I->init_params(ctx[0], 11) == CRAM_STEP_OK, "init");
@@ -85,8 +85,8 @@ static int run_model(int regression) {
     CHECK(P->set_param(ctx[1], i, buf) == CRAM_STEP_OK, "set %u", i);
   }
   /* a batch: row b has 6 + 3b real tokens, then padding; row 3 is ignored */
-  int32_t tok[B * S], lab[B] = {0, 2, 1, -100};
-  float mask[B * S], score[B] = {4.5f, 0.5f, 2.25f, 0.0f}, weight[B] = {1.0f / 3, 1.0f / 3, 1.0f / 3, 0.0f};
+  int32_t tok[B * S], lab[B] = { 0, 2, 1, -100 };
+  float mask[B * S], score[B] = { 4.5f, 0.5f, 2.25f, 0.0f }, weight[B] = { 1.0f / 3, 1.0f / 3, 1.0f / 3, 0.0f };
   uint64_t s = 12345;
   for (int b = 0; b < B; b++)
     for (int k = 0; k < S; k++) {
@@ -98,13 +98,14 @@ static int run_model(int regression) {
   const void *in[4];
   for (uint32_t j = 0; j < m->ninputs && j < 4; j++) {
     const char *nm = m->inputs[j].name;
-    in[j] = !strcmp(nm, "tokens") ? (const void *)tok
-            : !strcmp(nm, "mask") ? (const void *)mask
+    in[j] = !strcmp(nm, "tokens")   ? (const void *)tok
+            : !strcmp(nm, "mask")   ? (const void *)mask
             : !strcmp(nm, "weight") ? (const void *)weight
-            : regression ? (const void *)score : (const void *)lab;
+            : regression            ? (const void *)score
+                                    : (const void *)lab;
   }
   float li = 0, lp = 0, le = 0, lg[2][B * C];
-  float *out0[1] = {lg[0]}, *out1[1] = {lg[1]};
+  float *out0[1] = { lg[0] }, *out1[1] = { lg[1] };
   CHECK(I->predict(ctx[0], in, &li, out0) == CRAM_STEP_OK, "interp predict: %s", I->last_error(ctx[0]));
   CHECK(P->predict(ctx[1], in, &lp, out1) == CRAM_STEP_OK, "cpu predict: %s", P->last_error(ctx[1]));
   CHECK(rel(lp, li) < 1e-4, "predict loss cpu %.8g interp %.8g", lp, li);

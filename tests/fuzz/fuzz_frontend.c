@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       name[eq - text - 3] = '\0';
       memcpy(value, eq + 1, (size_t)(nl - eq - 1));
       value[nl - eq - 1] = '\0';
-      def = (FeDefine){name, value};
+      def = (FeDefine){ name, value };
       ndefs = 1;
     }
   }
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   diag_init(&d, devnull);
   Graph *g = fe_compile("fuzz.cram", text, size, &def, ndefs, &d);
   if (g) {
-    if (d.nerrors) abort(); /* a graph is returned only without errors */
+    if (d.nerrors) abort();         /* a graph is returned only without errors */
     if (!ir_verify(g, &d)) abort(); /* and it is well formed */
     ir_print(g, devnull);
   }

@@ -30,8 +30,8 @@ static int fails;
     }                                                      \
   } while (0)
 
-static const char *const fake_names[] = {"libcramfakelt.so.13", "libcramfakelt.so.12", NULL};
-static const char *const absent_names[] = {"libcramabsent.so.1", NULL};
+static const char *const fake_names[] = { "libcramfakelt.so.13", "libcramfakelt.so.12", NULL };
+static const char *const absent_names[] = { "libcramabsent.so.1", NULL };
 static char T[512]; /* short, so every path built from it fits PATH_MAX */
 
 static void mkdir_p(const char *path) {
@@ -79,7 +79,7 @@ static void touch_exe(const char *path) {
 
 /* Searches; expects the library loaded from T/want (NULL: not found). */
 static void expect(const cram_cuda_search *s, const char *const *names, const char *want, const char *what) {
-  cram_cuda_lib lib = {"fake", names, cram_cuda_lib_cublaslt.wheel_dirs};
+  cram_cuda_lib lib = { "fake", names, cram_cuda_lib_cublaslt.wheel_dirs };
   char found[PATH_MAX], tried[8192];
   void *h = cram_cuda_open_lib(s, &lib, found, sizeof found, tried, sizeof tried);
   if (!want) {
@@ -100,7 +100,7 @@ static int loader_child(const char *t) {
   snprintf(T, sizeof T, "%s", t);
   char root[PATH_MAX];
   snprintf(root, sizeof root, "%s/emptyroot", T);
-  cram_cuda_search s = {NULL, NULL, "", NULL, root};
+  cram_cuda_search s = { NULL, NULL, "", NULL, root };
   expect(&s, fake_names, "ldpath/libcramfakelt.so.13", "loader path");
   return fails ? 1 : 0;
 }
@@ -131,22 +131,24 @@ int main(int argc, char **argv) {
   snprintf(root, sizeof root, "%s/root", T);
   snprintf(cuda_home, sizeof cuda_home, "%s/cudahome", T);
   snprintf(cuda_path, sizeof cuda_path, "%s/cudapath", T);
-  cram_cuda_search s = {cuda_home, cuda_path, path, home, root};
+  cram_cuda_search s = { cuda_home, cuda_path, path, home, root };
 
   expect(&s, fake_names, NULL, "nothing installed");
   /* from the last place in the order to the first */
-  static const struct { const char *file, *what; } steps[] = {
-      {"home/.local/lib/python3.12/site-packages/nvidia/cu13/lib/libcramfakelt.so.13", "user site-packages"},
-      {"usr/lib/python3/dist-packages/nvidia/cu13/lib/libcramfakelt.so.13", "Debian dist-packages (2nd python3 on PATH)"},
-      {"base/lib/python3.11/dist-packages/nvidia/cublas/lib/libcramfakelt.so.12",
-       "the venv's base install, CUDA 12 wheel layout"},
-      {"venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcramfakelt.so.12", "venv, CUDA 12 wheel layout"},
-      {"venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcramfakelt.so.13", "venv, CUDA 13 wheel layout"},
-      {"root/usr/local/cuda/lib64/libcramfakelt.so.13", "/usr/local/cuda/lib64"},
-      {"cudapath/lib/libcramfakelt.so.13", "$CUDA_PATH/lib"},
-      {"cudahome/lib/libcramfakelt.so.13", "$CUDA_HOME/lib"},
-      {"cudahome/lib64/libcramfakelt.so.12", "$CUDA_HOME/lib64 (.so.12)"},
-      {"cudahome/lib64/libcramfakelt.so.13", "$CUDA_HOME/lib64 (.so.13 before .so.12)"},
+  static const struct {
+    const char *file, *what;
+  } steps[] = {
+    { "home/.local/lib/python3.12/site-packages/nvidia/cu13/lib/libcramfakelt.so.13", "user site-packages" },
+    { "usr/lib/python3/dist-packages/nvidia/cu13/lib/libcramfakelt.so.13", "Debian dist-packages (2nd python3 on PATH)" },
+    { "base/lib/python3.11/dist-packages/nvidia/cublas/lib/libcramfakelt.so.12",
+      "the venv's base install, CUDA 12 wheel layout" },
+    { "venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcramfakelt.so.12", "venv, CUDA 12 wheel layout" },
+    { "venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcramfakelt.so.13", "venv, CUDA 13 wheel layout" },
+    { "root/usr/local/cuda/lib64/libcramfakelt.so.13", "/usr/local/cuda/lib64" },
+    { "cudapath/lib/libcramfakelt.so.13", "$CUDA_PATH/lib" },
+    { "cudahome/lib/libcramfakelt.so.13", "$CUDA_HOME/lib" },
+    { "cudahome/lib64/libcramfakelt.so.12", "$CUDA_HOME/lib64 (.so.12)" },
+    { "cudahome/lib64/libcramfakelt.so.13", "$CUDA_HOME/lib64 (.so.13 before .so.12)" },
   };
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
     copy_file(fake, at(steps[i].file));
@@ -157,7 +159,7 @@ int main(int argc, char **argv) {
   FILE *f = fopen(at("cudahome/lib64/libcramfakelt.so.13"), "w");
   if (f) fputs("not a shared object\n", f), fclose(f);
   {
-    cram_cuda_lib lib = {"fake", fake_names, cram_cuda_lib_cublaslt.wheel_dirs};
+    cram_cuda_lib lib = { "fake", fake_names, cram_cuda_lib_cublaslt.wheel_dirs };
     char found[PATH_MAX], tried[8192];
     void *h = cram_cuda_open_lib(&s, &lib, found, sizeof found, tried, sizeof tried);
     CHECK(h && strstr(found, "/cudahome/lib/libcramfakelt.so.13"), "broken file: expected $CUDA_HOME/lib, got %s",
@@ -168,20 +170,20 @@ int main(int argc, char **argv) {
 
   /* a failed search names every place, in order */
   {
-    cram_cuda_lib lib = {"absent", absent_names, cram_cuda_lib_cublaslt.wheel_dirs};
+    cram_cuda_lib lib = { "absent", absent_names, cram_cuda_lib_cublaslt.wheel_dirs };
     char tried[8192], small[96];
     CHECK(!cram_cuda_open_lib(&s, &lib, NULL, 0, tried, sizeof tried), "absent library found");
-    const char *order[] = {"the loader path",
-                           "/cudahome/lib64 (no libcramabsent.so.1 there)",
-                           "/cudahome/lib (",
-                           "/cudapath/lib64 (no such folder)",
-                           "/cudapath/lib (",
-                           "/root/usr/local/cuda/lib64 (",
-                           "/venv/lib/python3.12/site-packages/nvidia/cu13/lib (",
-                           "/venv/lib/python3.12/site-packages/nvidia/cublas/lib (",
-                           "/base/lib/python3.11/dist-packages/nvidia/cublas/lib (",
-                           "/usr/lib/python3/dist-packages/nvidia/cu13/lib (",
-                           "/home/.local/lib/python3.12/site-packages/nvidia/cu13/lib ("};
+    const char *order[] = { "the loader path",
+                            "/cudahome/lib64 (no libcramabsent.so.1 there)",
+                            "/cudahome/lib (",
+                            "/cudapath/lib64 (no such folder)",
+                            "/cudapath/lib (",
+                            "/root/usr/local/cuda/lib64 (",
+                            "/venv/lib/python3.12/site-packages/nvidia/cu13/lib (",
+                            "/venv/lib/python3.12/site-packages/nvidia/cublas/lib (",
+                            "/base/lib/python3.11/dist-packages/nvidia/cublas/lib (",
+                            "/usr/lib/python3/dist-packages/nvidia/cu13/lib (",
+                            "/home/.local/lib/python3.12/site-packages/nvidia/cu13/lib (" };
     const char *prev = tried;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
       const char *p = strstr(tried, order[i]);
@@ -189,7 +191,7 @@ int main(int argc, char **argv) {
       if (p) prev = p;
     }
     CHECK(!strstr(tried, "/nonexistent"), "a PATH entry without python3 was searched: %s", tried);
-    cram_cuda_search unset = {NULL, "", "", NULL, root};
+    cram_cuda_search unset = { NULL, "", "", NULL, root };
     CHECK(!cram_cuda_open_lib(&unset, &lib, NULL, 0, tried, sizeof tried), "absent library found");
     CHECK(strstr(tried, "$CUDA_HOME (unset)") && strstr(tried, "$CUDA_PATH (unset)"), "unset variables: %s", tried);
     CHECK(!cram_cuda_open_lib(&s, &lib, NULL, 0, small, sizeof small), "absent library found");

@@ -21,17 +21,17 @@
 static volatile unsigned long pool_spins;
 
 static void *pool_worker(void *arg) {
-    (void)arg;
-    for (;;) {
-        for (int i = 0; i < 100000; i++) pool_spins++;
-        sched_yield();
-    }
-    return NULL;
+  (void)arg;
+  for (;;) {
+    for (int i = 0; i < 100000; i++) pool_spins++;
+    sched_yield();
+  }
+  return NULL;
 }
 
 __attribute__((constructor)) static void pool_start(void) {
-    pthread_t t;
-    if (pthread_create(&t, NULL, pool_worker, NULL) == 0) pthread_detach(t);
+  pthread_t t;
+  if (pthread_create(&t, NULL, pool_worker, NULL) == 0) pthread_detach(t);
 }
 
 /* The worker above crashes the process only if it happens to run between
@@ -40,14 +40,14 @@ __attribute__((constructor)) static void pool_start(void) {
  * threads die with the process) or from dlclose, which then unmaps the code
  * the worker is in. Being called from dlclose is the bug: abort. */
 __attribute__((destructor)) static void pool_stop(void) {
-    void *frames[64];
-    int n = backtrace(frames, 64);
-    for (int i = 0; i < n; i++) {
-        Dl_info di;
-        if (dladdr(frames[i], &di) && di.dli_sname && strstr(di.dli_sname, "dlclose")) {
-            static const char msg[] = "pool_step: unloaded by dlclose while its worker thread runs\n";
-            if (write(2, msg, sizeof msg - 1) < 0) abort();
-            abort();
-        }
+  void *frames[64];
+  int n = backtrace(frames, 64);
+  for (int i = 0; i < n; i++) {
+    Dl_info di;
+    if (dladdr(frames[i], &di) && di.dli_sname && strstr(di.dli_sname, "dlclose")) {
+      static const char msg[] = "pool_step: unloaded by dlclose while its worker thread runs\n";
+      if (write(2, msg, sizeof msg - 1) < 0) abort();
+      abort();
     }
+  }
 }

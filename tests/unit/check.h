@@ -13,13 +13,13 @@
 
 static int n_pass, n_fail;
 
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (c) n_pass++;                                                            \
-    else {                                                                      \
-      n_fail++;                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                           \
+#define CHECK(c)                                                            \
+  do {                                                                      \
+    if (c) n_pass++;                                                        \
+    else {                                                                  \
+      n_fail++;                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+    }                                                                       \
   } while (0)
 
 static inline int check_summary(const char *test) {

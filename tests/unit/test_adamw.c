@@ -39,16 +39,16 @@ static ValueId find_out(const Graph *g, const char *name) {
 }
 
 static ValueId add_param(Graph *g, const char *name, int64_t n, int decay) {
-  Shape s = ir_shape_make(1, (int64_t[]){n});
-  Attr a[4] = {ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 0.02),
-               ir_attr_int(ATTR_DECAY, decay)};
-  return ir_add_source(g, OP_PARAM, DT_F32, &s, a, 4, (SrcLoc){0});
+  Shape s = ir_shape_make(1, (int64_t[]){ n });
+  Attr a[4] = { ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 0.02),
+                ir_attr_int(ATTR_DECAY, decay) };
+  return ir_add_source(g, OP_PARAM, DT_F32, &s, a, 4, (SrcLoc){ 0 });
 }
 
 static ValueId add_input(Graph *g, const char *name, DType dt, int rank, const int64_t *dims) {
   Shape s = ir_shape_make(rank, dims);
   Attr a = ir_attr_str(ATTR_NAME, name);
-  return ir_add_source(g, OP_INPUT, dt, &s, &a, 1, (SrcLoc){0});
+  return ir_add_source(g, OP_INPUT, dt, &s, &a, 1, (SrcLoc){ 0 });
 }
 
 /* A stand-in for an autodiff graph: the gradients are inputs "gp", "gq". */
@@ -57,10 +57,10 @@ static Graph *fake_autodiff(void) {
   Diag d;
   diag_init(&d, stderr);
   ValueId p = add_param(g, "p", 3, 1), q = add_param(g, "q", 2, 0);
-  ValueId gp = add_input(g, "gp", DT_F32, 1, (int64_t[]){3}), gq = add_input(g, "gq", DT_F32, 1, (int64_t[]){2});
-  ValueId sp = ir_add(g, OP_SUMSQ, &p, 1, NULL, 0, (SrcLoc){0}, &d);
-  ValueId sq = ir_add(g, OP_SUMSQ, &q, 1, NULL, 0, (SrcLoc){0}, &d);
-  ValueId loss = ir_add(g, OP_ADD, (ValueId[]){sp, sq}, 2, NULL, 0, (SrcLoc){0}, &d);
+  ValueId gp = add_input(g, "gp", DT_F32, 1, (int64_t[]){ 3 }), gq = add_input(g, "gq", DT_F32, 1, (int64_t[]){ 2 });
+  ValueId sp = ir_add(g, OP_SUMSQ, &p, 1, NULL, 0, (SrcLoc){ 0 }, &d);
+  ValueId sq = ir_add(g, OP_SUMSQ, &q, 1, NULL, 0, (SrcLoc){ 0 }, &d);
+  ValueId loss = ir_add(g, OP_ADD, (ValueId[]){ sp, sq }, 2, NULL, 0, (SrcLoc){ 0 }, &d);
   ir_add_output(g, "loss", loss);
   ir_add_output(g, "grad.p", gp);
   ir_add_output(g, "grad.q", gq);
@@ -104,13 +104,13 @@ static void test_update_by_hand(double max_norm, double gscale, bool other_recip
     return;
   }
   CHECK(ir_verify(ts, &d));
-  double p[3] = {0.5, -1.0, 2.0}, q[2] = {1.5, -0.25}, mp[3] = {0}, vp[3] = {0}, mq[2] = {0}, vq[2] = {0};
-  Ref r = {{0.5, -1.0, 2.0, 1.5, -0.25}, {0}, {0}};
-  int decay[5] = {1, 1, 1, 0, 0};
+  double p[3] = { 0.5, -1.0, 2.0 }, q[2] = { 1.5, -0.25 }, mp[3] = { 0 }, vp[3] = { 0 }, mq[2] = { 0 }, vq[2] = { 0 };
+  Ref r = { { 0.5, -1.0, 2.0, 1.5, -0.25 }, { 0 }, { 0 } };
+  int decay[5] = { 1, 1, 1, 0, 0 };
   double lr = 0.01;
   for (int t = 1; t <= 3; t++) {
-    double gp[3] = {0.3 * gscale * t, -0.1 * gscale, 0.0}, gq[2] = {0.0, 0.7 * gscale};
-    double g[5] = {gp[0], gp[1], gp[2], gq[0], gq[1]};
+    double gp[3] = { 0.3 * gscale * t, -0.1 * gscale, 0.0 }, gq[2] = { 0.0, 0.7 * gscale };
+    double g[5] = { gp[0], gp[1], gp[2], gq[0], gq[1] };
     double step = t;
     double **bufs = calloc(ts->n, sizeof *bufs);
     bool *owned = calloc(ts->n, sizeof *owned);
@@ -128,7 +128,7 @@ static void test_update_by_hand(double max_norm, double gscale, bool other_recip
     pass_adamw_hyper(&o, hyper);
     bufs[find_src(ts, OP_INPUT, "hyper")] = hyper;
     char err[256];
-    InterpOpts io = {.prec = INTERP_F64};
+    InterpOpts io = { .prec = INTERP_F64 };
     bool ok = interp_run(ts, &io, bufs, owned, err, sizeof err);
     CHECK(ok);
     if (!ok) fprintf(stderr, "    %s\n", err);
@@ -165,18 +165,18 @@ static void test_clip_numbers(void) {
   Graph *g = ir_graph_new("clip");
   Diag d;
   diag_init(&d, stderr);
-  ValueId x = add_input(g, "x", DT_F32, 1, (int64_t[]){2});
-  ValueId hy = add_input(g, "hyper", DT_F32, 1, (int64_t[]){IR_ADAM_HYPER});
-  ValueId sq = ir_add(g, OP_SUMSQ, &x, 1, NULL, 0, (SrcLoc){0}, &d);
-  ValueId c = ir_add(g, OP_CLIP_COEF, (ValueId[]){sq, hy}, 2, NULL, 0, (SrcLoc){0}, &d);
-  ValueId n = ir_add(g, OP_SQRT, &sq, 1, NULL, 0, (SrcLoc){0}, &d);
-  double xv[2] = {3, 4}, hv[IR_ADAM_HYPER] = {0.9, 0.98, 1e-12, 0.01, 0, 0.5};
-  double *bufs[8] = {0};
+  ValueId x = add_input(g, "x", DT_F32, 1, (int64_t[]){ 2 });
+  ValueId hy = add_input(g, "hyper", DT_F32, 1, (int64_t[]){ IR_ADAM_HYPER });
+  ValueId sq = ir_add(g, OP_SUMSQ, &x, 1, NULL, 0, (SrcLoc){ 0 }, &d);
+  ValueId c = ir_add(g, OP_CLIP_COEF, (ValueId[]){ sq, hy }, 2, NULL, 0, (SrcLoc){ 0 }, &d);
+  ValueId n = ir_add(g, OP_SQRT, &sq, 1, NULL, 0, (SrcLoc){ 0 }, &d);
+  double xv[2] = { 3, 4 }, hv[IR_ADAM_HYPER] = { 0.9, 0.98, 1e-12, 0.01, 0, 0.5 };
+  double *bufs[8] = { 0 };
   bool owned[8];
   bufs[x] = xv;
   bufs[hy] = hv;
   char err[128];
-  InterpOpts io = {.prec = INTERP_F64};
+  InterpOpts io = { .prec = INTERP_F64 };
   CHECK(interp_run(g, &io, bufs, owned, err, sizeof err));
   CHECK(bufs[sq][0] == 25.0 && bufs[n][0] == 5.0);
   CHECK(bufs[c][0] == 0.5 / (5.0 + 1e-6));
@@ -208,17 +208,17 @@ static void test_clip_numbers(void) {
   FILE *sink = fopen("/dev/null", "w");
   Diag q;
   diag_init(&q, sink);
-  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){x, hy}, 2, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* not a scalar */
-  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){sq, x}, 2, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* hyper not [6] */
+  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){ x, hy }, 2, NULL, 0, (SrcLoc){ 0 }, &q) == IR_NONE); /* not a scalar */
+  CHECK(ir_add(g, OP_CLIP_COEF, (ValueId[]){ sq, x }, 2, NULL, 0, (SrcLoc){ 0 }, &q) == IR_NONE); /* hyper not [6] */
   ValueId st = add_input(g, "step", DT_F32, 0, NULL), lr = add_input(g, "lr", DT_F32, 0, NULL);
-  ValueId sch = ir_add(g, OP_ADAM_SCHED, (ValueId[]){st, lr, hy}, 3, NULL, 0, (SrcLoc){0}, &d);
+  ValueId sch = ir_add(g, OP_ADAM_SCHED, (ValueId[]){ st, lr, hy }, 3, NULL, 0, (SrcLoc){ 0 }, &d);
   CHECK(sch != IR_NONE);
-  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, sq, sq, sch}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* shape mismatch */
-  ValueId ids = add_input(g, "ids", DT_I32, 1, (int64_t[]){2});
-  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){x, ids, sq, sch}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* i32 gradient */
-  CHECK(ir_add(g, OP_ADAM_V, (ValueId[]){x, x, sq, hy}, 4, NULL, 0, (SrcLoc){0}, &q) == IR_NONE); /* sched not [8] */
+  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){ x, sq, sq, sch }, 4, NULL, 0, (SrcLoc){ 0 }, &q) == IR_NONE); /* shape mismatch */
+  ValueId ids = add_input(g, "ids", DT_I32, 1, (int64_t[]){ 2 });
+  CHECK(ir_add(g, OP_ADAM_M, (ValueId[]){ x, ids, sq, sch }, 4, NULL, 0, (SrcLoc){ 0 }, &q) == IR_NONE); /* i32 gradient */
+  CHECK(ir_add(g, OP_ADAM_V, (ValueId[]){ x, x, sq, hy }, 4, NULL, 0, (SrcLoc){ 0 }, &q) == IR_NONE);    /* sched not [8] */
   Attr dec = ir_attr_int(ATTR_DECAY, 1);
-  CHECK(ir_add(g, OP_ADAMW_PARAM, (ValueId[]){x, x, x, x}, 4, &dec, 1, (SrcLoc){0}, &q) == IR_NONE); /* sched not [8] */
+  CHECK(ir_add(g, OP_ADAMW_PARAM, (ValueId[]){ x, x, x, x }, 4, &dec, 1, (SrcLoc){ 0 }, &q) == IR_NONE); /* sched not [8] */
   CHECK(q.nerrors == 6);
   fclose(sink);
   ir_graph_free(g);
@@ -267,8 +267,8 @@ static Graph *tiny(int batch, Diag *d) {
   if (!text) return NULL;
   char bs[16];
   snprintf(bs, sizeof bs, "%d", batch);
-  FeDefine defs[] = {{"batch", bs}, {"seq", "8"}, {"vocab", "24"}, {"hidden", "8"}, {"heads", "2"}, {"ffn", "16"},
-                     {"layers", "1"}};
+  FeDefine defs[] = { { "batch", bs },  { "seq", "8" },  { "vocab", "24" }, { "hidden", "8" },
+                      { "heads", "2" }, { "ffn", "16" }, { "layers", "1" } };
   Graph *g = fe_compile("models/tiny.cram", text, len, defs, 7, d);
   free(text);
   return g;
@@ -301,8 +301,7 @@ static void test_accumulation(void) {
   /* outputs of the train step: loss, grad_norm, param.*, adam_m.*, adam_v.*, grad.* */
   int np = 0;
   for (ValueId v = 0; v < f4->n; v++) np += f4->nodes[v].op == OP_PARAM;
-  CHECK(ts->nout == (uint32_t)(2 + 4 * np) && !strcmp(ts->outputs[0].name, "loss") &&
-        !strcmp(ts->outputs[1].name, "grad_norm"));
+  CHECK(ts->nout == (uint32_t)(2 + 4 * np) && !strcmp(ts->outputs[0].name, "loss") && !strcmp(ts->outputs[1].name, "grad_norm"));
   CHECK(acc->nout == (uint32_t)(1 + np) && up->nout == (uint32_t)(1 + 3 * np));
   /* batch: 4 sequences, exactly 2 targets each */
   double tok[4 * 8], tgt[4 * 8];
@@ -333,9 +332,9 @@ static void test_accumulation(void) {
   }
   double step = 1, lr = 1e-3, half = 0.5;
   char err[256];
-  InterpOpts io = {.prec = INTERP_F64};
+  InterpOpts io = { .prec = INTERP_F64 };
   /* whole batch */
-  Bound a = {calloc(ts->n, sizeof(double *)), calloc(ts->n, sizeof(bool))};
+  Bound a = { calloc(ts->n, sizeof(double *)), calloc(ts->n, sizeof(bool)) };
   bind_name(ts, &a, OP_INPUT, "tokens", tok);
   bind_name(ts, &a, OP_INPUT, "targets", tgt);
   bind_name(ts, &a, OP_INPUT, "step", &step);
@@ -354,7 +353,7 @@ static void test_accumulation(void) {
   }
   CHECK(interp_run(ts, &io, a.bufs, a.owned, err, sizeof err));
   /* two microbatches */
-  Bound b = {calloc(acc->n, sizeof(double *)), calloc(acc->n, sizeof(bool))};
+  Bound b = { calloc(acc->n, sizeof(double *)), calloc(acc->n, sizeof(bool)) };
   double loss_sum = 0;
   for (int mb = 0; mb < 2; mb++) {
     bind_name(acc, &b, OP_INPUT, "tokens", tok + mb * 16);
@@ -382,7 +381,7 @@ static void test_accumulation(void) {
   }
   CHECK(worst < 1e-13);
   if (worst >= 1e-13) fprintf(stderr, "    accumulated gradient differs by %g\n", worst);
-  Bound c = {calloc(up->n, sizeof(double *)), calloc(up->n, sizeof(bool))};
+  Bound c = { calloc(up->n, sizeof(double *)), calloc(up->n, sizeof(bool)) };
   bind_name(up, &c, OP_INPUT, "step", &step);
   bind_name(up, &c, OP_INPUT, "lr", &lr);
   bind_name(up, &c, OP_INPUT, "hyper", hyper);
@@ -454,13 +453,13 @@ static void test_init(void) {
   CHECK(ir_init_param(ir_node(g1, o1), 7, z, err, sizeof err));
   CHECK(z[0] != x[0]); /* names give different streams */
   Graph *g3 = ir_graph_new("c");
-  Shape s4 = ir_shape_make(1, (int64_t[]){4});
-  const char *kinds[] = {"ones", "zeros", "const"};
-  double want[] = {1, 0, 0.125};
+  Shape s4 = ir_shape_make(1, (int64_t[]){ 4 });
+  const char *kinds[] = { "ones", "zeros", "const" };
+  double want[] = { 1, 0, 0.125 };
   for (int k = 0; k < 3; k++) {
-    Attr at[4] = {ir_attr_str(ATTR_NAME, kinds[k]), ir_attr_str(ATTR_INIT, kinds[k]),
-                  ir_attr_float(ATTR_SCALE, 0.125), ir_attr_int(ATTR_DECAY, 0)};
-    ValueId v = ir_add_source(g3, OP_PARAM, DT_F32, &s4, at, 4, (SrcLoc){0});
+    Attr at[4] = { ir_attr_str(ATTR_NAME, kinds[k]), ir_attr_str(ATTR_INIT, kinds[k]), ir_attr_float(ATTR_SCALE, 0.125),
+                   ir_attr_int(ATTR_DECAY, 0) };
+    ValueId v = ir_add_source(g3, OP_PARAM, DT_F32, &s4, at, 4, (SrcLoc){ 0 });
     CHECK(ir_init_param(ir_node(g3, v), 1, z, err, sizeof err));
     CHECK(z[0] == want[k] && z[3] == want[k]);
   }

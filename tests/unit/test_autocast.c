@@ -26,8 +26,8 @@
 #include "interp.h"
 #include "passes.h"
 
-static const FeDefine dims[] = {{"batch", "4"}, {"seq", "16"}, {"vocab", "64"}, {"hidden", "32"},
-                                {"heads", "2"}, {"ffn", "64"},  {"layers", "2"}, {"head", "16"}};
+static const FeDefine dims[] = { { "batch", "4" }, { "seq", "16" }, { "vocab", "64" }, { "hidden", "32" },
+                                 { "heads", "2" }, { "ffn", "64" }, { "layers", "2" }, { "head", "16" } };
 
 static Graph *compile(const char *path, bool bf16, Diag *d) {
   FILE *f = fopen(path, "rb");
@@ -108,7 +108,7 @@ static uint64_t mix(uint64_t x) {
 /* Sources of the train step: params by ir/init.c (seed 1), moments 0, step 1,
  * lr 1e-2, tokens and targets hashed (a quarter of targets real). */
 static State state_new(const Graph *ts) {
-  State s = {ts, calloc(ts->n, sizeof(double *))};
+  State s = { ts, calloc(ts->n, sizeof(double *)) };
   for (ValueId v = 0; v < ts->n; v++) {
     const Node *n = &ts->nodes[v];
     if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
@@ -123,7 +123,7 @@ static State state_new(const Graph *ts) {
       else if (!strcmp(name, "targets")) x[i] = h % 4 ? -100.0 : (double)((h >> 8) % 64);
       else if (!strcmp(name, "step")) x[i] = 1;
       else if (!strcmp(name, "lr")) x[i] = interp_round_f32(1e-2);
-      else if (!strcmp(name, "hyper")) x[i] = interp_round_f32((double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[i]);
+      else if (!strcmp(name, "hyper")) x[i] = interp_round_f32((double[IR_ADAM_HYPER]){ 0.9, 0.98, 1e-12, 0.01, 0, 0.5 }[i]);
     }
   }
   return s;
@@ -142,7 +142,7 @@ static bool state_step(State *s, InterpPrecision prec, double *loss) {
   double **bufs = calloc(g->n, sizeof *bufs);
   bool *owned = calloc(g->n, sizeof *owned);
   for (ValueId v = 0; v < g->n; v++) bufs[v] = s->src[v];
-  InterpOpts o = {prec, false, 0};
+  InterpOpts o = { prec, false, 0 };
   char err[512];
   bool ok = interp_run(g, &o, bufs, owned, err, sizeof err);
   if (!ok) fprintf(stderr, "interp: %s\n", err);
@@ -150,10 +150,10 @@ static bool state_step(State *s, InterpPrecision prec, double *loss) {
     const char *name = g->outputs[i].name;
     const double *val = bufs[g->outputs[i].value];
     if (!strcmp(name, "loss")) *loss = val[0];
-    ValueId dst = !strncmp(name, "param.", 6) ? input_named(g, name + 6)
-                  : !strncmp(name, "adam_", 5) ? input_named(g, name) : IR_NONE;
-    if (dst != IR_NONE)
-      memcpy(s->src[dst], val, (size_t)ir_shape_numel(&g->nodes[dst].shape) * sizeof(double));
+    ValueId dst = !strncmp(name, "param.", 6)  ? input_named(g, name + 6)
+                  : !strncmp(name, "adam_", 5) ? input_named(g, name)
+                                               : IR_NONE;
+    if (dst != IR_NONE) memcpy(s->src[dst], val, (size_t)ir_shape_numel(&g->nodes[dst].shape) * sizeof(double));
   }
   ValueId st = input_named(g, "step");
   if (st != IR_NONE) s->src[st][0] += 1;
@@ -205,8 +205,7 @@ static void check_training(const char *path) {
     state_free(&a);
     state_free(&b);
   }
-  printf("%s: worst loss difference f32 vs bf16 over %d steps: %.2e; f64 mode: %.1e\n", path, STEPS, worst,
-         fabs(l64a - l64b));
+  printf("%s: worst loss difference f32 vs bf16 over %d steps: %.2e; f64 mode: %.1e\n", path, STEPS, worst, fabs(l64a - l64b));
 out:
   ir_graph_free(t32);
   ir_graph_free(t16);
@@ -215,9 +214,19 @@ out:
 int main(void) {
   check_structure("models/tiny.cram");
   check_structure("models/bert_crammed.cram");
-  static const char *ablations[] = {"dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
-                                    "postln_noglu", "rmsnorm", "untied_biases", "rotary", "alibi",
-                                    "attention_temperature", "multi_query", "swiglu", "scalenorm"};
+  static const char *ablations[] = { "dense_prediction",
+                                     "finetune_classifier",
+                                     "glu_relu",
+                                     "learned_positions",
+                                     "postln_noglu",
+                                     "rmsnorm",
+                                     "untied_biases",
+                                     "rotary",
+                                     "alibi",
+                                     "attention_temperature",
+                                     "multi_query",
+                                     "swiglu",
+                                     "scalenorm" };
   for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {
     char path[128];
     snprintf(path, sizeof path, "models/ablations/%s.cram", ablations[i]);

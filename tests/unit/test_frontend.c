@@ -65,12 +65,12 @@ static void test_lexer(void) {
   int e;
   CHECK(!strcmp(kinds("x = f(1, 2.5, \"s\")\n", &e), "ipipnpfpsp;$") && e == 0);
   CHECK(!strcmp(kinds("a\n  b\n  c\nd\n", &e), "i;>i;i;<i;$") && e == 0);
-  CHECK(!strcmp(kinds("a\n  b\n    c\n", &e), "i;>i;>i;<<$") && e == 0);         /* dedents at EOF */
+  CHECK(!strcmp(kinds("a\n  b\n    c\n", &e), "i;>i;>i;<<$") && e == 0);          /* dedents at EOF */
   CHECK(!strcmp(kinds("a\n\n   # comment\n  \n  b\n", &e), "i;>i;<$") && e == 0); /* blank lines ignored */
   CHECK(!strcmp(kinds("a # trailing\n", &e), "i;$") && e == 0);
-  CHECK(!strcmp(kinds("a", &e), "i;$") && e == 0);                                 /* no final newline */
-  CHECK(!strcmp(kinds("a\r\nb\r\n", &e), "i;i;$") && e == 0);                      /* CRLF */
-  CHECK(!strcmp(kinds("# caf\xc3\xa9\na\n", &e), "i;$") && e == 0);                /* UTF-8 in a comment */
+  CHECK(!strcmp(kinds("a", &e), "i;$") && e == 0);                  /* no final newline */
+  CHECK(!strcmp(kinds("a\r\nb\r\n", &e), "i;i;$") && e == 0);       /* CRLF */
+  CHECK(!strcmp(kinds("# caf\xc3\xa9\na\n", &e), "i;$") && e == 0); /* UTF-8 in a comment */
   CHECK(!strcmp(kinds("", &e), "$") && e == 0);
   kinds("a\n\tb\n", &e);
   CHECK(e == 1); /* tab in indentation */
@@ -92,8 +92,7 @@ static void test_lexer(void) {
   const char *src = "model m\n  x = 9223372036854775807 + 1.5e-3\n";
   TokenList tl = fe_lex(a, "t.cram", src, strlen(src), &t.d);
   CHECK(tl.n == 12);
-  CHECK(tl.tok[0].kind == TK_IDENT && !strcmp(tl.tok[0].str, "model") && tl.tok[0].loc.line == 1 &&
-        tl.tok[0].loc.col == 1);
+  CHECK(tl.tok[0].kind == TK_IDENT && !strcmp(tl.tok[0].str, "model") && tl.tok[0].loc.line == 1 && tl.tok[0].loc.col == 1);
   CHECK(tl.tok[3].kind == TK_INDENT);
   CHECK(tl.tok[4].kind == TK_IDENT && tl.tok[4].loc.line == 2 && tl.tok[4].loc.col == 3);
   CHECK(tl.tok[6].kind == TK_INT && tl.tok[6].ival == INT64_MAX);
@@ -172,10 +171,10 @@ static int count_op(const Graph *g, OpKind op) {
   return n;
 }
 
-#define HEAD                                                                      \
-  "model m\n"                                                                     \
-  "dims batch=2 seq=8 hidden=16 vocab=50\n"                                       \
-  "input tokens : i32[batch, seq]\n"                                              \
+#define HEAD                                \
+  "model m\n"                               \
+  "dims batch=2 seq=8 hidden=16 vocab=50\n" \
+  "input tokens : i32[batch, seq]\n"        \
   "x = embed(tokens, vocab, hidden)\n"
 #define LOSS "loss = cross_entropy(decoder(x, vocab, tie=\"embedding\"), tokens)\n"
 
@@ -210,7 +209,7 @@ static void test_dims_eval(void) {
   d_close(&t);
 
   /* -D replaces a definition before later dims use it */
-  FeDefine defs[] = {{"seq", "4"}, {"hidden", "32"}};
+  FeDefine defs[] = { { "seq", "4" }, { "hidden", "32" } };
   g = compile(HEAD "dims half=hidden/2 masked=seq/2\n"
                    "y = masked_only(x, tokens, masked)\n" LOSS,
               defs, 2, &t);
@@ -228,7 +227,7 @@ static void test_dims_eval(void) {
   ir_graph_free(g);
   d_close(&t);
 
-  FeDefine bad[] = {{"nope", "4"}};
+  FeDefine bad[] = { { "nope", "4" } };
   g = compile(HEAD LOSS, bad, 1, &t);
   CHECK(!g && strstr(d_text(&t), "no dim named 'nope'"));
   d_close(&t);
@@ -240,14 +239,13 @@ static void test_dims_eval(void) {
 
 static void test_param_names(void) {
   D t;
-  Graph *g = compile(HEAD
-                     "repeat 2 as outer:\n"
-                     "    x = x + linear(x, hidden)\n"
-                     "    x = x + linear(x, hidden)\n"
-                     "    repeat 3 as inner:\n"
-                     "        x = layernorm(x, name=\"ln\")\n"
-                     "        x = x + linear(x, hidden, bias=false)\n"
-                     "x = linear(x, hidden)\n" LOSS,
+  Graph *g = compile(HEAD "repeat 2 as outer:\n"
+                          "    x = x + linear(x, hidden)\n"
+                          "    x = x + linear(x, hidden)\n"
+                          "    repeat 3 as inner:\n"
+                          "        x = layernorm(x, name=\"ln\")\n"
+                          "        x = x + linear(x, hidden, bias=false)\n"
+                          "x = linear(x, hidden)\n" LOSS,
                      NULL, 0, &t);
   CHECK(g != NULL);
   if (!g) fprintf(stderr, "%s", d_text(&t));

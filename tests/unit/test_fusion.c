@@ -39,18 +39,18 @@ static const struct {
   const char *name;
   PassFn run;
 } fusions[] = {
-    {"fuse_linear", pass_fuse_linear},
-    {"fuse_epilogue", pass_fuse_epilogue},
-    {"fuse_ln_residual", pass_fuse_ln_residual},
-    {"fuse_xent", pass_fuse_xent},
+  { "fuse_linear", pass_fuse_linear },
+  { "fuse_epilogue", pass_fuse_epilogue },
+  { "fuse_ln_residual", pass_fuse_ln_residual },
+  { "fuse_xent", pass_fuse_xent },
 };
 enum { NFUSE = sizeof fusions / sizeof fusions[0] };
 
-static const FeDefine small[] = {{"batch", "2"}, {"seq", "8"},  {"vocab", "40"}, {"hidden", "16"},
-                                 {"heads", "2"}, {"ffn", "32"}, {"layers", "2"}};
+static const FeDefine small[] = { { "batch", "2" }, { "seq", "8" },  { "vocab", "40" }, { "hidden", "16" },
+                                  { "heads", "2" }, { "ffn", "32" }, { "layers", "2" } };
 
-static bool bf16;                               /* build the graphs through autocast_bf16 */
-static InterpPrecision run_prec = INTERP_F64;   /* the mode run() interprets in */
+static bool bf16;                             /* build the graphs through autocast_bf16 */
+static InterpPrecision run_prec = INTERP_F64; /* the mode run() interprets in */
 #define XENT_BF16_TOL 1e-6
 
 static bool fwd_only; /* train_graph returns the forward (eval) graph */
@@ -108,7 +108,7 @@ static void fill_source(const Graph *g, const Node *n, double *buf, int64_t voca
     } else if (!strcmp(name, "lr")) {
       buf[e] = 1e-3;
     } else if (!strcmp(name, "hyper")) {
-      buf[e] = (double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[e];
+      buf[e] = (double[IR_ADAM_HYPER]){ 0.9, 0.98, 1e-12, 0.01, 0, 0.5 }[e];
     } else if (!strcmp(name, "mask")) {
       buf[e] = u < 0.2 ? -10000.0 : 0.0;
     } else if (!strncmp(name, "adam_v.", 7)) {
@@ -139,7 +139,7 @@ static double **run(const Graph *g) {
     bufs[v] = malloc((size_t)ir_shape_numel(&n->shape) * sizeof(double));
     fill_source(g, n, bufs[v], V);
   }
-  InterpOpts o = {.prec = run_prec};
+  InterpOpts o = { .prec = run_prec };
   char err[512];
   double **outs = NULL;
   if (interp_run(g, &o, bufs, owned, err, sizeof err)) {
@@ -183,8 +183,7 @@ static bool close_outputs(const char *what, const Graph *a, double **oa, const G
     }
     if (worst && diff / (mx > 0 ? mx : 1) > *worst) *worst = diff / (mx > 0 ? mx : 1);
     if (!(diff <= tol * (mx > 0 ? mx : 1e-300)) && diff > 1e-300) {
-      fprintf(stderr, "test_fusion: %s: output %s differs: max |a-b| %g, max |a| %g\n", what, a->outputs[i].name,
-              diff, mx);
+      fprintf(stderr, "test_fusion: %s: output %s differs: max |a-b| %g, max |a| %g\n", what, a->outputs[i].name, diff, mx);
       ok = false;
     }
   }
@@ -211,7 +210,7 @@ static int vocab_wide(const Graph *g, int64_t V) {
 }
 
 static Graph *apply(const Graph *g, PassFn f, Diag *d) {
-  PassCtx cx = {.diag = d};
+  PassCtx cx = { .diag = d };
   Graph *r = f(g, &cx);
   CHECK(r != NULL);
   if (r) CHECK(ir_verify(r, d));
@@ -233,9 +232,10 @@ typedef struct Counts {
   int concat, glu, glu_grad, act, act_grad, add_ln, ln_grad_add, xent, xent_grad;
 } Counts;
 static Counts counts(const Graph *g) {
-  return (Counts){count(g, OP_CONCAT),        count(g, OP_MATMUL_GLU),         count(g, OP_MATMUL_GLU_GRAD),
-                  count(g, OP_MATMUL_ACT),    count(g, OP_MATMUL_ACT_GRAD),    count(g, OP_ADD_LAYERNORM),
-                  count(g, OP_LAYERNORM_GRAD_ADD), count(g, OP_XENT_LINEAR), count(g, OP_XENT_LINEAR_GRAD)};
+  return (
+    Counts){ count(g, OP_CONCAT),          count(g, OP_MATMUL_GLU),    count(g, OP_MATMUL_GLU_GRAD),    count(g, OP_MATMUL_ACT),
+             count(g, OP_MATMUL_ACT_GRAD), count(g, OP_ADD_LAYERNORM), count(g, OP_LAYERNORM_GRAD_ADD), count(g, OP_XENT_LINEAR),
+             count(g, OP_XENT_LINEAR_GRAD) };
 }
 static void print_counts(const char *what, const Counts *c) {
   printf("  %-28s concat %d, matmul_glu %d/%d, matmul_act %d/%d, add_layernorm %d, layernorm_grad_add %d, "
@@ -245,7 +245,7 @@ static void print_counts(const char *what, const Counts *c) {
 
 /* Every fusion alone and all four chained agree with the unfused graph. */
 static Counts check_model(const char *path, const FeDefine *defs, int ndefs, Diag *d) {
-  Counts c = {0};
+  Counts c = { 0 };
   Graph *g = train_graph(path, defs, ndefs, d);
   CHECK(g != NULL);
   if (!g) return c;
@@ -309,23 +309,23 @@ static void check_all(Diag *dg) {
   CHECK(t.ln_grad_add == 2 * 2);
   CHECK(t.xent == 1 && t.xent_grad == 2); /* dx, dW (tied) */
 
-  const char *abl[] = {"dense_prediction", "finetune_classifier", "glu_relu",    "learned_positions",
-                       "postln_noglu",     "rmsnorm",             "untied_biases"};
+  const char *abl[] = { "dense_prediction", "finetune_classifier", "glu_relu", "learned_positions", "postln_noglu",
+                        "rmsnorm",          "untied_biases" };
   Counts ca[7];
   for (int i = 0; i < 7; i++) {
     char path[256];
     snprintf(path, sizeof path, "models/ablations/%s.cram", abl[i]);
     ca[i] = check_model(path, small, ns, &d);
   }
-  CHECK(ca[2].glu == 0 && ca[2].glu_grad == 2);              /* glu_relu: act=relu epilogue */
+  CHECK(ca[2].glu == 0 && ca[2].glu_grad == 2);                   /* glu_relu: act=relu epilogue */
   CHECK(ca[4].glu == 0 && ca[4].act == 0 && ca[4].act_grad == 2); /* postln_noglu: no GLU, plain GELU epilogue */
-  CHECK(ca[4].add_ln == 4 && ca[4].xent == 1);                /* post-LN: LN(x + f(x)) fuses too, */
+  CHECK(ca[4].add_ln == 4 && ca[4].xent == 1);                    /* post-LN: LN(x + f(x)) fuses too, */
   CHECK(ca[4].ln_grad_add == 0); /* but its LN gradient feeds two branches: no single-use add to fold into */
   CHECK(ca[5].add_ln == 0 && ca[5].ln_grad_add == 0 && ca[5].glu_grad == 2); /* rmsnorm: left alone */
   /* biases: dx, dW, db. bf16: a biased GEMM's bias add reads the product cast up
    * to f32, which fuse_epilogue does not match (yet): no matmul_glu_grad there */
   CHECK(ca[6].concat == 0 && ca[6].glu == 0 && ca[6].glu_grad == (bf16 ? 0 : 2) && ca[6].xent == 1 && ca[6].xent_grad == 3);
-  CHECK(ca[0].xent == 0);                                      /* dense prediction: logits reshaped, skipped */
+  CHECK(ca[0].xent == 0);                                                /* dense prediction: logits reshaped, skipped */
   CHECK(ca[1].xent == 1 && ca[1].xent_grad == 3 && ca[1].glu_grad == 2); /* classifier head (train step: logits not an output) */
 
   /* merged linears: separate q, k, v fire forward and backward ... */

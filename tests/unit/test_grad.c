@@ -31,7 +31,9 @@
 
 /* ---- random numbers (xorshift64*, seeded: the test is deterministic) ------ */
 
-typedef struct { uint64_t s; } Rng;
+typedef struct {
+  uint64_t s;
+} Rng;
 static double urand(Rng *r) {
   r->s ^= r->s >> 12, r->s ^= r->s << 25, r->s ^= r->s >> 27;
   return (double)((r->s * 2685821657736338717ull) >> 11) * 0x1.0p-53;
@@ -70,9 +72,9 @@ static ValueId t_param(T *t, int rank, const int64_t *dims) {
   char name[32];
   snprintf(name, sizeof name, "p%u", t->g->n);
   Shape s = ir_shape_make(rank, dims);
-  Attr a[] = {ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 1),
-              ir_attr_int(ATTR_DECAY, 1)};
-  ValueId v = ir_add_source(t->g, OP_PARAM, DT_F32, &s, a, 4, (SrcLoc){0});
+  Attr a[] = { ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 1),
+               ir_attr_int(ATTR_DECAY, 1) };
+  ValueId v = ir_add_source(t->g, OP_PARAM, DT_F32, &s, a, 4, (SrcLoc){ 0 });
   double *x = alloc_data(t, v);
   for (int64_t i = 0; i < ir_shape_numel(&s); i++) x[i] = nrand(&t->rng);
   return v;
@@ -84,7 +86,7 @@ static ValueId t_input(T *t, DType dt, int rank, const int64_t *dims, int64_t hi
   snprintf(name, sizeof name, "in%u", t->g->n);
   Shape s = ir_shape_make(rank, dims);
   Attr a = ir_attr_str(ATTR_NAME, name);
-  ValueId v = ir_add_source(t->g, OP_INPUT, dt, &s, &a, 1, (SrcLoc){0});
+  ValueId v = ir_add_source(t->g, OP_INPUT, dt, &s, &a, 1, (SrcLoc){ 0 });
   double *x = alloc_data(t, v);
   for (int64_t i = 0; i < ir_shape_numel(&s); i++)
     x[i] = dt != DT_I32 ? nrand(&t->rng) : urand(&t->rng) < ign ? -100.0 : (double)(int64_t)(urand(&t->rng) * (double)hi);
@@ -92,16 +94,17 @@ static ValueId t_input(T *t, DType dt, int rank, const int64_t *dims, int64_t hi
 }
 
 static ValueId add(T *t, OpKind op, int nin, const ValueId *in, const Attr *at, int nat) {
-  ValueId v = ir_add(t->g, op, in, nin, at, nat, (SrcLoc){0}, &t->d);
+  ValueId v = ir_add(t->g, op, in, nin, at, nat, (SrcLoc){ 0 }, &t->d);
   if (v == IR_NONE) {
     fprintf(stderr, "test_grad: could not build %s\n", ir_ops[op].name);
     exit(1);
   }
   return v;
 }
-#define IN(...) (ValueId[]){__VA_ARGS__}
-#define ATTRS(...) (Attr[]){__VA_ARGS__}, (int)(sizeof((Attr[]){__VA_ARGS__}) / sizeof(Attr))
-#define NOATTR NULL, 0
+#define IN(...) \
+  (ValueId[]) { __VA_ARGS__ }
+#define ATTRS(...) (Attr[]){ __VA_ARGS__ }, (int)(sizeof((Attr[]){ __VA_ARGS__ }) / sizeof(Attr))
+#define NOATTR     NULL, 0
 
 /* loss = sum(w * y) = numel * mean(reshape(w * y, [numel])), w a random input */
 static void t_loss(T *t, ValueId y) {
@@ -123,7 +126,7 @@ static double **run(const Graph *g, double *const *data, uint32_t nsrc, bool **o
   *owned = calloc(g->n, sizeof(bool));
   for (ValueId v = 0; v < g->n && v < nsrc; v++)
     if (g->nodes[v].op == OP_PARAM || g->nodes[v].op == OP_INPUT) bufs[v] = data[v];
-  InterpOpts o = {.prec = INTERP_F64, .training = true, .seed = 42}; /* training: dropout masks are live */
+  InterpOpts o = { .prec = INTERP_F64, .training = true, .seed = 42 }; /* training: dropout masks are live */
   char err[512];
   if (!interp_run(g, &o, bufs, *owned, err, sizeof err)) {
     fprintf(stderr, "test_grad: interp: %s\n", err);
@@ -191,8 +194,7 @@ static double check_elementwise(T *t, const char *what) {
       double fd = (lp - lm) / (2 * h), err = fabs(fd - gr[i]) / fmax(1.0, fabs(fd));
       worst = fmax(worst, err);
       if (err > 1e-6)
-        fprintf(stderr, "  %s: %s[%lld]: autodiff %.12g, finite difference %.12g\n", what, gname, (long long)i,
-                gr[i], fd);
+        fprintf(stderr, "  %s: %s[%lld]: autodiff %.12g, finite difference %.12g\n", what, gname, (long long)i, gr[i], fd);
     }
   }
   CHECK(worst <= 1e-6);
@@ -210,16 +212,16 @@ typedef ValueId (*SampleFn)(T *t, int variant);
 static ValueId sample_embedding(T *t, int variant) {
   if (variant > 1) return IR_NONE;
   int64_t V = 1 + variant * 4, H = rdim(&t->rng);
-  ValueId tab = t_param(t, 2, (int64_t[]){V, H});
-  ValueId ids = t_input(t, DT_I32, 2, (int64_t[]){rdim(&t->rng), 3}, V, 0); /* repeats: scatter-add */
+  ValueId tab = t_param(t, 2, (int64_t[]){ V, H });
+  ValueId ids = t_input(t, DT_I32, 2, (int64_t[]){ rdim(&t->rng), 3 }, V, 0); /* repeats: scatter-add */
   return add(t, OP_EMBEDDING, 2, IN(tab, ids), NOATTR);
 }
 
 static ValueId sample_masked_rows(T *t, int variant) {
   if (variant > 2) return IR_NONE;
   int64_t B = rdim(&t->rng), S = 4, H = rdim(&t->rng), slots = 1 + variant; /* slot 3 > targets: padding rows */
-  ValueId x = t_param(t, 3, (int64_t[]){B, S, H});
-  ValueId tg = t_input(t, DT_I32, 2, (int64_t[]){B, S}, 5, 0.5);
+  ValueId x = t_param(t, 3, (int64_t[]){ B, S, H });
+  ValueId tg = t_input(t, DT_I32, 2, (int64_t[]){ B, S }, 5, 0.5);
   return add(t, OP_MASKED_ROWS, 2, IN(x, tg), ATTRS(ir_attr_int(ATTR_SLOTS, slots)));
 }
 
@@ -229,7 +231,7 @@ static ValueId sample_matmul(T *t, int variant) {
   bool ta = variant & 1, tb = variant & 2;
   int64_t M = rdim(&t->rng), K = rdim(&t->rng), N = rdim(&t->rng), P = 2, Q = rdim(&t->rng);
   int ra = variant < 4 ? 2 : 4, rb = variant < 4 || variant >= 8 ? 2 : 4;
-  int64_t da[4] = {P, Q, ta ? K : M, ta ? M : K}, db[4] = {P, Q, tb ? N : K, tb ? K : N};
+  int64_t da[4] = { P, Q, ta ? K : M, ta ? M : K }, db[4] = { P, Q, tb ? N : K, tb ? K : N };
   ValueId a = t_param(t, ra, ra == 2 ? da + 2 : da), b = t_param(t, rb, rb == 2 ? db + 2 : db);
   return add(t, OP_MATMUL, 2, IN(a, b), ATTRS(ir_attr_int(ATTR_TRANS_A, ta), ir_attr_int(ATTR_TRANS_B, tb)));
 }
@@ -239,10 +241,13 @@ static ValueId binary_sample(T *t, int variant, OpKind op) {
   int64_t P = rdim(&t->rng), M = rdim(&t->rng), N = rdim(&t->rng);
   ValueId a, b;
   switch (variant) {
-  case 0: a = t_param(t, 3, (int64_t[]){P, 1, N}), b = t_param(t, 2, (int64_t[]){M, 1}); break;
-  case 1: a = t_param(t, 1, (int64_t[]){N}), b = t_param(t, 3, (int64_t[]){P, M, N}); break;
-  case 2: a = t_param(t, 2, (int64_t[]){M, N}), b = t_param(t, 1, (int64_t[]){1}); break;
-  case 3: a = t_param(t, 2, (int64_t[]){M, N}); b = a; break; /* x op x: two contributions to one value */
+  case 0: a = t_param(t, 3, (int64_t[]){ P, 1, N }), b = t_param(t, 2, (int64_t[]){ M, 1 }); break;
+  case 1: a = t_param(t, 1, (int64_t[]){ N }), b = t_param(t, 3, (int64_t[]){ P, M, N }); break;
+  case 2: a = t_param(t, 2, (int64_t[]){ M, N }), b = t_param(t, 1, (int64_t[]){ 1 }); break;
+  case 3:
+    a = t_param(t, 2, (int64_t[]){ M, N });
+    b = a;
+    break; /* x op x: two contributions to one value */
   default: return IR_NONE;
   }
   return add(t, op, 2, IN(a, b), NOATTR);
@@ -252,7 +257,7 @@ static ValueId sample_mul(T *t, int variant) { return binary_sample(t, variant, 
 
 static ValueId unary_sample(T *t, int variant, OpKind op, const Attr *at, int nat) {
   if (variant > 1) return IR_NONE;
-  ValueId x = variant ? t_param(t, 1, (int64_t[]){1}) : t_param(t, 3, (int64_t[]){rdim(&t->rng), 2, rdim(&t->rng)});
+  ValueId x = variant ? t_param(t, 1, (int64_t[]){ 1 }) : t_param(t, 3, (int64_t[]){ rdim(&t->rng), 2, rdim(&t->rng) });
   return add(t, op, 1, IN(x), at, nat);
 }
 static ValueId sample_scale(T *t, int v) { return unary_sample(t, v, OP_SCALE, ATTRS(ir_attr_float(ATTR_ALPHA, -1.7))); }
@@ -268,8 +273,8 @@ static ValueId sample_cos(T *t, int v) { return unary_sample(t, v, OP_COS, NOATT
 /* sqrt, rsqrt: on x*x + 0.5 (a positive operand), which also puts a mul and an add in front */
 static ValueId positive_sample(T *t, int variant, OpKind op) {
   if (variant > 1) return IR_NONE;
-  ValueId x = variant ? t_param(t, 1, (int64_t[]){1}) : t_param(t, 2, (int64_t[]){rdim(&t->rng), 3});
-  ValueId half = t_input(t, DT_F32, 1, (int64_t[]){1}, 0, 0);
+  ValueId x = variant ? t_param(t, 1, (int64_t[]){ 1 }) : t_param(t, 2, (int64_t[]){ rdim(&t->rng), 3 });
+  ValueId half = t_input(t, DT_F32, 1, (int64_t[]){ 1 }, 0, 0);
   t->data[half][0] = 0.5;
   ValueId p = add(t, OP_ADD, 2, IN(add(t, OP_MUL, 2, IN(x, x), NOATTR), half), NOATTR);
   return add(t, op, 1, IN(p), NOATTR);
@@ -285,7 +290,7 @@ static ValueId sample_dropout(T *t, int v) {
  * interpreter a cast is the identity, so its gradient is dy in x's dtype */
 static ValueId sample_cast(T *t, int variant) {
   if (variant > 2) return IR_NONE;
-  ValueId x = t_param(t, 2, (int64_t[]){rdim(&t->rng), rdim(&t->rng)});
+  ValueId x = t_param(t, 2, (int64_t[]){ rdim(&t->rng), rdim(&t->rng) });
   Attr bf = ir_attr_str(ATTR_TO, "bf16"), f32 = ir_attr_str(ATTR_TO, "f32");
   if (variant == 2) return add(t, OP_CAST, 1, IN(x), &f32, 1);
   ValueId b = add(t, OP_CAST, 1, IN(x), &bf, 1);
@@ -295,9 +300,9 @@ static ValueId sample_cast(T *t, int variant) {
 }
 
 static ValueId sample_glu(T *t, int variant) {
-  static const char *const acts[] = {"gelu", "relu", "sigmoid", "none"};
+  static const char *const acts[] = { "gelu", "relu", "sigmoid", "none" };
   if (variant > 3) return IR_NONE;
-  ValueId x = t_param(t, 2, (int64_t[]){rdim(&t->rng), 2 * rdim(&t->rng)});
+  ValueId x = t_param(t, 2, (int64_t[]){ rdim(&t->rng), 2 * rdim(&t->rng) });
   return add(t, OP_GLU, 1, IN(x), ATTRS(ir_attr_str(ATTR_ACT, acts[variant])));
 }
 
@@ -306,7 +311,7 @@ static ValueId norm_sample(T *t, int variant, OpKind op, int maxin) {
   int nin = 1 + variant % 3;
   if (variant >= 6 || nin > maxin) return IR_NONE;
   int64_t H = variant < 3 ? 1 + rdim(&t->rng) : 1;
-  ValueId in[3] = {t_param(t, 3, (int64_t[]){rdim(&t->rng), 2, H})};
+  ValueId in[3] = { t_param(t, 3, (int64_t[]){ rdim(&t->rng), 2, H }) };
   for (int k = 1; k < nin; k++) in[k] = t_param(t, 1, &H);
   return add(t, op, nin, in, ATTRS(ir_attr_float(ATTR_EPS, 1e-5)));
 }
@@ -318,7 +323,7 @@ static ValueId sample_rmsnorm(T *t, int v) {
 
 static ValueId sample_mean(T *t, int variant) {
   if (variant > 2) return IR_NONE;
-  ValueId x = t_param(t, 3, (int64_t[]){rdim(&t->rng), rdim(&t->rng), 3});
+  ValueId x = t_param(t, 3, (int64_t[]){ rdim(&t->rng), rdim(&t->rng), 3 });
   return add(t, OP_MEAN, 1, IN(x), ATTRS(ir_attr_int(ATTR_AXIS, variant)));
 }
 
@@ -326,28 +331,28 @@ static ValueId sample_mean(T *t, int variant) {
 static ValueId sample_cross_entropy(T *t, int variant) {
   if (variant > 1) return IR_NONE;
   int64_t N = 1 + rdim(&t->rng), V = rdim(&t->rng);
-  ValueId l = t_param(t, 2, (int64_t[]){N, V});
+  ValueId l = t_param(t, 2, (int64_t[]){ N, V });
   ValueId tg = t_input(t, DT_I32, 1, &N, V, variant ? 1.0 : 0.3);
   return add(t, OP_CROSS_ENTROPY, 2, IN(l, tg), ATTRS(ir_attr_int(ATTR_IGNORE, -100)));
 }
 
 static ValueId sample_reshape(T *t, int variant) {
   if (variant > 0) return IR_NONE;
-  ValueId x = t_param(t, 3, (int64_t[]){2, 3, rdim(&t->rng)});
-  int64_t n = ir_shape_numel(&t->g->nodes[x].shape), s[2] = {3, n / 3};
+  ValueId x = t_param(t, 3, (int64_t[]){ 2, 3, rdim(&t->rng) });
+  int64_t n = ir_shape_numel(&t->g->nodes[x].shape), s[2] = { 3, n / 3 };
   return add(t, OP_RESHAPE, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, s, 2)));
 }
 
 static ValueId sample_permute(T *t, int variant) {
-  static const int64_t perms[][3] = {{2, 0, 1}, {1, 2, 0}, {0, 2, 1}};
+  static const int64_t perms[][3] = { { 2, 0, 1 }, { 1, 2, 0 }, { 0, 2, 1 } };
   if (variant > 2) return IR_NONE;
-  ValueId x = t_param(t, 3, (int64_t[]){2, 3, 4});
+  ValueId x = t_param(t, 3, (int64_t[]){ 2, 3, 4 });
   return add(t, OP_PERMUTE, 1, IN(x), ATTRS(ir_attr_ints(ATTR_PERM, perms[variant], 3)));
 }
 
 static ValueId sample_slice(T *t, int variant) {
   if (variant > 2) return IR_NONE;
-  ValueId x = t_param(t, 3, (int64_t[]){2, 5, 3});
+  ValueId x = t_param(t, 3, (int64_t[]){ 2, 5, 3 });
   int64_t axis = variant == 2 ? 2 : 1, start = variant == 1 ? 0 : 1, len = variant == 2 ? 2 : 3;
   return add(t, OP_SLICE, 1, IN(x),
              ATTRS(ir_attr_int(ATTR_AXIS, axis), ir_attr_int(ATTR_START, start), ir_attr_int(ATTR_LEN, len)));
@@ -359,7 +364,7 @@ static ValueId sample_concat(T *t, int variant) {
   int nin = variant == 3 ? 2 : 2 + variant, axis = variant == 3 ? 0 : variant;
   ValueId in[4];
   for (int k = 0; k < nin; k++) {
-    int64_t d[3] = {2, 3, 2};
+    int64_t d[3] = { 2, 3, 2 };
     d[axis] = 1 + k;
     in[k] = variant == 3 && k ? in[0] : t_param(t, 3, d);
   }
@@ -379,39 +384,58 @@ static ValueId sample_attention(T *t, int variant) {
   double p = variant == 1 || variant == 3 ? 0.3 : 0.0;
   ValueId in[4];
   int nin = 3;
-  int64_t off[3] = {0, dh, 2 * dh};
+  int64_t off[3] = { 0, dh, 2 * dh };
   if (variant <= 1) {
-    in[0] = in[1] = in[2] = t_param(t, 4, (int64_t[]){B, S, H, 3 * dh});
+    in[0] = in[1] = in[2] = t_param(t, 4, (int64_t[]){ B, S, H, 3 * dh });
   } else if (variant == 2 || variant == 5) {
-    in[0] = t_param(t, 4, (int64_t[]){B, S, H, dh});
-    in[1] = in[2] = t_param(t, 4, (int64_t[]){B, S, variant == 2 ? 1 : 2, 2 * dh});
+    in[0] = t_param(t, 4, (int64_t[]){ B, S, H, dh });
+    in[1] = in[2] = t_param(t, 4, (int64_t[]){ B, S, variant == 2 ? 1 : 2, 2 * dh });
     off[0] = 0, off[1] = 0, off[2] = dh;
   } else if (variant == 3) {
-    for (int k = 0; k < 3; k++) in[k] = t_param(t, 4, (int64_t[]){B, S, H, dh});
+    for (int k = 0; k < 3; k++) in[k] = t_param(t, 4, (int64_t[]){ B, S, H, dh });
     off[0] = off[1] = off[2] = 0;
   } else {
-    in[0] = in[1] = t_param(t, 4, (int64_t[]){B, S, H, dh});
-    in[2] = t_param(t, 4, (int64_t[]){B, S, H, dh + 1});
+    in[0] = in[1] = t_param(t, 4, (int64_t[]){ B, S, H, dh });
+    in[2] = t_param(t, 4, (int64_t[]){ B, S, H, dh + 1 });
     off[0] = off[1] = 0, off[2] = 1;
   }
-  if (variant == 1) in[nin++] = t_input(t, DT_F32, 4, (int64_t[]){B, 1, 1, S}, 0, 0);
-  if (variant == 2) in[nin++] = t_input(t, DT_F32, 3, (int64_t[]){H, S, S}, 0, 0);
+  if (variant == 1) in[nin++] = t_input(t, DT_F32, 4, (int64_t[]){ B, 1, 1, S }, 0, 0);
+  if (variant == 2) in[nin++] = t_input(t, DT_F32, 3, (int64_t[]){ H, S, S }, 0, 0);
   return add(t, OP_ATTENTION, nin, in,
              ATTRS(ir_attr_float(ATTR_ALPHA, 1.0 / sqrt((double)dh)), ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, 5),
                    ir_attr_int(ATTR_HEAD_DIM, dh), ir_attr_ints(ATTR_OFFSETS, off, 3)));
 }
 
 static const SampleFn samples[OP_COUNT] = {
-    [OP_EMBEDDING] = sample_embedding, [OP_MASKED_ROWS] = sample_masked_rows, [OP_MATMUL] = sample_matmul,
-    [OP_ADD] = sample_add,             [OP_MUL] = sample_mul,                 [OP_SCALE] = sample_scale,
-    [OP_GELU] = sample_gelu,           [OP_RELU] = sample_relu,               [OP_TANH] = sample_tanh,
-    [OP_DROPOUT] = sample_dropout,     [OP_GLU] = sample_glu,                 [OP_LAYERNORM] = sample_layernorm,
-    [OP_RMSNORM] = sample_rmsnorm,     [OP_SOFTMAX] = sample_softmax,         [OP_MEAN] = sample_mean,
-    [OP_CROSS_ENTROPY] = sample_cross_entropy, [OP_RESHAPE] = sample_reshape, [OP_PERMUTE] = sample_permute,
-    [OP_SLICE] = sample_slice, [OP_CAST] = sample_cast,
-    [OP_EXP] = sample_exp, [OP_SQRT] = sample_sqrt, [OP_RSQRT] = sample_rsqrt, [OP_SIGMOID] = sample_sigmoid,
-    [OP_SILU] = sample_silu, [OP_SIN] = sample_sin, [OP_COS] = sample_cos, [OP_CONCAT] = sample_concat,
-    [OP_ATTENTION] = sample_attention,
+  [OP_EMBEDDING] = sample_embedding,
+  [OP_MASKED_ROWS] = sample_masked_rows,
+  [OP_MATMUL] = sample_matmul,
+  [OP_ADD] = sample_add,
+  [OP_MUL] = sample_mul,
+  [OP_SCALE] = sample_scale,
+  [OP_GELU] = sample_gelu,
+  [OP_RELU] = sample_relu,
+  [OP_TANH] = sample_tanh,
+  [OP_DROPOUT] = sample_dropout,
+  [OP_GLU] = sample_glu,
+  [OP_LAYERNORM] = sample_layernorm,
+  [OP_RMSNORM] = sample_rmsnorm,
+  [OP_SOFTMAX] = sample_softmax,
+  [OP_MEAN] = sample_mean,
+  [OP_CROSS_ENTROPY] = sample_cross_entropy,
+  [OP_RESHAPE] = sample_reshape,
+  [OP_PERMUTE] = sample_permute,
+  [OP_SLICE] = sample_slice,
+  [OP_CAST] = sample_cast,
+  [OP_EXP] = sample_exp,
+  [OP_SQRT] = sample_sqrt,
+  [OP_RSQRT] = sample_rsqrt,
+  [OP_SIGMOID] = sample_sigmoid,
+  [OP_SILU] = sample_silu,
+  [OP_SIN] = sample_sin,
+  [OP_COS] = sample_cos,
+  [OP_CONCAT] = sample_concat,
+  [OP_ATTENTION] = sample_attention,
 };
 
 static uint64_t name_seed(const char *s) {
@@ -463,8 +487,8 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
-static const FeDefine toy_dims[] = {{"batch", "2"}, {"seq", "8"},  {"vocab", "50"}, {"hidden", "16"},
-                                    {"heads", "2"}, {"ffn", "32"}, {"layers", "2"}};
+static const FeDefine toy_dims[] = { { "batch", "2" }, { "seq", "8" },  { "vocab", "50" }, { "hidden", "16" },
+                                     { "heads", "2" }, { "ffn", "32" }, { "layers", "2" } };
 
 /* Compile .cram text at toy dims and give every source random data: params
  * around their init scale (plus noise so norms' weights are not all 1), ids
@@ -484,8 +508,7 @@ static void model_init(T *t, const char *path, const char *text, size_t len, uin
     double *x = alloc_data(t, v);
     bool targets = n->op == OP_INPUT && !strcmp(ir_get_str(n, ATTR_NAME), "targets");
     for (int64_t i = 0; i < ir_shape_numel(&n->shape); i++) {
-      if (n->op == OP_PARAM)
-        x[i] = (!strcmp(ir_get_str(n, ATTR_INIT), "ones") ? 1.0 : 0.0) + 0.3 * nrand(&t->rng);
+      if (n->op == OP_PARAM) x[i] = (!strcmp(ir_get_str(n, ATTR_INIT), "ones") ? 1.0 : 0.0) + 0.3 * nrand(&t->rng);
       else x[i] = targets && urand(&t->rng) < 0.6 ? -100.0 : (double)(int64_t)(urand(&t->rng) * 50);
     }
   }
@@ -506,7 +529,7 @@ static void check_model(const char *path) {
   int nparam = 0;
   for (int trial = 0; trial < 3; trial++) {
     double dot = 0;
-    double *dir[MAXV] = {0};
+    double *dir[MAXV] = { 0 };
     for (ValueId v = 0; v < t->g->n; v++) {
       const Node *n = &t->g->nodes[v];
       if (n->op != OP_PARAM) continue;
@@ -574,7 +597,8 @@ static void test_tied_decoder(void) {
     if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
     const char *name = v == dec ? "embedding.weight" : ir_get_str(n, ATTR_NAME);
     for (ValueId w = 0; w < a->g->n; w++)
-      if ((a->g->nodes[w].op == OP_PARAM || a->g->nodes[w].op == OP_INPUT) && !strcmp(ir_get_str(&a->g->nodes[w], ATTR_NAME), name))
+      if ((a->g->nodes[w].op == OP_PARAM || a->g->nodes[w].op == OP_INPUT) &&
+          !strcmp(ir_get_str(&a->g->nodes[w], ATTR_NAME), name))
         memcpy(u->data[v], a->data[w], (size_t)ir_shape_numel(&n->shape) * sizeof(double));
   }
   Graph *GA = grad_graph(a), *GU = grad_graph(u);
@@ -588,8 +612,8 @@ static void test_tied_decoder(void) {
     worst = fmax(worst, fabs(gt[i] - (ge[i] + gd[i])));
     dnorm += fabs(gd[i]);
   }
-  CHECK(dnorm > 0);       /* the decoder path contributes */
-  CHECK(worst <= 1e-12);  /* the same sums in another order: rounding only */
+  CHECK(dnorm > 0);      /* the decoder path contributes */
+  CHECK(worst <= 1e-12); /* the same sums in another order: rounding only */
   run_free(GA, ba, oa);
   run_free(GU, bu, ou);
   ir_graph_free(GA);
@@ -607,7 +631,7 @@ static void test_tied_decoder(void) {
 static void test_structure(void) {
   T *t = malloc(sizeof *t);
   t_init(t, "structure", 5);
-  ValueId p = t_param(t, 1, (int64_t[]){3}), unused = t_param(t, 2, (int64_t[]){2, 2});
+  ValueId p = t_param(t, 1, (int64_t[]){ 3 }), unused = t_param(t, 2, (int64_t[]){ 2, 2 });
   ValueId side = add(t, OP_GELU, 1, IN(p), NOATTR); /* an extra output, not on the loss path */
   ValueId y = add(t, OP_TANH, 1, IN(p), NOATTR);
   t_loss(t, y);
@@ -636,9 +660,9 @@ static void test_structure(void) {
 
   /* a loss that is not an f32 scalar is refused */
   Graph *bad = ir_graph_new("bad");
-  Shape s = ir_shape_make(1, (int64_t[]){2});
+  Shape s = ir_shape_make(1, (int64_t[]){ 2 });
   Attr nm = ir_attr_str(ATTR_NAME, "x");
-  ir_add_output(bad, "loss", ir_add_source(bad, OP_INPUT, DT_F32, &s, &nm, 1, (SrcLoc){0}));
+  ir_add_output(bad, "loss", ir_add_source(bad, OP_INPUT, DT_F32, &s, &nm, 1, (SrcLoc){ 0 }));
   FILE *quiet = fopen("/dev/null", "w");
   Diag qd;
   diag_init(&qd, quiet);

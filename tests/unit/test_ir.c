@@ -57,7 +57,7 @@ static void t_free(T *t) {
   ir_graph_free(t->g);
 }
 
-static const SrcLoc NOLOC = {0};
+static const SrcLoc NOLOC = { 0 };
 
 /* An input with the given type: dims end at 0. */
 static ValueId src(T *t, DType dt, int rank, const int64_t *dims) {
@@ -65,12 +65,11 @@ static ValueId src(T *t, DType dt, int rank, const int64_t *dims) {
   Attr a = ir_attr_str(ATTR_NAME, "x");
   return ir_add_source(t->g, OP_INPUT, dt, &s, &a, 1, NOLOC);
 }
-#define SRC(t, dt, ...) \
-  src(t, dt, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+#define SRC(t, dt, ...) src(t, dt, (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (int64_t[]){ __VA_ARGS__ })
 static ValueId scalar(T *t, DType dt) { return src(t, dt, 0, NULL); }
 
 static ValueId add(T *t, OpKind op, int nin, ValueId a, ValueId b, ValueId c, const Attr *at, int nat) {
-  ValueId in[3] = {a, b, c};
+  ValueId in[3] = { a, b, c };
   return ir_add(t->g, op, in, nin, at, nat, NOLOC, &t->d);
 }
 
@@ -83,23 +82,23 @@ static const char *type_of(T *t, ValueId v) {
 }
 
 /* The node was built with exactly this type. */
-#define OK(t, v, want)                                                                             \
-  do {                                                                                             \
-    ValueId v_ = (v);                                                                              \
-    CHECK(v_ != IR_NONE && !strcmp(type_of(t, v_), want));                                         \
-    if (v_ == IR_NONE || strcmp(type_of(t, v_), want))                                             \
-      fprintf(stderr, "    want %s, got %s; diag: %s\n", want, type_of(t, v_), t_diag(t));          \
-    t_clear(t);                                                                                    \
+#define OK(t, v, want)                                                                     \
+  do {                                                                                     \
+    ValueId v_ = (v);                                                                      \
+    CHECK(v_ != IR_NONE && !strcmp(type_of(t, v_), want));                                 \
+    if (v_ == IR_NONE || strcmp(type_of(t, v_), want))                                     \
+      fprintf(stderr, "    want %s, got %s; diag: %s\n", want, type_of(t, v_), t_diag(t)); \
+    t_clear(t);                                                                            \
   } while (0)
 
 /* The node was rejected with a message containing `sub`. */
-#define BAD(t, v, sub)                                                                   \
-  do {                                                                                   \
-    ValueId v_ = (v);                                                                    \
-    CHECK(v_ == IR_NONE && strstr(t_diag(t), sub));                                      \
-    if (v_ != IR_NONE || !strstr(t_diag(t), sub))                                        \
-      fprintf(stderr, "    want error containing \"%s\", got: %s\n", sub, t_diag(t));    \
-    t_clear(t);                                                                          \
+#define BAD(t, v, sub)                                                                \
+  do {                                                                                \
+    ValueId v_ = (v);                                                                 \
+    CHECK(v_ == IR_NONE && strstr(t_diag(t), sub));                                   \
+    if (v_ != IR_NONE || !strstr(t_diag(t), sub))                                     \
+      fprintf(stderr, "    want error containing \"%s\", got: %s\n", sub, t_diag(t)); \
+    t_clear(t);                                                                       \
   } while (0)
 
 /* ---- tests --------------------------------------------------------------- */
@@ -133,20 +132,20 @@ static void test_shape_helpers(void) {
   Shape s0 = ir_shape_make(0, NULL);
   CHECK(!strcmp(ir_type_str(DT_F32, &s0, buf, sizeof buf), "f32[]"));
   CHECK(ir_shape_numel(&s0) == 1);
-  Shape s = ir_shape_make(3, (int64_t[]){8, 128, 64});
+  Shape s = ir_shape_make(3, (int64_t[]){ 8, 128, 64 });
   CHECK(!strcmp(ir_type_str(DT_I32, &s, buf, sizeof buf), "i32[8,128,64]"));
   CHECK(ir_shape_numel(&s) == 8 * 128 * 64);
   CHECK(!strcmp(ir_type_str(DT_BF16, &s, buf, 6), "bf16[")); /* truncates safely */
   CHECK(ir_type_str(DT_BF16, &s, buf, 0) == buf);
-  Shape s2 = ir_shape_make(3, (int64_t[]){8, 128, 65});
+  Shape s2 = ir_shape_make(3, (int64_t[]){ 8, 128, 65 });
   CHECK(ir_shape_eq(&s, &s) && !ir_shape_eq(&s, &s2) && !ir_shape_eq(&s, &s0));
-  Shape big = ir_shape_make(3, (int64_t[]){INT64_C(1) << 40, 2, INT64_MAX});
+  Shape big = ir_shape_make(3, (int64_t[]){ INT64_C(1) << 40, 2, INT64_MAX });
   CHECK(ir_shape_numel(&big) == -1); /* overflow, not wraparound */
-  Shape edge = ir_shape_make(2, (int64_t[]){INT64_C(1) << 20, INT64_C(1) << 20});
+  Shape edge = ir_shape_make(2, (int64_t[]){ INT64_C(1) << 20, INT64_C(1) << 20 });
   CHECK(ir_shape_numel(&edge) == INT64_C(1) << 40);
   edge.dim[1]++;
   CHECK(ir_shape_numel(&edge) == -1);
-  Shape zero = ir_shape_make(2, (int64_t[]){3, 0});
+  Shape zero = ir_shape_make(2, (int64_t[]){ 3, 0 });
   CHECK(ir_shape_numel(&zero) == -1);
 }
 
@@ -160,8 +159,7 @@ static void test_embedding_gathers(void) {
   BAD(&t, add(&t, OP_EMBEDDING, 2, table, ftab, 0, NULL, 0), "embedding: ids must be i32, got f32[8,128]");
   BAD(&t, add(&t, OP_EMBEDDING, 2, ids, ids, 0, NULL, 0), "table must be f32 or bf16, got i32[8,128]");
   BAD(&t, add(&t, OP_EMBEDDING, 2, x, ids, 0, NULL, 0), "table must be a [V,H] matrix, got f32[8,128,64]");
-  BAD(&t, add(&t, OP_EMBEDDING, 2, table, SRC(&t, DT_I32, 1, 2, 3, 4, 5, 6), 0, NULL, 0),
-      "the result would exceed rank 6");
+  BAD(&t, add(&t, OP_EMBEDDING, 2, table, SRC(&t, DT_I32, 1, 2, 3, 4, 5, 6), 0, NULL, 0), "the result would exceed rank 6");
   Attr c20 = ir_attr_int(ATTR_SLOTS, 20);
   OK(&t, add(&t, OP_MASKED_ROWS, 2, x, tg, 0, &c20, 1), "f32[160,64]");
   OK(&t, add(&t, OP_MASKED_TARGETS, 1, tg, 0, 0, &c20, 1), "i32[160]");
@@ -183,10 +181,10 @@ static void test_embedding_gathers(void) {
 static void test_matmul(void) {
   T t;
   t_init(&t);
-  Attr nn[2] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0)};
-  Attr nt[2] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 1)};
-  Attr tn[2] = {ir_attr_int(ATTR_TRANS_A, 1), ir_attr_int(ATTR_TRANS_B, 0)};
-  Attr bad2[2] = {ir_attr_int(ATTR_TRANS_A, 2), ir_attr_int(ATTR_TRANS_B, 0)};
+  Attr nn[2] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0) };
+  Attr nt[2] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 1) };
+  Attr tn[2] = { ir_attr_int(ATTR_TRANS_A, 1), ir_attr_int(ATTR_TRANS_B, 0) };
+  Attr bad2[2] = { ir_attr_int(ATTR_TRANS_A, 2), ir_attr_int(ATTR_TRANS_B, 0) };
   ValueId a = SRC(&t, DT_F32, 8, 128, 64), w = SRC(&t, DT_F32, 64, 192), wt = SRC(&t, DT_F32, 192, 64);
   OK(&t, add(&t, OP_MATMUL, 2, a, w, 0, nn, 2), "f32[8,128,192]");
   OK(&t, add(&t, OP_MATMUL, 2, a, wt, 0, nt, 2), "f32[8,128,192]");
@@ -240,8 +238,8 @@ static void test_elementwise(void) {
   OK(&t, add(&t, OP_TANH, 1, scalar(&t, DT_BF16), 0, 0, NULL, 0), "bf16[]");
   BAD(&t, add(&t, OP_GELU, 1, SRC(&t, DT_I32, 4), 0, 0, NULL, 0), "gelu: x must be f32 or bf16, got i32[4]");
   Attr key = ir_attr_int(ATTR_KEY, 7);
-  Attr p0[2] = {ir_attr_float(ATTR_P, 0.1), key}, p1[2] = {ir_attr_float(ATTR_P, 1.0), key},
-       pn[2] = {ir_attr_float(ATTR_P, NAN), key}, pm[2] = {ir_attr_float(ATTR_P, -0.1), key};
+  Attr p0[2] = { ir_attr_float(ATTR_P, 0.1), key }, p1[2] = { ir_attr_float(ATTR_P, 1.0), key },
+       pn[2] = { ir_attr_float(ATTR_P, NAN), key }, pm[2] = { ir_attr_float(ATTR_P, -0.1), key };
   OK(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, p0, 2), "f32[8,128,64]");
   BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, p1, 2), "dropout: p=1 must be in [0, 1)");
   BAD(&t, add(&t, OP_DROPOUT, 1, x, 0, 0, pn, 2), "must be in [0, 1)");
@@ -308,8 +306,8 @@ static void test_views(void) {
   T t;
   t_init(&t);
   ValueId x = SRC(&t, DT_F32, 8, 128, 64);
-  int64_t sh[] = {1024, 64}, sh_bad[] = {1000, 64}, sh_zero[] = {1024, 0, 64}, sh7[] = {1, 1, 1, 1, 1, 1, 1};
-  int64_t sh_huge[] = {INT64_C(1) << 40, INT64_C(1) << 40}, sh_neg[] = {-1024, -64};
+  int64_t sh[] = { 1024, 64 }, sh_bad[] = { 1000, 64 }, sh_zero[] = { 1024, 0, 64 }, sh7[] = { 1, 1, 1, 1, 1, 1, 1 };
+  int64_t sh_huge[] = { INT64_C(1) << 40, INT64_C(1) << 40 }, sh_neg[] = { -1024, -64 };
   Attr r = ir_attr_ints(ATTR_SHAPE, sh, 2);
   OK(&t, add(&t, OP_RESHAPE, 1, x, 0, 0, &r, 1), "f32[1024,64]");
   r = ir_attr_ints(ATTR_SHAPE, sh_bad, 2);
@@ -328,7 +326,7 @@ static void test_views(void) {
   BAD(&t, add(&t, OP_RESHAPE, 1, x, 0, 0, &r, 1), "attribute 'shape' has no value");
 
   ValueId h = SRC(&t, DT_F32, 8, 128, 12, 64);
-  int64_t p[] = {0, 2, 1, 3}, prep[] = {0, 0, 1, 2}, pout[] = {0, 1, 2, 4}, pneg[] = {0, -1, 2, 3};
+  int64_t p[] = { 0, 2, 1, 3 }, prep[] = { 0, 0, 1, 2 }, pout[] = { 0, 1, 2, 4 }, pneg[] = { 0, -1, 2, 3 };
   Attr pa = ir_attr_ints(ATTR_PERM, p, 4);
   OK(&t, add(&t, OP_PERMUTE, 1, h, 0, 0, &pa, 1), "f32[8,12,128,64]");
   pa = ir_attr_ints(ATTR_PERM, prep, 4);
@@ -341,8 +339,7 @@ static void test_views(void) {
   BAD(&t, add(&t, OP_PERMUTE, 1, h, 0, 0, &pa, 1), "perm has 3 entries but x f32[8,128,12,64] has rank 4");
 
   ValueId qkv = SRC(&t, DT_F32, 8, 128, 192);
-#define SLICE(ax, st, ln) \
-  (Attr[]){ir_attr_int(ATTR_AXIS, ax), ir_attr_int(ATTR_START, st), ir_attr_int(ATTR_LEN, ln)}
+#define SLICE(ax, st, ln) (Attr[]){ ir_attr_int(ATTR_AXIS, ax), ir_attr_int(ATTR_START, st), ir_attr_int(ATTR_LEN, ln) }
   OK(&t, add(&t, OP_SLICE, 1, qkv, 0, 0, SLICE(2, 64, 64), 3), "f32[8,128,64]");
   OK(&t, add(&t, OP_SLICE, 1, qkv, 0, 0, SLICE(0, 7, 1), 3), "f32[1,128,192]");
   BAD(&t, add(&t, OP_SLICE, 1, qkv, 0, 0, SLICE(2, 160, 64), 3),
@@ -361,7 +358,7 @@ static void test_builder(void) {
   t_init(&t);
   ValueId x = SRC(&t, DT_F32, 8, 192);
   /* Attributes given in any order are stored sorted by AttrId. */
-  Attr rev[3] = {ir_attr_int(ATTR_LEN, 64), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_AXIS, 1)};
+  Attr rev[3] = { ir_attr_int(ATTR_LEN, 64), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_AXIS, 1) };
   ValueId s = add(&t, OP_SLICE, 1, x, 0, 0, rev, 3);
   CHECK(s != IR_NONE);
   const Node *n = ir_node(t.g, s);
@@ -369,7 +366,7 @@ static void test_builder(void) {
   CHECK(ir_get_int(n, ATTR_LEN) == 64 && ir_get_int(n, ATTR_AXIS) == 1 && ir_attr(n, ATTR_EPS) == NULL);
   /* Strings and arrays are copied: the caller's buffers may change afterwards. */
   char act[8] = "relu";
-  int64_t shp[2] = {4, 384};
+  int64_t shp[2] = { 4, 384 };
   Attr aa = ir_attr_str(ATTR_ACT, act), sa = ir_attr_ints(ATTR_SHAPE, shp, 2);
   ValueId gl = add(&t, OP_GLU, 1, x, 0, 0, &aa, 1), rs = add(&t, OP_RESHAPE, 1, x, 0, 0, &sa, 1);
   strcpy(act, "xxxx");
@@ -378,11 +375,11 @@ static void test_builder(void) {
   CHECK(rs != IR_NONE && ir_attr(ir_node(t.g, rs), ATTR_SHAPE)->u.ints.v[0] == 4);
   t_clear(&t);
 
-  Attr dup[3] = {ir_attr_int(ATTR_AXIS, 1), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_AXIS, 1)};
+  Attr dup[3] = { ir_attr_int(ATTR_AXIS, 1), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_AXIS, 1) };
   BAD(&t, add(&t, OP_SLICE, 1, x, 0, 0, dup, 3), "slice: attribute 'axis' is given twice");
   Attr extra = ir_attr_float(ATTR_EPS, 1e-5);
   BAD(&t, add(&t, OP_GELU, 1, x, 0, 0, &extra, 1), "gelu: unexpected attribute 'eps'");
-  Attr unknown = {.id = ATTR_COUNT}; /* the sentinel: no such attribute */
+  Attr unknown = { .id = ATTR_COUNT }; /* the sentinel: no such attribute */
   BAD(&t, add(&t, OP_GELU, 1, x, 0, 0, &unknown, 1), "unknown attribute id");
   Attr nulls = ir_attr_str(ATTR_ACT, NULL);
   BAD(&t, add(&t, OP_GLU, 1, x, 0, 0, &nulls, 1), "glu: attribute 'act' has no value");
@@ -395,18 +392,18 @@ static void test_builder(void) {
   BAD(&t, ir_add(t.g, OP_GELU, &x, 1, NULL, -1, NOLOC, &t.d), "invalid attribute list");
   CHECK(ir_add(t.g, OP_GELU, &x, 2, NULL, 0, NOLOC, NULL) == IR_NONE); /* no Diag: still no crash */
   /* The error is reported at the builder's SrcLoc. */
-  SrcLoc loc = {"m.cram", 7, 5};
+  SrcLoc loc = { "m.cram", 7, 5 };
   CHECK(ir_add(t.g, OP_GELU, &x, 2, NULL, 0, loc, &t.d) == IR_NONE);
   CHECK(strstr(t_diag(&t), "m.cram:7:5: error: gelu: expects 1 inputs, got 2") != NULL);
   t_clear(&t);
 
   /* Sources and outputs. */
-  Attr pa[4] = {ir_attr_str(ATTR_NAME, "w"), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 0.02),
-                ir_attr_int(ATTR_DECAY, 1)};
-  Shape ws = ir_shape_make(2, (int64_t[]){64, 64});
+  Attr pa[4] = { ir_attr_str(ATTR_NAME, "w"), ir_attr_str(ATTR_INIT, "normal"), ir_attr_float(ATTR_SCALE, 0.02),
+                 ir_attr_int(ATTR_DECAY, 1) };
+  Shape ws = ir_shape_make(2, (int64_t[]){ 64, 64 });
   ValueId w = ir_add_source(t.g, OP_PARAM, DT_F32, &ws, pa, 4, NOLOC);
   CHECK(!strcmp(ir_get_str(ir_node(t.g, w), ATTR_NAME), "w") && ir_get_float(ir_node(t.g, w), ATTR_SCALE) == 0.02);
-  Shape pe = ir_shape_make(2, (int64_t[]){128, 64});
+  Shape pe = ir_shape_make(2, (int64_t[]){ 128, 64 });
   ValueId sn = ir_add_source(t.g, OP_SINUSOID, DT_F32, &pe, NULL, 0, NOLOC);
   CHECK(ir_node(t.g, sn)->op == OP_SINUSOID && ir_node(t.g, sn)->nattr == 0);
   for (int i = 0; i < 40; i++) ir_add_output(t.g, i % 2 ? "a" : "b", w); /* outputs grow by doubling */
@@ -423,18 +420,18 @@ static void test_builder(void) {
 static void verify_base(T *t) {
   t_init(t);
   ValueId x = SRC(t, DT_F32, 4, 8), w = SRC(t, DT_F32, 8, 16);
-  Attr nn[2] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0)};
+  Attr nn[2] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0) };
   ValueId y = add(t, OP_MATMUL, 2, x, w, 0, nn, 2);
-  Attr r = ir_attr_ints(ATTR_SHAPE, (int64_t[]){64}, 1);
+  Attr r = ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 64 }, 1);
   ValueId z = add(t, OP_RESHAPE, 1, y, 0, 0, &r, 1);
   ir_add_output(t->g, "y", y);
   ir_add_output(t->g, "z", z);
 }
 
-#define VERIFY_BAD(t, sub)                                                                \
-  do {                                                                                    \
-    bool ok_ = ir_verify((t)->g, &(t)->d);                                                \
-    CHECK(!ok_ && strstr(t_diag(t), sub));                                                \
+#define VERIFY_BAD(t, sub)                                                                   \
+  do {                                                                                       \
+    bool ok_ = ir_verify((t)->g, &(t)->d);                                                   \
+    CHECK(!ok_ && strstr(t_diag(t), sub));                                                   \
     if (ok_ || !strstr(t_diag(t), sub)) fprintf(stderr, "    verify said: %s\n", t_diag(t)); \
   } while (0)
 
@@ -528,7 +525,7 @@ static void test_verify(void) {
   t_free(&t);
 
   verify_base(&t);
-  SrcLoc loc = {"tiny.cram", 9, 3};
+  SrcLoc loc = { "tiny.cram", 9, 3 };
   t.g->nodes[3].loc = loc;
   t.g->nodes[3].shape.dim[0] = 65;
   VERIFY_BAD(&t, "tiny.cram:9:3: error: verify: %3 = reshape: type is f32[65] but the shape rule gives f32[64]");
@@ -544,8 +541,8 @@ static void test_verify(void) {
 static void test_flops(void) {
   T t;
   t_init(&t);
-  Attr nn[2] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0)};
-  Attr tn[2] = {ir_attr_int(ATTR_TRANS_A, 1), ir_attr_int(ATTR_TRANS_B, 0)};
+  Attr nn[2] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0) };
+  Attr tn[2] = { ir_attr_int(ATTR_TRANS_A, 1), ir_attr_int(ATTR_TRANS_B, 0) };
   ValueId a = SRC(&t, DT_F32, 8, 128, 64), w = SRC(&t, DT_F32, 64, 192);
   ValueId y = add(&t, OP_MATMUL, 2, a, w, 0, nn, 2);
   CHECK(ir_node_flops(t.g, ir_node(t.g, y)) == INT64_C(2) * 8 * 128 * 192 * 64);
@@ -569,9 +566,9 @@ static void test_flops(void) {
 /* Fused attention: the geometry (ir_attention_geom) its shape rules check, good and bad cases, and its FLOPs. */
 static ValueId attn(T *t, OpKind op, int nin, const ValueId *in, int64_t dh, int64_t q_off, int64_t k_off, int64_t v_off,
                     double p, int64_t wrt) {
-  int64_t off[3] = {q_off, k_off, v_off};
-  Attr a[6] = {ir_attr_float(ATTR_ALPHA, 0.125), ir_attr_float(ATTR_P, p), ir_attr_int(ATTR_KEY, 1),
-               ir_attr_int(ATTR_HEAD_DIM, dh), ir_attr_ints(ATTR_OFFSETS, off, 3), ir_attr_int(ATTR_WRT, wrt)};
+  int64_t off[3] = { q_off, k_off, v_off };
+  Attr a[6] = { ir_attr_float(ATTR_ALPHA, 0.125), ir_attr_float(ATTR_P, p),           ir_attr_int(ATTR_KEY, 1),
+                ir_attr_int(ATTR_HEAD_DIM, dh),   ir_attr_ints(ATTR_OFFSETS, off, 3), ir_attr_int(ATTR_WRT, wrt) };
   return ir_add(t->g, op, in, nin, a, op == OP_ATTENTION_GRAD ? 6 : 5, NOLOC, &t->d);
 }
 
@@ -579,51 +576,54 @@ static void test_attention(void) {
   T t;
   t_init(&t);
   ValueId qkv = SRC(&t, DT_F32, 2, 16, 4, 24), mask = SRC(&t, DT_F32, 2, 1, 1, 16);
-  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 16, 0, 0), "f32[2,16,4,8]");
-  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0), "f32[2,16,4,8]");
-  OK(&t, attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0), "f32[2,4,16]");
-  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, SRC(&t, DT_F32, 4, 16, 16)}, 8, 0, 8, 16, 0, 0),
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, qkv, qkv }, 8, 0, 8, 16, 0, 0), "f32[2,16,4,8]");
+  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0), "f32[2,16,4,8]");
+  OK(&t, attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0), "f32[2,4,16]");
+  OK(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){ qkv, qkv, qkv, SRC(&t, DT_F32, 4, 16, 16) }, 8, 0, 8, 16, 0, 0),
      "f32[2,16,4,8]"); /* ALiBi [heads,S,S] */
   ValueId q = SRC(&t, DT_BF16, 2, 16, 4, 8), kv = SRC(&t, DT_BF16, 2, 16, 2, 16), kv1 = SRC(&t, DT_BF16, 2, 16, 1, 16);
-  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv, kv}, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]");  /* grouped-query */
-  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]"); /* multi-query */
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 17, 0, 0),
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ q, kv, kv }, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]");   /* grouped-query */
+  OK(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ q, kv1, kv1 }, 8, 0, 0, 8, 0, 0), "bf16[2,16,4,8]"); /* multi-query */
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, qkv, qkv }, 8, 0, 8, 17, 0, 0),
       "attention: v part [17, 17+8) is outside the source's width 24");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, SRC(&t, DT_BF16, 2, 16, 3, 16), SRC(&t, DT_BF16, 2, 16, 3, 16)}, 8, 0, 0, 8, 0, 0),
-      "k/v heads (3) must divide the query heads (4)");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv, kv1}, 8, 0, 0, 8, 0, 0), "differ in heads");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, kv, kv}, 8, 0, 0, 8, 0, 0), "differ in dtype");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, SRC(&t, DT_F32, 2, 8, 4, 24), qkv}, 8, 0, 8, 16, 0, 0),
+  BAD(
+    &t,
+    attn(&t, OP_ATTENTION, 3, (ValueId[]){ q, SRC(&t, DT_BF16, 2, 16, 3, 16), SRC(&t, DT_BF16, 2, 16, 3, 16) }, 8, 0, 0, 8, 0, 0),
+    "k/v heads (3) must divide the query heads (4)");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ q, kv, kv1 }, 8, 0, 0, 8, 0, 0), "differ in heads");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, kv, kv }, 8, 0, 0, 8, 0, 0), "differ in dtype");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, SRC(&t, DT_F32, 2, 8, 4, 24), qkv }, 8, 0, 8, 16, 0, 0),
       "differ in batch or sequence");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){SRC(&t, DT_F32, 2, 16, 96), qkv, qkv}, 8, 0, 8, 16, 0, 0),
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ SRC(&t, DT_F32, 2, 16, 96), qkv, qkv }, 8, 0, 8, 16, 0, 0),
       "q source must be rank 4 [batch, seq, groups, width], got f32[2,16,96]");
-  BAD(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, SRC(&t, DT_F32, 3, 16, 16)}, 8, 0, 8, 16, 0, 0),
+  BAD(&t, attn(&t, OP_ATTENTION, 4, (ValueId[]){ qkv, qkv, qkv, SRC(&t, DT_F32, 3, 16, 16) }, 8, 0, 8, 16, 0, 0),
       "bias f32[3,16,16] does not broadcast to [2,4,16,16]");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 8, 0, 8, 16, 1.0, 0), "p=1 must be in [0, 1)");
-  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){qkv, qkv, qkv}, 0, 0, 8, 16, 0, 0), "head_dim=0 must be positive");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, qkv, qkv }, 8, 0, 8, 16, 1.0, 0), "p=1 must be in [0, 1)");
+  BAD(&t, attn(&t, OP_ATTENTION, 3, (ValueId[]){ qkv, qkv, qkv }, 0, 0, 8, 16, 0, 0), "head_dim=0 must be positive");
   /* the backward: one source's gradient */
-  ValueId o = attn(&t, OP_ATTENTION, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0);
-  ValueId l = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.1, 0);
+  ValueId o = attn(&t, OP_ATTENTION, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0);
+  ValueId l = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0);
   CHECK(ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l)));
-  ValueId l2 = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){qkv, qkv, qkv, mask}, 8, 0, 8, 16, 0.2, 0);
+  ValueId l2 = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.2, 0);
   CHECK(!ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l2))); /* other p */
   t_clear(&t);
-  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 7), "f32[2,16,4,24]");
-  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 2), "f32[2,16,4,24]");
-  ValueId mo = attn(&t, OP_ATTENTION, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0);
-  ValueId ml = attn(&t, OP_ATTENTION_LSE, 3, (ValueId[]){q, kv1, kv1}, 8, 0, 0, 8, 0, 0);
-  OK(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 6), "bf16[2,16,1,16]");
-  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 3),
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 8, 16, 0.1, 7), "f32[2,16,4,24]");
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 8, 16, 0.1, 2), "f32[2,16,4,24]");
+  ValueId mo = attn(&t, OP_ATTENTION, 3, (ValueId[]){ q, kv1, kv1 }, 8, 0, 0, 8, 0, 0);
+  ValueId ml = attn(&t, OP_ATTENTION_LSE, 3, (ValueId[]){ q, kv1, kv1 }, 8, 0, 0, 8, 0, 0);
+  OK(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){ q, kv1, kv1, mo, ml, mo }, 8, 0, 0, 8, 0, 6), "bf16[2,16,1,16]");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){ q, kv1, kv1, mo, ml, mo }, 8, 0, 0, 8, 0, 3),
       "wrt=3 selects q and k, which read different sources");
-  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 4, 16, 0.1, 3),
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 4, 16, 0.1, 3),
       "parts q and k overlap");
-  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, mo}, 8, 0, 0, 8, 0, 0), "wrt=0 must be a non-empty mask");
-  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, mo, mo}, 8, 0, 0, 8, 0, 6), "lse must be f32[2,4,16]");
-  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){q, kv1, kv1, mo, ml, q}, 8, 0, 0, 8, 1, 6), "p=1 must be in [0, 1)");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){ q, kv1, kv1, mo, ml, mo }, 8, 0, 0, 8, 0, 0),
+      "wrt=0 must be a non-empty mask");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){ q, kv1, kv1, mo, mo, mo }, 8, 0, 0, 8, 0, 6), "lse must be f32[2,4,16]");
+  BAD(&t, attn(&t, OP_ATTENTION_GRAD, 6, (ValueId[]){ q, kv1, kv1, mo, ml, q }, 8, 0, 0, 8, 1, 6), "p=1 must be in [0, 1)");
   /* FLOPs: the GEMMs it replaces (B*heads*S*S*dh multiply-adds each) */
   int64_t unit = INT64_C(2) * 2 * 4 * 16 * 16 * 8;
   CHECK(ir_node_flops(t.g, ir_node(t.g, o)) == 2 * unit && ir_node_flops(t.g, ir_node(t.g, l)) == 0);
-  ValueId g7 = attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){qkv, qkv, qkv, o, l, o, mask}, 8, 0, 8, 16, 0.1, 7);
+  ValueId g7 = attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 8, 16, 0.1, 7);
   CHECK(g7 != IR_NONE && ir_node_flops(t.g, ir_node(t.g, g7)) == 4 * unit);
   t_free(&t);
 }

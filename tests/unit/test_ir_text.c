@@ -20,16 +20,16 @@
 
 static int n_pass, n_fail;
 
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (c) n_pass++;                                                            \
-    else {                                                                      \
-      n_fail++;                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);     \
-    }                                                                           \
+#define CHECK(c)                                                            \
+  do {                                                                      \
+    if (c) n_pass++;                                                        \
+    else {                                                                  \
+      n_fail++;                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+    }                                                                       \
   } while (0)
 
-static const SrcLoc NOLOC = {0};
+static const SrcLoc NOLOC = { 0 };
 
 /* ir_print into a malloc'd string. */
 static char *print_str(const Graph *g) {
@@ -80,11 +80,10 @@ static ValueId input(Graph *g, const char *name, DType dt, int rank, const int64
   return ir_add_source(g, OP_INPUT, dt, &s, &a, 1, loc);
 }
 
-static ValueId param(Graph *g, const char *name, const char *init, double scale, int decay, int rank,
-                     const int64_t *dims) {
+static ValueId param(Graph *g, const char *name, const char *init, double scale, int decay, int rank, const int64_t *dims) {
   Shape s = ir_shape_make(rank, dims);
-  Attr a[4] = {ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, init), ir_attr_float(ATTR_SCALE, scale),
-               ir_attr_int(ATTR_DECAY, decay)};
+  Attr a[4] = { ir_attr_str(ATTR_NAME, name), ir_attr_str(ATTR_INIT, init), ir_attr_float(ATTR_SCALE, scale),
+                ir_attr_int(ATTR_DECAY, decay) };
   return ir_add_source(g, OP_PARAM, DT_F32, &s, a, 4, NOLOC);
 }
 
@@ -99,39 +98,39 @@ static ValueId node(Graph *g, OpKind op, int nin, const ValueId *in, const Attr 
   }
   return v;
 }
-#define IN(...) (ValueId[]){__VA_ARGS__}
-#define ATTRS(...) (Attr[]){__VA_ARGS__}, (int)(sizeof((Attr[]){__VA_ARGS__}) / sizeof(Attr))
-#define NOATTR NULL, 0
+#define IN(...) \
+  (ValueId[]) { __VA_ARGS__ }
+#define ATTRS(...) (Attr[]){ __VA_ARGS__ }, (int)(sizeof((Attr[]){ __VA_ARGS__ }) / sizeof(Attr))
+#define NOATTR     NULL, 0
 
 static void test_print_golden(void) {
   Graph *g = ir_graph_new("tiny");
-  ValueId tok = input(g, "tokens", DT_I32, 2, (int64_t[]){8, 128}, NOLOC);
-  ValueId emb = param(g, "embedding.weight", "normal", 0.02, 1, 2, (int64_t[]){512, 64});
-  SrcLoc at = {"models/tiny.cram", 7, 5};
+  ValueId tok = input(g, "tokens", DT_I32, 2, (int64_t[]){ 8, 128 }, NOLOC);
+  ValueId emb = param(g, "embedding.weight", "normal", 0.02, 1, 2, (int64_t[]){ 512, 64 });
+  SrcLoc at = { "models/tiny.cram", 7, 5 };
   ValueId x = node(g, OP_EMBEDDING, 2, IN(emb, tok), NOATTR, at);
-  ValueId r = node(g, OP_RESHAPE, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){1024, 64}, 2)), NOLOC);
-  Shape pe = ir_shape_make(2, (int64_t[]){128, 64});
+  ValueId r = node(g, OP_RESHAPE, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 1024, 64 }, 2)), NOLOC);
+  Shape pe = ir_shape_make(2, (int64_t[]){ 128, 64 });
   ir_add_source(g, OP_SINUSOID, DT_F32, &pe, NULL, 0, NOLOC);
-  ValueId ln = node(g, OP_LAYERNORM, 1, IN(r), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), (SrcLoc){"C:\\m\\a:b.cram", 12, 30});
+  ValueId ln = node(g, OP_LAYERNORM, 1, IN(r), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), (SrcLoc){ "C:\\m\\a:b.cram", 12, 30 });
   ValueId m = node(g, OP_MEAN, 1, IN(ln), ATTRS(ir_attr_int(ATTR_AXIS, 1)), NOLOC);
   ValueId s = node(g, OP_MEAN, 1, IN(m), ATTRS(ir_attr_int(ATTR_AXIS, 0)), NOLOC);
   ValueId sc = node(g, OP_SCALE, 1, IN(s), ATTRS(ir_attr_float(ATTR_ALPHA, 1.0)), NOLOC);
   ir_add_output(g, "loss", sc);
   ir_add_output(g, "layer 2/out", ln);
   char *text = print_str(g);
-  const char *want =
-      "graph tiny\n"
-      "%0 = input {name=\"tokens\"} : i32[8,128]\n"
-      "%1 = param {name=\"embedding.weight\", init=\"normal\", scale=0.02, decay=1} : f32[512,64]\n"
-      "%2 = embedding %1, %0 : f32[8,128,64]  # models/tiny.cram:7:5\n"
-      "%3 = reshape %2 {shape=[1024,64]} : f32[1024,64]\n"
-      "%4 = sinusoid : f32[128,64]\n"
-      "%5 = layernorm %3 {eps=1e-12} : f32[1024,64]  # C:\\m\\a:b.cram:12:30\n"
-      "%6 = mean %5 {axis=1} : f32[1024]\n"
-      "%7 = mean %6 {axis=0} : f32[]\n"
-      "%8 = scale %7 {alpha=1.0} : f32[]\n"
-      "output loss = %8\n"
-      "output \"layer 2/out\" = %5\n";
+  const char *want = "graph tiny\n"
+                     "%0 = input {name=\"tokens\"} : i32[8,128]\n"
+                     "%1 = param {name=\"embedding.weight\", init=\"normal\", scale=0.02, decay=1} : f32[512,64]\n"
+                     "%2 = embedding %1, %0 : f32[8,128,64]  # models/tiny.cram:7:5\n"
+                     "%3 = reshape %2 {shape=[1024,64]} : f32[1024,64]\n"
+                     "%4 = sinusoid : f32[128,64]\n"
+                     "%5 = layernorm %3 {eps=1e-12} : f32[1024,64]  # C:\\m\\a:b.cram:12:30\n"
+                     "%6 = mean %5 {axis=1} : f32[1024]\n"
+                     "%7 = mean %6 {axis=0} : f32[]\n"
+                     "%8 = scale %7 {alpha=1.0} : f32[]\n"
+                     "output loss = %8\n"
+                     "output \"layer 2/out\" = %5\n";
   CHECK(!strcmp(text, want));
   if (strcmp(text, want)) fprintf(stderr, "    got:\n%s    want:\n%s", text, want);
   CHECK(round_trips(g));
@@ -142,31 +141,33 @@ static void test_print_golden(void) {
 /* A graph that uses every op in ops.def: a one-layer crammed BERT plus the odd ones out. */
 static void test_round_trip_every_op(void) {
   Graph *g = ir_graph_new("every-op");
-  bool used[OP_COUNT] = {false};
-  SrcLoc L = {"models/x.cram", 3, 1};
-  ValueId tok = input(g, "tokens", DT_I32, 2, (int64_t[]){2, 8}, L);
-  ValueId tgt = input(g, "targets", DT_I32, 2, (int64_t[]){2, 8}, NOLOC);
-  ValueId emb = param(g, "emb", "normal", 0.02, 1, 2, (int64_t[]){32, 16});
-  ValueId lnw = param(g, "ln.w", "ones", 0, 0, 1, (int64_t[]){16});
-  ValueId lnb = param(g, "ln.b", "zeros", 0, 0, 1, (int64_t[]){16});
-  ValueId wq = param(g, "qkv", "const", -0.30000000000000004, 1, 2, (int64_t[]){16, 48});
-  ValueId w1 = param(g, "ffn.in", "normal", 5e-324, 1, 2, (int64_t[]){16, 64});
-  ValueId w2 = param(g, "ffn.out\n\"q\"\\\x01\xff", "normal", 1e300, 1, 2, (int64_t[]){32, 16});
-  Shape pes = ir_shape_make(2, (int64_t[]){8, 16});
+  bool used[OP_COUNT] = { false };
+  SrcLoc L = { "models/x.cram", 3, 1 };
+  ValueId tok = input(g, "tokens", DT_I32, 2, (int64_t[]){ 2, 8 }, L);
+  ValueId tgt = input(g, "targets", DT_I32, 2, (int64_t[]){ 2, 8 }, NOLOC);
+  ValueId emb = param(g, "emb", "normal", 0.02, 1, 2, (int64_t[]){ 32, 16 });
+  ValueId lnw = param(g, "ln.w", "ones", 0, 0, 1, (int64_t[]){ 16 });
+  ValueId lnb = param(g, "ln.b", "zeros", 0, 0, 1, (int64_t[]){ 16 });
+  ValueId wq = param(g, "qkv", "const", -0.30000000000000004, 1, 2, (int64_t[]){ 16, 48 });
+  ValueId w1 = param(g, "ffn.in", "normal", 5e-324, 1, 2, (int64_t[]){ 16, 64 });
+  ValueId w2 = param(g, "ffn.out\n\"q\"\\\x01\xff", "normal", 1e300, 1, 2, (int64_t[]){ 32, 16 });
+  Shape pes = ir_shape_make(2, (int64_t[]){ 8, 16 });
   ValueId pe = ir_add_source(g, OP_SINUSOID, DT_F32, &pes, NULL, 0, NOLOC);
-  Attr nn[] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0)};
-  Attr nt[] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 1)};
+  Attr nn[] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0) };
+  Attr nt[] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 1) };
   ValueId x = node(g, OP_EMBEDDING, 2, IN(emb, tok), NOATTR, L);
   x = node(g, OP_ADD, 2, IN(x, pe), NOATTR, NOLOC);
   x = node(g, OP_LAYERNORM, 3, IN(x, lnw, lnb), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
   ValueId h = node(g, OP_RMSNORM, 2, IN(x, lnw), ATTRS(ir_attr_float(ATTR_EPS, 1e-6)), NOLOC);
   ValueId qkv = node(g, OP_MATMUL, 2, IN(h, wq), nn, 2, NOLOC);
-  ValueId q = node(g, OP_SLICE, 1, IN(qkv), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_LEN, 16)), NOLOC);
-  ValueId k = node(g, OP_SLICE, 1, IN(qkv), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 16), ir_attr_int(ATTR_LEN, 16)), NOLOC);
-  q = node(g, OP_RESHAPE, 1, IN(q), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){2, 8, 2, 8}, 4)), NOLOC);
-  q = node(g, OP_PERMUTE, 1, IN(q), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){0, 2, 1, 3}, 4)), NOLOC);
-  k = node(g, OP_RESHAPE, 1, IN(k), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){2, 8, 2, 8}, 4)), NOLOC);
-  k = node(g, OP_PERMUTE, 1, IN(k), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){0, 2, 1, 3}, 4)), NOLOC);
+  ValueId q =
+    node(g, OP_SLICE, 1, IN(qkv), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 0), ir_attr_int(ATTR_LEN, 16)), NOLOC);
+  ValueId k = node(g, OP_SLICE, 1, IN(qkv),
+                   ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 16), ir_attr_int(ATTR_LEN, 16)), NOLOC);
+  q = node(g, OP_RESHAPE, 1, IN(q), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 2, 8, 2, 8 }, 4)), NOLOC);
+  q = node(g, OP_PERMUTE, 1, IN(q), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){ 0, 2, 1, 3 }, 4)), NOLOC);
+  k = node(g, OP_RESHAPE, 1, IN(k), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 2, 8, 2, 8 }, 4)), NOLOC);
+  k = node(g, OP_PERMUTE, 1, IN(k), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){ 0, 2, 1, 3 }, 4)), NOLOC);
   ValueId sc = node(g, OP_MATMUL, 2, IN(q, k), nt, 2, NOLOC);
   sc = node(g, OP_SCALE, 1, IN(sc), ATTRS(ir_attr_float(ATTR_ALPHA, 0.35355339059327373)), NOLOC);
   ValueId p = node(g, OP_SOFTMAX, 1, IN(sc), NOATTR, NOLOC);
@@ -177,12 +178,12 @@ static void test_round_trip_every_op(void) {
   ValueId t = node(g, OP_TANH, 1, IN(f), NOATTR, NOLOC);
   /* the .cram primitives' elementwise ops and the arange table */
   {
-    static const OpKind un[] = {OP_EXP, OP_RSQRT, OP_SIGMOID, OP_SILU, OP_SIN, OP_COS};
+    static const OpKind un[] = { OP_EXP, OP_RSQRT, OP_SIGMOID, OP_SILU, OP_SIN, OP_COS };
     ValueId u = t;
     for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) u = node(g, un[i], 1, IN(u), NOATTR, NOLOC);
     node(g, OP_SIGMOID_GRAD, 2, IN(u, f), NOATTR, NOLOC);
     node(g, OP_SILU_GRAD, 2, IN(u, f), NOATTR, NOLOC);
-    Shape as = ir_shape_make(1, (int64_t[]){5});
+    Shape as = ir_shape_make(1, (int64_t[]){ 5 });
     ir_add_source(g, OP_ARANGE, DT_F32, &as, NULL, 0, NOLOC);
   }
   ValueId gl = node(g, OP_GELU, 1, IN(f), NOATTR, NOLOC);
@@ -193,7 +194,8 @@ static void test_round_trip_every_op(void) {
   ValueId rows = node(g, OP_MASKED_ROWS, 2, IN(x, tgt), ATTRS(ir_attr_int(ATTR_SLOTS, 3)), NOLOC);
   ValueId mt = node(g, OP_MASKED_TARGETS, 1, IN(tgt), ATTRS(ir_attr_int(ATTR_SLOTS, 3)), NOLOC);
   ValueId logits = node(g, OP_MATMUL, 2, IN(rows, emb), nt, 2, NOLOC);
-  ValueId loss = node(g, OP_CROSS_ENTROPY, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), (SrcLoc){"m.cram", 4294967295u, 0});
+  ValueId loss =
+    node(g, OP_CROSS_ENTROPY, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), (SrcLoc){ "m.cram", 4294967295u, 0 });
   node(g, OP_XENT_HITS, 2, IN(logits, mt), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
   ValueId pm = node(g, OP_MEAN, 1, IN(p), ATTRS(ir_attr_int(ATTR_AXIS, 3)), NOLOC);
   /* precision: a bf16 copy of a master weight, a bf16 GEMM, its result back to f32 */
@@ -204,7 +206,7 @@ static void test_round_trip_every_op(void) {
     node(g, OP_CAST, 1, IN(yb), ATTRS(ir_attr_str(ATTR_TO, "f32")), NOLOC);
   }
   /* backward ops (autodiff) */
-  Shape scalar = {.rank = 0};
+  Shape scalar = { .rank = 0 };
   Attr one_v = ir_attr_float(ATTR_VALUE, 1.0);
   ValueId one = ir_add_source(g, OP_FILL, DT_F32, &scalar, &one_v, 1, NOLOC);
   node(g, OP_GELU_GRAD, 2, IN(f, f), NOATTR, NOLOC);
@@ -219,14 +221,14 @@ static void test_round_trip_every_op(void) {
   node(g, OP_CROSS_ENTROPY_GRAD, 3, IN(logits, mt, one), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
   node(g, OP_EMBEDDING_GRAD, 2, IN(tok, x), ATTRS(ir_attr_int(ATTR_ROWS, 32)), NOLOC);
   node(g, OP_MASKED_ROWS_GRAD, 2, IN(rows, tgt), ATTRS(ir_attr_int(ATTR_SLOTS, 3)), NOLOC);
-  node(g, OP_SUM_TO, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){8, 1}, 2)), NOLOC);
-  node(g, OP_BROADCAST_TO, 1, IN(lnw), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){2, 8, 16}, 3)), NOLOC);
+  node(g, OP_SUM_TO, 1, IN(x), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 8, 1 }, 2)), NOLOC);
+  node(g, OP_BROADCAST_TO, 1, IN(lnw), ATTRS(ir_attr_ints(ATTR_SHAPE, (int64_t[]){ 2, 8, 16 }, 3)), NOLOC);
   node(g, OP_PAD, 1, IN(x), ATTRS(ir_attr_int(ATTR_AXIS, 2), ir_attr_int(ATTR_START, 1), ir_attr_int(ATTR_SIZE, 20)), NOLOC);
   /* optimizer ops */
   {
     ValueId sq = node(g, OP_SUMSQ, 1, IN(lnw), NOATTR, NOLOC);
     node(g, OP_SQRT, 1, IN(sq), NOATTR, NOLOC);
-    ValueId hy = input(g, "hyper", DT_F32, 1, (int64_t[]){IR_ADAM_HYPER}, NOLOC);
+    ValueId hy = input(g, "hyper", DT_F32, 1, (int64_t[]){ IR_ADAM_HYPER }, NOLOC);
     ValueId cc = node(g, OP_CLIP_COEF, 2, IN(sq, hy), NOATTR, NOLOC);
     ValueId sch = node(g, OP_ADAM_SCHED, 3, IN(one, one, hy), NOATTR, NOLOC);
     ValueId m = node(g, OP_ADAM_M, 4, IN(lnw, lnb, cc, sch), NOATTR, NOLOC);
@@ -235,9 +237,9 @@ static void test_round_trip_every_op(void) {
   }
   /* fused ops (passes/fuse_*.c) */
   {
-    Attr ng[] = {ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0), ir_attr_str(ATTR_ACT, "gelu")};
+    Attr ng[] = { ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 0), ir_attr_str(ATTR_ACT, "gelu") };
     Attr eps = ir_attr_float(ATTR_EPS, 1e-12);
-    ValueId db = param(g, "dec.b", "zeros", 0, 0, 1, (int64_t[]){32});
+    ValueId db = param(g, "dec.b", "zeros", 0, 0, 1, (int64_t[]){ 32 });
     node(g, OP_CONCAT, 2, IN(w1, w1), ATTRS(ir_attr_int(ATTR_AXIS, 1)), NOLOC);
     node(g, OP_MATMUL_ACT, 2, IN(x, w1), ng, 3, NOLOC);
     ValueId gl2 = node(g, OP_MATMUL_GLU, 2, IN(x, w1), ng, 3, NOLOC);
@@ -246,16 +248,18 @@ static void test_round_trip_every_op(void) {
     node(g, OP_ADD_LAYERNORM, 4, IN(x, x, lnw, lnb), &eps, 1, NOLOC);
     node(g, OP_LAYERNORM_GRAD_ADD, 4, IN(x, lnw, x, x), &eps, 1, NOLOC);
     node(g, OP_XENT_LINEAR, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
-    node(g, OP_XENT_LINEAR_GRAD, 4, IN(rows, emb, mt, db), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100), ir_attr_int(ATTR_WRT, 2)), NOLOC);
-    node(g, OP_XENT_LINEAR_HITS, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
+    node(g, OP_XENT_LINEAR_GRAD, 4, IN(rows, emb, mt, db),
+         ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100), ir_attr_int(ATTR_WRT, 2)), NOLOC);
+    node(g, OP_XENT_LINEAR_HITS, 3, IN(rows, emb, mt), ATTRS(ir_attr_int(ATTR_TRANS_B, 1), ir_attr_int(ATTR_IGNORE, -100)),
+         NOLOC);
   }
   /* fused attention: packed qkv [B,S,heads,3dh] + a key-padding bias, its lse and backward */
   {
-    int64_t off[3] = {0, 2, 4};
-    Attr at[] = {ir_attr_float(ATTR_ALPHA, 0.5), ir_attr_float(ATTR_P, 0.1), ir_attr_int(ATTR_KEY, 9),
-                 ir_attr_int(ATTR_HEAD_DIM, 2), ir_attr_ints(ATTR_OFFSETS, off, 3)};
-    ValueId pk = param(g, "qkv", "normal", 0.02, 1, 4, (int64_t[]){2, 3, 2, 6});
-    ValueId mk = input(g, "mask", DT_F32, 4, (int64_t[]){2, 1, 1, 3}, NOLOC);
+    int64_t off[3] = { 0, 2, 4 };
+    Attr at[] = { ir_attr_float(ATTR_ALPHA, 0.5), ir_attr_float(ATTR_P, 0.1), ir_attr_int(ATTR_KEY, 9),
+                  ir_attr_int(ATTR_HEAD_DIM, 2), ir_attr_ints(ATTR_OFFSETS, off, 3) };
+    ValueId pk = param(g, "qkv", "normal", 0.02, 1, 4, (int64_t[]){ 2, 3, 2, 6 });
+    ValueId mk = input(g, "mask", DT_F32, 4, (int64_t[]){ 2, 1, 1, 3 }, NOLOC);
     ValueId o = node(g, OP_ATTENTION, 4, IN(pk, pk, pk, mk), at, 5, NOLOC);
     ValueId l = node(g, OP_ATTENTION_LSE, 4, IN(pk, pk, pk, mk), at, 5, NOLOC);
     Attr ag[6];
@@ -285,8 +289,8 @@ static void test_round_trip_every_op(void) {
     }
   }
   CHECK(strstr(text, "name=\"ffn.out\\n\\\"q\\\"\\\\\\x01\\xff\"") != NULL);
-  CHECK(strstr(text, "scale=-0.30000000000000004") && strstr(text, "scale=4.94065646e-324") &&
-        strstr(text, "scale=1e+300") && strstr(text, "scale=0.0,"));
+  CHECK(strstr(text, "scale=-0.30000000000000004") && strstr(text, "scale=4.94065646e-324") && strstr(text, "scale=1e+300") &&
+        strstr(text, "scale=0.0,"));
   CHECK(strstr(text, "graph every-op\n") && strstr(text, "# m.cram:4294967295:0\n"));
   free(text);
   free(diag);
@@ -296,17 +300,16 @@ static void test_round_trip_every_op(void) {
 
 /* Hand-written text: names out of order, comments, blank lines, CRLF, ints for floats. */
 static void test_parse_lenient(void) {
-  const char *text =
-      "# a comment before the header\n"
-      "\n"
-      "graph \"my model\"\r\n"
-      "%10 = input {name=\"x\"} : f32[4,8]\n"
-      "   # indented comment\n"
-      "%3 = gelu %10 : f32[4,8]   # \"we\\\"ird\":1:2\n"
-      "%7 = layernorm   %3{eps=1}:f32[4,8]\n"
-      "\t%1 = add %7,%10 : f32[4,8]  # a:b:c.cram:9:3  \n"
-      "output y = %1\n"
-      "output \"z\" = %3";
+  const char *text = "# a comment before the header\n"
+                     "\n"
+                     "graph \"my model\"\r\n"
+                     "%10 = input {name=\"x\"} : f32[4,8]\n"
+                     "   # indented comment\n"
+                     "%3 = gelu %10 : f32[4,8]   # \"we\\\"ird\":1:2\n"
+                     "%7 = layernorm   %3{eps=1}:f32[4,8]\n"
+                     "\t%1 = add %7,%10 : f32[4,8]  # a:b:c.cram:9:3  \n"
+                     "output y = %1\n"
+                     "output \"z\" = %3";
   char *diag;
   Graph *g = parse_str(text, strlen(text), &diag, NULL);
   CHECK(g != NULL);
@@ -344,70 +347,75 @@ static void test_parse_errors(void) {
   static const char nul_line[] = H "%1 = gelu %0\0 : f32[4,8]\n";
   static const char nul_str[] = H "%1 = input {name=\"a\0b\"} : f32[2]\n";
   static const BadCase cases[] = {
-      {"", 0, "t.ir:1:1: error: expected 'graph NAME': the IR text has no content"},
-      {"# only a comment\n\n", 0, "t.ir:1:1: error: expected 'graph NAME'"},
-      {"%0 = input {name=\"x\"} : f32[4]\n", 0, "t.ir:1:1: error: expected 'graph NAME' before the first node"},
-      {H "%1 = lyernorm %0 {eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:6: error: unknown op 'lyernorm'"},
-      {H "%1 = gelu %7 : f32[4,8]\n", 0, "t.ir:3:11: error: use of undefined value %7"},
-      {H "%0 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: redefinition of %0"},
-      {H "%1 = gelu %0 : f32[4,9]\n", 0, "t.ir:3:16: error: type f32[4,9] does not match the inferred type f32[4,8]"},
-      {H "%1 = gelu %0 : bf16[4,8]\n", 0, "t.ir:3:16: error: type bf16[4,8] does not match"},
-      {H "%1 = param {name=\"w\", init=\"normal\", scale=0.02, decay=1} : f32[9,3]\n"
-         "%2 = matmul %0, %1 {trans_a=0, trans_b=0} : f32[4,3]\n",
-       0, "t.ir:4:6: error: matmul: inner dimensions differ: A is f32[4,8] (K=8), B is f32[9,3] (K=9)"},
-      {H "%1 = gelu %0 {eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:15: error: attribute 'eps' does not apply to 'gelu'"},
-      {H "%1 = gelu %0 {epsilon=1e-5} : f32[4,8]\n", 0, "t.ir:3:15: error: unknown attribute 'epsilon'"},
-      {H "%1 = layernorm %0 {eps=1e-5, eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:30: error: attribute 'eps' is given twice"},
-      {H "%1 = layernorm %0 : f32[4,8]\n", 0, "t.ir:3:6: error: layernorm: missing attribute 'eps'"},
-      {H "%1 = layernorm %0, %0, %0, %0 {eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:28: error: too many operands: 'layernorm' takes at most 3"},
-      {H "%1 = add %0 : f32[4,8]\n", 0, "t.ir:3:6: error: add: expects 2 inputs, got 1"},
-      {H "%1 = input %0 {name=\"y\"} : f32[4,8]\n", 0, "t.ir:3:12: error: 'input' takes no operands"},
-      {H "%1 = input : f32[4,8]\n", 0, "t.ir:3:6: error: input: missing attribute 'name'"},
-      {H "%1 = input {name=\"\"} : f32[4,8]\n", 0, "t.ir:3:6: error: input: name must not be empty"},
-      {H "%1 = param {name=\"w\", init=\"uniform\", scale=0.02, decay=1} : f32[2]\n", 0, "init must be one of normal, zeros, ones, const"},
-      {H "%1 = param {name=\"w\", init=\"zeros\", scale=0.0, decay=1} : i32[2]\n", 0, "t.ir:3:6: error: param: a parameter must be f32 or bf16"},
-      {H "%1 = sinusoid : f32[2,3,4]\n", 0, "t.ir:3:6: error: sinusoid: must be a float [S,H] matrix, got f32[2,3,4]"},
-      {H "%1 = input {name=\"abc} : f32[2]\n", 0, "t.ir:3:18: error: unterminated string"},
-      {H "%1 = input {name=\"a\\qb\"} : f32[2]\n", 0, "t.ir:3:20: error: unknown escape '\\q' in string"},
-      {H "%1 = input {name=\"a\\x00b\"} : f32[2]\n", 0, "t.ir:3:20: error: string contains a NUL byte"},
-      {H "%1 = input {name=\"a\\x4\"} : f32[2]\n", 0, "t.ir:3:20: error: \\x needs two hex digits"},
-      {nul_str, sizeof nul_str - 1, "t.ir:3:20: error: control character \\x00 in string"},
-      {H "%1 = input {name=\"x\"} : f32[99999999999999999999]\n", 0, "t.ir:3:29: error: integer 99999999999999999999 is out of range"},
-      {H "%1 = input {name=\"x\"} : f32[1048576,1048576,2]\n", 0, "t.ir:3:25: error: f32[1048576,1048576,2] has more than 2^40 elements"},
-      {H "%1 = input {name=\"x\"} : f32[1,1,1,1,1,1,1]\n", 0, "t.ir:3:41: error: rank exceeds the maximum 6"},
-      {H "%1 = input {name=\"x\"} : f32[4,0]\n", 0, "t.ir:3:31: error: dimension 0 must be >= 1"},
-      {H "%1 = input {name=\"x\"} : f32[4,-2]\n", 0, "t.ir:3:31: error: dimension -2 must be >= 1"},
-      {H "%1 = input {name=\"x\"} : f64[4]\n", 0, "t.ir:3:25: error: unknown dtype 'f64' (expected f32, bf16 or i32)"},
-      {H "%1 = input {name=\"x\"} : f32[4\n", 0, "t.ir:3:30: error: expected ',' or ']' near end of line"},
-      {H "%1 = input {name=", 0, "t.ir:3:18: error: attribute 'name' expects a string near end of line"},
-      {H "%1 = gelu %0", 0, "t.ir:3:13: error: expected ':' and the result type near end of line"},
-      {H "%1 =", 0, "t.ir:3:5: error: expected an op name near end of line"},
-      {H "%1 gelu %0 : f32[4,8]\n", 0, "t.ir:3:4: error: expected '=' near 'gelu'"},
-      {nul_line, sizeof nul_line - 1, "t.ir:3:13: error: expected ':' and the result type near '\\x00'"},
-      {H "%1 = gelu %0 : f32[4,8] \xff\xfe\n", 0, "t.ir:3:25: error: unexpected '\\xff' after the type"},
-      {H "\xc3\xa9t\xc3\xa9\n", 0, "t.ir:3:1: error: expected '%N = op ...', 'output NAME = %N' or 'graph NAME' near '\\xc3'"},
-      {H "%99999999999 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: value number '%99999999999' is too large"},
-      {H "%x1 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: malformed value name '%x1'"},
-      {H "%1 = gelu %0 : f32[4,8]  # nowhere\n", 0, "t.ir:3:28: error: expected a source location 'file:line:col' after '#'"},
-      {H "%1 = gelu %0 : f32[4,8]  # a.cram:x:3\n", 0, "t.ir:3:35: error: bad line number"},
-      {H "%1 = gelu %0 : f32[4,8]  # a.cram:0:3\n", 0, "t.ir:3:35: error: bad line number"},
-      {H "%1 = gelu %0 : f32[4,8]  # a.cram:7:99999999999\n", 0, "t.ir:3:37: error: bad column number"},
-      {H "%1 = layernorm %0 {eps=1e} : f32[4,8]\n", 0, "t.ir:3:24: error: malformed number '1e'"},
-      {H "%1 = layernorm %0 {eps=0x1p3} : f32[4,8]\n", 0, "t.ir:3:24: error: malformed number '0x1p3'"},
-      {H "%1 = layernorm %0 {eps=1e999} : f32[4,8]\n", 0, "t.ir:3:24: error: float 1e999 is out of range"},
-      {H "%1 = layernorm %0 {eps=\"small\"} : f32[4,8]\n", 0, "t.ir:3:24: error: attribute 'eps' expects a number near '\"'"},
-      {H "%1 = layernorm %0 {eps=0} : f32[4,8]\n", 0, "t.ir:3:6: error: layernorm: eps=0 must be positive and finite"},
-      {H "%1 = mean %0 {axis=1.5} : f32[4]\n", 0, "t.ir:3:20: error: attribute 'axis' expects an integer near '1.5'"},
-      {H "%1 = reshape %0 {shape=32} : f32[32]\n", 0, "t.ir:3:24: error: attribute 'shape' expects a list like [2,3]"},
-      {H "%1 = reshape %0 {shape=[32,]} : f32[32]\n", 0, "t.ir:3:28: error: expected an integer near ']'"},
-      {H "%1 = reshape %0 {shape=[8,4} : f32[8,4]\n", 0, "t.ir:3:28: error: expected ',' or ']' near '}'"},
-      {H "%1 = gelu %0 {} : f32[4,8]\noutput y = %1\noutput y = %0\n", 0, "t.ir:5:8: error: duplicate output name 'y'"},
-      {H "output y = %5\n", 0, "t.ir:3:12: error: use of undefined value %5"},
-      {H "output \"\" = %0\n", 0, "t.ir:3:8: error: output name must not be empty"},
-      {H "output y = %0 %0\n", 0, "t.ir:3:15: error: unexpected '%0' after the output"},
-      {H "graph h\n", 0, "t.ir:3:1: error: duplicate 'graph' line"},
-      {"graph a b\n", 0, "t.ir:1:9: error: unexpected 'b' after the graph name"},
-      {"graph\n", 0, "t.ir:1:6: error: expected a name near end of line"},
+    { "", 0, "t.ir:1:1: error: expected 'graph NAME': the IR text has no content" },
+    { "# only a comment\n\n", 0, "t.ir:1:1: error: expected 'graph NAME'" },
+    { "%0 = input {name=\"x\"} : f32[4]\n", 0, "t.ir:1:1: error: expected 'graph NAME' before the first node" },
+    { H "%1 = lyernorm %0 {eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:6: error: unknown op 'lyernorm'" },
+    { H "%1 = gelu %7 : f32[4,8]\n", 0, "t.ir:3:11: error: use of undefined value %7" },
+    { H "%0 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: redefinition of %0" },
+    { H "%1 = gelu %0 : f32[4,9]\n", 0, "t.ir:3:16: error: type f32[4,9] does not match the inferred type f32[4,8]" },
+    { H "%1 = gelu %0 : bf16[4,8]\n", 0, "t.ir:3:16: error: type bf16[4,8] does not match" },
+    { H "%1 = param {name=\"w\", init=\"normal\", scale=0.02, decay=1} : f32[9,3]\n"
+        "%2 = matmul %0, %1 {trans_a=0, trans_b=0} : f32[4,3]\n",
+      0, "t.ir:4:6: error: matmul: inner dimensions differ: A is f32[4,8] (K=8), B is f32[9,3] (K=9)" },
+    { H "%1 = gelu %0 {eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:15: error: attribute 'eps' does not apply to 'gelu'" },
+    { H "%1 = gelu %0 {epsilon=1e-5} : f32[4,8]\n", 0, "t.ir:3:15: error: unknown attribute 'epsilon'" },
+    { H "%1 = layernorm %0 {eps=1e-5, eps=1e-5} : f32[4,8]\n", 0, "t.ir:3:30: error: attribute 'eps' is given twice" },
+    { H "%1 = layernorm %0 : f32[4,8]\n", 0, "t.ir:3:6: error: layernorm: missing attribute 'eps'" },
+    { H "%1 = layernorm %0, %0, %0, %0 {eps=1e-5} : f32[4,8]\n", 0,
+      "t.ir:3:28: error: too many operands: 'layernorm' takes at most 3" },
+    { H "%1 = add %0 : f32[4,8]\n", 0, "t.ir:3:6: error: add: expects 2 inputs, got 1" },
+    { H "%1 = input %0 {name=\"y\"} : f32[4,8]\n", 0, "t.ir:3:12: error: 'input' takes no operands" },
+    { H "%1 = input : f32[4,8]\n", 0, "t.ir:3:6: error: input: missing attribute 'name'" },
+    { H "%1 = input {name=\"\"} : f32[4,8]\n", 0, "t.ir:3:6: error: input: name must not be empty" },
+    { H "%1 = param {name=\"w\", init=\"uniform\", scale=0.02, decay=1} : f32[2]\n", 0,
+      "init must be one of normal, zeros, ones, const" },
+    { H "%1 = param {name=\"w\", init=\"zeros\", scale=0.0, decay=1} : i32[2]\n", 0,
+      "t.ir:3:6: error: param: a parameter must be f32 or bf16" },
+    { H "%1 = sinusoid : f32[2,3,4]\n", 0, "t.ir:3:6: error: sinusoid: must be a float [S,H] matrix, got f32[2,3,4]" },
+    { H "%1 = input {name=\"abc} : f32[2]\n", 0, "t.ir:3:18: error: unterminated string" },
+    { H "%1 = input {name=\"a\\qb\"} : f32[2]\n", 0, "t.ir:3:20: error: unknown escape '\\q' in string" },
+    { H "%1 = input {name=\"a\\x00b\"} : f32[2]\n", 0, "t.ir:3:20: error: string contains a NUL byte" },
+    { H "%1 = input {name=\"a\\x4\"} : f32[2]\n", 0, "t.ir:3:20: error: \\x needs two hex digits" },
+    { nul_str, sizeof nul_str - 1, "t.ir:3:20: error: control character \\x00 in string" },
+    { H "%1 = input {name=\"x\"} : f32[99999999999999999999]\n", 0,
+      "t.ir:3:29: error: integer 99999999999999999999 is out of range" },
+    { H "%1 = input {name=\"x\"} : f32[1048576,1048576,2]\n", 0,
+      "t.ir:3:25: error: f32[1048576,1048576,2] has more than 2^40 elements" },
+    { H "%1 = input {name=\"x\"} : f32[1,1,1,1,1,1,1]\n", 0, "t.ir:3:41: error: rank exceeds the maximum 6" },
+    { H "%1 = input {name=\"x\"} : f32[4,0]\n", 0, "t.ir:3:31: error: dimension 0 must be >= 1" },
+    { H "%1 = input {name=\"x\"} : f32[4,-2]\n", 0, "t.ir:3:31: error: dimension -2 must be >= 1" },
+    { H "%1 = input {name=\"x\"} : f64[4]\n", 0, "t.ir:3:25: error: unknown dtype 'f64' (expected f32, bf16 or i32)" },
+    { H "%1 = input {name=\"x\"} : f32[4\n", 0, "t.ir:3:30: error: expected ',' or ']' near end of line" },
+    { H "%1 = input {name=", 0, "t.ir:3:18: error: attribute 'name' expects a string near end of line" },
+    { H "%1 = gelu %0", 0, "t.ir:3:13: error: expected ':' and the result type near end of line" },
+    { H "%1 =", 0, "t.ir:3:5: error: expected an op name near end of line" },
+    { H "%1 gelu %0 : f32[4,8]\n", 0, "t.ir:3:4: error: expected '=' near 'gelu'" },
+    { nul_line, sizeof nul_line - 1, "t.ir:3:13: error: expected ':' and the result type near '\\x00'" },
+    { H "%1 = gelu %0 : f32[4,8] \xff\xfe\n", 0, "t.ir:3:25: error: unexpected '\\xff' after the type" },
+    { H "\xc3\xa9t\xc3\xa9\n", 0, "t.ir:3:1: error: expected '%N = op ...', 'output NAME = %N' or 'graph NAME' near '\\xc3'" },
+    { H "%99999999999 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: value number '%99999999999' is too large" },
+    { H "%x1 = gelu %0 : f32[4,8]\n", 0, "t.ir:3:1: error: malformed value name '%x1'" },
+    { H "%1 = gelu %0 : f32[4,8]  # nowhere\n", 0, "t.ir:3:28: error: expected a source location 'file:line:col' after '#'" },
+    { H "%1 = gelu %0 : f32[4,8]  # a.cram:x:3\n", 0, "t.ir:3:35: error: bad line number" },
+    { H "%1 = gelu %0 : f32[4,8]  # a.cram:0:3\n", 0, "t.ir:3:35: error: bad line number" },
+    { H "%1 = gelu %0 : f32[4,8]  # a.cram:7:99999999999\n", 0, "t.ir:3:37: error: bad column number" },
+    { H "%1 = layernorm %0 {eps=1e} : f32[4,8]\n", 0, "t.ir:3:24: error: malformed number '1e'" },
+    { H "%1 = layernorm %0 {eps=0x1p3} : f32[4,8]\n", 0, "t.ir:3:24: error: malformed number '0x1p3'" },
+    { H "%1 = layernorm %0 {eps=1e999} : f32[4,8]\n", 0, "t.ir:3:24: error: float 1e999 is out of range" },
+    { H "%1 = layernorm %0 {eps=\"small\"} : f32[4,8]\n", 0, "t.ir:3:24: error: attribute 'eps' expects a number near '\"'" },
+    { H "%1 = layernorm %0 {eps=0} : f32[4,8]\n", 0, "t.ir:3:6: error: layernorm: eps=0 must be positive and finite" },
+    { H "%1 = mean %0 {axis=1.5} : f32[4]\n", 0, "t.ir:3:20: error: attribute 'axis' expects an integer near '1.5'" },
+    { H "%1 = reshape %0 {shape=32} : f32[32]\n", 0, "t.ir:3:24: error: attribute 'shape' expects a list like [2,3]" },
+    { H "%1 = reshape %0 {shape=[32,]} : f32[32]\n", 0, "t.ir:3:28: error: expected an integer near ']'" },
+    { H "%1 = reshape %0 {shape=[8,4} : f32[8,4]\n", 0, "t.ir:3:28: error: expected ',' or ']' near '}'" },
+    { H "%1 = gelu %0 {} : f32[4,8]\noutput y = %1\noutput y = %0\n", 0, "t.ir:5:8: error: duplicate output name 'y'" },
+    { H "output y = %5\n", 0, "t.ir:3:12: error: use of undefined value %5" },
+    { H "output \"\" = %0\n", 0, "t.ir:3:8: error: output name must not be empty" },
+    { H "output y = %0 %0\n", 0, "t.ir:3:15: error: unexpected '%0' after the output" },
+    { H "graph h\n", 0, "t.ir:3:1: error: duplicate 'graph' line" },
+    { "graph a b\n", 0, "t.ir:1:9: error: unexpected 'b' after the graph name" },
+    { "graph\n", 0, "t.ir:1:6: error: expected a name near end of line" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const BadCase *c = &cases[i];
@@ -425,14 +433,13 @@ static void test_parse_errors(void) {
 /* Several bad lines: each reported once, at its own line; uses of a value
  * whose line failed stay quiet instead of cascading. */
 static void test_parse_many_errors(void) {
-  const char *text = H
-      "%1 = gelu %9 : f32[4,8]\n"       /* 3: undefined */
-      "%2 = gelu %1 : f32[4,8]\n"       /* 4: quiet: %1 is poisoned */
-      "%3 = relu %0 : f32[4,8] junk\n"  /* 5: trailing junk */
-      "%4 = tanh %0 : f32[4,8]\n"       /* fine */
-      "%5 = bogus\n"                    /* 7: unknown op */
-      "output y = %2\n"                 /* quiet */
-      "output z = %4\n";
+  const char *text = H "%1 = gelu %9 : f32[4,8]\n"      /* 3: undefined */
+                       "%2 = gelu %1 : f32[4,8]\n"      /* 4: quiet: %1 is poisoned */
+                       "%3 = relu %0 : f32[4,8] junk\n" /* 5: trailing junk */
+                       "%4 = tanh %0 : f32[4,8]\n"      /* fine */
+                       "%5 = bogus\n"                   /* 7: unknown op */
+                       "output y = %2\n"                /* quiet */
+                       "output z = %4\n";
   char *diag;
   int nerr;
   Graph *g = parse_str(text, strlen(text), &diag, &nerr);
@@ -450,8 +457,8 @@ static void test_parse_stress(void) {
   char *diag;
   int nerr;
   /* 1: a very long line of '%'; 2: 100k '['; 3: a huge operand list. */
-  const char *heads[] = {"graph g\n", "graph g\n%0 = input {name=\"x\"} : f32", H "%1 = add "};
-  const char fill[] = {'%', '[', ','};
+  const char *heads[] = { "graph g\n", "graph g\n%0 = input {name=\"x\"} : f32", H "%1 = add " };
+  const char fill[] = { '%', '[', ',' };
   for (int k = 0; k < 3; k++) {
     size_t hl = strlen(heads[k]);
     memcpy(buf, heads[k], hl);
@@ -502,12 +509,12 @@ static bool fuzz_one(const char *text, size_t len) {
 static void test_fuzz(void) {
   /* Seed corpus: the every-op graph's text. */
   Graph *seed = ir_graph_new("seed");
-  ValueId x = input(seed, "x", DT_F32, 3, (int64_t[]){2, 4, 8}, (SrcLoc){"s.cram", 1, 2});
-  ValueId w = param(seed, "w", "normal", 0.02, 1, 2, (int64_t[]){8, 8});
+  ValueId x = input(seed, "x", DT_F32, 3, (int64_t[]){ 2, 4, 8 }, (SrcLoc){ "s.cram", 1, 2 });
+  ValueId w = param(seed, "w", "normal", 0.02, 1, 2, (int64_t[]){ 8, 8 });
   ValueId y = node(seed, OP_MATMUL, 2, IN(x, w), ATTRS(ir_attr_int(ATTR_TRANS_A, 0), ir_attr_int(ATTR_TRANS_B, 1)), NOLOC);
   y = node(seed, OP_LAYERNORM, 1, IN(y), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
   y = node(seed, OP_GLU, 1, IN(y), ATTRS(ir_attr_str(ATTR_ACT, "relu")), NOLOC);
-  y = node(seed, OP_PERMUTE, 1, IN(y), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){2, 0, 1}, 3)), NOLOC);
+  y = node(seed, OP_PERMUTE, 1, IN(y), ATTRS(ir_attr_ints(ATTR_PERM, (int64_t[]){ 2, 0, 1 }, 3)), NOLOC);
   ir_add_output(seed, "y", y);
   char *base = print_str(seed);
   size_t blen = strlen(base);

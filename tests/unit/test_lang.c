@@ -60,8 +60,7 @@ static bool attr_eq(const Attr *a, const Attr *b) {
   case AK_INT: return a->u.i == b->u.i;
   case AK_FLOAT: return a->u.f == b->u.f;
   case AK_STR: return !strcmp(a->u.s, b->u.s);
-  case AK_INTS:
-    return a->u.ints.n == b->u.ints.n && !memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof(int64_t));
+  case AK_INTS: return a->u.ints.n == b->u.ints.n && !memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof(int64_t));
   }
   return false;
 }
@@ -74,8 +73,8 @@ static bool same_graph(const Graph *a, const Graph *b, const char *what) {
   }
   for (ValueId v = 0; v < a->n; v++) {
     const Node *x = &a->nodes[v], *y = &b->nodes[v];
-    bool eq = x->op == y->op && x->dtype == y->dtype && ir_shape_eq(&x->shape, &y->shape) && x->nin == y->nin &&
-              x->nattr == y->nattr;
+    bool eq =
+      x->op == y->op && x->dtype == y->dtype && ir_shape_eq(&x->shape, &y->shape) && x->nin == y->nin && x->nattr == y->nattr;
     for (int k = 0; eq && k < x->nin; k++) eq = x->in[k] == y->in[k];
     for (int k = 0; eq && k < x->nattr; k++) eq = attr_eq(&x->attr[k], &y->attr[k]);
     if (!eq) {
@@ -92,8 +91,8 @@ static bool same_graph(const Graph *a, const Graph *b, const char *what) {
 }
 
 static Graph *run_passes(const Graph *g, int level, const char *only) {
-  PassOptions po = {.opt_level = level, .only = only};
-  return pass_pipeline_run(g, &(PassCtx){&diag, &po});
+  PassOptions po = { .opt_level = level, .only = only };
+  return pass_pipeline_run(g, &(PassCtx){ &diag, &po });
 }
 
 static Graph *train_step_o2(const Graph *fwd) {
@@ -108,8 +107,8 @@ static Graph *train_step_o2(const Graph *fwd) {
 
 /* The forward graph through the forward passes, fused attention on (as for a target that renders it). */
 static Graph *fuse_attention(const Graph *fwd) {
-  PassOptions po = {.opt_level = 2, .fused_attention = true, .verify_each = true};
-  return pass_forward_run(fwd, &(PassCtx){&diag, &po});
+  PassOptions po = { .opt_level = 2, .fused_attention = true, .verify_each = true };
+  return pass_forward_run(fwd, &(PassCtx){ &diag, &po });
 }
 
 static int count_op(const Graph *g, OpKind op) {
@@ -139,7 +138,7 @@ static double **run_forward(const Graph *g, bool **owned, int64_t vocab, bool *o
   }
   bool *src = calloc(g->n, 1);
   for (ValueId v = 0; v < g->n; v++) src[v] = b[v] != NULL;
-  InterpOpts o = {INTERP_F64, false, 0};
+  InterpOpts o = { INTERP_F64, false, 0 };
   *ok = interp_run(g, &o, b, *owned, err, sizeof err);
   if (!*ok) fprintf(stderr, "  interp: %s\n", err);
   for (ValueId v = 0; v < g->n; v++) (*owned)[v] |= src[v]; /* free the sources too */
@@ -168,8 +167,8 @@ static double loss_of(const Graph *g, int64_t vocab) {
 }
 
 static void test_explicit_equals_builtin(void) {
-  static const FeDefine toy[] = {{"batch", "2"}, {"seq", "16"}, {"vocab", "96"}, {"hidden", "32"},
-                                 {"heads", "4"}, {"ffn", "64"},  {"layers", "2"}};
+  static const FeDefine toy[] = { { "batch", "2" }, { "seq", "16" }, { "vocab", "96" }, { "hidden", "32" },
+                                  { "heads", "4" }, { "ffn", "64" }, { "layers", "2" } };
   for (int dims = 0; dims < 2; dims++) {
     int nd = dims ? 7 : 0;
     Graph *a = compile_file("models/tiny.cram", toy, nd), *b = compile_file("models/ablations/attention_explicit.cram", toy, nd);
@@ -185,8 +184,8 @@ static void test_explicit_equals_builtin(void) {
     CHECK(fa && fb && count_op(fa, OP_ATTENTION) == 2 && count_op(fb, OP_ATTENTION) == 2);
     Graph *tfa = fa ? train_step_o2(fa) : NULL, *tfb = fb ? train_step_o2(fb) : NULL;
     CHECK(tfa && tfb && same_graph(tfa, tfb, "-O2 train step, attention fused"));
-    CHECK(tfa && count_op(tfa, OP_ATTENTION) == 2 && count_op(tfa, OP_ATTENTION_GRAD) == 2 &&
-          count_op(tfa, OP_SOFTMAX) == 0 && count_op(tfa, OP_SOFTMAX_GRAD) == 0);
+    CHECK(tfa && count_op(tfa, OP_ATTENTION) == 2 && count_op(tfa, OP_ATTENTION_GRAD) == 2 && count_op(tfa, OP_SOFTMAX) == 0 &&
+          count_op(tfa, OP_SOFTMAX_GRAD) == 0);
     if (dims && fa && fb) {
       double la = loss_of(a, 96), lfa = loss_of(fa, 96), lfb = loss_of(fb, 96);
       CHECK(lfa == lfb && fabs(lfa - la) <= 1e-12 * fabs(la));
@@ -246,8 +245,8 @@ static void test_primitives(void) {
   if (ran(&r, HEAD "s = softmax(x, axis=1)\nm = mean(x, axis=0, keepdim=true)\nt = sum(x, -1)\n"
                    "d = x - 2 * x + 1.5\ne = 3 - x\nf = full([2, 2], 0.25)\nr = rsqrt(x * x + 1) - exp(x) / 2\n"
                    "loss = mean(reshape(x, [24]), 0)\noutput s, m, t, d, e, f, r\n")) {
-    const double *x = r.x, *s = out(&r, "s"), *m = out(&r, "m"), *t = out(&r, "t"), *d = out(&r, "d"),
-                 *e = out(&r, "e"), *f = out(&r, "f"), *rr = out(&r, "r");
+    const double *x = r.x, *s = out(&r, "s"), *m = out(&r, "m"), *t = out(&r, "t"), *d = out(&r, "d"), *e = out(&r, "e"),
+                 *f = out(&r, "f"), *rr = out(&r, "r");
     bool ok = true;
     for (int i = 0; i < 2; i++)
       for (int k = 0; k < 4; k++) {
@@ -258,8 +257,7 @@ static void test_primitives(void) {
     for (int jk = 0; jk < 12; jk++) ok &= close_to(m[jk], (x[jk] + x[12 + jk]) / 2);
     for (int ij = 0; ij < 6; ij++) ok &= close_to(t[ij], x[ij * 4] + x[ij * 4 + 1] + x[ij * 4 + 2] + x[ij * 4 + 3]);
     for (int q = 0; q < 24; q++)
-      ok &= close_to(d[q], -x[q] + 1.5) && close_to(e[q], 3 - x[q]) &&
-            close_to(rr[q], 1 / sqrt(x[q] * x[q] + 1) - exp(x[q]) / 2);
+      ok &= close_to(d[q], -x[q] + 1.5) && close_to(e[q], 3 - x[q]) && close_to(rr[q], 1 / sqrt(x[q] * x[q] + 1) - exp(x[q]) / 2);
     for (int q = 0; q < 4; q++) ok &= f[q] == 0.25;
     CHECK(ok);
   }
@@ -337,9 +335,10 @@ static void test_def(void) {
 /* ---- 4. every ablation trains in the interpreter ------------------------------------------- */
 
 static void test_ablations_run(void) {
-  static const char *names[] = {"attention_explicit", "rotary",  "alibi",     "attention_temperature", "multi_query",
-                                "swiglu",             "scalenorm", "deep_narrow", "shallow_wide"};
-  static const FeDefine toy[] = {{"batch", "2"}, {"seq", "8"}, {"vocab", "50"}, {"layers", "1"}};
+  static const char *names[] = { "attention_explicit", "rotary", "alibi",     "attention_temperature",
+                                 "multi_query",        "swiglu", "scalenorm", "deep_narrow",
+                                 "shallow_wide" };
+  static const FeDefine toy[] = { { "batch", "2" }, { "seq", "8" }, { "vocab", "50" }, { "layers", "1" } };
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char path[128];
     snprintf(path, sizeof path, "models/ablations/%s.cram", names[i]);

@@ -78,7 +78,7 @@ static double *source_data(const Graph *g, const Node *n, int64_t vocab) {
     else if (n->dtype == DT_I32) d[i] = (double)(int64_t)(u * 3); /* labels: classes = 3 */
     else if (!strcmp(name, "step")) d[i] = 3;
     else if (!strcmp(name, "lr")) d[i] = 1e-2;
-    else if (!strcmp(name, "hyper")) d[i] = (double[IR_ADAM_HYPER]){0.9, 0.98, 1e-12, 0.01, 0, 0.5}[i];
+    else if (!strcmp(name, "hyper")) d[i] = (double[IR_ADAM_HYPER]){ 0.9, 0.98, 1e-12, 0.01, 0, 0.5 }[i];
     else if (!strncmp(name, "adam_v.", 7)) d[i] = u * 1e-3;
     else if (!strcmp(name, "mask")) d[i] = u < 0.2 ? -10000.0 : 0.0;
     else d[i] = u - 0.5;
@@ -105,7 +105,7 @@ static bool run_graph(const Graph *g, int64_t vocab, const MemPlan *plan, double
     else if (plan && plan->kind[v] == MP_ARENA) bufs[v] = base + plan->offset[v] / (int64_t)sizeof(double);
   }
   char err[512] = "";
-  InterpOpts o = {run_prec, run_training, 1};
+  InterpOpts o = { run_prec, run_training, 1 };
   bool ok = interp_run(g, &o, bufs, owned, err, sizeof err);
   if (!ok) fprintf(stderr, "interp: %s\n", err);
   r->nout = g->nout;
@@ -215,7 +215,7 @@ static void check_plan(const Graph *g, int64_t vocab, const MemPlanOpts *mo, con
  * by memplan_check and must change the interpreter's answer. */
 static void check_broken_plan(const Graph *g, int64_t vocab, const Run *ref) {
   Arena *a = arena_new();
-  MemPlanOpts mo = {.elem_size = sizeof(double), .materialize_all = true, .no_inplace = true};
+  MemPlanOpts mo = { .elem_size = sizeof(double), .materialize_all = true, .no_inplace = true };
   MemPlan *p = memplan_run(g, &mo, a);
   bool broke = false;
   /* u: a big activation read again after v is computed (def u < def v < last u) */
@@ -241,7 +241,7 @@ static void check_broken_plan(const Graph *g, int64_t vocab, const Run *ref) {
  * attention heads' reshapes, the weight-gradient GEMMs' flattening). */
 static void check_traffic(const Graph *g, const PassStats *st) {
   Arena *a = arena_new();
-  MemPlan *p = memplan_run(g, &(MemPlanOpts){0}, a);
+  MemPlan *p = memplan_run(g, &(MemPlanOpts){ 0 }, a);
   int64_t *nb = ARENA_ARRAY(a, int64_t, g->n);
   Traffic t;
   traffic_run(g, p, &t, nb, a);
@@ -266,19 +266,19 @@ static void check_pad_fold(void) {
   diag_init(&d, stderr);
   for (int c = 0; c < 3; c++) { /* 0: adjacent, tiling [0,6); 1: adjacent at [1,5); 2: a gap */
     Graph *g = ir_graph_new("pads");
-    Shape s = {.rank = 2, .dim = {3, 2}};
+    Shape s = { .rank = 2, .dim = { 3, 2 } };
     Attr an = ir_attr_str(ATTR_NAME, "a"), bn = ir_attr_str(ATTR_NAME, "b");
-    ValueId x = ir_add_source(g, OP_INPUT, DT_F32, &s, &an, 1, (SrcLoc){0});
-    ValueId y = ir_add_source(g, OP_INPUT, DT_F32, &s, &bn, 1, (SrcLoc){0});
-    static const int64_t starts[3][2] = {{0, 2}, {3, 1}, {0, 3}}, sizes[3] = {4, 6, 5};
+    ValueId x = ir_add_source(g, OP_INPUT, DT_F32, &s, &an, 1, (SrcLoc){ 0 });
+    ValueId y = ir_add_source(g, OP_INPUT, DT_F32, &s, &bn, 1, (SrcLoc){ 0 });
+    static const int64_t starts[3][2] = { { 0, 2 }, { 3, 1 }, { 0, 3 } }, sizes[3] = { 4, 6, 5 };
     ValueId pads[2];
     for (int k = 0; k < 2; k++) {
-      Attr pa[3] = {ir_attr_int(ATTR_AXIS, 1), ir_attr_int(ATTR_START, starts[c][k]), ir_attr_int(ATTR_SIZE, sizes[c])};
-      pads[k] = ir_add(g, OP_PAD, k ? &y : &x, 1, pa, 3, (SrcLoc){0}, &d);
+      Attr pa[3] = { ir_attr_int(ATTR_AXIS, 1), ir_attr_int(ATTR_START, starts[c][k]), ir_attr_int(ATTR_SIZE, sizes[c]) };
+      pads[k] = ir_add(g, OP_PAD, k ? &y : &x, 1, pa, 3, (SrcLoc){ 0 }, &d);
     }
-    ir_add_output(g, "z", ir_add(g, OP_ADD, pads, 2, NULL, 0, (SrcLoc){0}, &d));
-    PassOptions po = {.opt_level = 2, .only = "fold,dce", .verify_each = true};
-    Graph *o = pass_pipeline_run(g, &(PassCtx){&d, &po});
+    ir_add_output(g, "z", ir_add(g, OP_ADD, pads, 2, NULL, 0, (SrcLoc){ 0 }, &d));
+    PassOptions po = { .opt_level = 2, .only = "fold,dce", .verify_each = true };
+    Graph *o = pass_pipeline_run(g, &(PassCtx){ &d, &po });
     CHECK(o != NULL);
     int npad = 0, ncat = 0, nadd = 0;
     for (ValueId v = 0; o && v < o->n; v++) {
@@ -309,12 +309,12 @@ static void check_pad_fold(void) {
 static void check_sink(const Graph *ts, bool bf16) {
   Diag d;
   diag_init(&d, stderr);
-  PassOptions po = {.opt_level = 2, .only = "fold,cse,dce,fuse_xent,cleanup", .verify_each = true};
-  Graph *before = pass_pipeline_run(ts, &(PassCtx){&d, &po});
+  PassOptions po = { .opt_level = 2, .only = "fold,cse,dce,fuse_xent,cleanup", .verify_each = true };
+  Graph *before = pass_pipeline_run(ts, &(PassCtx){ &d, &po });
   po.only = "fold,cse,dce,fuse_xent,cleanup,sink";
-  Graph *after = pass_pipeline_run(ts, &(PassCtx){&d, &po});
+  Graph *after = pass_pipeline_run(ts, &(PassCtx){ &d, &po });
   CHECK(before && after);
-  int64_t gap[2] = {-1, -1};
+  int64_t gap[2] = { -1, -1 };
   for (int w = 0; bf16 && before && after && w < 2; w++) {
     const Graph *g = w ? after : before;
     for (ValueId v = 0; v < g->n; v++) {
@@ -335,7 +335,7 @@ static void check_sink(const Graph *ts, bool bf16) {
     fprintf(stderr, "sink (bf16): decoder dW's cast %lld nodes before its add, %lld after sink\n", (long long)gap[0],
             (long long)gap[1]);
   CHECK(!bf16 || (gap[0] > 3 && gap[1] == 1)); /* far away before; then right before the add */
-  int nx = 0, first = -1, last = -1; /* the xent nodes: consecutive after sink */
+  int nx = 0, first = -1, last = -1;           /* the xent nodes: consecutive after sink */
   for (ValueId v = 0; after && v < after->n; v++)
     if (after->nodes[v].op == OP_XENT_LINEAR || after->nodes[v].op == OP_XENT_LINEAR_GRAD) {
       nx++, last = (int)v;
@@ -343,8 +343,8 @@ static void check_sink(const Graph *ts, bool bf16) {
     }
   CHECK(nx >= 2 && last - first == nx - 1);
   Arena *a = arena_new();
-  MemPlan *p0 = before ? memplan_run(before, &(MemPlanOpts){.materialize_all = true}, a) : NULL;
-  MemPlan *p1 = after ? memplan_run(after, &(MemPlanOpts){.materialize_all = true}, a) : NULL;
+  MemPlan *p0 = before ? memplan_run(before, &(MemPlanOpts){ .materialize_all = true }, a) : NULL;
+  MemPlan *p1 = after ? memplan_run(after, &(MemPlanOpts){ .materialize_all = true }, a) : NULL;
   CHECK(p0 && p1 && p1->arena_bytes <= p0->arena_bytes);
   arena_free(a);
   ir_graph_free(before);
@@ -357,7 +357,7 @@ static double bf16_worst;
 /* Every bf16 arena buffer is sized numel * 2 (rounded to the alignment). */
 static void check_bf16_sizes(const Graph *g) {
   Arena *a = arena_new();
-  MemPlan *p = memplan_run(g, &(MemPlanOpts){.materialize_all = true}, a);
+  MemPlan *p = memplan_run(g, &(MemPlanOpts){ .materialize_all = true }, a);
   int nbf = 0;
   for (ValueId v = 0; p && v < g->n; v++) {
     if (p->kind[v] != MP_ARENA || g->nodes[v].dtype != DT_BF16) continue;
@@ -403,7 +403,8 @@ static void check_fused(const char *path, const Graph *fused, const Graph *ts_re
   diag_init(&d, stderr);
   int want = strstr(path, "attention_temperature") ? 0 : 2;
   CHECK(count_op(fused, OP_ATTENTION) == want);
-  if (count_op(fused, OP_ATTENTION) != want) fprintf(stderr, "%s: %d attention sites fused, want %d\n", path, count_op(fused, OP_ATTENTION), want);
+  if (count_op(fused, OP_ATTENTION) != want)
+    fprintf(stderr, "%s: %d attention sites fused, want %d\n", path, count_op(fused, OP_ATTENTION), want);
   Graph *ad = pass_autodiff(fused, &d);
   AdamWOptions ao = pass_adamw_defaults();
   ao.emit_grads = true;
@@ -428,15 +429,15 @@ static void check_fused(const char *path, const Graph *fused, const Graph *ts_re
   CHECK(diff <= TOL);
   run_free(&rt), run_free(&rf);
   run_training = false;
-  PassOptions po = {.opt_level = 2, .verify_each = true};
-  Graph *o2 = pass_pipeline_run(ts, &(PassCtx){&d, &po});
+  PassOptions po = { .opt_level = 2, .verify_each = true };
+  Graph *o2 = pass_pipeline_run(ts, &(PassCtx){ &d, &po });
   CHECK(o2 != NULL && partition_schedulable(o2));
   if (o2) {
     int pairs = 0;
     for (ValueId v = 1; v < o2->n; v++)
       if (ir_attention_siblings(&o2->nodes[v - 1], &o2->nodes[v])) pairs += o2->kernel[v - 1] == o2->kernel[v];
     CHECK(pairs == want && count_op(o2, OP_ATTENTION_LSE) == want); /* one lse per site, in its sibling's kernel */
-    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, ref, "O2 plan, attention fused");
+    check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double) }, ref, "O2 plan, attention fused");
   }
   ir_graph_free(o2);
 out:
@@ -480,8 +481,8 @@ static void check_eval_metrics(const char *path, const Graph *fwd, int64_t vocab
     fprintf(stderr, "%s: accuracy counts %g/%g, direct count %lld/%lld\n", path, h[0], h[1], (long long)right,
             (long long)counted);
   CHECK(h[0] == (double)right && h[1] == (double)counted && counted > 0);
-  PassOptions po = {.opt_level = 2, .verify_each = true};
-  Graph *o2 = pass_pipeline_run(ev, &(PassCtx){&d, &po});
+  PassOptions po = { .opt_level = 2, .verify_each = true };
+  Graph *o2 = pass_pipeline_run(ev, &(PassCtx){ &d, &po });
   CHECK(o2 != NULL);
   if (o2 && run_graph(o2, vocab, NULL, NULL, &r2)) {
     for (uint32_t i = 0; i < o2->nout; i++)
@@ -507,18 +508,18 @@ static void check_model(const char *path, bool bf16) {
   fclose(f);
   Diag d;
   diag_init(&d, stderr);
-  FeDefine defs[9] = {{"batch", "2"}, {"seq", "8"}, {"vocab", "32"}, {"hidden", "16"},
-                      {"heads", "2"}, {"ffn", "32"}, {"layers", "2"}};
+  FeDefine defs[9] = { { "batch", "2" }, { "seq", "8" },  { "vocab", "32" }, { "hidden", "16" },
+                       { "heads", "2" }, { "ffn", "32" }, { "layers", "2" } };
   int nd = 7;
-  if (strstr(text, " head=")) defs[nd++] = (FeDefine){"head", "16"};
+  if (strstr(text, " head=")) defs[nd++] = (FeDefine){ "head", "16" };
   int64_t vocab = 32;
   Graph *fwd = fe_compile(path, text, len, defs, nd, &d);
   CHECK(fwd != NULL);
   if (!fwd) return;
   if (!bf16) check_eval_metrics(path, fwd, vocab);
   /* fuse_attention runs on the forward graph before autocast (pass_forward_run, as the driver does) */
-  PassOptions fo = {.opt_level = 2, .verify_each = true, .fused_attention = true};
-  Graph *fused = pass_forward_run(fwd, &(PassCtx){&d, &fo});
+  PassOptions fo = { .opt_level = 2, .verify_each = true, .fused_attention = true };
+  Graph *fused = pass_forward_run(fwd, &(PassCtx){ &d, &fo });
   CHECK(fused != NULL);
   if (bf16) {
     Graph *m = fused ? pass_autocast_bf16(fused, &d) : NULL;
@@ -543,8 +544,8 @@ static void check_model(const char *path, bool bf16) {
   if (strstr(path, "tiny.cram")) check_sink(ts, bf16);
   Run ref;
   CHECK(run_graph(ts, vocab, NULL, NULL, &ref));
-  PassOptions po = {.opt_level = 2, .verify_each = true};
-  PassCtx cx = {&d, &po};
+  PassOptions po = { .opt_level = 2, .verify_each = true };
+  PassCtx cx = { &d, &po };
   /* each pass alone, on the unoptimised train step */
   for (int i = 0; i < pass_pipeline_len; i++) {
     const Pass *p = &pass_pipeline[i];
@@ -566,7 +567,7 @@ static void check_model(const char *path, bool bf16) {
     ir_graph_free(g);
   }
   /* the -O2 pipeline one prefix at a time */
-  Graph *g = pass_pipeline_run(ts, &(PassCtx){&d, &(PassOptions){.opt_level = 0}});
+  Graph *g = pass_pipeline_run(ts, &(PassCtx){ &d, &(PassOptions){ .opt_level = 0 } });
   CHECK(g != NULL);
   for (int i = 0; g && i < pass_pipeline_len; i++) {
     const Pass *p = &pass_pipeline[i];
@@ -602,17 +603,18 @@ static void check_model(const char *path, bool bf16) {
     for (ValueId v = 0; v < ts->n; v++) concats0 += ts->nodes[v].op == OP_CONCAT;
     for (ValueId v = 0; v < o2->n; v++) concats2 += o2->nodes[v].op == OP_CONCAT;
     CHECK(s2.arena_bytes <= s0.arena_bytes || concats2 > concats0);
-    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, &ref, "O2 plan");
-    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .materialize_all = true}, &ref, "O2 plan, all");
-    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double)}, &ref, "O0 plan");
-    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8}, &ref,
+    check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double) }, &ref, "O2 plan");
+    check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double), .materialize_all = true }, &ref, "O2 plan, all");
+    check_plan(ts, vocab, &(MemPlanOpts){ .elem_size = sizeof(double) }, &ref, "O0 plan");
+    check_plan(ts, vocab, &(MemPlanOpts){ .elem_size = sizeof(double), .no_inplace = true, .align = 8 }, &ref,
                "O0 plan, no in-place");
     /* the linear-scan planner (what graphs over MEMPLAN_GREEDY_MAX slots get) on the same graphs */
-    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .planner = MP_PLAN_LINEAR}, &ref, "O2 linear plan");
-    check_plan(o2, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .materialize_all = true, .planner = MP_PLAN_LINEAR},
-               &ref, "O2 linear plan, all");
-    check_plan(ts, vocab, &(MemPlanOpts){.elem_size = sizeof(double), .no_inplace = true, .align = 8,
-                                         .planner = MP_PLAN_LINEAR}, &ref, "O0 linear plan, no in-place");
+    check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double), .planner = MP_PLAN_LINEAR }, &ref, "O2 linear plan");
+    check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double), .materialize_all = true, .planner = MP_PLAN_LINEAR }, &ref,
+               "O2 linear plan, all");
+    check_plan(ts, vocab,
+               &(MemPlanOpts){ .elem_size = sizeof(double), .no_inplace = true, .align = 8, .planner = MP_PLAN_LINEAR }, &ref,
+               "O0 linear plan, no in-place");
     check_broken_plan(ts, vocab, &ref);
     check_traffic(o2, &s2);
     if (bf16) {
@@ -647,17 +649,17 @@ static void check_manager(void) {
   Diag d;
   diag_init(&d, mem);
   Graph *g = ir_graph_new("t");
-  Shape s = {.rank = 1, .dim = {4}};
+  Shape s = { .rank = 1, .dim = { 4 } };
   Attr a = ir_attr_str(ATTR_NAME, "x");
-  ValueId x = ir_add_source(g, OP_INPUT, DT_F32, &s, &a, 1, (SrcLoc){0});
+  ValueId x = ir_add_source(g, OP_INPUT, DT_F32, &s, &a, 1, (SrcLoc){ 0 });
   Attr al = ir_attr_float(ATTR_ALPHA, 2.0);
-  ValueId y1 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){0}, &d);
-  ValueId y2 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){0}, &d);
-  ValueId z = ir_add(g, OP_ADD, (ValueId[]){y1, y2}, 2, NULL, 0, (SrcLoc){0}, &d);
-  ir_add(g, OP_GELU, &x, 1, NULL, 0, (SrcLoc){0}, &d); /* dead */
+  ValueId y1 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){ 0 }, &d);
+  ValueId y2 = ir_add(g, OP_SCALE, &x, 1, &al, 1, (SrcLoc){ 0 }, &d);
+  ValueId z = ir_add(g, OP_ADD, (ValueId[]){ y1, y2 }, 2, NULL, 0, (SrcLoc){ 0 }, &d);
+  ir_add(g, OP_GELU, &x, 1, NULL, 0, (SrcLoc){ 0 }, &d); /* dead */
   ir_add_output(g, "z", z);
-  PassOptions po = {.opt_level = 2, .only = "cse,dce", .verify_each = true};
-  PassCtx cx = {&d, &po};
+  PassOptions po = { .opt_level = 2, .only = "cse,dce", .verify_each = true };
+  PassCtx cx = { &d, &po };
   Graph *o = pass_pipeline_run(g, &cx);
   CHECK(o && o->n == 3); /* x, one scale, add */
   ir_graph_free(o);
@@ -677,12 +679,12 @@ static void check_manager(void) {
 int main(void) {
   check_manager();
   check_pad_fold();
-  static const char *ablations[] = {"biases",       "dense_prediction", "finetune_classifier", "glu_relu",
-                                    "learned_positions", "noglu", "postln", "postln_noglu", "rmsnorm", "untied_biases",
-                                    /* written with the tensor primitives (docs/cram-language.md §5.1); not
+  static const char *ablations[] = { "biases", "dense_prediction", "finetune_classifier", "glu_relu", "learned_positions",
+                                     "noglu", "postln", "postln_noglu", "rmsnorm", "untied_biases",
+                                     /* written with the tensor primitives (docs/cram-language.md §5.1); not
                                      * attention_explicit (tiny's graph, unit.test_lang), deep_narrow and
                                      * shallow_wide (tiny's ops at other dims) */
-                                    "rotary", "alibi", "attention_temperature", "multi_query", "swiglu", "scalenorm"};
+                                     "rotary", "alibi", "attention_temperature", "multi_query", "swiglu", "scalenorm" };
   for (int bf16 = 0; bf16 < 2; bf16++) {
     check_model("models/tiny.cram", bf16);
     for (size_t i = 0; i < sizeof ablations / sizeof *ablations; i++) {

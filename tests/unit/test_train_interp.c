@@ -54,8 +54,8 @@ int main(void) {
   fclose(f);
   Diag d;
   diag_init(&d, stderr);
-  FeDefine defs[] = {{"batch", "4"}, {"seq", "16"}, {"vocab", "16"}, {"hidden", "16"},
-                     {"heads", "2"}, {"ffn", "32"}, {"layers", "1"}};
+  FeDefine defs[] = { { "batch", "4" }, { "seq", "16" }, { "vocab", "16" }, { "hidden", "16" },
+                      { "heads", "2" }, { "ffn", "32" }, { "layers", "1" } };
   Graph *fwd = fe_compile("models/tiny.cram", text, len, defs, 7, &d);
   CHECK(fwd != NULL);
   if (!fwd) goto done;
@@ -88,11 +88,11 @@ int main(void) {
   pass_adamw_hyper(&o, hyper);
   double **bufs = calloc(ts->n, sizeof *bufs);
   bool *owned = calloc(ts->n, sizeof *owned);
-  InterpOpts io = {.prec = INTERP_F32};
+  InterpOpts io = { .prec = INTERP_F32 };
   bool ok = true;
   for (int t = 1; t <= STEPS && ok; t++) {
     for (int b = 0; b < B; b++) {
-      int chosen[S] = {0}, c = 0;
+      int chosen[S] = { 0 }, c = 0;
       uint64_t r = mix((uint64_t)t * 1000 + (uint64_t)b);
       while (c < 4) {
         int s = (int)(r % S);
