@@ -1,5 +1,7 @@
 /* adamw_multi.c: the optimizer as two multi-tensor kernels (llm.c's fused
- * AdamW, apex's multi_tensor_apply), on top of the elementwise partition.
+ * AdamW, apex's multi_tensor_apply), on top of the elementwise partition,
+ * and the parameters' bf16 casts (autocast's GEMM operands, hoisted into one
+ * block by `sink`) as a third.
  *
  *   kernel "global norm": sumsq of every gradient, the scalar adds that sum
  *     them, and sqrt (the grad_norm output): one launch over all gradients;
@@ -32,6 +34,10 @@ int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, c
   case OP_ADAM_M:
   case OP_ADAM_V:
   case OP_ADAMW_PARAM: grp = 2; break;
+  case OP_CAST:
+    if (!pass_is_param_cast(g, v)) return 0;
+    grp = 3;
+    break;
   default: return 0;
   }
   uint32_t K = group_kernel[grp];

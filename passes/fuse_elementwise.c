@@ -47,7 +47,8 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
   uint32_t *first = ARENA_ARRAY(s, uint32_t, cap);
   int64_t *numel = ARENA_ARRAY(s, int64_t, cap);
   uint8_t *open = ARENA_ARRAY(s, uint8_t, cap);
-  uint32_t group_kernel[3] = { IR_NONE, IR_NONE, IR_NONE }; /* multi-tensor kernels, once created */
+  uint32_t group_kernel[PASS_MULTI_TENSOR_GROUPS] = { IR_NONE, IR_NONE, IR_NONE,
+                                                      IR_NONE }; /* multi-tensor kernels, once created */
   for (ValueId v = 0; v < g->n; v++) {
     const Node *n = &g->nodes[v];
     kernel[v] = IR_NONE;

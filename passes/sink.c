@@ -20,6 +20,14 @@
  * first of them), and an attention with its adjacent attention_lse sibling
  * (ir_attention_siblings: one kernel writing both).
  *
+ * Hoisted instead: the casts of parameters to bf16 (autocast's GEMM
+ * operands) move up to just before the first node reading one of them, one
+ * block (their parameters, sources, moved up with them where declared
+ * later), where adamw_multi makes them one multi-tensor launch
+ * (bert_crammed: 64 launches per microbatch -> 1). Their results are GEMM
+ * operands the backward reads again, so they are live to the backward's
+ * start, the arena's peak, either way.
+ *
  * Nor the fused decoder's gradients (xent_linear_grad): they stay next to
  * their loss, so a backend computes the loss, dx and dW of one chunk from one
  * logits GEMM (moving dW to the end of the backward would save its buffer's
@@ -38,6 +46,12 @@ static int64_t node_bytes(const Graph *g, ValueId v) {
   const Node *n = &g->nodes[v];
   if (ir_ops[n->op].cls == OC_SOURCE) return 0;
   return ir_shape_numel(&n->shape) * (int64_t)ir_dtype_size(n->dtype);
+}
+
+/* cast %p {to=bf16} of a parameter p */
+bool pass_is_param_cast(const Graph *g, ValueId v) {
+  const Node *n = &g->nodes[v];
+  return n->op == OP_CAST && n->dtype == DT_BF16 && g->nodes[n->in[0]].op == OP_PARAM;
 }
 
 static bool optimizer_op(OpKind op) {
@@ -75,8 +89,25 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
       ValueId x = in->nodes[v].in[k];
       users[ustart[x] + fill[x]++] = v;
     }
+  /* the parameter casts' block: just before the first node that reads one of them, the
+   * parameters they read moved up there too when declared later (sources: any position
+   * before their first reader will do) */
+  int64_t first_read = INT64_MAX;
+  for (ValueId v = 0; v < n; v++)
+    if (pass_is_param_cast(in, v) && !is_out[v])
+      for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++)
+        if (key[users[u]] < first_read) first_read = key[users[u]];
+  bool *hoisted = ARENA_ARRAY(s, bool, cap);
+  for (ValueId v = 0; first_read != INT64_MAX && v < n; v++) {
+    if (!pass_is_param_cast(in, v) || is_out[v]) continue;
+    ValueId p = in->nodes[v].in[0];
+    if (key[p] > first_read - 4) key[p] = first_read - 4;
+    key[v] = first_read - 3;
+    hoisted[v] = true;
+  }
   for (ValueId v = n; v-- > 0;) {
     const Node *nd = &in->nodes[v];
+    if (hoisted[v]) continue;
     if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v] || nd->op == OP_XENT_LINEAR_GRAD) continue;
     if ((v > 0 && ir_attention_siblings(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_attention_siblings(nd, &in->nodes[v + 1])))
       continue; /* attention + its attention_lse: one kernel with two outputs, kept adjacent */

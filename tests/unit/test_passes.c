@@ -369,6 +369,24 @@ static void check_bf16_sizes(const Graph *g) {
   arena_free(a);
 }
 
+/* bf16: the parameters' casts to bf16 are one block (sink) and one multi-tensor kernel (adamw_multi). */
+static void check_param_casts(const char *path, const Graph *g) {
+  uint32_t k = IR_NONE;
+  int n = 0;
+  ValueId first = IR_NONE, last = IR_NONE;
+  bool one = true;
+  for (ValueId v = 0; v < g->n; v++) {
+    if (!pass_is_param_cast(g, v)) continue;
+    if (k == IR_NONE) k = g->kernel[v], first = v;
+    one = one && g->kernel[v] == k;
+    last = v, n++;
+  }
+  /* consecutive among computed nodes: only sources between the first and the last */
+  for (ValueId v = first; n && v < last; v++) one = one && (pass_is_param_cast(g, v) || ir_ops[g->nodes[v].op].cls == OC_SOURCE);
+  if (!(n > 0 && one)) fprintf(stderr, "%s (bf16): %d parameter casts, not one block and kernel\n", path, n);
+  CHECK(n > 0 && one);
+}
+
 /* The bf16 step in the f32 mode: -O2 against -O0 within BF16_TOL. */
 static void check_bf16_rounded(const char *path, const Graph *ts, const Graph *o2, int64_t vocab) {
   run_prec = INTERP_F32;
@@ -619,6 +637,7 @@ static void check_model(const char *path, bool bf16) {
     check_traffic(o2, &s2);
     if (bf16) {
       check_bf16_sizes(o2);
+      check_param_casts(path, o2);
       /* ScaleNorm's backward projects dy off x (dy - x^ (x^ . dy)): the cancellation
        * turns bf16 rounding into a 7% grad-norm difference between -O0 and -O2 on this
        * random data; its f64 equivalence is checked above */
