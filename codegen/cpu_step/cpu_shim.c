@@ -17,8 +17,6 @@
 #include "cram_cpu_step.h"
 #include "shim_core.h"
 
-#define ALIGN 64
-
 typedef struct GBind {
   const cram_cpu_graph *g;
   void **slot; /* per slot: bound pointer */
@@ -39,15 +37,6 @@ struct cram_ctx {
 
 /* ---- the state in host memory ------------------------------------------------------ */
 
-static cram_step_rc h_alloc(cram_ctx *c, size_t bytes, cram_dptr *out) {
-  size_t n = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-  void *p = aligned_alloc(ALIGN, n ? n : ALIGN);
-  if (!p) return FAIL(c, CRAM_STEP_E_NOMEM, "out of memory allocating parameters and optimizer state");
-  memset(p, 0, n);
-  *out = (cram_dptr)p;
-  return CRAM_STEP_OK;
-}
-static void h_release(cram_ctx *c, cram_dptr p) { (void)c, free((void *)p); }
 static cram_step_rc h_put(cram_ctx *c, cram_dptr dst, const float *src, size_t n) {
   (void)c, memcpy((void *)dst, src, n * sizeof(float));
   return CRAM_STEP_OK;
@@ -60,14 +49,6 @@ static cram_step_rc h_put_f64(cram_ctx *c, cram_dptr dst, const double *src, siz
 }
 static cram_step_rc h_get(cram_ctx *c, float *dst, cram_dptr src, size_t n) {
   (void)c, memcpy(dst, (const void *)src, n * sizeof(float));
-  return CRAM_STEP_OK;
-}
-static cram_step_rc h_zero(cram_ctx *c, cram_dptr dst, size_t bytes) {
-  (void)c, memset((void *)dst, 0, bytes);
-  return CRAM_STEP_OK;
-}
-static cram_step_rc h_move(cram_ctx *c, cram_dptr dst, cram_dptr src, size_t bytes) {
-  (void)c, memmove((void *)dst, (const void *)src, bytes);
   return CRAM_STEP_OK;
 }
 
@@ -146,15 +127,15 @@ static void h_destroy(cram_ctx *c) {
 
 static const cram_shim_dev cpu_dev = {
   .elem = sizeof(float),
-  .align = ALIGN,
+  .align = CRAM_SHIM_HOST_ALIGN,
   .on_device = 0,
-  .alloc = h_alloc,
-  .release = h_release,
+  .alloc = cram_shim_host_alloc,
+  .release = cram_shim_host_release,
   .put = h_put,
   .put_f64 = h_put_f64,
   .get = h_get,
-  .zero = h_zero,
-  .move = h_move,
+  .zero = cram_shim_host_zero,
+  .move = cram_shim_host_move,
   .run = h_run,
   .output = h_output,
   .read_output = h_read_output,

@@ -24,8 +24,6 @@
 #include "ir.h"
 #include "shim_core.h"
 
-#define ALIGN 64
-
 /* One graph and its buffer table. */
 typedef struct GRun {
   Graph *g;
@@ -165,15 +163,6 @@ static bool resolve(cram_ctx *c) {
 
 /* ---- the state in host memory (doubles) ---------------------------------------- */
 
-static cram_step_rc h_alloc(cram_ctx *c, size_t bytes, cram_dptr *out) {
-  size_t n = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-  void *p = aligned_alloc(ALIGN, n ? n : ALIGN);
-  if (!p) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory allocating parameters and optimizer state");
-  memset(p, 0, n);
-  *out = (cram_dptr)p;
-  return CRAM_STEP_OK;
-}
-static void h_release(cram_ctx *c, cram_dptr p) { (void)c, free((void *)p); }
 static cram_step_rc h_put(cram_ctx *c, cram_dptr dst, const float *src, size_t n) {
   double *d = (double *)dst;
   for (size_t k = 0; k < n; k++) d[k] = (double)src[k];
@@ -190,14 +179,6 @@ static cram_step_rc h_get(cram_ctx *c, float *dst, cram_dptr src, size_t n) {
   const double *s = (const double *)src;
   for (size_t k = 0; k < n; k++) dst[k] = (float)s[k];
   (void)c;
-  return CRAM_STEP_OK;
-}
-static cram_step_rc h_zero(cram_ctx *c, cram_dptr dst, size_t bytes) {
-  (void)c, memset((void *)dst, 0, bytes);
-  return CRAM_STEP_OK;
-}
-static cram_step_rc h_move(cram_ctx *c, cram_dptr dst, cram_dptr src, size_t bytes) {
-  (void)c, memmove((void *)dst, (const void *)src, bytes);
   return CRAM_STEP_OK;
 }
 
@@ -297,15 +278,15 @@ static void h_destroy(cram_ctx *c) {
 
 static const cram_shim_dev interp_dev = {
   .elem = sizeof(double),
-  .align = ALIGN,
+  .align = CRAM_SHIM_HOST_ALIGN,
   .on_device = 0,
-  .alloc = h_alloc,
-  .release = h_release,
+  .alloc = cram_shim_host_alloc,
+  .release = cram_shim_host_release,
   .put = h_put,
   .put_f64 = h_put_f64,
   .get = h_get,
-  .zero = h_zero,
-  .move = h_move,
+  .zero = cram_shim_host_zero,
+  .move = cram_shim_host_move,
   .run = h_run,
   .output = h_output,
   .read_output = h_read_output,

@@ -27,6 +27,26 @@ cram_step_rc cram_shim_fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) 
   return rc;
 }
 
+/* ---- host memory (the interp and cpu targets' state) ---------------------------------- */
+
+cram_step_rc cram_shim_host_alloc(cram_ctx *c, size_t bytes, cram_dptr *out) {
+  size_t n = (bytes + CRAM_SHIM_HOST_ALIGN - 1) / CRAM_SHIM_HOST_ALIGN * CRAM_SHIM_HOST_ALIGN;
+  void *p = aligned_alloc(CRAM_SHIM_HOST_ALIGN, n ? n : CRAM_SHIM_HOST_ALIGN);
+  if (!p) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory allocating parameters and optimizer state");
+  memset(p, 0, n ? n : CRAM_SHIM_HOST_ALIGN);
+  *out = (cram_dptr)p;
+  return CRAM_STEP_OK;
+}
+void cram_shim_host_release(cram_ctx *c, cram_dptr p) { (void)c, free((void *)p); }
+cram_step_rc cram_shim_host_zero(cram_ctx *c, cram_dptr dst, size_t bytes) {
+  (void)c, memset((void *)dst, 0, bytes);
+  return CRAM_STEP_OK;
+}
+cram_step_rc cram_shim_host_move(cram_ctx *c, cram_dptr dst, cram_dptr src, size_t bytes) {
+  (void)c, memmove((void *)dst, (const void *)src, bytes);
+  return CRAM_STEP_OK;
+}
+
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 cram_ctx *cram_shim_new(cram_ctx **out, const char *target, bool version_ok, const cram_step_meta *meta, size_t ctx_size,

@@ -84,6 +84,14 @@ cram_step_rc cram_shim_setup(cram_ctx *c, const char *fwd_ir);
 /* A failed create(): the message into err, the context destroyed. */
 cram_step_rc cram_shim_create_failed(cram_ctx *c, cram_step_rc rc, char *err, size_t errlen);
 
+/* The device functions of a target whose state is host memory (interp,
+ * cpu): CRAM_SHIM_HOST_ALIGN-byte aligned, zero-filled blocks. */
+#define CRAM_SHIM_HOST_ALIGN 64
+cram_step_rc cram_shim_host_alloc(cram_ctx *c, size_t bytes, cram_dptr *out);
+void cram_shim_host_release(cram_ctx *c, cram_dptr p);
+cram_step_rc cram_shim_host_zero(cram_ctx *c, cram_dptr dst, size_t bytes);
+cram_step_rc cram_shim_host_move(cram_ctx *c, cram_dptr dst, cram_dptr src, size_t bytes);
+
 /* Sets the context's one-line error "<model>: <message>"; returns rc. */
 cram_step_rc cram_shim_fail(cram_ctx *c, cram_step_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
