@@ -173,9 +173,9 @@ static uint32_t *plan_groups(const KProgram *p) {
       i = last + 1;
     }
   }
-  /* attention + its attention_lse sibling: one pass writes both (kept adjacent by the passes) */
+  /* siblings (attention + attention_lse, layernorm_wgrad + layernorm_bgrad): one pass writes both (kept adjacent by the passes) */
   for (uint32_t i = 0; i + 1 < p->nnodes; i++)
-    if (group[i] == i && group[i + 1] == i + 1 && ir_attention_siblings(p->nodes[i].n, p->nodes[i + 1].n))
+    if (group[i] == i && group[i + 1] == i + 1 && ir_siblings(p->nodes[i].n, p->nodes[i + 1].n))
       group[i] = i + 1, group[i + 1] = i, i++;
   for (uint32_t i = 0; i < p->nnodes; i++) {
     if (!xent_op(p->nodes[i].n->op)) continue;
@@ -419,6 +419,19 @@ static void r_layernorm_grad(RCtx *c) {
   fprintf(c->out, "    cc_layernorm_grad(o, x0, %s, x%d, %s, %" PRId64 ", %" PRId64 ", %.17g);\n", nin == 3 ? "x1" : "NULL",
           nin - 1, add ? (nin == 3 ? "x3" : "x2") : "NULL", rows, H, ir_get_float(n, ATTR_EPS));
 }
+/* layernorm_wgrad, with its layernorm_bgrad sibling when plan_groups joined them; a lone bgrad sums dy */
+static void r_layernorm_param_grad(RCtx *c) {
+  const Shape *xs = in_shape(c, 0);
+  int64_t H = lastd(xs), rows = numel(xs) / H;
+  bool bias_only = c->k->n->op == OP_LAYERNORM_BGRAD;
+  const KNode *b = bias_only ? c->k : c->group[c->ki] > c->ki ? &c->p->nodes[c->ki + 1] : NULL;
+  decl_bufs(c);
+  fputs("    if (cc_layernorm_param_grad(R, NODE, ", c->out);
+  fputs(bias_only ? "NULL, " : "o, ", c->out);
+  if (b) put_buf(c->out, "float", b->out);
+  else fputs("NULL", c->out);
+  fprintf(c->out, ", x0, x1, %" PRId64 ", %" PRId64 ", %.17g)) return -1;\n", rows, H, ir_get_float(c->k->n, ATTR_EPS));
+}
 static void r_rmsnorm_grad(RCtx *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
@@ -630,6 +643,8 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_SOFTMAX] = r_softmax,
   [OP_LAYERNORM_GRAD] = r_layernorm_grad,
   [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
+  [OP_LAYERNORM_WGRAD] = r_layernorm_param_grad,
+  [OP_LAYERNORM_BGRAD] = r_layernorm_param_grad,
   [OP_RMSNORM_GRAD] = r_rmsnorm_grad,
   [OP_SOFTMAX_GRAD] = r_softmax_grad,
   [OP_MEAN] = r_mean,

@@ -26,6 +26,7 @@
  * norms in double); bf16 values (--precision bf16, the graphs of
  * autocast_bf16) are stored as __nv_bfloat16 behind cr_bf16p: loads widen to
  * float, stores round to nearest even, GEMMs take CUDA_R_16BF operands. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,25 +104,62 @@ static void rows_h(RCu *c, int64_t *rows, int64_t *H) {
 }
 static const char *tf(bool b) { return b ? "true" : "false"; }
 #define NUL "(const float *)0"
+/* The cast to bf16 of a norm's output right after it in its kernel (autocast's
+ * GEMM operand): the norm kernel stores it too, rounding on the store as the
+ * cast would (the launch and a re-read of the f32 result saved). *only: nothing
+ * else reads the f32 result, so the kernel stores the bf16 copy alone. The
+ * cast is then rendered here (c->next moves past it). */
+static const KNode *bf16_copy(RCu *c, bool *only) {
+  const KProgram *p = c->p;
+  if (c->next >= c->end) return NULL;
+  const KNode *q = &p->nodes[c->next];
+  ValueId v = c->k->id;
+  if (q->n->op != OP_CAST || q->n->dtype != DT_BF16 || q->n->in[0] != v || q->out_state || c->k->n->dtype != DT_F32) return NULL;
+  uint32_t readers = 0;
+  for (uint32_t j = 0; j < p->nnodes; j++)
+    for (int i = 0; i < p->nodes[j].n->nin; i++) readers += p->nodes[j].n->in[i] == v;
+  for (uint32_t i = 0; i < p->g->nout; i++) readers += p->g->outputs[i].value == v;
+  *only = readers == 1;
+  c->next++;
+  return q;
+}
+/* one row-wise launch: the node's buffers, `ob` the bf16 copy's, then the library call */
+static void norm_launch(RCu *c, int64_t rows, const KNode *copy, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void norm_launch(RCu *c, int64_t rows, const KNode *copy, const char *fmt, ...) {
+  rc_begin(c, rc_grid_rows(rows), CR_BLOCK);
+  rc_decl_bufs(c, "");
+  if (copy) rc_decl_out(c, "ob", copy);
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("  ", c->cu);
+  vfprintf(c->cu, fmt, ap);
+  fputs(";\n", c->cu);
+  va_end(ap);
+  rc_end(c);
+}
 static void r_layernorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
   const Node *n = c->k->n;
-  bool add = n->op == OP_ADD_LAYERNORM;
+  bool add = n->op == OP_ADD_LAYERNORM, only = false;
   int w = add ? 2 : 1; /* inputs (x [, x2]) [, weight [, bias]] */
   bool hw = n->nin > w, hb = n->nin > w + 1;
   char xs[8], ws[8], bs[8];
   snprintf(xs, sizeof xs, "x1"), snprintf(ws, sizeof ws, "x%d", w), snprintf(bs, sizeof bs, "x%d", w + 1);
-  rc_launch(c, rc_grid_rows(rows), CR_BLOCK,
-            "cr_layernorm<%s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add), tf(hw), tf(hb),
-            add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H, ir_get_float(n, ATTR_EPS));
+  const KNode *copy = bf16_copy(c, &only);
+  if (copy && !only) c->next--, copy = NULL; /* both results wanted: the cast stays a launch */
+  norm_launch(c, rows, copy, "cr_layernorm<%s, %s, %s>(%s, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add),
+              tf(hw), tf(hb), copy ? "ob" : "o", add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H,
+              ir_get_float(n, ATTR_EPS));
 }
 static void r_rmsnorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
-  bool w = c->k->n->nin > 1;
-  rc_launch(c, rc_grid_rows(rows), CR_BLOCK, "cr_rmsnorm<%s>(o, x0, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(w),
-            w ? "x1" : NUL, rows, H, ir_get_float(c->k->n, ATTR_EPS));
+  bool w = c->k->n->nin > 1, only = false;
+  const KNode *copy = bf16_copy(c, &only);
+  if (copy && !only) c->next--, copy = NULL;
+  norm_launch(c, rows, copy, "cr_rmsnorm<%s>(%s, x0, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(w), copy ? "ob" : "o",
+              w ? "x1" : NUL, rows, H, ir_get_float(c->k->n, ATTR_EPS));
 }
 static void r_softmax(RCu *c) {
   int64_t rows, H;
@@ -132,13 +170,46 @@ static void r_layernorm_grad(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
   const Node *n = c->k->n;
-  bool add = n->op == OP_LAYERNORM_GRAD_ADD;
+  bool add = n->op == OP_LAYERNORM_GRAD_ADD, only = false;
   int nin = add ? n->nin - 1 : n->nin; /* (x, [w], dy) [, dres] */
   char dy[8], dres[8];
   snprintf(dy, sizeof dy, "x%d", nin - 1), snprintf(dres, sizeof dres, "x%d", nin);
-  rc_launch(c, rc_grid_rows(rows), CR_BLOCK,
-            "cr_layernorm_grad<%s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(nin == 3), tf(add),
-            nin == 3 ? "x1" : NUL, dy, add ? dres : NUL, rows, H, ir_get_float(n, ATTR_EPS));
+  const KNode *copy = bf16_copy(c, &only); /* dx in f32 (the residual gradient) and its bf16 copy (the dx GEMM's operand) */
+  norm_launch(c, rows, copy,
+              "cr_layernorm_grad<%s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s)", tf(nin == 3),
+              tf(add), tf(!copy || !only), tf(copy != NULL), nin == 3 ? "x1" : NUL, dy, add ? dres : NUL, rows, H,
+              ir_get_float(n, ATTR_EPS), copy ? "ob" : "(float *)0");
+}
+/* layernorm_wgrad [+ its layernorm_bgrad sibling, rendered here] or a lone
+ * layernorm_bgrad: per-block partial sums over rows (at most CR_LNPG_BLOCKS
+ * blocks, at least 2 x CR_LNPG_ROWS rows each), then the sum over the blocks */
+#define CR_LNPG_BLOCKS 264
+static void r_layernorm_param_grad(RCu *c) {
+  const Node *n = c->k->n;
+  const Shape *xs = rc_in_shape(c, 0);
+  int64_t H = rc_lastd(xs), rows = rc_numel(xs) / H;
+  bool bias_only = n->op == OP_LAYERNORM_BGRAD;
+  const KNode *db = bias_only ? c->k : NULL, *self = c->k;
+  if (!bias_only && c->next < c->end && ir_siblings(n, c->p->nodes[c->next].n)) db = &c->p->nodes[c->next++];
+  int64_t nb = (rows + 2 * CR_LNPG_ROWS - 1) / (2 * CR_LNPG_ROWS); /* >= 2 steps of rows a block: fewer partials */
+  if (nb > CR_LNPG_BLOCKS) nb = CR_LNPG_BLOCKS;
+  if (nb < 1) nb = 1;
+  int64_t R = (rows + nb - 1) / nb;
+  rc_need_scratch(c, CR_SCR_PART + (uint64_t)(nb * 2 * H) * 4);
+  rc_begin(c, (uint32_t)nb, CR_BLOCK);
+  rc_decl_bufs(c, "");
+  fprintf(c->cu, "  cr_layernorm_param_partials<%s>(x0, x1, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %" PRId64 "ll, T);\n",
+          tf(!bias_only), rows, H, ir_get_float(n, ATTR_EPS), R);
+  rc_end(c);
+  c->k = db ? db : self;
+  rc_node_desc(c);
+  rc_begin(c, rc_grid_for(H, 1), CR_BLOCK);
+  if (!bias_only) rc_decl_out(c, "dw", self);
+  if (db) rc_decl_out(c, "db", db);
+  fprintf(c->cu, "  cr_layernorm_param_final(%s, %s, %" PRId64 "ll, %" PRId64 ", T);\n", bias_only ? "(float *)0" : "dw",
+          db ? "db" : "(float *)0", H, nb);
+  rc_end(c);
+  c->k = self;
 }
 static void r_rmsnorm_grad(RCu *c) {
   int64_t rows, H;
@@ -363,6 +434,8 @@ static const RenderFn render_op[OP_COUNT] = {
   [OP_SOFTMAX] = r_softmax,
   [OP_LAYERNORM_GRAD] = r_layernorm_grad,
   [OP_LAYERNORM_GRAD_ADD] = r_layernorm_grad,
+  [OP_LAYERNORM_WGRAD] = r_layernorm_param_grad,
+  [OP_LAYERNORM_BGRAD] = r_layernorm_param_grad,
   [OP_RMSNORM_GRAD] = r_rmsnorm_grad,
   [OP_SOFTMAX_GRAD] = r_softmax_grad,
   [OP_MEAN] = r_mean,

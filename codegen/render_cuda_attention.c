@@ -55,7 +55,7 @@ void rc_render_attention(RCu *c) {
   if (!geom(c, n, &g)) return;
   bool lse_only = n->op == OP_ATTENTION_LSE;
   const KNode *lse = lse_only ? c->k : NULL;
-  if (!lse_only && c->next < c->end && ir_attention_siblings(n, c->p->nodes[c->next].n)) {
+  if (!lse_only && c->next < c->end && ir_siblings(n, c->p->nodes[c->next].n)) {
     lse = &c->p->nodes[c->next];
     c->next++; /* rendered here */
   }

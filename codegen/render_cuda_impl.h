@@ -25,8 +25,9 @@
 #define CR_GRID_CAP   4096
 #define CR_XENT_CHUNK 1024
 /* scratch layout of the loss kernels (common.cuh): [0, 64) counters, [64, ...) doubles */
-#define CR_SCR_USED 0
-#define CR_SCR_PART 64
+#define CR_SCR_USED  0
+#define CR_SCR_PART  64
+#define CR_LNPG_ROWS 32 /* rows per step of the layernorm parameter-gradient partials (norm.cuh) */
 
 typedef struct RCu {
   FILE *cu, *hl;     /* kernels; launch table (names, nodes, GEMM shapes) */

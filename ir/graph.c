@@ -256,3 +256,36 @@ static const Attr *get(const Node *n, AttrId id, AttrKind kind) {
 int64_t ir_get_int(const Node *n, AttrId id) { return get(n, id, AK_INT)->u.i; }
 double ir_get_float(const Node *n, AttrId id) { return get(n, id, AK_FLOAT)->u.f; }
 const char *ir_get_str(const Node *n, AttrId id) { return get(n, id, AK_STR)->u.s; }
+
+/* The ops one kernel computes together when the second follows the first with the same inputs and attributes. */
+static const struct {
+  OpKind first, second;
+} sibling_ops[] = { { OP_ATTENTION, OP_ATTENTION_LSE }, { OP_LAYERNORM_WGRAD, OP_LAYERNORM_BGRAD } };
+
+bool ir_siblings(const Node *o, const Node *lse) {
+  bool pair = false;
+  for (size_t i = 0; i < sizeof sibling_ops / sizeof sibling_ops[0]; i++)
+    pair |= o->op == sibling_ops[i].first && lse->op == sibling_ops[i].second;
+  if (!pair || o->nin != lse->nin || o->nattr != lse->nattr) return false;
+  for (int k = 0; k < o->nin; k++)
+    if (o->in[k] != lse->in[k]) return false;
+  for (int i = 0; i < o->nattr; i++) {
+    const Attr *a = &o->attr[i], *b = &lse->attr[i];
+    if (a->id != b->id) return false;
+    switch (ir_attrs[a->id].kind) {
+    case AK_INT:
+      if (a->u.i != b->u.i) return false;
+      break;
+    case AK_FLOAT:
+      if (memcmp(&a->u.f, &b->u.f, sizeof a->u.f)) return false;
+      break;
+    case AK_STR:
+      if (strcmp(a->u.s, b->u.s)) return false;
+      break;
+    case AK_INTS:
+      if (a->u.ints.n != b->u.ints.n || memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof *a->u.ints.v)) return false;
+      break;
+    }
+  }
+  return true;
+}

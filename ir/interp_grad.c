@@ -95,6 +95,32 @@ bool interp_layernorm_grad(InterpCall *c) {
   return true;
 }
 
+/* layernorm's weight gradient: sum over rows of dy xhat, xhat = (x - mean) rstd */
+bool interp_layernorm_wgrad(InterpCall *c) {
+  int64_t H = c->n->shape.dim[0], rows = rows_of(IN_SHAPE(c, 0));
+  double eps = ir_get_float(c->n, ATTR_EPS);
+  for (int64_t j = 0; j < H; j++) c->out[j] = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const double *x = c->in[0] + r * H, *dy = c->in[1] + r * H;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < H; j++) mean += x[j];
+    mean /= (double)H;
+    for (int64_t j = 0; j < H; j++) var += (x[j] - mean) * (x[j] - mean);
+    double rstd = 1.0 / sqrt(var / (double)H + eps);
+    for (int64_t j = 0; j < H; j++) c->out[j] += dy[j] * (x[j] - mean) * rstd;
+  }
+  return true;
+}
+
+/* layernorm's bias gradient: sum over rows of dy */
+bool interp_layernorm_bgrad(InterpCall *c) {
+  int64_t H = c->n->shape.dim[0], rows = rows_of(IN_SHAPE(c, 1));
+  for (int64_t j = 0; j < H; j++) c->out[j] = 0;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < H; j++) c->out[j] += c->in[1][r * H + j];
+  return true;
+}
+
 /* y = x r w, r = (mean(x^2) + eps)^-1/2: dx = r g - r^3 x mean(g x), g = dy w */
 bool interp_rmsnorm_grad(InterpCall *c) {
   int64_t H = last_dim(&c->n->shape), rows = rows_of(&c->n->shape);

@@ -133,7 +133,7 @@ typedef struct Node Node;
 typedef bool (*ShapeFn)(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen);
 
 /* The properties column of ops.def (see there): P(X) = 1u << OPP_X. */
-typedef enum { OPP_POINTWISE, OPP_INPLACE, OPP_CLOSES, OPP_SCATTER, OPP_SAME_DTYPE } OpProp;
+typedef enum { OPP_POINTWISE, OPP_INPLACE, OPP_CLOSES, OPP_SCATTER, OPP_SAME_DTYPE, OPP_WIDENS } OpProp;
 
 /* The gemm form column of ops.def: how a GEMM-like op runs as a library GEMM. */
 typedef enum {
@@ -274,11 +274,13 @@ typedef struct IrAttnGeom {
 /* Fills geo from n (an OC_ATTENTION node) and its inputs; false with a
  * one-line reason in msg when they do not fit together. */
 bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg, size_t msglen);
-/* lse is the attention_lse sibling of attention node o: same inputs, same
- * attributes. A backend computes the two in one kernel (the forward writes o
- * and lse); the passes keep such a pair adjacent (fuse_attention emits them
- * so, sink leaves them, the partition makes them one kernel). */
-bool ir_attention_siblings(const Node *o, const Node *lse);
+/* b is the sibling of a: attention_lse of attention (the forward writes o and
+ * lse), or layernorm_bgrad of layernorm_wgrad (one pass over x and dy), with
+ * the same inputs and attributes. A backend computes the two in one kernel;
+ * the passes keep such a pair adjacent (fuse_attention and the layernorm
+ * gradient rule emit them so, sink leaves them, the partition makes them one
+ * kernel). */
+bool ir_siblings(const Node *a, const Node *b);
 
 /* ---- facts for --summary ------------------------------------------------- */
 

@@ -35,6 +35,7 @@ IR_SHAPE_RULE(shape_slice);
 IR_SHAPE_RULE(shape_grad_pair);
 IR_SHAPE_RULE(shape_glu_grad);
 IR_SHAPE_RULE(shape_norm_grad);
+IR_SHAPE_RULE(shape_norm_param_grad);
 IR_SHAPE_RULE(shape_cross_entropy_grad);
 IR_SHAPE_RULE(shape_embedding_grad);
 IR_SHAPE_RULE(shape_masked_rows_grad);

@@ -74,31 +74,6 @@ bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg
   return true;
 }
 
-bool ir_attention_siblings(const Node *o, const Node *lse) {
-  if (o->op != OP_ATTENTION || lse->op != OP_ATTENTION_LSE || o->nin != lse->nin || o->nattr != lse->nattr) return false;
-  for (int k = 0; k < o->nin; k++)
-    if (o->in[k] != lse->in[k]) return false;
-  for (int i = 0; i < o->nattr; i++) {
-    const Attr *a = &o->attr[i], *b = &lse->attr[i];
-    if (a->id != b->id) return false;
-    switch (ir_attrs[a->id].kind) {
-    case AK_INT:
-      if (a->u.i != b->u.i) return false;
-      break;
-    case AK_FLOAT:
-      if (memcmp(&a->u.f, &b->u.f, sizeof a->u.f)) return false;
-      break;
-    case AK_STR:
-      if (strcmp(a->u.s, b->u.s)) return false;
-      break;
-    case AK_INTS:
-      if (a->u.ints.n != b->u.ints.n || memcmp(a->u.ints.v, b->u.ints.v, a->u.ints.n * sizeof *a->u.ints.v)) return false;
-      break;
-    }
-  }
-  return true;
-}
-
 /* attention (q, k, v, [bias]) -> q's dtype [B,S,heads,dh]; attention_lse -> f32[B,heads,S] */
 bool shape_attention(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
   IrAttnGeom geo;

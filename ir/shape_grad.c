@@ -73,9 +73,25 @@ bool shape_norm_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, 
     if (w->dtype != x->dtype || w->shape.rank != 1 || w->shape.dim[0] != x->shape.dim[r - 1])
       return fail(msg, msglen, "weight %s must be [H] of x %s", ty(w).s, ty(x).s);
   }
-  if (dy->dtype != x->dtype || !ir_shape_eq(&dy->shape, &x->shape))
+  /* a bf16 dy beside an f32 x: read widened (ops.def WIDENS), the bf16 GEMM product without its cast */
+  bool widened = dy->dtype == DT_BF16 && x->dtype == DT_F32;
+  if ((dy->dtype != x->dtype && !widened) || !ir_shape_eq(&dy->shape, &x->shape))
     return fail(msg, msglen, "dy %s must have the type of x %s", ty(dy).s, ty(x).s);
   return result(x->dtype, &x->shape, dtype, shape, msg, msglen);
+}
+
+/* (x[...,H], dy like x) -> f32[H]: layernorm_wgrad / layernorm_bgrad. dy may
+ * be bf16 beside an f32 x: the kernels widen it on load (exact), so the
+ * backward's bf16 GEMM product needs no cast to f32 first. */
+bool shape_norm_param_grad(const Graph *g, const Node *n, DType *dtype, Shape *shape, char *msg, size_t msglen) {
+  const Node *x = input(g, n, 0), *dy = input(g, n, 1);
+  double eps = ir_get_float(n, ATTR_EPS);
+  if (!(eps > 0.0 && isfinite(eps))) return fail(msg, msglen, "eps=%g must be positive and finite", eps);
+  if (!need_float("x", x, msg, msglen) || !need_float("dy", dy, msg, msglen)) return false;
+  if (x->shape.rank == 0) return fail(msg, msglen, "x must have rank >= 1, got %s", ty(x).s);
+  if (!ir_shape_eq(&dy->shape, &x->shape)) return fail(msg, msglen, "dy %s must have the shape of x %s", ty(dy).s, ty(x).s);
+  Shape h = { .rank = 1, .dim = { x->shape.dim[x->shape.rank - 1] } };
+  return result(DT_F32, &h, dtype, shape, msg, msglen);
 }
 
 /* (logits[N,V], targets i32[N], dloss f32[]) -> like logits */

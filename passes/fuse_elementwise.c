@@ -12,7 +12,7 @@
  *     own (inside a kernel it would be a second store of the same values);
  *   - every other input is a source, in K, or older than K's first node.
  * An attention_lse right after its attention sibling (same inputs and
- * attributes, ir_attention_siblings) joins that kernel: the fused attention
+ * attributes, ir_siblings) joins that kernel: the fused attention
  * kernel writes o and lse in one pass over q, k, v.
  * The last rule makes the partition schedulable: every edge between kernels
  * goes from a kernel whose first node is older, so running kernels in order of
@@ -47,17 +47,18 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
   uint32_t *first = ARENA_ARRAY(s, uint32_t, cap);
   int64_t *numel = ARENA_ARRAY(s, int64_t, cap);
   uint8_t *open = ARENA_ARRAY(s, uint8_t, cap);
-  uint32_t group_kernel[PASS_MULTI_TENSOR_GROUPS] = { IR_NONE, IR_NONE, IR_NONE,
-                                                      IR_NONE }; /* multi-tensor kernels, once created */
+  uint32_t group_kernel[PASS_MULTI_TENSOR_GROUPS]; /* multi-tensor kernels, once created */
+  for (int i = 0; i < PASS_MULTI_TENSOR_GROUPS; i++) group_kernel[i] = IR_NONE;
+  const uint8_t *accum = multi_tensor ? pass_accumulation_nodes(g, s) : NULL;
   for (ValueId v = 0; v < g->n; v++) {
     const Node *n = &g->nodes[v];
     kernel[v] = IR_NONE;
     if (ir_ops[n->op].cls == OC_SOURCE) continue;
-    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel, first) : 0;
+    int grp = multi_tensor ? pass_multi_tensor_group(g, v, kernel, group_kernel, first, accum) : 0;
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];
-    } else if (v > 0 && ir_attention_siblings(&g->nodes[v - 1], n)) {
+    } else if (v > 0 && ir_siblings(&g->nodes[v - 1], n)) {
       K = kernel[v - 1]; /* attention_lse: the second output of its sibling's kernel */
     } else if (joins_ew(n) || closes(n)) {
       int64_t want = closes(n) ? ir_shape_numel(&g->nodes[n->in[0]].shape) : ir_shape_numel(&n->shape);

@@ -1,17 +1,14 @@
 /* fuse_ln_residual.c: residual add + LayerNorm as one kernel, forward and
  * backward (docs/fusions.md, "3. residual + LayerNorm").
  *
- * Forward: a LayerNorm of a same-shape sum
+ * Forward: a LayerNorm of a same-shape sum nothing else reads
  *   %s = add %x, %f                               : f32[B,S,H]
  *   %y = layernorm %s, %w, %b {eps=1e-12}         : f32[B,S,H]
  * becomes
- *   %s = add %x, %f                               : f32[B,S,H]   (the residual stream goes on)
  *   %y = add_layernorm %x, %f, %w, %b {eps=1e-12} : f32[B,S,H]
- * The IR has one result per node, so the kernel's two outputs are two nodes
- * over the same inputs: codegen emits the `add` and the `add_layernorm` that
- * reads its operands as one row-wise kernel writing both (the sum is dropped
- * when only the norm read it). Pre-LN (x + f(LN(x)) then LN) and post-LN
- * (LN(x + f(x))) both have this shape; rmsnorm is left alone.
+ * (the sum never reaches memory). That is a post-LN model's forward-only
+ * (eval) graph; a pre-LN residual stream, and every train step (the norm's
+ * backward reads the sum), keep the sum and norm it. rmsnorm is left alone.
  *
  * Backward: the residual gradient plus a LayerNorm input gradient
  *   %g = layernorm_grad %s, %w, %dy {eps=1e-12}   : f32[B,S,H]
@@ -23,13 +20,13 @@
 #include "fuse_util.h"
 
 /* Forward match: layernorm(add(a, b), ...) with a, b, the sum of one shape,
- * the norm being the sum's first consumer. A later norm of the same sum (the
- * x-hat autodiff recomputes for the weight gradient) runs far from the add:
- * reading a and b there would only keep both alive across the whole
- * forward + backward, so it stays a layernorm of the sum. */
+ * the norm being the sum's only reader. When anything else reads the sum (the
+ * residual stream of a pre-LN model; in a train step also the norm's own
+ * backward, which reads its input), the sum is written anyway, and a norm of
+ * it reads one tensor where add_layernorm would read two and add them again. */
 static bool match_fwd(const Rewriter *rw, ValueId v) {
   const Node *n = fu_node(rw, v);
-  if (n->op != OP_LAYERNORM || !fu_is(rw, n->in[0], OP_ADD) || rw->users[rw->ustart[n->in[0]]] != v) return false;
+  if (n->op != OP_LAYERNORM || !fu_is(rw, n->in[0], OP_ADD) || fu_only_user(rw, n->in[0]) != v) return false;
   const Node *s = fu_node(rw, n->in[0]);
   return ir_shape_eq(&fu_node(rw, s->in[0])->shape, &s->shape) && ir_shape_eq(&fu_node(rw, s->in[1])->shape, &s->shape) &&
          fu_node(rw, s->in[0])->dtype == s->dtype && fu_node(rw, s->in[1])->dtype == s->dtype;
@@ -67,7 +64,7 @@ Graph *pass_fuse_ln_residual(const Graph *in, PassCtx *cx) {
   fu_begin(&rw, in, cx);
   for (ValueId v = 0; v < in->n; v++) { /* plan: sums only the norm reads, grads folded into their add */
     int k;
-    if (match_fwd(&rw, v) && fu_only_user(&rw, fu_node(&rw, v)->in[0]) == v) rw.drop[fu_node(&rw, v)->in[0]] = true;
+    if (match_fwd(&rw, v)) rw.drop[fu_node(&rw, v)->in[0]] = true;
     else if ((k = match_bwd(&rw, v)) >= 0) rw.drop[fu_node(&rw, v)->in[k]] = true;
   }
   for (ValueId v = 0; v < in->n; v++) {

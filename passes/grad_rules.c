@@ -188,20 +188,26 @@ void grad_glu(GradCtx *cx, ValueId v, ValueId dy) {
 
 /* ---- row-wise ------------------------------------------------------------- */
 
-/* y = xhat w + b: dx by layernorm_grad; dw = sum_to(dy xhat), db = sum_to(dy),
- * with xhat recomputed as a layernorm without affine. */
+/* y = xhat w + b: dx by layernorm_grad; dw = sum over rows of dy xhat and
+ * db = sum over rows of dy by the sibling pair layernorm_wgrad, layernorm_bgrad
+ * (one kernel, built adjacent: per-block partial sums over the rows of x and
+ * dy, xhat recomputed in registers). */
 void grad_layernorm(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   ValueId x = grad_in(cx, v, 0);
+  /* the parameter gradients first: dx comes last, right before what reads it next (the
+   * backward's cast of dx to a GEMM operand, which a backend folds into the norm's kernel) */
+  bool want_w = n->nin > 1 && grad_wants(cx, v, 1), want_b = n->nin > 2 && grad_wants(cx, v, 2);
+  ValueId xdy[2] = { x, dy };
+  Attr eps = ir_attr_float(ATTR_EPS, ir_get_float(n, ATTR_EPS));
+  ValueId dw = want_w ? gb(cx, OP_LAYERNORM_WGRAD, xdy, 2, &eps, 1) : IR_NONE;
+  ValueId db = want_b ? gb(cx, OP_LAYERNORM_BGRAD, xdy, 2, &eps, 1) : IR_NONE;
+  if (want_w) grad_accum(cx, v, 1, dw);
+  if (want_b) grad_accum(cx, v, 2, db);
   if (grad_wants(cx, v, 0)) {
     ValueId in[3] = { x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy };
     grad_accum(cx, v, 0, gb(cx, OP_LAYERNORM_GRAD, in, n->nin > 1 ? 3 : 2, n->attr, n->nattr));
   }
-  if (n->nin > 1 && grad_wants(cx, v, 1)) {
-    ValueId xhat = unary(cx, OP_LAYERNORM, x, n->attr, n->nattr);
-    grad_accum(cx, v, 1, sum_to(cx, binary(cx, OP_MUL, dy, xhat, NULL, 0), in_shape(cx, v, 1)));
-  }
-  if (n->nin > 2 && grad_wants(cx, v, 2)) grad_accum(cx, v, 2, sum_to(cx, dy, in_shape(cx, v, 2)));
 }
 
 /* y = x r w: dx by rmsnorm_grad; dw = sum_to(dy x r), x r an rmsnorm without weight */

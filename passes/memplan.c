@@ -146,14 +146,34 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
   bool *is_out = ARENA_ARRAY(a, bool, cap);
   bool *ext_use = ARENA_ARRAY(a, bool, cap); /* read by a node of another kernel */
   for (uint32_t i = 0; i < g->nout; i++) is_out[g->outputs[i].value] = true;
+  /* A kernel over values of different sizes (adamw_multi's multi-tensor groups) runs its nodes
+   * concurrently, not element by element: what any of its nodes reads stays live to its last node. */
+  uint32_t *kernel_last = NULL;
+  if (g->kernel) {
+    kernel_last = ARENA_ARRAY(a, uint32_t, g->nkernels ? g->nkernels : 1);
+    int64_t *numel = ARENA_ARRAY(a, int64_t, g->nkernels ? g->nkernels : 1);
+    for (ValueId v = 0; v < n; v++) {
+      uint32_t K = g->kernel[v];
+      if (K == IR_NONE) continue;
+      int64_t e = ir_shape_numel(&g->nodes[v].shape);
+      if (!numel[K]) numel[K] = e, kernel_last[K] = IR_NONE; /* IR_NONE: uniform so far */
+      else if (numel[K] != e) numel[K] = -1;
+    }
+    for (ValueId v = 0; v < n; v++) {
+      uint32_t K = g->kernel[v];
+      if (K != IR_NONE && numel[K] < 0) kernel_last[K] = v;
+    }
+  }
   for (ValueId v = 0; v < n; v++) {
     p->def[v] = p->last[v] = v;
     p->inplace_of[v] = p->alias_of[v] = IR_NONE;
     p->offset[v] = -1;
     const Node *nd = &g->nodes[v];
+    uint32_t K = g->kernel ? g->kernel[v] : IR_NONE;
+    uint32_t until = K != IR_NONE && kernel_last[K] != IR_NONE ? kernel_last[K] : v;
     for (int k = 0; k < nd->nin; k++) {
       ValueId q = nd->in[k];
-      if (v > p->last[q]) p->last[q] = v;
+      if (until > p->last[q]) p->last[q] = until;
       if (!g->kernel || g->kernel[q] != g->kernel[v]) ext_use[q] = true;
     }
   }

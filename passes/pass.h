@@ -98,12 +98,16 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d);
 /* adamw_multi.c: which multi-tensor kernel a node belongs in: 0 none,
  * 1 the global-norm kernel (sumsq of every gradient and their sum),
  * 2 the update kernel (clip coefficient, schedule, AdamW of every param),
- * 3 the parameters' bf16 casts (pass_is_param_cast).
+ * 3 the parameters' bf16 casts (pass_is_param_cast),
+ * 4 the gradient accumulation (accum: pass_accumulation_nodes' marks).
  * first[K] is kernel K's first (oldest) node. */
-#define PASS_MULTI_TENSOR_GROUPS 4 /* 0 and the three groups */
+#define PASS_MULTI_TENSOR_GROUPS 5 /* 0 and the four groups */
 /* sink.c: v is `cast %p {to=bf16}` of a parameter p (hoisted into one block). */
 bool pass_is_param_cast(const Graph *g, ValueId v);
 int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *group_kernel,
-                            const uint32_t *first);
+                            const uint32_t *first, const uint8_t *accum);
+/* adamw_multi.c: marks (in arena a) the accumulate graph's `grad_acc.P + g * accum_scale`
+ * nodes (the add, the mul, and g's cast to f32 when the mul is its only reader). */
+uint8_t *pass_accumulation_nodes(const Graph *g, Arena *a);
 
 #endif

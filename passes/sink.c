@@ -17,8 +17,9 @@
  * Not moved: sources, outputs, nodes whose first consumer is an
  * optimizer op (the global norm / AdamW groups of adamw_multi: their members
  * are one multi-tensor kernel, which needs every gradient made before the
- * first of them), and an attention with its adjacent attention_lse sibling
- * (ir_attention_siblings: one kernel writing both).
+ * first of them), gradients read by the accumulate graph's `grad_acc += ...`
+ * nodes (adamw_multi's accumulation kernel, for the same reason), and an attention with its adjacent attention_lse sibling
+ * (ir_siblings: one kernel writing both).
  *
  * Hoisted instead: the casts of parameters to bf16 (autocast's GEMM
  * operands) move up to just before the first node reading one of them, one
@@ -27,6 +28,11 @@
  * (bert_crammed: 64 launches per microbatch -> 1). Their results are GEMM
  * operands the backward reads again, so they are live to the backward's
  * start, the arena's peak, either way.
+ *
+ * Reshapes move up instead, to just after their input: the memory planner
+ * makes one an alias of its input's bytes, so where it sits frees nothing,
+ * and one the backward built late (a GEMM operand's [B*S, H] view) would
+ * otherwise sit between the nodes of a kernel and split it.
  *
  * Nor the fused decoder's gradients (xent_linear_grad): they stay next to
  * their loss, so a backend computes the loss, dx and dW of one chunk from one
@@ -98,6 +104,7 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
       for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++)
         if (key[users[u]] < first_read) first_read = key[users[u]];
   bool *hoisted = ARENA_ARRAY(s, bool, cap);
+  const uint8_t *accum = pass_accumulation_nodes(in, s);
   for (ValueId v = 0; first_read != INT64_MAX && v < n; v++) {
     if (!pass_is_param_cast(in, v) || is_out[v]) continue;
     ValueId p = in->nodes[v].in[0];
@@ -109,13 +116,14 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
     const Node *nd = &in->nodes[v];
     if (hoisted[v]) continue;
     if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v] || nd->op == OP_XENT_LINEAR_GRAD) continue;
-    if ((v > 0 && ir_attention_siblings(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_attention_siblings(nd, &in->nodes[v + 1])))
+    if (nd->op == OP_RESHAPE) continue; /* placed below */
+    if ((v > 0 && ir_siblings(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_siblings(nd, &in->nodes[v + 1])))
       continue; /* attention + its attention_lse: one kernel with two outputs, kept adjacent */
     int64_t first = INT64_MAX;
     bool to_optimizer = false;
     for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++) {
       if (key[users[u]] < first) first = key[users[u]];
-      to_optimizer |= optimizer_op(in->nodes[users[u]].op);
+      to_optimizer |= optimizer_op(in->nodes[users[u]].op) || (accum[users[u]] && !accum[v]);
     }
     if (to_optimizer || first - key[v] <= (1 << 20)) continue; /* already next to its first consumer */
     int64_t cost = 0;
@@ -130,6 +138,18 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
       if (last < first) cost += node_bytes(in, x);
     }
     if (node_bytes(in, v) > cost) key[v] = first - 1;
+  }
+  /* reshapes right after their input (before every consumer): the planner's aliases cost nothing anywhere,
+   * and one the backward built late would otherwise split the kernel it lands in */
+  for (ValueId v = 0; v < n; v++) {
+    const Node *nd = &in->nodes[v];
+    if (nd->op != OP_RESHAPE || is_out[v] || ir_ops[in->nodes[nd->in[0]].op].cls == OC_SOURCE) continue;
+    ValueId base = nd->in[0];
+    if (base + 1 < n && ir_siblings(&in->nodes[base], &in->nodes[base + 1])) base++; /* not between siblings */
+    int64_t at = key[base] + 1;
+    bool fits = at < key[v];
+    for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++) fits = fits && key[users[u]] > at;
+    if (fits) key[v] = at;
   }
   Order *ord = ARENA_ARRAY(s, Order, cap);
   for (ValueId v = 0; v < n; v++) ord[v] = (Order){ key[v], v };

@@ -12,6 +12,12 @@
 //                reductions in the generated step)
 //            v2  dx + dw + db in one kernel: row in registers, per-block partial
 //                sums of dw/db in shared memory, one atomicAdd per column per block
+//   dw, db   v3  cramc's layernorm_wgrad + layernorm_bgrad pair today
+//                (cr_layernorm_param_partials + cr_layernorm_param_final): 264 blocks
+//                sum their rows' dy * xhat and dy per column into partials (row
+//                statistics a warp per row in shared memory, then one thread a
+//                column: coalesced, no atomics), a second launch sums the partials
+//                in block order (the same sums every run)
 // Bandwidth is counted from each version's own compulsory traffic (bytes it must
 // read and write once), so v2's extra output counts for it.
 //
@@ -63,6 +69,14 @@ __global__ void add_ln_fwd_v1(float *o, const float *x0, const float *x1, const 
 __global__ void ln_bwd_v1(float *o, const float *x0, const float *x1, const float *x2) {
   cr_layernorm_grad<true, false>(o, x0, x1, x2, (const float *)0, N, H, EPS);
 }
+
+// layernorm_wgrad + layernorm_bgrad as render_cuda.c launches them at N rows
+static const int PG_BLOCKS = N / 64 < 264 ? N / 64 : 264; // render_cuda.c: at most 264 blocks, >= 64 rows each
+static const long long PG_ROWS = (N + PG_BLOCKS - 1) / PG_BLOCKS;
+__global__ void ln_pgrad_partials_v3(const float *x, const float *dy, char *T) {
+  cr_layernorm_param_partials<true>(x, dy, N, H, EPS, PG_ROWS, T);
+}
+__global__ void ln_pgrad_final_v3(float *dw, float *db, const char *T) { cr_layernorm_param_final(dw, db, H, PG_BLOCKS, T); }
 
 // ---- v2 -------------------------------------------------------------------------------------
 // Lane l owns columns 4 (l + 32 k) .. +3, k < H/128: coalesced float4 accesses.
@@ -161,7 +175,7 @@ __global__ void ln_bwd_v2(float *dx, float *dw, float *db, const float *x, const
 }
 
 int main(int argc, char **argv) {
-  LabArgs args = lab_args(argc, argv, 2, "layernorm");
+  LabArgs args = lab_args(argc, argv, 3, "layernorm");
   const size_t NH = (size_t)N * H;
   std::vector<float> xa = rand_vec(NH, 1, -2.f, 2.f), xb = rand_vec(NH, 2), w = rand_vec(H, 3, 0.5f, 1.5f),
                      b = rand_vec(H, 4, -0.1f, 0.1f), dy = rand_vec(NH, 5);
@@ -203,6 +217,21 @@ int main(int argc, char **argv) {
     ok &= check("db", d_db, db.data(), H, 1e-2f, 1e-3f);
     // dw/db accumulate (+=): the timed runs keep adding, which costs the same
     time_kernel("bwd v2", args.repeats, 3 * NH * F4, [&] { ln_bwd_v2<<<grid, CR_BLOCK>>>(d_dx, d_dw, d_db, d_res, d_w, d_dy); });
+  }
+  if (want(args, 3)) {
+    printf("dw, db v3 (cramc layernorm_wgrad + layernorm_bgrad today: block partials, then their sum)\n");
+    char *d_t = device_zeros<char>(CR_SCR_PART + (size_t)PG_BLOCKS * 2 * H * sizeof(float));
+    cudaCheck(cudaMemset(d_dw, 0, H * sizeof(float)));
+    cudaCheck(cudaMemset(d_db, 0, H * sizeof(float)));
+    ln_pgrad_partials_v3<<<PG_BLOCKS, CR_BLOCK>>>(d_res, d_dy, d_t);
+    ln_pgrad_final_v3<<<(H + CR_BLOCK - 1) / CR_BLOCK, CR_BLOCK>>>(d_dw, d_db, d_t);
+    ok &= check("dw", d_dw, dw.data(), H, 1e-2f, 1e-3f);
+    ok &= check("db", d_db, db.data(), H, 1e-2f, 1e-3f);
+    time_kernel("dw db v3", args.repeats, 2 * NH * F4, [&] {
+      ln_pgrad_partials_v3<<<PG_BLOCKS, CR_BLOCK>>>(d_res, d_dy, d_t);
+      ln_pgrad_final_v3<<<(H + CR_BLOCK - 1) / CR_BLOCK, CR_BLOCK>>>(d_dw, d_db, d_t);
+    });
+    cudaCheck(cudaFree(d_t));
   }
   for (float *p : { d_xa, d_xb, d_w, d_b, d_dy, d_res, d_out, d_r2, d_dx, d_dw, d_db }) cudaCheck(cudaFree(p));
   printf("layernorm: %s\n", ok ? "all checks passed" : "CHECK FAILED");

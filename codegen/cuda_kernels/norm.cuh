@@ -32,9 +32,13 @@ __device__ __forceinline__ void cr_layernorm(O o, X x0, Y x1, WT w, BT bi, long 
   }
 }
 
-// dx of layernorm(x [, w]) for dy; with ADD (layernorm_grad_add) dres is added: dx + dres
-template <bool W, bool ADD, class O, class X, class WT, class D, class R>
-__device__ __forceinline__ void cr_layernorm_grad(O o, X x, WT w, D dy, R dres, long long rows, long long H, float eps) {
+// dx of layernorm(x [, w]) for dy; with ADD (layernorm_grad_add) dres is added: dx + dres.
+// STORE: into o; COPY: (also) into o2, rounded by o2's store (the bf16 GEMM operand of the cast
+// the renderer folded in: the same value a cast of o gives)
+template <bool W, bool ADD, bool STORE = true, bool COPY = false, class O, class X, class WT, class D, class R,
+          class O2 = float *>
+__device__ __forceinline__ void cr_layernorm_grad(O o, X x, WT w, D dy, R dres, long long rows, long long H, float eps,
+                                                  O2 o2 = O2()) {
   long long r;
   int lane;
   if (!cr_row(rows, &r, &lane)) return;
@@ -61,9 +65,70 @@ __device__ __forceinline__ void cr_layernorm_grad(O o, X x, WT w, D dy, R dres, 
   }
   mg = cr_warp_sum(mg) / (float)H, mgx = cr_warp_sum(mgx) / (float)H;
   for (long long j = lane; j < H; j += 32) {
-    const float v = rstd * (gv(j) - mg - (xr[j] - mean) * rstd * mgx);
-    if constexpr (ADD) o[r * H + j] = dres[r * H + j] + v;
-    else o[r * H + j] = v;
+    float v = rstd * (gv(j) - mg - (xr[j] - mean) * rstd * mgx);
+    if constexpr (ADD) v = dres[r * H + j] + v;
+    if constexpr (STORE) o[r * H + j] = v;
+    if constexpr (COPY) o2[r * H + j] = v;
+  }
+}
+
+// layernorm's parameter gradients (layernorm_wgrad dw = sum over rows of
+// dy xhat, layernorm_bgrad db = sum over rows of dy) as per-block partial
+// sums, then one pass over the blocks: no single-thread column loops, no
+// atomics, the same sums on every run. Phase 1: block b takes rows
+// [b R, (b+1) R), CR_LNPG_ROWS at a time: a warp per row writes the row's
+// mean and rstd to shared memory (as cr_layernorm computes them), then thread
+// t sums columns t, t + blockDim.x, ... over those rows (coalesced loads) into
+// part[b] = [dw partial[H] | db partial[H]] at T + CR_SCR_PART.
+#define CR_LNPG_ROWS 32
+template <bool DW, class X, class D>
+__device__ __forceinline__ void cr_layernorm_param_partials(X x, D dy, long long rows, long long H, float eps, long long R,
+                                                            char *T) {
+  __shared__ float st[2 * CR_LNPG_ROWS];
+  float *part = (float *)(T + CR_SCR_PART) + (long long)blockIdx.x * 2 * H;
+  const long long r0 = (long long)blockIdx.x * R, r1 = r0 + R < rows ? r0 + R : rows;
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (long long j = threadIdx.x; j < H; j += blockDim.x) part[j] = part[H + j] = 0.f;
+  for (long long c0 = r0; c0 < r1; c0 += CR_LNPG_ROWS) {
+    const int nr = (int)(r1 - c0 < CR_LNPG_ROWS ? r1 - c0 : CR_LNPG_ROWS);
+    if constexpr (DW) {
+      for (int i = wid; i < nr; i += nw) {
+        const auto xr = x + (c0 + i) * H;
+        float s = 0.f;
+        for (long long j = lane; j < H; j += 32) s += xr[j];
+        const float mean = cr_warp_sum(s) / (float)H;
+        float q = 0.f;
+        for (long long j = lane; j < H; j += 32) {
+          const float d = xr[j] - mean;
+          q += d * d;
+        }
+        const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+        if (lane == 0) st[2 * i] = mean, st[2 * i + 1] = rstd;
+      }
+      __syncthreads();
+    }
+    for (long long j = threadIdx.x; j < H; j += blockDim.x) {
+      float aw = 0.f, ab = 0.f;
+      for (int i = 0; i < nr; i++) {
+        const float d = dy[(c0 + i) * H + j];
+        if constexpr (DW) aw += d * ((x[(c0 + i) * H + j] - st[2 * i]) * st[2 * i + 1]);
+        ab += d;
+      }
+      part[j] += aw;
+      part[H + j] += ab;
+    }
+    __syncthreads(); // st is rewritten by the next rows
+  }
+}
+// Phase 2: column j summed over the nb blocks' partials in block order.
+template <class OW, class OB>
+__device__ __forceinline__ void cr_layernorm_param_final(OW dw, OB db, long long H, int nb, const char *T) {
+  const float *part = (const float *)(T + CR_SCR_PART);
+  CR_GS(j, H) {
+    double sw = 0, sb = 0;
+    for (int b = 0; b < nb; b++) sw += part[(long long)b * 2 * H + j], sb += part[(long long)b * 2 * H + H + j];
+    if (dw) dw[j] = (float)sw;
+    if (db) db[j] = (float)sb;
   }
 }
 

@@ -30,6 +30,7 @@
 #include "diag.h"
 #include "interp.h"
 #include "kernel.h"
+#include "pass.h"
 #include "passes.h"
 #include "render_c.h"
 #include "render_cuda.h"
@@ -85,6 +86,9 @@ static const Sample samples[] = {
   { "glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"sigmoid\"} : f32[3,4]\n" },
   { "layernorm", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "b", "8") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
   { "layernorm", PRM(0, "x", "3,8") "%1 = layernorm %0 {eps=1e-05} : f32[3,8]\n" },
+  /* 70 rows: the cuda partials' two blocks of 35 rows, each a 32-row step and a partial one */
+  { "layernorm",
+    PRM(0, "x", "2,35,40") PRM(1, "w", "40") PRM(2, "b", "40") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[2,35,40]\n" },
   { "rmsnorm", PRM(0, "x", "3,8") PRM(1, "w", "8") "%2 = rmsnorm %0, %1 {eps=1e-05} : f32[3,8]\n" },
   { "softmax", PRM(0, "x", "2,3,8") "%1 = softmax %0 : f32[2,3,8]\n" },
   { "mean", PRM(0, "x", "2,3,4") "%1 = mean %0 {axis=1} : f32[2,4]\n" },
@@ -101,6 +105,11 @@ static const Sample samples[] = {
   { "glu_grad", PRM(0, "x", "3,8") PRM(1, "dy", "3,4") "%2 = glu_grad %0, %1 {act=\"gelu\"} : f32[3,8]\n" },
   { "layernorm_grad",
     PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = layernorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
+  { "layernorm_wgrad", PRM(0, "x", "2,35,40") PRM(1, "dy", "2,35,40") "%2 = layernorm_wgrad %0, %1 {eps=1e-05} : f32[40]\n" },
+  { "layernorm_bgrad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = layernorm_bgrad %0, %1 {eps=1e-05} : f32[8]\n" },
+  /* the sibling pair, partitioned into one kernel (build_case): one pass writes both */
+  { "layernorm_bgrad", PRM(0, "x", "2,35,40") PRM(1, "dy", "2,35,40") "%2 = layernorm_wgrad %0, %1 {eps=1e-05} : f32[40]\n"
+                                                                      "%3 = layernorm_bgrad %0, %1 {eps=1e-05} : f32[40]\n" },
   { "rmsnorm_grad",
     PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = rmsnorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
   { "softmax_grad", PRM(0, "y", "3,8") PRM(1, "dy", "3,8") "%2 = softmax_grad %0, %1 : f32[3,8]\n" },
@@ -297,6 +306,20 @@ static char *loss_text(const char *body, const Graph *g) {
 }
 
 static bool build_case(Case *c, Graph *g, Arena *ar) {
+  bool siblings = false; /* a pair one kernel computes (ir_siblings): partitioned, as the pipeline does */
+  for (ValueId v = 1; v < g->n; v++) siblings |= ir_siblings(&g->nodes[v - 1], &g->nodes[v]);
+  if (siblings) {
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *p = pass_partition_kernels(g, false, &d);
+    if (!p) {
+      fail("%s: the kernel partition fails", c->name);
+      ir_graph_free(g);
+      return false;
+    }
+    ir_graph_free(g);
+    g = p;
+  }
   c->g = g;
   c->val = calloc(g->n, sizeof *c->val);
   c->ival = calloc(g->n, sizeof *c->ival);

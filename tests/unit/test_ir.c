@@ -603,9 +603,9 @@ static void test_attention(void) {
   /* the backward: one source's gradient */
   ValueId o = attn(&t, OP_ATTENTION, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0);
   ValueId l = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.1, 0);
-  CHECK(ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l)));
+  CHECK(ir_siblings(ir_node(t.g, o), ir_node(t.g, l)));
   ValueId l2 = attn(&t, OP_ATTENTION_LSE, 4, (ValueId[]){ qkv, qkv, qkv, mask }, 8, 0, 8, 16, 0.2, 0);
-  CHECK(!ir_attention_siblings(ir_node(t.g, o), ir_node(t.g, l2))); /* other p */
+  CHECK(!ir_siblings(ir_node(t.g, o), ir_node(t.g, l2))); /* other p */
   t_clear(&t);
   OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 8, 16, 0.1, 7), "f32[2,16,4,24]");
   OK(&t, attn(&t, OP_ATTENTION_GRAD, 7, (ValueId[]){ qkv, qkv, qkv, o, l, o, mask }, 8, 0, 8, 16, 0.1, 2), "f32[2,16,4,24]");

@@ -217,6 +217,8 @@ static void test_round_trip_every_op(void) {
   ValueId half = node(g, OP_GLU, 1, IN(pre), ATTRS(ir_attr_str(ATTR_ACT, "sigmoid")), NOLOC);
   node(g, OP_GLU_GRAD, 2, IN(pre, half), ATTRS(ir_attr_str(ATTR_ACT, "sigmoid")), NOLOC);
   node(g, OP_LAYERNORM_GRAD, 3, IN(x, lnw, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
+  node(g, OP_LAYERNORM_WGRAD, 2, IN(x, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
+  node(g, OP_LAYERNORM_BGRAD, 2, IN(x, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-12)), NOLOC);
   node(g, OP_RMSNORM_GRAD, 2, IN(x, x), ATTRS(ir_attr_float(ATTR_EPS, 1e-6)), NOLOC);
   node(g, OP_CROSS_ENTROPY_GRAD, 3, IN(logits, mt, one), ATTRS(ir_attr_int(ATTR_IGNORE, -100)), NOLOC);
   node(g, OP_EMBEDDING_GRAD, 2, IN(tok, x), ATTRS(ir_attr_int(ATTR_ROWS, 32)), NOLOC);

@@ -351,7 +351,7 @@ static void check_sink(const Graph *ts, bool bf16) {
   ir_graph_free(after);
 }
 
-static int models_checked, passes_checked;
+static int models_checked, passes_checked, ln_pairs_checked;
 static double bf16_worst;
 
 /* Every bf16 arena buffer is sized numel * 2 (rounded to the alignment). */
@@ -385,6 +385,91 @@ static void check_param_casts(const char *path, const Graph *g) {
   for (ValueId v = first; n && v < last; v++) one = one && (pass_is_param_cast(g, v) || ir_ops[g->nodes[v].op].cls == OC_SOURCE);
   if (!(n > 0 && one)) fprintf(stderr, "%s (bf16): %d parameter casts, not one block and kernel\n", path, n);
   CHECK(n > 0 && one);
+}
+
+/* The accumulate graph at -O2: every parameter's `grad_acc += accum_scale * g`
+ * (and g's cast to f32) in ONE multi-tensor kernel, and its materialised plan
+ * keeps every value the kernel reads apart from every buffer it writes (its
+ * nodes run concurrently, not element by element). */
+static void check_accumulate(const char *path, const Graph *ad, PassCtx *cx) {
+  Graph *acc = pass_accumulate(ad, cx->diag), *g = acc ? pass_pipeline_run(acc, cx) : NULL;
+  CHECK(g != NULL);
+  if (!g) {
+    ir_graph_free(acc);
+    return;
+  }
+  Arena *a = arena_new();
+  const uint8_t *mark = pass_accumulation_nodes(g, a);
+  uint32_t k = IR_NONE;
+  int nadd = 0, nparam = 0;
+  bool one = true;
+  for (ValueId v = 0; v < g->n; v++) {
+    nparam += g->nodes[v].op == OP_PARAM;
+    if (!mark[v]) continue;
+    nadd += g->nodes[v].op == OP_ADD;
+    if (k == IR_NONE) k = g->kernel[v];
+    one = one && g->kernel[v] == k;
+  }
+  if (!(one && nadd == nparam)) fprintf(stderr, "%s: %d of %d accumulations, one kernel: %d\n", path, nadd, nparam, one);
+  CHECK(one && nadd == nparam);
+  MemPlan *p = memplan_run(g, &(MemPlanOpts){ .materialize_all = true }, a);
+  CHECK(p != NULL);
+  for (ValueId w = 0; p && w < g->n; w++) {
+    if (g->kernel[w] != k || p->kind[w] != MP_ARENA) continue;
+    for (ValueId v = 0; v < g->n; v++) {
+      if (g->kernel[v] != k) continue;
+      for (int i = 0; i < g->nodes[v].nin; i++) {
+        ValueId r = g->nodes[v].in[i];
+        if (r == w || p->kind[r] != MP_ARENA) continue;
+        bool apart = p->offset[r] + p->size[r] <= p->offset[w] || p->offset[w] + p->size[w] <= p->offset[r];
+        if (!apart) fprintf(stderr, "%s: accumulate kernel writes %%%u over %%%u, which it reads\n", path, w, r);
+        CHECK(apart);
+      }
+    }
+  }
+  arena_free(a);
+  ir_graph_free(g);
+  ir_graph_free(acc);
+}
+
+/* Every layernorm_bgrad whose layernorm_wgrad exists (a LayerNorm with weight
+ * and bias) follows it as its sibling, in its kernel, after the -O2 pipeline:
+ * one pass over x and dy computes both. */
+static void check_ln_param_grads(const char *path, const Graph *g) {
+  int pairs = 0, lone = 0;
+  for (ValueId v = 0; v < g->n; v++) {
+    if (g->nodes[v].op != OP_LAYERNORM_BGRAD) continue;
+    bool has_w = false;
+    for (ValueId u = 0; u < g->n; u++)
+      has_w |=
+        g->nodes[u].op == OP_LAYERNORM_WGRAD && g->nodes[u].in[0] == g->nodes[v].in[0] && g->nodes[u].in[1] == g->nodes[v].in[1];
+    if (!has_w) continue;
+    if (v > 0 && ir_siblings(&g->nodes[v - 1], &g->nodes[v]) && g->kernel[v - 1] == g->kernel[v]) pairs++;
+    else lone++;
+  }
+  if (lone) fprintf(stderr, "%s: %d layernorm_bgrad nodes apart from their layernorm_wgrad sibling\n", path, lone);
+  CHECK(lone == 0);
+  ln_pairs_checked += pairs;
+}
+
+/* widen_casts on a bf16 -O2 step: no cast of a bf16 value up to f32 is left
+ * whose every reader widens bf16 operands itself (ops.def WIDENS), and the
+ * norm gradients do read bf16 operands (counted over the models). */
+static int widened_reads;
+static void check_widened(const char *path, const Graph *g) {
+  for (ValueId v = 0; v < g->n; v++) {
+    const Node *n = &g->nodes[v];
+    if (ir_op_is(n->op, OPP_WIDENS))
+      for (int k = 0; k < n->nin; k++) widened_reads += g->nodes[n->in[k]].dtype == DT_BF16;
+    if (n->op != OP_CAST || n->dtype != DT_F32 || g->nodes[n->in[0]].dtype != DT_BF16) continue;
+    bool all = true, any = false;
+    for (ValueId u = v + 1; u < g->n; u++)
+      for (int k = 0; k < g->nodes[u].nin; k++)
+        if (g->nodes[u].in[k] == v) any = true, all = all && ir_op_is(g->nodes[u].op, OPP_WIDENS);
+    for (uint32_t o = 0; o < g->nout; o++) all = all && g->outputs[o].value != v;
+    if (any && all) fprintf(stderr, "%s: %%%u casts bf16 up for readers that widen it themselves\n", path, v);
+    CHECK(!(any && all));
+  }
 }
 
 /* The bf16 step in the f32 mode: -O2 against -O0 within BF16_TOL. */
@@ -453,7 +538,8 @@ static void check_fused(const char *path, const Graph *fused, const Graph *ts_re
   if (o2) {
     int pairs = 0;
     for (ValueId v = 1; v < o2->n; v++)
-      if (ir_attention_siblings(&o2->nodes[v - 1], &o2->nodes[v])) pairs += o2->kernel[v - 1] == o2->kernel[v];
+      if (o2->nodes[v].op == OP_ATTENTION_LSE && ir_siblings(&o2->nodes[v - 1], &o2->nodes[v]))
+        pairs += o2->kernel[v - 1] == o2->kernel[v];
     CHECK(pairs == want && count_op(o2, OP_ATTENTION_LSE) == want); /* one lse per site, in its sibling's kernel */
     check_plan(o2, vocab, &(MemPlanOpts){ .elem_size = sizeof(double) }, ref, "O2 plan, attention fused");
   }
@@ -635,9 +721,12 @@ static void check_model(const char *path, bool bf16) {
                "O0 linear plan, no in-place");
     check_broken_plan(ts, vocab, &ref);
     check_traffic(o2, &s2);
+    check_accumulate(path, ad, &cx);
+    check_ln_param_grads(path, o2);
     if (bf16) {
       check_bf16_sizes(o2);
       check_param_casts(path, o2);
+      check_widened(path, o2);
       /* ScaleNorm's backward projects dy off x (dy - x^ (x^ . dy)): the cancellation
        * turns bf16 rounding into a 7% grad-norm difference between -O0 and -O2 on this
        * random data; its f64 equivalence is checked above */
@@ -713,8 +802,11 @@ int main(void) {
     }
   }
   printf("models: %d (each f32 and bf16), pass runs checked for equivalence: %d; bf16 -O2 vs -O0 in the f32 mode: %.3g;"
-         " accuracy counts checked on %d models\n",
-         models_checked, passes_checked, bf16_worst, accuracy_checked);
+         " accuracy counts checked on %d models; layernorm weight+bias gradient pairs in one kernel: %d\n",
+         models_checked, passes_checked, bf16_worst, accuracy_checked, ln_pairs_checked);
   CHECK(accuracy_checked >= 10);
+  CHECK(ln_pairs_checked >= 10);
+  printf("bf16 operands the norm gradients read widened: %d\n", widened_reads);
+  CHECK(widened_reads >= 10);
   return check_summary("test_passes");
 }
