@@ -104,6 +104,14 @@ static void rows_h(RCu *c, int64_t *rows, int64_t *H) {
 }
 static const char *tf(bool b) { return b ? "true" : "false"; }
 #define NUL "(const float *)0"
+/* The readers of v in the program, graph outputs counted. */
+static uint32_t readers_of(const KProgram *p, ValueId v) {
+  uint32_t n = 0;
+  for (uint32_t j = 0; j < p->nnodes; j++)
+    for (int i = 0; i < p->nodes[j].n->nin; i++) n += p->nodes[j].n->in[i] == v;
+  for (uint32_t i = 0; i < p->g->nout; i++) n += p->g->outputs[i].value == v;
+  return n;
+}
 /* The cast to bf16 of a norm's output right after it in its kernel (autocast's
  * GEMM operand): the norm kernel stores it too, rounding on the store as the
  * cast would (the launch and a re-read of the f32 result saved). *only: nothing
@@ -115,11 +123,7 @@ static const KNode *bf16_copy(RCu *c, bool *only) {
   const KNode *q = &p->nodes[c->next];
   ValueId v = c->k->id;
   if (q->n->op != OP_CAST || q->n->dtype != DT_BF16 || q->n->in[0] != v || q->out_state || c->k->n->dtype != DT_F32) return NULL;
-  uint32_t readers = 0;
-  for (uint32_t j = 0; j < p->nnodes; j++)
-    for (int i = 0; i < p->nodes[j].n->nin; i++) readers += p->nodes[j].n->in[i] == v;
-  for (uint32_t i = 0; i < p->g->nout; i++) readers += p->g->outputs[i].value == v;
-  *only = readers == 1;
+  *only = readers_of(p, v) == 1;
   c->next++;
   return q;
 }
@@ -152,6 +156,48 @@ static void r_layernorm(RCu *c) {
               tf(hw), tf(hb), copy ? "ob" : "o", add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H,
               ir_get_float(n, ATTR_EPS));
 }
+/* fuse_elementwise's residual sum + layernorm kernel ([cast up of one addend,] add, layernorm [, its cast to
+ * bf16]) as one row-wise launch: cr_layernorm<ADD> reads the addends once (the cast's bf16 input itself,
+ * widened on load), stores the sum where anything else reads it, and the norm (or only its bf16 copy).
+ * Returns how many of K's nodes it rendered (0: not that shape; the nodes render one by one). */
+static uint32_t render_add_norm(RCu *c, const Kernel *K) {
+  const KProgram *p = c->p;
+  uint32_t j = K->first, end = K->first + K->count;
+  const KNode *c0 = NULL, *add, *ln;
+  if (p->nodes[j].n->op == OP_CAST) c0 = &p->nodes[j++];
+  if (j + 1 >= end) return 0;
+  add = &p->nodes[j], ln = &p->nodes[j + 1];
+  const Node *a = add->n, *l = ln->n;
+  if (a->op != OP_ADD || l->op != OP_LAYERNORM || l->in[0] != add->id || l->dtype != DT_F32 || add->out_state) return 0;
+  int other = 0; /* the add's operand that is not the cast */
+  if (c0) {
+    if (c0->n->dtype != DT_F32 || readers_of(p, c0->id) != 1 || (a->in[0] != c0->id && a->in[1] != c0->id)) return 0;
+    other = a->in[0] == c0->id ? 1 : 0;
+  }
+  for (int k = 0; k < 2; k++)
+    if (!ir_shape_eq(&rc_graph(c)->nodes[a->in[k]].shape, &a->shape)) return 0;
+  int64_t H = rc_lastd(&l->shape), rows = rc_numel(&l->shape) / H;
+  bool hw = l->nin > 1, hb = l->nin > 2, store_sum = readers_of(p, add->id) > 1, only = false;
+  c->k = ln;
+  c->next = j + 2, c->end = end;
+  const KNode *copy = bf16_copy(c, &only);
+  if (copy && !only) c->next--, copy = NULL; /* both results wanted: the cast stays a launch */
+  c->k = add;
+  rc_node_desc(c);
+  rc_begin(c, rc_grid_rows(rows), CR_BLOCK);
+  rc_decl_out(c, "o", copy ? copy : ln);
+  rc_decl_in(c, "xa", a->in[other], add->in[other]);
+  if (c0) rc_decl_in(c, "xb", c0->n->in[0], c0->in[0]);
+  else rc_decl_in(c, "xb", a->in[1 - other], add->in[1 - other]);
+  if (hw) rc_decl_in(c, "w", l->in[1], ln->in[1]);
+  if (hb) rc_decl_in(c, "bi", l->in[2], ln->in[2]);
+  if (store_sum) rc_decl_out(c, "sum", add);
+  fprintf(c->cu, "  cr_layernorm<true, %s, %s, %s>(o, xa, xb, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s);\n", tf(hw),
+          tf(hb), tf(store_sum), hw ? "w" : NUL, hb ? "bi" : NUL, rows, H, ir_get_float(l, ATTR_EPS),
+          store_sum ? "sum" : "(float *)0");
+  rc_end(c);
+  return c->next - K->first;
+}
 static void r_rmsnorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
@@ -166,6 +212,10 @@ static void r_softmax(RCu *c) {
   rows_h(c, &rows, &H);
   rc_launch(c, rc_grid_rows(rows), CR_BLOCK, "cr_softmax(o, x0, %" PRId64 "ll, %" PRId64 "ll)", rows, H);
 }
+static void r_layernorm_param_final(RCu *c, const KNode *dw, const KNode *db, int64_t H, int64_t nb);
+#define CR_LNPG_BLOCKS      264
+#define CR_LNGP_BLOCKS      528 /* the fused norm gradient's blocks (rows a block >= CR_LNPG_ROWS) */
+#define CR_LNGP_MAX_COLUMNS 32  /* its lanes keep H / 32 columns' sums in registers: H <= 1024 */
 static void r_layernorm_grad(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
@@ -174,16 +224,54 @@ static void r_layernorm_grad(RCu *c) {
   int nin = add ? n->nin - 1 : n->nin; /* (x, [w], dy) [, dres] */
   char dy[8], dres[8];
   snprintf(dy, sizeof dy, "x%d", nin - 1), snprintf(dres, sizeof dres, "x%d", nin);
+  /* the parameter gradients the partition joined (ir_norm_grad_params), computed in this pass over x and dy */
+  const KNode *dw = NULL, *db = NULL;
+  int64_t cpl = (H + 31) / 32;
+  if (c->next < c->end && ir_norm_grad_params(n, c->p->nodes[c->next].n) && cpl <= CR_LNGP_MAX_COLUMNS) {
+    dw = &c->p->nodes[c->next++];
+    if (c->next < c->end && ir_siblings(dw->n, c->p->nodes[c->next].n)) db = &c->p->nodes[c->next++];
+  }
   const KNode *copy = bf16_copy(c, &only); /* dx in f32 (the residual gradient) and its bf16 copy (the dx GEMM's operand) */
-  norm_launch(c, rows, copy,
-              "cr_layernorm_grad<%s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s)", tf(nin == 3),
-              tf(add), tf(!copy || !only), tf(copy != NULL), nin == 3 ? "x1" : NUL, dy, add ? dres : NUL, rows, H,
-              ir_get_float(n, ATTR_EPS), copy ? "ob" : "(float *)0");
+  const char *fmt_w = nin == 3 ? "x1" : NUL, *fmt_r = add ? dres : NUL, *o2 = copy ? "ob" : "(float *)0";
+  if (!dw) {
+    norm_launch(
+      c, rows, copy, "cr_layernorm_grad<%s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s)",
+      tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H, ir_get_float(n, ATTR_EPS), o2);
+    return;
+  }
+  int64_t nb = (rows + CR_LNPG_ROWS - 1) / CR_LNPG_ROWS;
+  if (nb > CR_LNGP_BLOCKS) nb = CR_LNGP_BLOCKS;
+  if (nb < 1) nb = 1;
+  int64_t R = (rows + nb - 1) / nb;
+  rc_need_scratch(c, CR_SCR_PART + (uint64_t)(nb * 2 * H) * 4);
+  rc_begin(c, (uint32_t)nb, CR_BLOCK);
+  rc_decl_bufs(c, "");
+  if (copy) rc_decl_out(c, "ob", copy);
+  fprintf(c->cu,
+          "  cr_layernorm_grad_params<%" PRId64 ", %s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64
+          "ll, (float)%.9g, %s, %" PRId64 "ll, T);\n",
+          cpl, tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H, ir_get_float(n, ATTR_EPS),
+          o2, R);
+  rc_end(c);
+  r_layernorm_param_final(c, dw, db, H, nb);
+}
+/* the parameter gradients from nb blocks' partials: one launch writing dw and/or db */
+static void r_layernorm_param_final(RCu *c, const KNode *dw, const KNode *db, int64_t H, int64_t nb) {
+  const KNode *self = c->k;
+  c->k = dw ? dw : db;
+  rc_node_desc(c);
+  rc_begin(c, rc_grid_for(H, 1), CR_BLOCK);
+  if (dw) rc_decl_out(c, "dw", dw);
+  if (db) rc_decl_out(c, "db", db);
+  fprintf(c->cu, "  cr_layernorm_param_final(%s, %s, %" PRId64 "ll, %" PRId64 ", T);\n", dw ? "dw" : "(float *)0",
+          db ? "db" : "(float *)0", H, nb);
+  rc_end(c);
+  c->k = self;
 }
 /* layernorm_wgrad [+ its layernorm_bgrad sibling, rendered here] or a lone
- * layernorm_bgrad: per-block partial sums over rows (at most CR_LNPG_BLOCKS
- * blocks, at least 2 x CR_LNPG_ROWS rows each), then the sum over the blocks */
-#define CR_LNPG_BLOCKS 264
+ * layernorm_bgrad, apart from their norm gradient: per-block partial sums over
+ * rows (at most CR_LNPG_BLOCKS blocks, at least 2 x CR_LNPG_ROWS rows each),
+ * then the sum over the blocks */
 static void r_layernorm_param_grad(RCu *c) {
   const Node *n = c->k->n;
   const Shape *xs = rc_in_shape(c, 0);
@@ -201,15 +289,7 @@ static void r_layernorm_param_grad(RCu *c) {
   fprintf(c->cu, "  cr_layernorm_param_partials<%s>(x0, x1, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %" PRId64 "ll, T);\n",
           tf(!bias_only), rows, H, ir_get_float(n, ATTR_EPS), R);
   rc_end(c);
-  c->k = db ? db : self;
-  rc_node_desc(c);
-  rc_begin(c, rc_grid_for(H, 1), CR_BLOCK);
-  if (!bias_only) rc_decl_out(c, "dw", self);
-  if (db) rc_decl_out(c, "db", db);
-  fprintf(c->cu, "  cr_layernorm_param_final(%s, %s, %" PRId64 "ll, %" PRId64 ", T);\n", bias_only ? "(float *)0" : "dw",
-          db ? "db" : "(float *)0", H, nb);
-  rc_end(c);
-  c->k = self;
+  r_layernorm_param_final(c, bias_only ? NULL : self, db, H, nb);
 }
 static void r_rmsnorm_grad(RCu *c) {
   int64_t rows, H;
@@ -510,6 +590,7 @@ static bool render_graph(RCu *c, char *err, size_t errlen) {
       render_norm_group(c, K);
       continue;
     }
+    j += render_add_norm(c, K);
     while (j < endn) {
       c->k = &p->nodes[j];
       const Node *n = c->k->n;

@@ -289,3 +289,9 @@ bool ir_siblings(const Node *o, const Node *lse) {
   }
   return true;
 }
+
+bool ir_norm_grad_params(const Node *g, const Node *p) {
+  if ((g->op != OP_LAYERNORM_GRAD && g->op != OP_LAYERNORM_GRAD_ADD) || p->op != OP_LAYERNORM_WGRAD) return false;
+  int dy = g->op == OP_LAYERNORM_GRAD_ADD ? g->nin - 2 : g->nin - 1;
+  return p->in[0] == g->in[0] && p->in[1] == g->in[dy] && ir_get_float(p, ATTR_EPS) == ir_get_float(g, ATTR_EPS);
+}

@@ -281,6 +281,11 @@ bool ir_attention_geom(const Graph *g, const Node *n, IrAttnGeom *geo, char *msg
  * gradient rule emit them so, sink leaves them, the partition makes them one
  * kernel). */
 bool ir_siblings(const Node *a, const Node *b);
+/* p is the layernorm_wgrad of the same x, dy and eps as the norm gradient g
+ * (layernorm_grad or layernorm_grad_add): built right after it, it joins g's
+ * kernel (with its layernorm_bgrad sibling), and a backend may compute the
+ * parameter gradients in g's pass over x and dy. */
+bool ir_norm_grad_params(const Node *g, const Node *p);
 
 /* ---- facts for --summary ------------------------------------------------- */
 

@@ -11,10 +11,15 @@
  *     alias, memplan.h), which costs nothing only when it is a kernel of its
  *     own (inside a kernel it would be a second store of the same values);
  *   - every other input is a source, in K, or older than K's first node.
- * An attention_lse right after its attention sibling (same inputs and
- * attributes, ir_siblings) joins that kernel: the fused attention
- * kernel writes o and lse in one pass over q, k, v.
- * The last rule makes the partition schedulable: every edge between kernels
+ * A layernorm of a residual sum joins the sum's kernel when that kernel is
+ * the add alone, or the add and the cast up of one of its operands
+ * (norm_of_sum): the norm's rows are the sum's, and the kernel stays open
+ * for its epilogue (the cast to the next GEMM's bf16).
+ * The second of a sibling pair (ir_siblings: attention_lse after its
+ * attention, layernorm_bgrad after its layernorm_wgrad) joins the first's
+ * kernel, one pass writing both, and a layernorm_wgrad right after the norm
+ * gradient of the same x and dy (ir_norm_grad_params) joins that one's.
+ * The rule on inputs makes the partition schedulable: every edge between kernels
  * goes from a kernel whose first node is older, so running kernels in order of
  * their first node respects all dependencies (tests/unit/test_passes.c checks
  * this). Values read only inside their kernel never reach memory (memplan).
@@ -33,6 +38,25 @@ static bool opens(const Node *n) { return joins_ew(n) || ir_ops[n->op].cls == OC
 
 static bool closes(const Node *n) { return ir_op_is(n->op, OPP_CLOSES); }
 
+/* A layernorm of a same-shape residual sum joins the sum's kernel when that
+ * kernel is just the add, or the add after the cast up of one of its
+ * operands: one row-wise pass reads the addends once and writes the sum (the
+ * residual stream) and the norm (render_cuda: add_norm_group). */
+static bool norm_of_sum(const Graph *g, ValueId v, const uint32_t *kernel, const uint32_t *first, const uint32_t *count) {
+  const Node *n = &g->nodes[v];
+  if (n->op != OP_LAYERNORM) return false;
+  ValueId s = n->in[0];
+  const Node *a = &g->nodes[s];
+  uint32_t K = kernel[s];
+  if (a->op != OP_ADD || a->dtype != DT_F32 || K == IR_NONE) return false;
+  for (int k = 0; k < 2; k++)
+    if (!ir_shape_eq(&g->nodes[a->in[k]].shape, &a->shape)) return false;
+  ValueId f = first[K];
+  bool just_add = count[K] == 1 && f == s;
+  bool cast_add = count[K] == 2 && g->nodes[f].op == OP_CAST && (a->in[0] == f || a->in[1] == f);
+  return just_add || cast_add;
+}
+
 Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
   Graph *g = ir_graph_new_like(in);
   ValueId *map = pass_copy_nodes(g, in, d);
@@ -47,6 +71,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
   uint32_t *first = ARENA_ARRAY(s, uint32_t, cap);
   int64_t *numel = ARENA_ARRAY(s, int64_t, cap);
   uint8_t *open = ARENA_ARRAY(s, uint8_t, cap);
+  uint32_t *count = ARENA_ARRAY(s, uint32_t, cap); /* nodes per kernel */
   uint32_t group_kernel[PASS_MULTI_TENSOR_GROUPS]; /* multi-tensor kernels, once created */
   for (int i = 0; i < PASS_MULTI_TENSOR_GROUPS; i++) group_kernel[i] = IR_NONE;
   const uint8_t *accum = multi_tensor ? pass_accumulation_nodes(g, s) : NULL;
@@ -58,8 +83,13 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];
-    } else if (v > 0 && ir_siblings(&g->nodes[v - 1], n)) {
-      K = kernel[v - 1]; /* attention_lse: the second output of its sibling's kernel */
+    } else if (v > 0 && (ir_siblings(&g->nodes[v - 1], n) || ir_norm_grad_params(&g->nodes[v - 1], n))) {
+      K = kernel[v - 1]; /* attention_lse, layernorm_bgrad: the second output of their sibling's kernel; layernorm_wgrad:
+                            its norm gradient's pass over x and dy */
+    } else if (norm_of_sum(g, v, kernel, first, count) && open[kernel[n->in[0]]]) {
+      K = kernel[n->in[0]];
+      for (int k = 1; k < n->nin && K != IR_NONE; k++) /* the weight and bias: sources, or made before the kernel */
+        if (kernel[n->in[k]] != IR_NONE && n->in[k] >= first[K]) K = IR_NONE;
     } else if (joins_ew(n) || closes(n)) {
       int64_t want = closes(n) ? ir_shape_numel(&g->nodes[n->in[0]].shape) : ir_shape_numel(&n->shape);
       for (int k = 0; k < n->nin && K == IR_NONE; k++) {
@@ -83,6 +113,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
       open[K] = CLOSED;
     }
     kernel[v] = K;
+    count[K]++;
   }
   arena_free(s);
   g->kernel = kernel;

@@ -195,8 +195,12 @@ void grad_glu(GradCtx *cx, ValueId v, ValueId dy) {
 void grad_layernorm(GradCtx *cx, ValueId v, ValueId dy) {
   const Node *n = fnode(cx, v);
   ValueId x = grad_in(cx, v, 0);
-  /* the parameter gradients first: dx comes last, right before what reads it next (the
-   * backward's cast of dx to a GEMM operand, which a backend folds into the norm's kernel) */
+  if (grad_wants(cx, v, 0)) {
+    ValueId in[3] = { x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy };
+    grad_accum(cx, v, 0, gb(cx, OP_LAYERNORM_GRAD, in, n->nin > 1 ? 3 : 2, n->attr, n->nattr));
+  }
+  /* right after dx (and the residual add fuse_ln_residual folds into it): the pair joins its kernel
+   * (ir_norm_grad_params), one pass over x and dy for all three */
   bool want_w = n->nin > 1 && grad_wants(cx, v, 1), want_b = n->nin > 2 && grad_wants(cx, v, 2);
   ValueId xdy[2] = { x, dy };
   Attr eps = ir_attr_float(ATTR_EPS, ir_get_float(n, ATTR_EPS));
@@ -204,10 +208,6 @@ void grad_layernorm(GradCtx *cx, ValueId v, ValueId dy) {
   ValueId db = want_b ? gb(cx, OP_LAYERNORM_BGRAD, xdy, 2, &eps, 1) : IR_NONE;
   if (want_w) grad_accum(cx, v, 1, dw);
   if (want_b) grad_accum(cx, v, 2, db);
-  if (grad_wants(cx, v, 0)) {
-    ValueId in[3] = { x, n->nin > 1 ? grad_in(cx, v, 1) : dy, dy };
-    grad_accum(cx, v, 0, gb(cx, OP_LAYERNORM_GRAD, in, n->nin > 1 ? 3 : 2, n->attr, n->nattr));
-  }
 }
 
 /* y = x r w: dx by rmsnorm_grad; dw = sum_to(dy x r), x r an rmsnorm without weight */

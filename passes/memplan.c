@@ -146,8 +146,11 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
   bool *is_out = ARENA_ARRAY(a, bool, cap);
   bool *ext_use = ARENA_ARRAY(a, bool, cap); /* read by a node of another kernel */
   for (uint32_t i = 0; i < g->nout; i++) is_out[g->outputs[i].value] = true;
-  /* A kernel over values of different sizes (adamw_multi's multi-tensor groups) runs its nodes
-   * concurrently, not element by element: what any of its nodes reads stays live to its last node. */
+  /* Only an elementwise kernel over one size runs element by element (what a node reads at element e
+   * is dead to the kernel once e is written). A kernel over values of different sizes (adamw_multi's
+   * multi-tensor groups), or with a row-wise or reducing node (a norm and the casts or parameter
+   * gradients a backend computes in its launch), runs its nodes concurrently or over whole rows: what
+   * any of its nodes reads stays live to its last node, so no buffer it writes takes those bytes. */
   uint32_t *kernel_last = NULL;
   if (g->kernel) {
     kernel_last = ARENA_ARRAY(a, uint32_t, g->nkernels ? g->nkernels : 1);
@@ -156,8 +159,10 @@ MemPlan *memplan_run(const Graph *g, const MemPlanOpts *o, Arena *a) {
       uint32_t K = g->kernel[v];
       if (K == IR_NONE) continue;
       int64_t e = ir_shape_numel(&g->nodes[v].shape);
-      if (!numel[K]) numel[K] = e, kernel_last[K] = IR_NONE; /* IR_NONE: uniform so far */
-      else if (numel[K] != e) numel[K] = -1;
+      OpClass cls = ir_ops[g->nodes[v].op].cls;
+      bool ew = cls == OC_EW_UNARY || cls == OC_EW_BINARY;
+      if (!numel[K]) numel[K] = ew ? e : -1, kernel_last[K] = IR_NONE; /* IR_NONE: element by element so far */
+      else if (numel[K] != e || !ew) numel[K] = -1;
     }
     for (ValueId v = 0; v < n; v++) {
       uint32_t K = g->kernel[v];

@@ -17,7 +17,13 @@
 //                sum their rows' dy * xhat and dy per column into partials (row
 //                statistics a warp per row in shared memory, then one thread a
 //                column: coalesced, no atomics), a second launch sums the partials
-//                in block order (the same sums every run)
+//                in block order (the same sums every run); apart from dx
+//   backward v4  cramc's layernorm_grad + its layernorm_wgrad/bgrad when the partition
+//                joined them (cr_layernorm_grad_params + cr_layernorm_param_final, what
+//                bert_crammed's step runs): dx a warp per row as v1, each lane keeping
+//                its columns' dw/db sums in registers over the block's rows, the
+//                block's warps adding them in shared memory in turn, then the same
+//                final pass as v3: one read of x and dy for all three
 // Bandwidth is counted from each version's own compulsory traffic (bytes it must
 // read and write once), so v2's extra output counts for it.
 //
@@ -77,6 +83,13 @@ __global__ void ln_pgrad_partials_v3(const float *x, const float *dy, char *T) {
   cr_layernorm_param_partials<true>(x, dy, N, H, EPS, PG_ROWS, T);
 }
 __global__ void ln_pgrad_final_v3(float *dw, float *db, const char *T) { cr_layernorm_param_final(dw, db, H, PG_BLOCKS, T); }
+// the fused backward as render_cuda.c launches it: at most 528 blocks of >= 32 rows, H / 32 columns a lane
+static const int GP_BLOCKS = N / 32 < 528 ? N / 32 : 528;
+static const long long GP_ROWS = (N + GP_BLOCKS - 1) / GP_BLOCKS;
+__global__ void ln_bwd_params_v4(float *o, const float *x, const float *w, const float *dy, char *T) {
+  cr_layernorm_grad_params<H / 32, true, false, true, false>(o, x, w, dy, (const float *)0, N, H, EPS, (float *)0, GP_ROWS, T);
+}
+__global__ void ln_bwd_final_v4(float *dw, float *db, const char *T) { cr_layernorm_param_final(dw, db, H, GP_BLOCKS, T); }
 
 // ---- v2 -------------------------------------------------------------------------------------
 // Lane l owns columns 4 (l + 32 k) .. +3, k < H/128: coalesced float4 accesses.
@@ -175,7 +188,7 @@ __global__ void ln_bwd_v2(float *dx, float *dw, float *db, const float *x, const
 }
 
 int main(int argc, char **argv) {
-  LabArgs args = lab_args(argc, argv, 3, "layernorm");
+  LabArgs args = lab_args(argc, argv, 4, "layernorm");
   const size_t NH = (size_t)N * H;
   std::vector<float> xa = rand_vec(NH, 1, -2.f, 2.f), xb = rand_vec(NH, 2), w = rand_vec(H, 3, 0.5f, 1.5f),
                      b = rand_vec(H, 4, -0.1f, 0.1f), dy = rand_vec(NH, 5);
@@ -230,6 +243,21 @@ int main(int argc, char **argv) {
     time_kernel("dw db v3", args.repeats, 2 * NH * F4, [&] {
       ln_pgrad_partials_v3<<<PG_BLOCKS, CR_BLOCK>>>(d_res, d_dy, d_t);
       ln_pgrad_final_v3<<<(H + CR_BLOCK - 1) / CR_BLOCK, CR_BLOCK>>>(d_dw, d_db, d_t);
+    });
+    cudaCheck(cudaFree(d_t));
+  }
+  if (want(args, 4)) {
+    printf("backward v4 (cramc layernorm_grad + layernorm_wgrad/bgrad joined: dx and the block partials in one pass)\n");
+    char *d_t = device_zeros<char>(CR_SCR_PART + (size_t)GP_BLOCKS * 2 * H * sizeof(float));
+    cudaCheck(cudaMemset(d_dx, 0, NH * sizeof(float)));
+    ln_bwd_params_v4<<<GP_BLOCKS, CR_BLOCK>>>(d_dx, d_res, d_w, d_dy, d_t);
+    ln_bwd_final_v4<<<(H + CR_BLOCK - 1) / CR_BLOCK, CR_BLOCK>>>(d_dw, d_db, d_t);
+    ok &= check("dx", d_dx, dx.data(), NH, 1e-4f, 1e-3f);
+    ok &= check("dw", d_dw, dw.data(), H, 1e-2f, 1e-3f);
+    ok &= check("db", d_db, db.data(), H, 1e-2f, 1e-3f);
+    time_kernel("bwd v4", args.repeats, 3 * NH * F4, [&] {
+      ln_bwd_params_v4<<<GP_BLOCKS, CR_BLOCK>>>(d_dx, d_res, d_w, d_dy, d_t);
+      ln_bwd_final_v4<<<(H + CR_BLOCK - 1) / CR_BLOCK, CR_BLOCK>>>(d_dw, d_db, d_t);
     });
     cudaCheck(cudaFree(d_t));
   }

@@ -33,8 +33,6 @@ struct cram_ctx {
   char kerr[900];
 };
 
-#define FAIL cram_shim_fail
-
 /* ---- the state in host memory ------------------------------------------------------ */
 
 static cram_step_rc h_put(cram_ctx *c, cram_dptr dst, const float *src, size_t n) {
@@ -101,7 +99,7 @@ static cram_step_rc h_run(cram_ctx *c, int g, const void *const *inputs, const c
   c->kerr[0] = '\0';
   if (c->prof ? cram_cpu_prof_run(c->prof, g, &R) : b->g->run(&R)) {
     bool oom = strstr(c->kerr, "out of memory") != NULL;
-    return FAIL(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", c->kerr);
+    return cram_shim_fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", c->kerr);
   }
   return CRAM_STEP_OK;
 }
@@ -115,7 +113,8 @@ static cram_dptr h_output(cram_ctx *c, int g, uint32_t kind, uint32_t index) {
 
 static cram_step_rc h_read_output(cram_ctx *c, uint32_t k, float *dst) {
   cram_dptr o = h_output(c, CRAM_G_FWD, CRAM_O_OTHER, k);
-  if (!o) return FAIL(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->s.meta->outputs[k].name);
+  if (!o)
+    return cram_shim_fail(c, CRAM_STEP_E_STATE, "output '%s' is not in the compiled forward graph", c->s.meta->outputs[k].name);
   return h_get(c, dst, o, (size_t)c->s.meta->outputs[k].numel);
 }
 
@@ -157,13 +156,13 @@ cram_step_rc cram_cpu_create(const cram_cpu_artifact *a, const cram_create_opts 
   bool ok = (c->arena = aligned_alloc(256, (ab + 255) / 256 * 256 + 256)) != NULL;
   for (int g = 0; ok && g < 3; g++) ok = bind_init(&c->bind[g], gs[g]);
   if (!ok) {
-    FAIL(c, CRAM_STEP_E_NOMEM, "out of memory allocating the arena and the graphs' buffers");
+    cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory allocating the arena and the graphs' buffers");
     return cram_shim_create_failed(c, CRAM_STEP_E_NOMEM, err, errlen);
   }
   int pfail;
   c->prof = cram_cpu_prof_open(a, opts ? opts->cpu_profile : NULL, &pfail, c->kerr, sizeof c->kerr);
   if (pfail) {
-    FAIL(c, CRAM_STEP_E_ARG, "%s", c->kerr);
+    cram_shim_fail(c, CRAM_STEP_E_ARG, "%s", c->kerr);
     return cram_shim_create_failed(c, CRAM_STEP_E_ARG, err, errlen);
   }
   *out = c;

@@ -4,20 +4,30 @@
 #pragma once
 #include "common.cuh"
 
-// o = (x - mean) * rstd [* w [+ b]] with x = xa (+ xb when ADD: add_layernorm); B implies W
-template <bool ADD, bool W, bool B, class O, class X, class Y, class WT, class BT>
-__device__ __forceinline__ void cr_layernorm(O o, X x0, Y x1, WT w, BT bi, long long rows, long long H, float eps) {
+// o = (x - mean) * rstd [* w [+ b]] with x = xa (+ xb when ADD: add_layernorm, or a residual add and the norm of
+// its sum, which SUM also stores into sum); B implies W
+template <bool ADD, bool W, bool B, bool SUM = false, class O, class X, class Y, class WT, class BT, class S = float *>
+__device__ __forceinline__ void cr_layernorm(O o, X x0, Y x1, WT w, BT bi, long long rows, long long H, float eps, S sum = S()) {
   long long r;
   int lane;
   if (!cr_row(rows, &r, &lane)) return;
   const auto xa = x0 + r * H;
   const auto orow = o + r * H;
-  auto xv = [&](long long j) -> float {
-    if constexpr (ADD) return xa[j] + (x1 + r * H)[j];
+  auto xv = [&](long long j) -> float { // with SUM the stored sum: it may have taken xa's bytes (the planner's in-place)
+    if constexpr (SUM) return sum[r * H + j];
+    else if constexpr (ADD) return xa[j] + (x1 + r * H)[j];
     else return xa[j];
   };
   float s = 0.f;
-  for (long long j = lane; j < H; j += 32) s += xv(j);
+  for (long long j = lane; j < H; j += 32) {
+    if constexpr (SUM) {
+      const float v = xa[j] + (x1 + r * H)[j]; // read before this thread's store of the same element
+      sum[r * H + j] = v;
+      s += v;
+    } else {
+      s += xv(j);
+    }
+  }
   const float mean = cr_warp_sum(s) / (float)H;
   float q = 0.f;
   for (long long j = lane; j < H; j += 32) {
@@ -92,7 +102,8 @@ __device__ __forceinline__ void cr_layernorm_param_partials(X x, D dy, long long
   for (long long c0 = r0; c0 < r1; c0 += CR_LNPG_ROWS) {
     const int nr = (int)(r1 - c0 < CR_LNPG_ROWS ? r1 - c0 : CR_LNPG_ROWS);
     if constexpr (DW) {
-      for (int i = wid; i < nr; i += nw) {
+      for (int i0 = 0; i0 < nr; i0 += nw) { // every warp the same trip count (a dead row recomputes row c0)
+        const int i = i0 + wid < nr ? i0 + wid : 0;
         const auto xr = x + (c0 + i) * H;
         float s = 0.f;
         for (long long j = lane; j < H; j += 32) s += xr[j];
@@ -103,7 +114,7 @@ __device__ __forceinline__ void cr_layernorm_param_partials(X x, D dy, long long
           q += d * d;
         }
         const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
-        if (lane == 0) st[2 * i] = mean, st[2 * i + 1] = rstd;
+        if (lane == 0 && i0 + wid < nr) st[2 * i] = mean, st[2 * i + 1] = rstd;
       }
       __syncthreads();
     }
@@ -130,6 +141,73 @@ __device__ __forceinline__ void cr_layernorm_param_final(OW dw, OB db, long long
     if (dw) dw[j] = (float)sw;
     if (db) db[j] = (float)sb;
   }
+}
+
+// layernorm_grad(_add) with its layernorm_wgrad / layernorm_bgrad in one pass
+// over x and dy (the renderer joins them when the partition put them in the
+// norm's kernel): the row-wise dx as cr_layernorm_grad computes it, a warp per
+// row, each block taking rows [b R, (b+1) R); lane l of a warp sums dy * xhat
+// and dy of its columns l + 32 k (k < CPL, CPL = ceil(H / 32) <= 32) over the
+// warp's rows in registers; the block's warps then add theirs into shared
+// memory one warp after another, and the block's sums go to part[b] (T +
+// CR_SCR_PART) for cr_layernorm_param_final: no atomics, the same sums every
+// run.
+template <int CPL, bool W, bool ADD, bool STORE, bool COPY, class O, class X, class WT, class D, class R, class O2>
+__device__ __forceinline__ void cr_layernorm_grad_params(O o, X x, WT w, D dy, R dres, long long rows, long long H, float eps,
+                                                         O2 o2, long long RB, char *T) {
+  __shared__ float acc[2 * 32 * CPL];
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  const long long r0 = (long long)blockIdx.x * RB, r1 = r0 + RB < rows ? r0 + RB : rows;
+  float aw[CPL], ab[CPL];
+#pragma unroll
+  for (int k = 0; k < CPL; k++) aw[k] = ab[k] = 0.f;
+  for (long long rb = r0; rb < r1; rb += nw) { // every warp the same trip count (a dead row recomputes row r0, stores nothing)
+    const bool live = rb + wid < r1;
+    const long long r = live ? rb + wid : r0;
+    const auto xr = x + r * H;
+    const auto d = dy + r * H;
+    float s = 0.f;
+    for (long long j = lane; j < H; j += 32) s += xr[j];
+    const float mean = cr_warp_sum(s) / (float)H;
+    float q = 0.f;
+    for (long long j = lane; j < H; j += 32) {
+      const float t = xr[j] - mean;
+      q += t * t;
+    }
+    const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+    float mg = 0.f, mgx = 0.f;
+#pragma unroll
+    for (int k = 0; k < CPL; k++) {
+      const long long j = lane + 32 * k;
+      if (j < H) {
+        const float dv = d[j], xh = (xr[j] - mean) * rstd;
+        float g = dv;
+        if constexpr (W) g = dv * w[j];
+        mg += g;
+        mgx += g * (xr[j] - mean) * rstd; // as cr_layernorm_grad: the same dx
+        if (live) aw[k] += dv * xh, ab[k] += dv;
+      }
+    }
+    mg = cr_warp_sum(mg) / (float)H, mgx = cr_warp_sum(mgx) / (float)H;
+    for (long long j = lane; live && j < H; j += 32) {
+      float g = d[j];
+      if constexpr (W) g = g * w[j];
+      float v = rstd * (g - mg - (xr[j] - mean) * rstd * mgx);
+      if constexpr (ADD) v = dres[r * H + j] + v;
+      if constexpr (STORE) o[r * H + j] = v;
+      if constexpr (COPY) o2[r * H + j] = v;
+    }
+  }
+  for (int i = threadIdx.x; i < 2 * 32 * CPL; i += blockDim.x) acc[i] = 0.f;
+  for (int u = 0; u < nw; u++) {
+    __syncthreads();
+    if (wid == u)
+#pragma unroll
+      for (int k = 0; k < CPL; k++) acc[lane + 32 * k] += aw[k], acc[32 * CPL + lane + 32 * k] += ab[k];
+  }
+  __syncthreads();
+  float *part = (float *)(T + CR_SCR_PART) + (long long)blockIdx.x * 2 * H;
+  for (long long j = threadIdx.x; j < H; j += blockDim.x) part[j] = acc[j], part[H + j] = acc[32 * CPL + j];
 }
 
 // o = x * rsqrt(mean(x^2) + eps) [* w]

@@ -45,10 +45,6 @@ struct cram_ctx {
   double scale_v, step_v, lr_v, hyper_v[CRAM_SHIM_NHYPER];
 };
 
-static cram_step_rc fail(cram_ctx *c, cram_step_rc rc, const char *fmt, const char *arg) {
-  return cram_shim_fail(c, rc, fmt, arg);
-}
-
 static double rnd(const cram_ctx *c, double x) { return c->prec == INTERP_F32 ? interp_round_f32(x) : x; }
 
 /* ---- graph setup ------------------------------------------------------------ */
@@ -59,7 +55,7 @@ static bool parse_graph(cram_ctx *c, GRun *r, const char *text, const char *what
   char *dbuf = NULL;
   size_t dlen = 0;
   FILE *mem = open_memstream(&dbuf, &dlen);
-  if (!mem) return fail(c, CRAM_STEP_E_NOMEM, "out of memory parsing the %s graph", what), false;
+  if (!mem) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory parsing the %s graph", what), false;
   Diag d;
   diag_init(&d, mem);
   r->g = ir_parse(text, strlen(text), what, &d);
@@ -69,13 +65,13 @@ static bool parse_graph(cram_ctx *c, GRun *r, const char *text, const char *what
     char msg[700];
     snprintf(msg, sizeof msg, "embedded %s graph does not parse (artifact corrupt?): %.500s", what, dbuf ? dbuf : "");
     free(dbuf);
-    return fail(c, CRAM_STEP_E_STATE, "%s", msg), false;
+    return cram_shim_fail(c, CRAM_STEP_E_STATE, "%s", msg), false;
   }
   free(dbuf);
   uint32_t n = r->g->n ? r->g->n : 1;
   r->bufs = calloc(n, sizeof *r->bufs);
   r->owned = calloc(n, sizeof *r->owned);
-  if (!r->bufs || !r->owned) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
+  if (!r->bufs || !r->owned) return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory"), false;
   return true;
 }
 
@@ -105,17 +101,18 @@ static bool resolve(cram_ctx *c) {
   ValueId **pp[] = { &c->f_param, &c->a_param, &c->a_acc,   &c->a_out_acc, &c->u_param, &c->u_acc,
                      &c->u_m,     &c->u_v,     &c->u_out_p, &c->u_out_m,   &c->u_out_v };
   for (size_t k = 0; k < sizeof pp / sizeof pp[0]; k++)
-    if (!(*pp[k] = calloc(c->np ? c->np : 1, sizeof(ValueId)))) return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
+    if (!(*pp[k] = calloc(c->np ? c->np : 1, sizeof(ValueId))))
+      return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory"), false;
   if (!(c->f_in = calloc(c->nin ? c->nin : 1, sizeof(ValueId))) || !(c->a_in = calloc(c->nin ? c->nin : 1, sizeof(ValueId))))
-    return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
+    return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory"), false;
   uint32_t nparam_nodes = 0;
   for (ValueId v = 0; v < F->n; v++) nparam_nodes += F->nodes[v].op == OP_PARAM;
-  if (nparam_nodes != c->np) return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graph and parameter table disagree"), false;
+  if (nparam_nodes != c->np) return cram_shim_fail(c, CRAM_STEP_E_STATE, "embedded graph and parameter table disagree"), false;
   for (uint32_t i = 0; i < c->np; i++) {
     const char *nm = mt->params[i].name;
     ValueId fp = find_src(F, OP_PARAM, "", nm);
     if (fp == IR_NONE || ir_shape_numel(&F->nodes[fp].shape) != mt->params[i].numel)
-      return fail(c, CRAM_STEP_E_STATE, "parameter '%s' of the table is not in the embedded graph", nm), false;
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "parameter '%s' of the table is not in the embedded graph", nm), false;
     c->f_param[i] = fp;
     c->a_param[i] = find_src(A, OP_PARAM, "", nm);
     c->a_acc[i] = find_src(A, OP_INPUT, "grad_acc.", nm);
@@ -130,21 +127,22 @@ static bool resolve(cram_ctx *c) {
     if (c->a_param[i] == IR_NONE || c->a_acc[i] == IR_NONE || c->a_out_acc[i] == IR_NONE || c->u_param[i] == IR_NONE ||
         c->u_acc[i] == IR_NONE || c->u_m[i] == IR_NONE || c->u_v[i] == IR_NONE || c->u_out_p[i] == IR_NONE ||
         c->u_out_m[i] == IR_NONE || c->u_out_v[i] == IR_NONE)
-      return fail(c, CRAM_STEP_E_STATE, "train graphs lack the nodes of parameter '%s'", nm), false;
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "train graphs lack the nodes of parameter '%s'", nm), false;
   }
   for (uint32_t j = 0; j < c->nin; j++) {
     const char *nm = mt->inputs[j].name;
     c->f_in[j] = find_src(F, OP_INPUT, "", nm);
     c->a_in[j] = find_src(A, OP_INPUT, "", nm);
     if (c->f_in[j] == IR_NONE || c->a_in[j] == IR_NONE || ir_shape_numel(&F->nodes[c->f_in[j]].shape) != mt->inputs[j].numel)
-      return fail(c, CRAM_STEP_E_STATE, "input '%s' of the table is not in the embedded graphs", nm), false;
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "input '%s' of the table is not in the embedded graphs", nm), false;
   }
   if (!(c->f_out = calloc(mt->noutputs ? mt->noutputs : 1, sizeof(ValueId))))
-    return fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory"), false;
+    return cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory"), false;
   for (uint32_t k = 0; k < mt->noutputs; k++) {
     c->f_out[k] = find_out(F, "", mt->outputs[k].name);
     if (c->f_out[k] == IR_NONE || ir_shape_numel(&F->nodes[c->f_out[k]].shape) != mt->outputs[k].numel)
-      return fail(c, CRAM_STEP_E_STATE, "output '%s' of the table is not in the embedded forward graph", mt->outputs[k].name),
+      return cram_shim_fail(c, CRAM_STEP_E_STATE, "output '%s' of the table is not in the embedded forward graph",
+                            mt->outputs[k].name),
              false;
   }
   c->f_loss = find_out(F, "", "loss");
@@ -157,7 +155,7 @@ static bool resolve(cram_ctx *c) {
   c->u_norm = find_out(U, "", "grad_norm");
   if (c->f_loss == IR_NONE || c->a_loss == IR_NONE || c->a_scale == IR_NONE || c->u_step == IR_NONE || c->u_lr == IR_NONE ||
       c->u_hyper == IR_NONE || c->u_norm == IR_NONE)
-    return fail(c, CRAM_STEP_E_STATE, "%s", "embedded graphs lack loss/accum_scale/step/lr/hyper/grad_norm"), false;
+    return cram_shim_fail(c, CRAM_STEP_E_STATE, "embedded graphs lack loss/accum_scale/step/lr/hyper/grad_norm"), false;
   return true;
 }
 
@@ -230,7 +228,7 @@ static cram_step_rc h_run(cram_ctx *c, int g, const void *const *inputs, const c
   if (!interp_run(r->g, &o, r->bufs, r->owned, msg, sizeof msg)) {
     bool oom = strstr(msg, "out of memory") != NULL;
     interp_free(r->g, r->bufs, r->owned);
-    return fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", msg);
+    return cram_shim_fail(c, oom ? CRAM_STEP_E_NOMEM : CRAM_STEP_E_DATA, "%s", msg);
   }
   return CRAM_STEP_OK;
 }
@@ -315,7 +313,7 @@ cram_step_rc cram_interp_create(const cram_interp_artifact *a, const cram_create
   for (uint32_t j = 0; ok && j < c->nin; j++)
     ok = (c->in[j] = calloc((size_t)(c->s.meta->inputs[j].numel ? c->s.meta->inputs[j].numel : 1), sizeof(double))) != NULL;
   if (!ok) {
-    fail(c, CRAM_STEP_E_NOMEM, "%s", "out of memory allocating the input buffers");
+    cram_shim_fail(c, CRAM_STEP_E_NOMEM, "out of memory allocating the input buffers");
     return cram_shim_create_failed(c, CRAM_STEP_E_NOMEM, err, errlen);
   }
   *out = c;

@@ -86,6 +86,11 @@ static const Sample samples[] = {
   { "glu", PRM(0, "x", "3,8") "%1 = glu %0 {act=\"sigmoid\"} : f32[3,4]\n" },
   { "layernorm", PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "b", "8") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
   { "layernorm", PRM(0, "x", "3,8") "%1 = layernorm %0 {eps=1e-05} : f32[3,8]\n" },
+  /* a residual sum and its norm, partitioned into one kernel (build_case): cuda's one row-wise pass stores the
+   * sum (read again by the last add) and the norm */
+  { "add", PRM(0, "a", "2,35,40") PRM(1, "b", "2,35,40") PRM(2, "w", "40")
+             PRM(3, "bi", "40") "%4 = add %0, %1 : f32[2,35,40]\n%5 = layernorm %4, %2, %3 {eps=1e-05} : f32[2,35,40]\n"
+                                "%6 = add %5, %4 : f32[2,35,40]\n" },
   /* 70 rows: the cuda partials' two blocks of 35 rows, each a 32-row step and a partial one */
   { "layernorm",
     PRM(0, "x", "2,35,40") PRM(1, "w", "40") PRM(2, "b", "40") "%3 = layernorm %0, %1, %2 {eps=1e-05} : f32[2,35,40]\n" },
@@ -107,6 +112,16 @@ static const Sample samples[] = {
     PRM(0, "x", "3,8") PRM(1, "w", "8") PRM(2, "dy", "3,8") "%3 = layernorm_grad %0, %1, %2 {eps=1e-05} : f32[3,8]\n" },
   { "layernorm_wgrad", PRM(0, "x", "2,35,40") PRM(1, "dy", "2,35,40") "%2 = layernorm_wgrad %0, %1 {eps=1e-05} : f32[40]\n" },
   { "layernorm_bgrad", PRM(0, "x", "3,8") PRM(1, "dy", "3,8") "%2 = layernorm_bgrad %0, %1 {eps=1e-05} : f32[8]\n" },
+  /* layernorm_grad_add with its parameter gradients, partitioned into one kernel (build_case): on cuda one pass
+   * over x and dy writes dx and the blocks' partial sums (70 rows: 3 blocks of 32, 32 and 6 rows) */
+  { "layernorm_bgrad",
+    PRM(0, "x", "2,35,40") PRM(1, "w", "40") PRM(2, "dy", "2,35,40")
+      PRM(3, "dr", "2,35,40") "%4 = layernorm_grad_add %0, %1, %2, %3 {eps=1e-05} : f32[2,35,40]\n"
+                              "%5 = layernorm_wgrad %0, %2 {eps=1e-05} : f32[40]\n"
+                              "%6 = layernorm_bgrad %0, %2 {eps=1e-05} : f32[40]\n"
+                              "%7 = add %4, %5 : f32[2,35,40]\n"
+                              "%8 = add %7, %6 : f32[2,35,40]\n"
+                              "%9 = layernorm_bgrad %0, %8 {eps=1e-05} : f32[40]\n" }, /* y: column sums of dx + dw + db */
   /* the sibling pair, partitioned into one kernel (build_case): one pass writes both */
   { "layernorm_bgrad", PRM(0, "x", "2,35,40") PRM(1, "dy", "2,35,40") "%2 = layernorm_wgrad %0, %1 {eps=1e-05} : f32[40]\n"
                                                                       "%3 = layernorm_bgrad %0, %1 {eps=1e-05} : f32[40]\n" },
@@ -306,8 +321,11 @@ static char *loss_text(const char *body, const Graph *g) {
 }
 
 static bool build_case(Case *c, Graph *g, Arena *ar) {
-  bool siblings = false; /* a pair one kernel computes (ir_siblings): partitioned, as the pipeline does */
-  for (ValueId v = 1; v < g->n; v++) siblings |= ir_siblings(&g->nodes[v - 1], &g->nodes[v]);
+  /* a pair one kernel computes (ir_siblings), or a norm of a sum: partitioned, as the pipeline does */
+  bool siblings = false;
+  for (ValueId v = 1; v < g->n; v++)
+    siblings |=
+      ir_siblings(&g->nodes[v - 1], &g->nodes[v]) || (g->nodes[v].op == OP_LAYERNORM && g->nodes[g->nodes[v].in[0]].op == OP_ADD);
   if (siblings) {
     Diag d;
     diag_init(&d, stderr);

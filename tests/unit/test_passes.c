@@ -351,7 +351,7 @@ static void check_sink(const Graph *ts, bool bf16) {
   ir_graph_free(after);
 }
 
-static int models_checked, passes_checked, ln_pairs_checked;
+static int models_checked, passes_checked, ln_pairs_checked, ln_joined_checked, ln_sum_joined;
 static double bf16_worst;
 
 /* Every bf16 arena buffer is sized numel * 2 (rounded to the alignment). */
@@ -387,6 +387,53 @@ static void check_param_casts(const char *path, const Graph *g) {
   CHECK(n > 0 && one);
 }
 
+/* The artifact's plan (every value materialised) of a partitioned graph: in a
+ * kernel that does not run element by element over one size (a multi-tensor
+ * group, or one with a norm or a reduction: the backend computes its nodes
+ * concurrently or over whole rows), no buffer a node writes overlaps a buffer
+ * a node of the kernel reads, but for the planner's in-place reuse (a pointwise
+ * node writing element e over element e of its same-size input). */
+static void check_kernel_plans(const char *path, const Graph *g) {
+  Arena *a = arena_new();
+  MemPlan *p = memplan_run(g, &(MemPlanOpts){ .materialize_all = true }, a);
+  CHECK(p != NULL);
+  uint32_t nk = g->nkernels;
+  ValueId **mem = ARENA_ARRAY(a, ValueId *, nk ? nk : 1);
+  uint32_t *cnt = ARENA_ARRAY(a, uint32_t, nk ? nk : 1), *fill = ARENA_ARRAY(a, uint32_t, nk ? nk : 1);
+  bool *whole = ARENA_ARRAY(a, bool, nk ? nk : 1);
+  int64_t *numel = ARENA_ARRAY(a, int64_t, nk ? nk : 1);
+  for (ValueId v = 0; v < g->n; v++) {
+    uint32_t K = g->kernel[v];
+    if (K == IR_NONE) continue;
+    OpClass c = ir_ops[g->nodes[v].op].cls;
+    int64_t e = ir_shape_numel(&g->nodes[v].shape);
+    whole[K] |= (cnt[K] && numel[K] != e) || (c != OC_EW_UNARY && c != OC_EW_BINARY);
+    numel[K] = e, cnt[K]++;
+  }
+  for (uint32_t K = 0; K < nk; K++) mem[K] = ARENA_ARRAY(a, ValueId, cnt[K] ? cnt[K] : 1);
+  for (ValueId v = 0; v < g->n; v++)
+    if (g->kernel[v] != IR_NONE) mem[g->kernel[v]][fill[g->kernel[v]]++] = v;
+  for (uint32_t K = 0; p && K < nk; K++) {
+    if (!whole[K] || cnt[K] < 2) continue;
+    for (uint32_t i = 0; i < cnt[K]; i++) {
+      ValueId w = mem[K][i];
+      if (p->kind[w] != MP_ARENA || p->alias_of[w] != IR_NONE) continue; /* an alias writes nothing */
+      for (uint32_t j = 0; j < cnt[K]; j++)
+        for (int k = 0; k < g->nodes[mem[K][j]].nin; k++) {
+          ValueId r = g->nodes[mem[K][j]].in[k];
+          if (p->alias_of[r] != IR_NONE) r = p->alias_of[r];                       /* its bytes are its root's */
+          if (r == w || p->kind[r] != MP_ARENA || p->inplace_of[w] == r) continue; /* in place: element e over element e */
+          bool apart = p->offset[r] + p->size[r] <= p->offset[w] || p->offset[w] + p->size[w] <= p->offset[r];
+          if (!apart)
+            fprintf(stderr, "%s: kernel %u writes %%%u (%s) over %%%u (%s), which it reads\n", path, K, w,
+                    ir_ops[g->nodes[w].op].name, r, ir_ops[g->nodes[r].op].name);
+          CHECK(apart);
+        }
+    }
+  }
+  arena_free(a);
+}
+
 /* The accumulate graph at -O2: every parameter's `grad_acc += accum_scale * g`
  * (and g's cast to f32) in ONE multi-tensor kernel, and its materialised plan
  * keeps every value the kernel reads apart from every buffer it writes (its
@@ -412,21 +459,7 @@ static void check_accumulate(const char *path, const Graph *ad, PassCtx *cx) {
   }
   if (!(one && nadd == nparam)) fprintf(stderr, "%s: %d of %d accumulations, one kernel: %d\n", path, nadd, nparam, one);
   CHECK(one && nadd == nparam);
-  MemPlan *p = memplan_run(g, &(MemPlanOpts){ .materialize_all = true }, a);
-  CHECK(p != NULL);
-  for (ValueId w = 0; p && w < g->n; w++) {
-    if (g->kernel[w] != k || p->kind[w] != MP_ARENA) continue;
-    for (ValueId v = 0; v < g->n; v++) {
-      if (g->kernel[v] != k) continue;
-      for (int i = 0; i < g->nodes[v].nin; i++) {
-        ValueId r = g->nodes[v].in[i];
-        if (r == w || p->kind[r] != MP_ARENA) continue;
-        bool apart = p->offset[r] + p->size[r] <= p->offset[w] || p->offset[w] + p->size[w] <= p->offset[r];
-        if (!apart) fprintf(stderr, "%s: accumulate kernel writes %%%u over %%%u, which it reads\n", path, w, r);
-        CHECK(apart);
-      }
-    }
-  }
+  check_kernel_plans(path, g);
   arena_free(a);
   ir_graph_free(g);
   ir_graph_free(acc);
@@ -450,6 +483,23 @@ static void check_ln_param_grads(const char *path, const Graph *g) {
   if (lone) fprintf(stderr, "%s: %d layernorm_bgrad nodes apart from their layernorm_wgrad sibling\n", path, lone);
   CHECK(lone == 0);
   ln_pairs_checked += pairs;
+  /* a layernorm of a residual sum shares the sum's kernel (fuse_elementwise's norm_of_sum) */
+  for (ValueId v = 0; v < g->n; v++) {
+    const Node *n = &g->nodes[v];
+    if (n->op == OP_LAYERNORM && g->nodes[n->in[0]].op == OP_ADD && g->kernel[n->in[0]] == g->kernel[v]) ln_sum_joined++;
+  }
+  /* and a layernorm_wgrad whose norm gradient (same x, dy, eps) exists follows it in its kernel */
+  for (ValueId v = 0; v < g->n; v++) {
+    if (g->nodes[v].op != OP_LAYERNORM_WGRAD) continue;
+    ValueId ng = IR_NONE;
+    for (ValueId u = 0; u < g->n && ng == IR_NONE; u++)
+      if (ir_norm_grad_params(&g->nodes[u], &g->nodes[v])) ng = u;
+    if (ng == IR_NONE) continue;
+    bool joined = ng + 1 == v && g->kernel[ng] == g->kernel[v];
+    if (!joined) fprintf(stderr, "%s: layernorm_wgrad %%%u apart from its norm gradient %%%u\n", path, v, ng);
+    CHECK(joined);
+    ln_joined_checked += joined;
+  }
 }
 
 /* widen_casts on a bf16 -O2 step: no cast of a bf16 value up to f32 is left
@@ -722,6 +772,7 @@ static void check_model(const char *path, bool bf16) {
     check_broken_plan(ts, vocab, &ref);
     check_traffic(o2, &s2);
     check_accumulate(path, ad, &cx);
+    check_kernel_plans(path, o2);
     check_ln_param_grads(path, o2);
     if (bf16) {
       check_bf16_sizes(o2);
@@ -806,6 +857,10 @@ int main(void) {
          models_checked, passes_checked, bf16_worst, accuracy_checked, ln_pairs_checked);
   CHECK(accuracy_checked >= 10);
   CHECK(ln_pairs_checked >= 10);
+  printf("layernorm weight gradients in their norm gradient's kernel: %d\n", ln_joined_checked);
+  CHECK(ln_joined_checked >= 10);
+  printf("layernorms in their residual sum's kernel: %d\n", ln_sum_joined);
+  CHECK(ln_sum_joined >= 10);
   printf("bf16 operands the norm gradients read widened: %d\n", widened_reads);
   CHECK(widened_reads >= 10);
   return check_summary("test_passes");
