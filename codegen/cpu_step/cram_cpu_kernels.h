@@ -415,29 +415,12 @@ static inline void cc_layernorm_grad(float *o, const float *x, const float *w, c
   }
 }
 
-/* layernorm's parameter gradients over x, dy [rows, H]: dw[j] = sum_r dy xhat,
- * db[j] = sum_r dy (either may be NULL). Each row's mean and rstd first
- * (rows split over the threads), then columns split over the threads, each
- * summing its columns in row order in double: the same sums whatever the
- * thread count. */
-static inline int cc_layernorm_param_grad(const cram_cpu_run *R, const char *node, float *dw, float *db, const float *x,
-                                          const float *dy, int64_t rows, int64_t H, double eps) {
-  double *st = malloc((size_t)(rows > 0 ? rows : 1) * 2 * sizeof(double));
-  if (!st) return cc_fail(R, node, "out of memory for the row statistics");
-  if (dw) {
-#pragma omp parallel for if (rows * H > CC_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-      const float *xr = x + r * H;
-      double mean = 0, var = 0;
-#pragma omp simd reduction(+ : mean)
-      for (int64_t j = 0; j < H; j++) mean += xr[j];
-      mean /= (double)H;
-#pragma omp simd reduction(+ : var)
-      for (int64_t j = 0; j < H; j++) var += (xr[j] - mean) * (xr[j] - mean);
-      st[2 * r] = mean;
-      st[2 * r + 1] = 1.0 / sqrt(var / (double)H + eps);
-    }
-  }
+/* Column sums over rows in row order, columns split over the threads (each
+ * sums its columns; the same sums whatever the thread count): db[j] = sum_r
+ * dy[r, j] and, with st (each row's mean and rstd), dw[j] = sum_r dy[r, j]
+ * (x[r, j] - mean_r) rstd_r. dw or db may be NULL. */
+static inline void cc_column_sums(float *dw, float *db, const float *x, const float *dy, const double *st, int64_t rows,
+                                  int64_t H) {
   int par = rows * H > CC_PAR_MIN && H >= 32 * cc_threads();
   (void)par; /* unused without OpenMP */
 #pragma omp parallel if (par)
@@ -454,14 +437,17 @@ static inline int cc_layernorm_param_grad(const cram_cpu_run *R, const char *nod
       int64_t w = hi - j0 < 256 ? hi - j0 : 256;
       for (int64_t j = 0; j < w; j++) aw[j] = ab[j] = 0;
       for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * H + j0, *d = dy + r * H + j0;
+        const float *d = dy + r * H + j0;
         if (dw) {
+          const float *xr = x + r * H + j0;
           const double mean = st[2 * r], rstd = st[2 * r + 1];
 #pragma omp simd
           for (int64_t j = 0; j < w; j++) aw[j] += d[j] * ((xr[j] - mean) * rstd);
         }
+        if (db) {
 #pragma omp simd
-        for (int64_t j = 0; j < w; j++) ab[j] += d[j];
+          for (int64_t j = 0; j < w; j++) ab[j] += d[j];
+        }
       }
       for (int64_t j = 0; j < w; j++) {
         if (dw) dw[j0 + j] = (float)aw[j];
@@ -469,6 +455,31 @@ static inline int cc_layernorm_param_grad(const cram_cpu_run *R, const char *nod
       }
     }
   }
+}
+
+/* layernorm's parameter gradients over x, dy [rows, H]: dw[j] = sum_r dy xhat,
+ * db[j] = sum_r dy (either may be NULL): each row's mean and rstd first (rows
+ * split over the threads), then cc_column_sums. */
+static inline int cc_layernorm_param_grad(const cram_cpu_run *R, const char *node, float *dw, float *db, const float *x,
+                                          const float *dy, int64_t rows, int64_t H, double eps) {
+  double *st = NULL;
+  if (dw) {
+    st = malloc((size_t)(rows > 0 ? rows : 1) * 2 * sizeof(double));
+    if (!st) return cc_fail(R, node, "out of memory for the row statistics");
+#pragma omp parallel for if (rows * H > CC_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * H;
+      double mean = 0, var = 0;
+#pragma omp simd reduction(+ : mean)
+      for (int64_t j = 0; j < H; j++) mean += xr[j];
+      mean /= (double)H;
+#pragma omp simd reduction(+ : var)
+      for (int64_t j = 0; j < H; j++) var += (xr[j] - mean) * (xr[j] - mean);
+      st[2 * r] = mean;
+      st[2 * r + 1] = 1.0 / sqrt(var / (double)H + eps);
+    }
+  }
+  cc_column_sums(dw, db, x, dy, st, rows, H);
   free(st);
   return 0;
 }
@@ -677,32 +688,9 @@ static inline void cc_blocks(void *o, int64_t ostride, int64_t ooff, const void 
     memcpy((int32_t *)o + a * ostride + ooff, (const int32_t *)x + a * istride + ioff, (size_t)len * 4);
 }
 
-/* sum over leading axes: o[j] = sum_r x[r, j], x viewed as [rows, no];
- * columns split over the threads (each sums its columns in row order) */
+/* sum over leading axes: o[j] = sum_r x[r, j], x viewed as [rows, no] */
 static inline void cc_sum_rows(float *o, const float *x, int64_t rows, int64_t no) {
-  int par = rows * no > CC_PAR_MIN && no >= 32 * cc_threads();
-  (void)par; /* unused without OpenMP */
-#pragma omp parallel if (par)
-  {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    int t = 0, T = 1;
-#endif
-    int64_t lo, hi;
-    cc_part(no, t, T, 16, &lo, &hi);
-    for (int64_t j0 = lo; j0 < hi; j0 += 256) {
-      double acc[256];
-      int64_t w = hi - j0 < 256 ? hi - j0 : 256;
-      for (int64_t j = 0; j < w; j++) acc[j] = 0;
-      for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * no + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < w; j++) acc[j] += xr[j];
-      }
-      for (int64_t j = 0; j < w; j++) o[j0 + j] = (float)acc[j];
-    }
-  }
+  cc_column_sums(NULL, o, NULL, x, NULL, rows, no);
 }
 
 /* sum over trailing axes: o[r] = sum_j x[r, j], x viewed as [no, len] */

@@ -42,6 +42,22 @@ __device__ __forceinline__ void cr_layernorm(O o, X x0, Y x1, WT w, BT bi, long 
   }
 }
 
+// A row's mean and 1 / sqrt(variance + eps) by its warp (lane: this thread's), as cr_layernorm
+// computes them: the backward kernels recompute them from x rather than storing them.
+template <class X>
+__device__ __forceinline__ void cr_row_stats(X xr, long long H, int lane, float eps, float *mean, float *rstd) {
+  float s = 0.f;
+  for (long long j = lane; j < H; j += 32) s += xr[j];
+  const float m = cr_warp_sum(s) / (float)H;
+  float q = 0.f;
+  for (long long j = lane; j < H; j += 32) {
+    const float t = xr[j] - m;
+    q += t * t;
+  }
+  *mean = m;
+  *rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+}
+
 // dx of layernorm(x [, w]) for dy; with ADD (layernorm_grad_add) dres is added: dx + dres.
 // STORE: into o; COPY: (also) into o2, rounded by o2's store (the bf16 GEMM operand of the cast
 // the renderer folded in: the same value a cast of o gives)
@@ -54,15 +70,8 @@ __device__ __forceinline__ void cr_layernorm_grad(O o, X x, WT w, D dy, R dres, 
   if (!cr_row(rows, &r, &lane)) return;
   const auto xr = x + r * H;
   const auto d = dy + r * H;
-  float s = 0.f;
-  for (long long j = lane; j < H; j += 32) s += xr[j];
-  const float mean = cr_warp_sum(s) / (float)H;
-  float q = 0.f;
-  for (long long j = lane; j < H; j += 32) {
-    const float t = xr[j] - mean;
-    q += t * t;
-  }
-  const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+  float mean, rstd;
+  cr_row_stats(xr, H, lane, eps, &mean, &rstd);
   auto gv = [&](long long j) -> float {
     if constexpr (W) return d[j] * w[j];
     else return d[j];
@@ -105,15 +114,8 @@ __device__ __forceinline__ void cr_layernorm_param_partials(X x, D dy, long long
       for (int i0 = 0; i0 < nr; i0 += nw) { // every warp the same trip count (a dead row recomputes row c0)
         const int i = i0 + wid < nr ? i0 + wid : 0;
         const auto xr = x + (c0 + i) * H;
-        float s = 0.f;
-        for (long long j = lane; j < H; j += 32) s += xr[j];
-        const float mean = cr_warp_sum(s) / (float)H;
-        float q = 0.f;
-        for (long long j = lane; j < H; j += 32) {
-          const float d = xr[j] - mean;
-          q += d * d;
-        }
-        const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+        float mean, rstd;
+        cr_row_stats(xr, H, lane, eps, &mean, &rstd);
         if (lane == 0 && i0 + wid < nr) st[2 * i] = mean, st[2 * i + 1] = rstd;
       }
       __syncthreads();
@@ -166,15 +168,8 @@ __device__ __forceinline__ void cr_layernorm_grad_params(O o, X x, WT w, D dy, R
     const long long r = live ? rb + wid : r0;
     const auto xr = x + r * H;
     const auto d = dy + r * H;
-    float s = 0.f;
-    for (long long j = lane; j < H; j += 32) s += xr[j];
-    const float mean = cr_warp_sum(s) / (float)H;
-    float q = 0.f;
-    for (long long j = lane; j < H; j += 32) {
-      const float t = xr[j] - mean;
-      q += t * t;
-    }
-    const float rstd = rsqrtf(cr_warp_sum(q) / (float)H + eps);
+    float mean, rstd;
+    cr_row_stats(xr, H, lane, eps, &mean, &rstd);
     float mg = 0.f, mgx = 0.f;
 #pragma unroll
     for (int k = 0; k < CPL; k++) {
