@@ -58,26 +58,26 @@ int pass_multi_tensor_group(const Graph *g, ValueId v, const uint32_t *kernel, c
                             const uint32_t *first_of, const uint8_t *accum) {
   const Node *n = &g->nodes[v];
   int grp = 0;
-  if (accum && accum[v]) grp = 4;
-  else switch (n->op) {
-    case OP_SUMSQ: grp = 1; break;
-    case OP_ADD: /* a scalar partial sum of the global norm */
-    case OP_SQRT:
-      if (n->shape.rank != 0 || group_kernel[1] == IR_NONE) return 0;
-      for (int k = 0; k < n->nin; k++)
-        if (kernel[n->in[k]] != group_kernel[1]) return 0;
-      return 1;
-    case OP_CLIP_COEF:
-    case OP_ADAM_SCHED:
-    case OP_ADAM_M:
-    case OP_ADAM_V:
-    case OP_ADAMW_PARAM: grp = 2; break;
-    case OP_CAST:
-      if (!pass_is_param_cast(g, v)) return 0;
-      grp = 3;
-      break;
-    default: return 0;
-    }
+  switch (accum && accum[v] ? OP_COUNT : n->op) {
+  case OP_COUNT: grp = 4; break; /* the accumulation (pass_accumulation_nodes) */
+  case OP_SUMSQ: grp = 1; break;
+  case OP_ADD: /* a scalar partial sum of the global norm */
+  case OP_SQRT:
+    if (n->shape.rank != 0 || group_kernel[1] == IR_NONE) return 0;
+    for (int k = 0; k < n->nin; k++)
+      if (kernel[n->in[k]] != group_kernel[1]) return 0;
+    return 1;
+  case OP_CLIP_COEF:
+  case OP_ADAM_SCHED:
+  case OP_ADAM_M:
+  case OP_ADAM_V:
+  case OP_ADAMW_PARAM: grp = 2; break;
+  case OP_CAST:
+    if (!pass_is_param_cast(g, v)) return 0;
+    grp = 3;
+    break;
+  default: return 0;
+  }
   uint32_t K = group_kernel[grp];
   if (K == IR_NONE) return grp; /* v heads the group */
   uint32_t first = first_of[K]; /* the group's first node (a lookup: a scan from 0 per node was quadratic) */
