@@ -320,6 +320,7 @@ static char *loss_text(const char *body, const Graph *g) {
   return t;
 }
 
+/* Takes g: the case owns it (or its partitioned copy, g freed). */
 static bool build_case(Case *c, Graph *g, Arena *ar) {
   /* a pair one kernel computes (ir_siblings), or a norm of a sum: partitioned, as the pipeline does */
   bool siblings = false;
@@ -568,11 +569,11 @@ int main(int argc, char **argv) {
     const Node *last = &g->nodes[g->outputs[0].value];
     if (strcmp(ir_ops[last->op].name, samples[s].op)) fail("sample %zu is not an %s", s, samples[s].op);
     bool grad = pass_has_grad_rule(last->op) && last->dtype == DT_F32;
+    char *lt = grad ? loss_text(samples[s].ir, g) : NULL; /* before build_case, which may replace g */
     snprintf(cs[n].name, sizeof cs[n].name, "%s #%zu", samples[s].op, s);
     cs[n].ok = build_case(&cs[n], g, ar);
     n++;
     if (!grad) continue;
-    char *lt = loss_text(samples[s].ir, g);
     Graph *f = lt ? parse(lt, &d) : NULL;
     free(lt);
     Graph *bw = f ? pass_autodiff(f, &d) : NULL;
