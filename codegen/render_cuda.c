@@ -26,7 +26,6 @@
  * norms in double); bf16 values (--precision bf16, the graphs of
  * autocast_bf16) are stored as __nv_bfloat16 behind cr_bf16p: loads widen to
  * float, stores round to nearest even, GEMMs take CUDA_R_16BF operands. */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,20 +126,6 @@ static const KNode *bf16_copy(RCu *c, bool *only) {
   c->next++;
   return q;
 }
-/* one row-wise launch: the node's buffers, `ob` the bf16 copy's, then the library call */
-static void norm_launch(RCu *c, int64_t rows, const KNode *copy, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void norm_launch(RCu *c, int64_t rows, const KNode *copy, const char *fmt, ...) {
-  rc_begin(c, rc_grid_rows(rows), CR_BLOCK);
-  rc_decl_bufs(c, "");
-  if (copy) rc_decl_out(c, "ob", copy);
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("  ", c->cu);
-  vfprintf(c->cu, fmt, ap);
-  fputs(";\n", c->cu);
-  va_end(ap);
-  rc_end(c);
-}
 static void r_layernorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
@@ -152,9 +137,9 @@ static void r_layernorm(RCu *c) {
   snprintf(xs, sizeof xs, "x1"), snprintf(ws, sizeof ws, "x%d", w), snprintf(bs, sizeof bs, "x%d", w + 1);
   const KNode *copy = bf16_copy(c, &only);
   if (copy && !only) c->next--, copy = NULL; /* both results wanted: the cast stays a launch */
-  norm_launch(c, rows, copy, "cr_layernorm<%s, %s, %s>(%s, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add),
-              tf(hw), tf(hb), copy ? "ob" : "o", add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H,
-              ir_get_float(n, ATTR_EPS));
+  rc_launch_out(c, rc_grid_rows(rows), CR_BLOCK, "ob", copy,
+                "cr_layernorm<%s, %s, %s>(%s, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add), tf(hw),
+                tf(hb), copy ? "ob" : "o", add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H, ir_get_float(n, ATTR_EPS));
 }
 /* fuse_elementwise's residual sum + layernorm kernel ([cast up of one addend,] add, layernorm [, its cast to
  * bf16]) as one row-wise launch: cr_layernorm<ADD> reads the addends once (the cast's bf16 input itself,
@@ -204,8 +189,9 @@ static void r_rmsnorm(RCu *c) {
   bool w = c->k->n->nin > 1, only = false;
   const KNode *copy = bf16_copy(c, &only);
   if (copy && !only) c->next--, copy = NULL;
-  norm_launch(c, rows, copy, "cr_rmsnorm<%s>(%s, x0, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(w), copy ? "ob" : "o",
-              w ? "x1" : NUL, rows, H, ir_get_float(c->k->n, ATTR_EPS));
+  rc_launch_out(c, rc_grid_rows(rows), CR_BLOCK, "ob", copy,
+                "cr_rmsnorm<%s>(%s, x0, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(w), copy ? "ob" : "o", w ? "x1" : NUL,
+                rows, H, ir_get_float(c->k->n, ATTR_EPS));
 }
 static void r_softmax(RCu *c) {
   int64_t rows, H;
@@ -213,6 +199,17 @@ static void r_softmax(RCu *c) {
   rc_launch(c, rc_grid_rows(rows), CR_BLOCK, "cr_softmax(o, x0, %" PRId64 "ll, %" PRId64 "ll)", rows, H);
 }
 static void r_layernorm_param_final(RCu *c, const KNode *dw, const KNode *db, int64_t H, int64_t nb);
+/* The blocks of a parameter-gradient partial sum over rows x H: enough for min_rows rows each, at most
+ * cap; *R rows each; the scratch for their [dw | db] partials reserved. */
+static int64_t param_blocks(RCu *c, int64_t rows, int64_t H, int64_t min_rows, int64_t cap, int64_t *R) {
+  int64_t nb = (rows + min_rows - 1) / min_rows;
+  if (nb > cap) nb = cap;
+  if (nb < 1) nb = 1;
+  *R = (rows + nb - 1) / nb;
+  rc_need_scratch(c, CR_SCR_PART + (uint64_t)(nb * 2 * H) * 4);
+  return nb;
+}
+
 #define CR_LNPG_BLOCKS      264
 #define CR_LNGP_BLOCKS      528 /* the fused norm gradient's blocks (rows a block >= CR_LNPG_ROWS) */
 #define CR_LNGP_MAX_COLUMNS 32  /* its lanes keep H / 32 columns' sums in registers: H <= 1024 */
@@ -234,25 +231,18 @@ static void r_layernorm_grad(RCu *c) {
   const KNode *copy = bf16_copy(c, &only); /* dx in f32 (the residual gradient) and its bf16 copy (the dx GEMM's operand) */
   const char *fmt_w = nin == 3 ? "x1" : NUL, *fmt_r = add ? dres : NUL, *o2 = copy ? "ob" : "(float *)0";
   if (!dw) {
-    norm_launch(
-      c, rows, copy, "cr_layernorm_grad<%s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s)",
-      tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H, ir_get_float(n, ATTR_EPS), o2);
+    rc_launch_out(c, rc_grid_rows(rows), CR_BLOCK, "ob", copy,
+                  "cr_layernorm_grad<%s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %s)",
+                  tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H,
+                  ir_get_float(n, ATTR_EPS), o2);
     return;
   }
-  int64_t nb = (rows + CR_LNPG_ROWS - 1) / CR_LNPG_ROWS;
-  if (nb > CR_LNGP_BLOCKS) nb = CR_LNGP_BLOCKS;
-  if (nb < 1) nb = 1;
-  int64_t R = (rows + nb - 1) / nb;
-  rc_need_scratch(c, CR_SCR_PART + (uint64_t)(nb * 2 * H) * 4);
-  rc_begin(c, (uint32_t)nb, CR_BLOCK);
-  rc_decl_bufs(c, "");
-  if (copy) rc_decl_out(c, "ob", copy);
-  fprintf(c->cu,
-          "  cr_layernorm_grad_params<%" PRId64 ", %s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64
-          "ll, (float)%.9g, %s, %" PRId64 "ll, T);\n",
-          cpl, tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H, ir_get_float(n, ATTR_EPS),
-          o2, R);
-  rc_end(c);
+  int64_t R, nb = param_blocks(c, rows, H, CR_LNPG_ROWS, CR_LNGP_BLOCKS, &R);
+  rc_launch_out(c, (uint32_t)nb, CR_BLOCK, "ob", copy,
+                "cr_layernorm_grad_params<%" PRId64 ", %s, %s, %s, %s>(o, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64
+                "ll, (float)%.9g, %s, %" PRId64 "ll, T)",
+                cpl, tf(nin == 3), tf(add), tf(!copy || !only), tf(copy != NULL), fmt_w, dy, fmt_r, rows, H,
+                ir_get_float(n, ATTR_EPS), o2, R);
   r_layernorm_param_final(c, dw, db, H, nb);
 }
 /* the parameter gradients from nb blocks' partials: one launch writing dw and/or db */
@@ -279,11 +269,7 @@ static void r_layernorm_param_grad(RCu *c) {
   bool bias_only = n->op == OP_LAYERNORM_BGRAD;
   const KNode *db = bias_only ? c->k : NULL, *self = c->k;
   if (!bias_only && c->next < c->end && ir_siblings(n, c->p->nodes[c->next].n)) db = &c->p->nodes[c->next++];
-  int64_t nb = (rows + 2 * CR_LNPG_ROWS - 1) / (2 * CR_LNPG_ROWS); /* >= 2 steps of rows a block: fewer partials */
-  if (nb > CR_LNPG_BLOCKS) nb = CR_LNPG_BLOCKS;
-  if (nb < 1) nb = 1;
-  int64_t R = (rows + nb - 1) / nb;
-  rc_need_scratch(c, CR_SCR_PART + (uint64_t)(nb * 2 * H) * 4);
+  int64_t R, nb = param_blocks(c, rows, H, 2 * CR_LNPG_ROWS, CR_LNPG_BLOCKS, &R); /* >= 2 steps of rows a block */
   rc_begin(c, (uint32_t)nb, CR_BLOCK);
   rc_decl_bufs(c, "");
   fprintf(c->cu, "  cr_layernorm_param_partials<%s>(x0, x1, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g, %" PRId64 "ll, T);\n",

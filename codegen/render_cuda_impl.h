@@ -84,6 +84,9 @@ void rc_begin(RCu *c, uint32_t grid, uint32_t block);
 void rc_end(RCu *c);
 /* One kernel whose body declares the node's buffers and is the one library call fmt. */
 void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same, with `NAME` declared as a second output: node out's buffer (NULL: none). */
+void rc_launch_out(RCu *c, uint32_t grid, uint32_t block, const char *name, const KNode *out, const char *fmt, ...)
+  __attribute__((format(printf, 6, 7)));
 /* True the first time text hash h is seen in this artifact (then remembered). */
 bool rc_first_sighting(RCu *c, uint64_t h);
 uint64_t rc_fnv64(const char *s, size_t n, uint64_t h);

@@ -154,16 +154,26 @@ void rc_end(RCu *c) {
   add_launch(c, (RenderCudaLaunch){ .grid = c->grid, .block = c->block, .first = first, .nbuf = c->nbuf, .kernel = h });
 }
 
-void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) {
+static void vlaunch(RCu *c, uint32_t grid, uint32_t block, const char *name, const KNode *out, const char *fmt, va_list ap) {
   rc_begin(c, grid, block);
   rc_decl_bufs(c, "");
-  va_list ap;
-  va_start(ap, fmt);
+  if (out) rc_decl_out(c, name, out);
   fputs("  ", c->cu);
   vfprintf(c->cu, fmt, ap);
   fputs(";\n", c->cu);
-  va_end(ap);
   rc_end(c);
+}
+void rc_launch(RCu *c, uint32_t grid, uint32_t block, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlaunch(c, grid, block, NULL, NULL, fmt, ap);
+  va_end(ap);
+}
+void rc_launch_out(RCu *c, uint32_t grid, uint32_t block, const char *name, const KNode *out, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlaunch(c, grid, block, name, out, fmt, ap);
+  va_end(ap);
 }
 
 void rc_gemm_entry(RCu *c, const HGemm *g) {

@@ -221,6 +221,14 @@ static inline void cc_part(int64_t n, int t, int T, int64_t align, int64_t *lo, 
   *lo = b0 * align < n ? b0 * align : n;
   *hi = b1 * align < n ? b1 * align : n;
 }
+/* the calling thread's part (cc_part) of n items inside an OpenMP parallel region (all of them outside one) */
+static inline void cc_thread_part(int64_t n, int64_t align, int64_t *lo, int64_t *hi) {
+#ifdef _OPENMP
+  cc_part(n, omp_get_thread_num(), omp_get_num_threads(), align, lo, hi);
+#else
+  cc_part(n, 0, 1, align, lo, hi);
+#endif
+}
 
 /* C = op(A) op(B) (+ beta C), split over the OpenMP threads: by batch entry
  * when there are enough of them, else by rows (or columns, when wider) of
@@ -241,20 +249,15 @@ static inline void cc_gemm_beta(int ta, int tb, int64_t M, int64_t N, int64_t K,
   }
 #pragma omp parallel
   {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    int t = 0, T = 1;
-#endif
     int64_t lo, hi;
     for (int64_t p = 0; p < batch; p++) {
       const float *a = A + p * sa, *b = B + p * sb;
       float *c = C + p * sc;
       if (M >= N) {
-        cc_part(M, t, T, 16, &lo, &hi);
+        cc_thread_part(M, 16, &lo, &hi);
         cc_sgemm(ta, tb, hi - lo, N, K, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
       } else {
-        cc_part(N, t, T, 16, &lo, &hi);
+        cc_thread_part(N, 16, &lo, &hi);
         cc_sgemm(ta, tb, M, hi - lo, K, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
       }
     }
@@ -425,13 +428,8 @@ static inline void cc_column_sums(float *dw, float *db, const float *x, const fl
   (void)par; /* unused without OpenMP */
 #pragma omp parallel if (par)
   {
-#ifdef _OPENMP
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    int t = 0, T = 1;
-#endif
     int64_t lo, hi;
-    cc_part(H, t, T, 16, &lo, &hi);
+    cc_thread_part(H, 16, &lo, &hi);
     for (int64_t j0 = lo; j0 < hi; j0 += 256) {
       double aw[256], ab[256];
       int64_t w = hi - j0 < 256 ? hi - j0 : 256;
