@@ -126,17 +126,23 @@ static const KNode *bf16_copy(RCu *c, bool *only) {
   c->next++;
   return q;
 }
+/* bf16_copy for a kernel that writes one result: the copy only when it is the f32 result's sole reader */
+static const KNode *bf16_copy_alone(RCu *c) {
+  bool only = false;
+  const KNode *q = bf16_copy(c, &only);
+  if (q && !only) c->next--, q = NULL; /* both results wanted: the cast stays a launch */
+  return q;
+}
 static void r_layernorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
   const Node *n = c->k->n;
-  bool add = n->op == OP_ADD_LAYERNORM, only = false;
+  bool add = n->op == OP_ADD_LAYERNORM;
   int w = add ? 2 : 1; /* inputs (x [, x2]) [, weight [, bias]] */
   bool hw = n->nin > w, hb = n->nin > w + 1;
   char xs[8], ws[8], bs[8];
   snprintf(xs, sizeof xs, "x1"), snprintf(ws, sizeof ws, "x%d", w), snprintf(bs, sizeof bs, "x%d", w + 1);
-  const KNode *copy = bf16_copy(c, &only);
-  if (copy && !only) c->next--, copy = NULL; /* both results wanted: the cast stays a launch */
+  const KNode *copy = bf16_copy_alone(c);
   rc_launch_out(c, rc_grid_rows(rows), CR_BLOCK, "ob", copy,
                 "cr_layernorm<%s, %s, %s>(%s, x0, %s, %s, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(add), tf(hw),
                 tf(hb), copy ? "ob" : "o", add ? xs : NUL, hw ? ws : NUL, hb ? bs : NUL, rows, H, ir_get_float(n, ATTR_EPS));
@@ -162,11 +168,10 @@ static uint32_t render_add_norm(RCu *c, const Kernel *K) {
   for (int k = 0; k < 2; k++)
     if (!ir_shape_eq(&rc_graph(c)->nodes[a->in[k]].shape, &a->shape)) return 0;
   int64_t H = rc_lastd(&l->shape), rows = rc_numel(&l->shape) / H;
-  bool hw = l->nin > 1, hb = l->nin > 2, store_sum = readers_of(p, add->id) > 1, only = false;
+  bool hw = l->nin > 1, hb = l->nin > 2, store_sum = readers_of(p, add->id) > 1;
   c->k = ln;
   c->next = j + 2, c->end = end;
-  const KNode *copy = bf16_copy(c, &only);
-  if (copy && !only) c->next--, copy = NULL; /* both results wanted: the cast stays a launch */
+  const KNode *copy = bf16_copy_alone(c);
   c->k = add;
   rc_node_desc(c);
   rc_begin(c, rc_grid_rows(rows), CR_BLOCK);
@@ -186,9 +191,8 @@ static uint32_t render_add_norm(RCu *c, const Kernel *K) {
 static void r_rmsnorm(RCu *c) {
   int64_t rows, H;
   rows_h(c, &rows, &H);
-  bool w = c->k->n->nin > 1, only = false;
-  const KNode *copy = bf16_copy(c, &only);
-  if (copy && !only) c->next--, copy = NULL;
+  bool w = c->k->n->nin > 1;
+  const KNode *copy = bf16_copy_alone(c);
   rc_launch_out(c, rc_grid_rows(rows), CR_BLOCK, "ob", copy,
                 "cr_rmsnorm<%s>(%s, x0, %s, %" PRId64 "ll, %" PRId64 "ll, (float)%.9g)", tf(w), copy ? "ob" : "o", w ? "x1" : NUL,
                 rows, H, ir_get_float(c->k->n, ATTR_EPS));
