@@ -295,3 +295,5 @@ bool ir_norm_grad_params(const Node *g, const Node *p) {
   int dy = g->op == OP_LAYERNORM_GRAD_ADD ? g->nin - 2 : g->nin - 1;
   return p->in[0] == g->in[0] && p->in[1] == g->in[dy] && ir_get_float(p, ATTR_EPS) == ir_get_float(g, ATTR_EPS);
 }
+
+bool ir_kernel_follows(const Node *a, const Node *b) { return ir_siblings(a, b) || ir_norm_grad_params(a, b); }

@@ -286,6 +286,9 @@ bool ir_siblings(const Node *a, const Node *b);
  * kernel (with its layernorm_bgrad sibling), and a backend may compute the
  * parameter gradients in g's pass over x and dy. */
 bool ir_norm_grad_params(const Node *g, const Node *p);
+/* b, right after a, is computed in a's kernel: ir_siblings or ir_norm_grad_params (the partition joins
+ * them; sink keeps them adjacent). */
+bool ir_kernel_follows(const Node *a, const Node *b);
 
 /* ---- facts for --summary ------------------------------------------------- */
 

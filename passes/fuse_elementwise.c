@@ -83,7 +83,7 @@ Graph *pass_partition_kernels(const Graph *in, bool multi_tensor, Diag *d) {
     uint32_t K = IR_NONE;
     if (grp) {
       K = group_kernel[grp];
-    } else if (v > 0 && (ir_siblings(&g->nodes[v - 1], n) || ir_norm_grad_params(&g->nodes[v - 1], n))) {
+    } else if (v > 0 && ir_kernel_follows(&g->nodes[v - 1], n)) {
       K = kernel[v - 1]; /* attention_lse, layernorm_bgrad: the second output of their sibling's kernel; layernorm_wgrad:
                             its norm gradient's pass over x and dy */
     } else if (norm_of_sum(g, v, kernel, first, count) && open[kernel[n->in[0]]]) {

@@ -48,9 +48,6 @@
 #include "pass.h"
 #include "passes.h"
 
-/* b follows a in one kernel by construction (ir.h): a sibling pair, or a norm gradient and its parameter gradients */
-static bool joined(const Node *a, const Node *b) { return ir_siblings(a, b) || ir_norm_grad_params(a, b); }
-
 static int64_t node_bytes(const Graph *g, ValueId v) {
   const Node *n = &g->nodes[v];
   if (ir_ops[n->op].cls == OC_SOURCE) return 0;
@@ -120,7 +117,7 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
     if (hoisted[v]) continue;
     if (ir_ops[nd->op].cls == OC_SOURCE || is_out[v] || !nuse[v] || nd->op == OP_XENT_LINEAR_GRAD) continue;
     if (nd->op == OP_RESHAPE) continue; /* placed below */
-    if ((v > 0 && joined(&in->nodes[v - 1], nd)) || (v + 1 < n && joined(nd, &in->nodes[v + 1])))
+    if ((v > 0 && ir_kernel_follows(&in->nodes[v - 1], nd)) || (v + 1 < n && ir_kernel_follows(nd, &in->nodes[v + 1])))
       continue; /* siblings, a norm gradient and its parameter gradients: one kernel, kept adjacent */
     int64_t first = INT64_MAX;
     bool to_optimizer = false;
@@ -148,7 +145,7 @@ Graph *pass_sink(const Graph *in, PassCtx *cx) {
     const Node *nd = &in->nodes[v];
     if (nd->op != OP_RESHAPE || is_out[v] || ir_ops[in->nodes[nd->in[0]].op].cls == OC_SOURCE) continue;
     ValueId base = nd->in[0];
-    while (base + 1 < n && joined(&in->nodes[base], &in->nodes[base + 1])) base++; /* not inside such a group */
+    while (base + 1 < n && ir_kernel_follows(&in->nodes[base], &in->nodes[base + 1])) base++; /* not inside such a group */
     int64_t at = key[base] + 1;
     bool fits = at < key[v];
     for (uint32_t u = ustart[v]; u < ustart[v + 1]; u++) fits = fits && key[users[u]] > at;
